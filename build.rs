@@ -1,0 +1,27 @@
+//! Compiles the protos in `proto/` with protox (pure Rust, so no system `protoc` is needed)
+//! and writes the encoded file descriptor set that server reflection serves.
+
+use std::{env, path::PathBuf};
+
+const PROTOS: &[&str] = &[
+    "proto/missive/v1/resources.proto",
+    "proto/missive/v1/admin.proto",
+    "proto/missive/v1/conversations.proto",
+    "proto/missive/v1/messages.proto",
+    "proto/missive/v1/events.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    let descriptors = protox::compile(PROTOS, ["proto"])?;
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("missive_descriptor.bin"),
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! Missive's database schema as sea-orm migrations, one file per migration, each with a
+//! `down`. The server runs [`Migrator::up`] at start-up, so a fresh database is usable at
+//! once.
+//!
+//! Conventions every table follows: ids are prefixed, time-ordered strings; times are
+//! microseconds since the Unix epoch in a BIGINT (the same on SQLite and PostgreSQL, and
+//! exact); every row carries `account_id`, the tenant and future shard key.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_create_schema;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_create_schema::Migration)]
+    }
+}
