@@ -1,0 +1,77 @@
+//! EventService: the `Subscribe` stream.
+
+use std::pin::Pin;
+
+use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
+use tonic::{Request, Response, Status};
+
+use super::{ApiState, convert, pb, status::to_status};
+use crate::{
+    domain::{Error, error::Violations, events::EventFilter, ids},
+    events::{StreamItem, stream},
+};
+
+pub struct EventApi {
+    state: ApiState,
+}
+
+impl EventApi {
+    pub fn new(state: ApiState) -> Self {
+        Self { state }
+    }
+}
+
+/// A cursor from a request: empty for live only, else a non-negative log position.
+fn parse_cursor(value: &str) -> Result<stream::Start, Error> {
+    if value.is_empty() {
+        return Ok(stream::Start::Live);
+    }
+    value
+        .parse::<i64>()
+        .ok()
+        .filter(|cursor| *cursor >= 0)
+        .map(stream::Start::After)
+        .ok_or_else(|| Error::invalid("after", format!("{value:?} is not a cursor returned by Subscribe")))
+}
+
+fn parse_filter(request: &pb::SubscribeRequest) -> Result<EventFilter, Error> {
+    let mut violations = Violations::new();
+    let mut filter = EventFilter::default();
+    for (index, value) in request.types.iter().enumerate() {
+        if let Some(Some(kind)) = violations.check(convert::event_kind_from(&format!("types[{index}]"), *value)) {
+            filter.kinds.push(kind);
+        }
+    }
+    for (index, value) in request.conversation_ids.iter().enumerate() {
+        if let Some(id) = violations.check(ids::parse(&format!("conversation_ids[{index}]"), value, ids::CONVERSATION)) {
+            filter.conversation_ids.push(id);
+        }
+    }
+    violations.finish()?;
+    Ok(filter)
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::event_service_server::EventService for EventApi {
+    type SubscribeStream = EventStream;
+
+    async fn subscribe(&self, request: Request<pb::SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
+        let caller = self.state.caller(&request).await?;
+        let request = request.into_inner();
+        let result = async {
+            let start = parse_cursor(&request.after)?;
+            let filter = parse_filter(&request)?;
+            stream::open(self.state.streams.clone(), caller, start, filter).await
+        }
+        .await;
+        let receiver = result.map_err(to_status)?;
+        let events = ReceiverStream::new(receiver).map(|item| match item {
+            Ok(StreamItem::Event(event)) => Ok(convert::event(event)),
+            Ok(StreamItem::Heartbeat { position }) => Ok(convert::heartbeat(position)),
+            Err(err) => Err(to_status(err)),
+        });
+        Ok(Response::new(Box::pin(events)))
+    }
+}

@@ -1,0 +1,102 @@
+//! The one error type of the domain. Each variant says which gRPC code it becomes; the
+//! mapping itself lives in `api::status`.
+
+use std::fmt;
+
+/// One invalid field of a request, named by its path in the request message
+/// (`participants[1].user_id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self { field: field.into(), description: description.into() }
+    }
+}
+
+impl fmt::Display for FieldViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.description)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// INVALID_ARGUMENT, with a google.rpc.BadRequest naming every offending field.
+    #[error("invalid argument: {}", join(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    /// UNAUTHENTICATED: no key, a malformed key, an unknown or revoked key.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// PERMISSION_DENIED: the caller's role may not do this.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// NOT_FOUND: the resource does not exist or the caller may not see it (the two are
+    /// never told apart).
+    #[error("{kind} {id} not found")]
+    NotFound { kind: &'static str, id: String },
+    /// ALREADY_EXISTS: a unique value is taken.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// FAILED_PRECONDITION: the request is valid but the state does not allow it.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// UNAVAILABLE: the database cannot be reached; the call may be retried.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// INTERNAL: a bug or an unexpected storage failure. The cause is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn join(violations: &[FieldViolation]) -> String {
+    violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+impl Error {
+    /// INVALID_ARGUMENT for one field.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+
+    pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
+        Self::NotFound { kind, id: id.into() }
+    }
+}
+
+/// Collects the violations of one request so that all of them are reported at once.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+
+    /// Keeps the value of a check, or records its violations and returns `None`.
+    pub fn check<T>(&mut self, result: Result<T, Error>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(Error::InvalidArgument(mut violations)) => {
+                self.0.append(&mut violations);
+                None
+            }
+            Err(other) => {
+                self.0.push(FieldViolation::new("", other.to_string()));
+                None
+            }
+        }
+    }
+
+    /// `Ok` when nothing was recorded.
+    pub fn finish(self) -> Result<(), Error> {
+        if self.0.is_empty() { Ok(()) } else { Err(Error::InvalidArgument(self.0)) }
+    }
+}

@@ -1,0 +1,225 @@
+//! sea-orm entities, one module per table of `migrations/`. Relations are not declared:
+//! the queries that join tables build their joins explicitly in the module that owns them.
+
+macro_rules! no_relations {
+    () => {
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+    };
+}
+
+pub mod account {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "accounts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub name: String,
+        pub create_time: i64,
+    }
+
+    no_relations!();
+}
+
+pub mod user {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "users")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub account_id: String,
+        pub role: String,
+        pub display_name: String,
+        pub external_id: Option<String>,
+        pub email: String,
+        pub phone: String,
+        pub create_request_id: Option<String>,
+        pub create_time: i64,
+        pub update_time: i64,
+    }
+
+    no_relations!();
+}
+
+pub mod api_key {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "api_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub account_id: String,
+        pub user_id: String,
+        pub name: String,
+        pub prefix: String,
+        pub key_hash: String,
+        pub create_time: i64,
+        pub revoke_time: Option<i64>,
+    }
+
+    no_relations!();
+}
+
+pub mod conversation {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "conversations")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub account_id: String,
+        pub subject_kind: String,
+        pub subject_external_id: String,
+        pub subject_title: String,
+        /// JSON object of strings.
+        pub metadata: String,
+        pub creator_id: String,
+        pub create_request_id: Option<String>,
+        pub create_time: i64,
+        pub update_time: i64,
+        /// The sequence of the newest message; the next one gets this plus one.
+        pub message_sequence: i64,
+        pub last_message_id: Option<String>,
+        /// The newest message that is not a private note: what members see as the last one.
+        pub last_public_message_id: Option<String>,
+    }
+
+    no_relations!();
+}
+
+pub mod participant {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "participants")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub conversation_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        pub account_id: String,
+        pub label: String,
+        pub archived: bool,
+        /// Exactly the messages that count as unread for this user (see
+        /// `domain::messages::counts_for`), kept in the transaction of every change.
+        pub unread_count: i64,
+        pub join_time: i64,
+    }
+
+    no_relations!();
+}
+
+pub mod message {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "messages")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub account_id: String,
+        pub conversation_id: String,
+        pub sequence: i64,
+        pub sender_id: String,
+        pub kind: String,
+        pub content: String,
+        pub content_type: String,
+        /// JSON object, or NULL.
+        pub content_attributes: Option<String>,
+        pub private: bool,
+        pub direction: String,
+        /// JSON object of strings.
+        pub metadata: String,
+        pub send_request_id: Option<String>,
+        pub create_time: i64,
+        pub edit_time: Option<i64>,
+        pub delete_time: Option<i64>,
+    }
+
+    no_relations!();
+}
+
+pub mod attachment {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "attachments")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub account_id: String,
+        pub message_id: String,
+        pub position: i32,
+        pub filename: String,
+        pub media_type: String,
+        pub size_bytes: i64,
+        pub sha256: String,
+        pub data: Vec<u8>,
+    }
+
+    no_relations!();
+}
+
+pub mod message_read {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "message_reads")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub message_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        pub conversation_id: String,
+        pub read_time: i64,
+    }
+
+    no_relations!();
+}
+
+pub mod event {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "events")]
+    pub struct Model {
+        /// The subscriber's cursor. Within an account, sequence order is commit order.
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        pub account_id: String,
+        pub event_type: String,
+        pub conversation_id: Option<String>,
+        pub actor_id: String,
+        pub audience_user_id: Option<String>,
+        pub subject_user_id: Option<String>,
+        pub staff_only: bool,
+        pub create_time: i64,
+        /// `domain::events::EventPayload` as JSON.
+        pub payload: String,
+    }
+
+    no_relations!();
+}
+
+pub mod event_retention {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "event_retention")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub account_id: String,
+        /// Every event of the account up to this sequence has been pruned.
+        pub pruned_through: i64,
+    }
+
+    no_relations!();
+}

@@ -1,0 +1,175 @@
+//! The event log: appended in the transaction of the change it describes, read back in
+//! sequence order filtered to what a caller may see, pruned after the retention window.
+
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+    sea_query::{Expr, ExprTrait, OnConflict, Query},
+};
+
+use super::{
+    Store,
+    entities::{event, event_retention, participant},
+};
+use crate::domain::{
+    Caller, Error, Micros,
+    events::{Event, EventFilter, EventKind, EventPayload, NewEvent},
+};
+
+/// Events read from the log, and how far the log was scanned.
+#[derive(Debug)]
+pub struct EventBatch {
+    pub events: Vec<Event>,
+    /// Every event the caller may see up to this sequence is in `events` (or was in an
+    /// earlier batch): the cursor a client may resume from.
+    pub position: i64,
+}
+
+/// What one pruning pass removed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RetentionReport {
+    pub pruned_events: u64,
+}
+
+pub(super) async fn append(
+    txn: &DatabaseTransaction,
+    account_id: &str,
+    actor_id: &str,
+    now: Micros,
+    events: Vec<NewEvent>,
+) -> Result<(), Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut rows = Vec::with_capacity(events.len());
+    for new in events {
+        let payload = serde_json::to_string(&new.payload)
+            .map_err(|err| Error::Internal(format!("could not encode an event payload: {err}")))?;
+        rows.push(event::ActiveModel {
+            seq: NotSet,
+            account_id: Set(account_id.to_owned()),
+            event_type: Set(new.kind.as_str().to_owned()),
+            conversation_id: Set(new.conversation_id),
+            actor_id: Set(actor_id.to_owned()),
+            audience_user_id: Set(new.audience.only_user),
+            subject_user_id: Set(new.audience.also_user),
+            staff_only: Set(new.audience.staff_only),
+            create_time: Set(now),
+            payload: Set(payload),
+        });
+    }
+    event::Entity::insert_many(rows).exec_without_returning(txn).await?;
+    Ok(())
+}
+
+fn event_from_row(row: event::Model) -> Result<Event, Error> {
+    let payload: EventPayload = serde_json::from_str(&row.payload)
+        .map_err(|err| Error::Internal(format!("stored event {} has an unreadable payload: {err}", row.seq)))?;
+    Ok(Event {
+        seq: row.seq,
+        kind: EventKind::from_stored(&row.event_type)?,
+        create_time: row.create_time,
+        actor_id: row.actor_id,
+        conversation_id: row.conversation_id,
+        payload,
+    })
+}
+
+impl Store {
+    /// The newest sequence of the account's log, 0 when it is empty.
+    pub async fn event_head(&self, account_id: &str) -> Result<i64, Error> {
+        let head: Option<Option<i64>> = event::Entity::find()
+            .select_only()
+            .expr(Expr::col(event::Column::Seq).max())
+            .filter(event::Column::AccountId.eq(account_id))
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        Ok(head.flatten().unwrap_or(0))
+    }
+
+    /// Every event of the account up to this sequence has been pruned (0: none).
+    pub async fn pruned_through(&self, account_id: &str) -> Result<i64, Error> {
+        let row = event_retention::Entity::find_by_id(account_id.to_owned()).one(&self.db).await?;
+        Ok(row.map_or(0, |r| r.pruned_through))
+    }
+
+    /// Up to `limit` events after `after` that `caller` may see and `filter` selects.
+    pub async fn read_events(&self, caller: &Caller, after: i64, filter: &EventFilter, limit: u64) -> Result<EventBatch, Error> {
+        // Reading the head first bounds the scan: every event up to it has committed (the
+        // account's writers commit in sequence order), so the batch's position is safe to
+        // resume from even when the filter skipped everything.
+        let head = self.event_head(&caller.account_id).await?;
+        if head <= after {
+            return Ok(EventBatch { events: Vec::new(), position: after });
+        }
+        let mut find = event::Entity::find()
+            .filter(event::Column::AccountId.eq(&caller.account_id))
+            .filter(event::Column::Seq.gt(after))
+            .filter(event::Column::Seq.lte(head))
+            .filter(Condition::any().add(event::Column::AudienceUserId.is_null()).add(event::Column::AudienceUserId.eq(&caller.user_id)));
+        if !caller.is_staff() {
+            let own_conversations = Query::select()
+                .column(participant::Column::ConversationId)
+                .from(participant::Entity)
+                .and_where(Expr::col(participant::Column::UserId).eq(caller.user_id.clone()))
+                .to_owned();
+            find = find.filter(event::Column::StaffOnly.eq(false)).filter(
+                Condition::any()
+                    .add(event::Column::AudienceUserId.eq(&caller.user_id))
+                    .add(event::Column::SubjectUserId.eq(&caller.user_id))
+                    .add(event::Column::ConversationId.in_subquery(own_conversations)),
+            );
+        }
+        if !filter.kinds.is_empty() {
+            find = find.filter(event::Column::EventType.is_in(filter.kinds.iter().map(|k| k.as_str())));
+        }
+        if !filter.conversation_ids.is_empty() {
+            find = find.filter(event::Column::ConversationId.is_in(filter.conversation_ids.clone()));
+        }
+        let rows = find.order_by_asc(event::Column::Seq).limit(limit).all(&self.db).await?;
+        let position = if rows.len() as u64 == limit { rows.last().map_or(head, |r| r.seq) } else { head };
+        let events = rows.into_iter().map(event_from_row).collect::<Result<_, _>>()?;
+        Ok(EventBatch { events, position })
+    }
+
+    /// Deletes the events created before `cutoff` and records, per account, how far the
+    /// log was pruned, so that a cursor from before then is told to resync.
+    pub async fn prune_events(&self, cutoff: Micros) -> Result<RetentionReport, Error> {
+        let expired: Vec<(String, Option<i64>)> = event::Entity::find()
+            .select_only()
+            .column(event::Column::AccountId)
+            .expr(Expr::col(event::Column::Seq).max())
+            .filter(event::Column::CreateTime.lt(cutoff))
+            .group_by(event::Column::AccountId)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut report = RetentionReport::default();
+        for (account_id, through) in expired {
+            let Some(through) = through else { continue };
+            let txn = self.db.begin().await?;
+            event_retention::Entity::insert(event_retention::ActiveModel {
+                account_id: Set(account_id.clone()),
+                pruned_through: Set(through),
+            })
+            .on_conflict(
+                OnConflict::column(event_retention::Column::AccountId)
+                    .update_column(event_retention::Column::PrunedThrough)
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+            let deleted = event::Entity::delete_many()
+                .filter(event::Column::AccountId.eq(&account_id))
+                .filter(event::Column::Seq.lte(through))
+                .exec(&txn)
+                .await?;
+            txn.commit().await?;
+            report.pruned_events += deleted.rows_affected;
+        }
+        Ok(report)
+    }
+}
+
