@@ -77,7 +77,8 @@ fn event_from_row(row: event::Model) -> Result<Event, Error> {
 }
 
 impl Store {
-    /// The newest sequence of the account's log, 0 when it is empty.
+    /// The newest sequence of the account's log: its newest event, or where pruning left
+    /// off when everything was pruned, 0 for an account without events.
     pub async fn event_head(&self, account_id: &str) -> Result<i64, Error> {
         let head: Option<Option<i64>> = event::Entity::find()
             .select_only()
@@ -86,7 +87,10 @@ impl Store {
             .into_tuple()
             .one(&self.db)
             .await?;
-        Ok(head.flatten().unwrap_or(0))
+        match head.flatten() {
+            Some(head) => Ok(head),
+            None => self.pruned_through(account_id).await,
+        }
     }
 
     /// Every event of the account up to this sequence has been pruned (0: none).

@@ -1,0 +1,256 @@
+//! ConversationService: create, read, list with filters, update, participants, archive,
+//! delete.
+
+use std::collections::HashMap;
+
+use missive::api::pb;
+use prost_types::FieldMask;
+use tonic::Code;
+
+use crate::helpers::{TestApp, TestUser, assert_code, authed, spawn_app, text};
+
+async fn list(app: &TestApp, user: &TestUser, request: pb::ListConversationsRequest) -> pb::ListConversationsResponse {
+    app.conversations().list_conversations(authed(&user.key, request)).await.unwrap().into_inner()
+}
+
+fn ids(conversations: &[pb::Conversation]) -> Vec<String> {
+    conversations.iter().map(|c| c.id.clone()).collect()
+}
+
+#[tokio::test]
+async fn a_conversation_starts_with_its_participants_subject_and_first_message() {
+    let app = spawn_app().await;
+    let buyer = app.member("buyer").await;
+    let seller = app.member("seller").await;
+
+    let created = app
+        .conversations()
+        .create_conversation(authed(
+            &buyer.key,
+            pb::CreateConversationRequest {
+                participants: vec![pb::NewParticipant { user_id: seller.id.clone(), label: "seller".into() }],
+                subject: Some(pb::Subject { kind: "listing".into(), external_id: "lst_abc".into(), title: "2021 Volvo FH 500".into() }),
+                metadata: HashMap::from([("offer_id".to_string(), "42".to_string())]),
+                first_message: Some(text("", "Is this vehicle still available?")),
+                caller_label: "buyer".into(),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+
+    let conversation = created.conversation.unwrap();
+    let first = created.first_message.unwrap();
+    assert!(conversation.id.starts_with("conv_"));
+    assert_eq!(conversation.subject.as_ref().unwrap().external_id, "lst_abc");
+    assert_eq!(conversation.metadata["offer_id"], "42");
+    let mut labels: Vec<(String, String)> = conversation.participants.iter().map(|p| (p.label.clone(), p.user_id.clone())).collect();
+    labels.sort();
+    assert_eq!(labels, vec![("buyer".into(), buyer.id.clone()), ("seller".into(), seller.id.clone())]);
+    assert_eq!(conversation.caller_label, "buyer");
+    assert_eq!(first.content, "Is this vehicle still available?");
+    assert_eq!(first.sequence, 1);
+    assert_eq!(first.direction, pb::Direction::Incoming as i32);
+    assert_eq!(conversation.last_message.unwrap().id, first.id);
+    assert_eq!(conversation.unread_count, 0, "the sender has nothing unread");
+
+    let for_seller = app.get_conversation(&seller, &conversation.id).await.unwrap();
+    assert_eq!(for_seller.unread_count, 1);
+    assert_eq!(for_seller.caller_label, "seller");
+    assert_eq!(app.unread(&seller).await, (1, 1));
+}
+
+#[tokio::test]
+async fn a_retried_create_with_the_same_request_id_returns_the_first_conversation() {
+    let app = spawn_app().await;
+    let buyer = app.member("buyer").await;
+    let seller = app.member("seller").await;
+    let request = || {
+        authed(
+            &buyer.key,
+            pb::CreateConversationRequest {
+                participants: vec![pb::NewParticipant { user_id: seller.id.clone(), label: "seller".into() }],
+                first_message: Some(text("", "hello")),
+                request_id: "create-1".into(),
+                ..Default::default()
+            },
+        )
+    };
+
+    let first = app.conversations().create_conversation(request()).await.unwrap().into_inner();
+    let retried = app.conversations().create_conversation(request()).await.unwrap().into_inner();
+
+    assert_eq!(first.conversation.as_ref().unwrap().id, retried.conversation.as_ref().unwrap().id);
+    assert_eq!(first.first_message.as_ref().unwrap().id, retried.first_message.as_ref().unwrap().id);
+    assert_eq!(list(&app, &seller, Default::default()).await.total_size, 1);
+    assert_eq!(app.unread(&seller).await, (1, 1), "the retry sent nothing twice");
+}
+
+#[tokio::test]
+async fn listing_filters_by_status_label_and_subject_with_a_summary() {
+    let app = spawn_app().await;
+    let me = app.member("me").await;
+    let other = app.member("other").await;
+    let as_buyer = app.conversation(&other, &[(&me, "buyer")]).await;
+    let as_seller = app.conversation(&other, &[(&me, "seller")]).await;
+    let archived = app.conversation(&other, &[(&me, "buyer")]).await;
+    app.send(&other, &as_buyer.id, "unread for me").await;
+    app.send(&other, &archived.id, "unread but archived").await;
+    app.conversations().archive_conversation(authed(&me.key, pb::ArchiveConversationRequest { id: archived.id.clone() })).await.unwrap();
+    app.conversations()
+        .update_conversation(authed(
+            &other.key,
+            pb::UpdateConversationRequest {
+                conversation: Some(pb::Conversation {
+                    id: as_seller.id.clone(),
+                    subject: Some(pb::Subject { kind: "listing".into(), external_id: "lst_9".into(), title: String::new() }),
+                    ..Default::default()
+                }),
+                update_mask: Some(FieldMask { paths: vec!["subject.kind".into(), "subject.external_id".into()] }),
+            },
+        ))
+        .await
+        .unwrap();
+
+    let active = list(&app, &me, Default::default()).await;
+    assert_eq!(ids(&active.conversations), vec![as_seller.id.clone(), as_buyer.id.clone()], "newest activity first");
+    assert_eq!(active.summary, Some(pb::ConversationSummary { total: 2, unread: 1 }));
+    let status = |status: pb::ConversationStatus| pb::ListConversationsRequest { status: status as i32, ..Default::default() };
+    assert_eq!(ids(&list(&app, &me, status(pb::ConversationStatus::Unread)).await.conversations), vec![as_buyer.id.clone()]);
+    assert_eq!(ids(&list(&app, &me, status(pb::ConversationStatus::Read)).await.conversations), vec![as_seller.id.clone()]);
+    assert_eq!(ids(&list(&app, &me, status(pb::ConversationStatus::Archived)).await.conversations), vec![archived.id.clone()]);
+    assert_eq!(list(&app, &me, status(pb::ConversationStatus::All)).await.total_size, 3);
+    let buyer_side = list(&app, &me, pb::ListConversationsRequest { label: "buyer".into(), ..Default::default() }).await;
+    assert_eq!(ids(&buyer_side.conversations), vec![as_buyer.id.clone()]);
+    let about_listing = list(
+        &app,
+        &me,
+        pb::ListConversationsRequest { subject_kind: "listing".into(), subject_external_id: "lst_9".into(), ..Default::default() },
+    )
+    .await;
+    assert_eq!(ids(&about_listing.conversations), vec![as_seller.id.clone()]);
+    let item = &active.conversations[1];
+    assert_eq!(item.unread_count, 1);
+    assert_eq!(item.last_message.as_ref().unwrap().content, "unread for me");
+    assert_eq!(app.unread(&me).await, (1, 1), "archived conversations are left out of the unread count");
+}
+
+#[tokio::test]
+async fn archiving_is_per_user_and_reversible() {
+    let app = spawn_app().await;
+    let buyer = app.member("buyer").await;
+    let seller = app.member("seller").await;
+    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+
+    let archived = app
+        .conversations()
+        .archive_conversation(authed(&buyer.key, pb::ArchiveConversationRequest { id: conversation.id.clone() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(archived.archived);
+    assert!(!app.get_conversation(&seller, &conversation.id).await.unwrap().archived);
+
+    let unarchived = app
+        .conversations()
+        .unarchive_conversation(authed(&buyer.key, pb::UnarchiveConversationRequest { id: conversation.id.clone() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!unarchived.archived);
+    let agent = app.agent("agent").await;
+    assert_code(
+        app.conversations().archive_conversation(authed(&agent.key, pb::ArchiveConversationRequest { id: conversation.id.clone() })).await,
+        Code::FailedPrecondition,
+    );
+}
+
+#[tokio::test]
+async fn staff_add_and_remove_participants_and_a_newcomer_counts_the_history_as_unread() {
+    let app = spawn_app().await;
+    let lead = app.member("lead").await;
+    let agent = app.agent("agent").await;
+    let sales_rep = app.member("sales rep").await;
+    let conversation = app.conversation(&agent, &[(&lead, "lead"), (&agent, "agent")]).await;
+    app.send(&lead, &conversation.id, "one").await;
+    app.send(&lead, &conversation.id, "two").await;
+
+    let added = app
+        .conversations()
+        .add_participant(authed(
+            &agent.key,
+            pb::AddParticipantRequest {
+                conversation_id: conversation.id.clone(),
+                participant: Some(pb::NewParticipant { user_id: sales_rep.id.clone(), label: "sales_rep".into() }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(added.participants.len(), 3);
+    assert_eq!(app.get_conversation(&sales_rep, &conversation.id).await.unwrap().unread_count, 2);
+    assert_code(
+        app.conversations()
+            .add_participant(authed(
+                &agent.key,
+                pb::AddParticipantRequest {
+                    conversation_id: conversation.id.clone(),
+                    participant: Some(pb::NewParticipant { user_id: sales_rep.id.clone(), label: "again".into() }),
+                },
+            ))
+            .await,
+        Code::AlreadyExists,
+    );
+
+    let removed = app
+        .conversations()
+        .remove_participant(authed(&agent.key, pb::RemoveParticipantRequest { conversation_id: conversation.id.clone(), user_id: lead.id.clone() }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut remaining: Vec<String> = removed.participants.iter().map(|p| p.user_id.clone()).collect();
+    remaining.sort();
+    assert_eq!(remaining, vec![agent.id.clone(), sales_rep.id.clone()]);
+    assert_code(app.get_conversation(&lead, &conversation.id).await, Code::NotFound);
+    app.assert_no_unread_drift().await;
+}
+
+#[tokio::test]
+async fn deleting_a_conversation_removes_it_and_its_messages_for_good() {
+    let app = spawn_app().await;
+    let buyer = app.member("buyer").await;
+    let seller = app.member("seller").await;
+    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    let message = app.send(&buyer, &conversation.id, "soon gone").await;
+
+    app.conversations().delete_conversation(authed(&app.admin.key, pb::DeleteConversationRequest { id: conversation.id.clone() })).await.unwrap();
+
+    assert_code(app.get_conversation(&app.admin, &conversation.id).await, Code::NotFound);
+    assert_code(
+        app.messages().get_message(authed(&app.admin.key, pb::GetMessageRequest { id: message.id, view: 0 })).await,
+        Code::NotFound,
+    );
+    assert_eq!(app.unread(&seller).await, (0, 0));
+}
+
+#[tokio::test]
+async fn the_full_view_expands_participants_users() {
+    let app = spawn_app().await;
+    let buyer = app.member("Jane").await;
+    let seller = app.member("ABC Trucks").await;
+    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+
+    let basic = app.get_conversation(&buyer, &conversation.id).await.unwrap();
+    let full = app
+        .conversations()
+        .get_conversation(authed(&buyer.key, pb::GetConversationRequest { id: conversation.id.clone(), view: pb::View::Full as i32 }))
+        .await
+        .unwrap()
+        .into_inner();
+
+    assert!(basic.participants.iter().all(|p| p.user.is_none()));
+    let mut names: Vec<String> = full.participants.iter().map(|p| p.user.as_ref().unwrap().display_name.clone()).collect();
+    names.sort();
+    assert_eq!(names, vec!["ABC Trucks".to_string(), "Jane".to_string()]);
+}

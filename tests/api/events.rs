@@ -1,0 +1,353 @@
+//! Subscribe: replay from a cursor then live, no gap, no duplicate, in order, filtered to
+//! what the caller may see.
+
+use std::{collections::HashSet, sync::atomic::Ordering, time::Duration};
+
+use missive::{api::pb, domain::users::Role, events::StreamSettings};
+use tonic::{Code, Streaming};
+
+use crate::helpers::{TestApp, TestUser, assert_code, assert_invalid, authed, bootstrap_user, spawn_app, spawn_app_with, text};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn subscribe(app: &TestApp, user: &TestUser, after: &str) -> Streaming<pb::Event> {
+    app.events()
+        .subscribe(authed(&user.key, pb::SubscribeRequest { after: after.into(), ..Default::default() }))
+        .await
+        .expect("subscribe")
+        .into_inner()
+}
+
+/// The next `count` events that are not heartbeats.
+async fn next_events(stream: &mut Streaming<pb::Event>, count: usize) -> Vec<pb::Event> {
+    let mut events = Vec::new();
+    while events.len() < count {
+        let event = tokio::time::timeout(WAIT, stream.message())
+            .await
+            .unwrap_or_else(|_| panic!("timed out after {} of {count} events", events.len()))
+            .expect("a healthy stream")
+            .expect("an open stream");
+        if event.r#type != pb::EventType::Heartbeat as i32 {
+            events.push(event);
+        }
+    }
+    events
+}
+
+fn types(events: &[pb::Event]) -> Vec<pb::EventType> {
+    events.iter().map(|e| pb::EventType::try_from(e.r#type).unwrap()).collect()
+}
+
+fn cursors(events: &[pb::Event]) -> Vec<i64> {
+    events.iter().map(|e| e.cursor.parse().unwrap()).collect()
+}
+
+fn message_content(event: &pb::Event) -> String {
+    match &event.payload {
+        Some(pb::event::Payload::Message(message)) => message.content.clone(),
+        other => panic!("not a message event: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_live_stream_starts_with_its_cursor_then_delivers_changes() {
+    let app = spawn_app().await;
+    let buyer = app.member("buyer").await;
+    let seller = app.member("seller").await;
+    let mut stream = subscribe(&app, &seller, "").await;
+    let first = tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
+    assert_eq!(first.r#type, pb::EventType::Heartbeat as i32);
+
+    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    let sent = app.send(&buyer, &conversation.id, "hello").await;
+    app.conversations()
+        .mark_read(authed(&seller.key, pb::MarkReadRequest { conversation_id: conversation.id.clone(), message_ids: vec![] }))
+        .await
+        .unwrap();
+
+    let events = next_events(&mut stream, 3).await;
+    assert_eq!(types(&events), vec![pb::EventType::ConversationCreated, pb::EventType::MessageCreated, pb::EventType::MessagesRead]);
+    assert!(cursors(&events)[0] > first.cursor.parse::<i64>().unwrap());
+    assert_eq!(events[1].actor_id, buyer.id);
+    assert_eq!(events[1].conversation_id, conversation.id);
+    assert_eq!(message_content(&events[1]), "hello");
+    let Some(pb::event::Payload::MessagesRead(read)) = &events[2].payload else { panic!("{:?}", events[2]) };
+    assert_eq!((read.user_id.clone(), read.message_ids.clone(), read.unread_count), (seller.id.clone(), vec![sent.id], 0));
+}
+
+#[tokio::test]
+async fn resuming_from_the_last_cursor_delivers_exactly_what_was_missed() {
+    let app = spawn_app().await;
+    let buyer = app.member("buyer").await;
+    let seller = app.member("seller").await;
+    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    let mut stream = subscribe(&app, &seller, "0").await;
+    let seen = next_events(&mut stream, 1).await;
+    let cursor = seen[0].cursor.clone();
+    drop(stream);
+
+    let mut missed = Vec::new();
+    for index in 0..12 {
+        missed.push(app.send(&buyer, &conversation.id, &format!("while away {index}")).await.id);
+    }
+    app.conversations()
+        .mark_read(authed(&seller.key, pb::MarkReadRequest { conversation_id: conversation.id.clone(), message_ids: missed[..3].to_vec() }))
+        .await
+        .unwrap();
+
+    let mut resumed = subscribe(&app, &seller, &cursor).await;
+    let events = next_events(&mut resumed, 13).await;
+    let contents: Vec<String> = events[..12].iter().map(message_content).collect();
+    assert_eq!(contents, (0..12).map(|i| format!("while away {i}")).collect::<Vec<_>>());
+    assert_eq!(types(&events[12..]), vec![pb::EventType::MessagesRead]);
+    let positions = cursors(&events);
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "in cursor order: {positions:?}");
+    assert!(positions[0] > cursor.parse::<i64>().unwrap());
+
+    // And then live, with no duplicate at the hand-over.
+    app.send(&buyer, &conversation.id, "live").await;
+    let live = next_events(&mut resumed, 1).await;
+    assert_eq!(message_content(&live[0]), "live");
+    assert!(cursors(&live)[0] > *positions.last().unwrap());
+}
+
+#[tokio::test]
+async fn concurrent_senders_are_delivered_once_each_in_cursor_order() {
+    let app = spawn_app().await;
+    let agent = app.agent("agent").await;
+    let mut members = Vec::new();
+    for index in 0..4 {
+        members.push(app.member(&format!("m{index}")).await);
+    }
+    let mut conversations = Vec::new();
+    for member in &members {
+        conversations.push(app.conversation(member, &[(&agent, "agent")]).await.id);
+    }
+    let mut stream = subscribe(&app, &agent, "0").await;
+    let created = next_events(&mut stream, 4).await;
+    assert_eq!(types(&created), vec![pb::EventType::ConversationCreated; 4]);
+
+    let per_sender = 15;
+    let mut tasks = Vec::new();
+    for (member, conversation_id) in members.iter().zip(&conversations) {
+        let (client, member, conversation_id) = (app.messages(), member.clone(), conversation_id.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut client = client;
+            for index in 0..per_sender {
+                client.send_message(authed(&member.key, text(&conversation_id, &format!("{} {index}", member.id)))).await.unwrap();
+            }
+        }));
+    }
+
+    let events = next_events(&mut stream, members.len() * per_sender).await;
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let positions = cursors(&events);
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "strictly increasing cursors");
+    let contents: HashSet<String> = events.iter().map(message_content).collect();
+    assert_eq!(contents.len(), members.len() * per_sender, "every message exactly once");
+    for member in &members {
+        let own: Vec<String> = events.iter().map(message_content).filter(|c| c.starts_with(&member.id)).collect();
+        assert_eq!(own, (0..per_sender).map(|i| format!("{} {i}", member.id)).collect::<Vec<_>>(), "each sender's order kept");
+    }
+}
+
+#[tokio::test]
+async fn a_member_sees_only_its_conversations_and_never_a_private_note() {
+    let app = spawn_app().await;
+    let customer = app.member("customer").await;
+    let other_customer = app.member("other customer").await;
+    let agent = app.agent("agent").await;
+    let supervisor = app.agent("supervisor").await;
+    let mine = app.conversation(&agent, &[(&customer, "customer"), (&agent, "agent"), (&supervisor, "supervisor")]).await;
+    let theirs = app.conversation(&agent, &[(&other_customer, "customer"), (&agent, "agent")]).await;
+    app.send(&agent, &theirs.id, "not for you").await;
+    let mut note = text(&mine.id, "internal note");
+    note.private = true;
+    let note = app.send_request(&agent, note).await.unwrap();
+    // The supervisor reads the note: that the note was read is staff's business too.
+    app.conversations()
+        .mark_read(authed(&supervisor.key, pb::MarkReadRequest { conversation_id: mine.id.clone(), message_ids: vec![] }))
+        .await
+        .unwrap();
+    app.messages().delete_message(authed(&agent.key, pb::DeleteMessageRequest { id: note.id })).await.unwrap();
+    app.conversations().archive_conversation(authed(&agent.key, pb::ArchiveConversationRequest { id: mine.id.clone() })).await.unwrap();
+    app.send(&agent, &mine.id, "for you").await;
+
+    let mut stream = subscribe(&app, &customer, "0").await;
+    let events = next_events(&mut stream, 2).await;
+    assert_eq!(types(&events), vec![pb::EventType::ConversationCreated, pb::EventType::MessageCreated]);
+    assert!(events.iter().all(|e| e.conversation_id == mine.id));
+    assert_eq!(message_content(&events[1]), "for you");
+    // Nothing else is pending: the next thing is a heartbeat-free silence, proven by a
+    // marker event arriving next.
+    app.send(&agent, &mine.id, "marker").await;
+    assert_eq!(message_content(&next_events(&mut stream, 1).await[0]), "marker");
+
+    let mut staff_stream = subscribe(&app, &agent, "0").await;
+    let staff_events = next_events(&mut staff_stream, 9).await;
+    assert_eq!(
+        types(&staff_events),
+        vec![
+            pb::EventType::ConversationCreated,
+            pb::EventType::ConversationCreated,
+            pb::EventType::MessageCreated,
+            pb::EventType::MessageCreated,
+            pb::EventType::MessagesRead,
+            pb::EventType::MessageDeleted,
+            pb::EventType::ConversationArchived,
+            pb::EventType::MessageCreated,
+            pb::EventType::MessageCreated,
+        ]
+    );
+}
+
+#[tokio::test]
+async fn accounts_never_see_each_others_events() {
+    let app = spawn_app().await;
+    let other_account = app.store.create_account("other").await.unwrap();
+    let other_admin = bootstrap_user(&app.store, &other_account, Role::Admin, "other admin").await;
+    let member = app.member("member").await;
+    app.conversation(&app.admin, &[(&member, "member")]).await;
+
+    let mut mine = subscribe(&app, &app.admin, "0").await;
+    let mut theirs = subscribe(&app, &other_admin, "0").await;
+    assert_eq!(types(&next_events(&mut mine, 1).await), vec![pb::EventType::ConversationCreated]);
+
+    let other_member = bootstrap_user(&app.store, &other_account, Role::Member, "other member").await;
+    let theirs_conversation = app.conversation(&other_admin, &[(&other_member, "member")]).await;
+    let events = next_events(&mut theirs, 1).await;
+    assert_eq!(events[0].conversation_id, theirs_conversation.id, "their first event is their own");
+}
+
+#[tokio::test]
+async fn filters_select_event_types_and_conversations() {
+    let app = spawn_app().await;
+    let buyer = app.member("buyer").await;
+    let seller = app.member("seller").await;
+    let first = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    let second = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    app.send(&buyer, &first.id, "in first").await;
+    app.send(&buyer, &second.id, "in second").await;
+
+    let mut stream = app
+        .events()
+        .subscribe(authed(
+            &seller.key,
+            pb::SubscribeRequest {
+                after: "0".into(),
+                types: vec![pb::EventType::MessageCreated as i32],
+                conversation_ids: vec![second.id.clone()],
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+
+    let events = next_events(&mut stream, 1).await;
+    assert_eq!(message_content(&events[0]), "in second");
+}
+
+#[tokio::test]
+async fn an_idle_stream_gets_heartbeats_with_a_resumable_cursor() {
+    let app = spawn_app_with(|config| config.heartbeat_interval = Duration::from_millis(200)).await;
+    let member = app.member("member").await;
+    let other = app.member("other").await;
+    let conversation = app.conversation(&other, &[(&member, "buyer")]).await;
+    let mut stream = subscribe(&app, &member, "0").await;
+    next_events(&mut stream, 1).await;
+
+    let heartbeat = tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
+    assert_eq!(heartbeat.r#type, pb::EventType::Heartbeat as i32);
+    let second = tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
+    assert_eq!(second.r#type, pb::EventType::Heartbeat as i32);
+
+    app.send(&other, &conversation.id, "after the heartbeat").await;
+    let mut resumed = subscribe(&app, &member, &heartbeat.cursor).await;
+    assert_eq!(message_content(&next_events(&mut resumed, 1).await[0]), "after the heartbeat");
+}
+
+#[tokio::test]
+async fn a_stalled_subscriber_neither_slows_senders_nor_grows_the_server_buffer() {
+    let app = spawn_app().await;
+    let buyer = app.member("buyer").await;
+    let seller = app.member("seller").await;
+    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    // Subscribes and then reads nothing while a burst of large messages goes by.
+    let mut stalled = subscribe(&app, &seller, "0").await;
+    let big = "x".repeat(30_000);
+    let burst = 300;
+
+    let started = std::time::Instant::now();
+    for index in 0..burst {
+        app.send(&buyer, &conversation.id, &format!("{index} {big}")).await;
+    }
+    let burst_time = started.elapsed();
+
+    // What the server holds for the stalled stream is its bounded queue: never the burst.
+    let settings = StreamSettings::default();
+    let peak = app.stream_stats.peak_queued.load(Ordering::Relaxed);
+    assert!(peak <= settings.queue_capacity, "peak queue {peak} exceeds {}", settings.queue_capacity);
+    assert!(burst_time < Duration::from_secs(60), "senders were not held up: {burst_time:?}");
+
+    // The subscriber catches up from the log with nothing lost.
+    let events = next_events(&mut stalled, burst + 1).await;
+    let contents: Vec<String> = events[1..].iter().map(|e| message_content(e).split(' ').next().unwrap().to_string()).collect();
+    assert_eq!(contents, (0..burst).map(|i| i.to_string()).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_bad_or_future_cursor_is_invalid() {
+    let app = spawn_app().await;
+    let member = app.member("member").await;
+    for after in ["yesterday", "-5", "999999"] {
+        let request = pb::SubscribeRequest { after: after.into(), ..Default::default() };
+        assert_invalid(app.events().subscribe(authed(&member.key, request)).await, "after");
+    }
+    let bad_filter = pb::SubscribeRequest { types: vec![42], ..Default::default() };
+    assert_invalid(app.events().subscribe(authed(&member.key, bad_filter)).await, "types[0]");
+}
+
+#[tokio::test]
+async fn a_cursor_older_than_the_retention_window_must_resync() {
+    let app = spawn_app_with(|config| {
+        config.event_retention = Duration::from_millis(300);
+        config.event_prune_interval = Duration::from_millis(100);
+    })
+    .await;
+    let buyer = app.member("buyer").await;
+    let seller = app.member("seller").await;
+    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    app.send(&buyer, &conversation.id, "old news").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    let status = assert_code(
+        app.events().subscribe(authed(&seller.key, pb::SubscribeRequest { after: "0".into(), ..Default::default() })).await,
+        Code::FailedPrecondition,
+    );
+    assert!(status.message().contains("resync"), "{status:?}");
+
+    // Without a cursor the client starts again from now.
+    let mut fresh = subscribe(&app, &seller, "").await;
+    let first = tokio::time::timeout(WAIT, fresh.message()).await.unwrap().unwrap().unwrap();
+    assert_eq!(first.r#type, pb::EventType::Heartbeat as i32);
+    app.send(&buyer, &conversation.id, "new").await;
+    assert_eq!(message_content(&next_events(&mut fresh, 1).await[0]), "new");
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_frees_its_stream() {
+    let app = spawn_app().await;
+    let member = app.member("member").await;
+    let stream = subscribe(&app, &member, "").await;
+    assert_eq!(app.stream_stats.active.load(Ordering::Relaxed), 1);
+
+    drop(stream);
+
+    let deadline = std::time::Instant::now() + WAIT;
+    while app.stream_stats.active.load(Ordering::Relaxed) != 0 {
+        assert!(std::time::Instant::now() < deadline, "the stream's task is still running");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

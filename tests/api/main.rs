@@ -1,0 +1,14 @@
+//! Black-box tests: a real server on 127.0.0.1:0 over a fresh database per test (SQLite by
+//! default, PostgreSQL when MISSIVE_TEST_DATABASE_URL names one), driven by the generated
+//! tonic clients.
+
+mod admin;
+mod authorization;
+mod conversations;
+mod events;
+mod helpers;
+mod messages;
+mod operations;
+mod pagination;
+mod unread;
+mod validation;

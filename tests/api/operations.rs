@@ -1,0 +1,86 @@
+//! What operators and tools rely on: health, reflection, grpc-web, graceful shutdown.
+
+use std::time::Duration;
+
+use missive::api::pb;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_stream::StreamExt;
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+use tonic_reflection::pb::v1::{
+    ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
+    server_reflection_response::MessageResponse,
+};
+
+use crate::helpers::{authed, spawn_app};
+
+#[tokio::test]
+async fn the_health_service_reports_serving() {
+    let app = spawn_app().await;
+    let mut health = HealthClient::new(app.channel.clone());
+
+    for service in ["", "missive.v1.MessageService", "missive.v1.ConversationService"] {
+        let response = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
+        assert_eq!(response.status, ServingStatus::Serving as i32, "{service}");
+    }
+}
+
+#[tokio::test]
+async fn reflection_lists_every_service() {
+    let app = spawn_app().await;
+    let mut reflection = ServerReflectionClient::new(app.channel.clone());
+    let request = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+
+    let mut responses = reflection.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
+    let response = responses.next().await.unwrap().unwrap();
+
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else { panic!("{response:?}") };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    for expected in [
+        "grpc.health.v1.Health",
+        "missive.v1.AdminService",
+        "missive.v1.ConversationService",
+        "missive.v1.EventService",
+        "missive.v1.MessageService",
+    ] {
+        assert!(names.contains(&expected.to_string()), "{expected} missing from {names:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_browser_can_call_over_grpc_web() {
+    let app = spawn_app().await;
+    let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    // An empty HealthCheckRequest in one grpc-web frame: flag 0, length 0.
+    let request = format!(
+        "POST /grpc.health.v1.Health/Check HTTP/1.1\r\nhost: {}\r\ncontent-type: application/grpc-web+proto\r\n\
+         x-grpc-web: 1\r\ncontent-length: 5\r\nconnection: close\r\n\r\n",
+        app.addr
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    socket.write_all(&[0, 0, 0, 0, 0]).await.unwrap();
+
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut response)).await.unwrap().unwrap();
+    let response = String::from_utf8_lossy(&response);
+
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("application/grpc-web"), "{response}");
+    assert!(response.contains("grpc-status:0"), "the trailer frame carries an OK status: {response}");
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_streams_cleanly_and_in_time() {
+    let app = spawn_app().await;
+    let member = app.member("member").await;
+    let mut stream = app.events().subscribe(authed(&member.key, pb::SubscribeRequest::default())).await.unwrap().into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    assert_eq!(first.r#type, pb::EventType::Heartbeat as i32);
+
+    let started = std::time::Instant::now();
+    app.shutdown().await;
+
+    let end = tokio::time::timeout(Duration::from_secs(5), stream.message()).await.expect("the stream ends");
+    assert!(matches!(end, Ok(None)), "a clean end of stream, got {end:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

@@ -1,0 +1,146 @@
+//! Bad input gets INVALID_ARGUMENT with a google.rpc.BadRequest naming the field, and
+//! changes nothing.
+
+use std::collections::HashMap;
+
+use missive::api::pb;
+use tonic::Code;
+
+use crate::helpers::{assert_code, assert_invalid, authed, spawn_app, spawn_app_with, text, violated_fields};
+
+#[tokio::test]
+async fn message_content_must_be_present_and_bounded() {
+    let app = spawn_app().await;
+    let buyer = app.member("buyer").await;
+    let seller = app.member("seller").await;
+    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+
+    assert_invalid(app.send_request(&buyer, text(&conversation.id, "")).await, "content");
+    assert_invalid(app.send_request(&buyer, text(&conversation.id, "   ")).await, "content");
+    assert_invalid(app.send_request(&buyer, text(&conversation.id, &"x".repeat(32 * 1024 + 1))).await, "content");
+    let no_attachment = pb::SendMessageRequest { kind: pb::MessageKind::Image as i32, ..text(&conversation.id, "") };
+    assert_invalid(app.send_request(&buyer, no_attachment).await, "attachments");
+    let too_much_metadata = pb::SendMessageRequest {
+        metadata: (0..65).map(|i| (format!("k{i}"), "v".to_string())).collect::<HashMap<_, _>>(),
+        ..text(&conversation.id, "hi")
+    };
+    assert_invalid(app.send_request(&buyer, too_much_metadata).await, "metadata");
+
+    let listed = app
+        .messages()
+        .list_messages(authed(&seller.key, pb::ListMessagesRequest { conversation_id: conversation.id.clone(), ..Default::default() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.total_size, 0, "nothing was stored");
+}
+
+#[tokio::test]
+async fn an_attachment_over_the_configured_limit_is_rejected() {
+    let app = spawn_app_with(|config| config.max_attachment_bytes = 1024).await;
+    let buyer = app.member("buyer").await;
+    let seller = app.member("seller").await;
+    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    let attachment = |size: usize| pb::NewAttachment { filename: "f.bin".into(), media_type: "application/octet-stream".into(), data: vec![7; size] };
+
+    let too_big = pb::SendMessageRequest {
+        kind: pb::MessageKind::Document as i32,
+        attachments: vec![attachment(1024), attachment(1025)],
+        ..text(&conversation.id, "")
+    };
+    assert_invalid(app.send_request(&buyer, too_big).await, "attachments[1].data");
+    let bad_type = pb::SendMessageRequest {
+        kind: pb::MessageKind::Document as i32,
+        attachments: vec![pb::NewAttachment { media_type: "pdf".into(), ..attachment(10) }],
+        ..text(&conversation.id, "")
+    };
+    assert_invalid(app.send_request(&buyer, bad_type).await, "attachments[0].media_type");
+    let fits = pb::SendMessageRequest { kind: pb::MessageKind::Document as i32, attachments: vec![attachment(1024)], ..text(&conversation.id, "") };
+    assert!(app.send_request(&buyer, fits).await.is_ok());
+}
+
+#[tokio::test]
+async fn every_invalid_field_of_a_create_is_named_at_once() {
+    let app = spawn_app().await;
+    let buyer = app.member("buyer").await;
+
+    let status = assert_code(
+        app.conversations()
+            .create_conversation(authed(
+                &buyer.key,
+                pb::CreateConversationRequest {
+                    participants: vec![
+                        pb::NewParticipant { user_id: "usr_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(), label: "seller".into() },
+                        pb::NewParticipant { user_id: "bogus".into(), label: "x".into() },
+                    ],
+                    first_message: Some(text("", "")),
+                    ..Default::default()
+                },
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+
+    let fields = violated_fields(&status);
+    assert!(fields.contains(&"participants[1].user_id".to_string()), "{fields:?}");
+    assert!(fields.contains(&"first_message.content".to_string()), "{fields:?}");
+}
+
+#[tokio::test]
+async fn an_unknown_participant_is_named() {
+    let app = spawn_app().await;
+    let buyer = app.member("buyer").await;
+    let unknown = "usr_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    let result = app
+        .conversations()
+        .create_conversation(authed(
+            &buyer.key,
+            pb::CreateConversationRequest {
+                participants: vec![pb::NewParticipant { user_id: unknown.into(), label: "seller".into() }],
+                ..Default::default()
+            },
+        ))
+        .await;
+
+    assert_invalid(result, "participants[0].user_id");
+    let listed = app
+        .conversations()
+        .list_conversations(authed(&buyer.key, pb::ListConversationsRequest { status: pb::ConversationStatus::All as i32, ..Default::default() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.total_size, 0, "nothing was created");
+}
+
+#[tokio::test]
+async fn page_sizes_ids_masks_and_enums_are_checked() {
+    let app = spawn_app().await;
+    let buyer = app.member("buyer").await;
+
+    for page_size in [-1, 1001] {
+        assert_invalid(
+            app.conversations().list_conversations(authed(&buyer.key, pb::ListConversationsRequest { page_size, ..Default::default() })).await,
+            "page_size",
+        );
+    }
+    assert_invalid(app.get_conversation(&buyer, "msg_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa").await, "id");
+    assert_invalid(
+        app.conversations()
+            .update_conversation(authed(
+                &buyer.key,
+                pb::UpdateConversationRequest {
+                    conversation: Some(pb::Conversation { id: "conv_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(), ..Default::default() }),
+                    update_mask: None,
+                },
+            ))
+            .await,
+        "update_mask",
+    );
+    assert_invalid(
+        app.conversations().list_conversations(authed(&buyer.key, pb::ListConversationsRequest { status: 99, ..Default::default() })).await,
+        "status",
+    );
+    // A well-formed id that names nothing is not a validation error.
+    assert_code(app.get_conversation(&buyer, "conv_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa").await, Code::NotFound);
+}
