@@ -1,9 +1,11 @@
 //! Command-line tasks besides serving: the bootstrap of API keys.
 
-
 use crate::{
     config::{CreateKeyArgs, RoleArg},
-    domain::{Error, users::{NewUser, Role}},
+    domain::{
+        Error,
+        users::{NewUser, Role},
+    },
     events::Hub,
     store::Store,
 };

@@ -87,9 +87,10 @@ pub struct Config {
     /// How often events past the retention window are pruned.
     #[arg(long, env = "MISSIVE_EVENT_PRUNE_INTERVAL", default_value = "1m", value_parser = parse_duration)]
     pub event_prune_interval: Duration,
-    /// How often streams re-read the log without a wake-up, to see events written by other
-    /// replicas sharing the database.
-    #[arg(long, env = "MISSIVE_EVENT_POLL_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    /// How often streams re-read the log without a wake-up: a safety net under the wake-ups
+    /// (in-process, and PostgreSQL NOTIFY between replicas); on SQLite shared by several
+    /// processes it is how they see each other's events.
+    #[arg(long, env = "MISSIVE_EVENT_POLL_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub event_poll_interval: Duration,
     /// How long shutdown waits for in-flight calls before closing connections.
     #[arg(long, env = "MISSIVE_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]

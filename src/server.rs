@@ -112,9 +112,9 @@ impl Application {
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .tcp_keepalive(Some(Duration::from_secs(60)))
-            .trace_fn(|request| {
-                tracing::info_span!("rpc", method = %request.uri().path(), caller = tracing::field::Empty)
-            })
+            .trace_fn(
+                |request| tracing::info_span!("rpc", method = %request.uri().path(), caller = tracing::field::Empty),
+            )
             .layer(GrpcWebLayer::new())
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -124,8 +124,10 @@ impl Application {
                     .max_decoding_message_size(max_message_bytes),
             )
             .add_service(
-                pb::conversation_service_server::ConversationServiceServer::new(api::ConversationApi::new(state.clone()))
-                    .max_decoding_message_size(max_message_bytes),
+                pb::conversation_service_server::ConversationServiceServer::new(api::ConversationApi::new(
+                    state.clone(),
+                ))
+                .max_decoding_message_size(max_message_bytes),
             )
             .add_service(
                 pb::message_service_server::MessageServiceServer::new(api::MessageApi::new(state.clone()))
@@ -139,6 +141,14 @@ impl Application {
             self.config.event_prune_interval,
             stopping.clone(),
         ));
+
+        let listener = (self.store.backend() == sea_orm::DbBackend::Postgres).then(|| {
+            tokio::spawn(events::listener::run(
+                self.config.database_url.clone(),
+                Arc::clone(&self.hub),
+                stopping.clone(),
+            ))
+        });
 
         tracing::info!(addr = %self.addr, database = %self.store.backend_name(), "missive is serving");
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
@@ -164,6 +174,9 @@ impl Application {
         };
         let _ = stopping_tx.send(true);
         let _ = retention.await;
+        if let Some(listener) = listener {
+            let _ = listener.await;
+        }
         if let Ok(store) = Arc::try_unwrap(self.store) {
             store.close().await;
         }

@@ -143,12 +143,7 @@ fn fk(
     from: (impl IntoIden, impl IntoIden),
     to: (impl IntoIden, impl IntoIden),
 ) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .name(name)
-        .from(from.0, from.1)
-        .to(to.0, to.1)
-        .on_delete(ForeignKeyAction::Cascade)
-        .to_owned()
+    ForeignKey::create().name(name).from(from.0, from.1).to(to.0, to.1).on_delete(ForeignKeyAction::Cascade).to_owned()
 }
 
 #[async_trait::async_trait]
@@ -237,9 +232,27 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "ix_conversations_activity", Conversations::Table, [Conversations::AccountId, Conversations::UpdateTime, Conversations::Id]).await?;
-        index(manager, "ix_conversations_subject", Conversations::Table, [Conversations::AccountId, Conversations::SubjectKind, Conversations::SubjectExternalId]).await?;
-        unique_index(manager, "ux_conversations_request", Conversations::Table, [Conversations::AccountId, Conversations::CreatorId, Conversations::CreateRequestId]).await?;
+        index(
+            manager,
+            "ix_conversations_activity",
+            Conversations::Table,
+            [Conversations::AccountId, Conversations::UpdateTime, Conversations::Id],
+        )
+        .await?;
+        index(
+            manager,
+            "ix_conversations_subject",
+            Conversations::Table,
+            [Conversations::AccountId, Conversations::SubjectKind, Conversations::SubjectExternalId],
+        )
+        .await?;
+        unique_index(
+            manager,
+            "ux_conversations_request",
+            Conversations::Table,
+            [Conversations::AccountId, Conversations::CreatorId, Conversations::CreateRequestId],
+        )
+        .await?;
 
         manager
             .create_table(
@@ -266,7 +279,8 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "ix_participants_user", Participants::Table, [Participants::UserId, Participants::Archived]).await?;
+        index(manager, "ix_participants_user", Participants::Table, [Participants::UserId, Participants::Archived])
+            .await?;
 
         manager
             .create_table(
@@ -296,8 +310,10 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        unique_index(manager, "ux_messages_sequence", Messages::Table, [Messages::ConversationId, Messages::Sequence]).await?;
-        unique_index(manager, "ux_messages_request", Messages::Table, [Messages::SenderId, Messages::SendRequestId]).await?;
+        unique_index(manager, "ux_messages_sequence", Messages::Table, [Messages::ConversationId, Messages::Sequence])
+            .await?;
+        unique_index(manager, "ux_messages_request", Messages::Table, [Messages::SenderId, Messages::SendRequestId])
+            .await?;
 
         manager
             .create_table(
@@ -320,7 +336,8 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "ix_attachments_message", Attachments::Table, [Attachments::MessageId, Attachments::Position]).await?;
+        index(manager, "ix_attachments_message", Attachments::Table, [Attachments::MessageId, Attachments::Position])
+            .await?;
 
         manager
             .create_table(
@@ -339,7 +356,13 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "ix_message_reads_reader", MessageReads::Table, [MessageReads::ConversationId, MessageReads::UserId]).await?;
+        index(
+            manager,
+            "ix_message_reads_reader",
+            MessageReads::Table,
+            [MessageReads::ConversationId, MessageReads::UserId],
+        )
+        .await?;
 
         // No foreign keys: the log outlives what it describes (a deleted conversation's
         // events stay until retention prunes them).

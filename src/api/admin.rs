@@ -26,7 +26,10 @@ impl AdminApi {
 pub(super) fn mask_paths(mask: Option<prost_types::FieldMask>, allowed: &[&str]) -> Result<Vec<String>, Error> {
     let paths = mask.map(|m| m.paths).unwrap_or_default();
     if paths.is_empty() {
-        return Err(Error::invalid("update_mask", format!("is required: name the fields to change ({})", allowed.join(", "))));
+        return Err(Error::invalid(
+            "update_mask",
+            format!("is required: name the fields to change ({})", allowed.join(", ")),
+        ));
     }
     for path in &paths {
         if !allowed.contains(&path.as_str()) {
@@ -49,8 +52,12 @@ fn user_patch(user: pb::User, paths: &[String]) -> Result<UserPatch, Error> {
                         .ok_or_else(|| Error::invalid("user.role", "must be set when named in update_mask"))?,
                 );
             }
-            "display_name" => patch.display_name = Some(users::parse_display_name("user.display_name", user.display_name.clone())?),
-            "external_id" => patch.external_id = Some(users::parse_external_id("user.external_id", user.external_id.clone())?),
+            "display_name" => {
+                patch.display_name = Some(users::parse_display_name("user.display_name", user.display_name.clone())?)
+            }
+            "external_id" => {
+                patch.external_id = Some(users::parse_external_id("user.external_id", user.external_id.clone())?)
+            }
             "email" => patch.email = Some(users::parse_email("user.email", user.email.clone())?),
             "phone" => patch.phone = Some(users::parse_phone("user.phone", user.phone.clone())?),
             _ => {}
@@ -93,7 +100,10 @@ impl pb::admin_service_server::AdminService for AdminApi {
         result.map(|user| Response::new(convert::user(user))).map_err(to_status)
     }
 
-    async fn list_users(&self, request: Request<pb::ListUsersRequest>) -> Result<Response<pb::ListUsersResponse>, Status> {
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
         let caller = self.state.caller(&request).await?;
         let request = request.into_inner();
         let result = async {
@@ -168,7 +178,10 @@ impl pb::admin_service_server::AdminService for AdminApi {
         }
         .await;
         let (keys, next_page_token) = result.map_err(to_status)?;
-        Ok(Response::new(pb::ListApiKeysResponse { api_keys: keys.into_iter().map(convert::api_key).collect(), next_page_token }))
+        Ok(Response::new(pb::ListApiKeysResponse {
+            api_keys: keys.into_iter().map(convert::api_key).collect(),
+            next_page_token,
+        }))
     }
 
     async fn revoke_api_key(&self, request: Request<pb::RevokeApiKeyRequest>) -> Result<Response<pb::ApiKey>, Status> {

@@ -4,13 +4,13 @@ use tonic::{Request, Response, Status};
 
 use super::{ApiState, admin::mask_paths, convert, messages::parse_new_message, pb, status::to_status};
 use crate::domain::{
-    Error, ids,
+    Error,
     conversations::{
         self, ConversationFilter, ConversationPatch, MAX_PARTICIPANTS, NewConversation, NewParticipant, StatusFilter,
         Subject,
     },
     error::Violations,
-    metadata,
+    ids, metadata,
     paging::Page,
 };
 
@@ -94,7 +94,9 @@ fn parse_patch(conversation: pb::Conversation, paths: &[String]) -> Result<Conve
             "subject.kind" => patch.subject_kind = Some(subject.kind.clone()),
             "subject.external_id" => patch.subject_external_id = Some(subject.external_id.clone()),
             "subject.title" => patch.subject_title = Some(subject.title.clone()),
-            "metadata" => patch.metadata = Some(metadata::parse("conversation.metadata", conversation.metadata.clone())?),
+            "metadata" => {
+                patch.metadata = Some(metadata::parse("conversation.metadata", conversation.metadata.clone())?)
+            }
             _ => {}
         }
     }
@@ -254,7 +256,9 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
                 .message_ids
                 .iter()
                 .enumerate()
-                .filter_map(|(index, value)| violations.check(ids::parse(&format!("message_ids[{index}]"), value, ids::MESSAGE)))
+                .filter_map(|(index, value)| {
+                    violations.check(ids::parse(&format!("message_ids[{index}]"), value, ids::MESSAGE))
+                })
                 .collect();
             if message_ids.len() > 1000 {
                 violations.add("message_ids", "at most 1000 ids at a time");
@@ -272,11 +276,15 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         request: Request<pb::GetUnreadCountRequest>,
     ) -> Result<Response<pb::GetUnreadCountResponse>, Status> {
         let caller = self.state.caller(&request).await?;
-        let (unread_count, conversations_with_unread) = self.state.store.unread_count(&caller).await.map_err(to_status)?;
+        let (unread_count, conversations_with_unread) =
+            self.state.store.unread_count(&caller).await.map_err(to_status)?;
         Ok(Response::new(pb::GetUnreadCountResponse { unread_count, conversations_with_unread }))
     }
 
-    async fn delete_conversation(&self, request: Request<pb::DeleteConversationRequest>) -> Result<Response<()>, Status> {
+    async fn delete_conversation(
+        &self,
+        request: Request<pb::DeleteConversationRequest>,
+    ) -> Result<Response<()>, Status> {
         let caller = self.state.caller(&request).await?;
         let result = async {
             let id = ids::parse("id", &request.get_ref().id, ids::CONVERSATION)?;

@@ -5,7 +5,7 @@ use prost_types::{Struct, Timestamp, value::Kind};
 use super::pb;
 use crate::domain::{
     Error, Micros,
-    conversations::{Conversation, Participant},
+    conversations::{Conversation, Participant, Subject},
     events::{Event, EventKind, EventPayload},
     messages::{Attachment, ContentType, Direction, Message, MessageKind, ReadReceipt},
     users::{ApiKey, Role, User},
@@ -88,7 +88,7 @@ pub fn conversation(conversation: Conversation) -> pb::Conversation {
     let viewer = conversation.viewer;
     pb::Conversation {
         id: conversation.id,
-        subject: Some(pb::Subject {
+        subject: (conversation.subject != Subject::default()).then_some(pb::Subject {
             kind: conversation.subject.kind,
             external_id: conversation.subject.external_id,
             title: conversation.subject.title,
@@ -272,7 +272,8 @@ pub fn event_type(kind: EventKind) -> pb::EventType {
 
 /// An event type of a subscribe filter; `None` for heartbeats, which always arrive.
 pub fn event_kind_from(field: &str, value: i32) -> Result<Option<EventKind>, Error> {
-    let wanted = pb::EventType::try_from(value).map_err(|_| Error::invalid(field, format!("{value} is not an EventType")))?;
+    let wanted =
+        pb::EventType::try_from(value).map_err(|_| Error::invalid(field, format!("{value} is not an EventType")))?;
     match wanted {
         pb::EventType::Unspecified => Err(Error::invalid(field, "EVENT_TYPE_UNSPECIFIED is not an event type")),
         pb::EventType::Heartbeat => Ok(None),
@@ -285,14 +286,22 @@ pub fn event(event: Event) -> pb::Event {
     let payload = match event.payload {
         EventPayload::Message(m) => Payload::Message(message(*m)),
         EventPayload::MessagesRead { user_id, message_ids, read_time, unread_count } => {
-            Payload::MessagesRead(pb::MessagesRead { user_id, message_ids, read_time: Some(timestamp(read_time)), unread_count })
+            Payload::MessagesRead(pb::MessagesRead {
+                user_id,
+                message_ids,
+                read_time: Some(timestamp(read_time)),
+                unread_count,
+            })
         }
         EventPayload::Conversation(c) => Payload::Conversation(conversation(*c)),
         EventPayload::ConversationDeleted { conversation_id } => {
             Payload::ConversationDeleted(pb::ConversationDeleted { conversation_id })
         }
         EventPayload::ParticipantChange { participant: p, conversation: c } => {
-            Payload::ParticipantChange(pb::ParticipantChange { participant: Some(participant(p)), conversation: Some(conversation(*c)) })
+            Payload::ParticipantChange(pb::ParticipantChange {
+                participant: Some(participant(p)),
+                conversation: Some(conversation(*c)),
+            })
         }
     };
     pb::Event {

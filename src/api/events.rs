@@ -43,7 +43,8 @@ fn parse_filter(request: &pb::SubscribeRequest) -> Result<EventFilter, Error> {
         }
     }
     for (index, value) in request.conversation_ids.iter().enumerate() {
-        if let Some(id) = violations.check(ids::parse(&format!("conversation_ids[{index}]"), value, ids::CONVERSATION)) {
+        if let Some(id) = violations.check(ids::parse(&format!("conversation_ids[{index}]"), value, ids::CONVERSATION))
+        {
             filter.conversation_ids.push(id);
         }
     }
@@ -57,7 +58,10 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>
 impl pb::event_service_server::EventService for EventApi {
     type SubscribeStream = EventStream;
 
-    async fn subscribe(&self, request: Request<pb::SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
         let caller = self.state.caller(&request).await?;
         let request = request.into_inner();
         let result = async {
@@ -68,7 +72,7 @@ impl pb::event_service_server::EventService for EventApi {
         .await;
         let receiver = result.map_err(to_status)?;
         let events = ReceiverStream::new(receiver).map(|item| match item {
-            Ok(StreamItem::Event(event)) => Ok(convert::event(event)),
+            Ok(StreamItem::Event(event)) => Ok(convert::event(*event)),
             Ok(StreamItem::Heartbeat { position }) => Ok(convert::heartbeat(position)),
             Err(err) => Err(to_status(err)),
         });

@@ -21,7 +21,11 @@ impl MessageApi {
 }
 
 /// Validates a send request; `prefix` is its path in the request ("" or "first_message.").
-pub(super) fn parse_new_message(request: pb::SendMessageRequest, limits: MessageLimits, prefix: &str) -> Result<NewMessage, Error> {
+pub(super) fn parse_new_message(
+    request: pb::SendMessageRequest,
+    limits: MessageLimits,
+    prefix: &str,
+) -> Result<NewMessage, Error> {
     let draft = MessageDraft {
         kind: convert::message_kind_from(&format!("{prefix}kind"), request.kind)?,
         content: request.content,
@@ -45,7 +49,9 @@ fn parse_patch(message: pb::Message, paths: &[String]) -> Result<MessagePatch, E
     for path in paths {
         match path.as_str() {
             "content" => patch.content = Some(message.content.clone()),
-            "content_attributes" => patch.content_attributes = Some(message.content_attributes.clone().map(convert::struct_to_json)),
+            "content_attributes" => {
+                patch.content_attributes = Some(message.content_attributes.clone().map(convert::struct_to_json))
+            }
             "metadata" => patch.metadata = Some(metadata::parse("message.metadata", message.metadata.clone())?),
             _ => {}
         }
@@ -106,7 +112,10 @@ impl pb::message_service_server::MessageService for MessageApi {
         }))
     }
 
-    async fn update_message(&self, request: Request<pb::UpdateMessageRequest>) -> Result<Response<pb::Message>, Status> {
+    async fn update_message(
+        &self,
+        request: Request<pb::UpdateMessageRequest>,
+    ) -> Result<Response<pb::Message>, Status> {
         let caller = self.state.caller(&request).await?;
         let request = request.into_inner();
         let result = async {
@@ -120,7 +129,10 @@ impl pb::message_service_server::MessageService for MessageApi {
         result.map(|m| Response::new(convert::message(m))).map_err(to_status)
     }
 
-    async fn delete_message(&self, request: Request<pb::DeleteMessageRequest>) -> Result<Response<pb::Message>, Status> {
+    async fn delete_message(
+        &self,
+        request: Request<pb::DeleteMessageRequest>,
+    ) -> Result<Response<pb::Message>, Status> {
         let caller = self.state.caller(&request).await?;
         let result = async {
             let id = ids::parse("id", &request.get_ref().id, ids::MESSAGE)?;

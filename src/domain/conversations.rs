@@ -135,7 +135,12 @@ impl ConversationFilter {
     pub fn fingerprint(&self, caller: &Caller) -> String {
         format!(
             "conversations|{}|{:?}|{:?}|{:?}|{:?}|{}",
-            caller.user_id, self.status, self.label, self.subject_kind, self.subject_external_id, self.participating_only
+            caller.user_id,
+            self.status,
+            self.label,
+            self.subject_kind,
+            self.subject_external_id,
+            self.participating_only
         )
     }
 }

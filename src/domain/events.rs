@@ -3,7 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Error, Micros, conversations::{Conversation, Participant}, messages::Message};
+use super::{
+    Error, Micros,
+    conversations::{Conversation, Participant},
+    messages::Message,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventKind {

@@ -160,22 +160,32 @@ impl NewMessage {
         let content_chars = draft.content.chars().count();
         let needs_attachment = matches!(draft.kind, MessageKind::Image | MessageKind::Document);
         if content_chars > MAX_CONTENT_CHARS {
-            violations.add(format!("{prefix}content"), format!("has {content_chars} characters; at most {MAX_CONTENT_CHARS} are allowed"));
+            violations.add(
+                format!("{prefix}content"),
+                format!("has {content_chars} characters; at most {MAX_CONTENT_CHARS} are allowed"),
+            );
         }
         if !needs_attachment && draft.content.trim().is_empty() {
             violations.add(format!("{prefix}content"), "must not be empty");
         }
         if needs_attachment && draft.attachments.is_empty() {
-            violations.add(format!("{prefix}attachments"), format!("an {} message needs at least one attachment", draft.kind.as_str()));
+            violations.add(
+                format!("{prefix}attachments"),
+                format!("an {} message needs at least one attachment", draft.kind.as_str()),
+            );
         }
         if draft.attachments.len() > MAX_ATTACHMENTS {
-            violations.add(format!("{prefix}attachments"), format!("at most {MAX_ATTACHMENTS} attachments are allowed"));
+            violations
+                .add(format!("{prefix}attachments"), format!("at most {MAX_ATTACHMENTS} attachments are allowed"));
         }
         for (index, attachment) in draft.attachments.iter().enumerate() {
             let field = format!("{prefix}attachments[{index}]");
             let name_chars = attachment.filename.chars().count();
             if name_chars == 0 || name_chars > MAX_FILENAME_CHARS || attachment.filename.contains(['/', '\\', '\0']) {
-                violations.add(format!("{field}.filename"), format!("must be 1 to {MAX_FILENAME_CHARS} characters with no path separators"));
+                violations.add(
+                    format!("{field}.filename"),
+                    format!("must be 1 to {MAX_FILENAME_CHARS} characters with no path separators"),
+                );
             }
             if !is_media_type(&attachment.media_type) {
                 violations.add(format!("{field}.media_type"), "must be a media type such as image/png");
@@ -196,7 +206,10 @@ impl NewMessage {
         if let Some(attributes) = &draft.content_attributes {
             let size = serde_json::to_vec(attributes).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
             if size > MAX_ATTRIBUTES_BYTES {
-                violations.add(format!("{prefix}content_attributes"), format!("is larger than {MAX_ATTRIBUTES_BYTES} bytes as JSON"));
+                violations.add(
+                    format!("{prefix}content_attributes"),
+                    format!("is larger than {MAX_ATTRIBUTES_BYTES} bytes as JSON"),
+                );
             }
         }
         let metadata = violations.check(draft.metadata);
@@ -237,9 +250,13 @@ impl NewMessage {
 fn is_media_type(value: &str) -> bool {
     let mut parts = value.split('/');
     let token = |part: Option<&str>| {
-        part.is_some_and(|p| !p.is_empty() && p.len() <= 127 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b)))
+        part.is_some_and(|p| {
+            !p.is_empty() && p.len() <= 127 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+        })
     };
-    token(parts.next()) && token(parts.next().map(|p| p.split(';').next().unwrap_or(p).trim())) && parts.next().is_none()
+    token(parts.next())
+        && token(parts.next().map(|p| p.split(';').next().unwrap_or(p).trim()))
+        && parts.next().is_none()
 }
 
 /// The edits of an update; `None` leaves a field as it is.

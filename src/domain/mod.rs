@@ -18,9 +18,7 @@ pub type Micros = i64;
 
 /// The current time in microseconds since the Unix epoch.
 pub fn now_micros() -> Micros {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX)
 }
 
@@ -47,11 +45,7 @@ impl Caller {
 
     /// Fails unless the caller is an admin.
     pub fn require_admin(&self) -> Result<(), Error> {
-        if self.is_admin() {
-            Ok(())
-        } else {
-            Err(Error::PermissionDenied("this call needs an admin API key".into()))
-        }
+        if self.is_admin() { Ok(()) } else { Err(Error::PermissionDenied("this call needs an admin API key".into())) }
     }
 
     /// Fails unless the caller is staff.

@@ -133,9 +133,8 @@ pub fn parse_email(field: &str, value: String) -> Result<String, Error> {
 }
 
 /// The North American pattern of the car-commerce API (seed 003), e.g. `+1 (555) 123-4567`.
-static NORTH_AMERICAN_PHONE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\+?1?[- ]?\(?([0-9]{3})\)?[- ]?([0-9]{3})-?([0-9]{4})$").expect("valid regex")
-});
+static NORTH_AMERICAN_PHONE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\+?1?[- ]?\(?([0-9]{3})\)?[- ]?([0-9]{3})-?([0-9]{4})$").expect("valid regex"));
 /// E.164: a plus, then up to 15 digits, the first not zero.
 static E164_PHONE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\+[1-9][0-9]{1,14}$").expect("valid regex"));
 

@@ -6,8 +6,10 @@
 //! - [`hub`]: per-account wake-ups.
 //! - [`stream`]: one `Subscribe` stream: replay from a cursor, then live, with heartbeats.
 //! - [`retention`]: prunes events older than the retention window.
+//! - [`listener`]: PostgreSQL LISTEN/NOTIFY, so streams on every replica wake at once.
 
 pub mod hub;
+pub mod listener;
 pub mod retention;
 pub mod stream;
 

@@ -19,16 +19,21 @@ use tracing::Instrument;
 
 use super::Hub;
 use crate::{
-    domain::{Caller, Error, events::{Event, EventFilter}},
+    domain::{
+        Caller, Error,
+        events::{Event, EventFilter},
+    },
     store::Store,
 };
 
 /// What a stream sends.
 #[derive(Debug)]
 pub enum StreamItem {
-    Event(Event),
+    Event(Box<Event>),
     /// No change; the stream's position, safe to resume from.
-    Heartbeat { position: i64 },
+    Heartbeat {
+        position: i64,
+    },
 }
 
 /// How streams behave; from the configuration.
@@ -50,7 +55,7 @@ impl Default for StreamSettings {
     fn default() -> Self {
         Self {
             heartbeat_interval: Duration::from_secs(15),
-            poll_interval: Duration::from_secs(2),
+            poll_interval: Duration::from_secs(30),
             batch_size: 200,
             queue_capacity: 32,
         }
@@ -147,23 +152,30 @@ impl Stream {
     /// Runs until the client leaves (Ok), the server shuts down (Ok) or reading fails.
     async fn pump(&mut self, live: bool) -> Result<(), Error> {
         let mut last_sent = Instant::now();
+        // A live stream announces its position at once; a resumed one once it has caught up,
+        // so that a client can tell the replay is over.
+        let mut announced = false;
         if live {
             let position = self.position;
             if !self.deliver(StreamItem::Heartbeat { position }).await {
                 return Ok(());
             }
+            announced = true;
         }
         loop {
             // Catch up with the log.
             loop {
                 let from = self.position;
-                let batch =
-                    self.context.store.read_events(&self.caller, from, &self.filter, self.context.settings.batch_size).await?;
+                let batch = self
+                    .context
+                    .store
+                    .read_events(&self.caller, from, &self.filter, self.context.settings.batch_size)
+                    .await?;
                 // Pruning may have run between the cursor check and this read.
                 ensure_retained(&self.context.store, &self.caller, from).await?;
                 let full = batch.events.len() as u64 == self.context.settings.batch_size;
                 for event in batch.events {
-                    if !self.deliver(StreamItem::Event(event)).await {
+                    if !self.deliver(StreamItem::Event(Box::new(event))).await {
                         return Ok(());
                     }
                     last_sent = Instant::now();
@@ -172,6 +184,14 @@ impl Stream {
                 if !full {
                     break;
                 }
+            }
+            if !announced {
+                let position = self.position;
+                if !self.deliver(StreamItem::Heartbeat { position }).await {
+                    return Ok(());
+                }
+                last_sent = Instant::now();
+                announced = true;
             }
             // Wait for news, a heartbeat's time, or the end.
             let heartbeat_due = last_sent + self.context.settings.heartbeat_interval;

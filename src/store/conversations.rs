@@ -3,8 +3,9 @@
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
     sea_query::{Condition, Expr, ExprTrait, Func, JoinType, Order, Query, SelectStatement},
 };
 
@@ -50,7 +51,12 @@ impl Loaded {
             participants: self
                 .members
                 .iter()
-                .map(|m| Participant { user_id: m.user_id.clone(), label: m.label.clone(), join_time: m.join_time, user: None })
+                .map(|m| Participant {
+                    user_id: m.user_id.clone(),
+                    label: m.label.clone(),
+                    join_time: m.join_time,
+                    user: None,
+                })
                 .collect(),
             create_time: self.row.create_time,
             update_time: self.row.update_time,
@@ -62,7 +68,11 @@ impl Loaded {
     /// Whether `caller` may see the conversation: NOT_FOUND otherwise, never telling
     /// "forbidden" from "missing".
     pub fn ensure_visible(&self, caller: &Caller) -> Result<(), Error> {
-        if rules::can_view(caller, &self.row.account_id, self.member(&caller.user_id).is_some()) { Ok(()) } else { Err(Error::not_found("conversation", &self.row.id)) }
+        if rules::can_view(caller, &self.row.account_id, self.member(&caller.user_id).is_some()) {
+            Ok(())
+        } else {
+            Err(Error::not_found("conversation", &self.row.id))
+        }
     }
 }
 
@@ -78,7 +88,10 @@ pub(super) async fn load_visible<C: ConnectionTrait>(conn: &C, caller: &Caller, 
     Ok(loaded)
 }
 
-async fn members_of<C: ConnectionTrait>(conn: &C, conversation_ids: &[String]) -> Result<Vec<participant::Model>, Error> {
+async fn members_of<C: ConnectionTrait>(
+    conn: &C,
+    conversation_ids: &[String],
+) -> Result<Vec<participant::Model>, Error> {
     Ok(participant::Entity::find()
         .filter(participant::Column::ConversationId.is_in(conversation_ids.to_vec()))
         .order_by_asc(participant::Column::JoinTime)
@@ -206,10 +219,17 @@ impl Store {
 
     /// Turns loaded conversations into what `caller` sees: its own state and the newest
     /// message it may see.
-    pub(super) async fn present(&self, caller: &Caller, loaded: Vec<Loaded>, full: bool) -> Result<Vec<Conversation>, Error> {
+    pub(super) async fn present(
+        &self,
+        caller: &Caller,
+        loaded: Vec<Loaded>,
+        full: bool,
+    ) -> Result<Vec<Conversation>, Error> {
         let last_ids: Vec<String> = loaded
             .iter()
-            .filter_map(|l| if caller.is_staff() { l.row.last_message_id.clone() } else { l.row.last_public_message_id.clone() })
+            .filter_map(|l| {
+                if caller.is_staff() { l.row.last_message_id.clone() } else { l.row.last_public_message_id.clone() }
+            })
             .collect();
         let last_rows = if last_ids.is_empty() {
             Vec::new()
@@ -308,7 +328,12 @@ impl Store {
         Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0))
     }
 
-    pub async fn update_conversation(&self, caller: &Caller, id: &str, patch: ConversationPatch) -> Result<Conversation, Error> {
+    pub async fn update_conversation(
+        &self,
+        caller: &Caller,
+        id: &str,
+        patch: ConversationPatch,
+    ) -> Result<Conversation, Error> {
         let mut tx = self.write(caller).await?;
         let loaded = load_visible(tx.conn(), caller, id).await?;
         let mut active: conversation::ActiveModel = loaded.row.into();
@@ -448,7 +473,10 @@ struct ListedKey {
 fn listing(caller: &Caller, filter: &ConversationFilter) -> SelectStatement {
     let mut select = Query::select();
     let own_row = Condition::all()
-        .add(Expr::col((participant::Entity, participant::Column::ConversationId)).equals((conversation::Entity, conversation::Column::Id)))
+        .add(
+            Expr::col((participant::Entity, participant::Column::ConversationId))
+                .equals((conversation::Entity, conversation::Column::Id)),
+        )
         .add(Expr::col((participant::Entity, participant::Column::UserId)).eq(caller.user_id.clone()));
     let join = if caller.is_staff() && !filter.participating_only { JoinType::LeftJoin } else { JoinType::InnerJoin };
     select
@@ -462,7 +490,9 @@ fn listing(caller: &Caller, filter: &ConversationFilter) -> SelectStatement {
         select.and_where(Expr::col((conversation::Entity, conversation::Column::SubjectKind)).eq(kind.clone()));
     }
     if let Some(external_id) = &filter.subject_external_id {
-        select.and_where(Expr::col((conversation::Entity, conversation::Column::SubjectExternalId)).eq(external_id.clone()));
+        select.and_where(
+            Expr::col((conversation::Entity, conversation::Column::SubjectExternalId)).eq(external_id.clone()),
+        );
     }
     select
 }
@@ -503,7 +533,10 @@ async fn check_users_exist(tx: &WriteTx<'_>, account_id: &str, participants: &[N
     let mut violations = crate::domain::error::Violations::new();
     for (index, participant) in participants.iter().enumerate() {
         if !found.contains(&participant.user_id) {
-            violations.add(format!("participants[{index}].user_id"), format!("no user {} in this account", participant.user_id));
+            violations.add(
+                format!("participants[{index}].user_id"),
+                format!("no user {} in this account", participant.user_id),
+            );
         }
     }
     violations.finish()
@@ -550,4 +583,3 @@ fn emit_participant(
     });
     Ok(())
 }
-

@@ -3,8 +3,7 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Expr, ExprTrait, OnConflict, Query},
 };
 
@@ -100,7 +99,13 @@ impl Store {
     }
 
     /// Up to `limit` events after `after` that `caller` may see and `filter` selects.
-    pub async fn read_events(&self, caller: &Caller, after: i64, filter: &EventFilter, limit: u64) -> Result<EventBatch, Error> {
+    pub async fn read_events(
+        &self,
+        caller: &Caller,
+        after: i64,
+        filter: &EventFilter,
+        limit: u64,
+    ) -> Result<EventBatch, Error> {
         // Reading the head first bounds the scan: every event up to it has committed (the
         // account's writers commit in sequence order), so the batch's position is safe to
         // resume from even when the filter skipped everything.
@@ -112,7 +117,11 @@ impl Store {
             .filter(event::Column::AccountId.eq(&caller.account_id))
             .filter(event::Column::Seq.gt(after))
             .filter(event::Column::Seq.lte(head))
-            .filter(Condition::any().add(event::Column::AudienceUserId.is_null()).add(event::Column::AudienceUserId.eq(&caller.user_id)));
+            .filter(
+                Condition::any()
+                    .add(event::Column::AudienceUserId.is_null())
+                    .add(event::Column::AudienceUserId.eq(&caller.user_id)),
+            );
         if !caller.is_staff() {
             let own_conversations = Query::select()
                 .column(participant::Column::ConversationId)
@@ -176,4 +185,3 @@ impl Store {
         Ok(report)
     }
 }
-

@@ -4,8 +4,9 @@
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait},
 };
 use sha2::{Digest, Sha256};
@@ -17,8 +18,9 @@ use super::{
     find_in_account, json,
 };
 use crate::domain::{
-    Caller, Error, ids,
+    Caller, Error,
     events::{Audience, EventKind, EventPayload, NewEvent},
+    ids,
     messages::{
         self as rules, Attachment, ContentType, Direction, Message, MessageKind, MessageLimits, MessagePatch,
         MessageQuery, NewMessage, ReadReceipt,
@@ -76,7 +78,13 @@ pub(super) async fn insert_message(
         }
         .insert(tx.conn())
         .await?;
-        attachments.push(attachment_from_row(stored.id, stored.filename, stored.media_type, stored.size_bytes, stored.sha256));
+        attachments.push(attachment_from_row(
+            stored.id,
+            stored.filename,
+            stored.media_type,
+            stored.size_bytes,
+            stored.sha256,
+        ));
     }
 
     let mut summary: super::entities::conversation::ActiveModel = loaded.row.clone().into();
@@ -126,7 +134,12 @@ pub(super) async fn insert_message(
 }
 
 /// Adds `delta` to the unread counters of `readers` in a conversation.
-pub(super) async fn adjust_unread(tx: &WriteTx<'_>, conversation_id: &str, readers: &[String], delta: i64) -> Result<(), Error> {
+pub(super) async fn adjust_unread(
+    tx: &WriteTx<'_>,
+    conversation_id: &str,
+    readers: &[String],
+    delta: i64,
+) -> Result<(), Error> {
     if readers.is_empty() {
         return Ok(());
     }
@@ -148,7 +161,13 @@ fn emit_message(tx: &mut WriteTx<'_>, kind: EventKind, message: &Message) {
     });
 }
 
-fn attachment_from_row(id: String, filename: String, media_type: String, size_bytes: i64, sha256: String) -> Attachment {
+fn attachment_from_row(
+    id: String,
+    filename: String,
+    media_type: String,
+    size_bytes: i64,
+    sha256: String,
+) -> Attachment {
     Attachment { id, filename, media_type, size_bytes, sha256 }
 }
 
@@ -200,7 +219,10 @@ pub(super) async fn assemble<C: ConnectionTrait>(
         .await?;
     let mut attachments: HashMap<String, Vec<Attachment>> = HashMap::new();
     for (message_id, id, filename, media_type, size_bytes, sha256) in attachment_rows {
-        attachments.entry(message_id).or_default().push(attachment_from_row(id, filename, media_type, size_bytes, sha256));
+        attachments
+            .entry(message_id)
+            .or_default()
+            .push(attachment_from_row(id, filename, media_type, size_bytes, sha256));
     }
     let reads: HashMap<(String, String), i64> = message_read::Entity::find()
         .filter(message_read::Column::MessageId.is_in(ids))
@@ -210,15 +232,19 @@ pub(super) async fn assemble<C: ConnectionTrait>(
         .map(|r| ((r.message_id, r.user_id), r.read_time))
         .collect();
     let staff = if rows.iter().any(|r| r.private) {
-        staff_among(conn, conversations.iter().flat_map(|l| l.members.iter().map(|m| m.user_id.clone())).collect()).await?
+        staff_among(conn, conversations.iter().flat_map(|l| l.members.iter().map(|m| m.user_id.clone())).collect())
+            .await?
     } else {
         HashSet::new()
     };
     let no_members = Vec::new();
     rows.into_iter()
         .map(|row| {
-            let members =
-                conversations.iter().find(|l| l.row.id == row.conversation_id).map(|l| &l.members).unwrap_or(&no_members);
+            let members = conversations
+                .iter()
+                .find(|l| l.row.id == row.conversation_id)
+                .map(|l| &l.members)
+                .unwrap_or(&no_members);
             Ok(Message {
                 read_receipts: receipts(members, &row.sender_id, row.private, &staff, &reads, &row.id),
                 attachments: attachments.remove(&row.id).unwrap_or_default(),
@@ -246,7 +272,11 @@ pub(super) async fn assemble<C: ConnectionTrait>(
 
 /// Reads a message `caller` may see, with its conversation: NOT_FOUND otherwise (a
 /// member never learns that a private note exists).
-async fn load_message<C: ConnectionTrait>(conn: &C, caller: &Caller, id: &str) -> Result<(message::Model, Loaded), Error> {
+async fn load_message<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    id: &str,
+) -> Result<(message::Model, Loaded), Error> {
     let row = find_in_account::<message::Entity, _>(conn, "message", id, &caller.account_id, |m| &m.account_id).await?;
     let loaded = load_visible(conn, caller, &row.conversation_id).await.map_err(|_| Error::not_found("message", id))?;
     if row.private && !caller.is_staff() {
@@ -272,7 +302,8 @@ impl Store {
     ) -> Result<Vec<Message>, Error> {
         let mut messages = assemble(&self.db, rows, std::slice::from_ref(&loaded)).await?;
         if full {
-            let senders = self.users_by_id(&caller.account_id, messages.iter().map(|m| m.sender_id.clone()).collect()).await?;
+            let senders =
+                self.users_by_id(&caller.account_id, messages.iter().map(|m| m.sender_id.clone()).collect()).await?;
             let conversation = self.present(caller, vec![loaded], true).await?.pop().map(Box::new);
             for message in &mut messages {
                 message.sender = senders.get(&message.sender_id).cloned();
@@ -425,8 +456,9 @@ impl Store {
 
     /// An attachment's description, its message's id and its bytes.
     pub async fn get_attachment(&self, caller: &Caller, id: &str) -> Result<(Attachment, String, Vec<u8>), Error> {
-        let row = find_in_account::<attachment::Entity, _>(&self.db, "attachment", id, &caller.account_id, |a| &a.account_id)
-            .await?;
+        let row =
+            find_in_account::<attachment::Entity, _>(&self.db, "attachment", id, &caller.account_id, |a| &a.account_id)
+                .await?;
         load_message(&self.db, caller, &row.message_id).await.map_err(|_| Error::not_found("attachment", id))?;
         let description = attachment_from_row(row.id, row.filename, row.media_type, row.size_bytes, row.sha256);
         Ok((description, row.message_id, row.data))

@@ -14,11 +14,11 @@ mod users;
 
 use std::{sync::Arc, time::Duration};
 
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, SqlErr, Statement, TransactionTrait,
-};
 use migrations::MigratorTrait;
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
+    SqlErr, Statement, TransactionTrait,
+};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::{
@@ -26,8 +26,8 @@ use crate::{
     events::Hub,
 };
 
-pub use events::{EventBatch, RetentionReport};
 pub use conversations::ConversationCounts;
+pub use events::{EventBatch, RetentionReport};
 pub use reads::UnreadDrift;
 pub use users::{KEY_PREFIX, UserFilter};
 
@@ -142,6 +142,16 @@ impl WriteTx<'_> {
     pub async fn commit(self) -> Result<(), Error> {
         let appended = !self.events.is_empty();
         events::append(&self.txn, &self.account_id, &self.actor_id, self.now, self.events).await?;
+        if appended && self.txn.get_database_backend() == DbBackend::Postgres {
+            // Delivered at commit to every replica's listener (see `events::listener`).
+            self.txn
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT pg_notify($1, $2)",
+                    [crate::events::listener::CHANNEL.into(), self.account_id.clone().into()],
+                ))
+                .await?;
+        }
         self.txn.commit().await?;
         if appended {
             self.hub.wake(&self.account_id);
@@ -196,7 +206,10 @@ fn redact(url: &str) -> String {
 impl From<DbErr> for Error {
     fn from(err: DbErr) -> Self {
         if let Some(SqlErr::UniqueConstraintViolation(detail)) = err.sql_err() {
-            return Error::AlreadyExists(format!("a unique value is already taken ({detail})"));
+            // Callers check the uniqueness they know of and say which field clashed; this is
+            // the backstop for a race, and the constraint's name stays in the log.
+            tracing::debug!(%detail, "unique constraint violated");
+            return Error::AlreadyExists("the resource already exists".into());
         }
         match err {
             DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => Error::Unavailable(err.to_string()),

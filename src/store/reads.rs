@@ -8,7 +8,8 @@
 use std::collections::HashSet;
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
     sea_query::{Expr, ExprTrait, Query},
 };
 
@@ -56,14 +57,20 @@ fn unread_messages(conversation_id: &str, user_id: &str, is_staff: bool) -> sea_
 }
 
 /// Counts, from the messages themselves, what `user_id` has unread in a conversation.
-pub(super) async fn recount<C: ConnectionTrait>(conn: &C, conversation_id: &str, user_id: &str, is_staff: bool) -> Result<i64, Error> {
+pub(super) async fn recount<C: ConnectionTrait>(
+    conn: &C,
+    conversation_id: &str,
+    user_id: &str,
+    is_staff: bool,
+) -> Result<i64, Error> {
     Ok(unread_messages(conversation_id, user_id, is_staff).count(conn).await? as i64)
 }
 
 /// Recounts every counter of one user (after its role changed what it may see).
 pub(super) async fn recount_user(tx: &WriteTx<'_>, user_id: &str) -> Result<(), Error> {
     let is_staff = !staff_among(tx.conn(), vec![user_id.to_owned()]).await?.is_empty();
-    let memberships = participant::Entity::find().filter(participant::Column::UserId.eq(user_id)).all(tx.conn()).await?;
+    let memberships =
+        participant::Entity::find().filter(participant::Column::UserId.eq(user_id)).all(tx.conn()).await?;
     for membership in memberships {
         let unread = recount(tx.conn(), &membership.conversation_id, user_id, is_staff).await?;
         if unread != membership.unread_count {
@@ -78,7 +85,12 @@ pub(super) async fn recount_user(tx: &WriteTx<'_>, user_id: &str) -> Result<(), 
 impl Store {
     /// Marks messages read by the caller: `message_ids`, or every message when empty.
     /// Returns how many went from unread to read and the caller's unread count after.
-    pub async fn mark_read(&self, caller: &Caller, conversation_id: &str, message_ids: &[String]) -> Result<(i64, i64), Error> {
+    pub async fn mark_read(
+        &self,
+        caller: &Caller,
+        conversation_id: &str,
+        message_ids: &[String],
+    ) -> Result<(i64, i64), Error> {
         let mut tx = self.write(caller).await?;
         let loaded = load_visible(tx.conn(), caller, conversation_id).await?;
         let member = loaded.member(&caller.user_id).cloned().ok_or_else(|| {
@@ -152,11 +164,13 @@ impl Store {
     /// Every participant of the account whose stored unread counter differs from a recount
     /// from the messages. Empty when the counters are right, as they always should be.
     pub async fn unread_drift(&self, account_id: &str) -> Result<Vec<UnreadDrift>, Error> {
-        let members = participant::Entity::find().filter(participant::Column::AccountId.eq(account_id)).all(&self.db).await?;
+        let members =
+            participant::Entity::find().filter(participant::Column::AccountId.eq(account_id)).all(&self.db).await?;
         let staff: HashSet<String> = staff_among(&self.db, members.iter().map(|m| m.user_id.clone()).collect()).await?;
         let mut drift = Vec::new();
         for member in members {
-            let recounted = recount(&self.db, &member.conversation_id, &member.user_id, staff.contains(&member.user_id)).await?;
+            let recounted =
+                recount(&self.db, &member.conversation_id, &member.user_id, staff.contains(&member.user_id)).await?;
             if recounted != member.unread_count {
                 drift.push(UnreadDrift {
                     conversation_id: member.conversation_id,
@@ -171,7 +185,12 @@ impl Store {
 }
 
 /// Every id must name a message of the conversation that the caller may see.
-async fn check_messages_in<C: ConnectionTrait>(conn: &C, caller: &Caller, conversation_id: &str, ids: &[String]) -> Result<(), Error> {
+async fn check_messages_in<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    conversation_id: &str,
+    ids: &[String],
+) -> Result<(), Error> {
     let mut find = message::Entity::find()
         .select_only()
         .column(message::Column::Id)
@@ -184,7 +203,10 @@ async fn check_messages_in<C: ConnectionTrait>(conn: &C, caller: &Caller, conver
     let mut violations = crate::domain::error::Violations::new();
     for (index, id) in ids.iter().enumerate() {
         if !found.contains(id) {
-            violations.add(format!("message_ids[{index}]"), format!("{id} is not a message of conversation {conversation_id}"));
+            violations.add(
+                format!("message_ids[{index}]"),
+                format!("{id} is not a message of conversation {conversation_id}"),
+            );
         }
     }
     violations.finish()

@@ -102,14 +102,17 @@ impl Store {
 
     /// The user the caller acts as; any role may read itself.
     pub async fn caller_user(&self, caller: &Caller) -> Result<User, Error> {
-        let row =
-            find_in_account::<user::Entity, _>(&self.db, "user", &caller.user_id, &caller.account_id, |u| &u.account_id).await?;
+        let row = find_in_account::<user::Entity, _>(&self.db, "user", &caller.user_id, &caller.account_id, |u| {
+            &u.account_id
+        })
+        .await?;
         user_from_row(row)
     }
 
     pub async fn get_user(&self, caller: &Caller, id: &str) -> Result<User, Error> {
         caller.require_admin()?;
-        let row = find_in_account::<user::Entity, _>(&self.db, "user", id, &caller.account_id, |u| &u.account_id).await?;
+        let row =
+            find_in_account::<user::Entity, _>(&self.db, "user", id, &caller.account_id, |u| &u.account_id).await?;
         user_from_row(row)
     }
 
@@ -140,7 +143,8 @@ impl Store {
     pub async fn update_user(&self, caller: &Caller, id: &str, patch: UserPatch) -> Result<User, Error> {
         caller.require_admin()?;
         let tx = self.write(caller).await?;
-        let row = find_in_account::<user::Entity, _>(tx.conn(), "user", id, &caller.account_id, |u| &u.account_id).await?;
+        let row =
+            find_in_account::<user::Entity, _>(tx.conn(), "user", id, &caller.account_id, |u| &u.account_id).await?;
         let role_changed = patch.role.is_some_and(|role| role.as_str() != row.role);
         if let Some(Some(external_id)) = &patch.external_id {
             ensure_external_id_free(&tx, &caller.account_id, external_id, Some(id)).await?;
@@ -183,7 +187,12 @@ impl Store {
     }
 
     /// Creates an API key for any user, for the command line's bootstrap.
-    pub async fn create_api_key_in(&self, account_id: &str, user_id: &str, name: &str) -> Result<(ApiKey, String), Error> {
+    pub async fn create_api_key_in(
+        &self,
+        account_id: &str,
+        user_id: &str,
+        name: &str,
+    ) -> Result<(ApiKey, String), Error> {
         let tx = self.write_as(account_id, "").await?;
         let created = insert_key(&tx, account_id, user_id, name).await?;
         tx.commit().await?;
@@ -213,8 +222,9 @@ impl Store {
     pub async fn revoke_api_key(&self, caller: &Caller, id: &str) -> Result<ApiKey, Error> {
         caller.require_admin()?;
         let tx = self.write(caller).await?;
-        let row = find_in_account::<api_key::Entity, _>(tx.conn(), "api key", id, &caller.account_id, |k| &k.account_id)
-            .await?;
+        let row =
+            find_in_account::<api_key::Entity, _>(tx.conn(), "api key", id, &caller.account_id, |k| &k.account_id)
+                .await?;
         let row = if row.revoke_time.is_some() {
             row
         } else {
@@ -264,7 +274,12 @@ async fn ensure_external_id_free(
     }
 }
 
-async fn insert_user(tx: &WriteTx<'_>, account_id: &str, new: NewUser, request_id: Option<String>) -> Result<User, Error> {
+async fn insert_user(
+    tx: &WriteTx<'_>,
+    account_id: &str,
+    new: NewUser,
+    request_id: Option<String>,
+) -> Result<User, Error> {
     if let Some(request_id) = &request_id {
         let earlier = user::Entity::find()
             .filter(user::Column::AccountId.eq(account_id))

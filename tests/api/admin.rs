@@ -60,7 +60,11 @@ async fn an_external_id_belongs_to_one_user_of_the_account() {
         authed(
             &app.admin.key,
             pb::CreateUserRequest {
-                user: Some(pb::User { role: pb::Role::Member as i32, external_id: "shop-42".into(), ..Default::default() }),
+                user: Some(pb::User {
+                    role: pb::Role::Member as i32,
+                    external_id: "shop-42".into(),
+                    ..Default::default()
+                }),
                 request_id: request_id.into(),
             },
         )
@@ -115,7 +119,12 @@ async fn list_users_pages_through_every_user_once_and_filters_by_role() {
             .admin_client()
             .list_users(authed(
                 &app.admin.key,
-                pb::ListUsersRequest { page_size: 2, page_token: token.clone(), role: pb::Role::Member as i32, ..Default::default() },
+                pb::ListUsersRequest {
+                    page_size: 2,
+                    page_token: token.clone(),
+                    role: pb::Role::Member as i32,
+                    ..Default::default()
+                },
             ))
             .await
             .unwrap()
@@ -139,7 +148,10 @@ async fn a_revoked_key_no_longer_authenticates() {
     let user = app.member("Soon revoked").await;
     let keys = app
         .admin_client()
-        .list_api_keys(authed(&app.admin.key, pb::ListApiKeysRequest { user_id: user.id.clone(), ..Default::default() }))
+        .list_api_keys(authed(
+            &app.admin.key,
+            pb::ListApiKeysRequest { user_id: user.id.clone(), ..Default::default() },
+        ))
         .await
         .unwrap()
         .into_inner()
@@ -162,7 +174,8 @@ async fn a_revoked_key_no_longer_authenticates() {
 #[tokio::test]
 async fn users_are_validated_field_by_field() {
     let app = spawn_app().await;
-    let create = |user: pb::User| authed(&app.admin.key, pb::CreateUserRequest { user: Some(user), request_id: String::new() });
+    let create =
+        |user: pb::User| authed(&app.admin.key, pb::CreateUserRequest { user: Some(user), request_id: String::new() });
     let member = |email: &str, phone: &str| pb::User {
         role: pb::Role::Member as i32,
         email: email.into(),

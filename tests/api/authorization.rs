@@ -9,7 +9,8 @@ use crate::helpers::{assert_code, authed, bootstrap_user, spawn_app, text};
 async fn every_service_rejects_a_call_without_a_key() {
     let app = spawn_app().await;
 
-    let status = assert_code(app.admin_client().get_caller(Request::new(pb::GetCallerRequest {})).await, Code::Unauthenticated);
+    let status =
+        assert_code(app.admin_client().get_caller(Request::new(pb::GetCallerRequest {})).await, Code::Unauthenticated);
     assert!(status.message().contains("authorization"), "{status:?}");
     assert_code(
         app.conversations().list_conversations(Request::new(pb::ListConversationsRequest::default())).await,
@@ -22,7 +23,10 @@ async fn every_service_rejects_a_call_without_a_key() {
 #[tokio::test]
 async fn an_unknown_or_malformed_key_is_unauthenticated() {
     let app = spawn_app().await;
-    assert_code(app.unread_result(&crate::helpers::TestUser { id: String::new(), key: "msk_nope".into() }).await, Code::Unauthenticated);
+    assert_code(
+        app.unread_result(&crate::helpers::TestUser { id: String::new(), key: "msk_nope".into() }).await,
+        Code::Unauthenticated,
+    );
 
     let mut request = Request::new(pb::GetUnreadCountRequest {});
     request.metadata_mut().insert("authorization", "Basic dXNlcjpwYXNz".parse().unwrap());
@@ -42,7 +46,10 @@ async fn members_and_agents_may_not_call_the_admin_service() {
         );
         assert_code(
             app.admin_client()
-                .create_api_key(authed(&user.key, pb::CreateApiKeyRequest { user_id: user.id.clone(), name: "mine".into() }))
+                .create_api_key(authed(
+                    &user.key,
+                    pb::CreateApiKeyRequest { user_id: user.id.clone(), name: "mine".into() },
+                ))
                 .await,
             Code::PermissionDenied,
         );
@@ -62,17 +69,25 @@ async fn a_member_cannot_see_a_conversation_it_does_not_take_part_in() {
     assert_code(app.send_request(&stranger, text(&conversation.id, "let me in")).await, Code::NotFound);
     assert_code(
         app.messages()
-            .list_messages(authed(&stranger.key, pb::ListMessagesRequest { conversation_id: conversation.id.clone(), ..Default::default() }))
+            .list_messages(authed(
+                &stranger.key,
+                pb::ListMessagesRequest { conversation_id: conversation.id.clone(), ..Default::default() },
+            ))
             .await,
         Code::NotFound,
     );
     assert_code(
-        app.messages().get_message(authed(&stranger.key, pb::GetMessageRequest { id: message.id.clone(), view: 0 })).await,
+        app.messages()
+            .get_message(authed(&stranger.key, pb::GetMessageRequest { id: message.id.clone(), view: 0 }))
+            .await,
         Code::NotFound,
     );
     assert_code(
         app.conversations()
-            .mark_read(authed(&stranger.key, pb::MarkReadRequest { conversation_id: conversation.id.clone(), message_ids: vec![] }))
+            .mark_read(authed(
+                &stranger.key,
+                pb::MarkReadRequest { conversation_id: conversation.id.clone(), message_ids: vec![] },
+            ))
             .await,
         Code::NotFound,
     );
@@ -106,7 +121,10 @@ async fn staff_see_every_conversation_of_their_account_and_nothing_of_another() 
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(listed.conversations.iter().map(|c| c.id.clone()).collect::<Vec<_>>(), vec![conversation.id.clone()]);
+        assert_eq!(
+            listed.conversations.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+            vec![conversation.id.clone()]
+        );
     }
     assert_code(app.get_conversation(&other_admin, &conversation.id).await, Code::NotFound);
     assert_code(app.send_request(&other_admin, text(&conversation.id, "hi")).await, Code::NotFound);
@@ -138,7 +156,10 @@ async fn only_staff_write_and_read_private_notes() {
 
     let as_customer = app
         .messages()
-        .list_messages(authed(&customer.key, pb::ListMessagesRequest { conversation_id: conversation.id.clone(), ..Default::default() }))
+        .list_messages(authed(
+            &customer.key,
+            pb::ListMessagesRequest { conversation_id: conversation.id.clone(), ..Default::default() },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -154,7 +175,10 @@ async fn only_staff_write_and_read_private_notes() {
 
     let as_agent = app
         .messages()
-        .list_messages(authed(&agent.key, pb::ListMessagesRequest { conversation_id: conversation.id.clone(), ..Default::default() }))
+        .list_messages(authed(
+            &agent.key,
+            pb::ListMessagesRequest { conversation_id: conversation.id.clone(), ..Default::default() },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -192,17 +216,25 @@ async fn members_may_not_manage_conversations_but_may_leave_them() {
         Code::PermissionDenied,
     );
     assert_code(
-        app.conversations().delete_conversation(authed(&buyer.key, pb::DeleteConversationRequest { id: conversation.id.clone() })).await,
+        app.conversations()
+            .delete_conversation(authed(&buyer.key, pb::DeleteConversationRequest { id: conversation.id.clone() }))
+            .await,
         Code::PermissionDenied,
     );
 
     app.conversations()
-        .remove_participant(authed(&seller.key, pb::RemoveParticipantRequest { conversation_id: conversation.id.clone(), user_id: seller.id.clone() }))
+        .remove_participant(authed(
+            &seller.key,
+            pb::RemoveParticipantRequest { conversation_id: conversation.id.clone(), user_id: seller.id.clone() },
+        ))
         .await
         .unwrap();
     assert_code(app.get_conversation(&seller, &conversation.id).await, Code::NotFound);
 
-    app.conversations().delete_conversation(authed(&agent.key, pb::DeleteConversationRequest { id: conversation.id.clone() })).await.unwrap();
+    app.conversations()
+        .delete_conversation(authed(&agent.key, pb::DeleteConversationRequest { id: conversation.id.clone() }))
+        .await
+        .unwrap();
     assert_code(app.get_conversation(&buyer, &conversation.id).await, Code::NotFound);
 }
 
@@ -230,6 +262,11 @@ async fn only_the_sender_edits_and_only_the_sender_or_staff_delete() {
         app.messages().delete_message(authed(&seller.key, pb::DeleteMessageRequest { id: message.id.clone() })).await,
         Code::PermissionDenied,
     );
-    let deleted = app.messages().delete_message(authed(&agent.key, pb::DeleteMessageRequest { id: message.id.clone() })).await.unwrap().into_inner();
+    let deleted = app
+        .messages()
+        .delete_message(authed(&agent.key, pb::DeleteMessageRequest { id: message.id.clone() }))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(deleted.delete_time.is_some());
 }

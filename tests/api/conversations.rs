@@ -29,7 +29,11 @@ async fn a_conversation_starts_with_its_participants_subject_and_first_message()
             &buyer.key,
             pb::CreateConversationRequest {
                 participants: vec![pb::NewParticipant { user_id: seller.id.clone(), label: "seller".into() }],
-                subject: Some(pb::Subject { kind: "listing".into(), external_id: "lst_abc".into(), title: "2021 Volvo FH 500".into() }),
+                subject: Some(pb::Subject {
+                    kind: "listing".into(),
+                    external_id: "lst_abc".into(),
+                    title: "2021 Volvo FH 500".into(),
+                }),
                 metadata: HashMap::from([("offer_id".to_string(), "42".to_string())]),
                 first_message: Some(text("", "Is this vehicle still available?")),
                 caller_label: "buyer".into(),
@@ -45,7 +49,8 @@ async fn a_conversation_starts_with_its_participants_subject_and_first_message()
     assert!(conversation.id.starts_with("conv_"));
     assert_eq!(conversation.subject.as_ref().unwrap().external_id, "lst_abc");
     assert_eq!(conversation.metadata["offer_id"], "42");
-    let mut labels: Vec<(String, String)> = conversation.participants.iter().map(|p| (p.label.clone(), p.user_id.clone())).collect();
+    let mut labels: Vec<(String, String)> =
+        conversation.participants.iter().map(|p| (p.label.clone(), p.user_id.clone())).collect();
     labels.sort();
     assert_eq!(labels, vec![("buyer".into(), buyer.id.clone()), ("seller".into(), seller.id.clone())]);
     assert_eq!(conversation.caller_label, "buyer");
@@ -97,14 +102,21 @@ async fn listing_filters_by_status_label_and_subject_with_a_summary() {
     let archived = app.conversation(&other, &[(&me, "buyer")]).await;
     app.send(&other, &as_buyer.id, "unread for me").await;
     app.send(&other, &archived.id, "unread but archived").await;
-    app.conversations().archive_conversation(authed(&me.key, pb::ArchiveConversationRequest { id: archived.id.clone() })).await.unwrap();
+    app.conversations()
+        .archive_conversation(authed(&me.key, pb::ArchiveConversationRequest { id: archived.id.clone() }))
+        .await
+        .unwrap();
     app.conversations()
         .update_conversation(authed(
             &other.key,
             pb::UpdateConversationRequest {
                 conversation: Some(pb::Conversation {
                     id: as_seller.id.clone(),
-                    subject: Some(pb::Subject { kind: "listing".into(), external_id: "lst_9".into(), title: String::new() }),
+                    subject: Some(pb::Subject {
+                        kind: "listing".into(),
+                        external_id: "lst_9".into(),
+                        title: String::new(),
+                    }),
                     ..Default::default()
                 }),
                 update_mask: Some(FieldMask { paths: vec!["subject.kind".into(), "subject.external_id".into()] }),
@@ -116,17 +128,32 @@ async fn listing_filters_by_status_label_and_subject_with_a_summary() {
     let active = list(&app, &me, Default::default()).await;
     assert_eq!(ids(&active.conversations), vec![as_seller.id.clone(), as_buyer.id.clone()], "newest activity first");
     assert_eq!(active.summary, Some(pb::ConversationSummary { total: 2, unread: 1 }));
-    let status = |status: pb::ConversationStatus| pb::ListConversationsRequest { status: status as i32, ..Default::default() };
-    assert_eq!(ids(&list(&app, &me, status(pb::ConversationStatus::Unread)).await.conversations), vec![as_buyer.id.clone()]);
-    assert_eq!(ids(&list(&app, &me, status(pb::ConversationStatus::Read)).await.conversations), vec![as_seller.id.clone()]);
-    assert_eq!(ids(&list(&app, &me, status(pb::ConversationStatus::Archived)).await.conversations), vec![archived.id.clone()]);
+    let status =
+        |status: pb::ConversationStatus| pb::ListConversationsRequest { status: status as i32, ..Default::default() };
+    assert_eq!(
+        ids(&list(&app, &me, status(pb::ConversationStatus::Unread)).await.conversations),
+        vec![as_buyer.id.clone()]
+    );
+    assert_eq!(
+        ids(&list(&app, &me, status(pb::ConversationStatus::Read)).await.conversations),
+        vec![as_seller.id.clone()]
+    );
+    assert_eq!(
+        ids(&list(&app, &me, status(pb::ConversationStatus::Archived)).await.conversations),
+        vec![archived.id.clone()]
+    );
     assert_eq!(list(&app, &me, status(pb::ConversationStatus::All)).await.total_size, 3);
-    let buyer_side = list(&app, &me, pb::ListConversationsRequest { label: "buyer".into(), ..Default::default() }).await;
+    let buyer_side =
+        list(&app, &me, pb::ListConversationsRequest { label: "buyer".into(), ..Default::default() }).await;
     assert_eq!(ids(&buyer_side.conversations), vec![as_buyer.id.clone()]);
     let about_listing = list(
         &app,
         &me,
-        pb::ListConversationsRequest { subject_kind: "listing".into(), subject_external_id: "lst_9".into(), ..Default::default() },
+        pb::ListConversationsRequest {
+            subject_kind: "listing".into(),
+            subject_external_id: "lst_9".into(),
+            ..Default::default()
+        },
     )
     .await;
     assert_eq!(ids(&about_listing.conversations), vec![as_seller.id.clone()]);
@@ -161,7 +188,9 @@ async fn archiving_is_per_user_and_reversible() {
     assert!(!unarchived.archived);
     let agent = app.agent("agent").await;
     assert_code(
-        app.conversations().archive_conversation(authed(&agent.key, pb::ArchiveConversationRequest { id: conversation.id.clone() })).await,
+        app.conversations()
+            .archive_conversation(authed(&agent.key, pb::ArchiveConversationRequest { id: conversation.id.clone() }))
+            .await,
         Code::FailedPrecondition,
     );
 }
@@ -205,7 +234,10 @@ async fn staff_add_and_remove_participants_and_a_newcomer_counts_the_history_as_
 
     let removed = app
         .conversations()
-        .remove_participant(authed(&agent.key, pb::RemoveParticipantRequest { conversation_id: conversation.id.clone(), user_id: lead.id.clone() }))
+        .remove_participant(authed(
+            &agent.key,
+            pb::RemoveParticipantRequest { conversation_id: conversation.id.clone(), user_id: lead.id.clone() },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -224,7 +256,10 @@ async fn deleting_a_conversation_removes_it_and_its_messages_for_good() {
     let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
     let message = app.send(&buyer, &conversation.id, "soon gone").await;
 
-    app.conversations().delete_conversation(authed(&app.admin.key, pb::DeleteConversationRequest { id: conversation.id.clone() })).await.unwrap();
+    app.conversations()
+        .delete_conversation(authed(&app.admin.key, pb::DeleteConversationRequest { id: conversation.id.clone() }))
+        .await
+        .unwrap();
 
     assert_code(app.get_conversation(&app.admin, &conversation.id).await, Code::NotFound);
     assert_code(
@@ -244,13 +279,17 @@ async fn the_full_view_expands_participants_users() {
     let basic = app.get_conversation(&buyer, &conversation.id).await.unwrap();
     let full = app
         .conversations()
-        .get_conversation(authed(&buyer.key, pb::GetConversationRequest { id: conversation.id.clone(), view: pb::View::Full as i32 }))
+        .get_conversation(authed(
+            &buyer.key,
+            pb::GetConversationRequest { id: conversation.id.clone(), view: pb::View::Full as i32 },
+        ))
         .await
         .unwrap()
         .into_inner();
 
     assert!(basic.participants.iter().all(|p| p.user.is_none()));
-    let mut names: Vec<String> = full.participants.iter().map(|p| p.user.as_ref().unwrap().display_name.clone()).collect();
+    let mut names: Vec<String> =
+        full.participants.iter().map(|p| p.user.as_ref().unwrap().display_name.clone()).collect();
     names.sort();
     assert_eq!(names, vec!["ABC Trucks".to_string(), "Jane".to_string()]);
 }

@@ -25,9 +25,10 @@ pub struct TestApp {
     pub account_id: String,
     pub admin: TestUser,
     pub channel: Channel,
+    pub database_url: String,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 /// A user with an API key.
@@ -60,17 +61,35 @@ pub async fn spawn_app() -> TestApp {
 /// Spawns a server after `configure` adjusted its configuration.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut config = Config::for_database(fresh_database(&dir).await);
+    let database_url = fresh_database(&dir).await;
+    let (store, stream_stats, addr, server, stop) = start(&database_url, configure).await;
+    let account_id = store.create_account("test").await.expect("an account");
+    let admin = bootstrap_user(&store, &account_id, Role::Admin, "Admin").await;
+    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.expect("connect");
+    TestApp {
+        addr,
+        store,
+        stream_stats,
+        account_id,
+        admin,
+        channel,
+        database_url,
+        stop: Some(stop),
+        server: Some(server),
+        _dir: Some(dir),
+    }
+}
+
+type Started = (Arc<Store>, Arc<StreamStats>, std::net::SocketAddr, JoinHandle<()>, oneshot::Sender<()>);
+
+async fn start(database_url: &str, configure: impl FnOnce(&mut Config)) -> Started {
+    let mut config = Config::for_database(database_url);
     config.shutdown_grace = Duration::from_secs(2);
     configure(&mut config);
     let app = Application::build(config).await.expect("the server starts");
     let addr = app.local_addr();
     let store = app.store();
     let stream_stats = app.stream_stats();
-
-    let account_id = store.create_account("test").await.expect("an account");
-    let admin = bootstrap_user(&store, &account_id, Role::Admin, "Admin").await;
-
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         app.run_until(async {
@@ -79,8 +98,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         .await
         .expect("the server runs");
     });
-    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.expect("connect");
-    TestApp { addr, store, stream_stats, account_id, admin, channel, stop: Some(stop), server: Some(server), _dir: dir }
+    (store, stream_stats, addr, server, stop)
 }
 
 /// A user made directly in the store (as `missive keys create` does).
@@ -99,6 +117,24 @@ pub fn authed<T>(key: &str, message: T) -> Request<T> {
 }
 
 impl TestApp {
+    /// A second server on the same database, as a replica behind a load balancer would be.
+    pub async fn replica(&self, configure: impl FnOnce(&mut Config)) -> TestApp {
+        let (store, stream_stats, addr, server, stop) = start(&self.database_url, configure).await;
+        let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.expect("connect");
+        TestApp {
+            addr,
+            store,
+            stream_stats,
+            account_id: self.account_id.clone(),
+            admin: self.admin.clone(),
+            channel,
+            database_url: self.database_url.clone(),
+            stop: Some(stop),
+            server: Some(server),
+            _dir: None,
+        }
+    }
+
     pub fn admin_client(&self) -> AdminServiceClient<Channel> {
         AdminServiceClient::new(self.channel.clone())
     }
@@ -131,7 +167,10 @@ impl TestApp {
             .into_inner();
         let key = self
             .admin_client()
-            .create_api_key(authed(&self.admin.key, pb::CreateApiKeyRequest { user_id: user.id.clone(), name: name.into() }))
+            .create_api_key(authed(
+                &self.admin.key,
+                pb::CreateApiKeyRequest { user_id: user.id.clone(), name: name.into() },
+            ))
             .await
             .expect("create key")
             .into_inner()
@@ -172,7 +211,11 @@ impl TestApp {
         self.send_request(sender, text(conversation_id, content)).await.expect("send")
     }
 
-    pub async fn send_request(&self, sender: &TestUser, request: pb::SendMessageRequest) -> Result<pb::Message, Status> {
+    pub async fn send_request(
+        &self,
+        sender: &TestUser,
+        request: pb::SendMessageRequest,
+    ) -> Result<pb::Message, Status> {
         self.messages().send_message(authed(&sender.key, request)).await.map(|r| r.into_inner())
     }
 
@@ -184,7 +227,10 @@ impl TestApp {
     }
 
     pub async fn unread_result(&self, user: &TestUser) -> Result<pb::GetUnreadCountResponse, Status> {
-        self.conversations().get_unread_count(authed(&user.key, pb::GetUnreadCountRequest {})).await.map(|r| r.into_inner())
+        self.conversations()
+            .get_unread_count(authed(&user.key, pb::GetUnreadCountRequest {}))
+            .await
+            .map(|r| r.into_inner())
     }
 
     pub async fn unread(&self, user: &TestUser) -> (i64, i64) {
@@ -209,7 +255,10 @@ impl TestApp {
             let _ = stop.send(());
         }
         if let Some(server) = self.server.take() {
-            tokio::time::timeout(Duration::from_secs(10), server).await.expect("the server stops in time").expect("clean stop");
+            tokio::time::timeout(Duration::from_secs(10), server)
+                .await
+                .expect("the server stops in time")
+                .expect("clean stop");
         }
     }
 }

@@ -30,7 +30,12 @@ async fn a_message_reads_back_with_its_sender_and_conversation_in_the_full_view(
         .await
         .unwrap();
 
-    let basic = app.messages().get_message(authed(&lead.key, pb::GetMessageRequest { id: sent.id.clone(), view: 0 })).await.unwrap().into_inner();
+    let basic = app
+        .messages()
+        .get_message(authed(&lead.key, pb::GetMessageRequest { id: sent.id.clone(), view: 0 }))
+        .await
+        .unwrap()
+        .into_inner();
     let full = app
         .messages()
         .get_message(authed(&lead.key, pb::GetMessageRequest { id: sent.id.clone(), view: pb::View::Full as i32 }))
@@ -84,7 +89,12 @@ async fn structured_content_round_trips() {
         .await
         .unwrap();
 
-    let read = app.messages().get_message(authed(&customer.key, pb::GetMessageRequest { id: sent.id, view: 0 })).await.unwrap().into_inner();
+    let read = app
+        .messages()
+        .get_message(authed(&customer.key, pb::GetMessageRequest { id: sent.id, view: 0 }))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(read.content_type, pb::ContentType::InputSelect as i32);
     assert_eq!(read.content_attributes, Some(options));
     assert_eq!(read.kind, pb::MessageKind::QuickReply as i32);
@@ -104,7 +114,11 @@ async fn attachments_are_stored_inline_and_fetched_back_by_id() {
             pb::SendMessageRequest {
                 kind: pb::MessageKind::Document as i32,
                 content: "Here are the service records".into(),
-                attachments: vec![pb::NewAttachment { filename: "records.pdf".into(), media_type: "application/pdf".into(), data: pdf.clone() }],
+                attachments: vec![pb::NewAttachment {
+                    filename: "records.pdf".into(),
+                    media_type: "application/pdf".into(),
+                    data: pdf.clone(),
+                }],
                 ..text(&conversation.id, "")
             },
         )
@@ -126,7 +140,9 @@ async fn attachments_are_stored_inline_and_fetched_back_by_id() {
     assert_eq!(fetched.attachment.unwrap().filename, "records.pdf");
     let stranger = app.member("stranger").await;
     assert_code(
-        app.messages().get_attachment(authed(&stranger.key, pb::GetAttachmentRequest { id: attachment.id.clone() })).await,
+        app.messages()
+            .get_attachment(authed(&stranger.key, pb::GetAttachmentRequest { id: attachment.id.clone() }))
+            .await,
         Code::NotFound,
     );
 }
@@ -176,7 +192,11 @@ async fn deleting_leaves_a_tombstone_in_its_place() {
             &buyer,
             pb::SendMessageRequest {
                 kind: pb::MessageKind::Image as i32,
-                attachments: vec![pb::NewAttachment { filename: "a.png".into(), media_type: "image/png".into(), data: vec![1, 2, 3] }],
+                attachments: vec![pb::NewAttachment {
+                    filename: "a.png".into(),
+                    media_type: "image/png".into(),
+                    data: vec![1, 2, 3],
+                }],
                 ..text(&conversation.id, "")
             },
         )
@@ -184,16 +204,29 @@ async fn deleting_leaves_a_tombstone_in_its_place() {
         .unwrap();
     let last = app.send(&buyer, &conversation.id, "last").await;
 
-    let deleted = app.messages().delete_message(authed(&buyer.key, pb::DeleteMessageRequest { id: doomed.id.clone() })).await.unwrap().into_inner();
+    let deleted = app
+        .messages()
+        .delete_message(authed(&buyer.key, pb::DeleteMessageRequest { id: doomed.id.clone() }))
+        .await
+        .unwrap()
+        .into_inner();
 
     assert!(deleted.delete_time.is_some());
     assert!(deleted.attachments.is_empty());
-    let listed = app.messages().list_messages(authed(&seller.key, list_request(&conversation.id))).await.unwrap().into_inner();
-    let shape: Vec<(i64, String, bool)> = listed.messages.iter().map(|m| (m.sequence, m.content.clone(), m.delete_time.is_some())).collect();
+    let listed =
+        app.messages().list_messages(authed(&seller.key, list_request(&conversation.id))).await.unwrap().into_inner();
+    let shape: Vec<(i64, String, bool)> =
+        listed.messages.iter().map(|m| (m.sequence, m.content.clone(), m.delete_time.is_some())).collect();
     assert_eq!(shape, vec![(1, "first".into(), false), (2, String::new(), true), (3, "last".into(), false)]);
-    assert_eq!(app.get_conversation(&seller, &conversation.id).await.unwrap().unread_count, 2, "a deleted message is no longer unread");
+    assert_eq!(
+        app.get_conversation(&seller, &conversation.id).await.unwrap().unread_count,
+        2,
+        "a deleted message is no longer unread"
+    );
     assert_code(
-        app.messages().get_attachment(authed(&seller.key, pb::GetAttachmentRequest { id: doomed.attachments[0].id.clone() })).await,
+        app.messages()
+            .get_attachment(authed(&seller.key, pb::GetAttachmentRequest { id: doomed.attachments[0].id.clone() }))
+            .await,
         Code::NotFound,
     );
     assert_eq!((first.sequence, last.sequence), (1, 3));
@@ -212,7 +245,8 @@ async fn a_retried_send_with_the_same_request_id_sends_once() {
     let retried = app.send_request(&buyer, request).await.unwrap();
 
     assert_eq!(first.id, retried.id);
-    let listed = app.messages().list_messages(authed(&seller.key, list_request(&conversation.id))).await.unwrap().into_inner();
+    let listed =
+        app.messages().list_messages(authed(&seller.key, list_request(&conversation.id))).await.unwrap().into_inner();
     assert_eq!(listed.total_size, 1);
     assert_eq!(app.unread(&seller).await, (1, 1));
 }
@@ -227,13 +261,21 @@ async fn reading_shows_in_the_senders_read_receipts() {
 
     let marked = app
         .conversations()
-        .mark_read(authed(&seller.key, pb::MarkReadRequest { conversation_id: conversation.id.clone(), message_ids: vec![] }))
+        .mark_read(authed(
+            &seller.key,
+            pb::MarkReadRequest { conversation_id: conversation.id.clone(), message_ids: vec![] },
+        ))
         .await
         .unwrap()
         .into_inner();
 
     assert_eq!(marked, pb::MarkReadResponse { marked: 1, unread_count: 0 });
-    let read = app.messages().get_message(authed(&buyer.key, pb::GetMessageRequest { id: sent.id, view: 0 })).await.unwrap().into_inner();
+    let read = app
+        .messages()
+        .get_message(authed(&buyer.key, pb::GetMessageRequest { id: sent.id, view: 0 }))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(read.read_receipts.len(), 1);
     assert_eq!(read.read_receipts[0].user_id, seller.id);
     assert!(read.read_receipts[0].read);
@@ -254,7 +296,10 @@ async fn listing_respects_time_bounds_and_order() {
 
     let newest_first = app
         .messages()
-        .list_messages(authed(&seller.key, pb::ListMessagesRequest { newest_first: true, ..list_request(&conversation.id) }))
+        .list_messages(authed(
+            &seller.key,
+            pb::ListMessagesRequest { newest_first: true, ..list_request(&conversation.id) },
+        ))
         .await
         .unwrap()
         .into_inner();

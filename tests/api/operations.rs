@@ -7,8 +7,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 use tonic_reflection::pb::v1::{
-    ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
-    server_reflection_response::MessageResponse,
+    ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+    server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
 
 use crate::helpers::{authed, spawn_app};
@@ -28,7 +28,10 @@ async fn the_health_service_reports_serving() {
 async fn reflection_lists_every_service() {
     let app = spawn_app().await;
     let mut reflection = ServerReflectionClient::new(app.channel.clone());
-    let request = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
 
     let mut responses = reflection.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
     let response = responses.next().await.unwrap().unwrap();
@@ -73,7 +76,8 @@ async fn a_browser_can_call_over_grpc_web() {
 async fn shutdown_ends_open_streams_cleanly_and_in_time() {
     let app = spawn_app().await;
     let member = app.member("member").await;
-    let mut stream = app.events().subscribe(authed(&member.key, pb::SubscribeRequest::default())).await.unwrap().into_inner();
+    let mut stream =
+        app.events().subscribe(authed(&member.key, pb::SubscribeRequest::default())).await.unwrap().into_inner();
     let first = stream.message().await.unwrap().unwrap();
     assert_eq!(first.r#type, pb::EventType::Heartbeat as i32);
 

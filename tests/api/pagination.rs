@@ -24,7 +24,12 @@ async fn paging_through_messages_sees_each_once_while_new_ones_arrive() {
             .messages()
             .list_messages(authed(
                 &seller.key,
-                pb::ListMessagesRequest { conversation_id: conversation.id.clone(), page_size: 10, page_token: token.clone(), ..Default::default() },
+                pb::ListMessagesRequest {
+                    conversation_id: conversation.id.clone(),
+                    page_size: 10,
+                    page_token: token.clone(),
+                    ..Default::default()
+                },
             ))
             .await
             .unwrap()
@@ -60,7 +65,10 @@ async fn paging_through_conversations_newest_first_sees_each_once() {
     loop {
         let page = app
             .conversations()
-            .list_conversations(authed(&me.key, pb::ListConversationsRequest { page_size: 3, page_token: token.clone(), ..Default::default() }))
+            .list_conversations(authed(
+                &me.key,
+                pb::ListConversationsRequest { page_size: 3, page_token: token.clone(), ..Default::default() },
+            ))
             .await
             .unwrap()
             .into_inner();
@@ -98,7 +106,8 @@ async fn a_page_token_only_works_for_the_query_that_issued_it() {
         ..Default::default()
     };
     assert_invalid(app.conversations().list_conversations(authed(&me.key, other_query)).await, "page_token");
-    let other_caller = pb::ListConversationsRequest { page_size: 1, page_token: first.next_page_token, ..Default::default() };
+    let other_caller =
+        pb::ListConversationsRequest { page_size: 1, page_token: first.next_page_token, ..Default::default() };
     assert_invalid(app.conversations().list_conversations(authed(&other.key, other_caller)).await, "page_token");
     let garbage = pb::ListConversationsRequest { page_token: "not-a-token".into(), ..Default::default() };
     assert_invalid(app.conversations().list_conversations(authed(&me.key, garbage)).await, "page_token");

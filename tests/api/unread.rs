@@ -27,7 +27,11 @@ async fn concurrent_sends_and_reads_never_make_counters_drift() {
             let (buyer, seller, conversation_id) = (buyer.clone(), seller.clone(), conversation_id.clone());
             tasks.push(tokio::spawn(async move {
                 let (mut messages, mut conversations_client) = (messages, conversations_client);
-                let sent = messages.send_message(authed(&buyer.key, text(&conversation_id, &format!("round {round}")))).await.unwrap().into_inner();
+                let sent = messages
+                    .send_message(authed(&buyer.key, text(&conversation_id, &format!("round {round}"))))
+                    .await
+                    .unwrap()
+                    .into_inner();
                 let ids = if round % 3 == 0 { vec![sent.id] } else { vec![] };
                 conversations_client
                     .mark_read(authed(&seller.key, pb::MarkReadRequest { conversation_id, message_ids: ids }))
@@ -66,7 +70,10 @@ async fn marking_some_messages_read_leaves_the_others_unread() {
         .conversations()
         .mark_read(authed(
             &seller.key,
-            pb::MarkReadRequest { conversation_id: conversation.id.clone(), message_ids: vec![first.id.clone(), third.id.clone(), own.id, first.id] },
+            pb::MarkReadRequest {
+                conversation_id: conversation.id.clone(),
+                message_ids: vec![first.id.clone(), third.id.clone(), own.id, first.id],
+            },
         ))
         .await
         .unwrap()
@@ -76,7 +83,10 @@ async fn marking_some_messages_read_leaves_the_others_unread() {
     assert_eq!(app.unread(&seller).await, (1, 1));
     let again = app
         .conversations()
-        .mark_read(authed(&seller.key, pb::MarkReadRequest { conversation_id: conversation.id.clone(), message_ids: vec![third.id] }))
+        .mark_read(authed(
+            &seller.key,
+            pb::MarkReadRequest { conversation_id: conversation.id.clone(), message_ids: vec![third.id] },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -90,7 +100,8 @@ async fn private_notes_are_unread_for_staff_only_and_a_role_change_recounts() {
     let customer = app.member("customer").await;
     let agent = app.agent("agent").await;
     let supervisor = app.agent("supervisor").await;
-    let conversation = app.conversation(&agent, &[(&customer, "customer"), (&agent, "agent"), (&supervisor, "supervisor")]).await;
+    let conversation =
+        app.conversation(&agent, &[(&customer, "customer"), (&agent, "agent"), (&supervisor, "supervisor")]).await;
     let mut note = text(&conversation.id, "note");
     note.private = true;
     app.send_request(&agent, note).await.unwrap();

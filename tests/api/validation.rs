@@ -28,7 +28,10 @@ async fn message_content_must_be_present_and_bounded() {
 
     let listed = app
         .messages()
-        .list_messages(authed(&seller.key, pb::ListMessagesRequest { conversation_id: conversation.id.clone(), ..Default::default() }))
+        .list_messages(authed(
+            &seller.key,
+            pb::ListMessagesRequest { conversation_id: conversation.id.clone(), ..Default::default() },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -41,7 +44,11 @@ async fn an_attachment_over_the_configured_limit_is_rejected() {
     let buyer = app.member("buyer").await;
     let seller = app.member("seller").await;
     let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
-    let attachment = |size: usize| pb::NewAttachment { filename: "f.bin".into(), media_type: "application/octet-stream".into(), data: vec![7; size] };
+    let attachment = |size: usize| pb::NewAttachment {
+        filename: "f.bin".into(),
+        media_type: "application/octet-stream".into(),
+        data: vec![7; size],
+    };
 
     let too_big = pb::SendMessageRequest {
         kind: pb::MessageKind::Document as i32,
@@ -55,7 +62,11 @@ async fn an_attachment_over_the_configured_limit_is_rejected() {
         ..text(&conversation.id, "")
     };
     assert_invalid(app.send_request(&buyer, bad_type).await, "attachments[0].media_type");
-    let fits = pb::SendMessageRequest { kind: pb::MessageKind::Document as i32, attachments: vec![attachment(1024)], ..text(&conversation.id, "") };
+    let fits = pb::SendMessageRequest {
+        kind: pb::MessageKind::Document as i32,
+        attachments: vec![attachment(1024)],
+        ..text(&conversation.id, "")
+    };
     assert!(app.send_request(&buyer, fits).await.is_ok());
 }
 
@@ -70,7 +81,10 @@ async fn every_invalid_field_of_a_create_is_named_at_once() {
                 &buyer.key,
                 pb::CreateConversationRequest {
                     participants: vec![
-                        pb::NewParticipant { user_id: "usr_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(), label: "seller".into() },
+                        pb::NewParticipant {
+                            user_id: "usr_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
+                            label: "seller".into(),
+                        },
                         pb::NewParticipant { user_id: "bogus".into(), label: "x".into() },
                     ],
                     first_message: Some(text("", "")),
@@ -106,7 +120,10 @@ async fn an_unknown_participant_is_named() {
     assert_invalid(result, "participants[0].user_id");
     let listed = app
         .conversations()
-        .list_conversations(authed(&buyer.key, pb::ListConversationsRequest { status: pb::ConversationStatus::All as i32, ..Default::default() }))
+        .list_conversations(authed(
+            &buyer.key,
+            pb::ListConversationsRequest { status: pb::ConversationStatus::All as i32, ..Default::default() },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -120,7 +137,12 @@ async fn page_sizes_ids_masks_and_enums_are_checked() {
 
     for page_size in [-1, 1001] {
         assert_invalid(
-            app.conversations().list_conversations(authed(&buyer.key, pb::ListConversationsRequest { page_size, ..Default::default() })).await,
+            app.conversations()
+                .list_conversations(authed(
+                    &buyer.key,
+                    pb::ListConversationsRequest { page_size, ..Default::default() },
+                ))
+                .await,
             "page_size",
         );
     }
@@ -130,7 +152,10 @@ async fn page_sizes_ids_masks_and_enums_are_checked() {
             .update_conversation(authed(
                 &buyer.key,
                 pb::UpdateConversationRequest {
-                    conversation: Some(pb::Conversation { id: "conv_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(), ..Default::default() }),
+                    conversation: Some(pb::Conversation {
+                        id: "conv_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
+                        ..Default::default()
+                    }),
                     update_mask: None,
                 },
             ))
@@ -138,7 +163,9 @@ async fn page_sizes_ids_masks_and_enums_are_checked() {
         "update_mask",
     );
     assert_invalid(
-        app.conversations().list_conversations(authed(&buyer.key, pb::ListConversationsRequest { status: 99, ..Default::default() })).await,
+        app.conversations()
+            .list_conversations(authed(&buyer.key, pb::ListConversationsRequest { status: 99, ..Default::default() }))
+            .await,
         "status",
     );
     // A well-formed id that names nothing is not a validation error.

@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Union
 
 import grpc
@@ -30,13 +31,14 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-DEFAULT_BIN = "/work/main/target/debug/missive"
+# target/debug/missive of this checkout (/work/main/target/debug/missive here).
+DEFAULT_BIN = str(Path(__file__).resolve().parents[2] / "target" / "debug" / "missive")
 
 Body = Union[str, Mapping[str, Any], None]
 
 
 # grpc's ClientCallDetails is an interface without a copy method; this namedtuple lets the
-# interceptor hand on a copy of the details with one more metadata entry.
+# interceptor hand on a copy of the details with the extra metadata.
 _CallDetails = collections.namedtuple(
     "_CallDetails",
     ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression"),
@@ -282,21 +284,29 @@ def launch(listen: str, database_url: str, workdir: str, binary: str | None = No
         )
 
 
-def wait_ready(process: subprocess.Popen, target: str, log_path: str, timeout: float = 30.0) -> None:
-    """Waits until the server accepts HTTP/2 connections on `target`."""
+def wait_ready(
+    process: subprocess.Popen, target: str, log_path: str, key: str | None = None, timeout: float = 30.0
+) -> None:
+    """Waits until the server answers: `grpc.health.v1.Health/Check` (resolved through
+    reflection like everything else) says SERVING, or answers with a status other than
+    UNAVAILABLE (e.g. UNAUTHENTICATED without a key: it is up)."""
     deadline = time.monotonic() + timeout
+    last = None
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"missive exited with {process.returncode}:\n{_read(log_path)}")
-        channel = grpc.insecure_channel(target)
         try:
-            grpc.channel_ready_future(channel).result(timeout=0.5)
-            return
-        except grpc.FutureTimeoutError:
-            pass
-        finally:
-            channel.close()
-    raise RuntimeError(f"missive did not answer on {target}:\n{_read(log_path)}")
+            with Reflector(target, key, timeout=1.0) as r:
+                status = r.call("grpc.health.v1.Health/Check", "{}").get("status")
+            if status == "SERVING":
+                return
+            last = status
+        except grpc.RpcError as err:
+            if err.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                return
+            last = err.code()
+        time.sleep(0.1)
+    raise RuntimeError(f"missive did not answer on {target} ({last}):\n{_read(log_path)}")
 
 
 def _read(path: str) -> str:
@@ -314,7 +324,7 @@ def start_server(workdir: str | None = None, binary: str | None = None) -> Serve
     process = launch(target, database_url, workdir, binary)
     server = Server(process, target, database_url, admin_key, os.path.join(workdir, "server.log"))
     try:
-        wait_ready(process, target, server.log_path)
+        wait_ready(process, target, server.log_path, admin_key)
     except BaseException:
         server.stop()
         raise

@@ -189,10 +189,23 @@ def test_empty_content_is_invalid_argument(scenario):
     assert "content" in err.details()
 
 
-def test_bad_key_is_unauthenticated(server):
-    with Reflector(server.target, "msk_not_a_real_key") as stranger:
+@pytest.mark.parametrize("key", [None, "msk_not_a_real_key"])
+def test_missing_or_bad_key_is_unauthenticated(server, key):
+    with Reflector(server.target, key) as stranger:
         err = rpc_error(stranger.call, f"{CONVERSATIONS}/GetUnreadCount", "{}")
     assert err.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_outsider_gets_not_found(server, admin, scenario):
+    """A member who does not take part in the conversation cannot tell it exists."""
+    _, key = create_member(admin, "Olga Outsider", "olga@example.com")
+    with Reflector(server.target, key) as outsider:
+        for method, body in [
+            (f"{MESSAGES}/ListMessages", {"conversation_id": scenario.conversation_id}),
+            (f"{CONVERSATIONS}/GetConversation", {"id": scenario.conversation_id}),
+            (f"{MESSAGES}/SendMessage", {"conversation_id": scenario.conversation_id, "content": "hi"}),
+        ]:
+            assert rpc_error(outsider.call, method, body).code() == grpc.StatusCode.NOT_FOUND, method
 
 
 def test_subscribe_replays_from_the_start_in_cursor_order(scenario):

@@ -1,0 +1,240 @@
+"""Runs the README's "grpcurl walk-through" against a real server and checks what happened.
+
+grpcurl cannot be installed here, so this puts `grpcurl_shim.py` on PATH as `grpcurl` (a
+reflection-only stand-in, see that file) and the real `missive` binary as `missive`, starts
+a server on a free port with `sqlite:missive.db` in a scratch directory, and runs every
+```bash block of the walk-through, unchanged, in one `bash -euo pipefail` (blocks preceded
+by `<!-- walkthrough-check: skip ... -->` are not run: that is the block starting the
+server). The JSON bodies, method names, flags, here-documents and jq paths are therefore
+exactly the documented ones. Then it checks the calls the shim logged: the services listed,
+users and keys created, the conversation, the reply, the message list in order, the unread
+count going from 1 to 0, the InvalidArgument error, and the event stream.
+
+Usage: .venv/bin/python tests/python/walkthrough_check.py [-v] [DOC]
+DOC defaults to the "grpcurl walk-through" section of README.md.
+Exits 0 when every check passes. -v prints the walk-through's output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reflector import free_port, launch, missive_bin, wait_ready  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+SHIM = Path(__file__).resolve().parent / "grpcurl_shim.py"
+SKIP_MARK = "<!-- walkthrough-check: skip"
+SECTION = "grpcurl walk-through"
+# Shell variables the walk-through defines, with the prefix each value must have.
+VARIABLES = {
+    "ADMIN_KEY": "msk_",
+    "BUYER_ID": "usr_",
+    "SELLER_ID": "usr_",
+    "BUYER_KEY": "msk_",
+    "SELLER_KEY": "msk_",
+    "CONV_ID": "conv_",
+}
+
+
+def find_doc(arg: str | None) -> tuple[str, str]:
+    """(where, markdown) of the walk-through."""
+    if arg:
+        return arg, Path(arg).read_text(encoding="utf-8")
+    readme = REPO / "README.md"
+    if readme.exists():
+        text = readme.read_text(encoding="utf-8")
+        m = re.search(rf"^(#+) {re.escape(SECTION)}\s*$", text, re.M | re.I)
+        if m:
+            level = len(m.group(1))
+            rest = text[m.end():]
+            end = re.search(rf"^#{{1,{level}}} ", rest, re.M)
+            return f"{readme} ({SECTION})", m.group(0) + (rest[: end.start()] if end else rest)
+    raise FileNotFoundError(f"no '{SECTION}' section in README.md")
+
+
+def bash_blocks(markdown: str) -> list[str]:
+    """The ```bash blocks, minus those marked to skip."""
+    blocks, previous = [], ""
+    for m in re.finditer(r"^```(\w*)[^\n]*\n(.*?)^```\s*$", markdown, re.M | re.S):
+        before = markdown[: m.start()].rstrip().splitlines()
+        previous = before[-1].strip() if before else ""
+        if m.group(1) in ("bash", "sh", "shell") and not previous.startswith(SKIP_MARK):
+            blocks.append(m.group(2))
+    return blocks
+
+
+@dataclass
+class Run:
+    stdout: str
+    stderr: str
+    returncode: int
+    calls: list[dict]
+    variables: dict[str, str]
+    server_log: str
+    failures: list[str] = field(default_factory=list)
+
+
+def run(doc_text: str, workdir: str) -> Run:
+    bin_dir = Path(workdir, "bin")
+    bin_dir.mkdir()
+    shim = bin_dir / "grpcurl"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{SHIM}" "$@"\n')
+    shim.chmod(0o755)
+    (bin_dir / "missive").symlink_to(os.path.abspath(missive_bin()))
+
+    target = f"127.0.0.1:{free_port()}"
+    server = launch(target, "sqlite:missive.db", workdir)
+    log_path = Path(workdir, "calls.jsonl")
+    vars_path = Path(workdir, "vars.json")
+    try:
+        wait_ready(server, target, str(Path(workdir, "server.log")))
+        dump = "\n".join(f'printf "%s\\t%s\\n" {v} "${{{v}:-}}"' for v in VARIABLES)
+        script = "\n".join(bash_blocks(doc_text)) + f"\n{{\n{dump}\n}} > {vars_path}\n"
+        env = dict(os.environ)
+        env.update(
+            PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+            WALKTHROUGH_TARGET=target,
+            WALKTHROUGH_LOG=str(log_path),
+        )
+        for name in ("MISSIVE_DATABASE_URL", "MISSIVE_TEST_DATABASE_URL", "MISSIVE_LISTEN"):
+            env.pop(name, None)
+        proc = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+    calls = [json.loads(line) for line in log_path.read_text().splitlines()] if log_path.exists() else []
+    variables = {}
+    if vars_path.exists():
+        for line in vars_path.read_text().splitlines():
+            name, _, value = line.partition("\t")
+            variables[name] = value
+    return Run(proc.stdout, proc.stderr, proc.returncode, calls, variables,
+               Path(workdir, "server.log").read_text(errors="replace"))
+
+
+def check(r: Run) -> list[str]:
+    """What went wrong, or nothing."""
+    bad: list[str] = []
+
+    def expect(cond: bool, what: str) -> None:
+        if not cond:
+            bad.append(what)
+
+    expect(r.returncode == 0, f"the walk-through's shell exited with {r.returncode}")
+    for name, prefix in VARIABLES.items():
+        value = r.variables.get(name, "")
+        expect(value.startswith(prefix) and value != "null", f"${name} is {value!r}, expected {prefix}…")
+    v = r.variables
+
+    def unary(method: str) -> list[dict]:
+        return [c for c in r.calls if c.get("method", "").endswith(method) and "request" in c
+                and not c.get("stream")]
+
+    listed = [c for c in r.calls if "list" in c and not c["list"]]
+    expect(bool(listed), "no `grpcurl … list` call")
+    for c in listed:
+        for svc in ("AdminService", "ConversationService", "MessageService", "EventService"):
+            expect(f"missive.v1.{svc}" in c["result"], f"list lacks missive.v1.{svc}")
+
+    users = unary("AdminService/CreateUser")
+    expect([c.get("status") for c in users] == ["OK", "OK"], f"CreateUser calls: {users}")
+    expect([u.get("response", {}).get("id") for u in users] == [v.get("BUYER_ID"), v.get("SELLER_ID")],
+           "CreateUser ids differ from $BUYER_ID / $SELLER_ID")
+    keys = unary("AdminService/CreateApiKey")
+    expect([c.get("status") for c in keys] == ["OK", "OK"], f"CreateApiKey calls: {keys}")
+    expect([k.get("response", {}).get("apiKey", {}).get("userId") for k in keys]
+           == [v.get("BUYER_ID"), v.get("SELLER_ID")], "keys not made for buyer and seller")
+
+    convs = unary("ConversationService/CreateConversation")
+    expect(len(convs) == 1 and convs[0].get("status") == "OK", f"CreateConversation: {convs}")
+    if convs and convs[0].get("status") == "OK":
+        conv = convs[0]["response"]["conversation"]
+        expect(conv["id"] == v.get("CONV_ID"), "$CONV_ID is not the created conversation")
+        expect({p["userId"]: p["label"] for p in conv["participants"]}
+               == {v.get("BUYER_ID"): "buyer", v.get("SELLER_ID"): "seller"}, "participants/labels")
+        expect(conv.get("subject", {}).get("externalId") == "lst_abc", "subject not kept")
+        expect(convs[0]["response"]["firstMessage"]["senderId"] == v.get("BUYER_ID"), "first message sender")
+
+    sends = unary("MessageService/SendMessage")
+    expect([c.get("status") for c in sends] == ["OK", "INVALID_ARGUMENT", "OK"],
+           f"SendMessage statuses: {[(c.get('status'), c.get('message')) for c in sends]}")
+
+    lists = unary("MessageService/ListMessages")
+    expect(len(lists) == 1 and lists[0].get("status") == "OK", f"ListMessages: {lists}")
+    if lists and lists[0].get("status") == "OK":
+        msgs = lists[0]["response"].get("messages", [])
+        expect([m["content"] for m in msgs] == [
+            convs[0]["request"]["firstMessage"]["content"] if convs else None,
+            sends[0]["request"]["content"] if sends else None,
+        ], f"ListMessages contents: {[m['content'] for m in msgs]}")
+        expect([m["senderId"] for m in msgs] == [v.get("BUYER_ID"), v.get("SELLER_ID")], "ListMessages senders")
+        expect([m["sequence"] for m in msgs] == ["1", "2"], "ListMessages sequences")
+    expect("1 " + v.get("BUYER_ID", "?") + " Hi! Is the truck still available?" in r.stdout,
+           "the jq-formatted message list is not in the output")
+
+    counts = [c.get("response", {}).get("unreadCount", "0") for c in unary("ConversationService/GetUnreadCount")]
+    expect(counts == ["1", "0"], f"GetUnreadCount went {counts}, expected 1 then 0")
+    reads = unary("ConversationService/MarkRead")
+    expect([c.get("response", {}).get("marked") for c in reads] == ["1"], f"MarkRead: {reads}")
+    expect('"conversationsWithUnread": "0"' in r.stdout, "-emit-defaults did not print the zeros")
+    expect("grpcurl exited with 67" in r.stdout, "the error example did not exit with 67")
+    expect("Code: InvalidArgument" in r.stderr, "the error example did not print InvalidArgument")
+
+    streamed = [c["stream_message"] for c in r.calls if "stream_message" in c]
+    # After replaying the log the stream says it caught up with one heartbeat at the
+    # position of the last replayed event; then live events follow.
+    heartbeats = [e for e in streamed if e["type"] == "EVENT_TYPE_HEARTBEAT"]
+    expect(len(heartbeats) >= 1 and streamed[4]["type"] == "EVENT_TYPE_HEARTBEAT"
+           and heartbeats[0]["cursor"] == streamed[3].get("cursor"),
+           f"no caught-up heartbeat after the replay: {[e['type'] for e in streamed]}")
+    events = [e for e in streamed if e["type"] != "EVENT_TYPE_HEARTBEAT"]
+    types = [e["type"] for e in events]
+    expect(types == [
+        "EVENT_TYPE_CONVERSATION_CREATED",
+        "EVENT_TYPE_MESSAGE_CREATED",
+        "EVENT_TYPE_MESSAGE_CREATED",
+        "EVENT_TYPE_MESSAGES_READ",
+        "EVENT_TYPE_MESSAGE_CREATED",
+    ], f"Subscribe events: {types}")
+    cursors = [int(e["cursor"]) for e in events]
+    expect(cursors == sorted(set(cursors)), f"cursors not increasing: {cursors}")
+    if len(events) == 5 and len(sends) == 3:
+        expect(events[4]["message"]["content"] == sends[2]["request"]["content"],
+               "the live message is not the one sent")
+    return bad
+
+
+def main(argv: list[str]) -> int:
+    verbose = "-v" in argv
+    args = [a for a in argv if a != "-v"]
+    where, text = find_doc(args[0] if args else None)
+    with tempfile.TemporaryDirectory(prefix="missive-walkthrough-") as workdir:
+        r = run(text, workdir)
+    bad = check(r)
+    if verbose or bad:
+        print(f"--- stdout of {where}\n{r.stdout}\n--- stderr\n{r.stderr}", file=sys.stderr)
+    if bad:
+        print("--- server log\n" + r.server_log[-4000:], file=sys.stderr)
+        print("walk-through check FAILED:\n  - " + "\n  - ".join(bad), file=sys.stderr)
+        return 1
+    print(f"walk-through check passed: {where}, {len(r.calls)} logged calls/events")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
