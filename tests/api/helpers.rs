@@ -61,23 +61,11 @@ pub async fn spawn_app() -> TestApp {
 /// Spawns a server after `configure` adjusted its configuration.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let database_url = fresh_database(&dir).await;
-    let (store, stream_stats, addr, server, stop) = start(&database_url, configure).await;
-    let account_id = store.create_account("test").await.expect("an account");
-    let admin = bootstrap_user(&store, &account_id, Role::Admin, "Admin").await;
-    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.expect("connect");
-    TestApp {
-        addr,
-        store,
-        stream_stats,
-        account_id,
-        admin,
-        channel,
-        database_url,
-        stop: Some(stop),
-        server: Some(server),
-        _dir: Some(dir),
-    }
+    let mut app = TestApp::serve_database_with(&fresh_database(&dir).await, configure).await;
+    app.account_id = app.store.create_account("test").await.expect("an account");
+    app.admin = bootstrap_user(&app.store, &app.account_id, Role::Admin, "Admin").await;
+    app._dir = Some(dir);
+    app
 }
 
 type Started = (Arc<Store>, Arc<StreamStats>, std::net::SocketAddr, JoinHandle<()>, oneshot::Sender<()>);
@@ -117,22 +105,34 @@ pub fn authed<T>(key: &str, message: T) -> Request<T> {
 }
 
 impl TestApp {
-    /// A second server on the same database, as a replica behind a load balancer would be.
-    pub async fn replica(&self, configure: impl FnOnce(&mut Config)) -> TestApp {
-        let (store, stream_stats, addr, server, stop) = start(&self.database_url, configure).await;
+    /// A server on an existing database, with no account of its own made.
+    pub async fn serve_database(database_url: &str) -> TestApp {
+        Self::serve_database_with(database_url, |_| {}).await
+    }
+
+    async fn serve_database_with(database_url: &str, configure: impl FnOnce(&mut Config)) -> TestApp {
+        let (store, stream_stats, addr, server, stop) = start(database_url, configure).await;
         let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.expect("connect");
         TestApp {
             addr,
             store,
             stream_stats,
-            account_id: self.account_id.clone(),
-            admin: self.admin.clone(),
+            account_id: String::new(),
+            admin: TestUser { id: String::new(), key: String::new() },
             channel,
-            database_url: self.database_url.clone(),
+            database_url: database_url.to_owned(),
             stop: Some(stop),
             server: Some(server),
             _dir: None,
         }
+    }
+
+    /// A second server on the same database, as a replica behind a load balancer would be.
+    pub async fn replica(&self, configure: impl FnOnce(&mut Config)) -> TestApp {
+        let mut replica = Self::serve_database_with(&self.database_url, configure).await;
+        replica.account_id = self.account_id.clone();
+        replica.admin = self.admin.clone();
+        replica
     }
 
     pub fn admin_client(&self) -> AdminServiceClient<Channel> {

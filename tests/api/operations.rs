@@ -88,3 +88,71 @@ async fn shutdown_ends_open_streams_cleanly_and_in_time() {
     assert!(matches!(end, Ok(None)), "a clean end of stream, got {end:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn the_binary_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite:{}", dir.path().join("missive.db").display());
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_missive"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &database])
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the server did not start listening");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let pid = server.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+
+    let status = tokio::time::timeout(Duration::from_secs(15), server.wait()).await.expect("stops in time").unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[tokio::test]
+async fn a_bad_flag_value_exits_non_zero_naming_the_flag() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_missive"))
+        .args(["--heartbeat-interval", "soon"])
+        .output()
+        .unwrap();
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--heartbeat-interval"), "{stderr}");
+}
+
+#[tokio::test]
+async fn keys_create_prints_only_a_working_admin_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite:{}", dir.path().join("missive.db").display());
+    let create = |role: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_missive"))
+            .args(["keys", "create", "--role", role, "--database-url", &database])
+            .output()
+            .unwrap()
+    };
+
+    let admin = create("admin");
+    let agent = create("agent");
+
+    assert!(admin.status.success() && agent.status.success());
+    let admin_key = String::from_utf8(admin.stdout).unwrap();
+    let agent_key = String::from_utf8(agent.stdout).unwrap();
+    assert_eq!(admin_key.lines().count(), 1, "only the key on stdout: {admin_key:?}");
+    let app = crate::helpers::TestApp::serve_database(&database).await;
+    let whoami = |key: String| {
+        let mut client = app.admin_client();
+        async move { client.get_caller(authed(key.trim(), pb::GetCallerRequest {})).await.unwrap().into_inner() }
+    };
+    let (admin_user, agent_user) = (whoami(admin_key).await, whoami(agent_key).await);
+    assert_eq!(admin_user.role, pb::Role::Admin as i32);
+    assert_eq!(agent_user.role, pb::Role::Agent as i32);
+    assert_eq!(admin_user.account_id, agent_user.account_id, "the second key joins the database's only account");
+}
