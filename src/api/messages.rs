@@ -5,7 +5,7 @@ use tonic::{Request, Response, Status};
 use super::{ApiState, admin::mask_paths, convert, pb, status::to_status};
 use crate::domain::{
     Error, ids,
-    messages::{MessageDraft, MessageLimits, MessagePatch, MessageQuery, NewAttachment, NewMessage},
+    messages::{MessageLimits, MessagePatch, MessageQuery, NewAttachment, NewMessage},
     metadata,
     paging::Page,
 };
@@ -26,7 +26,7 @@ pub(super) fn parse_new_message(
     limits: MessageLimits,
     prefix: &str,
 ) -> Result<NewMessage, Error> {
-    let draft = MessageDraft {
+    let new = NewMessage {
         kind: convert::message_kind_from(&format!("{prefix}kind"), request.kind)?,
         content: request.content,
         content_type: convert::content_type_from(&format!("{prefix}content_type"), request.content_type)?,
@@ -38,10 +38,10 @@ pub(super) fn parse_new_message(
             .into_iter()
             .map(|a| NewAttachment { filename: a.filename, media_type: a.media_type, data: a.data })
             .collect(),
-        metadata: metadata::parse(&format!("{prefix}metadata"), request.metadata),
-        request_id: request.request_id,
+        metadata: request.metadata.into_iter().collect(),
+        request_id: Some(request.request_id).filter(|id| !id.is_empty()),
     };
-    NewMessage::parse(draft, limits, prefix)
+    new.validate(limits, prefix)
 }
 
 fn parse_patch(message: pb::Message, paths: &[String]) -> Result<MessagePatch, Error> {

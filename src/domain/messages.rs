@@ -118,7 +118,7 @@ pub struct NewAttachment {
     pub data: Vec<u8>,
 }
 
-/// A message to send, validated.
+/// A message to send, as requested; [`NewMessage::validate`] checks it.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub kind: MessageKind,
@@ -133,19 +133,6 @@ pub struct NewMessage {
     pub request_id: Option<String>,
 }
 
-/// The parts of a send request, before validation.
-pub struct MessageDraft {
-    pub kind: MessageKind,
-    pub content: String,
-    pub content_type: ContentType,
-    pub content_attributes: Option<serde_json::Value>,
-    pub private: bool,
-    pub direction: Option<Direction>,
-    pub attachments: Vec<NewAttachment>,
-    pub metadata: Result<Metadata, Error>,
-    pub request_id: String,
-}
-
 /// Limits that operators configure.
 #[derive(Debug, Clone, Copy)]
 pub struct MessageLimits {
@@ -153,9 +140,10 @@ pub struct MessageLimits {
 }
 
 impl NewMessage {
-    /// Validates a draft; `prefix` is the path of the message in the request ("" or
-    /// "first_message.") so that violations name the exact field.
-    pub fn parse(draft: MessageDraft, limits: MessageLimits, prefix: &str) -> Result<Self, Error> {
+    /// Checks every field at once; `prefix` is the path of the message in the request (""
+    /// or "first_message.") so that violations name the exact field.
+    pub fn validate(self, limits: MessageLimits, prefix: &str) -> Result<Self, Error> {
+        let draft = self;
         let mut violations = Violations::new();
         let content_chars = draft.content.chars().count();
         let needs_attachment = matches!(draft.kind, MessageKind::Image | MessageKind::Document);
@@ -212,22 +200,12 @@ impl NewMessage {
                 );
             }
         }
-        let metadata = violations.check(draft.metadata);
-        if draft.request_id.chars().count() > 200 {
+        violations.check(super::metadata::parse(&format!("{prefix}metadata"), draft.metadata.clone()));
+        if draft.request_id.as_ref().is_some_and(|id| id.chars().count() > 200) {
             violations.add(format!("{prefix}request_id"), "is longer than 200 characters");
         }
         violations.finish()?;
-        Ok(Self {
-            kind: draft.kind,
-            content: draft.content,
-            content_type: draft.content_type,
-            content_attributes: draft.content_attributes,
-            private: draft.private,
-            direction: draft.direction,
-            attachments: draft.attachments,
-            metadata: metadata.unwrap_or_default(),
-            request_id: Some(draft.request_id).filter(|id| !id.is_empty()),
-        })
+        Ok(draft)
     }
 
     /// Checks what the caller's role allows: private notes and system messages are staff's.
