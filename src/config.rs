@@ -108,10 +108,16 @@ impl Config {
     }
 }
 
+/// Longer durations are mistakes, and would overflow the clock arithmetic they feed.
+const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 fn parse_duration(value: &str) -> Result<Duration, String> {
     let duration = humantime::parse_duration(value).map_err(|err| format!("{err} (use e.g. 500ms, 15s, 1m, 7d)"))?;
     if duration.is_zero() {
         return Err("must be greater than zero".into());
+    }
+    if duration > MAX_DURATION {
+        return Err("must be at most 10 years".into());
     }
     Ok(duration)
 }

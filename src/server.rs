@@ -69,7 +69,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then stops accepting calls, ends every stream,
-    /// lets in-flight calls finish within the grace period, and closes the database.
+    /// lets in-flight calls finish within the grace period, and closes the database pool
+    /// (unless something outside, such as a test, still holds the store).
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), StartError> {
         let (stopping_tx, stopping) = watch::channel(false);
         let settings = StreamSettings {

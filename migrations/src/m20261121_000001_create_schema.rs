@@ -55,7 +55,9 @@ enum Conversations {
     CreateRequestId,
     CreateTime,
     UpdateTime,
+    PublicUpdateTime,
     MessageSequence,
+    NoteSequence,
     LastMessageId,
     LastPublicMessageId,
 }
@@ -79,6 +81,7 @@ enum Messages {
     AccountId,
     ConversationId,
     Sequence,
+    NoteSequence,
     SenderId,
     Kind,
     Content,
@@ -221,7 +224,9 @@ impl MigrationTrait for Migration {
                     .col(string_null(Conversations::CreateRequestId))
                     .col(big_integer(Conversations::CreateTime))
                     .col(big_integer(Conversations::UpdateTime))
+                    .col(big_integer(Conversations::PublicUpdateTime))
                     .col(big_integer(Conversations::MessageSequence))
+                    .col(big_integer(Conversations::NoteSequence))
                     .col(string_null(Conversations::LastMessageId))
                     .col(string_null(Conversations::LastPublicMessageId))
                     .foreign_key(&mut fk(
@@ -237,6 +242,13 @@ impl MigrationTrait for Migration {
             "ix_conversations_activity",
             Conversations::Table,
             [Conversations::AccountId, Conversations::UpdateTime, Conversations::Id],
+        )
+        .await?;
+        index(
+            manager,
+            "ix_conversations_public_activity",
+            Conversations::Table,
+            [Conversations::AccountId, Conversations::PublicUpdateTime, Conversations::Id],
         )
         .await?;
         index(
@@ -290,6 +302,7 @@ impl MigrationTrait for Migration {
                     .col(string(Messages::AccountId))
                     .col(string(Messages::ConversationId))
                     .col(big_integer(Messages::Sequence))
+                    .col(big_integer(Messages::NoteSequence))
                     .col(string(Messages::SenderId))
                     .col(string(Messages::Kind))
                     .col(text(Messages::Content))
@@ -310,8 +323,13 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        unique_index(manager, "ux_messages_sequence", Messages::Table, [Messages::ConversationId, Messages::Sequence])
-            .await?;
+        unique_index(
+            manager,
+            "ux_messages_sequence",
+            Messages::Table,
+            [Messages::ConversationId, Messages::Sequence, Messages::NoteSequence],
+        )
+        .await?;
         unique_index(manager, "ux_messages_request", Messages::Table, [Messages::SenderId, Messages::SendRequestId])
             .await?;
 

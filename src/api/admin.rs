@@ -2,14 +2,13 @@
 
 use tonic::{Request, Response, Status};
 
+use super::convert::mask_paths;
 use super::{ApiState, convert, pb, status::to_status};
-use crate::{
-    domain::{
-        Error, ids,
-        paging::Page,
-        users::{self, NewUser, UserPatch},
-    },
-    store::UserFilter,
+use crate::domain::{
+    Error, check_text, ids,
+    messages::check_request_id,
+    paging::Page,
+    users::{self, NewUser, UserFilter, UserPatch},
 };
 
 pub struct AdminApi {
@@ -20,26 +19,6 @@ impl AdminApi {
     pub fn new(state: ApiState) -> Self {
         Self { state }
     }
-}
-
-/// The paths of an update mask, each checked against `allowed`; an empty mask is an error.
-pub(super) fn mask_paths(mask: Option<prost_types::FieldMask>, allowed: &[&str]) -> Result<Vec<String>, Error> {
-    let paths = mask.map(|m| m.paths).unwrap_or_default();
-    if paths.is_empty() {
-        return Err(Error::invalid(
-            "update_mask",
-            format!("is required: name the fields to change ({})", allowed.join(", ")),
-        ));
-    }
-    for path in &paths {
-        if !allowed.contains(&path.as_str()) {
-            return Err(Error::invalid(
-                "update_mask",
-                format!("{path:?} cannot be updated; updatable: {}", allowed.join(", ")),
-            ));
-        }
-    }
-    Ok(paths)
 }
 
 fn user_patch(user: pb::User, paths: &[String]) -> Result<UserPatch, Error> {
@@ -81,6 +60,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
             caller.require_admin()?;
             let user = request.user.ok_or_else(|| Error::invalid("user", "is required"))?;
             let role = convert::role_from("user.role", user.role)?;
+            check_request_id("request_id", &request.request_id)?;
             let new = NewUser::parse(role, user.display_name, user.external_id, user.email, user.phone)?;
             let request_id = Some(request.request_id).filter(|id| !id.is_empty());
             self.state.store.create_user(&caller, new, request_id).await
@@ -108,12 +88,12 @@ impl pb::admin_service_server::AdminService for AdminApi {
         let request = request.into_inner();
         let result = async {
             caller.require_admin()?;
+            check_text("external_id", &request.external_id)?;
             let filter = UserFilter {
                 role: convert::role_from("role", request.role)?,
                 external_id: Some(request.external_id.clone()).filter(|id| !id.is_empty()),
             };
-            let query = format!("users|{}|{:?}|{:?}", caller.user_id, filter.role, filter.external_id);
-            let page = Page::parse(request.page_size, &request.page_token, &query)?;
+            let page = Page::parse(request.page_size, &request.page_token, &filter.fingerprint(&caller))?;
             self.state.store.list_users(&caller, filter, &page).await
         }
         .await;
@@ -149,6 +129,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
         let result = async {
             caller.require_admin()?;
             let user_id = ids::parse("user_id", &request.user_id, ids::USER)?;
+            check_text("name", &request.name)?;
             if request.name.chars().count() > 200 {
                 return Err(Error::invalid("name", "is longer than 200 characters"));
             }

@@ -2,17 +2,22 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{ApiState, admin::mask_paths, convert, messages::parse_new_message, pb, status::to_status};
+use super::{ApiState, convert, convert::mask_paths, messages::parse_new_message, pb, status::to_status};
 use crate::domain::{
-    Error,
+    Error, check_text,
     conversations::{
         self, ConversationFilter, ConversationPatch, MAX_PARTICIPANTS, NewConversation, NewParticipant, StatusFilter,
         Subject,
     },
     error::Violations,
-    ids, metadata,
+    ids,
+    messages::check_request_id,
+    metadata,
     paging::Page,
 };
+
+/// Most message ids one MarkRead may name.
+const MAX_MARK_READ_IDS: usize = 1000;
 
 pub struct ConversationApi {
     state: ApiState,
@@ -55,9 +60,7 @@ fn parse_new_conversation(request: pb::CreateConversationRequest, state: &ApiSta
         Some(first) => violations.check(parse_new_message(first, state.limits, "first_message.")),
         None => None,
     };
-    if request.request_id.chars().count() > 200 {
-        violations.add("request_id", "is longer than 200 characters");
-    }
+    violations.check(check_request_id("request_id", &request.request_id));
     violations.finish()?;
     Ok(NewConversation {
         participants,
@@ -103,8 +106,10 @@ fn parse_patch(conversation: pb::Conversation, paths: &[String]) -> Result<Conve
     Ok(patch)
 }
 
-fn non_empty(value: String) -> Option<String> {
-    Some(value).filter(|v| !v.is_empty())
+/// An optional text filter: empty means unset.
+fn filter_text(field: &str, value: String) -> Result<Option<String>, Error> {
+    check_text(field, &value)?;
+    Ok(Some(value).filter(|v| !v.is_empty()))
 }
 
 #[tonic::async_trait]
@@ -116,7 +121,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         let caller = self.state.caller(&request).await?;
         let result = async {
             let new = parse_new_conversation(request.into_inner(), &self.state)?;
-            self.state.store.create_conversation(&caller, new, self.state.limits).await
+            self.state.store.create_conversation(&caller, new).await
         }
         .await;
         let (conversation, first_message) = result.map_err(to_status)?;
@@ -150,9 +155,9 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         let result = async {
             let filter = ConversationFilter {
                 status: parse_status(request.status)?,
-                label: non_empty(request.label),
-                subject_kind: non_empty(request.subject_kind),
-                subject_external_id: non_empty(request.subject_external_id),
+                label: filter_text("label", request.label)?,
+                subject_kind: filter_text("subject_kind", request.subject_kind)?,
+                subject_external_id: filter_text("subject_external_id", request.subject_external_id)?,
                 participating_only: request.participating_only,
             };
             let full = convert::full_view("view", request.view)?;
@@ -251,6 +256,9 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         let request = request.into_inner();
         let result = async {
             let id = ids::parse("conversation_id", &request.conversation_id, ids::CONVERSATION)?;
+            if request.message_ids.len() > MAX_MARK_READ_IDS {
+                return Err(Error::invalid("message_ids", format!("at most {MAX_MARK_READ_IDS} ids at a time")));
+            }
             let mut violations = Violations::new();
             let message_ids: Vec<String> = request
                 .message_ids
@@ -260,9 +268,6 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
                     violations.check(ids::parse(&format!("message_ids[{index}]"), value, ids::MESSAGE))
                 })
                 .collect();
-            if message_ids.len() > 1000 {
-                violations.add("message_ids", "at most 1000 ids at a time");
-            }
             violations.finish()?;
             self.state.store.mark_read(&caller, &id, &message_ids).await
         }

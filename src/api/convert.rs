@@ -11,6 +11,26 @@ use crate::domain::{
     users::{ApiKey, Role, User},
 };
 
+/// The paths of an update mask, each checked against `allowed`; an empty mask is an error.
+pub fn mask_paths(mask: Option<prost_types::FieldMask>, allowed: &[&str]) -> Result<Vec<String>, Error> {
+    let paths = mask.map(|m| m.paths).unwrap_or_default();
+    if paths.is_empty() {
+        return Err(Error::invalid(
+            "update_mask",
+            format!("is required: name the fields to change ({})", allowed.join(", ")),
+        ));
+    }
+    for path in &paths {
+        if !allowed.contains(&path.as_str()) {
+            return Err(Error::invalid(
+                "update_mask",
+                format!("{path:?} cannot be updated; updatable: {}", allowed.join(", ")),
+            ));
+        }
+    }
+    Ok(paths)
+}
+
 pub fn timestamp(micros: Micros) -> Timestamp {
     Timestamp { seconds: micros.div_euclid(1_000_000), nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32 }
 }
@@ -215,6 +235,7 @@ pub fn message(message: Message) -> pb::Message {
         delete_time: optional_timestamp(message.delete_time),
         read_receipts: message.read_receipts.into_iter().map(read_receipt).collect(),
         sequence: message.sequence,
+        note_sequence: message.note_sequence,
         sender: message.sender.map(user),
         conversation: message.conversation.map(|c| Box::new(conversation(*c))),
     }

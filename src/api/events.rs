@@ -7,7 +7,12 @@ use tonic::{Request, Response, Status};
 
 use super::{ApiState, convert, pb, status::to_status};
 use crate::{
-    domain::{Error, error::Violations, events::EventFilter, ids},
+    domain::{
+        Error,
+        error::Violations,
+        events::{EventFilter, MAX_FILTER_CONVERSATIONS},
+        ids,
+    },
     events::{StreamItem, stream},
 };
 
@@ -35,12 +40,19 @@ fn parse_cursor(value: &str) -> Result<stream::Start, Error> {
 }
 
 fn parse_filter(request: &pb::SubscribeRequest) -> Result<EventFilter, Error> {
+    if request.conversation_ids.len() > MAX_FILTER_CONVERSATIONS {
+        return Err(Error::invalid("conversation_ids", format!("at most {MAX_FILTER_CONVERSATIONS} conversations")));
+    }
     let mut violations = Violations::new();
     let mut filter = EventFilter::default();
-    for (index, value) in request.types.iter().enumerate() {
-        if let Some(Some(kind)) = violations.check(convert::event_kind_from(&format!("types[{index}]"), *value)) {
-            filter.kinds.push(kind);
+    if !request.types.is_empty() {
+        let mut kinds = Vec::new();
+        for (index, value) in request.types.iter().enumerate() {
+            if let Some(Some(kind)) = violations.check(convert::event_kind_from(&format!("types[{index}]"), *value)) {
+                kinds.push(kind);
+            }
         }
+        filter.kinds = Some(kinds);
     }
     for (index, value) in request.conversation_ids.iter().enumerate() {
         if let Some(id) = violations.check(ids::parse(&format!("conversation_ids[{index}]"), value, ids::CONVERSATION))

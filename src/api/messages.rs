@@ -2,10 +2,10 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{ApiState, admin::mask_paths, convert, pb, status::to_status};
+use super::{ApiState, convert, convert::mask_paths, pb, status::to_status};
 use crate::domain::{
     Error, ids,
-    messages::{MessageLimits, MessagePatch, MessageQuery, NewAttachment, NewMessage},
+    messages::{MessageDraft, MessageLimits, MessagePatch, MessageQuery, NewAttachment, NewMessage},
     metadata,
     paging::Page,
 };
@@ -26,7 +26,7 @@ pub(super) fn parse_new_message(
     limits: MessageLimits,
     prefix: &str,
 ) -> Result<NewMessage, Error> {
-    let new = NewMessage {
+    let draft = MessageDraft {
         kind: convert::message_kind_from(&format!("{prefix}kind"), request.kind)?,
         content: request.content,
         content_type: convert::content_type_from(&format!("{prefix}content_type"), request.content_type)?,
@@ -41,7 +41,7 @@ pub(super) fn parse_new_message(
         metadata: request.metadata.into_iter().collect(),
         request_id: Some(request.request_id).filter(|id| !id.is_empty()),
     };
-    new.validate(limits, prefix)
+    draft.validate(limits, prefix)
 }
 
 fn parse_patch(message: pb::Message, paths: &[String]) -> Result<MessagePatch, Error> {
@@ -56,7 +56,6 @@ fn parse_patch(message: pb::Message, paths: &[String]) -> Result<MessagePatch, E
             _ => {}
         }
     }
-    patch.validate()?;
     Ok(patch)
 }
 
@@ -68,7 +67,7 @@ impl pb::message_service_server::MessageService for MessageApi {
         let result = async {
             let conversation_id = ids::parse("conversation_id", &request.conversation_id, ids::CONVERSATION)?;
             let new = parse_new_message(request, self.state.limits, "")?;
-            self.state.store.send_message(&caller, &conversation_id, new, self.state.limits).await
+            self.state.store.send_message(&caller, &conversation_id, new).await
         }
         .await;
         result.map(|m| Response::new(convert::message(m))).map_err(to_status)

@@ -19,6 +19,7 @@ pub struct Subject {
 impl Subject {
     pub fn parse(field: &str, kind: String, external_id: String, title: String) -> Result<Self, Error> {
         for (name, value) in [("kind", &kind), ("external_id", &external_id), ("title", &title)] {
+            super::check_text(&format!("{field}.{name}"), value)?;
             if value.chars().count() > MAX_SUBJECT_CHARS {
                 return Err(Error::invalid(
                     format!("{field}.{name}"),
@@ -65,12 +66,6 @@ pub struct Conversation {
     pub viewer: Option<ViewerState>,
 }
 
-impl Conversation {
-    pub fn is_participant(&self, user_id: &str) -> bool {
-        self.participants.iter().any(|p| p.user_id == user_id)
-    }
-}
-
 /// A participant to add, validated.
 #[derive(Debug, Clone)]
 pub struct NewParticipant {
@@ -79,6 +74,7 @@ pub struct NewParticipant {
 }
 
 pub fn parse_label(field: &str, label: String) -> Result<String, Error> {
+    super::check_text(field, &label)?;
     let label = label.trim().to_owned();
     if label.chars().count() > MAX_LABEL_CHARS {
         return Err(Error::invalid(field, format!("is longer than {MAX_LABEL_CHARS} characters")));
@@ -143,6 +139,17 @@ impl ConversationFilter {
             self.participating_only
         )
     }
+}
+
+/// How many conversations a listing matched.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConversationCounts {
+    /// With every filter of the request.
+    pub matching: i64,
+    /// Not archived, ignoring the status filter.
+    pub active: i64,
+    /// Not archived and unread, ignoring the status filter.
+    pub unread: i64,
 }
 
 /// The changes an update makes; `None` leaves a field as it is.

@@ -109,6 +109,11 @@ pub struct Event {
 /// What a subscriber asked to see.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
-    pub kinds: Vec<EventKind>,
+    /// Only these kinds, when set (possibly none: heartbeats only).
+    pub kinds: Option<Vec<EventKind>>,
+    /// Only these conversations' events, when not empty.
     pub conversation_ids: Vec<String>,
 }
+
+/// Most conversations one subscription may filter on.
+pub const MAX_FILTER_CONVERSATIONS: usize = 100;

@@ -87,7 +87,10 @@ pub struct Message {
     pub id: String,
     pub account_id: String,
     pub conversation_id: String,
+    /// Position among the public messages.
     pub sequence: i64,
+    /// 0 for a public message; a private note's position after message `sequence`.
+    pub note_sequence: i64,
     pub sender_id: String,
     pub kind: MessageKind,
     pub content: String,
@@ -118,9 +121,10 @@ pub struct NewAttachment {
     pub data: Vec<u8>,
 }
 
-/// A message to send, as requested; [`NewMessage::validate`] checks it.
+/// A message to send, as requested; [`MessageDraft::validate`] turns it into a
+/// [`NewMessage`].
 #[derive(Debug, Clone)]
-pub struct NewMessage {
+pub struct MessageDraft {
     pub kind: MessageKind,
     pub content: String,
     pub content_type: ContentType,
@@ -139,10 +143,29 @@ pub struct MessageLimits {
     pub max_attachment_bytes: usize,
 }
 
+/// A message that passed validation: only [`MessageDraft::validate`] makes one.
+#[derive(Debug, Clone)]
+pub struct NewMessage(MessageDraft);
+
+impl std::ops::Deref for NewMessage {
+    type Target = MessageDraft;
+
+    fn deref(&self) -> &MessageDraft {
+        &self.0
+    }
+}
+
 impl NewMessage {
+    /// The validated parts, to store.
+    pub fn into_parts(self) -> MessageDraft {
+        self.0
+    }
+}
+
+impl MessageDraft {
     /// Checks every field at once; `prefix` is the path of the message in the request (""
     /// or "first_message.") so that violations name the exact field.
-    pub fn validate(self, limits: MessageLimits, prefix: &str) -> Result<Self, Error> {
+    pub fn validate(self, limits: MessageLimits, prefix: &str) -> Result<NewMessage, Error> {
         let draft = self;
         let mut violations = Violations::new();
         let content_chars = draft.content.chars().count();
@@ -153,6 +176,7 @@ impl NewMessage {
                 format!("has {content_chars} characters; at most {MAX_CONTENT_CHARS} are allowed"),
             );
         }
+        violations.check(super::check_text(&format!("{prefix}content"), &draft.content));
         if !needs_attachment && draft.content.trim().is_empty() {
             violations.add(format!("{prefix}content"), "must not be empty");
         }
@@ -191,25 +215,25 @@ impl NewMessage {
                 violations.add(format!("{field}.media_type"), "an image message carries image/* attachments");
             }
         }
-        if let Some(attributes) = &draft.content_attributes {
-            let size = serde_json::to_vec(attributes).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
-            if size > MAX_ATTRIBUTES_BYTES {
-                violations.add(
-                    format!("{prefix}content_attributes"),
-                    format!("is larger than {MAX_ATTRIBUTES_BYTES} bytes as JSON"),
-                );
-            }
-        }
-        violations.check(super::metadata::parse(&format!("{prefix}metadata"), draft.metadata.clone()));
-        if draft.request_id.as_ref().is_some_and(|id| id.chars().count() > 200) {
-            violations.add(format!("{prefix}request_id"), "is longer than 200 characters");
+        violations.check(check_attributes(&format!("{prefix}content_attributes"), draft.content_attributes.as_ref()));
+        violations.check(super::metadata::check(&format!("{prefix}metadata"), &draft.metadata));
+        if let Some(request_id) = &draft.request_id {
+            violations.check(check_request_id(&format!("{prefix}request_id"), request_id));
         }
         violations.finish()?;
-        Ok(draft)
+        Ok(NewMessage(draft))
     }
+}
 
-    /// Checks what the caller's role allows: private notes and system messages are staff's.
+impl NewMessage {
+    /// Checks what the caller's role allows: private notes, system messages and choosing
+    /// the direction are staff's (a member's message always comes in).
     pub fn authorize(&self, caller: &Caller, prefix: &str) -> Result<(), Error> {
+        if !caller.is_staff() && self.direction.is_some_and(|d| d != Direction::Incoming) {
+            return Err(Error::PermissionDenied(format!(
+                "{prefix}direction: a member's messages are incoming; only staff send outgoing ones"
+            )));
+        }
         if self.private && !caller.is_staff() {
             return Err(Error::PermissionDenied(format!("{prefix}private: only staff may write private notes")));
         }
@@ -223,6 +247,37 @@ impl NewMessage {
     pub fn direction_for(&self, caller: &Caller) -> Direction {
         self.direction.unwrap_or(if caller.is_staff() { Direction::Outgoing } else { Direction::Incoming })
     }
+}
+
+/// Structured content: a JSON object of bounded size.
+fn check_attributes(field: &str, attributes: Option<&serde_json::Value>) -> Result<(), Error> {
+    let Some(attributes) = attributes else { return Ok(()) };
+    let size = serde_json::to_vec(attributes).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
+    if size > MAX_ATTRIBUTES_BYTES {
+        return Err(Error::invalid(field, format!("is larger than {MAX_ATTRIBUTES_BYTES} bytes as JSON")));
+    }
+    if has_nul(attributes) {
+        return Err(Error::invalid(field, "must not contain NUL characters"));
+    }
+    Ok(())
+}
+
+fn has_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(has_nul),
+        serde_json::Value::Object(fields) => fields.iter().any(|(key, value)| key.contains('\0') || has_nul(value)),
+        _ => false,
+    }
+}
+
+/// A client's idempotency key: up to 200 characters.
+pub fn check_request_id(field: &str, request_id: &str) -> Result<(), Error> {
+    super::check_text(field, request_id)?;
+    if request_id.chars().count() > 200 {
+        return Err(Error::invalid(field, "is longer than 200 characters"));
+    }
+    Ok(())
 }
 
 fn is_media_type(value: &str) -> bool {
@@ -246,15 +301,24 @@ pub struct MessagePatch {
 }
 
 impl MessagePatch {
-    pub fn validate(&self) -> Result<(), Error> {
+    /// Checks the edits against the same limits as a send of a message of `kind`.
+    pub fn validate(&self, kind: MessageKind) -> Result<(), Error> {
         let mut violations = Violations::new();
         if let Some(content) = &self.content {
-            if content.trim().is_empty() {
+            violations.check(super::check_text("message.content", content));
+            let captioned = matches!(kind, MessageKind::Image | MessageKind::Document);
+            if !captioned && content.trim().is_empty() {
                 violations.add("message.content", "must not be empty");
             }
             if content.chars().count() > MAX_CONTENT_CHARS {
                 violations.add("message.content", format!("is longer than {MAX_CONTENT_CHARS} characters"));
             }
+        }
+        if let Some(attributes) = &self.content_attributes {
+            violations.check(check_attributes("message.content_attributes", attributes.as_ref()));
+        }
+        if let Some(metadata) = &self.metadata {
+            violations.check(super::metadata::check("message.metadata", metadata));
         }
         violations.finish()
     }
@@ -282,10 +346,4 @@ impl MessageQuery {
 /// visible to it (private notes only for staff). Every unread counter follows this rule.
 pub fn counts_for(message_sender: &str, private: bool, deleted: bool, reader_id: &str, reader_is_staff: bool) -> bool {
     message_sender != reader_id && !deleted && (!private || reader_is_staff)
-}
-
-/// Who may see a message: everyone who sees its conversation, except that private notes
-/// are staff's.
-pub fn can_view(caller: &Caller, message: &Message) -> bool {
-    !message.private || caller.is_staff()
 }

@@ -22,6 +22,15 @@ pub fn now_micros() -> Micros {
     i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX)
 }
 
+/// Rejects text that no database may store as given: PostgreSQL cannot hold a NUL
+/// character, so it is refused everywhere rather than only on one backend.
+pub fn check_text(field: &str, value: &str) -> Result<(), Error> {
+    if value.contains('\0') {
+        return Err(Error::invalid(field, "must not contain NUL characters"));
+    }
+    Ok(())
+}
+
 /// Who is making a call: the user an API key acts as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {

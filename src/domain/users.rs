@@ -54,6 +54,27 @@ pub struct User {
     pub update_time: Micros,
 }
 
+impl User {
+    /// What a member may see of another user: no contact details, no external id.
+    pub fn public_view(self) -> User {
+        User { email: String::new(), phone: String::new(), external_id: None, ..self }
+    }
+}
+
+/// A user listing's filters.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub role: Option<Role>,
+    pub external_id: Option<String>,
+}
+
+impl UserFilter {
+    /// Identifies the query for page tokens.
+    pub fn fingerprint(&self, caller: &super::Caller) -> String {
+        format!("users|{}|{:?}|{:?}", caller.user_id, self.role, self.external_id)
+    }
+}
+
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_EXTERNAL_ID_CHARS: usize = 200;
 
@@ -106,6 +127,7 @@ pub struct UserPatch {
 }
 
 pub fn parse_display_name(field: &str, value: String) -> Result<String, Error> {
+    super::check_text(field, &value)?;
     let value = value.trim().to_owned();
     if value.chars().count() > MAX_NAME_CHARS {
         return Err(Error::invalid(field, format!("is longer than {MAX_NAME_CHARS} characters")));
@@ -117,6 +139,7 @@ pub fn parse_external_id(field: &str, value: String) -> Result<Option<String>, E
     if value.is_empty() {
         return Ok(None);
     }
+    super::check_text(field, &value)?;
     if value.chars().count() > MAX_EXTERNAL_ID_CHARS {
         return Err(Error::invalid(field, format!("is longer than {MAX_EXTERNAL_ID_CHARS} characters")));
     }

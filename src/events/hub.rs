@@ -45,11 +45,6 @@ impl Hub {
         let sender = accounts.entry(account_id.to_owned()).or_insert_with(|| watch::channel(0).0);
         Wakeups { receiver: sender.subscribe(), hub: Arc::clone(self), account_id: account_id.to_owned() }
     }
-
-    /// How many accounts have listening streams.
-    pub fn accounts_listened_to(&self) -> usize {
-        self.accounts.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
-    }
 }
 
 /// One stream's wake-ups. Dropping the last one of an account frees its channel.

@@ -26,6 +26,9 @@ use crate::{
     store::Store,
 };
 
+/// How stale a stream's view of its caller's key and role may get.
+const REAUTHENTICATE_AFTER: Duration = Duration::from_secs(1);
+
 /// What a stream sends.
 #[derive(Debug)]
 pub enum StreamItem {
@@ -144,7 +147,12 @@ impl Stream {
         self.context.stats.active.fetch_add(1, Ordering::Relaxed);
         if let Err(err) = self.pump(live).await {
             tracing::debug!(error = %err, "stream ended with an error");
-            let _ = self.sender.try_send(Err(err));
+            // Behind whatever the client has not read yet; given up if it leaves or the
+            // server stops.
+            tokio::select! {
+                _ = self.sender.send(Err(err)) => {}
+                () = super::until_stopping(self.context.shutdown.clone()) => {}
+            }
         }
         self.context.stats.active.fetch_sub(1, Ordering::Relaxed);
     }
@@ -162,7 +170,14 @@ impl Stream {
             }
             announced = true;
         }
+        let mut authenticated_at = Instant::now();
         loop {
+            // A stream outlives the call that opened it: its key may be revoked or its user's
+            // role changed since. Check again before reading, at most once a second.
+            if authenticated_at.elapsed() >= REAUTHENTICATE_AFTER {
+                self.caller = self.context.store.reauthenticate(&self.caller.key_id).await?;
+                authenticated_at = Instant::now();
+            }
             // Catch up with the log.
             loop {
                 let from = self.position;

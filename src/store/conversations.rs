@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Condition, Expr, ExprTrait, Func, JoinType, Order, Query, SelectStatement},
 };
 
@@ -17,12 +17,12 @@ use super::{
 use crate::domain::{
     Caller, Error,
     conversations::{
-        self as rules, Conversation, ConversationFilter, ConversationPatch, NewConversation, NewParticipant,
-        Participant, StatusFilter, Subject, ViewerState,
+        self as rules, Conversation, ConversationCounts, ConversationFilter, ConversationPatch, NewConversation,
+        NewParticipant, Participant, StatusFilter, Subject, ViewerState,
     },
     events::{Audience, EventKind, EventPayload, NewEvent},
     ids,
-    messages::{Message, MessageLimits},
+    messages::Message,
     paging::Page,
 };
 
@@ -37,8 +37,9 @@ impl Loaded {
         self.members.iter().find(|m| m.user_id == user_id)
     }
 
-    /// The conversation as every viewer sees it: no viewer state, no last message.
-    pub fn snapshot(&self) -> Result<Conversation, Error> {
+    /// The conversation without viewer state or last message. `staff_view` shows the
+    /// update time that private notes move too; everyone else sees the public one.
+    pub fn snapshot(&self, staff_view: bool) -> Result<Conversation, Error> {
         Ok(Conversation {
             id: self.row.id.clone(),
             account_id: self.row.account_id.clone(),
@@ -59,7 +60,7 @@ impl Loaded {
                 })
                 .collect(),
             create_time: self.row.create_time,
-            update_time: self.row.update_time,
+            update_time: if staff_view { self.row.update_time } else { self.row.public_update_time },
             last_message: None,
             viewer: None,
         })
@@ -101,7 +102,9 @@ async fn members_of<C: ConnectionTrait>(
 }
 
 /// The ids of the staff among `user_ids`.
-pub(super) async fn staff_among<C: ConnectionTrait>(conn: &C, ids: Vec<String>) -> Result<HashSet<String>, Error> {
+pub(super) async fn staff_among<C: ConnectionTrait>(conn: &C, mut ids: Vec<String>) -> Result<HashSet<String>, Error> {
+    ids.sort_unstable();
+    ids.dedup();
     if ids.is_empty() {
         return Ok(HashSet::new());
     }
@@ -116,8 +119,6 @@ pub(super) async fn staff_among<C: ConnectionTrait>(conn: &C, ids: Vec<String>) 
     Ok(rows.into_iter().collect())
 }
 
-use sea_orm::QuerySelect;
-
 impl Store {
     /// Creates a conversation, its participants and optionally its first message in one
     /// transaction. A retried create with the same request id returns the first result.
@@ -125,7 +126,6 @@ impl Store {
         &self,
         caller: &Caller,
         new: NewConversation,
-        limits: MessageLimits,
     ) -> Result<(Conversation, Option<Message>), Error> {
         if let Some(first) = &new.first_message {
             first.authorize(caller, "first_message.")?;
@@ -144,7 +144,8 @@ impl Store {
             }
         }
         let participants = new.participants_with_caller(caller);
-        check_users_exist(&tx, &caller.account_id, &participants).await?;
+        check_users_exist(&tx, &caller.account_id, &participants, |index| format!("participants[{index}].user_id"))
+            .await?;
 
         let id = ids::new_id(ids::CONVERSATION);
         let row = conversation::ActiveModel {
@@ -158,7 +159,9 @@ impl Store {
             create_request_id: Set(new.request_id.clone()),
             create_time: Set(tx.now),
             update_time: Set(tx.now),
+            public_update_time: Set(tx.now),
             message_sequence: Set(0),
+            note_sequence: Set(0),
             last_message_id: Set(None),
             last_public_message_id: Set(None),
         }
@@ -186,21 +189,27 @@ impl Store {
             kind: EventKind::ConversationCreated,
             conversation_id: Some(id.clone()),
             audience: Audience::default(),
-            payload: EventPayload::Conversation(Box::new(loaded.snapshot()?)),
+            payload: EventPayload::Conversation(Box::new(loaded.snapshot(false)?)),
         });
         if let Some(first) = new.first_message {
-            messages::insert_message(&mut tx, caller, &mut loaded, first, limits).await?;
+            messages::insert_message(&mut tx, caller, &mut loaded, first, "first_message.").await?;
         }
         tx.commit().await?;
         self.replay_create(caller, &id).await
     }
 
-    /// The result of a create, read back as the caller sees it.
+    /// The result of a create, read back as the caller sees it. The first message is the
+    /// one the creator sent in the create's own transaction: same sender, same time.
     async fn replay_create(&self, caller: &Caller, id: &str) -> Result<(Conversation, Option<Message>), Error> {
         let conversation = self.get_conversation(caller, id, false).await?;
+        let row = conversation::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::not_found("conversation", id))?;
         let first = message::Entity::find()
             .filter(message::Column::ConversationId.eq(id))
-            .filter(message::Column::Sequence.eq(1))
+            .filter(message::Column::SenderId.eq(&row.creator_id))
+            .filter(message::Column::CreateTime.eq(row.create_time))
             .one(&self.db)
             .await?;
         let first = match first {
@@ -243,14 +252,14 @@ impl Store {
             .collect();
         let users = if full {
             let user_ids = loaded.iter().flat_map(|l| l.members.iter().map(|m| m.user_id.clone())).collect();
-            self.users_by_id(&caller.account_id, user_ids).await?
+            self.users_by_id(caller, user_ids).await?
         } else {
             HashMap::new()
         };
         loaded
             .into_iter()
             .map(|l| {
-                let mut conversation = l.snapshot()?;
+                let mut conversation = l.snapshot(caller.is_staff())?;
                 conversation.viewer = l.member(&caller.user_id).map(|m| ViewerState {
                     label: m.label.clone(),
                     unread_count: m.unread_count,
@@ -274,27 +283,28 @@ impl Store {
         full: bool,
     ) -> Result<(Vec<Conversation>, String, ConversationCounts), Error> {
         let backend = self.db.get_database_backend();
+        // Staff see private notes, so notes count as activity for them only.
+        let activity =
+            if caller.is_staff() { conversation::Column::UpdateTime } else { conversation::Column::PublicUpdateTime };
         let mut select = listing(caller, filter);
         select
             .column((conversation::Entity, conversation::Column::Id))
-            .column((conversation::Entity, conversation::Column::UpdateTime))
+            .expr_as(Expr::col((conversation::Entity, activity)), "activity")
             .cond_where(status_condition(filter.status))
-            .order_by((conversation::Entity, conversation::Column::UpdateTime), Order::Desc)
+            .order_by((conversation::Entity, activity), Order::Desc)
             .order_by((conversation::Entity, conversation::Column::Id), Order::Desc)
             .limit(page.fetch_limit());
         if let Some((time, id)) = &page.after {
             select.cond_where(
-                Condition::any()
-                    .add(Expr::col((conversation::Entity, conversation::Column::UpdateTime)).lt(*time))
-                    .add(
-                        Condition::all()
-                            .add(Expr::col((conversation::Entity, conversation::Column::UpdateTime)).eq(*time))
-                            .add(Expr::col((conversation::Entity, conversation::Column::Id)).lt(id.clone())),
-                    ),
+                Condition::any().add(Expr::col((conversation::Entity, activity)).lt(*time)).add(
+                    Condition::all()
+                        .add(Expr::col((conversation::Entity, activity)).eq(*time))
+                        .add(Expr::col((conversation::Entity, conversation::Column::Id)).lt(id.clone())),
+                ),
             );
         }
         let keys: Vec<ListedKey> = ListedKey::find_by_statement(backend.build(&select)).all(&self.db).await?;
-        let (keys, next) = page.finish(keys, |key| (key.update_time, key.id.clone()));
+        let (keys, next) = page.finish(keys, |key| (key.activity, key.id.clone()));
 
         let ids: Vec<String> = keys.iter().map(|k| k.id.clone()).collect();
         let mut rows: HashMap<String, conversation::Model> = conversation::Entity::find()
@@ -328,12 +338,14 @@ impl Store {
         Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0))
     }
 
+    /// Changes the subject or metadata. Staff only: they hold the host product's ids.
     pub async fn update_conversation(
         &self,
         caller: &Caller,
         id: &str,
         patch: ConversationPatch,
     ) -> Result<Conversation, Error> {
+        caller.require_staff("update conversations")?;
         let mut tx = self.write(caller).await?;
         let loaded = load_visible(tx.conn(), caller, id).await?;
         let mut active: conversation::ActiveModel = loaded.row.into();
@@ -350,6 +362,7 @@ impl Store {
             active.metadata = Set(json::metadata_to_column(metadata));
         }
         active.update_time = Set(tx.now);
+        active.public_update_time = Set(tx.now);
         let row = active.update(tx.conn()).await?;
         let loaded = Loaded { row, members: loaded.members };
         emit_conversation(&mut tx, EventKind::ConversationUpdated, &loaded, Audience::default())?;
@@ -364,7 +377,8 @@ impl Store {
         if loaded.member(&new.user_id).is_some() {
             return Err(Error::AlreadyExists(format!("user {} already takes part in conversation {id}", new.user_id)));
         }
-        check_users_exist(&tx, &caller.account_id, std::slice::from_ref(&new)).await?;
+        check_users_exist(&tx, &caller.account_id, std::slice::from_ref(&new), |_| "participant.user_id".into())
+            .await?;
         let is_staff = !staff_among(tx.conn(), vec![new.user_id.clone()]).await?.is_empty();
         let unread_count = super::reads::recount(tx.conn(), id, &new.user_id, is_staff).await?;
         let member = participant::ActiveModel {
@@ -404,7 +418,7 @@ impl Store {
         tx.commit().await?;
         if caller.user_id == user_id && !caller.is_staff() {
             // The caller left: it may no longer see the conversation, so return what it was.
-            let mut conversation = loaded.snapshot()?;
+            let mut conversation = loaded.snapshot(false)?;
             conversation.viewer = None;
             return Ok(conversation);
         }
@@ -451,21 +465,11 @@ impl Store {
     }
 }
 
-/// How many conversations a listing matched.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ConversationCounts {
-    /// With every filter of the request.
-    pub matching: i64,
-    /// Not archived, ignoring the status filter.
-    pub active: i64,
-    /// Not archived and unread, ignoring the status filter.
-    pub unread: i64,
-}
-
 #[derive(Debug, FromQueryResult)]
 struct ListedKey {
     id: String,
-    update_time: i64,
+    /// The sort key: the update time the caller sees.
+    activity: i64,
 }
 
 /// The conversations `caller` may see that match `filter` (all but its status), joined with
@@ -513,12 +517,17 @@ fn status_condition(status: StatusFilter) -> Condition {
     }
 }
 
-fn not_participating(id: &str) -> Error {
+pub(super) fn not_participating(id: &str) -> Error {
     Error::FailedPrecondition(format!("the caller does not take part in conversation {id}"))
 }
 
-/// Every listed user must exist in the account.
-async fn check_users_exist(tx: &WriteTx<'_>, account_id: &str, participants: &[NewParticipant]) -> Result<(), Error> {
+/// Every listed user must exist in the account; `field` names the i-th one's field.
+async fn check_users_exist(
+    tx: &WriteTx<'_>,
+    account_id: &str,
+    participants: &[NewParticipant],
+    field: impl Fn(usize) -> String,
+) -> Result<(), Error> {
     let wanted: Vec<String> = participants.iter().map(|p| p.user_id.clone()).collect();
     let found: HashSet<String> = user::Entity::find()
         .select_only()
@@ -533,19 +542,17 @@ async fn check_users_exist(tx: &WriteTx<'_>, account_id: &str, participants: &[N
     let mut violations = crate::domain::error::Violations::new();
     for (index, participant) in participants.iter().enumerate() {
         if !found.contains(&participant.user_id) {
-            violations.add(
-                format!("participants[{index}].user_id"),
-                format!("no user {} in this account", participant.user_id),
-            );
+            violations.add(field(index), format!("no user {} in this account", participant.user_id));
         }
     }
     violations.finish()
 }
 
-/// Marks the conversation changed now.
+/// Marks the conversation changed now, for everyone.
 async fn touch(tx: &WriteTx<'_>, loaded: &mut Loaded) -> Result<(), Error> {
     let mut active: conversation::ActiveModel = loaded.row.clone().into();
     active.update_time = Set(tx.now);
+    active.public_update_time = Set(tx.now);
     loaded.row = active.update(tx.conn()).await?;
     Ok(())
 }
@@ -555,7 +562,7 @@ fn emit_conversation(tx: &mut WriteTx<'_>, kind: EventKind, loaded: &Loaded, aud
         kind,
         conversation_id: Some(loaded.row.id.clone()),
         audience,
-        payload: EventPayload::Conversation(Box::new(loaded.snapshot()?)),
+        payload: EventPayload::Conversation(Box::new(loaded.snapshot(false)?)),
     });
     Ok(())
 }
@@ -578,7 +585,7 @@ fn emit_participant(
                 join_time: member.join_time,
                 user: None,
             },
-            conversation: Box::new(loaded.snapshot()?),
+            conversation: Box::new(loaded.snapshot(false)?),
         },
     });
     Ok(())

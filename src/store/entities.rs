@@ -84,9 +84,15 @@ pub mod conversation {
         pub creator_id: String,
         pub create_request_id: Option<String>,
         pub create_time: i64,
+        /// Changes on every change, private notes included: what staff see.
         pub update_time: i64,
-        /// The sequence of the newest message; the next one gets this plus one.
+        /// Changes on every change but private notes: what members see, so that a note
+        /// never moves a conversation in a member's list.
+        pub public_update_time: i64,
+        /// The sequence of the newest public message; the next one gets this plus one.
         pub message_sequence: i64,
+        /// Private notes written since that message; the next note gets this plus one.
+        pub note_sequence: i64,
         pub last_message_id: Option<String>,
         /// The newest message that is not a private note: what members see as the last one.
         pub last_public_message_id: Option<String>,
@@ -127,7 +133,10 @@ pub mod message {
         pub id: String,
         pub account_id: String,
         pub conversation_id: String,
+        /// Position among the public messages (a note has the one of the message before it).
         pub sequence: i64,
+        /// 0 for a public message; for a private note, its position after that message.
+        pub note_sequence: i64,
         pub sender_id: String,
         pub kind: String,
         pub content: String,

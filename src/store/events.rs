@@ -3,7 +3,7 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait, OnConflict, Query},
 };
 
@@ -135,8 +135,8 @@ impl Store {
                     .add(event::Column::ConversationId.in_subquery(own_conversations)),
             );
         }
-        if !filter.kinds.is_empty() {
-            find = find.filter(event::Column::EventType.is_in(filter.kinds.iter().map(|k| k.as_str())));
+        if let Some(kinds) = &filter.kinds {
+            find = find.filter(event::Column::EventType.is_in(kinds.iter().map(|k| k.as_str())));
         }
         if !filter.conversation_ids.is_empty() {
             find = find.filter(event::Column::ConversationId.is_in(filter.conversation_ids.clone()));
@@ -162,7 +162,10 @@ impl Store {
         let mut report = RetentionReport::default();
         for (account_id, through) in expired {
             let Some(through) = through else { continue };
-            let txn = self.db.begin().await?;
+            // A writer like any other: on SQLite behind the gate, so that it never makes a
+            // request's transaction fail with SQLITE_BUSY.
+            let _gate = self.gate().await;
+            let txn = self.begin_write().await?;
             event_retention::Entity::insert(event_retention::ActiveModel {
                 account_id: Set(account_id.clone()),
                 pruned_through: Set(through),

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use sea_orm::Condition;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
@@ -22,31 +23,48 @@ use crate::domain::{
     events::{Audience, EventKind, EventPayload, NewEvent},
     ids,
     messages::{
-        self as rules, Attachment, ContentType, Direction, Message, MessageKind, MessageLimits, MessagePatch,
-        MessageQuery, NewMessage, ReadReceipt,
+        self as rules, Attachment, ContentType, Direction, Message, MessageKind, MessagePatch, MessageQuery,
+        NewMessage, ReadReceipt,
     },
     paging::Page,
 };
 
 /// Inserts a message into a conversation the caller may write to, with its attachments,
 /// the conversation's summary and every participant's unread counter, and appends the
-/// event. `loaded` is kept up to date.
+/// event. `loaded` is kept up to date; `prefix` is the message's path in the request.
+///
+/// A public message takes the next public sequence; a private note keeps the sequence of
+/// the message before it and takes the next note sequence, so that members, who never see
+/// notes, see no gaps that would tell them notes exist.
 pub(super) async fn insert_message(
     tx: &mut WriteTx<'_>,
     caller: &Caller,
     loaded: &mut Loaded,
     new: NewMessage,
-    limits: MessageLimits,
+    prefix: &str,
 ) -> Result<Message, Error> {
-    debug_assert!(new.attachments.iter().all(|a| a.data.len() <= limits.max_attachment_bytes));
-    let sequence = loaded.row.message_sequence + 1;
-    let id = ids::new_id(ids::MESSAGE);
+    if let Some(request_id) = &new.request_id
+        && let Some(earlier) = find_sent(tx.conn(), &caller.user_id, request_id).await?
+    {
+        return Err(Error::invalid(
+            format!("{prefix}request_id"),
+            format!("was already used for message {}", earlier.id),
+        ));
+    }
     let direction = new.direction_for(caller);
+    let new = new.into_parts();
+    let (sequence, note_sequence) = if new.private {
+        (loaded.row.message_sequence, loaded.row.note_sequence + 1)
+    } else {
+        (loaded.row.message_sequence + 1, 0)
+    };
+    let id = ids::new_id(ids::MESSAGE);
     let row = message::ActiveModel {
         id: Set(id.clone()),
         account_id: Set(caller.account_id.clone()),
         conversation_id: Set(loaded.row.id.clone()),
         sequence: Set(sequence),
+        note_sequence: Set(note_sequence),
         sender_id: Set(caller.user_id.clone()),
         kind: Set(new.kind.as_str().to_owned()),
         content: Set(new.content.clone()),
@@ -89,9 +107,11 @@ pub(super) async fn insert_message(
 
     let mut summary: super::entities::conversation::ActiveModel = loaded.row.clone().into();
     summary.message_sequence = Set(sequence);
+    summary.note_sequence = Set(note_sequence);
     summary.update_time = Set(tx.now);
     summary.last_message_id = Set(Some(id.clone()));
     if !new.private {
+        summary.public_update_time = Set(tx.now);
         summary.last_public_message_id = Set(Some(id.clone()));
     }
     loaded.row = summary.update(tx.conn()).await?;
@@ -113,6 +133,7 @@ pub(super) async fn insert_message(
         account_id: caller.account_id.clone(),
         conversation_id: loaded.row.id.clone(),
         sequence,
+        note_sequence,
         sender_id: caller.user_id.clone(),
         kind: new.kind,
         content: row.content,
@@ -131,6 +152,19 @@ pub(super) async fn insert_message(
     };
     emit_message(tx, EventKind::MessageCreated, &message);
     Ok(message)
+}
+
+/// The message `sender_id` sent with this request id, if any.
+async fn find_sent<C: ConnectionTrait>(
+    conn: &C,
+    sender_id: &str,
+    request_id: &str,
+) -> Result<Option<message::Model>, Error> {
+    Ok(message::Entity::find()
+        .filter(message::Column::SenderId.eq(sender_id))
+        .filter(message::Column::SendRequestId.eq(request_id))
+        .one(conn)
+        .await?)
 }
 
 /// Adds `delta` to the unread counters of `readers` in a conversation.
@@ -257,6 +291,7 @@ pub(super) async fn assemble<C: ConnectionTrait>(
                 account_id: row.account_id,
                 conversation_id: row.conversation_id,
                 sequence: row.sequence,
+                note_sequence: row.note_sequence,
                 sender_id: row.sender_id,
                 content: row.content,
                 private: row.private,
@@ -270,6 +305,13 @@ pub(super) async fn assemble<C: ConnectionTrait>(
         .collect()
 }
 
+async fn assemble_one<C: ConnectionTrait>(conn: &C, row: message::Model, loaded: &Loaded) -> Result<Message, Error> {
+    assemble(conn, vec![row], std::slice::from_ref(loaded))
+        .await?
+        .pop()
+        .ok_or_else(|| Error::Internal("assembling one message gave none".into()))
+}
+
 /// Reads a message `caller` may see, with its conversation: NOT_FOUND otherwise (a
 /// member never learns that a private note exists).
 async fn load_message<C: ConnectionTrait>(
@@ -278,7 +320,10 @@ async fn load_message<C: ConnectionTrait>(
     id: &str,
 ) -> Result<(message::Model, Loaded), Error> {
     let row = find_in_account::<message::Entity, _>(conn, "message", id, &caller.account_id, |m| &m.account_id).await?;
-    let loaded = load_visible(conn, caller, &row.conversation_id).await.map_err(|_| Error::not_found("message", id))?;
+    let loaded = load_visible(conn, caller, &row.conversation_id).await.map_err(|err| match err {
+        Error::NotFound { .. } => Error::not_found("message", id),
+        other => other,
+    })?;
     if row.private && !caller.is_staff() {
         return Err(Error::not_found("message", id));
     }
@@ -286,11 +331,10 @@ async fn load_message<C: ConnectionTrait>(
 }
 
 impl Store {
-    /// One message row as `caller` sees it; `full` expands its sender and conversation.
+    /// One message row as `caller` sees it, or NOT_FOUND; `full` expands its sender and
+    /// conversation.
     pub(super) async fn message_for(&self, caller: &Caller, row: message::Model, full: bool) -> Result<Message, Error> {
-        let loaded = load_visible(&self.db, caller, &row.conversation_id).await?;
-        let mut messages = self.present_messages(caller, vec![row], loaded, full).await?;
-        messages.pop().ok_or_else(|| Error::Internal("presenting one message gave none".into()))
+        self.get_message(caller, &row.id, full).await
     }
 
     async fn present_messages(
@@ -302,8 +346,7 @@ impl Store {
     ) -> Result<Vec<Message>, Error> {
         let mut messages = assemble(&self.db, rows, std::slice::from_ref(&loaded)).await?;
         if full {
-            let senders =
-                self.users_by_id(&caller.account_id, messages.iter().map(|m| m.sender_id.clone()).collect()).await?;
+            let senders = self.users_by_id(caller, messages.iter().map(|m| m.sender_id.clone()).collect()).await?;
             let conversation = self.present(caller, vec![loaded], true).await?.pop().map(Box::new);
             for message in &mut messages {
                 message.sender = senders.get(&message.sender_id).cloned();
@@ -319,23 +362,23 @@ impl Store {
         caller: &Caller,
         conversation_id: &str,
         new: NewMessage,
-        limits: MessageLimits,
     ) -> Result<Message, Error> {
         new.authorize(caller, "")?;
         let mut tx = self.write(caller).await?;
-        if let Some(request_id) = &new.request_id {
-            let earlier = message::Entity::find()
-                .filter(message::Column::SenderId.eq(&caller.user_id))
-                .filter(message::Column::SendRequestId.eq(request_id))
-                .one(tx.conn())
-                .await?;
-            if let Some(earlier) = earlier {
-                drop(tx);
-                return self.message_for(caller, earlier, false).await;
+        if let Some(request_id) = &new.request_id
+            && let Some(earlier) = find_sent(tx.conn(), &caller.user_id, request_id).await?
+        {
+            drop(tx);
+            if earlier.conversation_id != conversation_id {
+                return Err(Error::invalid(
+                    "request_id",
+                    format!("was already used for message {} in another conversation", earlier.id),
+                ));
             }
+            return self.message_for(caller, earlier, false).await;
         }
         let mut loaded = load_visible(tx.conn(), caller, conversation_id).await?;
-        let message = insert_message(&mut tx, caller, &mut loaded, new, limits).await?;
+        let message = insert_message(&mut tx, caller, &mut loaded, new, "").await?;
         tx.commit().await?;
         Ok(message)
     }
@@ -352,7 +395,7 @@ impl Store {
         &self,
         caller: &Caller,
         query: &MessageQuery,
-        page: &Page<i64>,
+        page: &Page<(i64, i64)>,
         full: bool,
     ) -> Result<(Vec<Message>, String, u64), Error> {
         let loaded = load_visible(&self.db, caller, &query.conversation_id).await?;
@@ -367,20 +410,25 @@ impl Store {
             find = find.filter(message::Column::CreateTime.gt(after));
         }
         let total = find.clone().count(&self.db).await?;
-        if let Some(last) = page.after {
+        if let Some((sequence, note_sequence)) = page.after {
+            let (sequence_col, note_col) = (message::Column::Sequence, message::Column::NoteSequence);
             find = find.filter(if query.newest_first {
-                message::Column::Sequence.lt(last)
+                Condition::any()
+                    .add(sequence_col.lt(sequence))
+                    .add(sequence_col.eq(sequence).and(note_col.lt(note_sequence)))
             } else {
-                message::Column::Sequence.gt(last)
+                Condition::any()
+                    .add(sequence_col.gt(sequence))
+                    .add(sequence_col.eq(sequence).and(note_col.gt(note_sequence)))
             });
         }
         find = if query.newest_first {
-            find.order_by_desc(message::Column::Sequence)
+            find.order_by_desc(message::Column::Sequence).order_by_desc(message::Column::NoteSequence)
         } else {
-            find.order_by_asc(message::Column::Sequence)
+            find.order_by_asc(message::Column::Sequence).order_by_asc(message::Column::NoteSequence)
         };
         let rows = find.limit(page.fetch_limit()).all(&self.db).await?;
-        let (rows, next) = page.finish(rows, |row| row.sequence);
+        let (rows, next) = page.finish(rows, |row| (row.sequence, row.note_sequence));
         let messages = self.present_messages(caller, rows, loaded, full).await?;
         Ok((messages, next, total))
     }
@@ -395,6 +443,7 @@ impl Store {
         if row.delete_time.is_some() {
             return Err(Error::FailedPrecondition(format!("message {id} is deleted and cannot be edited")));
         }
+        patch.validate(MessageKind::from_stored(&row.kind)?)?;
         let mut active: message::ActiveModel = row.into();
         if let Some(content) = patch.content {
             active.content = Set(content);
@@ -407,7 +456,7 @@ impl Store {
         }
         active.edit_time = Set(Some(tx.now));
         let row = active.update(tx.conn()).await?;
-        let message = assemble(tx.conn(), vec![row], std::slice::from_ref(&loaded)).await?.remove(0);
+        let message = assemble_one(tx.conn(), row, &loaded).await?;
         emit_message(&mut tx, EventKind::MessageUpdated, &message);
         tx.commit().await?;
         Ok(message)
@@ -422,7 +471,7 @@ impl Store {
             return Err(Error::PermissionDenied("only the sender or staff may delete a message".into()));
         }
         if row.delete_time.is_some() {
-            let message = assemble(tx.conn(), vec![row], std::slice::from_ref(&loaded)).await?.remove(0);
+            let message = assemble_one(tx.conn(), row, &loaded).await?;
             return Ok(message);
         }
         // Whoever had not read it stops counting it.
@@ -448,7 +497,7 @@ impl Store {
         active.content_attributes = Set(None);
         active.delete_time = Set(Some(tx.now));
         let row = active.update(tx.conn()).await?;
-        let message = assemble(tx.conn(), vec![row], std::slice::from_ref(&loaded)).await?.remove(0);
+        let message = assemble_one(tx.conn(), row, &loaded).await?;
         emit_message(&mut tx, EventKind::MessageDeleted, &message);
         tx.commit().await?;
         Ok(message)
@@ -459,7 +508,10 @@ impl Store {
         let row =
             find_in_account::<attachment::Entity, _>(&self.db, "attachment", id, &caller.account_id, |a| &a.account_id)
                 .await?;
-        load_message(&self.db, caller, &row.message_id).await.map_err(|_| Error::not_found("attachment", id))?;
+        load_message(&self.db, caller, &row.message_id).await.map_err(|err| match err {
+            Error::NotFound { .. } => Error::not_found("attachment", id),
+            other => other,
+        })?;
         let description = attachment_from_row(row.id, row.filename, row.media_type, row.size_bytes, row.sha256);
         Ok((description, row.message_id, row.data))
     }

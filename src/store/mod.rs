@@ -17,7 +17,7 @@ use std::{sync::Arc, time::Duration};
 use migrations::MigratorTrait;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
-    SqlErr, Statement, TransactionTrait,
+    SqlErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -26,10 +26,8 @@ use crate::{
     events::Hub,
 };
 
-pub use conversations::ConversationCounts;
 pub use events::{EventBatch, RetentionReport};
 pub use reads::UnreadDrift;
-pub use users::{KEY_PREFIX, UserFilter};
 
 /// The database and what every write needs.
 pub struct Store {
@@ -78,8 +76,9 @@ impl Store {
         }
     }
 
-    /// Begins the write transaction of one request by `caller`. All writes go through here,
-    /// which is what lets a later step batch concurrent writes into one commit.
+    /// Begins the write transaction of one request by `caller`. Every request's writes go
+    /// through here (pruning the log is the one other writer, in `events`), which keeps the
+    /// door open for batching concurrent writes into one commit later.
     ///
     /// On PostgreSQL the transaction first takes an advisory lock on the account, held until
     /// commit: sequence values are handed out before commit, so without it a subscriber
@@ -91,11 +90,8 @@ impl Store {
     }
 
     pub(crate) async fn write_as<'s>(&'s self, account_id: &str, actor_id: &str) -> Result<WriteTx<'s>, Error> {
-        let gate = match &self.write_gate {
-            Some(gate) => Some(gate.lock().await),
-            None => None,
-        };
-        let txn = self.db.begin().await?;
+        let gate = self.gate().await;
+        let txn = self.begin_write().await?;
         if txn.get_database_backend() == DbBackend::Postgres {
             txn.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
@@ -113,6 +109,29 @@ impl Store {
             events: Vec::new(),
             _gate: gate,
         })
+    }
+}
+
+impl Store {
+    /// Begins a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`: it takes the
+    /// write lock at once, waiting out other processes (busy timeout), instead of failing
+    /// with SQLITE_BUSY when its first write finds that another process wrote since its
+    /// first read.
+    async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await
+    }
+
+    /// Waits for the SQLite writer's turn (nothing on PostgreSQL).
+    async fn gate(&self) -> Option<MutexGuard<'_, ()>> {
+        match &self.write_gate {
+            Some(gate) => Some(gate.lock().await),
+            None => None,
+        }
     }
 }
 
@@ -211,9 +230,20 @@ impl From<DbErr> for Error {
             tracing::debug!(%detail, "unique constraint violated");
             return Error::AlreadyExists("the resource already exists".into());
         }
-        match err {
+        use sea_orm::{RuntimeErr, sqlx};
+        let lost_connection = |runtime: &RuntimeErr| {
+            matches!(
+                runtime,
+                RuntimeErr::SqlxError(source)
+                    if matches!(source.as_ref(), sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)
+            )
+        };
+        match &err {
             DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => Error::Unavailable(err.to_string()),
-            other => Error::Internal(other.to_string()),
+            DbErr::Query(runtime) | DbErr::Exec(runtime) if lost_connection(runtime) => {
+                Error::Unavailable(err.to_string())
+            }
+            _ => Error::Internal(err.to_string()),
         }
     }
 }

@@ -15,15 +15,17 @@ use sea_orm::{
 
 use super::{
     Store, WriteTx,
-    conversations::{load_visible, staff_among},
+    conversations::{load_visible, not_participating, staff_among},
     entities::{message, message_read, participant},
     messages::adjust_unread,
 };
 use crate::domain::{
     Caller, Error,
     events::{Audience, EventKind, EventPayload, NewEvent},
-    users::Role,
 };
+
+/// Messages marked read per statement, and listed per event, at most.
+const READ_CHUNK: u64 = 500;
 
 /// A participant whose stored counter differs from the recount.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,54 +95,74 @@ impl Store {
     ) -> Result<(i64, i64), Error> {
         let mut tx = self.write(caller).await?;
         let loaded = load_visible(tx.conn(), caller, conversation_id).await?;
-        let member = loaded.member(&caller.user_id).cloned().ok_or_else(|| {
-            Error::FailedPrecondition(format!("the caller does not take part in conversation {conversation_id}"))
-        })?;
+        let member = loaded.member(&caller.user_id).cloned().ok_or_else(|| not_participating(conversation_id))?;
+        // The role as it is in this transaction, not as it was at authentication: counters
+        // follow what the reader may see now.
+        let is_staff = !staff_among(tx.conn(), vec![caller.user_id.clone()]).await?.is_empty();
         if !message_ids.is_empty() {
-            check_messages_in(tx.conn(), caller, conversation_id, message_ids).await?;
+            check_messages_in(tx.conn(), is_staff, conversation_id, message_ids).await?;
         }
-        let mut find = unread_messages(conversation_id, &caller.user_id, caller.is_staff());
-        if !message_ids.is_empty() {
-            find = find.filter(message::Column::Id.is_in(message_ids.to_vec()));
-        }
-        let newly_read: Vec<(String, bool)> = find
-            .select_only()
-            .columns([message::Column::Id, message::Column::Private])
-            .into_tuple()
-            .all(tx.conn())
+        let mut public_read = Vec::new();
+        let mut private_read = Vec::new();
+        // In bounded chunks: a conversation may hold more unread messages than one statement
+        // may bind parameters for.
+        loop {
+            let mut find = unread_messages(conversation_id, &caller.user_id, is_staff);
+            if !message_ids.is_empty() {
+                find = find.filter(message::Column::Id.is_in(message_ids.to_vec()));
+            }
+            let chunk: Vec<(String, bool)> = find
+                .select_only()
+                .columns([message::Column::Id, message::Column::Private])
+                .limit(READ_CHUNK)
+                .into_tuple()
+                .all(tx.conn())
+                .await?;
+            if chunk.is_empty() {
+                break;
+            }
+            message_read::Entity::insert_many(chunk.iter().map(|(id, _)| message_read::ActiveModel {
+                message_id: Set(id.clone()),
+                user_id: Set(caller.user_id.clone()),
+                conversation_id: Set(conversation_id.to_owned()),
+                read_time: Set(tx.now),
+            }))
+            .exec_without_returning(tx.conn())
             .await?;
-        if newly_read.is_empty() {
+            for (id, private) in chunk {
+                if private { private_read.push(id) } else { public_read.push(id) }
+            }
+        }
+        let marked = (public_read.len() + private_read.len()) as i64;
+        if marked == 0 {
             tx.commit().await?;
             return Ok((0, member.unread_count));
         }
-        message_read::Entity::insert_many(newly_read.iter().map(|(id, _)| message_read::ActiveModel {
-            message_id: Set(id.clone()),
-            user_id: Set(caller.user_id.clone()),
-            conversation_id: Set(conversation_id.to_owned()),
-            read_time: Set(tx.now),
-        }))
-        .exec_without_returning(tx.conn())
-        .await?;
-        let marked = newly_read.len() as i64;
         adjust_unread(&tx, conversation_id, std::slice::from_ref(&caller.user_id), -marked).await?;
         let unread_count = member.unread_count - marked;
-        // Members may see that public messages were read, never which private notes exist.
-        let (private, public): (Vec<_>, Vec<_>) = newly_read.into_iter().partition(|(_, private)| *private);
-        for (ids, staff_only) in [(public, false), (private, true)] {
-            if ids.is_empty() {
-                continue;
+        // Members may learn that public messages were read, never that private notes exist:
+        // notes go in a staff-only event, and the public one carries the reader's count of
+        // public messages only.
+        let public_unread = if is_staff {
+            unread_messages(conversation_id, &caller.user_id, false).count(tx.conn()).await? as i64
+        } else {
+            unread_count
+        };
+        for (ids, staff_only, unread_count) in [(public_read, false, public_unread), (private_read, true, unread_count)]
+        {
+            for ids in ids.chunks(READ_CHUNK as usize).filter(|ids| !ids.is_empty()) {
+                tx.emit(NewEvent {
+                    kind: EventKind::MessagesRead,
+                    conversation_id: Some(conversation_id.to_owned()),
+                    audience: Audience { staff_only, ..Audience::default() },
+                    payload: EventPayload::MessagesRead {
+                        user_id: caller.user_id.clone(),
+                        message_ids: ids.to_vec(),
+                        read_time: tx.now,
+                        unread_count,
+                    },
+                });
             }
-            tx.emit(NewEvent {
-                kind: EventKind::MessagesRead,
-                conversation_id: Some(conversation_id.to_owned()),
-                audience: Audience { staff_only, ..Audience::default() },
-                payload: EventPayload::MessagesRead {
-                    user_id: caller.user_id.clone(),
-                    message_ids: ids.into_iter().map(|(id, _)| id).collect(),
-                    read_time: tx.now,
-                    unread_count,
-                },
-            });
         }
         tx.commit().await?;
         Ok((marked, unread_count))
@@ -184,10 +206,10 @@ impl Store {
     }
 }
 
-/// Every id must name a message of the conversation that the caller may see.
+/// Every id must name a message of the conversation that the reader may see.
 async fn check_messages_in<C: ConnectionTrait>(
     conn: &C,
-    caller: &Caller,
+    is_staff: bool,
     conversation_id: &str,
     ids: &[String],
 ) -> Result<(), Error> {
@@ -196,7 +218,7 @@ async fn check_messages_in<C: ConnectionTrait>(
         .column(message::Column::Id)
         .filter(message::Column::ConversationId.eq(conversation_id))
         .filter(message::Column::Id.is_in(ids.to_vec()));
-    if caller.role == Role::Member {
+    if !is_staff {
         find = find.filter(message::Column::Private.eq(false));
     }
     let found: HashSet<String> = find.into_tuple::<String>().all(conn).await?.into_iter().collect();

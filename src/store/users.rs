@@ -17,18 +17,11 @@ use super::{
 use crate::domain::{
     Caller, Error, ids,
     paging::Page,
-    users::{ApiKey, NewUser, Role, User, UserPatch},
+    users::{ApiKey, NewUser, Role, User, UserFilter, UserPatch},
 };
 
 /// What every key starts with, so that leaked keys are easy to recognise in logs and scans.
 pub const KEY_PREFIX: &str = "msk_";
-
-/// A user listing's filters.
-#[derive(Debug, Clone, Default)]
-pub struct UserFilter {
-    pub role: Option<Role>,
-    pub external_id: Option<String>,
-}
 
 pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
@@ -67,6 +60,20 @@ impl Store {
             .one(&self.db)
             .await?
             .ok_or_else(|| Error::Unauthenticated("the API key is not valid".into()))?;
+        self.caller_of(found).await
+    }
+
+    /// The caller as it is now, for a long-lived stream opened with `key_id`: its key may
+    /// have been revoked (UNAUTHENTICATED) or its role changed since.
+    pub async fn reauthenticate(&self, key_id: &str) -> Result<Caller, Error> {
+        let found = api_key::Entity::find_by_id(key_id.to_owned())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::Unauthenticated("the API key no longer exists".into()))?;
+        self.caller_of(found).await
+    }
+
+    async fn caller_of(&self, found: api_key::Model) -> Result<Caller, Error> {
         if found.revoke_time.is_some() {
             return Err(Error::Unauthenticated("the API key has been revoked".into()));
         }
@@ -236,21 +243,30 @@ impl Store {
         Ok(key_from_row(row))
     }
 
-    /// The users with these ids in the account, for expanding views.
+    /// The users with these ids in the caller's account, for expanding views: as much of
+    /// each as the caller may see (members see no one else's contact details).
     pub(super) async fn users_by_id(
         &self,
-        account_id: &str,
-        ids: Vec<String>,
+        caller: &Caller,
+        mut ids: Vec<String>,
     ) -> Result<std::collections::HashMap<String, User>, Error> {
+        ids.sort_unstable();
+        ids.dedup();
         if ids.is_empty() {
             return Ok(Default::default());
         }
         let rows = user::Entity::find()
-            .filter(user::Column::AccountId.eq(account_id))
+            .filter(user::Column::AccountId.eq(&caller.account_id))
             .filter(user::Column::Id.is_in(ids))
             .all(&self.db)
             .await?;
-        rows.into_iter().map(|row| user_from_row(row).map(|user| (user.id.clone(), user))).collect()
+        rows.into_iter()
+            .map(|row| {
+                let user = user_from_row(row)?;
+                let user = if caller.is_staff() || user.id == caller.user_id { user } else { user.public_view() };
+                Ok((user.id.clone(), user))
+            })
+            .collect()
     }
 }
 

@@ -270,3 +270,22 @@ async fn only_the_sender_edits_and_only_the_sender_or_staff_delete() {
         .into_inner();
     assert!(deleted.delete_time.is_some());
 }
+
+#[tokio::test]
+async fn a_members_messages_always_come_in() {
+    let app = spawn_app().await;
+    let customer = app.member("customer").await;
+    let agent = app.agent("agent").await;
+    let conversation = app.conversation(&customer, &[(&agent, "agent")]).await;
+
+    let forged = pb::SendMessageRequest {
+        direction: pb::Direction::Outgoing as i32,
+        ..text(&conversation.id, "from the business")
+    };
+    assert_code(app.send_request(&customer, forged).await, Code::PermissionDenied);
+    let simulated = pb::SendMessageRequest {
+        direction: pb::Direction::Incoming as i32,
+        ..text(&conversation.id, "as the customer")
+    };
+    assert_eq!(app.send_request(&agent, simulated).await.unwrap().direction, pb::Direction::Incoming as i32);
+}

@@ -108,7 +108,7 @@ async fn listing_filters_by_status_label_and_subject_with_a_summary() {
         .unwrap();
     app.conversations()
         .update_conversation(authed(
-            &other.key,
+            &app.admin.key,
             pb::UpdateConversationRequest {
                 conversation: Some(pb::Conversation {
                     id: as_seller.id.clone(),
@@ -292,4 +292,97 @@ async fn the_full_view_expands_participants_users() {
         full.participants.iter().map(|p| p.user.as_ref().unwrap().display_name.clone()).collect();
     names.sort();
     assert_eq!(names, vec!["ABC Trucks".to_string(), "Jane".to_string()]);
+}
+
+#[tokio::test]
+async fn a_retried_create_never_returns_a_later_message_as_the_first() {
+    let app = spawn_app().await;
+    let customer = app.member("customer").await;
+    let agent = app.agent("agent").await;
+    let request = || {
+        authed(
+            &customer.key,
+            pb::CreateConversationRequest {
+                participants: vec![pb::NewParticipant { user_id: agent.id.clone(), label: "agent".into() }],
+                request_id: "no-first-message".into(),
+                ..Default::default()
+            },
+        )
+    };
+    let created = app.conversations().create_conversation(request()).await.unwrap().into_inner();
+    let conversation_id = created.conversation.unwrap().id;
+    let mut note = text(&conversation_id, "internal: VIP");
+    note.private = true;
+    app.send_request(&agent, note).await.unwrap();
+    app.send(&agent, &conversation_id, "hello").await;
+
+    let retried = app.conversations().create_conversation(request()).await.unwrap().into_inner();
+
+    assert_eq!(retried.conversation.unwrap().id, conversation_id);
+    assert_eq!(retried.first_message, None, "the create sent no message");
+}
+
+#[tokio::test]
+async fn only_staff_change_a_conversations_subject_and_metadata() {
+    let app = spawn_app().await;
+    let buyer = app.member("buyer").await;
+    let seller = app.member("seller").await;
+    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    let update = |key: &str| {
+        authed(
+            key,
+            pb::UpdateConversationRequest {
+                conversation: Some(pb::Conversation {
+                    id: conversation.id.clone(),
+                    metadata: HashMap::from([("offer_id".to_string(), "43".to_string())]),
+                    ..Default::default()
+                }),
+                update_mask: Some(FieldMask { paths: vec!["metadata".into()] }),
+            },
+        )
+    };
+
+    assert_code(app.conversations().update_conversation(update(&buyer.key)).await, Code::PermissionDenied);
+    let updated = app.conversations().update_conversation(update(&app.admin.key)).await.unwrap().into_inner();
+    assert_eq!(updated.metadata["offer_id"], "43");
+}
+
+#[tokio::test]
+async fn members_see_no_one_elses_contact_details() {
+    let app = spawn_app().await;
+    let buyer = app.member("buyer").await;
+    let seller = app
+        .admin_client()
+        .create_user(authed(
+            &app.admin.key,
+            pb::CreateUserRequest {
+                user: Some(pb::User {
+                    role: pb::Role::Member as i32,
+                    display_name: "Seller".into(),
+                    email: "seller@example.com".into(),
+                    phone: "+4915112345678".into(),
+                    external_id: "crm-1".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let seller_user = TestUser { id: seller.id.clone(), key: String::new() };
+    let conversation = app.conversation(&buyer, &[(&seller_user, "seller")]).await;
+    let full = |key: &str| {
+        authed(key, pb::GetConversationRequest { id: conversation.id.clone(), view: pb::View::Full as i32 })
+    };
+
+    let as_buyer = app.conversations().get_conversation(full(&buyer.key)).await.unwrap().into_inner();
+    let as_admin = app.conversations().get_conversation(full(&app.admin.key)).await.unwrap().into_inner();
+
+    let seen =
+        |c: &pb::Conversation| c.participants.iter().find(|p| p.user_id == seller.id).unwrap().user.clone().unwrap();
+    let by_buyer = seen(&as_buyer);
+    assert_eq!((by_buyer.display_name.as_str(), by_buyer.email.as_str(), by_buyer.phone.as_str()), ("Seller", "", ""));
+    assert_eq!(by_buyer.external_id, "");
+    assert_eq!(seen(&as_admin).email, "seller@example.com");
 }

@@ -407,3 +407,90 @@ async fn a_subscriber_on_one_replica_sees_what_was_sent_through_another() {
     assert_eq!(message_content(&next_events(&mut stream, 1).await[0]), "through the primary");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn a_revoked_key_ends_its_stream() {
+    let app = spawn_app_with(|config| config.heartbeat_interval = Duration::from_millis(200)).await;
+    let member = app.member("member").await;
+    let mut stream = subscribe(&app, &member, "").await;
+    tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
+    let key_id = app
+        .admin_client()
+        .list_api_keys(authed(
+            &app.admin.key,
+            pb::ListApiKeysRequest { user_id: member.id.clone(), ..Default::default() },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .api_keys[0]
+        .id
+        .clone();
+
+    app.admin_client().revoke_api_key(authed(&app.admin.key, pb::RevokeApiKeyRequest { id: key_id })).await.unwrap();
+
+    let status = loop {
+        match tokio::time::timeout(WAIT, stream.message()).await.expect("the stream ends in time") {
+            Ok(Some(event)) => assert_eq!(event.r#type, pb::EventType::Heartbeat as i32),
+            Ok(None) => panic!("the stream ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn a_member_learns_nothing_of_notes_from_read_events() {
+    let app = spawn_app().await;
+    let customer = app.member("customer").await;
+    let agent = app.agent("agent").await;
+    let supervisor = app.agent("supervisor").await;
+    let conversation =
+        app.conversation(&agent, &[(&customer, "customer"), (&agent, "agent"), (&supervisor, "supervisor")]).await;
+    let mut note = text(&conversation.id, "note");
+    note.private = true;
+    app.send_request(&agent, note).await.unwrap();
+    app.send(&agent, &conversation.id, "public").await;
+    app.conversations()
+        .mark_read(authed(
+            &supervisor.key,
+            pb::MarkReadRequest { conversation_id: conversation.id.clone(), message_ids: vec![] },
+        ))
+        .await
+        .unwrap();
+    app.send(&agent, &conversation.id, "marker").await;
+
+    let mut stream = subscribe(&app, &customer, "0").await;
+    let events = next_events(&mut stream, 4).await;
+
+    assert_eq!(
+        types(&events),
+        vec![
+            pb::EventType::ConversationCreated,
+            pb::EventType::MessageCreated,
+            pb::EventType::MessagesRead,
+            pb::EventType::MessageCreated
+        ]
+    );
+    let Some(pb::event::Payload::MessagesRead(read)) = &events[2].payload else { panic!("{:?}", events[2]) };
+    assert_eq!(read.message_ids.len(), 1, "only the public message");
+    assert_eq!(read.unread_count, 0, "the supervisor's count of what the member could also see");
+}
+
+#[tokio::test]
+async fn a_heartbeat_only_filter_sends_only_heartbeats() {
+    let app = spawn_app_with(|config| config.heartbeat_interval = Duration::from_millis(200)).await;
+    let buyer = app.member("buyer").await;
+    let seller = app.member("seller").await;
+    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    app.send(&buyer, &conversation.id, "hidden by the filter").await;
+
+    let request =
+        pb::SubscribeRequest { after: "0".into(), types: vec![pb::EventType::Heartbeat as i32], ..Default::default() };
+    let mut stream = app.events().subscribe(authed(&seller.key, request)).await.unwrap().into_inner();
+
+    for _ in 0..3 {
+        let event = tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
+        assert_eq!(event.r#type, pb::EventType::Heartbeat as i32);
+    }
+}

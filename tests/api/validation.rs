@@ -171,3 +171,68 @@ async fn page_sizes_ids_masks_and_enums_are_checked() {
     // A well-formed id that names nothing is not a validation error.
     assert_code(app.get_conversation(&buyer, "conv_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa").await, Code::NotFound);
 }
+
+#[tokio::test]
+async fn nul_characters_are_rejected_on_every_backend() {
+    let app = spawn_app().await;
+    let buyer = app.member("buyer").await;
+    let seller = app.member("seller").await;
+    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+
+    assert_invalid(app.send_request(&buyer, text(&conversation.id, "a\0b")).await, "content");
+    let bad_label = pb::ListConversationsRequest { label: "x\0".into(), ..Default::default() };
+    assert_invalid(app.conversations().list_conversations(authed(&buyer.key, bad_label)).await, "label");
+    let bad_subject = pb::CreateConversationRequest {
+        subject: Some(pb::Subject { kind: "listing".into(), external_id: "\0".into(), title: String::new() }),
+        ..Default::default()
+    };
+    assert_invalid(
+        app.conversations().create_conversation(authed(&buyer.key, bad_subject)).await,
+        "subject.external_id",
+    );
+}
+
+#[tokio::test]
+async fn a_request_id_names_one_message_only() {
+    let app = spawn_app().await;
+    let buyer = app.member("buyer").await;
+    let seller = app.member("seller").await;
+    let first = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    let second = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    app.send_request(&buyer, pb::SendMessageRequest { request_id: "r1".into(), ..text(&first.id, "once") })
+        .await
+        .unwrap();
+
+    let elsewhere = pb::SendMessageRequest { request_id: "r1".into(), ..text(&second.id, "again") };
+    assert_invalid(app.send_request(&buyer, elsewhere).await, "request_id");
+    let as_first_message = pb::CreateConversationRequest {
+        participants: vec![pb::NewParticipant { user_id: seller.id.clone(), label: "seller".into() }],
+        first_message: Some(pb::SendMessageRequest { request_id: "r1".into(), ..text("", "hi") }),
+        ..Default::default()
+    };
+    assert_invalid(
+        app.conversations().create_conversation(authed(&buyer.key, as_first_message)).await,
+        "first_message.request_id",
+    );
+}
+
+#[tokio::test]
+async fn an_edit_is_held_to_the_limits_of_a_send() {
+    let app = spawn_app().await;
+    let buyer = app.member("buyer").await;
+    let seller = app.member("seller").await;
+    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    let sent = app.send(&buyer, &conversation.id, "hello").await;
+    let edit = |content: String| {
+        authed(
+            &buyer.key,
+            pb::UpdateMessageRequest {
+                message: Some(pb::Message { id: sent.id.clone(), content, ..Default::default() }),
+                update_mask: Some(prost_types::FieldMask { paths: vec!["content".into()] }),
+            },
+        )
+    };
+
+    assert_invalid(app.messages().update_message(edit(String::new())).await, "message.content");
+    assert_invalid(app.messages().update_message(edit("y".repeat(32 * 1024 + 1))).await, "message.content");
+}
