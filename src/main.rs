@@ -30,6 +30,7 @@ async fn main() -> ExitCode {
 
 async fn serve(config: missive::config::Config) -> Result<(), String> {
     missive::telemetry::init("info,sqlx=warn,sea_orm=warn");
+    let stop = shutdown_signal();
     let app = Application::build(config).await.map_err(|err| err.to_string())?;
-    app.run_until(shutdown_signal()).await.map_err(|err| err.to_string())
+    app.run_until(stop).await.map_err(|err| err.to_string())
 }

@@ -7,7 +7,11 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::watch};
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::{
+    server::NamedService,
+    transport::{Server, server::TcpIncoming},
+};
+use tonic_health::ServingStatus;
 use tonic_web::GrpcWebLayer;
 
 use crate::{
@@ -95,10 +99,17 @@ impl Application {
             .saturating_add(1024 * 1024);
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<pb::admin_service_server::AdminServiceServer<api::AdminApi>>().await;
-        health.set_serving::<pb::conversation_service_server::ConversationServiceServer<api::ConversationApi>>().await;
-        health.set_serving::<pb::message_service_server::MessageServiceServer<api::MessageApi>>().await;
-        health.set_serving::<pb::event_service_server::EventServiceServer<api::EventApi>>().await;
+        // "" is the server as a whole; each service is reported under its full name too.
+        let service_names = [
+            "",
+            <pb::admin_service_server::AdminServiceServer<api::AdminApi> as NamedService>::NAME,
+            <pb::conversation_service_server::ConversationServiceServer<api::ConversationApi> as NamedService>::NAME,
+            <pb::message_service_server::MessageServiceServer<api::MessageApi> as NamedService>::NAME,
+            <pb::event_service_server::EventServiceServer<api::EventApi> as NamedService>::NAME,
+        ];
+        for name in service_names {
+            health.set_service_status(name, ServingStatus::Serving).await;
+        }
 
         let reflection = || {
             tonic_reflection::server::Builder::configure()
@@ -164,7 +175,9 @@ impl Application {
             () = async {
                 shutdown.await;
                 tracing::info!("shutting down: ending streams, finishing in-flight calls");
-                health.set_not_serving::<pb::message_service_server::MessageServiceServer<api::MessageApi>>().await;
+                for name in service_names {
+                    health.set_service_status(name, ServingStatus::NotServing).await;
+                }
                 let _ = stopping_tx.send(true);
                 tokio::time::sleep(grace).await;
             } => {
@@ -186,30 +199,34 @@ impl Application {
     }
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+/// Completes on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled: call it before binding, so that a signal
+/// that arrives as soon as the port answers is not fatal.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let signals =
+            signal(SignalKind::interrupt()).and_then(|interrupt| Ok((interrupt, signal(SignalKind::terminate())?)));
+        async move {
+            match signals {
+                Ok((mut interrupt, mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot listen for SIGINT/SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
     }
 }
