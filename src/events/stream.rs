@@ -5,7 +5,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -72,6 +72,9 @@ pub struct StreamStats {
     pub active: AtomicUsize,
     /// The most items ever queued for one stream.
     pub peak_queued: AtomicUsize,
+    /// Items handed to clients' queues, over all streams. A client that stops reading stops
+    /// this count after its queue and its HTTP/2 flow-control window fill up.
+    pub queued_total: AtomicU64,
 }
 
 /// Where a stream starts.
@@ -233,6 +236,9 @@ impl Stream {
             sent = self.sender.send(Ok(item)) => sent.is_ok(),
             () = super::until_stopping(self.context.shutdown.clone()) => false,
         };
+        if sent {
+            self.context.stats.queued_total.fetch_add(1, Ordering::Relaxed);
+        }
         let queued = self.context.settings.queue_capacity - self.sender.capacity();
         self.context.stats.peak_queued.fetch_max(queued, Ordering::Relaxed);
         sent
