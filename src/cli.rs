@@ -14,6 +14,7 @@ use crate::{
 pub async fn create_key(args: CreateKeyArgs) -> Result<String, Error> {
     let store = Store::open(&args.database_url, Hub::new()).await?;
     let account_id = match &args.account {
+        None if args.new_account => store.create_account(&args.account_name).await?,
         Some(account_id) => {
             if !store.account_exists(account_id).await? {
                 return Err(Error::invalid("--account", format!("no account {account_id} in this database")));
@@ -24,7 +25,10 @@ pub async fn create_key(args: CreateKeyArgs) -> Result<String, Error> {
             [] => store.create_account(&args.account_name).await?,
             [only] => only.clone(),
             _ => {
-                return Err(Error::invalid("--account", "the database has several accounts: name one with --account"));
+                return Err(Error::invalid(
+                    "--account",
+                    "the database has several accounts: name one with --account, or pass --new-account",
+                ));
             }
         },
     };
@@ -33,7 +37,11 @@ pub async fn create_key(args: CreateKeyArgs) -> Result<String, Error> {
         RoleArg::Agent => Role::Agent,
         RoleArg::Member => Role::Member,
     };
-    let new = NewUser::parse(Some(role), args.display_name, String::new(), String::new(), String::new())?;
+    let display_name = args.display_name.unwrap_or_else(|| {
+        let name = role.as_str();
+        name[..1].to_uppercase() + &name[1..]
+    });
+    let new = NewUser::parse(Some(role), display_name, String::new(), String::new(), String::new())?;
     let user = store.create_user_in(&account_id, new).await?;
     let (key, secret) = store.create_api_key_in(&account_id, &user.id, &args.key_name).await?;
     eprintln!("account {account_id}, user {} ({}), key {}", user.id, role.as_str(), key.id);

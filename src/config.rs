@@ -29,8 +29,9 @@ pub enum Command {
 pub enum KeysCommand {
     /// Create a user with a new API key and print only the key on stdout.
     ///
-    /// Without --account, uses the database's only account, creating it when the database
-    /// has none. Example: `missive keys create --role admin`.
+    /// The user goes into the account named by --account; without it, into the database's
+    /// only account, which is created when the database has none. --new-account starts
+    /// another account (tenant). Example: `missive keys create --role admin`.
     Create(CreateKeyArgs),
 }
 
@@ -40,14 +41,17 @@ pub struct CreateKeyArgs {
     #[arg(long, value_enum, default_value = "admin")]
     pub role: RoleArg,
     /// The account (acc_…) to create the user in.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "new_account")]
     pub account: Option<String>,
-    /// The name of the account created when the database has none.
+    /// Create a new account (tenant) for the user, even when the database has others.
+    #[arg(long)]
+    pub new_account: bool,
+    /// The name of an account this command creates.
     #[arg(long, default_value = "default")]
     pub account_name: String,
-    /// The new user's display name.
-    #[arg(long, default_value = "Administrator")]
-    pub display_name: String,
+    /// The new user's display name [default: the role, e.g. "Admin"].
+    #[arg(long)]
+    pub display_name: Option<String>,
     /// A label for the key, e.g. "bootstrap".
     #[arg(long, default_value = "bootstrap")]
     pub key_name: String,
@@ -71,7 +75,8 @@ pub struct Config {
     /// Address to listen on for gRPC (and grpc-web). Port 0 picks a free port.
     #[arg(long, env = "MISSIVE_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
-    /// Database URL: `sqlite:PATH` (created if missing) or `postgres://USER@HOST/DB`.
+    /// Database URL: `sqlite:PATH` (created if missing; relative to the working directory)
+    /// or `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
     #[arg(long, env = "MISSIVE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, value_parser = parse_database_url)]
     pub database_url: String,
     /// Largest attachment accepted, in bytes.

@@ -8,11 +8,13 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::watch};
 use tonic::{
+    codegen::http,
     server::NamedService,
     transport::{Server, server::TcpIncoming},
 };
 use tonic_health::ServingStatus;
 use tonic_web::GrpcWebLayer;
+use tower_http::trace::TraceLayer;
 
 use crate::{
     api::{self, ApiState, pb},
@@ -20,6 +22,7 @@ use crate::{
     domain::{Error, messages::MessageLimits},
     events::{self, Hub, StreamSettings, StreamStats, stream::StreamContext},
     store::Store,
+    telemetry,
 };
 
 /// Why the server could not start or stopped with an error.
@@ -124,8 +127,26 @@ impl Application {
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .tcp_keepalive(Some(Duration::from_secs(60)))
-            .trace_fn(
-                |request| tracing::info_span!("rpc", method = %request.uri().path(), caller = tracing::field::Empty),
+            .layer(
+                // One span per call, with the method, the caller (once authenticated) and
+                // the time to answer; one line when it ends, with its status.
+                TraceLayer::new_for_grpc()
+                    .make_span_with(|request: &http::Request<_>| {
+                        tracing::info_span!(
+                            "rpc",
+                            method = %request.uri().path(),
+                            caller = tracing::field::Empty,
+                            millis = tracing::field::Empty,
+                        )
+                    })
+                    .on_request(())
+                    .on_response(|response: &http::Response<_>, latency: Duration, span: &tracing::Span| {
+                        telemetry::on_response(response.headers(), latency, span)
+                    })
+                    .on_eos(|trailers: Option<&http::HeaderMap>, _: Duration, _: &tracing::Span| {
+                        telemetry::on_end_of_stream(trailers)
+                    })
+                    .on_failure(()),
             )
             .layer(GrpcWebLayer::new())
             .add_service(health_service)

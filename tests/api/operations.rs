@@ -132,19 +132,25 @@ async fn a_bad_flag_value_exits_non_zero_naming_the_flag() {
 async fn keys_create_prints_only_a_working_admin_key() {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite:{}", dir.path().join("missive.db").display());
-    let create = |role: &str| {
+    let create = |extra: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_missive"))
-            .args(["keys", "create", "--role", role, "--database-url", &database])
+            .args(["keys", "create", "--database-url", &database])
+            .args(extra)
             .output()
             .unwrap()
     };
 
-    let admin = create("admin");
-    let agent = create("agent");
+    let admin = create(&[]);
+    let agent = create(&["--role", "agent"]);
+    let elsewhere = create(&["--new-account", "--account-name", "second tenant"]);
+    let ambiguous = create(&[]);
 
-    assert!(admin.status.success() && agent.status.success());
+    assert!(admin.status.success() && agent.status.success() && elsewhere.status.success());
+    assert!(!ambiguous.status.success(), "two accounts: the command must be told which");
+    assert!(String::from_utf8_lossy(&ambiguous.stderr).contains("--account"));
     let admin_key = String::from_utf8(admin.stdout).unwrap();
     let agent_key = String::from_utf8(agent.stdout).unwrap();
+    let elsewhere_key = String::from_utf8(elsewhere.stdout).unwrap();
     assert_eq!(admin_key.lines().count(), 1, "only the key on stdout: {admin_key:?}");
     let app = crate::helpers::TestApp::serve_database(&database).await;
     let whoami = |key: String| {
@@ -152,7 +158,8 @@ async fn keys_create_prints_only_a_working_admin_key() {
         async move { client.get_caller(authed(key.trim(), pb::GetCallerRequest {})).await.unwrap().into_inner() }
     };
     let (admin_user, agent_user) = (whoami(admin_key).await, whoami(agent_key).await);
-    assert_eq!(admin_user.role, pb::Role::Admin as i32);
-    assert_eq!(agent_user.role, pb::Role::Agent as i32);
+    assert_eq!((admin_user.role, admin_user.display_name.as_str()), (pb::Role::Admin as i32, "Admin"));
+    assert_eq!((agent_user.role, agent_user.display_name.as_str()), (pb::Role::Agent as i32, "Agent"));
     assert_eq!(admin_user.account_id, agent_user.account_id, "the second key joins the database's only account");
+    assert_ne!(whoami(elsewhere_key).await.account_id, admin_user.account_id);
 }
