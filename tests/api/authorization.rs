@@ -3,7 +3,7 @@
 use missive::{api::pb, domain::users::Role};
 use tonic::{Code, Request};
 
-use crate::helpers::{assert_code, authed, bootstrap_user, spawn_app, text};
+use crate::helpers::{assert_code, authed, bootstrap_user, note, spawn_app, text};
 
 #[tokio::test]
 async fn every_service_rejects_a_call_without_a_key() {
@@ -148,8 +148,7 @@ async fn only_staff_write_and_read_private_notes() {
     let agent = app.agent("agent").await;
     let conversation = app.conversation(&customer, &[(&agent, "agent")]).await;
 
-    let mut note = text(&conversation.id, "Internal: premium plan");
-    note.private = true;
+    let note = note(&conversation.id, "Internal: premium plan");
     assert_code(app.send_request(&customer, note.clone()).await, Code::PermissionDenied);
     let note = app.send_request(&agent, note).await.unwrap();
     let reply = app.send(&agent, &conversation.id, "Happy to help").await;

@@ -7,7 +7,7 @@ use missive::api::pb;
 use prost_types::FieldMask;
 use tonic::Code;
 
-use crate::helpers::{TestApp, TestUser, assert_code, authed, spawn_app, text};
+use crate::helpers::{TestApp, TestUser, assert_code, authed, note, spawn_app, text};
 
 async fn list(app: &TestApp, user: &TestUser, request: pb::ListConversationsRequest) -> pb::ListConversationsResponse {
     app.conversations().list_conversations(authed(&user.key, request)).await.unwrap().into_inner()
@@ -311,8 +311,7 @@ async fn a_retried_create_never_returns_a_later_message_as_the_first() {
     };
     let created = app.conversations().create_conversation(request()).await.unwrap().into_inner();
     let conversation_id = created.conversation.unwrap().id;
-    let mut note = text(&conversation_id, "internal: VIP");
-    note.private = true;
+    let note = note(&conversation_id, "internal: VIP");
     app.send_request(&agent, note).await.unwrap();
     app.send(&agent, &conversation_id, "hello").await;
 

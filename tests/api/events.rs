@@ -7,7 +7,7 @@ use missive::{api::pb, domain::users::Role, events::StreamSettings};
 use tonic::{Code, Streaming};
 
 use crate::helpers::{
-    TestApp, TestUser, assert_code, assert_invalid, authed, bootstrap_user, spawn_app, spawn_app_with, text,
+    TestApp, TestUser, assert_code, assert_invalid, authed, bootstrap_user, note, spawn_app, spawn_app_with, text,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -185,8 +185,7 @@ async fn a_member_sees_only_its_conversations_and_never_a_private_note() {
         app.conversation(&agent, &[(&customer, "customer"), (&agent, "agent"), (&supervisor, "supervisor")]).await;
     let theirs = app.conversation(&agent, &[(&other_customer, "customer"), (&agent, "agent")]).await;
     app.send(&agent, &theirs.id, "not for you").await;
-    let mut note = text(&mine.id, "internal note");
-    note.private = true;
+    let note = note(&mine.id, "internal note");
     let note = app.send_request(&agent, note).await.unwrap();
     // The supervisor reads the note: that the note was read is staff's business too.
     app.conversations()
@@ -466,8 +465,7 @@ async fn a_member_learns_nothing_of_notes_from_read_events() {
     let supervisor = app.agent("supervisor").await;
     let conversation =
         app.conversation(&agent, &[(&customer, "customer"), (&agent, "agent"), (&supervisor, "supervisor")]).await;
-    let mut note = text(&conversation.id, "note");
-    note.private = true;
+    let note = note(&conversation.id, "note");
     app.send_request(&agent, note).await.unwrap();
     app.send(&agent, &conversation.id, "public").await;
     app.conversations()

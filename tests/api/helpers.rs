@@ -271,6 +271,11 @@ impl Drop for TestApp {
     }
 }
 
+/// A private note request (staff only).
+pub fn note(conversation_id: &str, content: &str) -> pb::SendMessageRequest {
+    pb::SendMessageRequest { private: true, ..text(conversation_id, content) }
+}
+
 /// A text message request.
 pub fn text(conversation_id: &str, content: &str) -> pb::SendMessageRequest {
     pb::SendMessageRequest { conversation_id: conversation_id.into(), content: content.into(), ..Default::default() }

@@ -4,7 +4,7 @@
 use missive::api::pb;
 use prost_types::FieldMask;
 
-use crate::helpers::{authed, spawn_app, text};
+use crate::helpers::{authed, note, spawn_app, text};
 
 #[tokio::test]
 async fn concurrent_sends_and_reads_never_make_counters_drift() {
@@ -102,8 +102,7 @@ async fn private_notes_are_unread_for_staff_only_and_a_role_change_recounts() {
     let supervisor = app.agent("supervisor").await;
     let conversation =
         app.conversation(&agent, &[(&customer, "customer"), (&agent, "agent"), (&supervisor, "supervisor")]).await;
-    let mut note = text(&conversation.id, "note");
-    note.private = true;
+    let note = note(&conversation.id, "note");
     app.send_request(&agent, note).await.unwrap();
     app.send(&agent, &conversation.id, "public").await;
 
