@@ -101,6 +101,13 @@ async fn update_user_changes_only_the_fields_in_the_mask() {
     assert_eq!(updated.display_name, "After");
     assert_eq!(updated.email, "after@example.com");
     assert_eq!(updated.role, pb::Role::Member as i32, "role was not in the mask");
+    let read_back = app
+        .admin_client()
+        .get_user(authed(&app.admin.key, pb::GetUserRequest { id: user.id.clone() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read_back, updated);
     assert!(crate::helpers::micros(updated.update_time) > crate::helpers::micros(updated.create_time));
 }
 
