@@ -270,9 +270,35 @@ where
 
 #[cfg(test)]
 mod tests {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_is_opened_durable_with_wal_and_foreign_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("missive.db").display());
+        let store = Store::open(&url, Hub::new()).await.unwrap();
+        let pragma = |name: &str| {
+            let db = &store.db;
+            let statement = Statement::from_string(DbBackend::Sqlite, format!("PRAGMA {name}"));
+            async move { db.query_one_raw(statement).await.unwrap().unwrap().try_get_by_index::<String>(0).ok() }
+        };
+        let number = |name: &'static str| {
+            let db = &store.db;
+            let statement = Statement::from_string(DbBackend::Sqlite, format!("PRAGMA {name}"));
+            async move { db.query_one_raw(statement).await.unwrap().unwrap().try_get_by_index::<i64>(0).unwrap() }
+        };
+
+        assert_eq!(pragma("journal_mode").await.as_deref(), Some("wal"));
+        assert_eq!(number("synchronous").await, 2, "FULL");
+        assert_eq!(number("foreign_keys").await, 1);
+        assert!(number("busy_timeout").await >= 1000);
+    }
+
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(super::redact("postgres://me:secret@db/x"), "postgres://me:***@db/x");
-        assert_eq!(super::redact("sqlite:missive.db"), "sqlite:missive.db");
+        assert_eq!(redact("postgres://me:secret@db/x"), "postgres://me:***@db/x");
+        assert_eq!(redact("sqlite:missive.db"), "sqlite:missive.db");
     }
 }

@@ -11,7 +11,7 @@ use tonic_reflection::pb::v1::{
     server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
 
-use crate::helpers::{authed, spawn_app};
+use crate::helpers::{authed, spawn_app, text};
 
 #[tokio::test]
 async fn the_health_service_reports_serving() {
@@ -89,17 +89,16 @@ async fn shutdown_ends_open_streams_cleanly_and_in_time() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
-#[tokio::test]
-async fn the_binary_stops_cleanly_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite:{}", dir.path().join("missive.db").display());
+/// The `missive` binary serving `database` on a free port, once it accepts connections.
+async fn start_binary(database: &str) -> (tokio::process::Child, u16) {
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_missive"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &database])
+    let server = tokio::process::Command::new(env!("CARGO_BIN_EXE_missive"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", database])
         .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -107,6 +106,23 @@ async fn the_binary_stops_cleanly_on_sigterm() {
         assert!(std::time::Instant::now() < deadline, "the server did not start listening");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    (server, port)
+}
+
+fn create_key(database: &str, role: &str) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_missive"))
+        .args(["keys", "create", "--role", role, "--database-url", database])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test]
+async fn the_binary_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite:{}", dir.path().join("missive.db").display());
+    let (mut server, _) = start_binary(&database).await;
 
     let pid = server.id().unwrap().to_string();
     let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -114,6 +130,46 @@ async fn the_binary_stops_cleanly_on_sigterm() {
 
     let status = tokio::time::timeout(Duration::from_secs(15), server.wait()).await.expect("stops in time").unwrap();
     assert!(status.success(), "exit status {status:?}");
+}
+
+#[tokio::test]
+async fn acknowledged_messages_survive_a_killed_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite:{}", dir.path().join("missive.db").display());
+    let admin_key = create_key(&database, "admin");
+    let (mut server, port) = start_binary(&database).await;
+    let channel =
+        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap();
+    let mut conversations = pb::conversation_service_client::ConversationServiceClient::new(channel.clone());
+    let mut messages = pb::message_service_client::MessageServiceClient::new(channel);
+    let conversation = conversations
+        .create_conversation(authed(&admin_key, pb::CreateConversationRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .conversation
+        .unwrap();
+    let mut acknowledged = Vec::new();
+    for index in 0..20 {
+        let sent =
+            messages.send_message(authed(&admin_key, text(&conversation.id, &format!("m{index}")))).await.unwrap();
+        acknowledged.push(sent.into_inner().id);
+    }
+
+    server.kill().await.unwrap();
+    let (_restarted, port) = start_binary(&database).await;
+
+    let channel =
+        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap();
+    let listed = pb::message_service_client::MessageServiceClient::new(channel)
+        .list_messages(authed(
+            &admin_key,
+            pb::ListMessagesRequest { conversation_id: conversation.id, ..Default::default() },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.messages.into_iter().map(|m| m.id).collect::<Vec<_>>(), acknowledged);
 }
 
 #[tokio::test]
