@@ -97,6 +97,9 @@ pub struct Config {
     /// processes it is how they see each other's events.
     #[arg(long, env = "MISSIVE_EVENT_POLL_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub event_poll_interval: Duration,
+    /// How often the database is pinged for the health service.
+    #[arg(long, env = "MISSIVE_HEALTH_CHECK_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub health_check_interval: Duration,
     /// How long shutdown waits for in-flight calls before closing connections.
     #[arg(long, env = "MISSIVE_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,

@@ -8,6 +8,7 @@
 //! - [`config`]: command-line flags with environment fallbacks, validated at start.
 //! - [`server`]: builds and runs the tonic server (services, health, reflection, grpc-web,
 //!   graceful shutdown). [`server::Application`] is what `main` and the tests start.
+//! - [`health`]: the gRPC health statuses, following the database.
 //! - [`auth`]: turns an `authorization: Bearer <key>` header into a [`domain::Caller`].
 //! - [`api`]: one module per gRPC service; converts protobuf to domain types and domain
 //!   errors to `tonic::Status`. Generated protobuf code lives in [`api::pb`] and nowhere
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod events;
+pub mod health;
 pub mod server;
 pub mod store;
 pub mod telemetry;

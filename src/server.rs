@@ -9,7 +9,6 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, sync::watch};
 use tonic::{
     codegen::http,
-    server::NamedService,
     transport::{Server, server::TcpIncoming},
 };
 use tonic_health::ServingStatus;
@@ -21,6 +20,7 @@ use crate::{
     config::Config,
     domain::{Error, messages::MessageLimits},
     events::{self, Hub, StreamSettings, StreamStats, stream::StreamContext},
+    health,
     store::Store,
     telemetry,
 };
@@ -76,8 +76,7 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then stops accepting calls, ends every stream,
-    /// lets in-flight calls finish within the grace period, and closes the database pool
-    /// (unless something outside, such as a test, still holds the store).
+    /// lets in-flight calls finish within the grace period, and closes the database pool.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), StartError> {
         let (stopping_tx, stopping) = watch::channel(false);
         let settings = StreamSettings {
@@ -102,17 +101,13 @@ impl Application {
             .saturating_add(1024 * 1024);
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        // "" is the server as a whole; each service is reported under its full name too.
-        let service_names = [
-            "",
-            <pb::admin_service_server::AdminServiceServer<api::AdminApi> as NamedService>::NAME,
-            <pb::conversation_service_server::ConversationServiceServer<api::ConversationApi> as NamedService>::NAME,
-            <pb::message_service_server::MessageServiceServer<api::MessageApi> as NamedService>::NAME,
-            <pb::event_service_server::EventServiceServer<api::EventApi> as NamedService>::NAME,
-        ];
-        for name in service_names {
-            health.set_service_status(name, ServingStatus::Serving).await;
-        }
+        health::report(&health, ServingStatus::Serving).await;
+        let health_watch = tokio::spawn(health::watch_storage(
+            health.clone(),
+            Arc::clone(&self.store),
+            self.config.health_check_interval,
+            stopping.clone(),
+        ));
 
         let reflection = || {
             tonic_reflection::server::Builder::configure()
@@ -196,10 +191,8 @@ impl Application {
             () = async {
                 shutdown.await;
                 tracing::info!("shutting down: ending streams, finishing in-flight calls");
-                for name in service_names {
-                    health.set_service_status(name, ServingStatus::NotServing).await;
-                }
                 let _ = stopping_tx.send(true);
+                health::report(&health, ServingStatus::NotServing).await;
                 tokio::time::sleep(grace).await;
             } => {
                 // The grace period is over before every connection closed.
@@ -209,12 +202,11 @@ impl Application {
         };
         let _ = stopping_tx.send(true);
         let _ = retention.await;
+        let _ = health_watch.await;
         if let Some(listener) = listener {
             let _ = listener.await;
         }
-        if let Ok(store) = Arc::try_unwrap(self.store) {
-            store.close().await;
-        }
+        self.store.close().await;
         tracing::info!("missive stopped");
         result
     }

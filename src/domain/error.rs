@@ -88,6 +88,8 @@ impl Violations {
                 self.0.append(&mut violations);
                 None
             }
+            // Checks only ever fail with InvalidArgument; anything else is a bug, still reported
+            // rather than lost.
             Err(other) => {
                 self.0.push(FieldViolation::new("", other.to_string()));
                 None

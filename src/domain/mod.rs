@@ -48,13 +48,13 @@ impl Caller {
         self.role.is_staff()
     }
 
-    pub fn is_admin(&self) -> bool {
-        self.role == users::Role::Admin
-    }
-
     /// Fails unless the caller is an admin.
     pub fn require_admin(&self) -> Result<(), Error> {
-        if self.is_admin() { Ok(()) } else { Err(Error::PermissionDenied("this call needs an admin API key".into())) }
+        if self.role == users::Role::Admin {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied("this call needs an admin API key".into()))
+        }
     }
 
     /// Fails unless the caller is staff.

@@ -69,9 +69,9 @@ impl Store {
         self.db.ping().await.is_ok()
     }
 
-    /// Closes the connection pool.
-    pub async fn close(self) {
-        if let Err(err) = self.db.close().await {
+    /// Closes the connection pool: calls after this fail as UNAVAILABLE.
+    pub async fn close(&self) {
+        if let Err(err) = self.db.close_by_ref().await {
             tracing::warn!(error = %err, "closing the database pool failed");
         }
     }

@@ -11,7 +11,7 @@ use tonic_reflection::pb::v1::{
     server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
 
-use crate::helpers::{authed, spawn_app, text};
+use crate::helpers::{authed, spawn_app, spawn_app_with, text};
 
 #[tokio::test]
 async fn the_health_service_reports_serving() {
@@ -22,6 +22,30 @@ async fn the_health_service_reports_serving() {
         let response = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
         assert_eq!(response.status, ServingStatus::Serving as i32, "{service}");
     }
+}
+
+#[tokio::test]
+async fn health_follows_the_database_and_calls_without_it_are_unavailable() {
+    let app = spawn_app_with(|config| config.health_check_interval = Duration::from_millis(100)).await;
+    let member = app.member("member").await;
+    let mut health = HealthClient::new(app.channel.clone());
+    let status = |health: &mut HealthClient<tonic::transport::Channel>| {
+        let mut health = health.clone();
+        async move { health.check(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner().status }
+    };
+    assert_eq!(status(&mut health).await, ServingStatus::Serving as i32);
+
+    // The database goes away (its pool is closed under the server).
+    app.store.close().await;
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while status(&mut health).await != ServingStatus::NotServing as i32 {
+        assert!(std::time::Instant::now() < deadline, "health still reports SERVING");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let unavailable = app.unread_result(&member).await;
+    let status = crate::helpers::assert_code(unavailable, tonic::Code::Unavailable);
+    assert!(!status.message().contains("pool"), "the cause stays in the log: {status:?}");
 }
 
 #[tokio::test]
