@@ -1,19 +1,22 @@
-//! Authentication: `authorization: Bearer <key>` metadata to the [`Caller`] the key acts as.
-//! Authorization (what the caller may do) is decided per resource in `domain` and `store`.
+//! Authentication: `authorization: Bearer <key>` metadata to the [`Caller`] the key acts
+//! as. What the caller may do is decided by the rules in `domain`, asked by the store's use
+//! cases (and, for administration, by the `Admin` proof they require).
 
 use tonic::metadata::MetadataMap;
 
 use crate::{
     domain::{Caller, Error},
-    store::Store,
+    store::{Store, users},
 };
 
 /// The caller of a request, or UNAUTHENTICATED when the key is missing, malformed, unknown
-/// or revoked.
+/// or revoked. The caller's user and account are recorded on the call's span.
 pub async fn authenticate(store: &Store, metadata: &MetadataMap) -> Result<Caller, Error> {
     let key = bearer_key(metadata)?;
-    let caller = store.authenticate(key).await?;
-    tracing::Span::current().record("caller", caller.user_id.as_str());
+    let caller = users::authenticate(store, key).await?;
+    let span = tracing::Span::current();
+    span.record("caller", caller.user_id.as_str());
+    span.record("account", caller.account_id.as_str());
     Ok(caller)
 }
 
@@ -44,5 +47,6 @@ mod tests {
         assert_eq!(bearer_key(&metadata).unwrap(), "msk_abc");
         metadata.insert("authorization", "Basic msk_abc".parse().unwrap());
         assert!(bearer_key(&metadata).is_err());
+        assert!(bearer_key(&MetadataMap::new()).is_err());
     }
 }

@@ -1,50 +1,149 @@
-//! Command-line tasks besides serving: the bootstrap of API keys.
+//! The command line: `missive [serve]` runs the server with a [`Config`]; `missive keys
+//! create` bootstraps a user with an API key (the way to get the first admin key).
+
+use clap::{Args, Parser, Subcommand};
 
 use crate::{
-    config::{CreateKeyArgs, RoleArg},
+    config::{Config, DEFAULT_DATABASE_URL, parse_database_url},
     domain::{
         Error,
         users::{NewUser, Role},
     },
-    events::Hub,
-    store::Store,
+    store::{Store, accounts, api_keys, users},
 };
+
+/// Missive: a gRPC messaging service with a gap-free event stream.
+#[derive(Debug, Parser)]
+#[command(name = "missive", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do; nothing means serve.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// `missive` alone serves, with these flags.
+    #[command(flatten)]
+    pub serve: Config,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gRPC server (the default).
+    Serve(Config),
+    /// Manage API keys from the command line (the way to get the first admin key).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `missive keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a user with a new API key and print only the key on stdout.
+    ///
+    /// The user goes into the account named by --account; without it, into the database's
+    /// only account, which is created when the database has none. --new-account starts
+    /// another account (tenant). Example: `missive keys create --role admin`.
+    Create(CreateKeyArgs),
+}
+
+/// `missive keys create` flags.
+#[derive(Debug, Clone, Args)]
+pub struct CreateKeyArgs {
+    /// The new user's role.
+    #[arg(long, value_enum, default_value = "admin")]
+    pub role: RoleArg,
+    /// The account (acc_…) to create the user in.
+    #[arg(long, conflicts_with = "new_account")]
+    pub account: Option<String>,
+    /// Create a new account (tenant) for the user, even when the database has others.
+    #[arg(long)]
+    pub new_account: bool,
+    /// The name of an account this command creates.
+    #[arg(long, default_value = "default")]
+    pub account_name: String,
+    /// The new user's display name [default: the role, e.g. "Admin"].
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// A label for the key, e.g. "bootstrap".
+    #[arg(long, default_value = "bootstrap")]
+    pub key_name: String,
+    /// Database URL (as for `serve`).
+    #[arg(long, env = "MISSIVE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, value_parser = parse_database_url)]
+    pub database_url: String,
+}
+
+/// A role on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RoleArg {
+    /// Staff that manages users and keys.
+    Admin,
+    /// Staff.
+    Agent,
+    /// An end user.
+    Member,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Admin => Role::Admin,
+            RoleArg::Agent => Role::Agent,
+            RoleArg::Member => Role::Member,
+        }
+    }
+}
 
 /// Creates a user with a key and returns the plain key (the caller prints it).
 pub async fn create_key(args: CreateKeyArgs) -> Result<String, Error> {
-    let store = Store::open(&args.database_url, Hub::new()).await?;
-    let account_id = match &args.account {
-        None if args.new_account => store.create_account(&args.account_name).await?,
-        Some(account_id) => {
-            if !store.account_exists(account_id).await? {
-                return Err(Error::invalid("--account", format!("no account {account_id} in this database")));
-            }
-            account_id.clone()
-        }
-        None => match store.account_ids(2).await?.as_slice() {
-            [] => store.create_account(&args.account_name).await?,
-            [only] => only.clone(),
-            _ => {
-                return Err(Error::invalid(
-                    "--account",
-                    "the database has several accounts: name one with --account, or pass --new-account",
-                ));
-            }
-        },
-    };
-    let role = match args.role {
-        RoleArg::Admin => Role::Admin,
-        RoleArg::Agent => Role::Agent,
-        RoleArg::Member => Role::Member,
-    };
+    let store = Store::open(&args.database_url).await?;
+    let account_id = target_account(&store, &args).await?;
+    let role = Role::from(args.role);
     let display_name = args.display_name.unwrap_or_else(|| {
         let name = role.as_str();
         name[..1].to_uppercase() + &name[1..]
     });
     let new = NewUser::parse(Some(role), display_name, String::new(), String::new(), String::new())?;
-    let user = store.create_user_in(&account_id, new).await?;
-    let (key, secret) = store.create_api_key_in(&account_id, &user.id, &args.key_name).await?;
-    eprintln!("account {account_id}, user {} ({}), key {}", user.id, role.as_str(), key.id);
+    let user = users::create_in(&store, &account_id, new).await?;
+    let created = api_keys::create_in(&store, &account_id, &user.id, &args.key_name).await?;
+    eprintln!("account {account_id}, user {} ({}), key {}", user.id, role.as_str(), created.key.id);
     store.close().await;
-    Ok(secret)
+    Ok(created.secret)
+}
+
+/// The account named, a new one, or the database's only one (made when there is none).
+async fn target_account(store: &Store, args: &CreateKeyArgs) -> Result<String, Error> {
+    match &args.account {
+        None if args.new_account => accounts::create(store, &args.account_name).await,
+        Some(account_id) if accounts::exists(store, account_id).await? => Ok(account_id.clone()),
+        Some(account_id) => Err(Error::invalid("--account", format!("no account {account_id} in this database"))),
+        None => match accounts::ids(store, 2).await?.as_slice() {
+            [] => accounts::create(store, &args.account_name).await,
+            [only] => Ok(only.clone()),
+            _ => Err(Error::invalid(
+                "--account",
+                "the database has several accounts: name one with --account, or pass --new-account",
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_subcommand_means_serve_with_the_default_config() {
+        let cli = Cli::try_parse_from(["missive"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve, Config::default(), "the flags' defaults are Config::default()");
+    }
+
+    #[test]
+    fn bad_values_name_their_flag() {
+        let err = Cli::try_parse_from(["missive", "--listen", "nowhere"]).unwrap_err().to_string();
+        assert!(err.contains("--listen"), "{err}");
+        let err = Cli::try_parse_from(["missive", "--database-url", "mysql://x"]).unwrap_err().to_string();
+        assert!(err.contains("--database-url"), "{err}");
+        let err = Cli::try_parse_from(["missive", "serve", "--heartbeat-interval", "0s"]).unwrap_err().to_string();
+        assert!(err.contains("--heartbeat-interval"), "{err}");
+    }
 }

@@ -1,76 +1,17 @@
-//! Configuration: command-line flags, each with an environment fallback, validated before
-//! anything starts. A bad value exits non-zero with a message naming the flag.
+//! How the server runs: [`Config`], with explicit defaults ([`Config::default`]) and, for
+//! the command line, a flag and a `MISSIVE_*` environment variable per field, validated
+//! before anything starts (a bad value exits non-zero naming the flag). Only the command
+//! line reads the environment: code that builds a `Config` itself never does.
 
 use std::{net::SocketAddr, time::Duration};
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 
-/// Missive: a gRPC messaging service with a gap-free event stream.
-#[derive(Debug, Parser)]
-#[command(name = "missive", version, about, args_conflicts_with_subcommands = true)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    /// `missive` alone serves, with these flags.
-    #[command(flatten)]
-    pub serve: Config,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the gRPC server (the default).
-    Serve(Config),
-    /// Manage API keys from the command line (the way to get the first admin key).
-    #[command(subcommand)]
-    Keys(KeysCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum KeysCommand {
-    /// Create a user with a new API key and print only the key on stdout.
-    ///
-    /// The user goes into the account named by --account; without it, into the database's
-    /// only account, which is created when the database has none. --new-account starts
-    /// another account (tenant). Example: `missive keys create --role admin`.
-    Create(CreateKeyArgs),
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct CreateKeyArgs {
-    /// The new user's role.
-    #[arg(long, value_enum, default_value = "admin")]
-    pub role: RoleArg,
-    /// The account (acc_…) to create the user in.
-    #[arg(long, conflicts_with = "new_account")]
-    pub account: Option<String>,
-    /// Create a new account (tenant) for the user, even when the database has others.
-    #[arg(long)]
-    pub new_account: bool,
-    /// The name of an account this command creates.
-    #[arg(long, default_value = "default")]
-    pub account_name: String,
-    /// The new user's display name [default: the role, e.g. "Admin"].
-    #[arg(long)]
-    pub display_name: Option<String>,
-    /// A label for the key, e.g. "bootstrap".
-    #[arg(long, default_value = "bootstrap")]
-    pub key_name: String,
-    /// Database URL (as for `serve`).
-    #[arg(long, env = "MISSIVE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, value_parser = parse_database_url)]
-    pub database_url: String,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum RoleArg {
-    Admin,
-    Agent,
-    Member,
-}
-
+/// Where data lives unless told otherwise: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:missive.db";
 
 /// How the server runs.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct Config {
     /// Address to listen on for gRPC (and grpc-web). Port 0 picks a free port.
     #[arg(long, env = "MISSIVE_LISTEN", default_value = "127.0.0.1:50051")]
@@ -97,7 +38,7 @@ pub struct Config {
     /// processes it is how they see each other's events.
     #[arg(long, env = "MISSIVE_EVENT_POLL_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub event_poll_interval: Duration,
-    /// How often the database is pinged for the health service.
+    /// How often the database is probed for the health service.
     #[arg(long, env = "MISSIVE_HEALTH_CHECK_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub health_check_interval: Duration,
     /// How long shutdown waits for in-flight calls before closing connections.
@@ -105,14 +46,28 @@ pub struct Config {
     pub shutdown_grace: Duration,
 }
 
+impl Default for Config {
+    /// The same values as the flags' defaults (a test holds them equal).
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            max_attachment_bytes: 5 * 1024 * 1024,
+            heartbeat_interval: Duration::from_secs(15),
+            event_retention: Duration::from_secs(7 * 24 * 3600),
+            event_prune_interval: Duration::from_secs(60),
+            event_poll_interval: Duration::from_secs(30),
+            health_check_interval: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
 impl Config {
-    /// The defaults, for `database_url`, listening on a free loopback port: what tests and
+    /// The defaults for `database_url`, listening on a free loopback port: what tests and
     /// embedders start from.
     pub fn for_database(database_url: impl Into<String>) -> Self {
-        let mut config = Cli::parse_from(["missive"]).serve;
-        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.database_url = database_url.into();
-        config
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 0)), database_url: database_url.into(), ..Self::default() }
     }
 }
 
@@ -130,7 +85,8 @@ fn parse_duration(value: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
-fn parse_database_url(value: &str) -> Result<String, String> {
+/// A database URL Missive can open.
+pub fn parse_database_url(value: &str) -> Result<String, String> {
     let supported = ["sqlite:", "postgres://", "postgresql://"];
     if supported.iter().any(|prefix| value.starts_with(prefix)) {
         Ok(value.to_owned())
@@ -144,20 +100,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn no_subcommand_means_serve_with_defaults() {
-        let cli = Cli::try_parse_from(["missive"]).unwrap();
-        assert!(cli.command.is_none());
-        assert_eq!(cli.serve.listen.to_string(), "127.0.0.1:50051");
-        assert_eq!(cli.serve.database_url, DEFAULT_DATABASE_URL);
+    fn durations_are_bounded() {
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("11y").is_err());
+        assert!(parse_duration("soon").is_err());
     }
 
     #[test]
-    fn bad_values_name_their_flag() {
-        let err = Cli::try_parse_from(["missive", "--listen", "nowhere"]).unwrap_err().to_string();
-        assert!(err.contains("--listen"), "{err}");
-        let err = Cli::try_parse_from(["missive", "--database-url", "mysql://x"]).unwrap_err().to_string();
-        assert!(err.contains("--database-url"), "{err}");
-        let err = Cli::try_parse_from(["missive", "serve", "--heartbeat-interval", "0s"]).unwrap_err().to_string();
-        assert!(err.contains("--heartbeat-interval"), "{err}");
+    fn only_known_databases_are_accepted() {
+        assert!(parse_database_url("postgresql://u@h/d").is_ok());
+        assert!(parse_database_url("mysql://x").is_err());
     }
 }

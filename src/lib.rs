@@ -5,32 +5,34 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: command-line flags with environment fallbacks, validated at start.
-//! - [`server`]: builds and runs the tonic server (services, health, reflection, grpc-web,
-//!   graceful shutdown). [`server::Application`] is what `main` and the tests start.
-//! - [`health`]: the gRPC health statuses, following the database.
+//! Layers, lowest first; each module uses only those below it (`domain` < `store` <
+//! `events` < `api` < the process):
+//!
+//! - [`domain`]: validated types and the rules of who may do what. No tonic, no sea-orm.
+//! - [`store`]: sea-orm over SQLite or PostgreSQL; the use cases, by aggregate, each write
+//!   a unit of work run by the one door, `Store::write`, which appends the unit's events
+//!   to the log in its transaction and wakes subscribers after commit.
+//! - [`events`]: the live side of the log: `Subscribe` streams and the PostgreSQL listener.
 //! - [`auth`]: turns an `authorization: Bearer <key>` header into a [`domain::Caller`].
 //! - [`api`]: one module per gRPC service; converts protobuf to domain types and domain
 //!   errors to `tonic::Status`. Generated protobuf code lives in [`api::pb`] and nowhere
 //!   else.
-//! - [`domain`]: validated types and the rules of who may do what. No tonic, no sea-orm.
-//! - [`store`]: sea-orm entities and queries; the one place that opens write transactions
-//!   and appends their events to the log.
-//! - [`events`]: the live side of the event log: wake-ups, `Subscribe` streams, retention.
-//! - [`telemetry`]: the tracing subscriber.
-//!
-//! Data flows one way: `api` → `domain` → `store` for calls, `store` → `events` → `api`
-//! for the stream.
-
-#![forbid(unsafe_code)]
+//! - The process: [`config`] (what the server needs, with explicit defaults), [`cli`] (the
+//!   command line: flags and environment, `keys create`), [`server`] (builds and runs the
+//!   tonic server), [`jobs`] (background work on a timer: event retention, the storage
+//!   probe), [`health`] (the gRPC health statuses), [`shutdown`] (the stop signal every
+//!   long-running part watches), [`telemetry`] (the tracing subscriber and call trace).
 
 pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
+#[warn(missing_docs)]
 pub mod domain;
 pub mod events;
 pub mod health;
+pub mod jobs;
 pub mod server;
+pub mod shutdown;
 pub mod store;
 pub mod telemetry;

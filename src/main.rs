@@ -4,8 +4,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use missive::{
-    config::{Cli, Command, KeysCommand},
-    server::{Application, shutdown_signal},
+    cli::{Cli, Command, KeysCommand},
+    config::Config,
+    server::Application,
+    shutdown,
 };
 
 #[tokio::main]
@@ -28,9 +30,9 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: missive::config::Config) -> Result<(), String> {
+async fn serve(config: Config) -> Result<(), String> {
     missive::telemetry::init("info,sqlx=warn,sea_orm=warn");
-    let stop = shutdown_signal();
+    let stop = shutdown::signal();
     let app = Application::build(config).await.map_err(|err| err.to_string())?;
     app.run_until(stop).await.map_err(|err| err.to_string())
 }

@@ -1,26 +1,27 @@
-//! Builds and runs the tonic server: Missive's services, the standard health service,
-//! server reflection (v1 and v1alpha), grpc-web, keepalives, and graceful shutdown.
-//!
-//! [`Application::build`] binds and opens the database first, so that the caller learns the
-//! real address (port 0 picks one) before serving; tests start exactly what `main` starts.
+//! The server as a whole: [`Application::build`] opens (and migrates) the database, binds
+//! the listener and builds every service (Missive's, health, reflection v1 and v1alpha);
+//! [`Application::run_until`] starts the jobs, serves (with grpc-web and keepalives) until
+//! told to stop, then drains: streams end, in-flight calls get a grace period, jobs are
+//! awaited and the pool is closed. `main` and the tests start exactly this.
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use tokio::{net::TcpListener, sync::watch};
+use tokio::net::TcpListener;
 use tonic::{
-    codegen::http,
+    service::Routes,
     transport::{Server, server::TcpIncoming},
 };
-use tonic_health::ServingStatus;
+use tonic_health::{ServingStatus, server::HealthReporter};
 use tonic_web::GrpcWebLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::{
     api::{self, ApiState, pb},
     config::Config,
     domain::{Error, messages::MessageLimits},
-    events::{self, Hub, StreamSettings, StreamStats, stream::StreamContext},
+    events::{StreamSettings, StreamStats, listener, stream::StreamContext},
     health,
+    jobs::{self, Jobs},
+    shutdown::{self, Shutdown, Trigger},
     store::Store,
     telemetry,
 };
@@ -28,36 +29,78 @@ use crate::{
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The address is taken or not ours.
     #[error("could not listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The database could not be opened or migrated.
     #[error("{0}")]
-    Store(#[from] Error),
+    Database(#[from] Error),
+    /// The reflection service could not read the descriptors.
     #[error("could not build server reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// Serving failed.
     #[error("the server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
 }
 
-/// A server that is bound and connected, ready to run.
+/// A server that is bound, connected and built, ready to run.
 pub struct Application {
+    /// Accepts connections once running.
     listener: TcpListener,
+    /// Where it listens (the real port when port 0 was asked for).
     addr: SocketAddr,
     config: Config,
     store: Arc<Store>,
-    hub: Arc<Hub>,
     stream_stats: Arc<StreamStats>,
+    /// Every gRPC service, health and reflection included.
+    routes: Routes,
+    health: HealthReporter,
+    /// Starts the shutdown that streams and jobs watch.
+    trigger: Trigger,
+    shutdown: Shutdown,
 }
 
 impl Application {
-    /// Opens (and migrates) the database and binds the listener.
+    /// Opens (and migrates) the database, binds the listener and builds the services.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let hub = Hub::new();
-        let store = Arc::new(Store::open(&config.database_url, Arc::clone(&hub)).await?);
+        let store = Arc::new(Store::open(&config.database_url).await?);
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
-        Ok(Self { listener, addr, config, store, hub, stream_stats: Arc::default() })
+        let (trigger, shutdown) = shutdown::channel();
+        let stream_stats = Arc::<StreamStats>::default();
+        let state = ApiState {
+            store: Arc::clone(&store),
+            limits: MessageLimits { max_attachment_bytes: config.max_attachment_bytes as usize },
+            streams: StreamContext {
+                store: Arc::clone(&store),
+                settings: StreamSettings {
+                    heartbeat_interval: config.heartbeat_interval,
+                    poll_interval: config.event_poll_interval,
+                    ..StreamSettings::default()
+                },
+                stats: Arc::clone(&stream_stats),
+                shutdown: shutdown.clone(),
+            },
+        };
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health::report(&health, ServingStatus::Serving).await;
+        let mut routes = api::routes(state);
+        routes.add_service(health_service);
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        routes.add_service(reflection().build_v1()?).add_service(reflection().build_v1alpha()?);
+        let routes = routes.routes();
+        Ok(Self { listener, addr, config, store, stream_stats, routes, health, trigger, shutdown })
     }
 
     /// The address the server listens on.
@@ -75,171 +118,89 @@ impl Application {
         Arc::clone(&self.stream_stats)
     }
 
-    /// Serves until `shutdown` completes, then stops accepting calls, ends every stream,
-    /// lets in-flight calls finish within the grace period, and closes the database pool.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), StartError> {
-        let (stopping_tx, stopping) = watch::channel(false);
-        let settings = StreamSettings {
-            heartbeat_interval: self.config.heartbeat_interval,
-            poll_interval: self.config.event_poll_interval,
-            ..StreamSettings::default()
-        };
-        let state = ApiState {
-            store: Arc::clone(&self.store),
-            limits: MessageLimits { max_attachment_bytes: self.config.max_attachment_bytes as usize },
-            streams: StreamContext {
-                store: Arc::clone(&self.store),
-                hub: Arc::clone(&self.hub),
-                settings,
-                stats: Arc::clone(&self.stream_stats),
-                shutdown: stopping.clone(),
-            },
-        };
-        // Room for the largest message: every attachment at its limit, plus the rest.
-        let max_message_bytes = (self.config.max_attachment_bytes as usize)
-            .saturating_mul(crate::domain::messages::MAX_ATTACHMENTS)
-            .saturating_add(1024 * 1024);
-
-        let (health, health_service) = tonic_health::server::health_reporter();
-        health::report(&health, ServingStatus::Serving).await;
-        let health_watch = tokio::spawn(health::watch_storage(
-            health.clone(),
-            Arc::clone(&self.store),
-            self.config.health_check_interval,
-            stopping.clone(),
-        ));
-
-        let reflection = || {
-            tonic_reflection::server::Builder::configure()
-                .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        };
-        let reflection_v1 = reflection().build_v1()?;
-        let reflection_v1alpha = reflection().build_v1alpha()?;
-
-        let router = Server::builder()
-            .accept_http1(true)
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .tcp_keepalive(Some(Duration::from_secs(60)))
-            .layer(
-                // One span per call, with the method, the caller (once authenticated) and
-                // the time to answer; one line when it ends, with its status.
-                TraceLayer::new_for_grpc()
-                    .make_span_with(|request: &http::Request<_>| {
-                        tracing::info_span!(
-                            "rpc",
-                            method = %request.uri().path(),
-                            caller = tracing::field::Empty,
-                            millis = tracing::field::Empty,
-                        )
-                    })
-                    .on_request(())
-                    .on_response(|response: &http::Response<_>, latency: Duration, span: &tracing::Span| {
-                        telemetry::on_response(response.headers(), latency, span)
-                    })
-                    .on_eos(|trailers: Option<&http::HeaderMap>, _: Duration, _: &tracing::Span| {
-                        telemetry::on_end_of_stream(trailers)
-                    })
-                    .on_failure(()),
-            )
-            .layer(GrpcWebLayer::new())
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(
-                pb::admin_service_server::AdminServiceServer::new(api::AdminApi::new(state.clone()))
-                    .max_decoding_message_size(max_message_bytes),
-            )
-            .add_service(
-                pb::conversation_service_server::ConversationServiceServer::new(api::ConversationApi::new(
-                    state.clone(),
-                ))
-                .max_decoding_message_size(max_message_bytes),
-            )
-            .add_service(
-                pb::message_service_server::MessageServiceServer::new(api::MessageApi::new(state.clone()))
-                    .max_decoding_message_size(max_message_bytes),
-            )
-            .add_service(pb::event_service_server::EventServiceServer::new(api::EventApi::new(state)));
-
-        let retention = tokio::spawn(events::retention::run(
-            Arc::clone(&self.store),
-            self.config.event_retention,
-            self.config.event_prune_interval,
-            stopping.clone(),
-        ));
-
-        let listener = (self.store.backend() == sea_orm::DbBackend::Postgres).then(|| {
-            tokio::spawn(events::listener::run(
-                self.config.database_url.clone(),
-                Arc::clone(&self.hub),
-                stopping.clone(),
-            ))
-        });
-
+    /// Serves until `stop` completes, then stops accepting calls, ends every stream, lets
+    /// in-flight calls finish within the grace period, waits for the jobs and closes the
+    /// database pool.
+    pub async fn run_until(self, stop: impl Future<Output = ()> + Send) -> Result<(), StartError> {
+        let jobs = self.start_jobs();
         tracing::info!(addr = %self.addr, database = %self.store.backend_name(), "missive is serving");
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        let mut stopped = stopping.clone();
-        let serve = router.serve_with_incoming_shutdown(incoming, async move {
-            let _ = stopped.wait_for(|stopping| *stopping).await;
-        });
-        tokio::pin!(serve);
-        let grace = self.config.shutdown_grace;
-        let result = tokio::select! {
-            result = &mut serve => result.map_err(StartError::from),
-            () = async {
-                shutdown.await;
-                tracing::info!("shutting down: ending streams, finishing in-flight calls");
-                let _ = stopping_tx.send(true);
-                health::report(&health, ServingStatus::NotServing).await;
-                tokio::time::sleep(grace).await;
-            } => {
-                // The grace period is over before every connection closed.
-                tracing::warn!(?grace, "grace period over; closing the remaining connections");
-                Ok(())
-            }
-        };
-        let _ = stopping_tx.send(true);
-        let _ = retention.await;
-        let _ = health_watch.await;
-        if let Some(listener) = listener {
-            let _ = listener.await;
-        }
-        self.store.close().await;
+        let Self { listener, config, store, routes, health, trigger, .. } = self;
+        let result = serve(listener, routes, config.shutdown_grace, async {
+            stop.await;
+            tracing::info!("shutting down: ending streams, finishing in-flight calls");
+            trigger.stop();
+            health::report(&health, ServingStatus::NotServing).await;
+        })
+        .await;
+        trigger.stop();
+        jobs.join().await;
+        store.close().await;
         tracing::info!("missive stopped");
         result
     }
+
+    fn start_jobs(&self) -> Jobs {
+        let mut jobs = Jobs::default();
+        let (store, config, shutdown) = (&self.store, &self.config, &self.shutdown);
+        jobs.spawn(
+            "storage health",
+            jobs::storage_health::run(
+                self.health.clone(),
+                Arc::clone(store),
+                config.health_check_interval,
+                shutdown.clone(),
+            ),
+        );
+        jobs.spawn(
+            "event retention",
+            jobs::retention::run(
+                Arc::clone(store),
+                config.event_retention,
+                config.event_prune_interval,
+                shutdown.clone(),
+            ),
+        );
+        if store.backend() == sea_orm::DbBackend::Postgres {
+            jobs.spawn(
+                "event listener",
+                listener::run(config.database_url.clone(), Arc::clone(store.wakeups()), shutdown.clone()),
+            );
+        }
+        jobs
+    }
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is
-/// called, not when the future is first polled: call it before binding, so that a signal
-/// that arrives as soon as the port answers is not fatal.
-pub fn shutdown_signal() -> impl Future<Output = ()> + Send {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let signals =
-            signal(SignalKind::interrupt()).and_then(|interrupt| Ok((interrupt, signal(SignalKind::terminate())?)));
-        async move {
-            match signals {
-                Ok((mut interrupt, mut terminate)) => {
-                    tokio::select! {
-                        _ = interrupt.recv() => {}
-                        _ = terminate.recv() => {}
-                    }
-                }
-                Err(err) => {
-                    tracing::error!(error = %err, "cannot listen for SIGINT/SIGTERM");
-                    std::future::pending::<()>().await;
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+/// Serves `routes` on `listener` until `draining` (which starts the shutdown) is done and
+/// every connection closed, or `grace` after that.
+async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    grace: Duration,
+    draining: impl Future<Output = ()> + Send,
+) -> Result<(), StartError> {
+    let (drained_tx, drained) = tokio::sync::oneshot::channel::<()>();
+    let server = Server::builder()
+        .accept_http1(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .tcp_keepalive(Some(Duration::from_secs(60)))
+        .layer(telemetry::call_trace())
+        .layer(GrpcWebLayer::new())
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async {
+            let _ = drained.await;
+        });
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result.map_err(StartError::from),
+        () = async {
+            draining.await;
+            let _ = drained_tx.send(());
+            tokio::time::sleep(grace).await;
+        } => {
+            // The grace period is over before every connection closed.
+            tracing::warn!(?grace, "grace period over; closing the remaining connections");
+            Ok(())
         }
     }
 }

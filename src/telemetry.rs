@@ -1,9 +1,19 @@
 //! Logging: the tracing subscriber, built once at start-up (`RUST_LOG` overrides the
-//! default filter), and the line each gRPC call logs when it ends.
+//! default filter), and the trace of each gRPC call: one span with the method, the caller
+//! and account (recorded by `auth` once known) and the time to answer, and one line when
+//! the call ends, with its status. Causes of internal errors are logged once, by
+//! `api::status`, not again here.
 
 use std::{io::IsTerminal, time::Duration};
 
-use tonic::{Code, codegen::http::HeaderMap};
+use tonic::{
+    Code,
+    codegen::http::{HeaderMap, Request, Response},
+};
+use tower_http::{
+    classify::{GrpcErrorsAsFailures, SharedClassifier},
+    trace::{MakeSpan, OnEos, OnResponse, TraceLayer},
+};
 use tracing::Span;
 use tracing_subscriber::{EnvFilter, fmt};
 
@@ -18,30 +28,67 @@ pub fn init(default_filter: &str) {
         .try_init();
 }
 
-/// The gRPC status in `headers` (trailers, or the headers of a trailers-only response).
-fn grpc_code(headers: &HeaderMap) -> Option<Code> {
-    headers.get("grpc-status").map(|value| Code::from_bytes(value.as_bytes()))
+/// The per-call trace layer.
+pub type CallTrace = TraceLayer<SharedClassifier<GrpcErrorsAsFailures>, CallSpan, (), CallEnd, (), CallEnd, ()>;
+
+/// The per-call trace layer: [`CallSpan`] and [`CallEnd`].
+pub fn call_trace() -> CallTrace {
+    TraceLayer::new_for_grpc()
+        .make_span_with(CallSpan)
+        .on_request(())
+        .on_response(CallEnd)
+        .on_body_chunk(())
+        .on_eos(CallEnd)
+        .on_failure(())
 }
 
-/// Records how long the call took to answer in its span, and logs it now when the
-/// answer is only headers (an error status, before any message).
-pub fn on_response(headers: &HeaderMap, latency: Duration, span: &Span) {
-    span.record("millis", latency.as_secs_f64() * 1000.0);
-    if let Some(code) = grpc_code(headers) {
-        log_call(code);
+/// Opens one span per call.
+#[derive(Debug, Clone, Copy)]
+pub struct CallSpan;
+
+impl<B> MakeSpan<B> for CallSpan {
+    fn make_span(&mut self, request: &Request<B>) -> Span {
+        tracing::info_span!(
+            "rpc",
+            method = %request.uri().path(),
+            caller = tracing::field::Empty,
+            account = tracing::field::Empty,
+            millis = tracing::field::Empty,
+        )
     }
 }
 
-/// Logs a call whose response stream ended, with the status of its trailers.
-pub fn on_end_of_stream(trailers: Option<&HeaderMap>) {
-    log_call(trailers.and_then(grpc_code).unwrap_or(Code::Unknown));
+/// Records the time to answer and logs the end of the call.
+#[derive(Debug, Clone, Copy)]
+pub struct CallEnd;
+
+impl<B> OnResponse<B> for CallEnd {
+    /// A response that is only headers (an error status before any message) ends here.
+    fn on_response(self, response: &Response<B>, latency: Duration, span: &Span) {
+        span.record("millis", latency.as_secs_f64() * 1000.0);
+        if let Some(code) = grpc_code(response.headers()) {
+            log_call(code);
+        }
+    }
+}
+
+impl OnEos for CallEnd {
+    /// A response stream ends with the status in its trailers.
+    fn on_eos(self, trailers: Option<&HeaderMap>, _: Duration, _: &Span) {
+        log_call(trailers.and_then(grpc_code).unwrap_or(Code::Unknown));
+    }
+}
+
+/// The gRPC status in `headers` (trailers, or the headers of a trailers-only response).
+fn grpc_code(headers: &HeaderMap) -> Option<Code> {
+    headers.get("grpc-status").map(|value| Code::from_bytes(value.as_bytes()))
 }
 
 fn log_call(code: Code) {
     match code {
         Code::Ok => tracing::info!(status = ?code, "call ok"),
         Code::Internal | Code::Unknown | Code::Unavailable | Code::DataLoss => {
-            tracing::warn!(status = ?code, "call failed")
+            tracing::info!(status = ?code, "call failed")
         }
         _ => tracing::info!(status = ?code, "call refused"),
     }

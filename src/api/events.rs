@@ -5,22 +5,24 @@ use std::pin::Pin;
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
-use super::{ApiState, convert, pb, status::to_status};
+use super::{ApiState, convert, pb};
 use crate::{
     domain::{
         Error,
         error::Violations,
-        events::{EventFilter, MAX_FILTER_CONVERSATIONS},
+        events::{EventFilter, KindFilter, MAX_FILTER_CONVERSATIONS},
         ids,
     },
     events::{StreamItem, stream},
 };
 
+/// The EventService handlers.
 pub struct EventApi {
     state: ApiState,
 }
 
 impl EventApi {
+    /// The service over `state`.
     pub fn new(state: ApiState) -> Self {
         Self { state }
     }
@@ -52,7 +54,7 @@ fn parse_filter(request: &pb::SubscribeRequest) -> Result<EventFilter, Error> {
                 kinds.push(kind);
             }
         }
-        filter.kinds = Some(kinds);
+        filter.kinds = KindFilter::Only(kinds);
     }
     for (index, value) in request.conversation_ids.iter().enumerate() {
         if let Some(id) = violations.check(ids::parse(&format!("conversation_ids[{index}]"), value, ids::CONVERSATION))
@@ -76,17 +78,13 @@ impl pb::event_service_server::EventService for EventApi {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let caller = self.state.caller(&request).await?;
         let request = request.into_inner();
-        let result = async {
-            let start = parse_cursor(&request.after)?;
-            let filter = parse_filter(&request)?;
-            stream::open(self.state.streams.clone(), caller, start, filter).await
-        }
-        .await;
-        let receiver = result.map_err(to_status)?;
+        let start = parse_cursor(&request.after)?;
+        let filter = parse_filter(&request)?;
+        let receiver = stream::open(self.state.streams.clone(), caller, start, filter).await?;
         let events = ReceiverStream::new(receiver).map(|item| match item {
-            Ok(StreamItem::Event(event)) => Ok(convert::event(*event)),
+            Ok(StreamItem::Event(event)) => Ok(pb::Event::from(*event)),
             Ok(StreamItem::Heartbeat { position }) => Ok(convert::heartbeat(position)),
-            Err(err) => Err(to_status(err)),
+            Err(err) => Err(Status::from(err)),
         });
         Ok(Response::new(Box::pin(events)))
     }

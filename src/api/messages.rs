@@ -2,19 +2,29 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{ApiState, convert, convert::mask_paths, pb, status::to_status};
-use crate::domain::{
-    Error, ids,
-    messages::{MessageDraft, MessageLimits, MessagePatch, MessageQuery, NewAttachment, NewMessage},
-    metadata,
-    paging::Page,
+use super::{
+    ApiState,
+    convert::{self, mask_paths},
+    pb,
+};
+use crate::{
+    domain::{
+        Error, ids,
+        messages::{MessageDraft, MessageLimits, MessagePatch, MessageQuery, NewAttachment, NewMessage},
+        metadata,
+        paging::Page,
+        text,
+    },
+    store::messages,
 };
 
+/// The MessageService handlers.
 pub struct MessageApi {
     state: ApiState,
 }
 
 impl MessageApi {
+    /// The service over `state`.
     pub fn new(state: ApiState) -> Self {
         Self { state }
     }
@@ -26,20 +36,21 @@ pub(super) fn parse_new_message(
     limits: MessageLimits,
     prefix: &str,
 ) -> Result<NewMessage, Error> {
+    let field = |name: &str| format!("{prefix}{name}");
     let draft = MessageDraft {
-        kind: convert::message_kind_from(&format!("{prefix}kind"), request.kind)?,
+        kind: convert::message_kind_from(&field("kind"), request.kind)?,
         content: request.content,
-        content_type: convert::content_type_from(&format!("{prefix}content_type"), request.content_type)?,
+        content_type: convert::content_type_from(&field("content_type"), request.content_type)?,
         content_attributes: request.content_attributes.map(convert::struct_to_json),
         private: request.private,
-        direction: convert::direction_from(&format!("{prefix}direction"), request.direction)?,
+        direction: convert::direction_from(&field("direction"), request.direction)?,
         attachments: request
             .attachments
             .into_iter()
             .map(|a| NewAttachment { filename: a.filename, media_type: a.media_type, data: a.data })
             .collect(),
         metadata: request.metadata.into_iter().collect(),
-        request_id: Some(request.request_id).filter(|id| !id.is_empty()),
+        request_id: text::request_id(&field("request_id"), request.request_id)?,
     };
     draft.validate(limits, prefix)
 }
@@ -64,25 +75,19 @@ impl pb::message_service_server::MessageService for MessageApi {
     async fn send_message(&self, request: Request<pb::SendMessageRequest>) -> Result<Response<pb::Message>, Status> {
         let caller = self.state.caller(&request).await?;
         let request = request.into_inner();
-        let result = async {
-            let conversation_id = ids::parse("conversation_id", &request.conversation_id, ids::CONVERSATION)?;
-            let new = parse_new_message(request, self.state.limits, "")?;
-            self.state.store.send_message(&caller, &conversation_id, new).await
-        }
-        .await;
-        result.map(|m| Response::new(convert::message(m))).map_err(to_status)
+        let conversation_id = ids::parse("conversation_id", &request.conversation_id, ids::CONVERSATION)?;
+        let new = parse_new_message(request, self.state.limits, "")?;
+        let message = messages::send(&self.state.store, &caller, conversation_id, new).await?;
+        Ok(Response::new(message.into()))
     }
 
     async fn get_message(&self, request: Request<pb::GetMessageRequest>) -> Result<Response<pb::Message>, Status> {
         let caller = self.state.caller(&request).await?;
         let request = request.into_inner();
-        let result = async {
-            let id = ids::parse("id", &request.id, ids::MESSAGE)?;
-            let full = convert::full_view("view", request.view)?;
-            self.state.store.get_message(&caller, &id, full).await
-        }
-        .await;
-        result.map(|m| Response::new(convert::message(m))).map_err(to_status)
+        let id = ids::parse("id", &request.id, ids::MESSAGE)?;
+        let view = convert::view_from("view", request.view)?;
+        let message = messages::get(&self.state.store, &caller, &id, view).await?;
+        Ok(Response::new(message.into()))
     }
 
     async fn list_messages(
@@ -91,23 +96,19 @@ impl pb::message_service_server::MessageService for MessageApi {
     ) -> Result<Response<pb::ListMessagesResponse>, Status> {
         let caller = self.state.caller(&request).await?;
         let request = request.into_inner();
-        let result = async {
-            let query = MessageQuery {
-                conversation_id: ids::parse("conversation_id", &request.conversation_id, ids::CONVERSATION)?,
-                before: request.before.as_ref().map(|t| convert::micros_from("before", t)).transpose()?,
-                after: request.after.as_ref().map(|t| convert::micros_from("after", t)).transpose()?,
-                newest_first: request.newest_first,
-            };
-            let full = convert::full_view("view", request.view)?;
-            let page = Page::parse(request.page_size, &request.page_token, &query.fingerprint(&caller))?;
-            self.state.store.list_messages(&caller, &query, &page, full).await
-        }
-        .await;
-        let (messages, next_page_token, total) = result.map_err(to_status)?;
+        let query = MessageQuery {
+            conversation_id: ids::parse("conversation_id", &request.conversation_id, ids::CONVERSATION)?,
+            before: request.before.as_ref().map(|t| convert::micros_from("before", t)).transpose()?,
+            after: request.after.as_ref().map(|t| convert::micros_from("after", t)).transpose()?,
+            newest_first: request.newest_first,
+        };
+        let view = convert::view_from("view", request.view)?;
+        let page = Page::parse(request.page_size, &request.page_token, &query.fingerprint(&caller))?;
+        let listing = messages::list(&self.state.store, &caller, &query, &page, view).await?;
         Ok(Response::new(pb::ListMessagesResponse {
-            messages: messages.into_iter().map(convert::message).collect(),
-            next_page_token,
-            total_size: total as i64,
+            messages: listing.items.into_iter().map(pb::Message::from).collect(),
+            next_page_token: listing.next_page_token,
+            total_size: listing.total as i64,
         }))
     }
 
@@ -117,15 +118,12 @@ impl pb::message_service_server::MessageService for MessageApi {
     ) -> Result<Response<pb::Message>, Status> {
         let caller = self.state.caller(&request).await?;
         let request = request.into_inner();
-        let result = async {
-            let message = request.message.ok_or_else(|| Error::invalid("message", "is required"))?;
-            let id = ids::parse("message.id", &message.id, ids::MESSAGE)?;
-            let paths = mask_paths(request.update_mask, &["content", "content_attributes", "metadata"])?;
-            let patch = parse_patch(message, &paths)?;
-            self.state.store.update_message(&caller, &id, patch).await
-        }
-        .await;
-        result.map(|m| Response::new(convert::message(m))).map_err(to_status)
+        let message = request.message.ok_or_else(|| Error::invalid("message", "is required"))?;
+        let id = ids::parse("message.id", &message.id, ids::MESSAGE)?;
+        let paths = mask_paths(request.update_mask, &["content", "content_attributes", "metadata"])?;
+        let patch = parse_patch(message, &paths)?;
+        let message = messages::update(&self.state.store, &caller, id, patch).await?;
+        Ok(Response::new(message.into()))
     }
 
     async fn delete_message(
@@ -133,12 +131,9 @@ impl pb::message_service_server::MessageService for MessageApi {
         request: Request<pb::DeleteMessageRequest>,
     ) -> Result<Response<pb::Message>, Status> {
         let caller = self.state.caller(&request).await?;
-        let result = async {
-            let id = ids::parse("id", &request.get_ref().id, ids::MESSAGE)?;
-            self.state.store.delete_message(&caller, &id).await
-        }
-        .await;
-        result.map(|m| Response::new(convert::message(m))).map_err(to_status)
+        let id = ids::parse("id", &request.get_ref().id, ids::MESSAGE)?;
+        let message = messages::delete(&self.state.store, &caller, id).await?;
+        Ok(Response::new(message.into()))
     }
 
     async fn get_attachment(
@@ -146,12 +141,12 @@ impl pb::message_service_server::MessageService for MessageApi {
         request: Request<pb::GetAttachmentRequest>,
     ) -> Result<Response<pb::AttachmentContent>, Status> {
         let caller = self.state.caller(&request).await?;
-        let result = async {
-            let id = ids::parse("id", &request.get_ref().id, ids::ATTACHMENT)?;
-            self.state.store.get_attachment(&caller, &id).await
-        }
-        .await;
-        let (attachment, message_id, data) = result.map_err(to_status)?;
-        Ok(Response::new(pb::AttachmentContent { attachment: Some(convert::attachment(attachment)), message_id, data }))
+        let id = ids::parse("id", &request.get_ref().id, ids::ATTACHMENT)?;
+        let content = messages::attachment(&self.state.store, &caller, &id).await?;
+        Ok(Response::new(pb::AttachmentContent {
+            attachment: Some(content.attachment.into()),
+            message_id: content.message_id,
+            data: content.data,
+        }))
     }
 }

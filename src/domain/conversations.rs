@@ -2,94 +2,109 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, Error, Micros, messages::Message, metadata::Metadata, users::User};
+use super::{Caller, Error, Micros, error::Violations, messages::NewMessage, metadata::Metadata, text};
 
+/// Most participants in one create.
 pub const MAX_PARTICIPANTS: usize = 100;
+/// Most characters in a participant's label.
 pub const MAX_LABEL_CHARS: usize = 64;
+/// Most characters in each part of a subject.
 pub const MAX_SUBJECT_CHARS: usize = 500;
 
 /// What a conversation is about in the host product: "listing lst_abc", "offer 42".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subject {
+    /// The kind of thing ("listing").
     pub kind: String,
+    /// The host product's id of it.
     pub external_id: String,
+    /// A title to show.
     pub title: String,
 }
 
 impl Subject {
+    /// Validates every part; `field` is the subject's path in the request.
     pub fn parse(field: &str, kind: String, external_id: String, title: String) -> Result<Self, Error> {
-        for (name, value) in [("kind", &kind), ("external_id", &external_id), ("title", &title)] {
-            super::check_text(&format!("{field}.{name}"), value)?;
-            if value.chars().count() > MAX_SUBJECT_CHARS {
-                return Err(Error::invalid(
-                    format!("{field}.{name}"),
-                    format!("is longer than {MAX_SUBJECT_CHARS} characters"),
-                ));
+        let part = |name: &str, value: String| text::bounded(&format!("{field}.{name}"), value, MAX_SUBJECT_CHARS);
+        match (part("kind", kind), part("external_id", external_id), part("title", title)) {
+            (Ok(kind), Ok(external_id), Ok(title)) => Ok(Self { kind, external_id, title }),
+            (kind, external_id, title) => {
+                Err(Error::merge([kind.err(), external_id.err(), title.err()].into_iter().flatten()))
             }
         }
-        Ok(Self { kind, external_id, title })
     }
 }
 
+/// A user taking part in a conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Participant {
+    /// The user.
     pub user_id: String,
+    /// Its role in this conversation ("buyer", "seller").
     pub label: String,
+    /// When it joined.
     pub join_time: Micros,
-    /// The user, when the view expands it.
-    #[serde(skip)]
-    pub user: Option<User>,
 }
 
 /// The caller's own state in a conversation it takes part in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViewerState {
+    /// Its label.
     pub label: String,
+    /// Messages it has not read.
     pub unread_count: i64,
+    /// Whether it archived the conversation.
     pub archived: bool,
 }
 
+/// A conversation as stored, and as events carry it (no viewer's state: see
+/// `views::ConversationView`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conversation {
+    /// `conv_…`
     pub id: String,
+    /// The account it belongs to.
     pub account_id: String,
+    /// What it is about.
     pub subject: Subject,
+    /// Free string metadata.
     pub metadata: Metadata,
+    /// Who takes part, in join order.
     pub participants: Vec<Participant>,
+    /// When it was created.
     pub create_time: Micros,
+    /// When it last changed, as the viewer sees it (staff also see private notes move it).
     pub update_time: Micros,
-    /// The newest message the viewer may see.
-    #[serde(skip)]
-    pub last_message: Option<Box<Message>>,
-    /// The viewer's state, when the viewer takes part.
-    #[serde(skip)]
-    pub viewer: Option<ViewerState>,
 }
 
 /// A participant to add, validated.
 #[derive(Debug, Clone)]
 pub struct NewParticipant {
+    /// The user to add.
     pub user_id: String,
+    /// Its label, trimmed.
     pub label: String,
 }
 
-pub fn parse_label(field: &str, label: String) -> Result<String, Error> {
-    super::check_text(field, &label)?;
-    let label = label.trim().to_owned();
-    if label.chars().count() > MAX_LABEL_CHARS {
-        return Err(Error::invalid(field, format!("is longer than {MAX_LABEL_CHARS} characters")));
-    }
-    Ok(label)
+/// A participant's label: trimmed, no NUL, at most [`MAX_LABEL_CHARS`].
+pub fn parse_label(field: &str, label: &str) -> Result<String, Error> {
+    text::trimmed(field, label, MAX_LABEL_CHARS)
 }
 
 /// A conversation to create, validated.
 #[derive(Debug, Clone)]
 pub struct NewConversation {
+    /// The participants requested, each once.
     pub participants: Vec<NewParticipant>,
+    /// What it is about.
     pub subject: Subject,
+    /// Free string metadata.
     pub metadata: Metadata,
-    pub first_message: Option<super::messages::NewMessage>,
+    /// A message the creator sends in the same transaction.
+    pub first_message: Option<NewMessage>,
+    /// The client's idempotency key.
     pub request_id: Option<String>,
+    /// The label of a member creator that did not list itself.
     pub caller_label: String,
 }
 
@@ -111,18 +126,28 @@ pub enum StatusFilter {
     /// Everything not archived by the caller.
     #[default]
     Active,
+    /// Everything, archived or not.
     All,
+    /// Not archived, with unread messages.
     Unread,
+    /// Not archived, nothing unread.
     Read,
+    /// Archived by the caller.
     Archived,
 }
 
+/// What a conversation listing selects.
 #[derive(Debug, Clone, Default)]
 pub struct ConversationFilter {
+    /// By the caller's own state.
     pub status: StatusFilter,
+    /// Only where the caller has this label.
     pub label: Option<String>,
+    /// Only subjects of this kind.
     pub subject_kind: Option<String>,
+    /// Only this subject.
     pub subject_external_id: Option<String>,
+    /// Staff: only conversations they take part in.
     pub participating_only: bool,
 }
 
@@ -142,7 +167,7 @@ impl ConversationFilter {
 }
 
 /// How many conversations a listing matched.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ConversationCounts {
     /// With every filter of the request.
     pub matching: i64,
@@ -155,13 +180,115 @@ pub struct ConversationCounts {
 /// The changes an update makes; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct ConversationPatch {
+    /// A new subject kind.
     pub subject_kind: Option<String>,
+    /// A new subject id.
     pub subject_external_id: Option<String>,
+    /// A new subject title.
     pub subject_title: Option<String>,
+    /// New metadata.
     pub metadata: Option<Metadata>,
 }
 
 /// Who may see a conversation: staff of its account, and its participants.
 pub fn can_view(caller: &Caller, account_id: &str, participating: bool) -> bool {
     caller.account_id == account_id && (caller.is_staff() || participating)
+}
+
+/// Who may remove `user_id` from a conversation: staff anyone, a member only itself.
+pub fn may_remove(caller: &Caller, user_id: &str) -> Result<(), Error> {
+    if caller.is_staff() || caller.user_id == user_id {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied("members may only remove themselves from a conversation".into()))
+    }
+}
+
+/// The participants of a create, each once: duplicates and more than [`MAX_PARTICIPANTS`]
+/// are INVALID_ARGUMENT naming the field.
+pub fn unique_participants(
+    requested: impl ExactSizeIterator<Item = Result<NewParticipant, Error>>,
+    violations: &mut Violations,
+) -> Vec<NewParticipant> {
+    if requested.len() > MAX_PARTICIPANTS {
+        violations.add("participants", format!("at most {MAX_PARTICIPANTS} participants are allowed"));
+    }
+    let mut participants: Vec<NewParticipant> = Vec::new();
+    for (index, parsed) in requested.enumerate() {
+        let Some(parsed) = violations.check(parsed) else { continue };
+        if participants.iter().any(|p| p.user_id == parsed.user_id) {
+            violations.add(format!("participants[{index}].user_id"), format!("{} is listed twice", parsed.user_id));
+        } else {
+            participants.push(parsed);
+        }
+    }
+    participants
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::users::Role;
+
+    fn caller(role: Role, user_id: &str) -> Caller {
+        Caller { account_id: "acc".into(), user_id: user_id.into(), role, key_id: "key".into() }
+    }
+
+    #[test]
+    fn a_subject_names_each_bad_part() {
+        let err = Subject::parse("subject", "a\0".into(), "ok".into(), "x".repeat(501)).unwrap_err();
+        let Error::InvalidArgument(violations) = err else { panic!("{err:?}") };
+        let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["subject.kind", "subject.title"]);
+        assert_eq!(Subject::parse("s", "listing".into(), "l1".into(), String::new()).unwrap().kind, "listing");
+    }
+
+    #[test]
+    fn labels_are_trimmed_and_bounded() {
+        assert_eq!(parse_label("label", "  buyer ").unwrap(), "buyer");
+        assert!(parse_label("label", &"x".repeat(MAX_LABEL_CHARS + 1)).is_err());
+    }
+
+    #[test]
+    fn staff_see_their_accounts_conversations_members_their_own() {
+        let agent = caller(Role::Agent, "a");
+        let member = caller(Role::Member, "m");
+        assert!(can_view(&agent, "acc", false));
+        assert!(!can_view(&agent, "other", true), "never another account's");
+        assert!(can_view(&member, "acc", true));
+        assert!(!can_view(&member, "acc", false));
+    }
+
+    #[test]
+    fn members_remove_only_themselves() {
+        assert!(may_remove(&caller(Role::Member, "m"), "m").is_ok());
+        assert!(matches!(may_remove(&caller(Role::Member, "m"), "x"), Err(Error::PermissionDenied(_))));
+        assert!(may_remove(&caller(Role::Agent, "a"), "x").is_ok());
+    }
+
+    #[test]
+    fn a_member_creator_joins_what_it_creates() {
+        let new = NewConversation {
+            participants: vec![NewParticipant { user_id: "seller".into(), label: "seller".into() }],
+            subject: Subject::default(),
+            metadata: Metadata::new(),
+            first_message: None,
+            request_id: None,
+            caller_label: "buyer".into(),
+        };
+        let ids =
+            |caller: &Caller| new.participants_with_caller(caller).into_iter().map(|p| p.user_id).collect::<Vec<_>>();
+        assert_eq!(ids(&caller(Role::Member, "buyer")), ["seller", "buyer"]);
+        assert_eq!(ids(&caller(Role::Agent, "agent")), ["seller"], "staff watch without joining");
+    }
+
+    #[test]
+    fn duplicate_participants_are_named() {
+        let p = |id: &str| Ok(NewParticipant { user_id: id.into(), label: String::new() });
+        let mut violations = Violations::new();
+        let unique = unique_participants(vec![p("a"), p("b"), p("a")].into_iter(), &mut violations);
+        assert_eq!(unique.len(), 2);
+        let Err(Error::InvalidArgument(found)) = violations.finish() else { panic!("a violation expected") };
+        assert_eq!(found[0].field, "participants[2].user_id");
+    }
 }

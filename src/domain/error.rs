@@ -7,11 +7,14 @@ use std::fmt;
 /// (`participants[1].user_id`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldViolation {
+    /// The field's path in the request.
     pub field: String,
+    /// What is wrong with it.
     pub description: String,
 }
 
 impl FieldViolation {
+    /// A violation of `field`.
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
         Self { field: field.into(), description: description.into() }
     }
@@ -23,6 +26,7 @@ impl fmt::Display for FieldViolation {
     }
 }
 
+/// Why a call failed, in the domain's words.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// INVALID_ARGUMENT, with a google.rpc.BadRequest naming every offending field.
@@ -37,7 +41,12 @@ pub enum Error {
     /// NOT_FOUND: the resource does not exist or the caller may not see it (the two are
     /// never told apart).
     #[error("{kind} {id} not found")]
-    NotFound { kind: &'static str, id: String },
+    NotFound {
+        /// What was looked for ("conversation").
+        kind: &'static str,
+        /// The id asked for.
+        id: String,
+    },
     /// ALREADY_EXISTS: a unique value is taken.
     #[error("{0}")]
     AlreadyExists(String),
@@ -62,8 +71,19 @@ impl Error {
         Self::InvalidArgument(vec![FieldViolation::new(field, description)])
     }
 
+    /// NOT_FOUND for `kind` `id`.
     pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
         Self::NotFound { kind, id: id.into() }
+    }
+
+    /// One INVALID_ARGUMENT naming every field of `errors`, which are all INVALID_ARGUMENT
+    /// when they come from parsing; any other error is kept as a violation rather than lost.
+    pub fn merge(errors: impl IntoIterator<Item = Error>) -> Self {
+        let mut violations = Violations::new();
+        for err in errors {
+            violations.check::<()>(Err(err));
+        }
+        Self::InvalidArgument(violations.0)
     }
 }
 
@@ -72,10 +92,12 @@ impl Error {
 pub struct Violations(Vec<FieldViolation>);
 
 impl Violations {
+    /// None yet.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Records that `field` is wrong.
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
         self.0.push(FieldViolation::new(field, description));
     }
@@ -100,5 +122,29 @@ impl Violations {
     /// `Ok` when nothing was recorded.
     pub fn finish(self) -> Result<(), Error> {
         if self.0.is_empty() { Ok(()) } else { Err(Error::InvalidArgument(self.0)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn violations_from_several_checks_are_reported_together() {
+        let mut violations = Violations::new();
+        assert_eq!(violations.check(Ok::<_, Error>(1)), Some(1));
+        assert_eq!(violations.check::<()>(Err(Error::invalid("a", "bad"))), None);
+        violations.add("b", "worse");
+        let Err(Error::InvalidArgument(found)) = violations.finish() else { panic!("violations expected") };
+        assert_eq!(found, [FieldViolation::new("a", "bad"), FieldViolation::new("b", "worse")]);
+        assert!(Violations::new().finish().is_ok());
+    }
+
+    #[test]
+    fn merged_errors_keep_every_field() {
+        let Error::InvalidArgument(found) = Error::merge([Error::invalid("x", "1"), Error::invalid("y", "2")]) else {
+            panic!("INVALID_ARGUMENT expected")
+        };
+        assert_eq!(found.len(), 2);
     }
 }

@@ -3,11 +3,17 @@
 
 use super::Error;
 
+/// Accounts (tenants).
 pub const ACCOUNT: &str = "acc";
+/// Users.
 pub const USER: &str = "usr";
+/// API keys (the id, not the secret).
 pub const API_KEY: &str = "key";
+/// Conversations.
 pub const CONVERSATION: &str = "conv";
+/// Messages.
 pub const MESSAGE: &str = "msg";
+/// Attachments.
 pub const ATTACHMENT: &str = "att";
 
 /// A new id with the given prefix.

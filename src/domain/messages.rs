@@ -2,122 +2,171 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, Error, Micros, error::Violations, metadata::Metadata, users::User};
+use super::{Caller, Error, Micros, error::Violations, metadata::Metadata, text};
 
 /// Most characters in a message's content.
 pub const MAX_CONTENT_CHARS: usize = 32 * 1024;
 /// Most attachments on one message.
 pub const MAX_ATTACHMENTS: usize = 10;
+/// Most characters in an attachment's file name.
 pub const MAX_FILENAME_CHARS: usize = 255;
 /// Largest content_attributes, as JSON.
 pub const MAX_ATTRIBUTES_BYTES: usize = 64 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What a message is; stored by its snake_case name, as are the other enums here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumString, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum MessageKind {
+    /// Plain text.
     Text,
+    /// One or more images, with an optional caption.
     Image,
+    /// One or more files, with an optional caption.
     Document,
+    /// A question with suggested answers (seed 001's quick replies).
     QuickReply,
+    /// Written by the service or staff on behalf of the product (staff only).
     System,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How a client renders a message's content (seed 001's content types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumString, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ContentType {
+    /// Text only.
     Text,
+    /// A choice among options in `content_attributes`.
     InputSelect,
+    /// Asks for an email address.
     InputEmail,
+    /// A satisfaction survey.
     InputCsat,
+    /// A form described in `content_attributes`.
     Form,
+    /// Cards described in `content_attributes`.
     Cards,
+    /// An article link.
     Article,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Which way a message goes from the host product's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumString, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Direction {
+    /// From an end user (a member).
     Incoming,
+    /// From staff.
     Outgoing,
 }
 
-/// The names under which the enums are stored, so that the database stays readable.
-macro_rules! stored_names {
-    ($ty:ty { $($variant:ident => $name:literal),* $(,)? }) => {
-        impl $ty {
-            pub fn as_str(self) -> &'static str {
-                match self { $(Self::$variant => $name),* }
-            }
-
-            pub fn from_stored(value: &str) -> Result<Self, Error> {
-                match value {
-                    $($name => Ok(Self::$variant),)*
-                    other => Err(Error::Internal(format!(concat!("unknown stored ", stringify!($ty), " {:?}"), other))),
-                }
-            }
-        }
-    };
+impl MessageKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
 }
 
-stored_names!(MessageKind { Text => "text", Image => "image", Document => "document", QuickReply => "quick_reply", System => "system" });
-stored_names!(ContentType {
-    Text => "text", InputSelect => "input_select", InputEmail => "input_email", InputCsat => "input_csat",
-    Form => "form", Cards => "cards", Article => "article",
-});
-stored_names!(Direction { Incoming => "incoming", Outgoing => "outgoing" });
+impl ContentType {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl Direction {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A file sent with a message, as described (its bytes are fetched on their own).
 pub struct Attachment {
+    /// `att_…`
     pub id: String,
+    /// The name it was sent under.
     pub filename: String,
+    /// Its media type, such as `image/png`.
     pub media_type: String,
+    /// Its size.
     pub size_bytes: i64,
+    /// The hex SHA-256 of its bytes.
     pub sha256: String,
 }
 
 /// Whether one participant has read a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadReceipt {
+    /// The participant.
     pub user_id: String,
+    /// When it read the message, if it has.
     pub read_time: Option<Micros>,
 }
 
+/// A message as stored, and as events carry it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
+    /// `msg_…`
     pub id: String,
+    /// The account it belongs to.
     pub account_id: String,
+    /// The conversation it is in.
     pub conversation_id: String,
     /// Position among the public messages.
     pub sequence: i64,
     /// 0 for a public message; a private note's position after message `sequence`.
     pub note_sequence: i64,
+    /// Who sent it.
     pub sender_id: String,
+    /// What it is.
     pub kind: MessageKind,
+    /// Its text ("" once deleted).
     pub content: String,
+    /// How to render it.
     pub content_type: ContentType,
     /// A JSON object, or `None`.
     pub content_attributes: Option<serde_json::Value>,
+    /// A private note: staff only.
     pub private: bool,
+    /// Incoming (from a member) or outgoing (from staff).
     pub direction: Direction,
+    /// Its files, in the order sent (none once deleted).
     pub attachments: Vec<Attachment>,
+    /// Free string metadata.
     pub metadata: Metadata,
+    /// When it was sent.
     pub create_time: Micros,
+    /// When it was last edited.
     pub edit_time: Option<Micros>,
+    /// When it was deleted to a tombstone.
     pub delete_time: Option<Micros>,
+    /// Who of those who may see it has read it.
     pub read_receipts: Vec<ReadReceipt>,
-    /// The sender, when the view expands it.
-    #[serde(skip)]
-    pub sender: Option<User>,
-    /// The conversation, when the view expands it.
-    #[serde(skip)]
-    pub conversation: Option<Box<super::conversations::Conversation>>,
+}
+
+/// An attachment with its bytes, as fetched on its own.
+#[derive(Debug, Clone)]
+pub struct AttachmentContent {
+    /// Its description.
+    pub attachment: Attachment,
+    /// The message it belongs to.
+    pub message_id: String,
+    /// The bytes.
+    pub data: Vec<u8>,
 }
 
 /// A file sent inline with a message.
 #[derive(Debug, Clone)]
 pub struct NewAttachment {
+    /// A file name without path separators.
     pub filename: String,
+    /// A media type such as `application/pdf`.
     pub media_type: String,
+    /// The bytes.
     pub data: Vec<u8>,
 }
 
@@ -125,39 +174,46 @@ pub struct NewAttachment {
 /// [`NewMessage`].
 #[derive(Debug, Clone)]
 pub struct MessageDraft {
+    /// What it is.
     pub kind: MessageKind,
+    /// Its text (may be empty for images and documents).
     pub content: String,
+    /// How to render it.
     pub content_type: ContentType,
+    /// A JSON object, or `None`.
     pub content_attributes: Option<serde_json::Value>,
+    /// A private note.
     pub private: bool,
     /// `None`: derived from the sender's role.
     pub direction: Option<Direction>,
+    /// Files to store with it.
     pub attachments: Vec<NewAttachment>,
+    /// Free string metadata.
     pub metadata: Metadata,
+    /// The client's idempotency key.
     pub request_id: Option<String>,
 }
 
 /// Limits that operators configure.
 #[derive(Debug, Clone, Copy)]
 pub struct MessageLimits {
+    /// The largest attachment accepted.
     pub max_attachment_bytes: usize,
 }
 
-/// A message that passed validation: only [`MessageDraft::validate`] makes one.
+/// A message that passed validation: only [`MessageDraft::validate`] makes one, so holding
+/// one proves the checks ran.
 #[derive(Debug, Clone)]
 pub struct NewMessage(MessageDraft);
 
-impl std::ops::Deref for NewMessage {
-    type Target = MessageDraft;
-
-    fn deref(&self) -> &MessageDraft {
+impl NewMessage {
+    /// The validated fields, to read.
+    pub fn fields(&self) -> &MessageDraft {
         &self.0
     }
-}
 
-impl NewMessage {
-    /// The validated parts, to store.
-    pub fn into_parts(self) -> MessageDraft {
+    /// The validated fields, to store.
+    pub fn into_fields(self) -> MessageDraft {
         self.0
     }
 }
@@ -168,18 +224,8 @@ impl MessageDraft {
     pub fn validate(self, limits: MessageLimits, prefix: &str) -> Result<NewMessage, Error> {
         let draft = self;
         let mut violations = Violations::new();
-        let content_chars = draft.content.chars().count();
         let needs_attachment = matches!(draft.kind, MessageKind::Image | MessageKind::Document);
-        if content_chars > MAX_CONTENT_CHARS {
-            violations.add(
-                format!("{prefix}content"),
-                format!("has {content_chars} characters; at most {MAX_CONTENT_CHARS} are allowed"),
-            );
-        }
-        violations.check(super::check_text(&format!("{prefix}content"), &draft.content));
-        if !needs_attachment && draft.content.trim().is_empty() {
-            violations.add(format!("{prefix}content"), "must not be empty");
-        }
+        violations.check(check_content(&format!("{prefix}content"), &draft.content, needs_attachment));
         if needs_attachment && draft.attachments.is_empty() {
             violations.add(
                 format!("{prefix}attachments"),
@@ -192,13 +238,7 @@ impl MessageDraft {
         }
         for (index, attachment) in draft.attachments.iter().enumerate() {
             let field = format!("{prefix}attachments[{index}]");
-            let name_chars = attachment.filename.chars().count();
-            if name_chars == 0 || name_chars > MAX_FILENAME_CHARS || attachment.filename.contains(['/', '\\', '\0']) {
-                violations.add(
-                    format!("{field}.filename"),
-                    format!("must be 1 to {MAX_FILENAME_CHARS} characters with no path separators"),
-                );
-            }
+            violations.check(check_filename(&format!("{field}.filename"), &attachment.filename));
             if !is_media_type(&attachment.media_type) {
                 violations.add(format!("{field}.media_type"), "must be a media type such as image/png");
             }
@@ -217,9 +257,6 @@ impl MessageDraft {
         }
         violations.check(check_attributes(&format!("{prefix}content_attributes"), draft.content_attributes.as_ref()));
         violations.check(super::metadata::check(&format!("{prefix}metadata"), &draft.metadata));
-        if let Some(request_id) = &draft.request_id {
-            violations.check(check_request_id(&format!("{prefix}request_id"), request_id));
-        }
         violations.finish()?;
         Ok(NewMessage(draft))
     }
@@ -229,15 +266,16 @@ impl NewMessage {
     /// Checks what the caller's role allows: private notes, system messages and choosing
     /// the direction are staff's (a member's message always comes in).
     pub fn authorize(&self, caller: &Caller, prefix: &str) -> Result<(), Error> {
-        if !caller.is_staff() && self.direction.is_some_and(|d| d != Direction::Incoming) {
+        let draft = &self.0;
+        if !caller.is_staff() && draft.direction.is_some_and(|d| d != Direction::Incoming) {
             return Err(Error::PermissionDenied(format!(
                 "{prefix}direction: a member's messages are incoming; only staff send outgoing ones"
             )));
         }
-        if self.private && !caller.is_staff() {
+        if draft.private && !caller.is_staff() {
             return Err(Error::PermissionDenied(format!("{prefix}private: only staff may write private notes")));
         }
-        if self.kind == MessageKind::System && !caller.is_staff() {
+        if draft.kind == MessageKind::System && !caller.is_staff() {
             return Err(Error::PermissionDenied(format!("{prefix}kind: only staff may send system messages")));
         }
         Ok(())
@@ -245,7 +283,25 @@ impl NewMessage {
 
     /// The direction to store: as requested, else outgoing from staff, incoming from members.
     pub fn direction_for(&self, caller: &Caller) -> Direction {
-        self.direction.unwrap_or(if caller.is_staff() { Direction::Outgoing } else { Direction::Incoming })
+        self.0.direction.unwrap_or(if caller.is_staff() { Direction::Outgoing } else { Direction::Incoming })
+    }
+}
+
+/// Only the sender may edit a message.
+pub fn may_edit(caller: &Caller, sender_id: &str) -> Result<(), Error> {
+    if caller.user_id == sender_id {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied("only the sender may edit a message".into()))
+    }
+}
+
+/// The sender or staff may delete a message.
+pub fn may_delete(caller: &Caller, sender_id: &str) -> Result<(), Error> {
+    if caller.user_id == sender_id || caller.is_staff() {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied("only the sender or staff may delete a message".into()))
     }
 }
 
@@ -271,32 +327,44 @@ fn has_nul(value: &serde_json::Value) -> bool {
     }
 }
 
-/// A client's idempotency key: up to 200 characters.
-pub fn check_request_id(field: &str, request_id: &str) -> Result<(), Error> {
-    super::check_text(field, request_id)?;
-    if request_id.chars().count() > 200 {
-        return Err(Error::invalid(field, "is longer than 200 characters"));
+/// Content: bounded text, not blank unless `captioned` (images and documents may have
+/// no caption).
+fn check_content(field: &str, content: &str, captioned: bool) -> Result<(), Error> {
+    // Checked on a borrowed value: content can be large, and is only copied once stored.
+    if content.contains('\0') || content.chars().count() > MAX_CONTENT_CHARS {
+        text::bounded(field, content.to_owned(), MAX_CONTENT_CHARS)?;
+    }
+    if !captioned && content.trim().is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
     }
     Ok(())
 }
 
+/// A file name: bounded, not empty, no path separators.
+fn check_filename(field: &str, filename: &str) -> Result<(), Error> {
+    text::bounded(field, filename.to_owned(), MAX_FILENAME_CHARS)?;
+    if filename.is_empty() || filename.contains(['/', '\\']) {
+        return Err(Error::invalid(field, "must be a file name: not empty, no path separators"));
+    }
+    Ok(())
+}
+
+/// A concrete media type (`type/subtype`, parameters allowed, no wildcards).
 fn is_media_type(value: &str) -> bool {
-    let mut parts = value.split('/');
-    let token = |part: Option<&str>| {
-        part.is_some_and(|p| {
-            !p.is_empty() && p.len() <= 127 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
-        })
-    };
-    token(parts.next())
-        && token(parts.next().map(|p| p.split(';').next().unwrap_or(p).trim()))
-        && parts.next().is_none()
+    value.parse::<mime::Mime>().is_ok_and(|media| {
+        let (kind, subtype) = (media.type_(), media.subtype());
+        !kind.as_str().is_empty() && !subtype.as_str().is_empty() && kind != mime::STAR && subtype != mime::STAR
+    })
 }
 
 /// The edits of an update; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct MessagePatch {
+    /// New content.
     pub content: Option<String>,
+    /// New attributes, or `Some(None)` to remove them.
     pub content_attributes: Option<Option<serde_json::Value>>,
+    /// New metadata.
     pub metadata: Option<Metadata>,
 }
 
@@ -305,14 +373,8 @@ impl MessagePatch {
     pub fn validate(&self, kind: MessageKind) -> Result<(), Error> {
         let mut violations = Violations::new();
         if let Some(content) = &self.content {
-            violations.check(super::check_text("message.content", content));
             let captioned = matches!(kind, MessageKind::Image | MessageKind::Document);
-            if !captioned && content.trim().is_empty() {
-                violations.add("message.content", "must not be empty");
-            }
-            if content.chars().count() > MAX_CONTENT_CHARS {
-                violations.add("message.content", format!("is longer than {MAX_CONTENT_CHARS} characters"));
-            }
+            violations.check(check_content("message.content", content, captioned));
         }
         if let Some(attributes) = &self.content_attributes {
             violations.check(check_attributes("message.content_attributes", attributes.as_ref()));
@@ -327,13 +389,18 @@ impl MessagePatch {
 /// Where a message list starts and in which order.
 #[derive(Debug, Clone)]
 pub struct MessageQuery {
+    /// The conversation listed.
     pub conversation_id: String,
+    /// Only messages sent before this time.
     pub before: Option<Micros>,
+    /// Only messages sent after this time.
     pub after: Option<Micros>,
+    /// Newest first instead of oldest first.
     pub newest_first: bool,
 }
 
 impl MessageQuery {
+    /// Identifies the query for page tokens.
     pub fn fingerprint(&self, caller: &Caller) -> String {
         format!(
             "messages|{}|{}|{:?}|{:?}|{}",
@@ -342,8 +409,118 @@ impl MessageQuery {
     }
 }
 
-/// Whether a message counts as unread for a participant: someone else's, not deleted, and
-/// visible to it (private notes only for staff). Every unread counter follows this rule.
-pub fn counts_for(message_sender: &str, private: bool, deleted: bool, reader_id: &str, reader_is_staff: bool) -> bool {
-    message_sender != reader_id && !deleted && (!private || reader_is_staff)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: MessageLimits = MessageLimits { max_attachment_bytes: 10 };
+
+    fn draft(kind: MessageKind, content: &str) -> MessageDraft {
+        MessageDraft {
+            kind,
+            content: content.into(),
+            content_type: ContentType::Text,
+            content_attributes: None,
+            private: false,
+            direction: None,
+            attachments: Vec::new(),
+            metadata: Metadata::new(),
+            request_id: None,
+        }
+    }
+
+    fn file(filename: &str, media_type: &str, size: usize) -> NewAttachment {
+        NewAttachment { filename: filename.into(), media_type: media_type.into(), data: vec![1; size] }
+    }
+
+    fn fields(result: Result<NewMessage, Error>) -> Vec<String> {
+        match result {
+            Err(Error::InvalidArgument(violations)) => violations.into_iter().map(|v| v.field).collect(),
+            other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_text_message_needs_content_within_the_limit() {
+        assert!(draft(MessageKind::Text, "hi").validate(LIMITS, "").is_ok());
+        assert_eq!(fields(draft(MessageKind::Text, "  ").validate(LIMITS, "")), ["content"]);
+        let long = "x".repeat(MAX_CONTENT_CHARS + 1);
+        assert_eq!(
+            fields(draft(MessageKind::Text, &long).validate(LIMITS, "first_message.")),
+            ["first_message.content"]
+        );
+        assert_eq!(fields(draft(MessageKind::Text, "a\0").validate(LIMITS, "")), ["content"]);
+    }
+
+    #[test]
+    fn an_image_needs_image_attachments_and_no_caption() {
+        assert_eq!(fields(draft(MessageKind::Image, "").validate(LIMITS, "")), ["attachments"]);
+        let mut image = draft(MessageKind::Image, "");
+        image.attachments = vec![file("a.png", "image/png", 3)];
+        assert!(image.clone().validate(LIMITS, "").is_ok());
+        image.attachments = vec![file("a.pdf", "application/pdf", 3)];
+        assert_eq!(fields(image.validate(LIMITS, "")), ["attachments[0].media_type"]);
+    }
+
+    #[test]
+    fn every_bad_attachment_field_is_named() {
+        let mut message = draft(MessageKind::Document, "");
+        message.attachments = vec![file("dir/a.txt", "pdf", 0), file("b.txt", "text/plain", 11)];
+        assert_eq!(
+            fields(message.validate(LIMITS, "")),
+            ["attachments[0].filename", "attachments[0].media_type", "attachments[0].data", "attachments[1].data"]
+        );
+        let mut many = draft(MessageKind::Document, "");
+        many.attachments = vec![file("a", "text/plain", 1); MAX_ATTACHMENTS + 1];
+        assert_eq!(fields(many.validate(LIMITS, "")), ["attachments"]);
+    }
+
+    #[test]
+    fn media_types_must_be_concrete() {
+        for good in ["image/png", "application/pdf", "text/plain; charset=utf-8", "application/vnd.ms-excel"] {
+            assert!(is_media_type(good), "{good}");
+        }
+        for bad in ["pdf", "image/", "/png", "image/*", "a/b/c", ""] {
+            assert!(!is_media_type(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn attributes_are_bounded_and_nul_free() {
+        let mut message = draft(MessageKind::Text, "hi");
+        message.content_attributes = Some(serde_json::json!({"options": ["a\u{0}"]}));
+        assert_eq!(fields(message.clone().validate(LIMITS, "")), ["content_attributes"]);
+        message.content_attributes = Some(serde_json::json!({"big": "x".repeat(MAX_ATTRIBUTES_BYTES)}));
+        assert_eq!(fields(message.validate(LIMITS, "")), ["content_attributes"]);
+    }
+
+    #[test]
+    fn members_send_incoming_public_messages_only() {
+        let member = Caller {
+            account_id: "acc".into(),
+            user_id: "usr".into(),
+            role: super::super::users::Role::Member,
+            key_id: "key".into(),
+        };
+        let staff = Caller { role: super::super::users::Role::Agent, ..member.clone() };
+        let mut note = draft(MessageKind::Text, "note");
+        note.private = true;
+        let note = note.validate(LIMITS, "").unwrap();
+        assert!(matches!(note.authorize(&member, ""), Err(Error::PermissionDenied(_))));
+        assert!(note.authorize(&staff, "").is_ok());
+        let plain = draft(MessageKind::Text, "hi").validate(LIMITS, "").unwrap();
+        assert_eq!(plain.direction_for(&member), Direction::Incoming);
+        assert_eq!(plain.direction_for(&staff), Direction::Outgoing);
+        assert!(may_edit(&member, "usr").is_ok());
+        assert!(may_edit(&staff, "someone").is_err(), "not even staff edit others' words");
+        assert!(may_delete(&staff, "someone").is_ok());
+        assert!(may_delete(&member, "someone").is_err());
+    }
+
+    #[test]
+    fn an_edit_follows_the_send_limits() {
+        let blank = MessagePatch { content: Some(" ".into()), ..MessagePatch::default() };
+        assert!(blank.validate(MessageKind::Text).is_err());
+        assert!(blank.validate(MessageKind::Image).is_ok(), "a caption may be removed");
+    }
 }

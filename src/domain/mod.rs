@@ -1,6 +1,10 @@
-//! Missive's own business: validated types, limits and the rules of who may do what.
-//! Nothing here knows about tonic or sea-orm; `api` parses requests into these types and
-//! `store` persists them.
+//! Missive's own business: validated types, limits, and the rules of who may do what.
+//! Nothing here knows about tonic or sea-orm: `api` parses requests into these types,
+//! `store` persists them and asks these rules before it changes anything.
+//!
+//! Validation happens where the data arrives (each type's `parse`/`validate`, called by
+//! `api`); rules that need stored state (who sent a message, who takes part) are asked by
+//! the store's use cases once that state is loaded. Each rule is written once, here.
 
 pub mod conversations;
 pub mod error;
@@ -9,7 +13,10 @@ pub mod ids;
 pub mod messages;
 pub mod metadata;
 pub mod paging;
+pub mod text;
+pub mod unread;
 pub mod users;
+pub mod views;
 
 pub use error::{Error, FieldViolation};
 
@@ -22,22 +29,26 @@ pub fn now_micros() -> Micros {
     i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX)
 }
 
-/// Rejects text that no database may store as given: PostgreSQL cannot hold a NUL
-/// character, so it is refused everywhere rather than only on one backend.
-pub fn check_text(field: &str, value: &str) -> Result<(), Error> {
-    if value.contains('\0') {
-        return Err(Error::invalid(field, "must not contain NUL characters"));
-    }
-    Ok(())
+/// How much of a resource a read returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum View {
+    /// The resource itself.
+    #[default]
+    Basic,
+    /// The resource with the users and conversation it refers to expanded.
+    Full,
 }
 
 /// Who is making a call: the user an API key acts as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
+    /// The account (tenant) the caller belongs to; it never sees another account's data.
     pub account_id: String,
+    /// The user the key acts as.
     pub user_id: String,
+    /// The user's role when the key was checked.
     pub role: users::Role,
-    /// The API key used, for the trace.
+    /// The API key used, for the trace and for re-checking long-lived streams.
     pub key_id: String,
 }
 
@@ -48,21 +59,53 @@ impl Caller {
         self.role.is_staff()
     }
 
-    /// Fails unless the caller is an admin.
-    pub fn require_admin(&self) -> Result<(), Error> {
+    /// The caller as an [`Admin`], or PERMISSION_DENIED. The store's user and key
+    /// administration takes an `Admin`, so it cannot be reached without this check.
+    pub fn require_admin(&self) -> Result<Admin, Error> {
         if self.role == users::Role::Admin {
-            Ok(())
+            Ok(Admin(self.clone()))
         } else {
             Err(Error::PermissionDenied("this call needs an admin API key".into()))
         }
     }
 
-    /// Fails unless the caller is staff.
+    /// Fails unless the caller is staff; `action` says what was refused.
     pub fn require_staff(&self, action: &str) -> Result<(), Error> {
         if self.is_staff() {
             Ok(())
         } else {
             Err(Error::PermissionDenied(format!("only staff (admin or agent) may {action}")))
         }
+    }
+}
+
+/// A caller proven to be an admin: only [`Caller::require_admin`] makes one.
+#[derive(Debug, Clone)]
+pub struct Admin(Caller);
+
+impl Admin {
+    /// The admin's call identity.
+    pub fn caller(&self) -> &Caller {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use users::Role;
+
+    fn caller(role: Role) -> Caller {
+        Caller { account_id: "acc".into(), user_id: "usr".into(), role, key_id: "key".into() }
+    }
+
+    #[test]
+    fn only_admins_administer_and_only_staff_act_as_staff() {
+        assert!(caller(Role::Admin).require_admin().is_ok());
+        for role in [Role::Agent, Role::Member] {
+            assert!(matches!(caller(role).require_admin(), Err(Error::PermissionDenied(_))));
+        }
+        assert!(caller(Role::Agent).require_staff("x").is_ok());
+        assert!(matches!(caller(Role::Member).require_staff("x"), Err(Error::PermissionDenied(_))));
     }
 }

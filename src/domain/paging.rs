@@ -8,13 +8,17 @@ use sha2::{Digest, Sha256};
 
 use super::Error;
 
+/// The page size when a request leaves it 0.
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
+/// The largest page size accepted.
 pub const MAX_PAGE_SIZE: u64 = 1000;
 
 /// A validated page request: how many items, and where to continue from.
 #[derive(Debug, Clone)]
 pub struct Page<K> {
+    /// Items per page.
     pub size: u64,
+    /// The sort key to continue after, from the page token.
     pub after: Option<K>,
     fingerprint: String,
 }

@@ -5,52 +5,55 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use super::{Error, Micros, error::Violations};
+use super::{Error, Micros, text};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What a user may do. Stored and logged by its snake_case name (`admin`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumString, strum::IntoStaticStr, strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Role {
+    /// Staff who also manage users and keys.
     Admin,
+    /// Staff: sees every conversation of the account and the private notes in it.
     Agent,
+    /// An end user: sees the conversations it takes part in, never a private note.
     Member,
 }
 
 impl Role {
+    /// The stored name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Agent => "agent",
-            Role::Member => "member",
-        }
+        self.into()
     }
 
-    pub fn from_stored(value: &str) -> Result<Self, Error> {
-        match value {
-            "admin" => Ok(Role::Admin),
-            "agent" => Ok(Role::Agent),
-            "member" => Ok(Role::Member),
-            other => Err(Error::Internal(format!("unknown stored role {other:?}"))),
-        }
-    }
-
+    /// Whether the role is staff (admin or agent).
     pub fn is_staff(self) -> bool {
         matches!(self, Role::Admin | Role::Agent)
     }
-
-    /// The roles that count as staff, as stored.
-    pub const STAFF: [&'static str; 2] = ["admin", "agent"];
 }
 
+/// A user of the host product, in one account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
+    /// `usr_…`
     pub id: String,
+    /// The account it belongs to.
     pub account_id: String,
+    /// What it may do.
     pub role: Role,
+    /// The name others see.
     pub display_name: String,
+    /// The host product's id for it, unique in the account when set.
     pub external_id: Option<String>,
+    /// Contact details, seen only by staff and the user itself ("" for none).
     pub email: String,
+    /// A phone number ("" for none).
     pub phone: String,
+    /// When it was created.
     pub create_time: Micros,
+    /// When it last changed.
     pub update_time: Micros,
 }
 
@@ -64,7 +67,9 @@ impl User {
 /// A user listing's filters.
 #[derive(Debug, Clone, Default)]
 pub struct UserFilter {
+    /// Only users with this role.
     pub role: Option<Role>,
+    /// Only the user with this external id.
     pub external_id: Option<String>,
 }
 
@@ -75,16 +80,23 @@ impl UserFilter {
     }
 }
 
+/// Most characters in a display name or an API key's name.
 pub const MAX_NAME_CHARS: usize = 200;
+/// Most characters in an external id.
 pub const MAX_EXTERNAL_ID_CHARS: usize = 200;
 
 /// A user to create, validated.
 #[derive(Debug, Clone)]
 pub struct NewUser {
+    /// Its role.
     pub role: Role,
+    /// Trimmed, at most [`MAX_NAME_CHARS`].
     pub display_name: String,
+    /// Unique in the account when set.
     pub external_id: Option<String>,
+    /// A valid address or "".
     pub email: String,
+    /// A valid number or "".
     pub phone: String,
 }
 
@@ -97,21 +109,19 @@ impl NewUser {
         email: String,
         phone: String,
     ) -> Result<Self, Error> {
-        let mut violations = Violations::new();
-        let role = role.or_else(|| {
-            violations.add("user.role", "is required: ROLE_ADMIN, ROLE_AGENT or ROLE_MEMBER");
-            None
-        });
-        let display_name = violations.check(parse_display_name("user.display_name", display_name));
-        let external_id = violations.check(parse_external_id("user.external_id", external_id));
-        let email = violations.check(parse_email("user.email", email));
-        let phone = violations.check(parse_phone("user.phone", phone));
-        violations.finish()?;
+        let role =
+            role.ok_or_else(|| Error::invalid("user.role", "is required: ROLE_ADMIN, ROLE_AGENT or ROLE_MEMBER"));
+        let display_name = parse_display_name("user.display_name", &display_name);
+        let external_id = parse_external_id("user.external_id", external_id);
+        let email = parse_email("user.email", email);
+        let phone = parse_phone("user.phone", phone);
         match (role, display_name, external_id, email, phone) {
-            (Some(role), Some(display_name), Some(external_id), Some(email), Some(phone)) => {
+            (Ok(role), Ok(display_name), Ok(external_id), Ok(email), Ok(phone)) => {
                 Ok(Self { role, display_name, external_id, email, phone })
             }
-            _ => Err(Error::Internal("validation passed with a missing field".into())),
+            (role, display_name, external_id, email, phone) => Err(Error::merge(
+                [role.err(), display_name.err(), external_id.err(), email.err(), phone.err()].into_iter().flatten(),
+            )),
         }
     }
 }
@@ -119,31 +129,31 @@ impl NewUser {
 /// The fields an update changes; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct UserPatch {
+    /// A new role (counters that depend on it are recounted).
     pub role: Option<Role>,
+    /// A new display name.
     pub display_name: Option<String>,
+    /// A new external id, or `Some(None)` to clear it.
     pub external_id: Option<Option<String>>,
+    /// A new email address.
     pub email: Option<String>,
+    /// A new phone number.
     pub phone: Option<String>,
 }
 
-pub fn parse_display_name(field: &str, value: String) -> Result<String, Error> {
-    super::check_text(field, &value)?;
-    let value = value.trim().to_owned();
-    if value.chars().count() > MAX_NAME_CHARS {
-        return Err(Error::invalid(field, format!("is longer than {MAX_NAME_CHARS} characters")));
-    }
-    Ok(value)
+/// A display name: trimmed, no NUL, at most [`MAX_NAME_CHARS`].
+pub fn parse_display_name(field: &str, value: &str) -> Result<String, Error> {
+    text::trimmed(field, value, MAX_NAME_CHARS)
 }
 
+/// An API key's name: no NUL, at most [`MAX_NAME_CHARS`].
+pub fn parse_key_name(field: &str, value: String) -> Result<String, Error> {
+    text::bounded(field, value, MAX_NAME_CHARS)
+}
+
+/// An external id, or `None` when empty.
 pub fn parse_external_id(field: &str, value: String) -> Result<Option<String>, Error> {
-    if value.is_empty() {
-        return Ok(None);
-    }
-    super::check_text(field, &value)?;
-    if value.chars().count() > MAX_EXTERNAL_ID_CHARS {
-        return Err(Error::invalid(field, format!("is longer than {MAX_EXTERNAL_ID_CHARS} characters")));
-    }
-    Ok(Some(value))
+    text::filter(field, value, MAX_EXTERNAL_ID_CHARS)
 }
 
 /// An email address, or empty for none.
@@ -176,11 +186,17 @@ pub fn parse_phone(field: &str, value: String) -> Result<String, Error> {
 /// An API key as listed: never its secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
+    /// `key_…`, the key's id (not its secret).
     pub id: String,
+    /// The user it acts as.
     pub user_id: String,
+    /// A label chosen by whoever made it.
     pub name: String,
+    /// The first characters of the secret, to recognise it.
     pub prefix: String,
+    /// When it was made.
     pub create_time: Micros,
+    /// When it was revoked, if it was.
     pub revoke_time: Option<Micros>,
 }
 
@@ -196,6 +212,24 @@ mod tests {
         for phone in ["12", "+0123", "call me", "555-1234"] {
             assert!(parse_phone("phone", phone.into()).is_err(), "{phone}");
         }
+    }
+
+    #[test]
+    fn a_new_user_reports_every_bad_field_at_once() {
+        let err = NewUser::parse(None, "x".repeat(201), String::new(), "jane@".into(), "12".into()).unwrap_err();
+        let Error::InvalidArgument(violations) = err else { panic!("{err:?}") };
+        let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["user.role", "user.display_name", "user.email", "user.phone"]);
+        let user = NewUser::parse(Some(Role::Agent), "  Ann ".into(), String::new(), String::new(), String::new());
+        let user = user.unwrap();
+        assert_eq!((user.display_name.as_str(), user.external_id), ("Ann", None));
+    }
+
+    #[test]
+    fn roles_are_stored_by_name() {
+        assert_eq!(Role::Agent.as_str(), "agent");
+        assert_eq!("member".parse::<Role>().unwrap(), Role::Member);
+        assert!("root".parse::<Role>().is_err());
     }
 
     #[test]

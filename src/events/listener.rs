@@ -6,19 +6,18 @@
 use std::{sync::Arc, time::Duration};
 
 use sea_orm::sqlx::postgres::PgListener;
-use tokio::sync::watch;
 
-use super::Hub;
-
-/// The channel commits notify on.
-pub const CHANNEL: &str = "missive_events";
+use crate::{
+    shutdown::Shutdown,
+    store::{Hub, wakeups::CHANNEL},
+};
 
 /// Listens until shutdown, reconnecting when the connection drops. A notification missed
 /// while disconnected is made up for by waking every stream once reconnected.
-pub async fn run(database_url: String, hub: Arc<Hub>, shutdown: watch::Receiver<bool>) {
+pub async fn run(database_url: String, hub: Arc<Hub>, shutdown: Shutdown) {
     tokio::select! {
         () = listen(&database_url, &hub) => {}
-        () = super::until_stopping(shutdown) => {}
+        () = shutdown.until_stopping() => {}
     }
 }
 

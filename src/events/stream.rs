@@ -10,20 +10,16 @@ use std::{
     time::Duration,
 };
 
-use tokio::{
-    sync::{mpsc, watch},
-    time::Instant,
-};
-
+use tokio::{sync::mpsc, time::Instant};
 use tracing::Instrument;
 
-use super::Hub;
 use crate::{
     domain::{
         Caller, Error,
         events::{Event, EventFilter},
     },
-    store::Store,
+    shutdown::Shutdown,
+    store::{self, Store, wakeups::Wakeups},
 };
 
 /// How stale a stream's view of its caller's key and role may get.
@@ -32,9 +28,11 @@ const REAUTHENTICATE_AFTER: Duration = Duration::from_secs(1);
 /// What a stream sends.
 #[derive(Debug)]
 pub enum StreamItem {
+    /// An event the caller may see.
     Event(Box<Event>),
     /// No change; the stream's position, safe to resume from.
     Heartbeat {
+        /// The cursor to resume after.
         position: i64,
     },
 }
@@ -89,11 +87,14 @@ pub enum Start {
 /// Everything a stream needs from the server.
 #[derive(Clone)]
 pub struct StreamContext {
+    /// The log to read, and its wake-ups.
     pub store: Arc<Store>,
-    pub hub: Arc<Hub>,
+    /// How streams behave.
     pub settings: StreamSettings,
+    /// Counters over every stream.
     pub stats: Arc<StreamStats>,
-    pub shutdown: watch::Receiver<bool>,
+    /// Ends every stream cleanly.
+    pub shutdown: Shutdown,
 }
 
 /// Checks the cursor and starts the stream's task. A cursor past the head of the log is
@@ -106,8 +107,8 @@ pub async fn open(
 ) -> Result<mpsc::Receiver<Result<StreamItem, Error>>, Error> {
     // Listen before the first read, so that a commit between the read and the wait still
     // wakes the stream.
-    let wakeups = context.hub.listen(&caller.account_id);
-    let head = context.store.event_head(&caller.account_id).await?;
+    let wakeups = context.store.wakeups().listen(&caller.account_id);
+    let head = store::events::head(&context.store, &caller.account_id).await?;
     let position = match start {
         Start::Live => head,
         Start::After(cursor) => {
@@ -126,7 +127,7 @@ pub async fn open(
 }
 
 async fn ensure_retained(store: &Store, caller: &Caller, cursor: i64) -> Result<(), Error> {
-    let pruned_through = store.pruned_through(&caller.account_id).await?;
+    let pruned_through = store::events::pruned_through(store, &caller.account_id).await?;
     if cursor < pruned_through {
         return Err(Error::FailedPrecondition(format!(
             "cursor {cursor} is older than the event retention window (events up to {pruned_through} were pruned): \
@@ -142,7 +143,7 @@ struct Stream {
     filter: EventFilter,
     position: i64,
     sender: mpsc::Sender<Result<StreamItem, Error>>,
-    wakeups: super::hub::Wakeups,
+    wakeups: Wakeups,
 }
 
 impl Stream {
@@ -154,7 +155,7 @@ impl Stream {
             // server stops.
             tokio::select! {
                 _ = self.sender.send(Err(err)) => {}
-                () = super::until_stopping(self.context.shutdown.clone()) => {}
+                () = self.context.shutdown.until_stopping() => {}
             }
         }
         self.context.stats.active.fetch_sub(1, Ordering::Relaxed);
@@ -178,17 +179,15 @@ impl Stream {
             // A stream outlives the call that opened it: its key may be revoked or its user's
             // role changed since. Check again before reading, at most once a second.
             if authenticated_at.elapsed() >= REAUTHENTICATE_AFTER {
-                self.caller = self.context.store.reauthenticate(&self.caller.key_id).await?;
+                self.caller = store::users::reauthenticate(&self.context.store, &self.caller.key_id).await?;
                 authenticated_at = Instant::now();
             }
-            // Catch up with the log.
+            // Deliver everything the log holds after the position, batch by batch.
             loop {
                 let from = self.position;
-                let batch = self
-                    .context
-                    .store
-                    .read_events(&self.caller, from, &self.filter, self.context.settings.batch_size)
-                    .await?;
+                let batch_size = self.context.settings.batch_size;
+                let batch =
+                    store::events::read(&self.context.store, &self.caller, from, &self.filter, batch_size).await?;
                 // Pruning may have run between the cursor check and this read.
                 ensure_retained(&self.context.store, &self.caller, from).await?;
                 let full = batch.events.len() as u64 == self.context.settings.batch_size;
@@ -223,7 +222,7 @@ impl Stream {
                     }
                     last_sent = Instant::now();
                 }
-                () = super::until_stopping(self.context.shutdown.clone()) => return Ok(()),
+                () = self.context.shutdown.until_stopping() => return Ok(()),
                 _ = self.sender.closed() => return Ok(()),
             }
         }
@@ -234,7 +233,7 @@ impl Stream {
     async fn deliver(&mut self, item: StreamItem) -> bool {
         let sent = tokio::select! {
             sent = self.sender.send(Ok(item)) => sent.is_ok(),
-            () = super::until_stopping(self.context.shutdown.clone()) => false,
+            () = self.context.shutdown.until_stopping() => false,
         };
         if sent {
             self.context.stats.queued_total.fetch_add(1, Ordering::Relaxed);

@@ -1,468 +1,173 @@
-//! Conversations and participants: create, read, list for a viewer, update, archive, delete.
-
-use std::collections::{HashMap, HashSet};
+//! Conversations: create (with participants and a first message), read and list for a
+//! viewer, update, archive for oneself, delete.
 
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QuerySelect,
     sea_query::{Condition, Expr, ExprTrait, Func, JoinType, Order, Query, SelectStatement},
 };
 
 use super::{
-    Store, WriteTx,
-    entities::{conversation, message, participant, user},
-    json, messages,
+    Listing, Store, WriteTx,
+    access::{self, ConversationRecord},
+    columns,
+    entities::{conversation, message, participant},
+    messages, views,
 };
 use crate::domain::{
-    Caller, Error,
-    conversations::{
-        self as rules, Conversation, ConversationCounts, ConversationFilter, ConversationPatch, NewConversation,
-        NewParticipant, Participant, StatusFilter, Subject, ViewerState,
-    },
+    Caller, Error, View,
+    conversations::{ConversationCounts, ConversationFilter, ConversationPatch, NewConversation, StatusFilter},
     events::{Audience, EventKind, EventPayload, NewEvent},
     ids,
-    messages::Message,
     paging::Page,
+    views::{ConversationView, MessageView},
 };
 
-/// A conversation row with its participant rows, as read in one place.
-pub(super) struct Loaded {
-    pub row: conversation::Model,
-    pub members: Vec<participant::Model>,
+/// A created conversation as its creator sees it, with the first message if one was sent.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// The conversation.
+    pub conversation: ConversationView,
+    /// The message sent with it.
+    pub first_message: Option<MessageView>,
 }
 
-impl Loaded {
-    pub fn member(&self, user_id: &str) -> Option<&participant::Model> {
-        self.members.iter().find(|m| m.user_id == user_id)
+/// Creates a conversation, its participants and optionally its first message in one unit.
+/// A retried create with the same request id returns the first result.
+pub async fn create(store: &Store, caller: &Caller, new: NewConversation) -> Result<Created, Error> {
+    if let Some(first) = &new.first_message {
+        first.authorize(caller, "first_message.")?;
     }
+    let id = store.write(caller, move |tx, caller| Box::pin(insert(tx, caller, new))).await?;
+    created(store, caller, &id).await
+}
 
-    /// The conversation without viewer state or last message. `staff_view` shows the
-    /// update time that private notes move too; everyone else sees the public one.
-    pub fn snapshot(&self, staff_view: bool) -> Result<Conversation, Error> {
-        Ok(Conversation {
-            id: self.row.id.clone(),
-            account_id: self.row.account_id.clone(),
-            subject: Subject {
-                kind: self.row.subject_kind.clone(),
-                external_id: self.row.subject_external_id.clone(),
-                title: self.row.subject_title.clone(),
-            },
-            metadata: json::metadata_from_column(&self.row.metadata)?,
-            participants: self
-                .members
-                .iter()
-                .map(|m| Participant {
-                    user_id: m.user_id.clone(),
-                    label: m.label.clone(),
-                    join_time: m.join_time,
-                    user: None,
-                })
-                .collect(),
-            create_time: self.row.create_time,
-            update_time: if staff_view { self.row.update_time } else { self.row.public_update_time },
-            last_message: None,
-            viewer: None,
+/// The unit of a create: the new conversation's id, or the one an earlier create with the
+/// same request id made.
+async fn insert(tx: &mut WriteTx, caller: &Caller, new: NewConversation) -> Result<String, Error> {
+    if let Some(request_id) = &new.request_id {
+        let earlier: Option<String> = conversation::Entity::find()
+            .select_only()
+            .column(conversation::Column::Id)
+            .filter(conversation::Column::AccountId.eq(&caller.account_id))
+            .filter(conversation::Column::CreatorId.eq(&caller.user_id))
+            .filter(conversation::Column::CreateRequestId.eq(request_id))
+            .into_tuple()
+            .one(tx.conn())
+            .await?;
+        if let Some(earlier) = earlier {
+            return Ok(earlier);
+        }
+    }
+    let participants = new.participants_with_caller(caller);
+    let user_ids: Vec<&str> = participants.iter().map(|p| p.user_id.as_str()).collect();
+    access::check_users_exist(tx.conn(), &caller.account_id, &user_ids, |index| {
+        format!("participants[{index}].user_id")
+    })
+    .await?;
+    let mut record = insert_rows(tx, caller, &new, participants).await?;
+    emit(tx, EventKind::ConversationCreated, &record, Audience::Conversation)?;
+    if let Some(first) = new.first_message {
+        if let Some(request_id) = &first.fields().request_id {
+            messages::ensure_unused_request_id(tx, caller, request_id, "first_message.request_id").await?;
+        }
+        messages::insert(tx, caller, &mut record, first).await?;
+    }
+    Ok(record.row.id)
+}
+
+async fn insert_rows(
+    tx: &WriteTx,
+    caller: &Caller,
+    new: &NewConversation,
+    participants: Vec<crate::domain::conversations::NewParticipant>,
+) -> Result<ConversationRecord, Error> {
+    let id = ids::new_id(ids::CONVERSATION);
+    let row = conversation::ActiveModel {
+        id: Set(id.clone()),
+        account_id: Set(caller.account_id.clone()),
+        subject_kind: Set(new.subject.kind.clone()),
+        subject_external_id: Set(new.subject.external_id.clone()),
+        subject_title: Set(new.subject.title.clone()),
+        metadata: Set(columns::metadata_to_column(&new.metadata)),
+        creator_id: Set(caller.user_id.clone()),
+        create_request_id: Set(new.request_id.clone()),
+        create_time: Set(tx.now),
+        update_time: Set(tx.now),
+        public_update_time: Set(tx.now),
+        message_sequence: Set(0),
+        note_sequence: Set(0),
+        last_message_id: Set(None),
+        last_public_message_id: Set(None),
+    }
+    .insert(tx.conn())
+    .await?;
+    let participants: Vec<participant::Model> = participants
+        .into_iter()
+        .map(|p| participant::Model {
+            conversation_id: id.clone(),
+            user_id: p.user_id,
+            account_id: caller.account_id.clone(),
+            label: p.label,
+            archived: false,
+            unread_count: 0,
+            join_time: tx.now,
         })
-    }
-
-    /// Whether `caller` may see the conversation: NOT_FOUND otherwise, never telling
-    /// "forbidden" from "missing".
-    pub fn ensure_visible(&self, caller: &Caller) -> Result<(), Error> {
-        if rules::can_view(caller, &self.row.account_id, self.member(&caller.user_id).is_some()) {
-            Ok(())
-        } else {
-            Err(Error::not_found("conversation", &self.row.id))
-        }
-    }
-}
-
-/// Reads a conversation and its participants, or NOT_FOUND when `caller` may not see it.
-pub(super) async fn load_visible<C: ConnectionTrait>(conn: &C, caller: &Caller, id: &str) -> Result<Loaded, Error> {
-    let row = conversation::Entity::find_by_id(id.to_owned())
-        .one(conn)
-        .await?
-        .ok_or_else(|| Error::not_found("conversation", id))?;
-    let members = members_of(conn, std::slice::from_ref(&row.id)).await?;
-    let loaded = Loaded { row, members };
-    loaded.ensure_visible(caller)?;
-    Ok(loaded)
-}
-
-async fn members_of<C: ConnectionTrait>(
-    conn: &C,
-    conversation_ids: &[String],
-) -> Result<Vec<participant::Model>, Error> {
-    Ok(participant::Entity::find()
-        .filter(participant::Column::ConversationId.is_in(conversation_ids.to_vec()))
-        .order_by_asc(participant::Column::JoinTime)
-        .order_by_asc(participant::Column::UserId)
-        .all(conn)
-        .await?)
-}
-
-/// The ids of the staff among `user_ids`.
-pub(super) async fn staff_among<C: ConnectionTrait>(conn: &C, mut ids: Vec<String>) -> Result<HashSet<String>, Error> {
-    ids.sort_unstable();
-    ids.dedup();
-    if ids.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let rows: Vec<String> = user::Entity::find()
-        .select_only()
-        .column(user::Column::Id)
-        .filter(user::Column::Id.is_in(ids))
-        .filter(user::Column::Role.is_in(crate::domain::users::Role::STAFF))
-        .into_tuple()
-        .all(conn)
-        .await?;
-    Ok(rows.into_iter().collect())
-}
-
-impl Store {
-    /// Creates a conversation, its participants and optionally its first message in one
-    /// transaction. A retried create with the same request id returns the first result.
-    pub async fn create_conversation(
-        &self,
-        caller: &Caller,
-        new: NewConversation,
-    ) -> Result<(Conversation, Option<Message>), Error> {
-        if let Some(first) = &new.first_message {
-            first.authorize(caller, "first_message.")?;
-        }
-        let mut tx = self.write(caller).await?;
-        if let Some(request_id) = &new.request_id {
-            let earlier = conversation::Entity::find()
-                .filter(conversation::Column::AccountId.eq(&caller.account_id))
-                .filter(conversation::Column::CreatorId.eq(&caller.user_id))
-                .filter(conversation::Column::CreateRequestId.eq(request_id))
-                .one(tx.conn())
-                .await?;
-            if let Some(earlier) = earlier {
-                drop(tx);
-                return self.replay_create(caller, &earlier.id).await;
-            }
-        }
-        let participants = new.participants_with_caller(caller);
-        check_users_exist(&tx, &caller.account_id, &participants, |index| format!("participants[{index}].user_id"))
+        .collect();
+    if !participants.is_empty() {
+        participant::Entity::insert_many(participants.iter().cloned().map(participant::ActiveModel::from))
+            .exec_without_returning(tx.conn())
             .await?;
+    }
+    Ok(ConversationRecord { row, participants })
+}
 
-        let id = ids::new_id(ids::CONVERSATION);
-        let row = conversation::ActiveModel {
-            id: Set(id.clone()),
-            account_id: Set(caller.account_id.clone()),
-            subject_kind: Set(new.subject.kind.clone()),
-            subject_external_id: Set(new.subject.external_id.clone()),
-            subject_title: Set(new.subject.title.clone()),
-            metadata: Set(json::metadata_to_column(&new.metadata)),
-            creator_id: Set(caller.user_id.clone()),
-            create_request_id: Set(new.request_id.clone()),
-            create_time: Set(tx.now),
-            update_time: Set(tx.now),
-            public_update_time: Set(tx.now),
-            message_sequence: Set(0),
-            note_sequence: Set(0),
-            last_message_id: Set(None),
-            last_public_message_id: Set(None),
-        }
-        .insert(tx.conn())
+/// The result of a create, read back as the caller sees it. The first message is the one
+/// the creator sent in the create's own unit: same sender, same time.
+async fn created(store: &Store, caller: &Caller, id: &str) -> Result<Created, Error> {
+    let record = access::load_visible(&store.db, caller, id).await?;
+    let first = message::Entity::find()
+        .filter(message::Column::ConversationId.eq(id))
+        .filter(message::Column::SenderId.eq(&record.row.creator_id))
+        .filter(message::Column::CreateTime.eq(record.row.create_time))
+        .one(&store.db)
         .await?;
-        let members: Vec<participant::Model> = participants
-            .iter()
-            .map(|p| participant::Model {
-                conversation_id: id.clone(),
-                user_id: p.user_id.clone(),
-                account_id: caller.account_id.clone(),
-                label: p.label.clone(),
-                archived: false,
-                unread_count: 0,
-                join_time: tx.now,
-            })
-            .collect();
-        if !members.is_empty() {
-            participant::Entity::insert_many(members.iter().cloned().map(participant::ActiveModel::from))
-                .exec_without_returning(tx.conn())
-                .await?;
-        }
-        let mut loaded = Loaded { row, members };
-        tx.emit(NewEvent {
-            kind: EventKind::ConversationCreated,
-            conversation_id: Some(id.clone()),
-            audience: Audience::default(),
-            payload: EventPayload::Conversation(Box::new(loaded.snapshot(false)?)),
-        });
-        if let Some(first) = new.first_message {
-            messages::insert_message(&mut tx, caller, &mut loaded, first, "first_message.").await?;
-        }
-        tx.commit().await?;
-        self.replay_create(caller, &id).await
-    }
+    let first_message = match first {
+        Some(row) => Some(messages::get(store, caller, &row.id, View::Basic).await?),
+        None => None,
+    };
+    let conversation = views::present_one(&store.db, caller, record, View::Basic).await?;
+    Ok(Created { conversation, first_message })
+}
 
-    /// The result of a create, read back as the caller sees it. The first message is the
-    /// one the creator sent in the create's own transaction: same sender, same time.
-    async fn replay_create(&self, caller: &Caller, id: &str) -> Result<(Conversation, Option<Message>), Error> {
-        let conversation = self.get_conversation(caller, id, false).await?;
-        let row = conversation::Entity::find_by_id(id.to_owned())
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| Error::not_found("conversation", id))?;
-        let first = message::Entity::find()
-            .filter(message::Column::ConversationId.eq(id))
-            .filter(message::Column::SenderId.eq(&row.creator_id))
-            .filter(message::Column::CreateTime.eq(row.create_time))
-            .one(&self.db)
-            .await?;
-        let first = match first {
-            Some(row) => Some(self.message_for(caller, row, false).await?),
-            None => None,
-        };
-        Ok((conversation, first))
-    }
+/// A conversation as `caller` sees it.
+pub async fn get(store: &Store, caller: &Caller, id: &str, view: View) -> Result<ConversationView, Error> {
+    let record = access::load_visible(&store.db, caller, id).await?;
+    views::present_one(&store.db, caller, record, view).await
+}
 
-    /// A conversation as `caller` sees it; `full` expands participants' users.
-    pub async fn get_conversation(&self, caller: &Caller, id: &str, full: bool) -> Result<Conversation, Error> {
-        let loaded = load_visible(&self.db, caller, id).await?;
-        let mut views = self.present(caller, vec![loaded], full).await?;
-        views.pop().ok_or_else(|| Error::Internal("presenting one conversation gave none".into()))
-    }
-
-    /// Turns loaded conversations into what `caller` sees: its own state and the newest
-    /// message it may see.
-    pub(super) async fn present(
-        &self,
-        caller: &Caller,
-        loaded: Vec<Loaded>,
-        full: bool,
-    ) -> Result<Vec<Conversation>, Error> {
-        let last_ids: Vec<String> = loaded
-            .iter()
-            .filter_map(|l| {
-                if caller.is_staff() { l.row.last_message_id.clone() } else { l.row.last_public_message_id.clone() }
-            })
-            .collect();
-        let last_rows = if last_ids.is_empty() {
-            Vec::new()
-        } else {
-            message::Entity::find().filter(message::Column::Id.is_in(last_ids)).all(&self.db).await?
-        };
-        let mut last_by_conversation: HashMap<String, Message> = messages::assemble(&self.db, last_rows, &loaded)
-            .await?
-            .into_iter()
-            .map(|m| (m.conversation_id.clone(), m))
-            .collect();
-        let users = if full {
-            let user_ids = loaded.iter().flat_map(|l| l.members.iter().map(|m| m.user_id.clone())).collect();
-            self.users_by_id(caller, user_ids).await?
-        } else {
-            HashMap::new()
-        };
-        loaded
-            .into_iter()
-            .map(|l| {
-                let mut conversation = l.snapshot(caller.is_staff())?;
-                conversation.viewer = l.member(&caller.user_id).map(|m| ViewerState {
-                    label: m.label.clone(),
-                    unread_count: m.unread_count,
-                    archived: m.archived,
-                });
-                conversation.last_message = last_by_conversation.remove(&conversation.id).map(Box::new);
-                for participant in &mut conversation.participants {
-                    participant.user = users.get(&participant.user_id).cloned();
-                }
-                Ok(conversation)
-            })
-            .collect()
-    }
-
-    /// Lists the conversations `caller` may see, most recently active first.
-    pub async fn list_conversations(
-        &self,
-        caller: &Caller,
-        filter: &ConversationFilter,
-        page: &Page<(i64, String)>,
-        full: bool,
-    ) -> Result<(Vec<Conversation>, String, ConversationCounts), Error> {
-        let backend = self.db.get_database_backend();
-        // Staff see private notes, so notes count as activity for them only.
-        let activity =
-            if caller.is_staff() { conversation::Column::UpdateTime } else { conversation::Column::PublicUpdateTime };
-        let mut select = listing(caller, filter);
-        select
-            .column((conversation::Entity, conversation::Column::Id))
-            .expr_as(Expr::col((conversation::Entity, activity)), "activity")
-            .cond_where(status_condition(filter.status))
-            .order_by((conversation::Entity, activity), Order::Desc)
-            .order_by((conversation::Entity, conversation::Column::Id), Order::Desc)
-            .limit(page.fetch_limit());
-        if let Some((time, id)) = &page.after {
-            select.cond_where(
-                Condition::any().add(Expr::col((conversation::Entity, activity)).lt(*time)).add(
-                    Condition::all()
-                        .add(Expr::col((conversation::Entity, activity)).eq(*time))
-                        .add(Expr::col((conversation::Entity, conversation::Column::Id)).lt(id.clone())),
-                ),
-            );
-        }
-        let keys: Vec<ListedKey> = ListedKey::find_by_statement(backend.build(&select)).all(&self.db).await?;
-        let (keys, next) = page.finish(keys, |key| (key.activity, key.id.clone()));
-
-        let ids: Vec<String> = keys.iter().map(|k| k.id.clone()).collect();
-        let mut rows: HashMap<String, conversation::Model> = conversation::Entity::find()
-            .filter(conversation::Column::Id.is_in(ids.clone()))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|row| (row.id.clone(), row))
-            .collect();
-        let mut members: HashMap<String, Vec<participant::Model>> = HashMap::new();
-        for member in members_of(&self.db, &ids).await? {
-            members.entry(member.conversation_id.clone()).or_default().push(member);
-        }
-        let loaded = ids
-            .iter()
-            .filter_map(|id| rows.remove(id).map(|row| Loaded { members: members.remove(id).unwrap_or_default(), row }))
-            .collect();
-        let conversations = self.present(caller, loaded, full).await?;
-
-        let counts = ConversationCounts {
-            matching: self.count(listing(caller, filter).cond_where(status_condition(filter.status))).await?,
-            active: self.count(listing(caller, filter).cond_where(status_condition(StatusFilter::Active))).await?,
-            unread: self.count(listing(caller, filter).cond_where(status_condition(StatusFilter::Unread))).await?,
-        };
-        Ok((conversations, next, counts))
-    }
-
-    async fn count(&self, select: &mut SelectStatement) -> Result<i64, Error> {
-        select.expr_as(Func::count(Expr::col((conversation::Entity, conversation::Column::Id))), "n");
-        let row = self.db.query_one(&*select).await?;
-        Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0))
-    }
-
-    /// Changes the subject or metadata. Staff only: they hold the host product's ids.
-    pub async fn update_conversation(
-        &self,
-        caller: &Caller,
-        id: &str,
-        patch: ConversationPatch,
-    ) -> Result<Conversation, Error> {
-        caller.require_staff("update conversations")?;
-        let mut tx = self.write(caller).await?;
-        let loaded = load_visible(tx.conn(), caller, id).await?;
-        let mut active: conversation::ActiveModel = loaded.row.into();
-        if let Some(kind) = patch.subject_kind {
-            active.subject_kind = Set(kind);
-        }
-        if let Some(external_id) = patch.subject_external_id {
-            active.subject_external_id = Set(external_id);
-        }
-        if let Some(title) = patch.subject_title {
-            active.subject_title = Set(title);
-        }
-        if let Some(metadata) = &patch.metadata {
-            active.metadata = Set(json::metadata_to_column(metadata));
-        }
-        active.update_time = Set(tx.now);
-        active.public_update_time = Set(tx.now);
-        let row = active.update(tx.conn()).await?;
-        let loaded = Loaded { row, members: loaded.members };
-        emit_conversation(&mut tx, EventKind::ConversationUpdated, &loaded, Audience::default())?;
-        tx.commit().await?;
-        self.get_conversation(caller, id, false).await
-    }
-
-    pub async fn add_participant(&self, caller: &Caller, id: &str, new: NewParticipant) -> Result<Conversation, Error> {
-        caller.require_staff("add participants")?;
-        let mut tx = self.write(caller).await?;
-        let mut loaded = load_visible(tx.conn(), caller, id).await?;
-        if loaded.member(&new.user_id).is_some() {
-            return Err(Error::AlreadyExists(format!("user {} already takes part in conversation {id}", new.user_id)));
-        }
-        check_users_exist(&tx, &caller.account_id, std::slice::from_ref(&new), |_| "participant.user_id".into())
-            .await?;
-        let is_staff = !staff_among(tx.conn(), vec![new.user_id.clone()]).await?.is_empty();
-        let unread_count = super::reads::recount(tx.conn(), id, &new.user_id, is_staff).await?;
-        let member = participant::ActiveModel {
-            conversation_id: Set(id.to_owned()),
-            user_id: Set(new.user_id.clone()),
-            account_id: Set(caller.account_id.clone()),
-            label: Set(new.label),
-            archived: Set(false),
-            unread_count: Set(unread_count),
-            join_time: Set(tx.now),
-        }
-        .insert(tx.conn())
-        .await?;
-        touch(&tx, &mut loaded).await?;
-        loaded.members.push(member.clone());
-        emit_participant(&mut tx, EventKind::ParticipantAdded, &loaded, &member, Audience::default())?;
-        tx.commit().await?;
-        self.get_conversation(caller, id, false).await
-    }
-
-    /// Removes a participant: staff remove anyone, a member only itself.
-    pub async fn remove_participant(&self, caller: &Caller, id: &str, user_id: &str) -> Result<Conversation, Error> {
-        if !caller.is_staff() && caller.user_id != user_id {
-            return Err(Error::PermissionDenied("members may only remove themselves from a conversation".into()));
-        }
-        let mut tx = self.write(caller).await?;
-        let mut loaded = load_visible(tx.conn(), caller, id).await?;
-        let member = loaded
-            .member(user_id)
-            .cloned()
-            .ok_or_else(|| Error::not_found("participant", format!("{user_id} of conversation {id}")))?;
-        participant::Entity::delete_by_id((id.to_owned(), user_id.to_owned())).exec(tx.conn()).await?;
-        loaded.members.retain(|m| m.user_id != user_id);
-        touch(&tx, &mut loaded).await?;
-        let audience = Audience { also_user: Some(user_id.to_owned()), ..Audience::default() };
-        emit_participant(&mut tx, EventKind::ParticipantRemoved, &loaded, &member, audience)?;
-        tx.commit().await?;
-        if caller.user_id == user_id && !caller.is_staff() {
-            // The caller left: it may no longer see the conversation, so return what it was.
-            let mut conversation = loaded.snapshot(false)?;
-            conversation.viewer = None;
-            return Ok(conversation);
-        }
-        self.get_conversation(caller, id, false).await
-    }
-
-    /// Archives or unarchives the conversation for the caller only.
-    pub async fn set_archived(&self, caller: &Caller, id: &str, archived: bool) -> Result<Conversation, Error> {
-        let mut tx = self.write(caller).await?;
-        let loaded = load_visible(tx.conn(), caller, id).await?;
-        let member = loaded.member(&caller.user_id).cloned().ok_or_else(|| not_participating(id))?;
-        if member.archived != archived {
-            let mut active: participant::ActiveModel = member.into();
-            active.archived = Set(archived);
-            active.update(tx.conn()).await?;
-            let kind = if archived { EventKind::ConversationArchived } else { EventKind::ConversationUnarchived };
-            let audience = Audience { only_user: Some(caller.user_id.clone()), ..Audience::default() };
-            emit_conversation(&mut tx, kind, &loaded, audience)?;
-        }
-        tx.commit().await?;
-        self.get_conversation(caller, id, false).await
-    }
-
-    /// Deletes a conversation with everything in it. Staff only.
-    pub async fn delete_conversation(&self, caller: &Caller, id: &str) -> Result<(), Error> {
-        caller.require_staff("delete conversations")?;
-        let mut tx = self.write(caller).await?;
-        let loaded = load_visible(tx.conn(), caller, id).await?;
-        let staff = staff_among(tx.conn(), loaded.members.iter().map(|m| m.user_id.clone()).collect()).await?;
-        conversation::Entity::delete_by_id(id.to_owned()).exec(tx.conn()).await?;
-        // The participants are gone with it, so members would not see a conversation-wide
-        // event: staff get one copy, each member its own.
-        let deleted = |audience| NewEvent {
-            kind: EventKind::ConversationDeleted,
-            conversation_id: Some(id.to_owned()),
-            audience,
-            payload: EventPayload::ConversationDeleted { conversation_id: id.to_owned() },
-        };
-        tx.emit(deleted(Audience { staff_only: true, ..Audience::default() }));
-        for member in loaded.members.iter().filter(|m| !staff.contains(&m.user_id)) {
-            tx.emit(deleted(Audience { only_user: Some(member.user_id.clone()), ..Audience::default() }));
-        }
-        tx.commit().await
-    }
+/// Lists the conversations `caller` may see, most recently active first, with how many
+/// match, are active and are unread.
+pub async fn list(
+    store: &Store,
+    caller: &Caller,
+    filter: &ConversationFilter,
+    page: &Page<(i64, String)>,
+    view: View,
+) -> Result<Listing<ConversationView, ConversationCounts>, Error> {
+    let keys = page_keys(store, caller, filter, page).await?;
+    let (keys, next_page_token) = page.finish(keys, |key| (key.activity, key.id.clone()));
+    let ids: Vec<String> = keys.into_iter().map(|k| k.id).collect();
+    let records = access::load_many(&store.db, &ids).await?;
+    let items = views::present(&store.db, caller, records, view).await?;
+    let count = |status| count(store, listing(caller, filter).cond_where(status_condition(status)).to_owned());
+    let total = ConversationCounts {
+        matching: count(filter.status).await?,
+        active: count(StatusFilter::Active).await?,
+        unread: count(StatusFilter::Unread).await?,
+    };
+    Ok(Listing { items, next_page_token, total })
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -470,6 +175,43 @@ struct ListedKey {
     id: String,
     /// The sort key: the update time the caller sees.
     activity: i64,
+}
+
+/// The sort keys of one page (plus one, to tell whether another follows).
+async fn page_keys(
+    store: &Store,
+    caller: &Caller,
+    filter: &ConversationFilter,
+    page: &Page<(i64, String)>,
+) -> Result<Vec<ListedKey>, Error> {
+    // Staff see private notes, so notes count as activity for them only.
+    let activity =
+        if caller.is_staff() { conversation::Column::UpdateTime } else { conversation::Column::PublicUpdateTime };
+    let activity = || Expr::col((conversation::Entity, activity));
+    let id = || Expr::col((conversation::Entity, conversation::Column::Id));
+    let mut select = listing(caller, filter);
+    select
+        .column((conversation::Entity, conversation::Column::Id))
+        .expr_as(activity(), "activity")
+        .cond_where(status_condition(filter.status))
+        .order_by_expr(activity(), Order::Desc)
+        .order_by_expr(id(), Order::Desc)
+        .limit(page.fetch_limit());
+    if let Some((time, after_id)) = &page.after {
+        select.cond_where(
+            Condition::any()
+                .add(activity().lt(*time))
+                .add(Condition::all().add(activity().eq(*time)).add(id().lt(after_id.clone()))),
+        );
+    }
+    let backend = store.db.get_database_backend();
+    Ok(ListedKey::find_by_statement(backend.build(&select)).all(&store.db).await?)
+}
+
+async fn count(store: &Store, mut select: SelectStatement) -> Result<i64, Error> {
+    select.expr_as(Func::count(Expr::col((conversation::Entity, conversation::Column::Id))), "n");
+    let row = store.db.query_one(&select).await?;
+    Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0))
 }
 
 /// The conversations `caller` may see that match `filter` (all but its status), joined with
@@ -517,76 +259,102 @@ fn status_condition(status: StatusFilter) -> Condition {
     }
 }
 
-pub(super) fn not_participating(id: &str) -> Error {
-    Error::FailedPrecondition(format!("the caller does not take part in conversation {id}"))
+/// Changes the subject or metadata. Staff only: they hold the host product's ids.
+pub async fn update(
+    store: &Store,
+    caller: &Caller,
+    id: String,
+    patch: ConversationPatch,
+) -> Result<ConversationView, Error> {
+    caller.require_staff("update conversations")?;
+    store
+        .write(caller, move |tx, caller| {
+            Box::pin(async move {
+                let record = access::load_visible(tx.conn(), caller, &id).await?;
+                let mut active: conversation::ActiveModel = record.row.into();
+                if let Some(kind) = patch.subject_kind {
+                    active.subject_kind = Set(kind);
+                }
+                if let Some(external_id) = patch.subject_external_id {
+                    active.subject_external_id = Set(external_id);
+                }
+                if let Some(title) = patch.subject_title {
+                    active.subject_title = Set(title);
+                }
+                if let Some(metadata) = &patch.metadata {
+                    active.metadata = Set(columns::metadata_to_column(metadata));
+                }
+                active.update_time = Set(tx.now);
+                active.public_update_time = Set(tx.now);
+                let record = ConversationRecord { row: active.update(tx.conn()).await?, ..record };
+                emit(tx, EventKind::ConversationUpdated, &record, Audience::Conversation)?;
+                views::present_one(tx.conn(), caller, record, View::Basic).await
+            })
+        })
+        .await
 }
 
-/// Every listed user must exist in the account; `field` names the i-th one's field.
-async fn check_users_exist(
-    tx: &WriteTx<'_>,
-    account_id: &str,
-    participants: &[NewParticipant],
-    field: impl Fn(usize) -> String,
-) -> Result<(), Error> {
-    let wanted: Vec<String> = participants.iter().map(|p| p.user_id.clone()).collect();
-    let found: HashSet<String> = user::Entity::find()
-        .select_only()
-        .column(user::Column::Id)
-        .filter(user::Column::AccountId.eq(account_id))
-        .filter(user::Column::Id.is_in(wanted))
-        .into_tuple::<String>()
-        .all(tx.conn())
-        .await?
-        .into_iter()
-        .collect();
-    let mut violations = crate::domain::error::Violations::new();
-    for (index, participant) in participants.iter().enumerate() {
-        if !found.contains(&participant.user_id) {
-            violations.add(field(index), format!("no user {} in this account", participant.user_id));
-        }
-    }
-    violations.finish()
+/// Archives or unarchives the conversation for the caller only.
+pub async fn set_archived(
+    store: &Store,
+    caller: &Caller,
+    id: String,
+    archived: bool,
+) -> Result<ConversationView, Error> {
+    store
+        .write(caller, move |tx, caller| {
+            Box::pin(async move {
+                let mut record = access::load_visible(tx.conn(), caller, &id).await?;
+                let own = record.own_row(caller)?.clone();
+                if own.archived != archived {
+                    let mut active: participant::ActiveModel = own.into();
+                    active.archived = Set(archived);
+                    let own = active.update(tx.conn()).await?;
+                    let kind =
+                        if archived { EventKind::ConversationArchived } else { EventKind::ConversationUnarchived };
+                    emit(tx, kind, &record, Audience::User(caller.user_id.clone()))?;
+                    record.participants.iter_mut().filter(|p| p.user_id == own.user_id).for_each(|p| *p = own.clone());
+                }
+                views::present_one(tx.conn(), caller, record, View::Basic).await
+            })
+        })
+        .await
 }
 
-/// Marks the conversation changed now, for everyone.
-async fn touch(tx: &WriteTx<'_>, loaded: &mut Loaded) -> Result<(), Error> {
-    let mut active: conversation::ActiveModel = loaded.row.clone().into();
-    active.update_time = Set(tx.now);
-    active.public_update_time = Set(tx.now);
-    loaded.row = active.update(tx.conn()).await?;
-    Ok(())
+/// Deletes a conversation with everything in it. Staff only.
+pub async fn delete(store: &Store, caller: &Caller, id: String) -> Result<(), Error> {
+    caller.require_staff("delete conversations")?;
+    store
+        .write(caller, move |tx, caller| {
+            Box::pin(async move {
+                let record = access::load_visible(tx.conn(), caller, &id).await?;
+                let staff = access::staff_among(tx.conn(), record.participant_ids()).await?;
+                conversation::Entity::delete_by_id(id.clone()).exec(tx.conn()).await?;
+                // The participants are gone with it, so members would not see a
+                // conversation-wide event: staff get one copy, each member its own.
+                let deleted = |audience| NewEvent {
+                    kind: EventKind::ConversationDeleted,
+                    conversation_id: Some(id.clone()),
+                    audience,
+                    payload: EventPayload::ConversationDeleted { conversation_id: id.clone() },
+                };
+                tx.emit(deleted(Audience::Staff));
+                for member in record.participants.iter().filter(|p| !staff.contains(&p.user_id)) {
+                    tx.emit(deleted(Audience::User(member.user_id.clone())));
+                }
+                Ok(())
+            })
+        })
+        .await
 }
 
-fn emit_conversation(tx: &mut WriteTx<'_>, kind: EventKind, loaded: &Loaded, audience: Audience) -> Result<(), Error> {
+/// A conversation event carrying the conversation as everyone may see it.
+fn emit(tx: &mut WriteTx, kind: EventKind, record: &ConversationRecord, audience: Audience) -> Result<(), Error> {
     tx.emit(NewEvent {
         kind,
-        conversation_id: Some(loaded.row.id.clone()),
+        conversation_id: Some(record.row.id.clone()),
         audience,
-        payload: EventPayload::Conversation(Box::new(loaded.snapshot(false)?)),
-    });
-    Ok(())
-}
-
-fn emit_participant(
-    tx: &mut WriteTx<'_>,
-    kind: EventKind,
-    loaded: &Loaded,
-    member: &participant::Model,
-    audience: Audience,
-) -> Result<(), Error> {
-    tx.emit(NewEvent {
-        kind,
-        conversation_id: Some(loaded.row.id.clone()),
-        audience,
-        payload: EventPayload::ParticipantChange {
-            participant: Participant {
-                user_id: member.user_id.clone(),
-                label: member.label.clone(),
-                join_time: member.join_time,
-                user: None,
-            },
-            conversation: Box::new(loaded.snapshot(false)?),
-        },
+        payload: EventPayload::Conversation(Box::new(record.snapshot(false)?)),
     });
     Ok(())
 }

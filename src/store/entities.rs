@@ -115,7 +115,7 @@ pub mod participant {
         pub label: String,
         pub archived: bool,
         /// Exactly the messages that count as unread for this user (see
-        /// `domain::messages::counts_for`), kept in the transaction of every change.
+        /// `domain::unread::counts_for`), kept in the transaction of every change.
         pub unread_count: i64,
         pub join_time: i64,
     }

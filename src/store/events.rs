@@ -1,5 +1,9 @@
-//! The event log: appended in the transaction of the change it describes, read back in
-//! sequence order filtered to what a caller may see, pruned after the retention window.
+//! The event log: appended in the unit of the change it describes (by the door), read back
+//! in sequence order filtered to what a caller may see, pruned after the retention window.
+//!
+//! An [`Audience`] is stored in three columns, encoded and decoded here only:
+//! `audience_user_id` (only this user), `subject_user_id` (this user too) and `staff_only`
+//! (staff, plus `subject_user_id` when set).
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -8,17 +12,18 @@ use sea_orm::{
 };
 
 use super::{
-    Store,
+    Store, columns,
     entities::{event, event_retention, participant},
 };
 use crate::domain::{
     Caller, Error, Micros,
-    events::{Event, EventFilter, EventKind, EventPayload, NewEvent},
+    events::{Audience, Event, EventFilter, EventPayload, KindFilter, NewEvent},
 };
 
 /// Events read from the log, and how far the log was scanned.
 #[derive(Debug)]
 pub struct EventBatch {
+    /// The events the caller may see, in order.
     pub events: Vec<Event>,
     /// Every event the caller may see up to this sequence is in `events` (or was in an
     /// earlier batch): the cursor a client may resume from.
@@ -28,9 +33,42 @@ pub struct EventBatch {
 /// What one pruning pass removed.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RetentionReport {
+    /// Events deleted.
     pub pruned_events: u64,
 }
 
+/// The columns of an audience: (only this user, this user too, staff only).
+fn audience_columns(audience: Audience) -> (Option<String>, Option<String>, bool) {
+    match audience {
+        Audience::Conversation => (None, None, false),
+        Audience::ConversationAnd(user) => (None, Some(user), false),
+        Audience::Staff => (None, None, true),
+        Audience::StaffAnd(user) => (None, Some(user), true),
+        Audience::User(user) => (Some(user), None, false),
+    }
+}
+
+/// The events of an account that `caller` may see, as a condition on the log.
+fn visible_to(caller: &Caller) -> Condition {
+    let only_user = || event::Column::AudienceUserId;
+    if caller.is_staff() {
+        // Staff see everything but what is addressed to one other user.
+        return Condition::any().add(only_user().is_null()).add(only_user().eq(&caller.user_id));
+    }
+    let own_conversations = Query::select()
+        .column(participant::Column::ConversationId)
+        .from(participant::Entity)
+        .and_where(Expr::col(participant::Column::UserId).eq(caller.user_id.clone()))
+        .to_owned();
+    Condition::any().add(only_user().eq(&caller.user_id)).add(event::Column::SubjectUserId.eq(&caller.user_id)).add(
+        Condition::all()
+            .add(only_user().is_null())
+            .add(event::Column::StaffOnly.eq(false))
+            .add(event::Column::ConversationId.in_subquery(own_conversations)),
+    )
+}
+
+/// Appends a unit's events, all at `now` by `actor_id`.
 pub(super) async fn append(
     txn: &DatabaseTransaction,
     account_id: &str,
@@ -45,15 +83,16 @@ pub(super) async fn append(
     for new in events {
         let payload = serde_json::to_string(&new.payload)
             .map_err(|err| Error::Internal(format!("could not encode an event payload: {err}")))?;
+        let (only_user, also_user, staff_only) = audience_columns(new.audience);
         rows.push(event::ActiveModel {
             seq: NotSet,
             account_id: Set(account_id.to_owned()),
             event_type: Set(new.kind.as_str().to_owned()),
             conversation_id: Set(new.conversation_id),
             actor_id: Set(actor_id.to_owned()),
-            audience_user_id: Set(new.audience.only_user),
-            subject_user_id: Set(new.audience.also_user),
-            staff_only: Set(new.audience.staff_only),
+            audience_user_id: Set(only_user),
+            subject_user_id: Set(also_user),
+            staff_only: Set(staff_only),
             create_time: Set(now),
             payload: Set(payload),
         });
@@ -67,7 +106,7 @@ fn event_from_row(row: event::Model) -> Result<Event, Error> {
         .map_err(|err| Error::Internal(format!("stored event {} has an unreadable payload: {err}", row.seq)))?;
     Ok(Event {
         seq: row.seq,
-        kind: EventKind::from_stored(&row.event_type)?,
+        kind: columns::stored("event type", &row.event_type)?,
         create_time: row.create_time,
         actor_id: row.actor_id,
         conversation_id: row.conversation_id,
@@ -75,116 +114,100 @@ fn event_from_row(row: event::Model) -> Result<Event, Error> {
     })
 }
 
-impl Store {
-    /// The newest sequence of the account's log: its newest event, or where pruning left
-    /// off when everything was pruned, 0 for an account without events.
-    pub async fn event_head(&self, account_id: &str) -> Result<i64, Error> {
-        let head: Option<Option<i64>> = event::Entity::find()
-            .select_only()
-            .expr(Expr::col(event::Column::Seq).max())
-            .filter(event::Column::AccountId.eq(account_id))
-            .into_tuple()
-            .one(&self.db)
-            .await?;
-        match head.flatten() {
-            Some(head) => Ok(head),
-            None => self.pruned_through(account_id).await,
-        }
+/// The newest sequence of the account's log: its newest event, or where pruning left off
+/// when everything was pruned, 0 for an account without events.
+pub async fn head(store: &Store, account_id: &str) -> Result<i64, Error> {
+    let head: Option<Option<i64>> = event::Entity::find()
+        .select_only()
+        .expr(Expr::col(event::Column::Seq).max())
+        .filter(event::Column::AccountId.eq(account_id))
+        .into_tuple()
+        .one(&store.db)
+        .await?;
+    match head.flatten() {
+        Some(head) => Ok(head),
+        None => pruned_through(store, account_id).await,
     }
+}
 
-    /// Every event of the account up to this sequence has been pruned (0: none).
-    pub async fn pruned_through(&self, account_id: &str) -> Result<i64, Error> {
-        let row = event_retention::Entity::find_by_id(account_id.to_owned()).one(&self.db).await?;
-        Ok(row.map_or(0, |r| r.pruned_through))
+/// Every event of the account up to this sequence has been pruned (0: none).
+pub async fn pruned_through(store: &Store, account_id: &str) -> Result<i64, Error> {
+    let row = event_retention::Entity::find_by_id(account_id.to_owned()).one(&store.db).await?;
+    Ok(row.map_or(0, |r| r.pruned_through))
+}
+
+/// Up to `limit` events after `after` that `caller` may see and `filter` selects.
+pub async fn read(
+    store: &Store,
+    caller: &Caller,
+    after: i64,
+    filter: &EventFilter,
+    limit: u64,
+) -> Result<EventBatch, Error> {
+    // Reading the head first bounds the scan: every event up to it has committed (the
+    // account's writers commit in sequence order), so the batch's position is safe to
+    // resume from even when the filter skipped everything.
+    let head = head(store, &caller.account_id).await?;
+    if head <= after {
+        return Ok(EventBatch { events: Vec::new(), position: after });
     }
-
-    /// Up to `limit` events after `after` that `caller` may see and `filter` selects.
-    pub async fn read_events(
-        &self,
-        caller: &Caller,
-        after: i64,
-        filter: &EventFilter,
-        limit: u64,
-    ) -> Result<EventBatch, Error> {
-        // Reading the head first bounds the scan: every event up to it has committed (the
-        // account's writers commit in sequence order), so the batch's position is safe to
-        // resume from even when the filter skipped everything.
-        let head = self.event_head(&caller.account_id).await?;
-        if head <= after {
-            return Ok(EventBatch { events: Vec::new(), position: after });
-        }
-        let mut find = event::Entity::find()
-            .filter(event::Column::AccountId.eq(&caller.account_id))
-            .filter(event::Column::Seq.gt(after))
-            .filter(event::Column::Seq.lte(head))
-            .filter(
-                Condition::any()
-                    .add(event::Column::AudienceUserId.is_null())
-                    .add(event::Column::AudienceUserId.eq(&caller.user_id)),
-            );
-        if !caller.is_staff() {
-            let own_conversations = Query::select()
-                .column(participant::Column::ConversationId)
-                .from(participant::Entity)
-                .and_where(Expr::col(participant::Column::UserId).eq(caller.user_id.clone()))
-                .to_owned();
-            find = find.filter(event::Column::StaffOnly.eq(false)).filter(
-                Condition::any()
-                    .add(event::Column::AudienceUserId.eq(&caller.user_id))
-                    .add(event::Column::SubjectUserId.eq(&caller.user_id))
-                    .add(event::Column::ConversationId.in_subquery(own_conversations)),
-            );
-        }
-        if let Some(kinds) = &filter.kinds {
-            find = find.filter(event::Column::EventType.is_in(kinds.iter().map(|k| k.as_str())));
-        }
-        if !filter.conversation_ids.is_empty() {
-            find = find.filter(event::Column::ConversationId.is_in(filter.conversation_ids.clone()));
-        }
-        let rows = find.order_by_asc(event::Column::Seq).limit(limit).all(&self.db).await?;
-        let position = if rows.len() as u64 == limit { rows.last().map_or(head, |r| r.seq) } else { head };
-        let events = rows.into_iter().map(event_from_row).collect::<Result<_, _>>()?;
-        Ok(EventBatch { events, position })
+    let mut find = event::Entity::find()
+        .filter(event::Column::AccountId.eq(&caller.account_id))
+        .filter(event::Column::Seq.gt(after))
+        .filter(event::Column::Seq.lte(head))
+        .filter(visible_to(caller));
+    if let KindFilter::Only(kinds) = &filter.kinds {
+        find = find.filter(event::Column::EventType.is_in(kinds.iter().map(|k| k.as_str())));
     }
+    if !filter.conversation_ids.is_empty() {
+        find = find.filter(event::Column::ConversationId.is_in(filter.conversation_ids.clone()));
+    }
+    let rows = find.order_by_asc(event::Column::Seq).limit(limit).all(&store.db).await?;
+    let position = if rows.len() as u64 == limit { rows.last().map_or(head, |r| r.seq) } else { head };
+    let events = rows.into_iter().map(event_from_row).collect::<Result<_, _>>()?;
+    Ok(EventBatch { events, position })
+}
 
-    /// Deletes the events created before `cutoff` and records, per account, how far the
-    /// log was pruned, so that a cursor from before then is told to resync.
-    pub async fn prune_events(&self, cutoff: Micros) -> Result<RetentionReport, Error> {
-        let expired: Vec<(String, Option<i64>)> = event::Entity::find()
-            .select_only()
-            .column(event::Column::AccountId)
-            .expr(Expr::col(event::Column::Seq).max())
-            .filter(event::Column::CreateTime.lt(cutoff))
-            .group_by(event::Column::AccountId)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        let mut report = RetentionReport::default();
-        for (account_id, through) in expired {
-            let Some(through) = through else { continue };
-            // A writer like any other: on SQLite behind the gate, so that it never makes a
-            // request's transaction fail with SQLITE_BUSY.
-            let _gate = self.gate().await;
-            let txn = self.begin_write().await?;
-            event_retention::Entity::insert(event_retention::ActiveModel {
-                account_id: Set(account_id.clone()),
-                pruned_through: Set(through),
+/// Deletes the events created before `cutoff` and records, per account, how far the log
+/// was pruned, so that a cursor from before then is told to resync. Each account's part is
+/// a unit of its own, through the door like any other write.
+pub async fn prune(store: &Store, cutoff: Micros) -> Result<RetentionReport, Error> {
+    let expired: Vec<(String, Option<i64>)> = event::Entity::find()
+        .select_only()
+        .column(event::Column::AccountId)
+        .expr(Expr::col(event::Column::Seq).max())
+        .filter(event::Column::CreateTime.lt(cutoff))
+        .group_by(event::Column::AccountId)
+        .into_tuple()
+        .all(&store.db)
+        .await?;
+    let mut report = RetentionReport::default();
+    for (account_id, through) in expired {
+        let Some(through) = through else { continue };
+        let account = account_id.clone();
+        report.pruned_events += store
+            .write_as(&account_id, "", move |tx| {
+                Box::pin(async move {
+                    event_retention::Entity::insert(event_retention::ActiveModel {
+                        account_id: Set(account.clone()),
+                        pruned_through: Set(through),
+                    })
+                    .on_conflict(
+                        OnConflict::column(event_retention::Column::AccountId)
+                            .update_column(event_retention::Column::PrunedThrough)
+                            .to_owned(),
+                    )
+                    .exec_without_returning(tx.conn())
+                    .await?;
+                    let deleted = event::Entity::delete_many()
+                        .filter(event::Column::AccountId.eq(&account))
+                        .filter(event::Column::Seq.lte(through))
+                        .exec(tx.conn())
+                        .await?;
+                    Ok(deleted.rows_affected)
+                })
             })
-            .on_conflict(
-                OnConflict::column(event_retention::Column::AccountId)
-                    .update_column(event_retention::Column::PrunedThrough)
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
             .await?;
-            let deleted = event::Entity::delete_many()
-                .filter(event::Column::AccountId.eq(&account_id))
-                .filter(event::Column::Seq.lte(through))
-                .exec(&txn)
-                .await?;
-            txn.commit().await?;
-            report.pruned_events += deleted.rows_affected;
-        }
-        Ok(report)
     }
+    Ok(report)
 }

@@ -108,7 +108,7 @@ async fn staff_see_every_conversation_of_their_account_and_nothing_of_another() 
     let seller = app.member("seller").await;
     let agent = app.agent("agent").await;
     let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
-    let other_account = app.store.create_account("other").await.unwrap();
+    let other_account = missive::store::accounts::create(&app.store, "other").await.unwrap();
     let other_admin = bootstrap_user(&app.store, &other_account, Role::Admin, "other admin").await;
 
     for staff in [&agent, &app.admin] {

@@ -233,7 +233,7 @@ async fn a_member_sees_only_its_conversations_and_never_a_private_note() {
 #[tokio::test]
 async fn accounts_never_see_each_others_events() {
     let app = spawn_app().await;
-    let other_account = app.store.create_account("other").await.unwrap();
+    let other_account = missive::store::accounts::create(&app.store, "other").await.unwrap();
     let other_admin = bootstrap_user(&app.store, &other_account, Role::Admin, "other admin").await;
     let member = app.member("member").await;
     app.conversation(&app.admin, &[(&member, "member")]).await;

@@ -62,7 +62,7 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let mut app = TestApp::serve_database_with(&fresh_database(&dir).await, configure).await;
-    app.account_id = app.store.create_account("test").await.expect("an account");
+    app.account_id = missive::store::accounts::create(&app.store, "test").await.expect("an account");
     app.admin = bootstrap_user(&app.store, &app.account_id, Role::Admin, "Admin").await;
     app._dir = Some(dir);
     app
@@ -92,8 +92,8 @@ async fn start(database_url: &str, configure: impl FnOnce(&mut Config)) -> Start
 /// A user made directly in the store (as `missive keys create` does).
 pub async fn bootstrap_user(store: &Store, account_id: &str, role: Role, name: &str) -> TestUser {
     let new = NewUser::parse(Some(role), name.into(), String::new(), String::new(), String::new()).unwrap();
-    let user = store.create_user_in(account_id, new).await.expect("a user");
-    let (_, key) = store.create_api_key_in(account_id, &user.id, "test").await.expect("a key");
+    let user = missive::store::users::create_in(store, account_id, new).await.expect("a user");
+    let key = missive::store::api_keys::create_in(store, account_id, &user.id, "test").await.expect("a key").secret;
     TestUser { id: user.id, key }
 }
 
@@ -245,7 +245,7 @@ impl TestApp {
 
     /// Asserts that every stored unread counter equals a recount from the messages.
     pub async fn assert_no_unread_drift(&self) {
-        let drift = self.store.unread_drift(&self.account_id).await.expect("recount");
+        let drift = missive::store::unread::drift(&self.store, &self.account_id).await.expect("recount");
         assert!(drift.is_empty(), "unread counters drifted: {drift:?}");
     }
 

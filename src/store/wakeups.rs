@@ -1,4 +1,7 @@
-//! Per-account wake-ups for `Subscribe` streams.
+//! Per-account wake-ups: the door wakes an account after a commit appended events to its
+//! log; `Subscribe` streams (in `events`) listen. It lives with the store because the
+//! store owns the commit; `events` only listens and, for other replicas, forwards
+//! PostgreSQL notifications on [`CHANNEL`].
 
 use std::{
     collections::HashMap,
@@ -6,6 +9,10 @@ use std::{
 };
 
 use tokio::sync::watch;
+
+/// The PostgreSQL NOTIFY channel on which commits announce their account to other
+/// replicas.
+pub const CHANNEL: &str = "missive_events";
 
 /// Wakes the streams of an account after a commit appended events to its log.
 ///
@@ -19,6 +26,7 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// A hub nobody listens to yet.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }

@@ -1,0 +1,110 @@
+//! Events and heartbeats of the `Subscribe` stream.
+
+use strum::IntoEnumIterator;
+
+use super::{enum_field, timestamp};
+use crate::{
+    api::pb,
+    domain::{
+        Error,
+        events::{Event, EventKind, EventPayload},
+    },
+};
+
+impl From<EventKind> for pb::EventType {
+    fn from(kind: EventKind) -> Self {
+        match kind {
+            EventKind::MessageCreated => pb::EventType::MessageCreated,
+            EventKind::MessageUpdated => pb::EventType::MessageUpdated,
+            EventKind::MessageDeleted => pb::EventType::MessageDeleted,
+            EventKind::MessagesRead => pb::EventType::MessagesRead,
+            EventKind::ConversationCreated => pb::EventType::ConversationCreated,
+            EventKind::ConversationUpdated => pb::EventType::ConversationUpdated,
+            EventKind::ConversationArchived => pb::EventType::ConversationArchived,
+            EventKind::ConversationUnarchived => pb::EventType::ConversationUnarchived,
+            EventKind::ConversationDeleted => pb::EventType::ConversationDeleted,
+            EventKind::ParticipantAdded => pb::EventType::ParticipantAdded,
+            EventKind::ParticipantRemoved => pb::EventType::ParticipantRemoved,
+        }
+    }
+}
+
+/// An event type of a subscribe filter; `None` for heartbeats, which always arrive.
+pub fn event_kind_from(field: &str, value: i32) -> Result<Option<EventKind>, Error> {
+    match enum_field::<pb::EventType>(field, value, "EventType")? {
+        pb::EventType::Unspecified => Err(Error::invalid(field, "EVENT_TYPE_UNSPECIFIED is not an event type")),
+        pb::EventType::Heartbeat => Ok(None),
+        wanted => Ok(EventKind::iter().find(|kind| pb::EventType::from(*kind) == wanted)),
+    }
+}
+
+impl From<EventPayload> for pb::event::Payload {
+    fn from(payload: EventPayload) -> Self {
+        use pb::event::Payload;
+        match payload {
+            EventPayload::Message(m) => Payload::Message((*m).into()),
+            EventPayload::MessagesRead { user_id, message_ids, read_time, unread_count } => {
+                Payload::MessagesRead(pb::MessagesRead {
+                    user_id,
+                    message_ids,
+                    read_time: Some(timestamp(read_time)),
+                    unread_count,
+                })
+            }
+            EventPayload::Conversation(c) => Payload::Conversation((*c).into()),
+            EventPayload::ConversationDeleted { conversation_id } => {
+                Payload::ConversationDeleted(pb::ConversationDeleted { conversation_id })
+            }
+            EventPayload::ParticipantChange { participant, conversation } => {
+                Payload::ParticipantChange(pb::ParticipantChange {
+                    participant: Some(pb::Participant {
+                        user_id: participant.user_id,
+                        label: participant.label,
+                        join_time: Some(timestamp(participant.join_time)),
+                        user: None,
+                    }),
+                    conversation: Some((*conversation).into()),
+                })
+            }
+        }
+    }
+}
+
+impl From<Event> for pb::Event {
+    fn from(event: Event) -> Self {
+        pb::Event {
+            cursor: event.seq.to_string(),
+            r#type: pb::EventType::from(event.kind) as i32,
+            create_time: Some(timestamp(event.create_time)),
+            actor_id: event.actor_id,
+            conversation_id: event.conversation_id.unwrap_or_default(),
+            payload: Some(event.payload.into()),
+        }
+    }
+}
+
+/// A heartbeat at `position`: the cursor to resume after.
+pub fn heartbeat(position: i64) -> pb::Event {
+    pb::Event {
+        cursor: position.to_string(),
+        r#type: pb::EventType::Heartbeat as i32,
+        create_time: Some(timestamp(crate::domain::now_micros())),
+        actor_id: String::new(),
+        conversation_id: String::new(),
+        payload: Some(pb::event::Payload::Heartbeat(pb::Heartbeat {})),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_kind_can_be_subscribed_to() {
+        for kind in EventKind::iter() {
+            assert_eq!(event_kind_from("types[0]", pb::EventType::from(kind) as i32).unwrap(), Some(kind));
+        }
+        assert_eq!(event_kind_from("types[0]", pb::EventType::Heartbeat as i32).unwrap(), None);
+        assert!(event_kind_from("types[0]", pb::EventType::Unspecified as i32).is_err());
+    }
+}

@@ -1,0 +1,135 @@
+//! Messages, their enums, attachments and read receipts.
+
+use super::{enum_field, json::json_to_struct, optional_timestamp, timestamp};
+use crate::{
+    api::pb,
+    domain::{
+        Error,
+        messages::{Attachment, ContentType, Direction, Message, MessageKind, ReadReceipt},
+        views::MessageView,
+    },
+};
+
+impl From<MessageKind> for pb::MessageKind {
+    fn from(kind: MessageKind) -> Self {
+        match kind {
+            MessageKind::Text => pb::MessageKind::Text,
+            MessageKind::Image => pb::MessageKind::Image,
+            MessageKind::Document => pb::MessageKind::Document,
+            MessageKind::QuickReply => pb::MessageKind::QuickReply,
+            MessageKind::System => pb::MessageKind::System,
+        }
+    }
+}
+
+/// A message kind from a request; unspecified is text.
+pub fn message_kind_from(field: &str, value: i32) -> Result<MessageKind, Error> {
+    Ok(match enum_field::<pb::MessageKind>(field, value, "MessageKind")? {
+        pb::MessageKind::Unspecified | pb::MessageKind::Text => MessageKind::Text,
+        pb::MessageKind::Image => MessageKind::Image,
+        pb::MessageKind::Document => MessageKind::Document,
+        pb::MessageKind::QuickReply => MessageKind::QuickReply,
+        pb::MessageKind::System => MessageKind::System,
+    })
+}
+
+impl From<ContentType> for pb::ContentType {
+    fn from(value: ContentType) -> Self {
+        match value {
+            ContentType::Text => pb::ContentType::Text,
+            ContentType::InputSelect => pb::ContentType::InputSelect,
+            ContentType::InputEmail => pb::ContentType::InputEmail,
+            ContentType::InputCsat => pb::ContentType::InputCsat,
+            ContentType::Form => pb::ContentType::Form,
+            ContentType::Cards => pb::ContentType::Cards,
+            ContentType::Article => pb::ContentType::Article,
+        }
+    }
+}
+
+/// A content type from a request; unspecified is text.
+pub fn content_type_from(field: &str, value: i32) -> Result<ContentType, Error> {
+    Ok(match enum_field::<pb::ContentType>(field, value, "ContentType")? {
+        pb::ContentType::Unspecified | pb::ContentType::Text => ContentType::Text,
+        pb::ContentType::InputSelect => ContentType::InputSelect,
+        pb::ContentType::InputEmail => ContentType::InputEmail,
+        pb::ContentType::InputCsat => ContentType::InputCsat,
+        pb::ContentType::Form => ContentType::Form,
+        pb::ContentType::Cards => ContentType::Cards,
+        pb::ContentType::Article => ContentType::Article,
+    })
+}
+
+impl From<Direction> for pb::Direction {
+    fn from(value: Direction) -> Self {
+        match value {
+            Direction::Incoming => pb::Direction::Incoming,
+            Direction::Outgoing => pb::Direction::Outgoing,
+        }
+    }
+}
+
+/// A direction from a request; `None` (derived from the sender) when unspecified.
+pub fn direction_from(field: &str, value: i32) -> Result<Option<Direction>, Error> {
+    Ok(match enum_field::<pb::Direction>(field, value, "Direction")? {
+        pb::Direction::Unspecified => None,
+        pb::Direction::Incoming => Some(Direction::Incoming),
+        pb::Direction::Outgoing => Some(Direction::Outgoing),
+    })
+}
+
+impl From<Attachment> for pb::Attachment {
+    fn from(attachment: Attachment) -> Self {
+        pb::Attachment {
+            id: attachment.id,
+            filename: attachment.filename,
+            media_type: attachment.media_type,
+            size_bytes: attachment.size_bytes,
+            sha256: attachment.sha256,
+        }
+    }
+}
+
+impl From<ReadReceipt> for pb::ReadReceipt {
+    fn from(receipt: ReadReceipt) -> Self {
+        pb::ReadReceipt {
+            user_id: receipt.user_id,
+            read: receipt.read_time.is_some(),
+            read_time: optional_timestamp(receipt.read_time),
+        }
+    }
+}
+
+impl From<MessageView> for pb::Message {
+    fn from(view: MessageView) -> Self {
+        let message = view.message;
+        pb::Message {
+            id: message.id,
+            conversation_id: message.conversation_id,
+            sender_id: message.sender_id,
+            kind: pb::MessageKind::from(message.kind) as i32,
+            content: message.content,
+            content_type: pb::ContentType::from(message.content_type) as i32,
+            content_attributes: message.content_attributes.and_then(json_to_struct),
+            private: message.private,
+            direction: pb::Direction::from(message.direction) as i32,
+            attachments: message.attachments.into_iter().map(pb::Attachment::from).collect(),
+            metadata: message.metadata.into_iter().collect(),
+            create_time: Some(timestamp(message.create_time)),
+            edit_time: optional_timestamp(message.edit_time),
+            delete_time: optional_timestamp(message.delete_time),
+            read_receipts: message.read_receipts.into_iter().map(pb::ReadReceipt::from).collect(),
+            sequence: message.sequence,
+            note_sequence: message.note_sequence,
+            sender: view.sender.map(pb::User::from),
+            conversation: view.conversation.map(|c| Box::new(pb::Conversation::from(*c))),
+        }
+    }
+}
+
+impl From<Message> for pb::Message {
+    /// The message alone, with no expansions.
+    fn from(message: Message) -> Self {
+        MessageView::from(message).into()
+    }
+}

@@ -1,0 +1,64 @@
+//! Bounded text: the one rule every free-text field of a request follows. No NUL character
+//! (PostgreSQL cannot store one, so it is refused on every backend rather than on one) and
+//! at most a given number of characters (not bytes: limits are what a person types).
+
+use super::Error;
+
+/// `value` of request field `field` if it has no NUL and at most `max_chars` characters.
+pub fn bounded(field: &str, value: String, max_chars: usize) -> Result<String, Error> {
+    if value.contains('\0') {
+        return Err(Error::invalid(field, "must not contain NUL characters"));
+    }
+    let chars = value.chars().count();
+    if chars > max_chars {
+        return Err(Error::invalid(field, format!("has {chars} characters; at most {max_chars} are allowed")));
+    }
+    Ok(value)
+}
+
+/// [`bounded`] after trimming surrounding whitespace, for names and labels.
+pub fn trimmed(field: &str, value: &str, max_chars: usize) -> Result<String, Error> {
+    bounded(field, value.trim().to_owned(), max_chars)
+}
+
+/// An optional filter value: empty means "no filter"; otherwise [`bounded`].
+pub fn filter(field: &str, value: String, max_chars: usize) -> Result<Option<String>, Error> {
+    if value.is_empty() { Ok(None) } else { bounded(field, value, max_chars).map(Some) }
+}
+
+/// A client's idempotency key (`request_id`): empty for none, else at most 200 characters.
+pub fn request_id(field: &str, value: String) -> Result<Option<String>, Error> {
+    filter(field, value, MAX_REQUEST_ID_CHARS)
+}
+
+/// Most characters in a request id.
+pub const MAX_REQUEST_ID_CHARS: usize = 200;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_within_the_limit_passes_unchanged() {
+        assert_eq!(bounded("f", "héllo".into(), 5).unwrap(), "héllo", "characters, not bytes");
+        assert_eq!(trimmed("f", "  hi  ", 2).unwrap(), "hi");
+    }
+
+    #[test]
+    fn nul_and_overlong_text_name_the_field() {
+        for result in [bounded("subject.title", "a\0b".into(), 10), bounded("subject.title", "abcdef".into(), 5)] {
+            match result {
+                Err(Error::InvalidArgument(violations)) => assert_eq!(violations[0].field, "subject.title"),
+                other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+            }
+        }
+        assert!(trimmed("f", " \0 ", 10).is_err(), "NUL is not whitespace and survives trimming");
+    }
+
+    #[test]
+    fn empty_filters_and_request_ids_mean_none() {
+        assert_eq!(filter("f", String::new(), 3).unwrap(), None);
+        assert_eq!(request_id("request_id", "r-1".into()).unwrap().as_deref(), Some("r-1"));
+        assert!(request_id("request_id", "x".repeat(201)).is_err());
+    }
+}

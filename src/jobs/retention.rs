@@ -1,0 +1,21 @@
+//! Prunes events older than the retention window.
+
+use std::{sync::Arc, time::Duration};
+
+use crate::{domain::now_micros, shutdown::Shutdown, store::Store};
+
+/// Prunes every `interval` until shutdown.
+pub async fn run(store: Arc<Store>, retention: Duration, interval: Duration, shutdown: Shutdown) {
+    let retention = i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
+    super::every(interval, shutdown, || async {
+        let cutoff = now_micros().saturating_sub(retention);
+        match crate::store::events::prune(&store, cutoff).await {
+            Ok(report) if report.pruned_events > 0 => {
+                tracing::info!(pruned_events = report.pruned_events, "pruned events past the retention window");
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "pruning the event log failed; will retry"),
+        }
+    })
+    .await;
+}

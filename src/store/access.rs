@@ -1,0 +1,217 @@
+//! Access, shared by the aggregates: load a conversation with its participants (or a
+//! message with its conversation) and decide whether the caller may see it, by the rule in
+//! `domain::conversations::can_view`. What a caller may not see is NOT_FOUND, never told
+//! apart from what does not exist.
+
+use std::collections::{HashMap, HashSet};
+
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use strum::IntoEnumIterator;
+
+use super::{
+    columns,
+    entities::{conversation, message, participant, user},
+};
+use crate::domain::{
+    Caller, Error,
+    conversations::{Conversation, Participant, Subject, can_view},
+    users::Role,
+};
+
+/// A conversation row with its participant rows, as read in one place.
+#[derive(Debug, Clone)]
+pub struct ConversationRecord {
+    pub row: conversation::Model,
+    /// In join order.
+    pub participants: Vec<participant::Model>,
+}
+
+impl ConversationRecord {
+    /// The row of `user_id`, when it takes part.
+    pub fn participant(&self, user_id: &str) -> Option<&participant::Model> {
+        self.participants.iter().find(|p| p.user_id == user_id)
+    }
+
+    /// The user ids of every participant.
+    pub fn participant_ids(&self) -> Vec<String> {
+        self.participants.iter().map(|p| p.user_id.clone()).collect()
+    }
+
+    /// The conversation as events carry it. `staff_view` shows the update time that
+    /// private notes move too; everyone else sees the public one.
+    pub fn snapshot(&self, staff_view: bool) -> Result<Conversation, Error> {
+        Ok(Conversation {
+            id: self.row.id.clone(),
+            account_id: self.row.account_id.clone(),
+            subject: Subject {
+                kind: self.row.subject_kind.clone(),
+                external_id: self.row.subject_external_id.clone(),
+                title: self.row.subject_title.clone(),
+            },
+            metadata: columns::metadata_from_column(&self.row.metadata)?,
+            participants: self.participants.iter().map(participant_from_row).collect(),
+            create_time: self.row.create_time,
+            update_time: if staff_view { self.row.update_time } else { self.row.public_update_time },
+        })
+    }
+
+    /// Whether `caller` may see the conversation: NOT_FOUND otherwise.
+    pub fn ensure_visible(&self, caller: &Caller) -> Result<(), Error> {
+        if can_view(caller, &self.row.account_id, self.participant(&caller.user_id).is_some()) {
+            Ok(())
+        } else {
+            Err(Error::not_found("conversation", &self.row.id))
+        }
+    }
+
+    /// The caller's own participant row, or FAILED_PRECONDITION for a caller (staff) that
+    /// sees the conversation without taking part.
+    pub fn own_row(&self, caller: &Caller) -> Result<&participant::Model, Error> {
+        self.participant(&caller.user_id).ok_or_else(|| {
+            Error::FailedPrecondition(format!("the caller does not take part in conversation {}", self.row.id))
+        })
+    }
+}
+
+pub fn participant_from_row(row: &participant::Model) -> Participant {
+    Participant { user_id: row.user_id.clone(), label: row.label.clone(), join_time: row.join_time }
+}
+
+/// Reads a conversation and its participants, or NOT_FOUND when `caller` may not see it.
+pub async fn load_visible<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    id: &str,
+) -> Result<ConversationRecord, Error> {
+    let row = conversation::Entity::find_by_id(id.to_owned())
+        .one(conn)
+        .await?
+        .ok_or_else(|| Error::not_found("conversation", id))?;
+    let participants = participants_of(conn, std::slice::from_ref(&row.id)).await?;
+    let record = ConversationRecord { row, participants };
+    record.ensure_visible(caller)?;
+    Ok(record)
+}
+
+/// Reads conversations by id, in the order of `ids` (missing ones left out), with no
+/// visibility check: for listings whose query already applied it.
+pub async fn load_many<C: ConnectionTrait>(conn: &C, ids: &[String]) -> Result<Vec<ConversationRecord>, Error> {
+    let mut rows: HashMap<String, conversation::Model> = conversation::Entity::find()
+        .filter(conversation::Column::Id.is_in(ids.to_vec()))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|row| (row.id.clone(), row))
+        .collect();
+    let mut participants: HashMap<String, Vec<participant::Model>> = HashMap::new();
+    for row in participants_of(conn, ids).await? {
+        participants.entry(row.conversation_id.clone()).or_default().push(row);
+    }
+    Ok(ids
+        .iter()
+        .filter_map(|id| {
+            let row = rows.remove(id)?;
+            Some(ConversationRecord { participants: participants.remove(id).unwrap_or_default(), row })
+        })
+        .collect())
+}
+
+async fn participants_of<C: ConnectionTrait>(
+    conn: &C,
+    conversation_ids: &[String],
+) -> Result<Vec<participant::Model>, Error> {
+    Ok(participant::Entity::find()
+        .filter(participant::Column::ConversationId.is_in(conversation_ids.to_vec()))
+        .order_by_asc(participant::Column::JoinTime)
+        .order_by_asc(participant::Column::UserId)
+        .all(conn)
+        .await?)
+}
+
+/// Reads a message `caller` may see, with its conversation: NOT_FOUND otherwise (a
+/// member never learns that a private note exists).
+pub async fn load_message<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    id: &str,
+) -> Result<(message::Model, ConversationRecord), Error> {
+    let row = find_in_account::<message::Entity, _>(conn, "message", id, &caller.account_id, |m| &m.account_id).await?;
+    let record = load_visible(conn, caller, &row.conversation_id).await.map_err(|err| match err {
+        Error::NotFound { .. } => Error::not_found("message", id),
+        other => other,
+    })?;
+    if row.private && !caller.is_staff() {
+        return Err(Error::not_found("message", id));
+    }
+    Ok((row, record))
+}
+
+/// The ids of the staff among `user_ids`, by their role as stored now.
+pub async fn staff_among<C: ConnectionTrait>(conn: &C, mut ids: Vec<String>) -> Result<HashSet<String>, Error> {
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let staff_roles: Vec<&str> = Role::iter().filter(|role| role.is_staff()).map(Role::as_str).collect();
+    let rows: Vec<String> = user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(user::Column::Id.is_in(ids))
+        .filter(user::Column::Role.is_in(staff_roles))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Whether `user_id` is staff as stored now (not as it was when its key was checked).
+pub async fn is_staff<C: ConnectionTrait>(conn: &C, user_id: &str) -> Result<bool, Error> {
+    Ok(!staff_among(conn, vec![user_id.to_owned()]).await?.is_empty())
+}
+
+/// Reads one row by primary key within the caller's account, or NOT_FOUND.
+pub async fn find_in_account<E, C>(
+    conn: &C,
+    kind: &'static str,
+    id: &str,
+    account_id: &str,
+    account_of: impl Fn(&E::Model) -> &str,
+) -> Result<E::Model, Error>
+where
+    E: EntityTrait,
+    E::PrimaryKey: sea_orm::PrimaryKeyTrait<ValueType = String>,
+    C: ConnectionTrait,
+{
+    E::find_by_id(id.to_owned())
+        .one(conn)
+        .await?
+        .filter(|row| account_of(row) == account_id)
+        .ok_or_else(|| Error::not_found(kind, id))
+}
+
+/// Every listed user must exist in the account; `field` names the i-th one's field.
+pub async fn check_users_exist<C: ConnectionTrait>(
+    conn: &C,
+    account_id: &str,
+    user_ids: &[&str],
+    field: impl Fn(usize) -> String,
+) -> Result<(), Error> {
+    let found: HashSet<String> = user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(user::Column::AccountId.eq(account_id))
+        .filter(user::Column::Id.is_in(user_ids.iter().copied()))
+        .into_tuple::<String>()
+        .all(conn)
+        .await?
+        .into_iter()
+        .collect();
+    let mut violations = crate::domain::error::Violations::new();
+    for (index, user_id) in user_ids.iter().enumerate() {
+        if !found.contains(*user_id) {
+            violations.add(field(index), format!("no user {user_id} in this account"));
+        }
+    }
+    violations.finish()
+}

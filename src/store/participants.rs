@@ -1,0 +1,110 @@
+//! Participants: add one (staff), remove one (staff anyone, a member itself).
+
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+
+use super::{
+    Store, WriteTx,
+    access::{self, ConversationRecord, participant_from_row},
+    entities::{conversation, participant},
+    unread, views,
+};
+use crate::domain::{
+    Caller, Error, View,
+    conversations::{NewParticipant, may_remove},
+    events::{Audience, EventKind, EventPayload, NewEvent},
+    unread::Reader,
+    views::ConversationView,
+};
+
+/// Adds a participant; its unread counter starts at what it may already read.
+pub async fn add(store: &Store, caller: &Caller, id: String, new: NewParticipant) -> Result<ConversationView, Error> {
+    caller.require_staff("add participants")?;
+    store
+        .write(caller, move |tx, caller| {
+            Box::pin(async move {
+                let mut record = access::load_visible(tx.conn(), caller, &id).await?;
+                if record.participant(&new.user_id).is_some() {
+                    return Err(Error::AlreadyExists(format!(
+                        "user {} already takes part in conversation {id}",
+                        new.user_id
+                    )));
+                }
+                access::check_users_exist(tx.conn(), &caller.account_id, &[&new.user_id], |_| {
+                    "participant.user_id".into()
+                })
+                .await?;
+                let reader =
+                    Reader { user_id: &new.user_id, is_staff: access::is_staff(tx.conn(), &new.user_id).await? };
+                let unread_count = unread::recount(tx.conn(), &id, reader).await?;
+                let joined = participant::ActiveModel {
+                    conversation_id: Set(id.clone()),
+                    user_id: Set(new.user_id.clone()),
+                    account_id: Set(caller.account_id.clone()),
+                    label: Set(new.label),
+                    archived: Set(false),
+                    unread_count: Set(unread_count),
+                    join_time: Set(tx.now),
+                }
+                .insert(tx.conn())
+                .await?;
+                touch(tx, &mut record).await?;
+                record.participants.push(joined.clone());
+                emit(tx, EventKind::ParticipantAdded, &record, &joined, Audience::Conversation)?;
+                views::present_one(tx.conn(), caller, record, View::Basic).await
+            })
+        })
+        .await
+}
+
+/// Removes a participant. A member that removed itself may no longer see the
+/// conversation, so it gets the conversation as it was left.
+pub async fn remove(store: &Store, caller: &Caller, id: String, user_id: String) -> Result<ConversationView, Error> {
+    may_remove(caller, &user_id)?;
+    store
+        .write(caller, move |tx, caller| {
+            Box::pin(async move {
+                let mut record = access::load_visible(tx.conn(), caller, &id).await?;
+                let gone = record
+                    .participant(&user_id)
+                    .cloned()
+                    .ok_or_else(|| Error::not_found("participant", format!("{user_id} of conversation {id}")))?;
+                participant::Entity::delete_by_id((id.clone(), user_id.clone())).exec(tx.conn()).await?;
+                record.participants.retain(|p| p.user_id != user_id);
+                touch(tx, &mut record).await?;
+                emit(tx, EventKind::ParticipantRemoved, &record, &gone, Audience::ConversationAnd(user_id.clone()))?;
+                if record.ensure_visible(caller).is_err() {
+                    return Ok(ConversationView::from(record.snapshot(false)?));
+                }
+                views::present_one(tx.conn(), caller, record, View::Basic).await
+            })
+        })
+        .await
+}
+
+/// Marks the conversation changed now, for everyone.
+async fn touch(tx: &WriteTx, record: &mut ConversationRecord) -> Result<(), Error> {
+    let mut active: conversation::ActiveModel = record.row.clone().into();
+    active.update_time = Set(tx.now);
+    active.public_update_time = Set(tx.now);
+    record.row = active.update(tx.conn()).await?;
+    Ok(())
+}
+
+fn emit(
+    tx: &mut WriteTx,
+    kind: EventKind,
+    record: &ConversationRecord,
+    changed: &participant::Model,
+    audience: Audience,
+) -> Result<(), Error> {
+    tx.emit(NewEvent {
+        kind,
+        conversation_id: Some(record.row.id.clone()),
+        audience,
+        payload: EventPayload::ParticipantChange {
+            participant: participant_from_row(changed),
+            conversation: Box::new(record.snapshot(false)?),
+        },
+    });
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! The read model, shared by the aggregates: rows turned into what a caller sees —
+//! messages with their attachments and read receipts, conversations with the caller's
+//! own state and the newest message it may see, users as much as the caller may see of
+//! them, and the expansions of a full view.
+
+use std::collections::{HashMap, HashSet};
+
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::{
+    access::{self, ConversationRecord},
+    columns,
+    entities::{attachment, message, message_read, participant, user},
+};
+use crate::domain::{
+    Caller, Error, View,
+    conversations::ViewerState,
+    messages::{Attachment, Message, ReadReceipt},
+    users::User,
+    views::{ConversationView, MessageView},
+};
+
+pub fn user_from_row(row: user::Model) -> Result<User, Error> {
+    Ok(User {
+        role: columns::stored("role", &row.role)?,
+        id: row.id,
+        account_id: row.account_id,
+        display_name: row.display_name,
+        external_id: row.external_id,
+        email: row.email,
+        phone: row.phone,
+        create_time: row.create_time,
+        update_time: row.update_time,
+    })
+}
+
+/// The users with these ids in the caller's account, as much of each as the caller may
+/// see (members see no one else's contact details).
+pub async fn users_by_id<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    mut ids: Vec<String>,
+) -> Result<HashMap<String, User>, Error> {
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = user::Entity::find()
+        .filter(user::Column::AccountId.eq(&caller.account_id))
+        .filter(user::Column::Id.is_in(ids))
+        .all(conn)
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            let user = user_from_row(row)?;
+            let user = if caller.is_staff() || user.id == caller.user_id { user } else { user.public_view() };
+            Ok((user.id.clone(), user))
+        })
+        .collect()
+}
+
+pub fn attachment_from_row(row: attachment::Model) -> Attachment {
+    Attachment {
+        id: row.id,
+        filename: row.filename,
+        media_type: row.media_type,
+        size_bytes: row.size_bytes,
+        sha256: row.sha256,
+    }
+}
+
+/// Read times by (message, user).
+pub type Reads = HashMap<(String, String), i64>;
+
+/// The read state of a message for each participant other than its sender who may see it.
+pub fn receipts(
+    participants: &[participant::Model],
+    row: &message::Model,
+    staff: &HashSet<String>,
+    reads: &Reads,
+) -> Vec<ReadReceipt> {
+    participants
+        .iter()
+        .filter(|p| p.user_id != row.sender_id && (!row.private || staff.contains(&p.user_id)))
+        .map(|p| ReadReceipt {
+            user_id: p.user_id.clone(),
+            read_time: reads.get(&(row.id.clone(), p.user_id.clone())).copied(),
+        })
+        .collect()
+}
+
+/// A message row as a domain message with its attachments and receipts.
+pub fn message_from_row(
+    row: message::Model,
+    attachments: Vec<Attachment>,
+    read_receipts: Vec<ReadReceipt>,
+) -> Result<Message, Error> {
+    Ok(Message {
+        read_receipts,
+        attachments,
+        kind: columns::stored("message kind", &row.kind)?,
+        content_type: columns::stored("content type", &row.content_type)?,
+        direction: columns::stored("direction", &row.direction)?,
+        content_attributes: columns::value_from_column(row.content_attributes.as_deref())?,
+        metadata: columns::metadata_from_column(&row.metadata)?,
+        id: row.id,
+        account_id: row.account_id,
+        conversation_id: row.conversation_id,
+        sequence: row.sequence,
+        note_sequence: row.note_sequence,
+        sender_id: row.sender_id,
+        content: row.content,
+        private: row.private,
+        create_time: row.create_time,
+        edit_time: row.edit_time,
+        delete_time: row.delete_time,
+    })
+}
+
+/// Message rows as domain messages. `conversations` must hold the conversation of every
+/// row (for the receipts).
+pub async fn assemble<C: ConnectionTrait>(
+    conn: &C,
+    rows: Vec<message::Model>,
+    conversations: &[ConversationRecord],
+) -> Result<Vec<Message>, Error> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let mut attachments = attachments_of(conn, &ids).await?;
+    let reads: Reads = message_read::Entity::find()
+        .filter(message_read::Column::MessageId.is_in(ids))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|r| ((r.message_id, r.user_id), r.read_time))
+        .collect();
+    let staff = if rows.iter().any(|r| r.private) {
+        access::staff_among(conn, conversations.iter().flat_map(ConversationRecord::participant_ids).collect()).await?
+    } else {
+        HashSet::new()
+    };
+    rows.into_iter()
+        .map(|row| {
+            let participants = conversations
+                .iter()
+                .find(|c| c.row.id == row.conversation_id)
+                .map_or(&[][..], |c| c.participants.as_slice());
+            let receipts = receipts(participants, &row, &staff, &reads);
+            let attachments = attachments.remove(&row.id).unwrap_or_default();
+            message_from_row(row, attachments, receipts)
+        })
+        .collect()
+}
+
+/// One message row as a domain message.
+pub async fn assemble_one<C: ConnectionTrait>(
+    conn: &C,
+    row: message::Model,
+    record: &ConversationRecord,
+) -> Result<Message, Error> {
+    assemble(conn, vec![row], std::slice::from_ref(record))
+        .await?
+        .pop()
+        .ok_or_else(|| Error::Internal("assembling one message gave none".into()))
+}
+
+/// The attachments of these messages (without their bytes), in order, by message.
+async fn attachments_of<C: ConnectionTrait>(
+    conn: &C,
+    ids: &[String],
+) -> Result<HashMap<String, Vec<Attachment>>, Error> {
+    let rows = attachment::Entity::find()
+        .select_only()
+        .columns([
+            attachment::Column::MessageId,
+            attachment::Column::Id,
+            attachment::Column::Filename,
+            attachment::Column::MediaType,
+            attachment::Column::SizeBytes,
+            attachment::Column::Sha256,
+        ])
+        .filter(attachment::Column::MessageId.is_in(ids.to_vec()))
+        .order_by_asc(attachment::Column::MessageId)
+        .order_by_asc(attachment::Column::Position)
+        .into_tuple::<(String, String, String, String, i64, String)>()
+        .all(conn)
+        .await?;
+    let mut attachments: HashMap<String, Vec<Attachment>> = HashMap::new();
+    for (message_id, id, filename, media_type, size_bytes, sha256) in rows {
+        attachments.entry(message_id).or_default().push(Attachment { id, filename, media_type, size_bytes, sha256 });
+    }
+    Ok(attachments)
+}
+
+/// Conversations as `caller` sees them: its own state and the newest message it may see;
+/// a full view also expands the participants' users.
+pub async fn present<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    records: Vec<ConversationRecord>,
+    view: View,
+) -> Result<Vec<ConversationView>, Error> {
+    let last_ids: Vec<String> = records
+        .iter()
+        .filter_map(|c| {
+            if caller.is_staff() { c.row.last_message_id.clone() } else { c.row.last_public_message_id.clone() }
+        })
+        .collect();
+    let last_rows = if last_ids.is_empty() {
+        Vec::new()
+    } else {
+        message::Entity::find().filter(message::Column::Id.is_in(last_ids)).all(conn).await?
+    };
+    let mut last_by_conversation: HashMap<String, Message> =
+        assemble(conn, last_rows, &records).await?.into_iter().map(|m| (m.conversation_id.clone(), m)).collect();
+    let users = match view {
+        View::Full => {
+            let ids = records.iter().flat_map(ConversationRecord::participant_ids).collect();
+            users_by_id(conn, caller, ids).await?
+        }
+        View::Basic => HashMap::new(),
+    };
+    records
+        .into_iter()
+        .map(|record| {
+            let viewer = record.participant(&caller.user_id).map(|p| ViewerState {
+                label: p.label.clone(),
+                unread_count: p.unread_count,
+                archived: p.archived,
+            });
+            let conversation = record.snapshot(caller.is_staff())?;
+            let users = conversation
+                .participants
+                .iter()
+                .filter_map(|p| users.get(&p.user_id).map(|u| (p.user_id.clone(), u.clone())))
+                .collect();
+            let last_message = last_by_conversation.remove(&conversation.id);
+            Ok(ConversationView { conversation, viewer, last_message, users })
+        })
+        .collect()
+}
+
+/// One conversation as `caller` sees it.
+pub async fn present_one<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    record: ConversationRecord,
+    view: View,
+) -> Result<ConversationView, Error> {
+    present(conn, caller, vec![record], view)
+        .await?
+        .pop()
+        .ok_or_else(|| Error::Internal("presenting one conversation gave none".into()))
+}
+
+/// Messages of one conversation as `caller` sees them; a full view also expands each
+/// sender and the conversation.
+pub async fn present_messages<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    rows: Vec<message::Model>,
+    record: ConversationRecord,
+    view: View,
+) -> Result<Vec<MessageView>, Error> {
+    let messages = assemble(conn, rows, std::slice::from_ref(&record)).await?;
+    if view == View::Basic {
+        return Ok(messages.into_iter().map(MessageView::from).collect());
+    }
+    let senders = users_by_id(conn, caller, messages.iter().map(|m| m.sender_id.clone()).collect()).await?;
+    let conversation = Box::new(present_one(conn, caller, record, View::Full).await?);
+    Ok(messages
+        .into_iter()
+        .map(|message| MessageView {
+            sender: senders.get(&message.sender_id).cloned(),
+            conversation: Some(conversation.clone()),
+            message,
+        })
+        .collect())
+}
