@@ -21,7 +21,7 @@ use crate::{
     events::{StreamSettings, StreamStats, listener, stream::StreamContext},
     health,
     jobs::{self, Jobs},
-    shutdown::{self, Shutdown, Trigger},
+    shutdown::Shutdown,
     store::Store,
     telemetry,
 };
@@ -60,8 +60,7 @@ pub struct Application {
     /// Every gRPC service, health and reflection included.
     routes: Routes,
     health: HealthReporter,
-    /// Starts the shutdown that streams and jobs watch.
-    trigger: Trigger,
+    /// Cancelled to stop streams and jobs.
     shutdown: Shutdown,
 }
 
@@ -73,7 +72,7 @@ impl Application {
             .await
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
-        let (trigger, shutdown) = shutdown::channel();
+        let shutdown = Shutdown::new();
         let stream_stats = Arc::<StreamStats>::default();
         let state = ApiState {
             store: Arc::clone(&store),
@@ -100,7 +99,7 @@ impl Application {
         };
         routes.add_service(reflection().build_v1()?).add_service(reflection().build_v1alpha()?);
         let routes = routes.routes();
-        Ok(Self { listener, addr, config, store, stream_stats, routes, health, trigger, shutdown })
+        Ok(Self { listener, addr, config, store, stream_stats, routes, health, shutdown })
     }
 
     /// The address the server listens on.
@@ -124,15 +123,15 @@ impl Application {
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send) -> Result<(), StartError> {
         let jobs = self.start_jobs();
         tracing::info!(addr = %self.addr, database = %self.store.backend_name(), "missive is serving");
-        let Self { listener, config, store, routes, health, trigger, .. } = self;
+        let Self { listener, config, store, routes, health, shutdown, .. } = self;
         let result = serve(listener, routes, config.shutdown_grace, async {
             stop.await;
             tracing::info!("shutting down: ending streams, finishing in-flight calls");
-            trigger.stop();
+            shutdown.cancel();
             health::report(&health, ServingStatus::NotServing).await;
         })
         .await;
-        trigger.stop();
+        shutdown.cancel();
         jobs.join().await;
         store.close().await;
         tracing::info!("missive stopped");

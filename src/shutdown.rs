@@ -1,43 +1,12 @@
 //! Shutdown: one signal that every long-running part (the server, each `Subscribe`
-//! stream, each job) watches, and the OS signals that start it.
+//! stream, each job) watches — tokio-util's cancellation token, which the live side takes
+//! as it is — and the OS signals that start it.
 
 use std::future::Future;
 
-use tokio::sync::watch;
-
-/// Starts the shutdown; dropping it starts it too.
-#[derive(Debug)]
-pub struct Trigger(watch::Sender<bool>);
-
-/// Watches for the shutdown; cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Shutdown(watch::Receiver<bool>);
-
-/// A new, not yet started, shutdown.
-pub fn channel() -> (Trigger, Shutdown) {
-    let (sender, receiver) = watch::channel(false);
-    (Trigger(sender), Shutdown(receiver))
-}
-
-impl Trigger {
-    /// Starts the shutdown (again is harmless).
-    pub fn stop(&self) {
-        let _ = self.0.send(true);
-    }
-}
-
-impl Shutdown {
-    /// Completes once the shutdown has started (or its trigger is gone).
-    pub async fn until_stopping(&self) {
-        let mut receiver = self.0.clone();
-        let _ = receiver.wait_for(|stopping| *stopping).await;
-    }
-
-    /// Whether the shutdown has started.
-    pub fn is_stopping(&self) -> bool {
-        *self.0.borrow()
-    }
-}
+/// The stop signal: cancelled once the server starts shutting down. Streams and jobs wait
+/// on `cancelled()` and check `is_cancelled()`; a clone watches the same signal.
+pub use tokio_util::sync::CancellationToken as Shutdown;
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is
 /// called, not when the future is first polled: call it before binding, so that a signal
@@ -68,23 +37,5 @@ pub fn signal() -> impl Future<Output = ()> + Send {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn every_watcher_sees_the_stop() {
-        let (trigger, shutdown) = channel();
-        let watcher = shutdown.clone();
-        assert!(!watcher.is_stopping());
-        trigger.stop();
-        watcher.until_stopping().await;
-        assert!(shutdown.is_stopping());
-        let (trigger, shutdown) = channel();
-        drop(trigger);
-        shutdown.until_stopping().await;
     }
 }

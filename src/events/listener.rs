@@ -7,17 +7,16 @@ use std::{sync::Arc, time::Duration};
 
 use sea_orm::sqlx::postgres::PgListener;
 
-use crate::{
-    shutdown::Shutdown,
-    store::{Hub, wakeups::CHANNEL},
-};
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{Hub, wakeups::CHANNEL};
 
 /// Listens until shutdown, reconnecting when the connection drops. A notification missed
 /// while disconnected is made up for by waking every stream once reconnected.
-pub async fn run(database_url: String, hub: Arc<Hub>, shutdown: Shutdown) {
+pub async fn run(database_url: String, hub: Arc<Hub>, shutdown: CancellationToken) {
     tokio::select! {
         () = listen(&database_url, &hub) => {}
-        () = shutdown.until_stopping() => {}
+        () = shutdown.cancelled() => {}
     }
 }
 

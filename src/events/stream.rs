@@ -11,6 +11,7 @@ use std::{
 };
 
 use tokio::{sync::mpsc, time::Instant};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
@@ -18,7 +19,6 @@ use crate::{
         Caller, Error,
         events::{Event, EventFilter},
     },
-    shutdown::Shutdown,
     store::{self, Store, wakeups::Wakeups},
 };
 
@@ -94,7 +94,7 @@ pub struct StreamContext {
     /// Counters over every stream.
     pub stats: Arc<StreamStats>,
     /// Ends every stream cleanly.
-    pub shutdown: Shutdown,
+    pub shutdown: CancellationToken,
 }
 
 /// Checks the cursor and starts the stream's task. A cursor past the head of the log is
@@ -120,7 +120,7 @@ pub async fn open(
         }
     };
     let (sender, receiver) = mpsc::channel(context.settings.queue_capacity);
-    let stream = Stream { context, caller, filter, position, sender, wakeups };
+    let stream = Stream { context, caller, filter, position, sender, wakeups, last_sent: Instant::now() };
     let span = tracing::info_span!("subscribe", account = %stream.caller.account_id, user = %stream.caller.user_id);
     tokio::spawn(stream.run(matches!(start, Start::Live)).instrument(span));
     Ok(receiver)
@@ -144,6 +144,8 @@ struct Stream {
     position: i64,
     sender: mpsc::Sender<Result<StreamItem, Error>>,
     wakeups: Wakeups,
+    /// When the client was last sent something: heartbeats fill silences.
+    last_sent: Instant,
 }
 
 impl Stream {
@@ -155,7 +157,7 @@ impl Stream {
             // server stops.
             tokio::select! {
                 _ = self.sender.send(Err(err)) => {}
-                () = self.context.shutdown.until_stopping() => {}
+                () = self.context.shutdown.cancelled() => {}
             }
         }
         self.context.stats.active.fetch_sub(1, Ordering::Relaxed);
@@ -163,17 +165,12 @@ impl Stream {
 
     /// Runs until the client leaves (Ok), the server shuts down (Ok) or reading fails.
     async fn pump(&mut self, live: bool) -> Result<(), Error> {
-        let mut last_sent = Instant::now();
         // A live stream announces its position at once; a resumed one once it has caught up,
         // so that a client can tell the replay is over.
-        let mut announced = false;
-        if live {
-            let position = self.position;
-            if !self.deliver(StreamItem::Heartbeat { position }).await {
-                return Ok(());
-            }
-            announced = true;
+        if live && !self.heartbeat().await {
+            return Ok(());
         }
+        let mut announced = live;
         let mut authenticated_at = Instant::now();
         loop {
             // A stream outlives the call that opened it: its key may be revoked or its user's
@@ -182,50 +179,57 @@ impl Stream {
                 self.caller = store::users::reauthenticate(&self.context.store, &self.caller.key_id).await?;
                 authenticated_at = Instant::now();
             }
-            // Deliver everything the log holds after the position, batch by batch.
-            loop {
-                let from = self.position;
-                let batch_size = self.context.settings.batch_size;
-                let batch =
-                    store::events::read(&self.context.store, &self.caller, from, &self.filter, batch_size).await?;
-                // Pruning may have run between the cursor check and this read.
-                ensure_retained(&self.context.store, &self.caller, from).await?;
-                let full = batch.events.len() as u64 == self.context.settings.batch_size;
-                for event in batch.events {
-                    if !self.deliver(StreamItem::Event(Box::new(event))).await {
-                        return Ok(());
-                    }
-                    last_sent = Instant::now();
-                }
-                self.position = batch.position;
-                if !full {
-                    break;
-                }
+            if !self.catch_up().await? {
+                return Ok(());
             }
             if !announced {
-                let position = self.position;
-                if !self.deliver(StreamItem::Heartbeat { position }).await {
+                if !self.heartbeat().await {
                     return Ok(());
                 }
-                last_sent = Instant::now();
                 announced = true;
             }
             // Wait for news, a heartbeat's time, or the end.
-            let heartbeat_due = last_sent + self.context.settings.heartbeat_interval;
+            let heartbeat_due = self.last_sent + self.context.settings.heartbeat_interval;
             tokio::select! {
                 _ = self.wakeups.next() => {}
                 _ = tokio::time::sleep(self.context.settings.poll_interval) => {}
                 _ = tokio::time::sleep_until(heartbeat_due) => {
-                    let position = self.position;
-                    if !self.deliver(StreamItem::Heartbeat { position }).await {
+                    if !self.heartbeat().await {
                         return Ok(());
                     }
-                    last_sent = Instant::now();
                 }
-                () = self.context.shutdown.until_stopping() => return Ok(()),
+                () = self.context.shutdown.cancelled() => return Ok(()),
                 _ = self.sender.closed() => return Ok(()),
             }
         }
+    }
+
+    /// Delivers everything the log holds after the position, batch by batch. False when
+    /// the client left or the server is shutting down.
+    async fn catch_up(&mut self) -> Result<bool, Error> {
+        let batch_size = self.context.settings.batch_size;
+        loop {
+            let from = self.position;
+            let batch = store::events::read(&self.context.store, &self.caller, from, &self.filter, batch_size).await?;
+            // Pruning may have run between the cursor check and this read.
+            ensure_retained(&self.context.store, &self.caller, from).await?;
+            let full = batch.events.len() as u64 == batch_size;
+            for event in batch.events {
+                if !self.deliver(StreamItem::Event(Box::new(event))).await {
+                    return Ok(false);
+                }
+            }
+            self.position = batch.position;
+            if !full {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Sends the stream's position. False when the client left or the server is stopping.
+    async fn heartbeat(&mut self) -> bool {
+        let position = self.position;
+        self.deliver(StreamItem::Heartbeat { position }).await
     }
 
     /// Queues one item for the client, waiting while the queue is full. False when the
@@ -233,9 +237,10 @@ impl Stream {
     async fn deliver(&mut self, item: StreamItem) -> bool {
         let sent = tokio::select! {
             sent = self.sender.send(Ok(item)) => sent.is_ok(),
-            () = self.context.shutdown.until_stopping() => false,
+            () = self.context.shutdown.cancelled() => false,
         };
         if sent {
+            self.last_sent = Instant::now();
             self.context.stats.queued_total.fetch_add(1, Ordering::Relaxed);
         }
         let queued = self.context.settings.queue_capacity - self.sender.capacity();

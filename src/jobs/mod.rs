@@ -26,7 +26,7 @@ where
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            () = shutdown.until_stopping() => return,
+            () = shutdown.cancelled() => return,
         }
         tick().await;
     }
@@ -66,7 +66,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_job_ticks_until_shutdown() {
-        let (trigger, shutdown) = crate::shutdown::channel();
+        let shutdown = Shutdown::new();
+        let trigger = shutdown.clone();
         let ticks = Arc::new(AtomicUsize::new(0));
         let counted = Arc::clone(&ticks);
         let mut jobs = Jobs::default();
@@ -78,7 +79,7 @@ mod tests {
             }),
         );
         tokio::time::sleep(Duration::from_millis(2500)).await;
-        trigger.stop();
+        trigger.cancel();
         jobs.join().await;
         assert_eq!(ticks.load(Ordering::SeqCst), 3, "at 0 s, 1 s and 2 s");
     }

@@ -33,7 +33,7 @@ pub async fn run(reporter: HealthReporter, store: Arc<Store>, interval: Duration
             tracing::warn!("the database does not answer: reporting NOT_SERVING");
         }
         // Shutdown may have begun while the probe ran; it has the last word.
-        if !watched.is_stopping() {
+        if !watched.is_cancelled() {
             let status = if answers { ServingStatus::Serving } else { ServingStatus::NotServing };
             health::report(reporter, status).await;
         }
