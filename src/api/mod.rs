@@ -31,7 +31,7 @@ use crate::{
 
 /// The generated protobuf types, clients and servers of `missive.v1`.
 pub mod pb {
-    #![allow(clippy::all, missing_docs)]
+    #![allow(clippy::all)]
     tonic::include_proto!("missive.v1");
 
     /// The encoded descriptors of every Missive proto, for server reflection.
