@@ -87,9 +87,9 @@ fn grpc_code(headers: &HeaderMap) -> Option<Code> {
 fn log_call(code: Code) {
     match code {
         Code::Ok => tracing::info!(status = ?code, "call ok"),
-        Code::Internal | Code::Unknown | Code::Unavailable | Code::DataLoss => {
-            tracing::info!(status = ?code, "call failed")
-        }
+        // Their causes were logged where the status was made (`api::status`).
+        Code::Internal | Code::Unavailable => tracing::info!(status = ?code, "call failed"),
+        Code::Unknown | Code::DataLoss => tracing::warn!(status = ?code, "call failed"),
         _ => tracing::info!(status = ?code, "call refused"),
     }
 }

@@ -14,9 +14,9 @@ use crate::{
         Error, ids,
         paging::Page,
         text,
-        users::{self, MAX_EXTERNAL_ID_CHARS, NewUser, UserFilter, UserPatch},
+        users::{self, NewUser, UserFilter, UserPatch},
     },
-    store::{api_keys, users as store_users},
+    store,
 };
 
 /// The AdminService handlers.
@@ -59,7 +59,7 @@ fn user_patch(user: pb::User, paths: &[String]) -> Result<UserPatch, Error> {
 impl pb::admin_service_server::AdminService for AdminApi {
     async fn get_caller(&self, request: Request<pb::GetCallerRequest>) -> Result<Response<pb::User>, Status> {
         let caller = self.state.caller(&request).await?;
-        let user = store_users::get_self(&self.state.store, &caller).await?;
+        let user = store::users::get_self(&self.state.store, &caller).await?;
         Ok(Response::new(user.into()))
     }
 
@@ -70,14 +70,14 @@ impl pb::admin_service_server::AdminService for AdminApi {
         let role = convert::role_from("user.role", user.role)?;
         let request_id = text::request_id("request_id", request.request_id)?;
         let new = NewUser::parse(role, user.display_name, user.external_id, user.email, user.phone)?;
-        let user = store_users::create(&self.state.store, &admin, new, request_id).await?;
+        let user = store::users::create(&self.state.store, &admin, new, request_id).await?;
         Ok(Response::new(user.into()))
     }
 
     async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Result<Response<pb::User>, Status> {
         let admin = self.state.caller(&request).await?.require_admin()?;
         let id = ids::parse("id", &request.get_ref().id, ids::USER)?;
-        let user = store_users::get(&self.state.store, &admin, &id).await?;
+        let user = store::users::get(&self.state.store, &admin, &id).await?;
         Ok(Response::new(user.into()))
     }
 
@@ -89,10 +89,10 @@ impl pb::admin_service_server::AdminService for AdminApi {
         let request = request.into_inner();
         let filter = UserFilter {
             role: convert::role_from("role", request.role)?,
-            external_id: text::filter("external_id", request.external_id, MAX_EXTERNAL_ID_CHARS)?,
+            external_id: text::filter("external_id", request.external_id)?,
         };
         let page = Page::parse(request.page_size, &request.page_token, &filter.fingerprint(admin.caller()))?;
-        let listing = store_users::list(&self.state.store, &admin, filter, &page).await?;
+        let listing = store::users::list(&self.state.store, &admin, filter, &page).await?;
         Ok(Response::new(pb::ListUsersResponse {
             users: listing.items.into_iter().map(pb::User::from).collect(),
             next_page_token: listing.next_page_token,
@@ -107,7 +107,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
         let id = ids::parse("user.id", &user.id, ids::USER)?;
         let paths = mask_paths(request.update_mask, &["display_name", "role", "external_id", "email", "phone"])?;
         let patch = user_patch(user, &paths)?;
-        let user = store_users::update(&self.state.store, &admin, id, patch).await?;
+        let user = store::users::update(&self.state.store, &admin, id, patch).await?;
         Ok(Response::new(user.into()))
     }
 
@@ -119,7 +119,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
         let request = request.into_inner();
         let user_id = ids::parse("user_id", &request.user_id, ids::USER)?;
         let name = users::parse_key_name("name", request.name)?;
-        let created = api_keys::create(&self.state.store, &admin, user_id, name).await?;
+        let created = store::api_keys::create(&self.state.store, &admin, user_id, name).await?;
         Ok(Response::new(pb::CreateApiKeyResponse { api_key: Some(created.key.into()), key: created.secret }))
     }
 
@@ -133,7 +133,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
             if request.user_id.is_empty() { None } else { Some(ids::parse("user_id", &request.user_id, ids::USER)?) };
         let query = format!("keys|{}|{:?}", admin.caller().user_id, user_id);
         let page = Page::parse(request.page_size, &request.page_token, &query)?;
-        let listing = api_keys::list(&self.state.store, &admin, user_id.as_deref(), &page).await?;
+        let listing = store::api_keys::list(&self.state.store, &admin, user_id.as_deref(), &page).await?;
         Ok(Response::new(pb::ListApiKeysResponse {
             api_keys: listing.items.into_iter().map(pb::ApiKey::from).collect(),
             next_page_token: listing.next_page_token,
@@ -143,7 +143,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
     async fn revoke_api_key(&self, request: Request<pb::RevokeApiKeyRequest>) -> Result<Response<pb::ApiKey>, Status> {
         let admin = self.state.caller(&request).await?.require_admin()?;
         let id = ids::parse("id", &request.get_ref().id, ids::API_KEY)?;
-        let key = api_keys::revoke(&self.state.store, &admin, id).await?;
+        let key = store::api_keys::revoke(&self.state.store, &admin, id).await?;
         Ok(Response::new(key.into()))
     }
 }

@@ -12,15 +12,14 @@ use crate::{
     domain::{
         Error,
         conversations::{
-            self, ConversationFilter, ConversationPatch, MAX_LABEL_CHARS, MAX_SUBJECT_CHARS, NewConversation,
-            NewParticipant, StatusFilter, Subject,
+            self, ConversationFilter, ConversationPatch, NewConversation, NewParticipant, StatusFilter, Subject,
         },
         error::Violations,
         ids, metadata,
         paging::Page,
         text,
     },
-    store::{conversations as store, participants, reads},
+    store,
 };
 
 /// Most message ids one MarkRead may name.
@@ -109,13 +108,9 @@ fn parse_patch(conversation: pb::Conversation, paths: &[String]) -> Result<Conve
 fn parse_filter(request: &pb::ListConversationsRequest) -> Result<ConversationFilter, Error> {
     Ok(ConversationFilter {
         status: parse_status(request.status)?,
-        label: text::filter("label", request.label.clone(), MAX_LABEL_CHARS)?,
-        subject_kind: text::filter("subject_kind", request.subject_kind.clone(), MAX_SUBJECT_CHARS)?,
-        subject_external_id: text::filter(
-            "subject_external_id",
-            request.subject_external_id.clone(),
-            MAX_SUBJECT_CHARS,
-        )?,
+        label: text::filter("label", request.label.clone())?,
+        subject_kind: text::filter("subject_kind", request.subject_kind.clone())?,
+        subject_external_id: text::filter("subject_external_id", request.subject_external_id.clone())?,
         participating_only: request.participating_only,
     })
 }
@@ -144,7 +139,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
     ) -> Result<Response<pb::CreateConversationResponse>, Status> {
         let caller = self.state.caller(&request).await?;
         let new = parse_new_conversation(request.into_inner(), &self.state)?;
-        let created = store::create(&self.state.store, &caller, new).await?;
+        let created = store::conversations::create(&self.state.store, &caller, new).await?;
         Ok(Response::new(pb::CreateConversationResponse {
             conversation: Some(created.conversation.into()),
             first_message: created.first_message.map(pb::Message::from),
@@ -159,7 +154,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         let request = request.into_inner();
         let id = ids::parse("id", &request.id, ids::CONVERSATION)?;
         let view = convert::view_from("view", request.view)?;
-        let conversation = store::get(&self.state.store, &caller, &id, view).await?;
+        let conversation = store::conversations::get(&self.state.store, &caller, &id, view).await?;
         Ok(Response::new(conversation.into()))
     }
 
@@ -172,7 +167,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         let filter = parse_filter(&request)?;
         let view = convert::view_from("view", request.view)?;
         let page = Page::parse(request.page_size, &request.page_token, &filter.fingerprint(&caller))?;
-        let listing = store::list(&self.state.store, &caller, &filter, &page, view).await?;
+        let listing = store::conversations::list(&self.state.store, &caller, &filter, &page, view).await?;
         Ok(Response::new(pb::ListConversationsResponse {
             conversations: listing.items.into_iter().map(pb::Conversation::from).collect(),
             next_page_token: listing.next_page_token,
@@ -194,7 +189,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
             &["subject", "subject.kind", "subject.external_id", "subject.title", "metadata"],
         )?;
         let patch = parse_patch(conversation, &paths)?;
-        let conversation = store::update(&self.state.store, &caller, id, patch).await?;
+        let conversation = store::conversations::update(&self.state.store, &caller, id, patch).await?;
         Ok(Response::new(conversation.into()))
     }
 
@@ -207,7 +202,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         let id = ids::parse("conversation_id", &request.conversation_id, ids::CONVERSATION)?;
         let participant = request.participant.ok_or_else(|| Error::invalid("participant", "is required"))?;
         let participant = parse_participant("participant", participant)?;
-        let conversation = participants::add(&self.state.store, &caller, id, participant).await?;
+        let conversation = store::participants::add(&self.state.store, &caller, id, participant).await?;
         Ok(Response::new(conversation.into()))
     }
 
@@ -219,7 +214,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         let request = request.into_inner();
         let id = ids::parse("conversation_id", &request.conversation_id, ids::CONVERSATION)?;
         let user_id = ids::parse("user_id", &request.user_id, ids::USER)?;
-        let conversation = participants::remove(&self.state.store, &caller, id, user_id).await?;
+        let conversation = store::participants::remove(&self.state.store, &caller, id, user_id).await?;
         Ok(Response::new(conversation.into()))
     }
 
@@ -229,7 +224,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
     ) -> Result<Response<pb::Conversation>, Status> {
         let caller = self.state.caller(&request).await?;
         let id = ids::parse("id", &request.get_ref().id, ids::CONVERSATION)?;
-        let conversation = store::set_archived(&self.state.store, &caller, id, true).await?;
+        let conversation = store::conversations::set_archived(&self.state.store, &caller, id, true).await?;
         Ok(Response::new(conversation.into()))
     }
 
@@ -239,7 +234,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
     ) -> Result<Response<pb::Conversation>, Status> {
         let caller = self.state.caller(&request).await?;
         let id = ids::parse("id", &request.get_ref().id, ids::CONVERSATION)?;
-        let conversation = store::set_archived(&self.state.store, &caller, id, false).await?;
+        let conversation = store::conversations::set_archived(&self.state.store, &caller, id, false).await?;
         Ok(Response::new(conversation.into()))
     }
 
@@ -248,7 +243,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         let request = request.into_inner();
         let id = ids::parse("conversation_id", &request.conversation_id, ids::CONVERSATION)?;
         let message_ids = parse_message_ids(&request.message_ids)?;
-        let read = reads::mark_read(&self.state.store, &caller, id, message_ids).await?;
+        let read = store::reads::mark_read(&self.state.store, &caller, id, message_ids).await?;
         Ok(Response::new(pb::MarkReadResponse { marked: read.marked, unread_count: read.unread_count }))
     }
 
@@ -257,7 +252,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         request: Request<pb::GetUnreadCountRequest>,
     ) -> Result<Response<pb::GetUnreadCountResponse>, Status> {
         let caller = self.state.caller(&request).await?;
-        let totals = reads::totals(&self.state.store, &caller).await?;
+        let totals = store::reads::totals(&self.state.store, &caller).await?;
         Ok(Response::new(pb::GetUnreadCountResponse {
             unread_count: totals.messages,
             conversations_with_unread: totals.conversations,
@@ -270,7 +265,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
     ) -> Result<Response<()>, Status> {
         let caller = self.state.caller(&request).await?;
         let id = ids::parse("id", &request.get_ref().id, ids::CONVERSATION)?;
-        store::delete(&self.state.store, &caller, id).await?;
+        store::conversations::delete(&self.state.store, &caller, id).await?;
         Ok(Response::new(()))
     }
 }

@@ -13,9 +13,8 @@ use crate::{
         messages::{MessageDraft, MessageLimits, MessagePatch, MessageQuery, NewAttachment, NewMessage},
         metadata,
         paging::Page,
-        text,
     },
-    store::messages,
+    store,
 };
 
 /// The MessageService handlers.
@@ -50,7 +49,7 @@ pub(super) fn parse_new_message(
             .map(|a| NewAttachment { filename: a.filename, media_type: a.media_type, data: a.data })
             .collect(),
         metadata: request.metadata.into_iter().collect(),
-        request_id: text::request_id(&field("request_id"), request.request_id)?,
+        request_id: Some(request.request_id).filter(|id| !id.is_empty()),
     };
     draft.validate(limits, prefix)
 }
@@ -77,7 +76,7 @@ impl pb::message_service_server::MessageService for MessageApi {
         let request = request.into_inner();
         let conversation_id = ids::parse("conversation_id", &request.conversation_id, ids::CONVERSATION)?;
         let new = parse_new_message(request, self.state.limits, "")?;
-        let message = messages::send(&self.state.store, &caller, conversation_id, new).await?;
+        let message = store::messages::send(&self.state.store, &caller, conversation_id, new).await?;
         Ok(Response::new(message.into()))
     }
 
@@ -86,7 +85,7 @@ impl pb::message_service_server::MessageService for MessageApi {
         let request = request.into_inner();
         let id = ids::parse("id", &request.id, ids::MESSAGE)?;
         let view = convert::view_from("view", request.view)?;
-        let message = messages::get(&self.state.store, &caller, &id, view).await?;
+        let message = store::messages::get(&self.state.store, &caller, &id, view).await?;
         Ok(Response::new(message.into()))
     }
 
@@ -104,7 +103,7 @@ impl pb::message_service_server::MessageService for MessageApi {
         };
         let view = convert::view_from("view", request.view)?;
         let page = Page::parse(request.page_size, &request.page_token, &query.fingerprint(&caller))?;
-        let listing = messages::list(&self.state.store, &caller, &query, &page, view).await?;
+        let listing = store::messages::list(&self.state.store, &caller, &query, &page, view).await?;
         Ok(Response::new(pb::ListMessagesResponse {
             messages: listing.items.into_iter().map(pb::Message::from).collect(),
             next_page_token: listing.next_page_token,
@@ -122,7 +121,7 @@ impl pb::message_service_server::MessageService for MessageApi {
         let id = ids::parse("message.id", &message.id, ids::MESSAGE)?;
         let paths = mask_paths(request.update_mask, &["content", "content_attributes", "metadata"])?;
         let patch = parse_patch(message, &paths)?;
-        let message = messages::update(&self.state.store, &caller, id, patch).await?;
+        let message = store::messages::update(&self.state.store, &caller, id, patch).await?;
         Ok(Response::new(message.into()))
     }
 
@@ -132,7 +131,7 @@ impl pb::message_service_server::MessageService for MessageApi {
     ) -> Result<Response<pb::Message>, Status> {
         let caller = self.state.caller(&request).await?;
         let id = ids::parse("id", &request.get_ref().id, ids::MESSAGE)?;
-        let message = messages::delete(&self.state.store, &caller, id).await?;
+        let message = store::messages::delete(&self.state.store, &caller, id).await?;
         Ok(Response::new(message.into()))
     }
 
@@ -142,7 +141,7 @@ impl pb::message_service_server::MessageService for MessageApi {
     ) -> Result<Response<pb::AttachmentContent>, Status> {
         let caller = self.state.caller(&request).await?;
         let id = ids::parse("id", &request.get_ref().id, ids::ATTACHMENT)?;
-        let content = messages::attachment(&self.state.store, &caller, &id).await?;
+        let content = store::messages::attachment(&self.state.store, &caller, &id).await?;
         Ok(Response::new(pb::AttachmentContent {
             attachment: Some(content.attachment.into()),
             message_id: content.message_id,

@@ -76,14 +76,17 @@ impl Error {
         Self::NotFound { kind, id: id.into() }
     }
 
-    /// One INVALID_ARGUMENT naming every field of `errors`, which are all INVALID_ARGUMENT
-    /// when they come from parsing; any other error is kept as a violation rather than lost.
+    /// One INVALID_ARGUMENT naming every field of `errors`. Parsing only fails with
+    /// INVALID_ARGUMENT; should another error be among them, it is returned as it is.
     pub fn merge(errors: impl IntoIterator<Item = Error>) -> Self {
-        let mut violations = Violations::new();
+        let mut violations = Vec::new();
         for err in errors {
-            violations.check::<()>(Err(err));
+            match err {
+                Error::InvalidArgument(mut more) => violations.append(&mut more),
+                other => return other,
+            }
         }
-        Self::InvalidArgument(violations.0)
+        Self::InvalidArgument(violations)
     }
 }
 

@@ -190,7 +190,7 @@ pub struct MessageDraft {
     pub attachments: Vec<NewAttachment>,
     /// Free string metadata.
     pub metadata: Metadata,
-    /// The client's idempotency key.
+    /// The client's idempotency key ([`text::MAX_REQUEST_ID_CHARS`] at most).
     pub request_id: Option<String>,
 }
 
@@ -257,6 +257,13 @@ impl MessageDraft {
         }
         violations.check(check_attributes(&format!("{prefix}content_attributes"), draft.content_attributes.as_ref()));
         violations.check(super::metadata::check(&format!("{prefix}metadata"), &draft.metadata));
+        if let Some(request_id) = &draft.request_id {
+            violations.check(text::bounded(
+                &format!("{prefix}request_id"),
+                request_id.clone(),
+                text::MAX_REQUEST_ID_CHARS,
+            ));
+        }
         violations.finish()?;
         Ok(NewMessage(draft))
     }
@@ -349,12 +356,16 @@ fn check_filename(field: &str, filename: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// A concrete media type (`type/subtype`, parameters allowed, no wildcards).
+/// A concrete media type: parsed as RFC 2045 says (the `mime` crate: `type/subtype` with
+/// well-formed parameters), and each name as RFC 6838 restricts it (1 to 127 of letters,
+/// digits and `!#$&^_.+-`), which also rules out wildcards.
 fn is_media_type(value: &str) -> bool {
-    value.parse::<mime::Mime>().is_ok_and(|media| {
-        let (kind, subtype) = (media.type_(), media.subtype());
-        !kind.as_str().is_empty() && !subtype.as_str().is_empty() && kind != mime::STAR && subtype != mime::STAR
-    })
+    let restricted_name = |name: &str| {
+        (1..=127).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    value
+        .parse::<mime::Mime>()
+        .is_ok_and(|media| restricted_name(media.type_().as_str()) && restricted_name(media.subtype().as_str()))
 }
 
 /// The edits of an update; `None` leaves a field as it is.
@@ -480,7 +491,9 @@ mod tests {
         for good in ["image/png", "application/pdf", "text/plain; charset=utf-8", "application/vnd.ms-excel"] {
             assert!(is_media_type(good), "{good}");
         }
-        for bad in ["pdf", "image/", "/png", "image/*", "a/b/c", ""] {
+        for bad in
+            ["pdf", "image/", "/png", "image/*", "a/b/c", "", "image/x%y", "application/a~b", "text/plain; charset"]
+        {
             assert!(!is_media_type(bad), "{bad}");
         }
     }

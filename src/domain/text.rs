@@ -21,14 +21,20 @@ pub fn trimmed(field: &str, value: &str, max_chars: usize) -> Result<String, Err
     bounded(field, value.trim().to_owned(), max_chars)
 }
 
-/// An optional filter value: empty means "no filter"; otherwise [`bounded`].
-pub fn filter(field: &str, value: String, max_chars: usize) -> Result<Option<String>, Error> {
+/// An optional value: empty means none; otherwise [`bounded`].
+pub fn optional(field: &str, value: String, max_chars: usize) -> Result<Option<String>, Error> {
     if value.is_empty() { Ok(None) } else { bounded(field, value, max_chars).map(Some) }
+}
+
+/// A listing's filter value: empty means "no filter". No length limit: a value longer than
+/// anything stored simply matches nothing.
+pub fn filter(field: &str, value: String) -> Result<Option<String>, Error> {
+    optional(field, value, usize::MAX)
 }
 
 /// A client's idempotency key (`request_id`): empty for none, else at most 200 characters.
 pub fn request_id(field: &str, value: String) -> Result<Option<String>, Error> {
-    filter(field, value, MAX_REQUEST_ID_CHARS)
+    optional(field, value, MAX_REQUEST_ID_CHARS)
 }
 
 /// Most characters in a request id.
@@ -57,7 +63,8 @@ mod tests {
 
     #[test]
     fn empty_filters_and_request_ids_mean_none() {
-        assert_eq!(filter("f", String::new(), 3).unwrap(), None);
+        assert_eq!(filter("f", String::new()).unwrap(), None);
+        assert!(filter("f", "a\0".into()).is_err());
         assert_eq!(request_id("request_id", "r-1".into()).unwrap().as_deref(), Some("r-1"));
         assert!(request_id("request_id", "x".repeat(201)).is_err());
     }

@@ -153,7 +153,7 @@ pub fn parse_key_name(field: &str, value: String) -> Result<String, Error> {
 
 /// An external id, or `None` when empty.
 pub fn parse_external_id(field: &str, value: String) -> Result<Option<String>, Error> {
-    text::filter(field, value, MAX_EXTERNAL_ID_CHARS)
+    text::optional(field, value, MAX_EXTERNAL_ID_CHARS)
 }
 
 /// An email address, or empty for none.

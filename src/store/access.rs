@@ -207,11 +207,20 @@ pub async fn check_users_exist<C: ConnectionTrait>(
         .await?
         .into_iter()
         .collect();
+    every_found(&found, user_ids, field, |id| format!("no user {id} in this account"))
+}
+
+/// INVALID_ARGUMENT naming each of `wanted` that is not in `found` (`field(i)` for the
+/// i-th), or `Ok` when all were found.
+pub fn every_found(
+    found: &HashSet<String>,
+    wanted: &[&str],
+    field: impl Fn(usize) -> String,
+    missing: impl Fn(&str) -> String,
+) -> Result<(), Error> {
     let mut violations = crate::domain::error::Violations::new();
-    for (index, user_id) in user_ids.iter().enumerate() {
-        if !found.contains(*user_id) {
-            violations.add(field(index), format!("no user {user_id} in this account"));
-        }
+    for (index, id) in wanted.iter().enumerate().filter(|(_, id)| !found.contains(**id)) {
+        violations.add(field(index), missing(id));
     }
     violations.finish()
 }

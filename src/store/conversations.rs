@@ -267,9 +267,11 @@ pub async fn update(
     patch: ConversationPatch,
 ) -> Result<ConversationView, Error> {
     caller.require_staff("update conversations")?;
+    let unit_id = id.clone();
     store
         .write(caller, move |tx, caller| {
             Box::pin(async move {
+                let id = unit_id;
                 let record = access::load_visible(tx.conn(), caller, &id).await?;
                 let mut active: conversation::ActiveModel = record.row.into();
                 if let Some(kind) = patch.subject_kind {
@@ -287,11 +289,11 @@ pub async fn update(
                 active.update_time = Set(tx.now);
                 active.public_update_time = Set(tx.now);
                 let record = ConversationRecord { row: active.update(tx.conn()).await?, ..record };
-                emit(tx, EventKind::ConversationUpdated, &record, Audience::Conversation)?;
-                views::present_one(tx.conn(), caller, record, View::Basic).await
+                emit(tx, EventKind::ConversationUpdated, &record, Audience::Conversation)
             })
         })
-        .await
+        .await?;
+    get(store, caller, &id, View::Basic).await
 }
 
 /// Archives or unarchives the conversation for the caller only.
@@ -301,24 +303,24 @@ pub async fn set_archived(
     id: String,
     archived: bool,
 ) -> Result<ConversationView, Error> {
+    let unit_id = id.clone();
     store
         .write(caller, move |tx, caller| {
             Box::pin(async move {
-                let mut record = access::load_visible(tx.conn(), caller, &id).await?;
+                let record = access::load_visible(tx.conn(), caller, &unit_id).await?;
                 let own = record.own_row(caller)?.clone();
-                if own.archived != archived {
-                    let mut active: participant::ActiveModel = own.into();
-                    active.archived = Set(archived);
-                    let own = active.update(tx.conn()).await?;
-                    let kind =
-                        if archived { EventKind::ConversationArchived } else { EventKind::ConversationUnarchived };
-                    emit(tx, kind, &record, Audience::User(caller.user_id.clone()))?;
-                    record.participants.iter_mut().filter(|p| p.user_id == own.user_id).for_each(|p| *p = own.clone());
+                if own.archived == archived {
+                    return Ok(());
                 }
-                views::present_one(tx.conn(), caller, record, View::Basic).await
+                let mut active: participant::ActiveModel = own.into();
+                active.archived = Set(archived);
+                active.update(tx.conn()).await?;
+                let kind = if archived { EventKind::ConversationArchived } else { EventKind::ConversationUnarchived };
+                emit(tx, kind, &record, Audience::User(caller.user_id.clone()))
             })
         })
-        .await
+        .await?;
+    get(store, caller, &id, View::Basic).await
 }
 
 /// Deletes a conversation with everything in it. Staff only.

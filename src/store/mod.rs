@@ -138,14 +138,20 @@ async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
         .map_err(|err| Error::Unavailable(format!("could not open the database {}: {err}", redact(url))))
 }
 
-/// The URL without its password, for messages.
+/// The URL without its password, for messages. A URL too broken to parse may still hold
+/// one: then everything between the scheme and the last `@` goes.
 fn redact(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
             parsed.to_string()
         }
-        _ => url.to_owned(),
+        Err(_) => match (url.find("://"), url.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => format!("{}***{}", &url[..scheme_end + 3], &url[at..]),
+            _ => url.to_owned(),
+        },
     }
 }
 
@@ -211,5 +217,6 @@ mod tests {
         assert_eq!(redact("postgres://me:secret@db/x"), "postgres://me:***@db/x");
         assert_eq!(redact("postgres://me@db/x"), "postgres://me@db/x");
         assert_eq!(redact("sqlite:missive.db"), "sqlite:missive.db");
+        assert_eq!(redact("postgres://me:pa#ss@db/x"), "postgres://***@db/x", "unparsable, still redacted");
     }
 }

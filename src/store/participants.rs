@@ -5,8 +5,9 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use super::{
     Store, WriteTx,
     access::{self, ConversationRecord, participant_from_row},
+    conversations,
     entities::{conversation, participant},
-    unread, views,
+    unread,
 };
 use crate::domain::{
     Caller, Error, View,
@@ -19,9 +20,11 @@ use crate::domain::{
 /// Adds a participant; its unread counter starts at what it may already read.
 pub async fn add(store: &Store, caller: &Caller, id: String, new: NewParticipant) -> Result<ConversationView, Error> {
     caller.require_staff("add participants")?;
+    let unit_id = id.clone();
     store
         .write(caller, move |tx, caller| {
             Box::pin(async move {
+                let id = unit_id;
                 let mut record = access::load_visible(tx.conn(), caller, &id).await?;
                 if record.participant(&new.user_id).is_some() {
                     return Err(Error::AlreadyExists(format!(
@@ -49,20 +52,22 @@ pub async fn add(store: &Store, caller: &Caller, id: String, new: NewParticipant
                 .await?;
                 touch(tx, &mut record).await?;
                 record.participants.push(joined.clone());
-                emit(tx, EventKind::ParticipantAdded, &record, &joined, Audience::Conversation)?;
-                views::present_one(tx.conn(), caller, record, View::Basic).await
+                emit(tx, EventKind::ParticipantAdded, &record, &joined, Audience::Conversation)
             })
         })
-        .await
+        .await?;
+    conversations::get(store, caller, &id, View::Basic).await
 }
 
 /// Removes a participant. A member that removed itself may no longer see the
-/// conversation, so it gets the conversation as it was left.
+/// conversation, so it gets the conversation as it left it.
 pub async fn remove(store: &Store, caller: &Caller, id: String, user_id: String) -> Result<ConversationView, Error> {
     may_remove(caller, &user_id)?;
-    store
+    let unit_id = id.clone();
+    let left = store
         .write(caller, move |tx, caller| {
             Box::pin(async move {
+                let id = unit_id;
                 let mut record = access::load_visible(tx.conn(), caller, &id).await?;
                 let gone = record
                     .participant(&user_id)
@@ -72,13 +77,16 @@ pub async fn remove(store: &Store, caller: &Caller, id: String, user_id: String)
                 record.participants.retain(|p| p.user_id != user_id);
                 touch(tx, &mut record).await?;
                 emit(tx, EventKind::ParticipantRemoved, &record, &gone, Audience::ConversationAnd(user_id.clone()))?;
-                if record.ensure_visible(caller).is_err() {
-                    return Ok(ConversationView::from(record.snapshot(false)?));
-                }
-                views::present_one(tx.conn(), caller, record, View::Basic).await
+                // A caller that removed itself may no longer see the conversation.
+                let left = record.ensure_visible(caller).is_err();
+                left.then(|| record.snapshot(false)).transpose()
             })
         })
-        .await
+        .await?;
+    match left {
+        Some(snapshot) => Ok(ConversationView::from(snapshot)),
+        None => conversations::get(store, caller, &id, View::Basic).await,
+    }
 }
 
 /// Marks the conversation changed now, for everyone.

@@ -141,16 +141,13 @@ async fn check_messages_in<C: ConnectionTrait>(
         find = find.filter(message::Column::Private.eq(false));
     }
     let found: HashSet<String> = find.into_tuple::<String>().all(conn).await?.into_iter().collect();
-    let mut violations = crate::domain::error::Violations::new();
-    for (index, id) in ids.iter().enumerate() {
-        if !found.contains(id) {
-            violations.add(
-                format!("message_ids[{index}]"),
-                format!("{id} is not a message of conversation {conversation_id}"),
-            );
-        }
-    }
-    violations.finish()
+    let wanted: Vec<&str> = ids.iter().map(String::as_str).collect();
+    access::every_found(
+        &found,
+        &wanted,
+        |index| format!("message_ids[{index}]"),
+        |id| format!("{id} is not a message of conversation {conversation_id}"),
+    )
 }
 
 /// The caller's unread messages and conversations with unread messages, archived

@@ -3,10 +3,14 @@
 //! because units never hold the transaction themselves (they cannot commit, roll back or
 //! keep it), the door can later run several units in one commit.
 //!
-//! A unit's run is four separate steps: begin (take the writer's turn), run the unit,
-//! seal (append its events with its own time and actor), commit (with a NOTIFY to other
-//! replicas on PostgreSQL), then wake the account's subscribers. A unit that fails leaves
-//! nothing behind: its transaction is rolled back.
+//! A unit's run is separate steps: begin (take the writer's turn and the transaction), run
+//! the unit, seal (append its events with its own time and actor), commit (with a NOTIFY
+//! to other replicas on PostgreSQL), wake the account's subscribers. A unit that fails
+//! leaves nothing behind: its transaction is rolled back.
+//!
+//! Units own what they need (ids as `String`, the request's values): whoever runs them may
+//! do so later, elsewhere, batched with others. `write` and `write_as` differ only in what
+//! the unit is given; composing one from the other would need the unit to be `'static`.
 
 use std::{future::Future, pin::Pin};
 
