@@ -4,14 +4,14 @@ use missive::api::pb;
 use prost_types::FieldMask;
 use tonic::Code;
 
-use crate::helpers::{assert_code, assert_invalid, authed, spawn_app};
+use crate::helpers::{assert_code, assert_invalid, micros, spawn_app};
 
 #[tokio::test]
 async fn admin_creates_a_user_whose_new_key_authenticates_as_that_user() {
     let app = spawn_app().await;
     let buyer = app.member("Jane Buyer").await;
 
-    let me = app.admin_client().get_caller(authed(&buyer.key, pb::GetCallerRequest {})).await.unwrap().into_inner();
+    let me = app.session(&buyer).get_caller().await.unwrap();
 
     assert_eq!(me.id, buyer.id);
     assert_eq!(me.role, pb::Role::Member as i32);
@@ -22,33 +22,25 @@ async fn admin_creates_a_user_whose_new_key_authenticates_as_that_user() {
 #[tokio::test]
 async fn create_user_with_the_same_request_id_returns_the_first_user() {
     let app = spawn_app().await;
-    let request = || {
-        authed(
-            &app.admin.key,
-            pb::CreateUserRequest {
-                user: Some(pb::User {
-                    role: pb::Role::Agent as i32,
-                    display_name: "Agent Smith".into(),
-                    email: "smith@example.com".into(),
-                    phone: "+1 (555) 123-4567".into(),
-                    external_id: "crm-7".into(),
-                    ..Default::default()
-                }),
-                request_id: "req-1".into(),
-            },
-        )
+    let admin = app.as_admin();
+    let request = || pb::CreateUserRequest {
+        user: Some(pb::User {
+            role: pb::Role::Agent as i32,
+            display_name: "Agent Smith".into(),
+            email: "smith@example.com".into(),
+            phone: "+1 (555) 123-4567".into(),
+            external_id: "crm-7".into(),
+            ..Default::default()
+        }),
+        request_id: "req-1".into(),
     };
 
-    let first = app.admin_client().create_user(request()).await.unwrap().into_inner();
-    let retried = app.admin_client().create_user(request()).await.unwrap().into_inner();
+    let first = admin.create_user(request()).await.unwrap();
+    let retried = admin.create_user(request()).await.unwrap();
 
     assert_eq!(first, retried);
-    let listed = app
-        .admin_client()
-        .list_users(authed(&app.admin.key, pb::ListUsersRequest { external_id: "crm-7".into(), ..Default::default() }))
-        .await
-        .unwrap()
-        .into_inner();
+    let listed =
+        admin.list_users(pb::ListUsersRequest { external_id: "crm-7".into(), ..Default::default() }).await.unwrap();
     assert_eq!(listed.users, vec![first]);
     assert_eq!(listed.total_size, 1);
 }
@@ -56,59 +48,42 @@ async fn create_user_with_the_same_request_id_returns_the_first_user() {
 #[tokio::test]
 async fn an_external_id_belongs_to_one_user_of_the_account() {
     let app = spawn_app().await;
-    let create = |request_id: &str| {
-        authed(
-            &app.admin.key,
-            pb::CreateUserRequest {
-                user: Some(pb::User {
-                    role: pb::Role::Member as i32,
-                    external_id: "shop-42".into(),
-                    ..Default::default()
-                }),
-                request_id: request_id.into(),
-            },
-        )
+    let admin = app.as_admin();
+    let create = |request_id: &str| pb::CreateUserRequest {
+        user: Some(pb::User { role: pb::Role::Member as i32, external_id: "shop-42".into(), ..Default::default() }),
+        request_id: request_id.into(),
     };
-    app.admin_client().create_user(create("a")).await.unwrap();
+    admin.create_user(create("a")).await.unwrap();
 
-    assert_code(app.admin_client().create_user(create("b")).await, Code::AlreadyExists);
+    assert_code(admin.create_user(create("b")).await, Code::AlreadyExists);
 }
 
 #[tokio::test]
 async fn update_user_changes_only_the_fields_in_the_mask() {
     let app = spawn_app().await;
+    let admin = app.as_admin();
     let user = app.member("Before").await;
 
-    let updated = app
-        .admin_client()
-        .update_user(authed(
-            &app.admin.key,
-            pb::UpdateUserRequest {
-                user: Some(pb::User {
-                    id: user.id.clone(),
-                    display_name: "After".into(),
-                    email: "after@example.com".into(),
-                    role: pb::Role::Admin as i32,
-                    ..Default::default()
-                }),
-                update_mask: Some(FieldMask { paths: vec!["display_name".into(), "email".into()] }),
-            },
-        ))
+    let updated = admin
+        .update_user(pb::UpdateUserRequest {
+            user: Some(pb::User {
+                id: user.id.clone(),
+                display_name: "After".into(),
+                email: "after@example.com".into(),
+                role: pb::Role::Admin as i32,
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask { paths: vec!["display_name".into(), "email".into()] }),
+        })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
 
     assert_eq!(updated.display_name, "After");
     assert_eq!(updated.email, "after@example.com");
     assert_eq!(updated.role, pb::Role::Member as i32, "role was not in the mask");
-    let read_back = app
-        .admin_client()
-        .get_user(authed(&app.admin.key, pb::GetUserRequest { id: user.id.clone() }))
-        .await
-        .unwrap()
-        .into_inner();
+    let read_back = admin.get_user(&user.id).await.unwrap();
     assert_eq!(read_back, updated);
-    assert!(crate::helpers::micros(updated.update_time) > crate::helpers::micros(updated.create_time));
+    assert!(micros(updated.update_time) > micros(updated.create_time));
 }
 
 #[tokio::test]
@@ -123,19 +98,15 @@ async fn list_users_pages_through_every_user_once_and_filters_by_role() {
     let mut token = String::new();
     loop {
         let page = app
-            .admin_client()
-            .list_users(authed(
-                &app.admin.key,
-                pb::ListUsersRequest {
-                    page_size: 2,
-                    page_token: token.clone(),
-                    role: pb::Role::Member as i32,
-                    ..Default::default()
-                },
-            ))
+            .as_admin()
+            .list_users(pb::ListUsersRequest {
+                page_size: 2,
+                page_token: token.clone(),
+                role: pb::Role::Member as i32,
+                ..Default::default()
+            })
             .await
-            .unwrap()
-            .into_inner();
+            .unwrap();
         assert_eq!(page.total_size, 5);
         assert!(page.users.len() <= 2);
         seen.extend(page.users.into_iter().map(|u| u.display_name));
@@ -152,37 +123,29 @@ async fn list_users_pages_through_every_user_once_and_filters_by_role() {
 #[tokio::test]
 async fn a_revoked_key_no_longer_authenticates() {
     let app = spawn_app().await;
+    let admin = app.as_admin();
     let user = app.member("Soon revoked").await;
-    let keys = app
-        .admin_client()
-        .list_api_keys(authed(
-            &app.admin.key,
-            pb::ListApiKeysRequest { user_id: user.id.clone(), ..Default::default() },
-        ))
+    let keys = admin
+        .list_api_keys(pb::ListApiKeysRequest { user_id: user.id.clone(), ..Default::default() })
         .await
         .unwrap()
-        .into_inner()
         .api_keys;
     assert_eq!(keys.len(), 1);
     assert!(user.key.starts_with(&keys[0].prefix), "the prefix identifies the key");
 
-    let revoked = app
-        .admin_client()
-        .revoke_api_key(authed(&app.admin.key, pb::RevokeApiKeyRequest { id: keys[0].id.clone() }))
-        .await
-        .unwrap()
-        .into_inner();
+    let revoked = admin.revoke_api_key(&keys[0].id).await.unwrap();
 
     assert!(revoked.revoke_time.is_some());
-    let status = assert_code(app.unread_result(&user).await, Code::Unauthenticated);
+    let status = assert_code(app.session(&user).get_unread_count().await, Code::Unauthenticated);
     assert!(status.message().contains("revoked"), "{status:?}");
 }
 
 #[tokio::test]
 async fn users_are_validated_field_by_field() {
     let app = spawn_app().await;
+    let admin = app.as_admin();
     let create =
-        |user: pb::User| authed(&app.admin.key, pb::CreateUserRequest { user: Some(user), request_id: String::new() });
+        |user: pb::User| admin.create_user(pb::CreateUserRequest { user: Some(user), request_id: String::new() });
     let member = |email: &str, phone: &str| pb::User {
         role: pb::Role::Member as i32,
         email: email.into(),
@@ -190,9 +153,9 @@ async fn users_are_validated_field_by_field() {
         ..Default::default()
     };
 
-    assert_invalid(app.admin_client().create_user(create(member("not-an-email", ""))).await, "user.email");
-    assert_invalid(app.admin_client().create_user(create(member("", "555-12"))).await, "user.phone");
-    assert_invalid(app.admin_client().create_user(create(pb::User::default())).await, "user.role");
-    assert!(app.admin_client().create_user(create(member("a@example.com", "+4915112345678"))).await.is_ok());
-    assert!(app.admin_client().create_user(create(member("", "(555) 123-4567"))).await.is_ok());
+    assert_invalid(create(member("not-an-email", "")).await, "user.email");
+    assert_invalid(create(member("", "555-12")).await, "user.phone");
+    assert_invalid(create(pb::User::default()).await, "user.role");
+    assert!(create(member("a@example.com", "+4915112345678")).await.is_ok());
+    assert!(create(member("", "(555) 123-4567")).await.is_ok());
 }

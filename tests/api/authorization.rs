@@ -1,36 +1,50 @@
 //! The authorization matrix: member, agent, admin, another account, no key, bad key.
 
-use missive::{api::pb, domain::users::Role};
+use missive::api::pb::{
+    self, admin_service_client::AdminServiceClient, conversation_service_client::ConversationServiceClient,
+    event_service_client::EventServiceClient, message_service_client::MessageServiceClient,
+};
 use tonic::{Code, Request};
 
-use crate::helpers::{assert_code, authed, bootstrap_user, note, spawn_app, text};
+use crate::helpers::{assert_code, note, spawn_app, text};
 
 #[tokio::test]
 async fn every_service_rejects_a_call_without_a_key() {
     let app = spawn_app().await;
+    let channel = || app.channel.clone();
 
-    let status =
-        assert_code(app.admin_client().get_caller(Request::new(pb::GetCallerRequest {})).await, Code::Unauthenticated);
-    assert!(status.message().contains("authorization"), "{status:?}");
-    assert_code(
-        app.conversations().list_conversations(Request::new(pb::ListConversationsRequest::default())).await,
+    let status = assert_code(
+        AdminServiceClient::new(channel()).get_caller(Request::new(pb::GetCallerRequest {})).await,
         Code::Unauthenticated,
     );
-    assert_code(app.messages().send_message(Request::new(text("conv_x", "hi"))).await, Code::Unauthenticated);
-    assert_code(app.events().subscribe(Request::new(pb::SubscribeRequest::default())).await, Code::Unauthenticated);
+    assert!(status.message().contains("authorization"), "{status:?}");
+    assert_code(
+        ConversationServiceClient::new(channel())
+            .list_conversations(Request::new(pb::ListConversationsRequest::default()))
+            .await,
+        Code::Unauthenticated,
+    );
+    assert_code(
+        MessageServiceClient::new(channel()).send_message(Request::new(text("conv_x", "hi"))).await,
+        Code::Unauthenticated,
+    );
+    assert_code(
+        EventServiceClient::new(channel()).subscribe(Request::new(pb::SubscribeRequest::default())).await,
+        Code::Unauthenticated,
+    );
 }
 
 #[tokio::test]
 async fn an_unknown_or_malformed_key_is_unauthenticated() {
     let app = spawn_app().await;
-    assert_code(
-        app.unread_result(&crate::helpers::TestUser { id: String::new(), key: "msk_nope".into() }).await,
-        Code::Unauthenticated,
-    );
+    assert_code(app.session_with_key("msk_nope").get_unread_count().await, Code::Unauthenticated);
 
     let mut request = Request::new(pb::GetUnreadCountRequest {});
     request.metadata_mut().insert("authorization", "Basic dXNlcjpwYXNz".parse().unwrap());
-    assert_code(app.conversations().get_unread_count(request).await, Code::Unauthenticated);
+    assert_code(
+        ConversationServiceClient::new(app.channel.clone()).get_unread_count(request).await,
+        Code::Unauthenticated,
+    );
 }
 
 #[tokio::test]
@@ -40,19 +54,9 @@ async fn members_and_agents_may_not_call_the_admin_service() {
     let agent = app.agent("agent").await;
 
     for user in [&member, &agent] {
-        assert_code(
-            app.admin_client().list_users(authed(&user.key, pb::ListUsersRequest::default())).await,
-            Code::PermissionDenied,
-        );
-        assert_code(
-            app.admin_client()
-                .create_api_key(authed(
-                    &user.key,
-                    pb::CreateApiKeyRequest { user_id: user.id.clone(), name: "mine".into() },
-                ))
-                .await,
-            Code::PermissionDenied,
-        );
+        let session = app.session(user);
+        assert_code(session.list_users(pb::ListUsersRequest::default()).await, Code::PermissionDenied);
+        assert_code(session.create_api_key(&user.id, "mine").await, Code::PermissionDenied);
     }
 }
 
@@ -64,39 +68,14 @@ async fn a_member_cannot_see_a_conversation_it_does_not_take_part_in() {
     let stranger = app.member("stranger").await;
     let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
     let message = app.send(&buyer, &conversation.id, "hello").await;
+    let as_stranger = app.session(&stranger);
 
-    assert_code(app.get_conversation(&stranger, &conversation.id).await, Code::NotFound);
-    assert_code(app.send_request(&stranger, text(&conversation.id, "let me in")).await, Code::NotFound);
-    assert_code(
-        app.messages()
-            .list_messages(authed(
-                &stranger.key,
-                pb::ListMessagesRequest { conversation_id: conversation.id.clone(), ..Default::default() },
-            ))
-            .await,
-        Code::NotFound,
-    );
-    assert_code(
-        app.messages()
-            .get_message(authed(&stranger.key, pb::GetMessageRequest { id: message.id.clone(), view: 0 }))
-            .await,
-        Code::NotFound,
-    );
-    assert_code(
-        app.conversations()
-            .mark_read(authed(
-                &stranger.key,
-                pb::MarkReadRequest { conversation_id: conversation.id.clone(), message_ids: vec![] },
-            ))
-            .await,
-        Code::NotFound,
-    );
-    let listed = app
-        .conversations()
-        .list_conversations(authed(&stranger.key, pb::ListConversationsRequest::default()))
-        .await
-        .unwrap()
-        .into_inner();
+    assert_code(as_stranger.get_conversation(&conversation.id).await, Code::NotFound);
+    assert_code(as_stranger.send_message(text(&conversation.id, "let me in")).await, Code::NotFound);
+    assert_code(as_stranger.messages_in(&conversation.id).await, Code::NotFound);
+    assert_code(as_stranger.get_message(&message.id).await, Code::NotFound);
+    assert_code(as_stranger.mark_all_read(&conversation.id).await, Code::NotFound);
+    let listed = as_stranger.list_conversations(pb::ListConversationsRequest::default()).await.unwrap();
     assert!(listed.conversations.is_empty());
     assert_eq!(listed.total_size, 0);
 }
@@ -108,37 +87,25 @@ async fn staff_see_every_conversation_of_their_account_and_nothing_of_another() 
     let seller = app.member("seller").await;
     let agent = app.agent("agent").await;
     let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
-    let other_account = missive::store::accounts::create(&app.store, "other").await.unwrap();
-    let other_admin = bootstrap_user(&app.store, &other_account, Role::Admin, "other admin").await;
+    let other_account = app.create_account("other").await;
+    let other_admin = app.session(&app.bootstrap_user(&other_account, pb::Role::Admin, "other admin").await);
 
     for staff in [&agent, &app.admin] {
-        let seen = app.get_conversation(staff, &conversation.id).await.unwrap();
+        let staff = app.session(staff);
+        let seen = staff.get_conversation(&conversation.id).await.unwrap();
         assert_eq!(seen.id, conversation.id);
         assert!(!seen.participating);
-        let listed = app
-            .conversations()
-            .list_conversations(authed(&staff.key, pb::ListConversationsRequest::default()))
-            .await
-            .unwrap()
-            .into_inner();
+        let listed = staff.list_conversations(pb::ListConversationsRequest::default()).await.unwrap();
         assert_eq!(
             listed.conversations.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
             vec![conversation.id.clone()]
         );
     }
-    assert_code(app.get_conversation(&other_admin, &conversation.id).await, Code::NotFound);
-    assert_code(app.send_request(&other_admin, text(&conversation.id, "hi")).await, Code::NotFound);
-    let other_list = app
-        .conversations()
-        .list_conversations(authed(&other_admin.key, pb::ListConversationsRequest::default()))
-        .await
-        .unwrap()
-        .into_inner();
+    assert_code(other_admin.get_conversation(&conversation.id).await, Code::NotFound);
+    assert_code(other_admin.send_message(text(&conversation.id, "hi")).await, Code::NotFound);
+    let other_list = other_admin.list_conversations(pb::ListConversationsRequest::default()).await.unwrap();
     assert!(other_list.conversations.is_empty());
-    assert_code(
-        app.admin_client().get_user(authed(&other_admin.key, pb::GetUserRequest { id: buyer.id.clone() })).await,
-        Code::NotFound,
-    );
+    assert_code(other_admin.get_user(&buyer.id).await, Code::NotFound);
 }
 
 #[tokio::test]
@@ -147,41 +114,23 @@ async fn only_staff_write_and_read_private_notes() {
     let customer = app.member("customer").await;
     let agent = app.agent("agent").await;
     let conversation = app.conversation(&customer, &[(&agent, "agent")]).await;
+    let (as_customer, as_agent) = (app.session(&customer), app.session(&agent));
 
     let note = note(&conversation.id, "Internal: premium plan");
-    assert_code(app.send_request(&customer, note.clone()).await, Code::PermissionDenied);
-    let note = app.send_request(&agent, note).await.unwrap();
+    assert_code(as_customer.send_message(note.clone()).await, Code::PermissionDenied);
+    let note = as_agent.send_message(note).await.unwrap();
     let reply = app.send(&agent, &conversation.id, "Happy to help").await;
 
-    let as_customer = app
-        .messages()
-        .list_messages(authed(
-            &customer.key,
-            pb::ListMessagesRequest { conversation_id: conversation.id.clone(), ..Default::default() },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(as_customer.messages.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), vec![reply.id.clone()]);
-    assert_eq!(as_customer.total_size, 1);
-    assert_code(
-        app.messages().get_message(authed(&customer.key, pb::GetMessageRequest { id: note.id.clone(), view: 0 })).await,
-        Code::NotFound,
-    );
-    let seen_by_customer = app.get_conversation(&customer, &conversation.id).await.unwrap();
+    let customer_sees = as_customer.messages_in(&conversation.id).await.unwrap();
+    assert_eq!(customer_sees.messages.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), vec![reply.id.clone()]);
+    assert_eq!(customer_sees.total_size, 1);
+    assert_code(as_customer.get_message(&note.id).await, Code::NotFound);
+    let seen_by_customer = as_customer.get_conversation(&conversation.id).await.unwrap();
     assert_eq!(seen_by_customer.last_message.unwrap().id, reply.id, "the last message a member sees is never a note");
     assert_eq!(seen_by_customer.unread_count, 1, "a note does not count as unread for a member");
 
-    let as_agent = app
-        .messages()
-        .list_messages(authed(
-            &agent.key,
-            pb::ListMessagesRequest { conversation_id: conversation.id.clone(), ..Default::default() },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(as_agent.messages.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), vec![note.id, reply.id]);
+    let agent_sees = as_agent.messages_in(&conversation.id).await.unwrap();
+    assert_eq!(agent_sees.messages.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), vec![note.id, reply.id]);
 }
 
 #[tokio::test]
@@ -192,49 +141,17 @@ async fn members_may_not_manage_conversations_but_may_leave_them() {
     let friend = app.member("friend").await;
     let agent = app.agent("agent").await;
     let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    let as_buyer = app.session(&buyer);
 
-    assert_code(
-        app.conversations()
-            .add_participant(authed(
-                &buyer.key,
-                pb::AddParticipantRequest {
-                    conversation_id: conversation.id.clone(),
-                    participant: Some(pb::NewParticipant { user_id: friend.id.clone(), label: "friend".into() }),
-                },
-            ))
-            .await,
-        Code::PermissionDenied,
-    );
-    assert_code(
-        app.conversations()
-            .remove_participant(authed(
-                &buyer.key,
-                pb::RemoveParticipantRequest { conversation_id: conversation.id.clone(), user_id: seller.id.clone() },
-            ))
-            .await,
-        Code::PermissionDenied,
-    );
-    assert_code(
-        app.conversations()
-            .delete_conversation(authed(&buyer.key, pb::DeleteConversationRequest { id: conversation.id.clone() }))
-            .await,
-        Code::PermissionDenied,
-    );
+    assert_code(as_buyer.add_participant(&conversation.id, &friend.id, "friend").await, Code::PermissionDenied);
+    assert_code(as_buyer.remove_participant(&conversation.id, &seller.id).await, Code::PermissionDenied);
+    assert_code(as_buyer.delete_conversation(&conversation.id).await, Code::PermissionDenied);
 
-    app.conversations()
-        .remove_participant(authed(
-            &seller.key,
-            pb::RemoveParticipantRequest { conversation_id: conversation.id.clone(), user_id: seller.id.clone() },
-        ))
-        .await
-        .unwrap();
-    assert_code(app.get_conversation(&seller, &conversation.id).await, Code::NotFound);
+    app.session(&seller).remove_participant(&conversation.id, &seller.id).await.unwrap();
+    assert_code(app.session(&seller).get_conversation(&conversation.id).await, Code::NotFound);
 
-    app.conversations()
-        .delete_conversation(authed(&agent.key, pb::DeleteConversationRequest { id: conversation.id.clone() }))
-        .await
-        .unwrap();
-    assert_code(app.get_conversation(&buyer, &conversation.id).await, Code::NotFound);
+    app.session(&agent).delete_conversation(&conversation.id).await.unwrap();
+    assert_code(as_buyer.get_conversation(&conversation.id).await, Code::NotFound);
 }
 
 #[tokio::test]
@@ -245,28 +162,16 @@ async fn only_the_sender_edits_and_only_the_sender_or_staff_delete() {
     let agent = app.agent("agent").await;
     let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
     let message = app.send(&buyer, &conversation.id, "original").await;
-    let edit = |key: &str| {
-        authed(
-            key,
-            pb::UpdateMessageRequest {
-                message: Some(pb::Message { id: message.id.clone(), content: "edited".into(), ..Default::default() }),
-                update_mask: Some(prost_types::FieldMask { paths: vec!["content".into()] }),
-            },
-        )
+    let edit = || pb::UpdateMessageRequest {
+        message: Some(pb::Message { id: message.id.clone(), content: "edited".into(), ..Default::default() }),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["content".into()] }),
     };
+    let (as_seller, as_agent) = (app.session(&seller), app.session(&agent));
 
-    assert_code(app.messages().update_message(edit(&seller.key)).await, Code::PermissionDenied);
-    assert_code(app.messages().update_message(edit(&agent.key)).await, Code::PermissionDenied);
-    assert_code(
-        app.messages().delete_message(authed(&seller.key, pb::DeleteMessageRequest { id: message.id.clone() })).await,
-        Code::PermissionDenied,
-    );
-    let deleted = app
-        .messages()
-        .delete_message(authed(&agent.key, pb::DeleteMessageRequest { id: message.id.clone() }))
-        .await
-        .unwrap()
-        .into_inner();
+    assert_code(as_seller.update_message(edit()).await, Code::PermissionDenied);
+    assert_code(as_agent.update_message(edit()).await, Code::PermissionDenied);
+    assert_code(as_seller.delete_message(&message.id).await, Code::PermissionDenied);
+    let deleted = as_agent.delete_message(&message.id).await.unwrap();
     assert!(deleted.delete_time.is_some());
 }
 
@@ -281,10 +186,10 @@ async fn a_members_messages_always_come_in() {
         direction: pb::Direction::Outgoing as i32,
         ..text(&conversation.id, "from the business")
     };
-    assert_code(app.send_request(&customer, forged).await, Code::PermissionDenied);
+    assert_code(app.session(&customer).send_message(forged).await, Code::PermissionDenied);
     let simulated = pb::SendMessageRequest {
         direction: pb::Direction::Incoming as i32,
         ..text(&conversation.id, "as the customer")
     };
-    assert_eq!(app.send_request(&agent, simulated).await.unwrap().direction, pb::Direction::Incoming as i32);
+    assert_eq!(app.session(&agent).send_message(simulated).await.unwrap().direction, pb::Direction::Incoming as i32);
 }

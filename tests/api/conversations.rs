@@ -7,10 +7,10 @@ use missive::api::pb;
 use prost_types::FieldMask;
 use tonic::Code;
 
-use crate::helpers::{TestApp, TestUser, assert_code, authed, note, spawn_app, text};
+use crate::helpers::{TestApp, TestUser, assert_code, note, spawn_app, text};
 
 async fn list(app: &TestApp, user: &TestUser, request: pb::ListConversationsRequest) -> pb::ListConversationsResponse {
-    app.conversations().list_conversations(authed(&user.key, request)).await.unwrap().into_inner()
+    app.session(user).list_conversations(request).await.unwrap()
 }
 
 fn ids(conversations: &[pb::Conversation]) -> Vec<String> {
@@ -24,25 +24,21 @@ async fn a_conversation_starts_with_its_participants_subject_and_first_message()
     let seller = app.member("seller").await;
 
     let created = app
-        .conversations()
-        .create_conversation(authed(
-            &buyer.key,
-            pb::CreateConversationRequest {
-                participants: vec![pb::NewParticipant { user_id: seller.id.clone(), label: "seller".into() }],
-                subject: Some(pb::Subject {
-                    kind: "listing".into(),
-                    external_id: "lst_abc".into(),
-                    title: "2021 Volvo FH 500".into(),
-                }),
-                metadata: HashMap::from([("offer_id".to_string(), "42".to_string())]),
-                first_message: Some(text("", "Is this vehicle still available?")),
-                caller_label: "buyer".into(),
-                request_id: String::new(),
-            },
-        ))
+        .session(&buyer)
+        .create_conversation(pb::CreateConversationRequest {
+            participants: vec![pb::NewParticipant { user_id: seller.id.clone(), label: "seller".into() }],
+            subject: Some(pb::Subject {
+                kind: "listing".into(),
+                external_id: "lst_abc".into(),
+                title: "2021 Volvo FH 500".into(),
+            }),
+            metadata: HashMap::from([("offer_id".to_string(), "42".to_string())]),
+            first_message: Some(text("", "Is this vehicle still available?")),
+            caller_label: "buyer".into(),
+            request_id: String::new(),
+        })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
 
     let conversation = created.conversation.unwrap();
     let first = created.first_message.unwrap();
@@ -60,7 +56,7 @@ async fn a_conversation_starts_with_its_participants_subject_and_first_message()
     assert_eq!(conversation.last_message.unwrap().id, first.id);
     assert_eq!(conversation.unread_count, 0, "the sender has nothing unread");
 
-    let for_seller = app.get_conversation(&seller, &conversation.id).await.unwrap();
+    let for_seller = app.session(&seller).get_conversation(&conversation.id).await.unwrap();
     assert_eq!(for_seller.unread_count, 1);
     assert_eq!(for_seller.caller_label, "seller");
     assert_eq!(app.unread(&seller).await, (1, 1));
@@ -71,20 +67,16 @@ async fn a_retried_create_with_the_same_request_id_returns_the_first_conversatio
     let app = spawn_app().await;
     let buyer = app.member("buyer").await;
     let seller = app.member("seller").await;
-    let request = || {
-        authed(
-            &buyer.key,
-            pb::CreateConversationRequest {
-                participants: vec![pb::NewParticipant { user_id: seller.id.clone(), label: "seller".into() }],
-                first_message: Some(text("", "hello")),
-                request_id: "create-1".into(),
-                ..Default::default()
-            },
-        )
+    let as_buyer = app.session(&buyer);
+    let request = || pb::CreateConversationRequest {
+        participants: vec![pb::NewParticipant { user_id: seller.id.clone(), label: "seller".into() }],
+        first_message: Some(text("", "hello")),
+        request_id: "create-1".into(),
+        ..Default::default()
     };
 
-    let first = app.conversations().create_conversation(request()).await.unwrap().into_inner();
-    let retried = app.conversations().create_conversation(request()).await.unwrap().into_inner();
+    let first = as_buyer.create_conversation(request()).await.unwrap();
+    let retried = as_buyer.create_conversation(request()).await.unwrap();
 
     assert_eq!(first.conversation.as_ref().unwrap().id, retried.conversation.as_ref().unwrap().id);
     assert_eq!(first.first_message.as_ref().unwrap().id, retried.first_message.as_ref().unwrap().id);
@@ -102,26 +94,20 @@ async fn listing_filters_by_status_label_and_subject_with_a_summary() {
     let archived = app.conversation(&other, &[(&me, "buyer")]).await;
     app.send(&other, &as_buyer.id, "unread for me").await;
     app.send(&other, &archived.id, "unread but archived").await;
-    app.conversations()
-        .archive_conversation(authed(&me.key, pb::ArchiveConversationRequest { id: archived.id.clone() }))
-        .await
-        .unwrap();
-    app.conversations()
-        .update_conversation(authed(
-            &app.admin.key,
-            pb::UpdateConversationRequest {
-                conversation: Some(pb::Conversation {
-                    id: as_seller.id.clone(),
-                    subject: Some(pb::Subject {
-                        kind: "listing".into(),
-                        external_id: "lst_9".into(),
-                        title: String::new(),
-                    }),
-                    ..Default::default()
+    app.session(&me).archive_conversation(&archived.id).await.unwrap();
+    app.as_admin()
+        .update_conversation(pb::UpdateConversationRequest {
+            conversation: Some(pb::Conversation {
+                id: as_seller.id.clone(),
+                subject: Some(pb::Subject {
+                    kind: "listing".into(),
+                    external_id: "lst_9".into(),
+                    title: String::new(),
                 }),
-                update_mask: Some(FieldMask { paths: vec!["subject.kind".into(), "subject.external_id".into()] }),
-            },
-        ))
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask { paths: vec!["subject.kind".into(), "subject.external_id".into()] }),
+        })
         .await
         .unwrap();
 
@@ -169,30 +155,16 @@ async fn archiving_is_per_user_and_reversible() {
     let buyer = app.member("buyer").await;
     let seller = app.member("seller").await;
     let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    let as_buyer = app.session(&buyer);
 
-    let archived = app
-        .conversations()
-        .archive_conversation(authed(&buyer.key, pb::ArchiveConversationRequest { id: conversation.id.clone() }))
-        .await
-        .unwrap()
-        .into_inner();
+    let archived = as_buyer.archive_conversation(&conversation.id).await.unwrap();
     assert!(archived.archived);
-    assert!(!app.get_conversation(&seller, &conversation.id).await.unwrap().archived);
+    assert!(!app.session(&seller).get_conversation(&conversation.id).await.unwrap().archived);
 
-    let unarchived = app
-        .conversations()
-        .unarchive_conversation(authed(&buyer.key, pb::UnarchiveConversationRequest { id: conversation.id.clone() }))
-        .await
-        .unwrap()
-        .into_inner();
+    let unarchived = as_buyer.unarchive_conversation(&conversation.id).await.unwrap();
     assert!(!unarchived.archived);
     let agent = app.agent("agent").await;
-    assert_code(
-        app.conversations()
-            .archive_conversation(authed(&agent.key, pb::ArchiveConversationRequest { id: conversation.id.clone() }))
-            .await,
-        Code::FailedPrecondition,
-    );
+    assert_code(app.session(&agent).archive_conversation(&conversation.id).await, Code::FailedPrecondition);
 }
 
 #[tokio::test]
@@ -204,47 +176,18 @@ async fn staff_add_and_remove_participants_and_a_newcomer_counts_the_history_as_
     let conversation = app.conversation(&agent, &[(&lead, "lead"), (&agent, "agent")]).await;
     app.send(&lead, &conversation.id, "one").await;
     app.send(&lead, &conversation.id, "two").await;
+    let as_agent = app.session(&agent);
 
-    let added = app
-        .conversations()
-        .add_participant(authed(
-            &agent.key,
-            pb::AddParticipantRequest {
-                conversation_id: conversation.id.clone(),
-                participant: Some(pb::NewParticipant { user_id: sales_rep.id.clone(), label: "sales_rep".into() }),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let added = as_agent.add_participant(&conversation.id, &sales_rep.id, "sales_rep").await.unwrap();
     assert_eq!(added.participants.len(), 3);
-    assert_eq!(app.get_conversation(&sales_rep, &conversation.id).await.unwrap().unread_count, 2);
-    assert_code(
-        app.conversations()
-            .add_participant(authed(
-                &agent.key,
-                pb::AddParticipantRequest {
-                    conversation_id: conversation.id.clone(),
-                    participant: Some(pb::NewParticipant { user_id: sales_rep.id.clone(), label: "again".into() }),
-                },
-            ))
-            .await,
-        Code::AlreadyExists,
-    );
+    assert_eq!(app.session(&sales_rep).get_conversation(&conversation.id).await.unwrap().unread_count, 2);
+    assert_code(as_agent.add_participant(&conversation.id, &sales_rep.id, "again").await, Code::AlreadyExists);
 
-    let removed = app
-        .conversations()
-        .remove_participant(authed(
-            &agent.key,
-            pb::RemoveParticipantRequest { conversation_id: conversation.id.clone(), user_id: lead.id.clone() },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let removed = as_agent.remove_participant(&conversation.id, &lead.id).await.unwrap();
     let mut remaining: Vec<String> = removed.participants.iter().map(|p| p.user_id.clone()).collect();
     remaining.sort();
     assert_eq!(remaining, vec![agent.id.clone(), sales_rep.id.clone()]);
-    assert_code(app.get_conversation(&lead, &conversation.id).await, Code::NotFound);
+    assert_code(app.session(&lead).get_conversation(&conversation.id).await, Code::NotFound);
     app.assert_no_unread_drift().await;
 }
 
@@ -255,17 +198,12 @@ async fn deleting_a_conversation_removes_it_and_its_messages_for_good() {
     let seller = app.member("seller").await;
     let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
     let message = app.send(&buyer, &conversation.id, "soon gone").await;
+    let admin = app.as_admin();
 
-    app.conversations()
-        .delete_conversation(authed(&app.admin.key, pb::DeleteConversationRequest { id: conversation.id.clone() }))
-        .await
-        .unwrap();
+    admin.delete_conversation(&conversation.id).await.unwrap();
 
-    assert_code(app.get_conversation(&app.admin, &conversation.id).await, Code::NotFound);
-    assert_code(
-        app.messages().get_message(authed(&app.admin.key, pb::GetMessageRequest { id: message.id, view: 0 })).await,
-        Code::NotFound,
-    );
+    assert_code(admin.get_conversation(&conversation.id).await, Code::NotFound);
+    assert_code(admin.get_message(&message.id).await, Code::NotFound);
     assert_eq!(app.unread(&seller).await, (0, 0));
 }
 
@@ -275,17 +213,10 @@ async fn the_full_view_expands_participants_users() {
     let buyer = app.member("Jane").await;
     let seller = app.member("ABC Trucks").await;
     let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    let as_buyer = app.session(&buyer);
 
-    let basic = app.get_conversation(&buyer, &conversation.id).await.unwrap();
-    let full = app
-        .conversations()
-        .get_conversation(authed(
-            &buyer.key,
-            pb::GetConversationRequest { id: conversation.id.clone(), view: pb::View::Full as i32 },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let basic = as_buyer.get_conversation(&conversation.id).await.unwrap();
+    let full = as_buyer.get_conversation_in(&conversation.id, pb::View::Full).await.unwrap();
 
     assert!(basic.participants.iter().all(|p| p.user.is_none()));
     let mut names: Vec<String> =
@@ -299,23 +230,18 @@ async fn a_retried_create_never_returns_a_later_message_as_the_first() {
     let app = spawn_app().await;
     let customer = app.member("customer").await;
     let agent = app.agent("agent").await;
-    let request = || {
-        authed(
-            &customer.key,
-            pb::CreateConversationRequest {
-                participants: vec![pb::NewParticipant { user_id: agent.id.clone(), label: "agent".into() }],
-                request_id: "no-first-message".into(),
-                ..Default::default()
-            },
-        )
+    let as_customer = app.session(&customer);
+    let request = || pb::CreateConversationRequest {
+        participants: vec![pb::NewParticipant { user_id: agent.id.clone(), label: "agent".into() }],
+        request_id: "no-first-message".into(),
+        ..Default::default()
     };
-    let created = app.conversations().create_conversation(request()).await.unwrap().into_inner();
+    let created = as_customer.create_conversation(request()).await.unwrap();
     let conversation_id = created.conversation.unwrap().id;
-    let note = note(&conversation_id, "internal: VIP");
-    app.send_request(&agent, note).await.unwrap();
+    app.session(&agent).send_message(note(&conversation_id, "internal: VIP")).await.unwrap();
     app.send(&agent, &conversation_id, "hello").await;
 
-    let retried = app.conversations().create_conversation(request()).await.unwrap().into_inner();
+    let retried = as_customer.create_conversation(request()).await.unwrap();
 
     assert_eq!(retried.conversation.unwrap().id, conversation_id);
     assert_eq!(retried.first_message, None, "the create sent no message");
@@ -327,22 +253,17 @@ async fn only_staff_change_a_conversations_subject_and_metadata() {
     let buyer = app.member("buyer").await;
     let seller = app.member("seller").await;
     let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
-    let update = |key: &str| {
-        authed(
-            key,
-            pb::UpdateConversationRequest {
-                conversation: Some(pb::Conversation {
-                    id: conversation.id.clone(),
-                    metadata: HashMap::from([("offer_id".to_string(), "43".to_string())]),
-                    ..Default::default()
-                }),
-                update_mask: Some(FieldMask { paths: vec!["metadata".into()] }),
-            },
-        )
+    let update = || pb::UpdateConversationRequest {
+        conversation: Some(pb::Conversation {
+            id: conversation.id.clone(),
+            metadata: HashMap::from([("offer_id".to_string(), "43".to_string())]),
+            ..Default::default()
+        }),
+        update_mask: Some(FieldMask { paths: vec!["metadata".into()] }),
     };
 
-    assert_code(app.conversations().update_conversation(update(&buyer.key)).await, Code::PermissionDenied);
-    let updated = app.conversations().update_conversation(update(&app.admin.key)).await.unwrap().into_inner();
+    assert_code(app.session(&buyer).update_conversation(update()).await, Code::PermissionDenied);
+    let updated = app.as_admin().update_conversation(update()).await.unwrap();
     assert_eq!(updated.metadata["offer_id"], "43");
 }
 
@@ -350,33 +271,26 @@ async fn only_staff_change_a_conversations_subject_and_metadata() {
 async fn members_see_no_one_elses_contact_details() {
     let app = spawn_app().await;
     let buyer = app.member("buyer").await;
-    let seller = app
-        .admin_client()
-        .create_user(authed(
-            &app.admin.key,
-            pb::CreateUserRequest {
-                user: Some(pb::User {
-                    role: pb::Role::Member as i32,
-                    display_name: "Seller".into(),
-                    email: "seller@example.com".into(),
-                    phone: "+4915112345678".into(),
-                    external_id: "crm-1".into(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            },
-        ))
+    let admin = app.as_admin();
+    let seller = admin
+        .create_user(pb::CreateUserRequest {
+            user: Some(pb::User {
+                role: pb::Role::Member as i32,
+                display_name: "Seller".into(),
+                email: "seller@example.com".into(),
+                phone: "+4915112345678".into(),
+                external_id: "crm-1".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     let seller_user = TestUser { id: seller.id.clone(), key: String::new() };
     let conversation = app.conversation(&buyer, &[(&seller_user, "seller")]).await;
-    let full = |key: &str| {
-        authed(key, pb::GetConversationRequest { id: conversation.id.clone(), view: pb::View::Full as i32 })
-    };
 
-    let as_buyer = app.conversations().get_conversation(full(&buyer.key)).await.unwrap().into_inner();
-    let as_admin = app.conversations().get_conversation(full(&app.admin.key)).await.unwrap().into_inner();
+    let as_buyer = app.session(&buyer).get_conversation_in(&conversation.id, pb::View::Full).await.unwrap();
+    let as_admin = admin.get_conversation_in(&conversation.id, pb::View::Full).await.unwrap();
 
     let seen =
         |c: &pb::Conversation| c.participants.iter().find(|p| p.user_id == seller.id).unwrap().user.clone().unwrap();

@@ -1,23 +1,17 @@
 //! Subscribe: replay from a cursor then live, no gap, no duplicate, in order, filtered to
 //! what the caller may see.
 
-use std::{collections::HashSet, sync::atomic::Ordering, time::Duration};
+use std::{collections::HashSet, time::Duration};
 
-use missive::{api::pb, domain::users::Role, events::StreamSettings};
+use missive::api::pb;
 use tonic::{Code, Streaming};
 
-use crate::helpers::{
-    TestApp, TestUser, assert_code, assert_invalid, authed, bootstrap_user, note, spawn_app, spawn_app_with, text,
-};
+use crate::helpers::{Session, TestApp, TestUser, assert_code, assert_invalid, note, spawn_app, spawn_app_with, text};
 
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn subscribe(app: &TestApp, user: &TestUser, after: &str) -> Streaming<pb::Event> {
-    app.events()
-        .subscribe(authed(&user.key, pb::SubscribeRequest { after: after.into(), ..Default::default() }))
-        .await
-        .expect("subscribe")
-        .into_inner()
+    app.session(user).subscribe_after(after).await.expect("subscribe")
 }
 
 /// The next `count` events that are not heartbeats.
@@ -62,13 +56,7 @@ async fn a_live_stream_starts_with_its_cursor_then_delivers_changes() {
 
     let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
     let sent = app.send(&buyer, &conversation.id, "hello").await;
-    app.conversations()
-        .mark_read(authed(
-            &seller.key,
-            pb::MarkReadRequest { conversation_id: conversation.id.clone(), message_ids: vec![] },
-        ))
-        .await
-        .unwrap();
+    app.session(&seller).mark_all_read(&conversation.id).await.unwrap();
 
     let events = next_events(&mut stream, 3).await;
     assert_eq!(
@@ -101,13 +89,7 @@ async fn resuming_from_the_last_cursor_delivers_exactly_what_was_missed() {
     for index in 0..12 {
         missed.push(app.send(&buyer, &conversation.id, &format!("while away {index}")).await.id);
     }
-    app.conversations()
-        .mark_read(authed(
-            &seller.key,
-            pb::MarkReadRequest { conversation_id: conversation.id.clone(), message_ids: missed[..3].to_vec() },
-        ))
-        .await
-        .unwrap();
+    app.session(&seller).mark_read(&conversation.id, &missed[..3]).await.unwrap();
 
     let mut resumed = subscribe(&app, &seller, &cursor).await;
     let events = next_events(&mut resumed, 13).await;
@@ -144,14 +126,10 @@ async fn concurrent_senders_are_delivered_once_each_in_cursor_order() {
     let per_sender = 15;
     let mut tasks = Vec::new();
     for (member, conversation_id) in members.iter().zip(&conversations) {
-        let (client, member, conversation_id) = (app.messages(), member.clone(), conversation_id.clone());
+        let (session, member, conversation_id) = (app.session(member), member.clone(), conversation_id.clone());
         tasks.push(tokio::spawn(async move {
-            let mut client = client;
             for index in 0..per_sender {
-                client
-                    .send_message(authed(&member.key, text(&conversation_id, &format!("{} {index}", member.id))))
-                    .await
-                    .unwrap();
+                session.send_message(text(&conversation_id, &format!("{} {index}", member.id))).await.unwrap();
             }
         }));
     }
@@ -185,21 +163,12 @@ async fn a_member_sees_only_its_conversations_and_never_a_private_note() {
         app.conversation(&agent, &[(&customer, "customer"), (&agent, "agent"), (&supervisor, "supervisor")]).await;
     let theirs = app.conversation(&agent, &[(&other_customer, "customer"), (&agent, "agent")]).await;
     app.send(&agent, &theirs.id, "not for you").await;
-    let note = note(&mine.id, "internal note");
-    let note = app.send_request(&agent, note).await.unwrap();
+    let as_agent = app.session(&agent);
+    let note = as_agent.send_message(note(&mine.id, "internal note")).await.unwrap();
     // The supervisor reads the note: that the note was read is staff's business too.
-    app.conversations()
-        .mark_read(authed(
-            &supervisor.key,
-            pb::MarkReadRequest { conversation_id: mine.id.clone(), message_ids: vec![] },
-        ))
-        .await
-        .unwrap();
-    app.messages().delete_message(authed(&agent.key, pb::DeleteMessageRequest { id: note.id })).await.unwrap();
-    app.conversations()
-        .archive_conversation(authed(&agent.key, pb::ArchiveConversationRequest { id: mine.id.clone() }))
-        .await
-        .unwrap();
+    app.session(&supervisor).mark_all_read(&mine.id).await.unwrap();
+    as_agent.delete_message(&note.id).await.unwrap();
+    as_agent.archive_conversation(&mine.id).await.unwrap();
     app.send(&agent, &mine.id, "for you").await;
 
     let mut stream = subscribe(&app, &customer, "0").await;
@@ -233,19 +202,44 @@ async fn a_member_sees_only_its_conversations_and_never_a_private_note() {
 #[tokio::test]
 async fn accounts_never_see_each_others_events() {
     let app = spawn_app().await;
-    let other_account = missive::store::accounts::create(&app.store, "other").await.unwrap();
-    let other_admin = bootstrap_user(&app.store, &other_account, Role::Admin, "other admin").await;
+    let other_account = app.create_account("other").await;
+    let other_admin = app.bootstrap_user(&other_account, pb::Role::Admin, "other admin").await;
     let member = app.member("member").await;
-    app.conversation(&app.admin, &[(&member, "member")]).await;
+    let my_conversation = app.conversation(&app.admin, &[(&member, "member")]).await;
 
     let mut mine = subscribe(&app, &app.admin, "0").await;
     let mut theirs = subscribe(&app, &other_admin, "0").await;
-    assert_eq!(types(&next_events(&mut mine, 1).await), vec![pb::EventType::ConversationCreated]);
+    let my_first = next_events(&mut mine, 1).await;
+    assert_eq!(types(&my_first), vec![pb::EventType::ConversationCreated]);
+    assert_eq!(my_first[0].conversation_id, my_conversation.id);
 
-    let other_member = bootstrap_user(&app.store, &other_account, Role::Member, "other member").await;
-    let theirs_conversation = app.conversation(&other_admin, &[(&other_member, "member")]).await;
-    let events = next_events(&mut theirs, 1).await;
-    assert_eq!(events[0].conversation_id, theirs_conversation.id, "their first event is their own");
+    // The other account writes; then each account writes a marker after the other's writes.
+    let other_member = app.bootstrap_user(&other_account, pb::Role::Member, "other member").await;
+    let their_conversation = app.conversation(&other_admin, &[(&other_member, "member")]).await;
+    app.send(&other_admin, &their_conversation.id, "theirs").await;
+    app.send(&member, &my_conversation.id, "my marker").await;
+    app.send(&other_admin, &their_conversation.id, "their marker").await;
+
+    // Each stream delivers in cursor order, so anything foreign written before a marker
+    // would arrive before it: the next events up to the marker are exactly our own.
+    let my_next = next_events(&mut mine, 1).await;
+    assert_eq!(types(&my_next), vec![pb::EventType::MessageCreated]);
+    assert_eq!(
+        (my_next[0].conversation_id.as_str(), message_content(&my_next[0]).as_str()),
+        (my_conversation.id.as_str(), "my marker"),
+        "nothing of the other account came before my marker"
+    );
+    let their_events = next_events(&mut theirs, 3).await;
+    assert_eq!(
+        types(&their_events),
+        vec![pb::EventType::ConversationCreated, pb::EventType::MessageCreated, pb::EventType::MessageCreated],
+        "nothing of my account came before their marker, not even from the replay"
+    );
+    assert!(their_events.iter().all(|e| e.conversation_id == their_conversation.id), "{their_events:?}");
+    assert_eq!(
+        their_events[1..].iter().map(message_content).collect::<Vec<_>>(),
+        vec!["theirs".to_string(), "their marker".to_string()]
+    );
 }
 
 #[tokio::test]
@@ -259,18 +253,14 @@ async fn filters_select_event_types_and_conversations() {
     app.send(&buyer, &second.id, "in second").await;
 
     let mut stream = app
-        .events()
-        .subscribe(authed(
-            &seller.key,
-            pb::SubscribeRequest {
-                after: "0".into(),
-                types: vec![pb::EventType::MessageCreated as i32],
-                conversation_ids: vec![second.id.clone()],
-            },
-        ))
+        .session(&seller)
+        .subscribe(pb::SubscribeRequest {
+            after: "0".into(),
+            types: vec![pb::EventType::MessageCreated as i32],
+            conversation_ids: vec![second.id.clone()],
+        })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
 
     let events = next_events(&mut stream, 1).await;
     assert_eq!(message_content(&events[0]), "in second");
@@ -311,31 +301,27 @@ async fn a_stalled_subscriber_neither_slows_senders_nor_grows_the_server_buffer(
         .connect()
         .await
         .unwrap();
-    let mut stalled = pb::event_service_client::EventServiceClient::new(small_windows)
-        .subscribe(authed(&seller.key, pb::SubscribeRequest { after: "0".into(), ..Default::default() }))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stalled = Session::over(small_windows, &seller.key).subscribe_after("0").await.unwrap();
     next_events(&mut stalled, 1).await;
     let big = "x".repeat(4_000);
     let burst = 500;
 
-    let started = std::time::Instant::now();
+    // Were a send to wait for the stalled subscriber it would wait for ever: each must
+    // finish on its own.
     for index in 0..burst {
-        app.send(&buyer, &conversation.id, &format!("{index} {big}")).await;
+        tokio::time::timeout(WAIT, app.send(&buyer, &conversation.id, &format!("{index} {big}")))
+            .await
+            .unwrap_or_else(|_| panic!("send {index} waited on a subscriber that reads nothing"));
     }
-    let burst_time = started.elapsed();
     // Let the stream fill whatever it can: its queue and the HTTP/2 window.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // The server pulled from the log only what fits in the stalled stream's queue and the
     // connection's flow-control window, not the burst: the rest waits in the database.
-    let settings = StreamSettings::default();
-    let handed_over = app.stream_stats.queued_total.load(Ordering::Relaxed) as usize;
-    let peak = app.stream_stats.peak_queued.load(Ordering::Relaxed);
+    let handed_over = app.events_queued_for_streams() as usize;
+    let peak = app.peak_stream_queue();
     assert!(handed_over < burst / 2, "{handed_over} of {burst} events were pulled for a client that reads nothing");
-    assert!(peak <= settings.queue_capacity);
-    assert!(burst_time < Duration::from_secs(60), "senders were not held up: {burst_time:?}");
+    assert!(peak <= app.stream_queue_capacity(), "{peak} events queued for one stream");
 
     // The subscriber catches up from the log with nothing lost.
     let events = next_events(&mut stalled, burst).await;
@@ -350,10 +336,10 @@ async fn a_bad_or_future_cursor_is_invalid() {
     let member = app.member("member").await;
     for after in ["yesterday", "-5", "999999"] {
         let request = pb::SubscribeRequest { after: after.into(), ..Default::default() };
-        assert_invalid(app.events().subscribe(authed(&member.key, request)).await, "after");
+        assert_invalid(app.session(&member).subscribe(request).await, "after");
     }
     let bad_filter = pb::SubscribeRequest { types: vec![42], ..Default::default() };
-    assert_invalid(app.events().subscribe(authed(&member.key, bad_filter)).await, "types[0]");
+    assert_invalid(app.session(&member).subscribe(bad_filter).await, "types[0]");
 }
 
 #[tokio::test]
@@ -369,12 +355,7 @@ async fn a_cursor_older_than_the_retention_window_must_resync() {
     app.send(&buyer, &conversation.id, "old news").await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
 
-    let status = assert_code(
-        app.events()
-            .subscribe(authed(&seller.key, pb::SubscribeRequest { after: "0".into(), ..Default::default() }))
-            .await,
-        Code::FailedPrecondition,
-    );
+    let status = assert_code(app.session(&seller).subscribe_after("0").await, Code::FailedPrecondition);
     assert!(status.message().contains("resync"), "{status:?}");
 
     // Without a cursor the client starts again from now.
@@ -390,12 +371,12 @@ async fn a_client_that_leaves_frees_its_stream() {
     let app = spawn_app().await;
     let member = app.member("member").await;
     let stream = subscribe(&app, &member, "").await;
-    assert_eq!(app.stream_stats.active.load(Ordering::Relaxed), 1);
+    assert_eq!(app.open_streams(), 1);
 
     drop(stream);
 
     let deadline = std::time::Instant::now() + WAIT;
-    while app.stream_stats.active.load(Ordering::Relaxed) != 0 {
+    while app.open_streams() != 0 {
         assert!(std::time::Instant::now() < deadline, "the stream's task is still running");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -433,19 +414,15 @@ async fn a_revoked_key_ends_its_stream() {
     let mut stream = subscribe(&app, &member, "").await;
     tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
     let key_id = app
-        .admin_client()
-        .list_api_keys(authed(
-            &app.admin.key,
-            pb::ListApiKeysRequest { user_id: member.id.clone(), ..Default::default() },
-        ))
+        .as_admin()
+        .list_api_keys(pb::ListApiKeysRequest { user_id: member.id.clone(), ..Default::default() })
         .await
         .unwrap()
-        .into_inner()
         .api_keys[0]
         .id
         .clone();
 
-    app.admin_client().revoke_api_key(authed(&app.admin.key, pb::RevokeApiKeyRequest { id: key_id })).await.unwrap();
+    app.as_admin().revoke_api_key(&key_id).await.unwrap();
 
     let status = loop {
         match tokio::time::timeout(WAIT, stream.message()).await.expect("the stream ends in time") {
@@ -465,16 +442,9 @@ async fn a_member_learns_nothing_of_notes_from_read_events() {
     let supervisor = app.agent("supervisor").await;
     let conversation =
         app.conversation(&agent, &[(&customer, "customer"), (&agent, "agent"), (&supervisor, "supervisor")]).await;
-    let note = note(&conversation.id, "note");
-    app.send_request(&agent, note).await.unwrap();
+    app.session(&agent).send_message(note(&conversation.id, "note")).await.unwrap();
     app.send(&agent, &conversation.id, "public").await;
-    app.conversations()
-        .mark_read(authed(
-            &supervisor.key,
-            pb::MarkReadRequest { conversation_id: conversation.id.clone(), message_ids: vec![] },
-        ))
-        .await
-        .unwrap();
+    app.session(&supervisor).mark_all_read(&conversation.id).await.unwrap();
     app.send(&agent, &conversation.id, "marker").await;
 
     let mut stream = subscribe(&app, &customer, "0").await;
@@ -504,7 +474,7 @@ async fn a_heartbeat_only_filter_sends_only_heartbeats() {
 
     let request =
         pb::SubscribeRequest { after: "0".into(), types: vec![pb::EventType::Heartbeat as i32], ..Default::default() };
-    let mut stream = app.events().subscribe(authed(&seller.key, request)).await.unwrap().into_inner();
+    let mut stream = app.session(&seller).subscribe(request).await.unwrap();
 
     for _ in 0..3 {
         let event = tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();

@@ -1,6 +1,21 @@
-//! Spawns a real server over a fresh database and gives tests authenticated clients.
+//! Spawns a real server over a fresh database and gives tests per-user clients.
+//!
+//! Server logs: set `TEST_LOG=1` (any non-empty value) to print the server's tracing output
+//! with the test's output (`RUST_LOG` picks the filter, "info,sqlx=warn,sea_orm=warn" by
+//! default), e.g. `TEST_LOG=1 cargo test --test api some_test -- --nocapture`. Without it,
+//! nothing is logged.
+//!
+//! This file is the only one that touches the crate's internals (`missive::store`,
+//! `missive::domain`, `missive::config`, `missive::server`, `missive::events`): the other
+//! test files speak to the server through its gRPC API, with [`Session`], and call the
+//! helpers below for the little they need from inside (a second account, the stream
+//! statistics, the unread recount).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    io::IsTerminal,
+    sync::{Arc, Once, atomic::Ordering},
+    time::Duration,
+};
 
 use missive::{
     api::pb::{
@@ -9,19 +24,35 @@ use missive::{
     },
     config::Config,
     domain::users::{NewUser, Role},
-    events::StreamStats,
+    events::{StreamSettings, StreamStats},
     server::Application,
-    store::Store,
+    store::{self, Store},
 };
 use sea_orm::{ConnectionTrait, Database};
 use tokio::{sync::oneshot, task::JoinHandle};
-use tonic::{Code, Request, Status, transport::Channel};
+use tonic::{Code, Request, Status, Streaming, transport::Channel};
+
+/// Installs the tracing subscriber once per test binary when TEST_LOG is set.
+fn init_test_log() {
+    static TEST_LOG: Once = Once::new();
+    TEST_LOG.call_once(|| {
+        if std::env::var("TEST_LOG").is_ok_and(|value| !value.is_empty()) {
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .with_ansi(std::io::stdout().is_terminal())
+                .try_init();
+        }
+    });
+}
 
 /// A running server with its own database, an account and an admin of that account.
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
     pub store: Arc<Store>,
-    pub stream_stats: Arc<StreamStats>,
+    stream_stats: Arc<StreamStats>,
     pub account_id: String,
     pub admin: TestUser,
     pub channel: Channel,
@@ -62,8 +93,8 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let mut app = TestApp::serve_database_with(&fresh_database(&dir).await, configure).await;
-    app.account_id = missive::store::accounts::create(&app.store, "test").await.expect("an account");
-    app.admin = bootstrap_user(&app.store, &app.account_id, Role::Admin, "Admin").await;
+    app.account_id = app.create_account("test").await;
+    app.admin = app.bootstrap_user(&app.account_id, pb::Role::Admin, "Admin").await;
     app._dir = Some(dir);
     app
 }
@@ -71,6 +102,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
 type Started = (Arc<Store>, Arc<StreamStats>, std::net::SocketAddr, JoinHandle<()>, oneshot::Sender<()>);
 
 async fn start(database_url: &str, configure: impl FnOnce(&mut Config)) -> Started {
+    init_test_log();
     let mut config = Config::for_database(database_url);
     config.shutdown_grace = Duration::from_secs(2);
     configure(&mut config);
@@ -89,19 +121,245 @@ async fn start(database_url: &str, configure: impl FnOnce(&mut Config)) -> Start
     (store, stream_stats, addr, server, stop)
 }
 
-/// A user made directly in the store (as `missive keys create` does).
-pub async fn bootstrap_user(store: &Store, account_id: &str, role: Role, name: &str) -> TestUser {
-    let new = NewUser::parse(Some(role), name.into(), String::new(), String::new(), String::new()).unwrap();
-    let user = missive::store::users::create_in(store, account_id, new).await.expect("a user");
-    let key = missive::store::api_keys::create_in(store, account_id, &user.id, "test").await.expect("a key").secret;
-    TestUser { id: user.id, key }
-}
-
-/// `message` with `authorization: Bearer <key>`.
-pub fn authed<T>(key: &str, message: T) -> Request<T> {
+/// `message` with `authorization: Bearer <key>`. (Tests that send odd metadata on purpose
+/// build their own `Request`.)
+fn authed<T>(key: &str, message: T) -> Request<T> {
     let mut request = Request::new(message);
     request.metadata_mut().insert("authorization", format!("Bearer {key}").parse().expect("ASCII key"));
     request
+}
+
+/// One user's client: one method per RPC of every service, each sending the user's key.
+/// Methods take the request message, or the few fields of a small request; each returns
+/// what the server answered.
+#[derive(Clone, Debug)]
+pub struct Session {
+    key: String,
+    channel: Channel,
+}
+
+impl Session {
+    /// A session over any channel (another server, other HTTP/2 settings).
+    pub fn over(channel: Channel, key: &str) -> Session {
+        Session { key: key.to_owned(), channel }
+    }
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        authed(&self.key, message)
+    }
+
+    fn admin(&self) -> AdminServiceClient<Channel> {
+        AdminServiceClient::new(self.channel.clone())
+    }
+
+    fn conversations(&self) -> ConversationServiceClient<Channel> {
+        ConversationServiceClient::new(self.channel.clone())
+    }
+
+    fn messages(&self) -> MessageServiceClient<Channel> {
+        MessageServiceClient::new(self.channel.clone()).max_decoding_message_size(64 * 1024 * 1024)
+    }
+
+    // AdminService.
+
+    pub async fn get_caller(&self) -> Result<pb::User, Status> {
+        self.admin().get_caller(self.request(pb::GetCallerRequest {})).await.map(|r| r.into_inner())
+    }
+
+    pub async fn create_user(&self, request: pb::CreateUserRequest) -> Result<pb::User, Status> {
+        self.admin().create_user(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn get_user(&self, id: &str) -> Result<pb::User, Status> {
+        self.admin().get_user(self.request(pb::GetUserRequest { id: id.into() })).await.map(|r| r.into_inner())
+    }
+
+    pub async fn list_users(&self, request: pb::ListUsersRequest) -> Result<pb::ListUsersResponse, Status> {
+        self.admin().list_users(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn update_user(&self, request: pb::UpdateUserRequest) -> Result<pb::User, Status> {
+        self.admin().update_user(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn create_api_key(&self, user_id: &str, name: &str) -> Result<pb::CreateApiKeyResponse, Status> {
+        let request = pb::CreateApiKeyRequest { user_id: user_id.into(), name: name.into() };
+        self.admin().create_api_key(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn list_api_keys(&self, request: pb::ListApiKeysRequest) -> Result<pb::ListApiKeysResponse, Status> {
+        self.admin().list_api_keys(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn revoke_api_key(&self, id: &str) -> Result<pb::ApiKey, Status> {
+        self.admin()
+            .revoke_api_key(self.request(pb::RevokeApiKeyRequest { id: id.into() }))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    // ConversationService.
+
+    pub async fn create_conversation(
+        &self,
+        request: pb::CreateConversationRequest,
+    ) -> Result<pb::CreateConversationResponse, Status> {
+        self.conversations().create_conversation(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    /// GetConversation in the default (basic) view.
+    pub async fn get_conversation(&self, id: &str) -> Result<pb::Conversation, Status> {
+        self.get_conversation_in(id, pb::View::Unspecified).await
+    }
+
+    /// GetConversation in `view`.
+    pub async fn get_conversation_in(&self, id: &str, view: pb::View) -> Result<pb::Conversation, Status> {
+        let request = pb::GetConversationRequest { id: id.into(), view: view as i32 };
+        self.conversations().get_conversation(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn list_conversations(
+        &self,
+        request: pb::ListConversationsRequest,
+    ) -> Result<pb::ListConversationsResponse, Status> {
+        self.conversations().list_conversations(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn update_conversation(
+        &self,
+        request: pb::UpdateConversationRequest,
+    ) -> Result<pb::Conversation, Status> {
+        self.conversations().update_conversation(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn add_participant(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        label: &str,
+    ) -> Result<pb::Conversation, Status> {
+        let request = pb::AddParticipantRequest {
+            conversation_id: conversation_id.into(),
+            participant: Some(pb::NewParticipant { user_id: user_id.into(), label: label.into() }),
+        };
+        self.conversations().add_participant(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn remove_participant(&self, conversation_id: &str, user_id: &str) -> Result<pb::Conversation, Status> {
+        let request = pb::RemoveParticipantRequest { conversation_id: conversation_id.into(), user_id: user_id.into() };
+        self.conversations().remove_participant(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn archive_conversation(&self, id: &str) -> Result<pb::Conversation, Status> {
+        let request = pb::ArchiveConversationRequest { id: id.into() };
+        self.conversations().archive_conversation(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn unarchive_conversation(&self, id: &str) -> Result<pb::Conversation, Status> {
+        let request = pb::UnarchiveConversationRequest { id: id.into() };
+        self.conversations().unarchive_conversation(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    /// MarkRead of these messages; no ids marks the whole conversation read.
+    pub async fn mark_read(
+        &self,
+        conversation_id: &str,
+        message_ids: &[String],
+    ) -> Result<pb::MarkReadResponse, Status> {
+        let request =
+            pb::MarkReadRequest { conversation_id: conversation_id.into(), message_ids: message_ids.to_vec() };
+        self.conversations().mark_read(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    /// MarkRead of the whole conversation.
+    pub async fn mark_all_read(&self, conversation_id: &str) -> Result<pb::MarkReadResponse, Status> {
+        self.mark_read(conversation_id, &[]).await
+    }
+
+    pub async fn get_unread_count(&self) -> Result<pb::GetUnreadCountResponse, Status> {
+        self.conversations().get_unread_count(self.request(pb::GetUnreadCountRequest {})).await.map(|r| r.into_inner())
+    }
+
+    pub async fn delete_conversation(&self, id: &str) -> Result<(), Status> {
+        let request = pb::DeleteConversationRequest { id: id.into() };
+        self.conversations().delete_conversation(self.request(request)).await.map(|_| ())
+    }
+
+    // MessageService.
+
+    pub async fn send_message(&self, request: pb::SendMessageRequest) -> Result<pb::Message, Status> {
+        self.messages().send_message(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    /// GetMessage in the default (basic) view.
+    pub async fn get_message(&self, id: &str) -> Result<pb::Message, Status> {
+        self.get_message_in(id, pb::View::Unspecified).await
+    }
+
+    /// GetMessage in `view`.
+    pub async fn get_message_in(&self, id: &str, view: pb::View) -> Result<pb::Message, Status> {
+        let request = pb::GetMessageRequest { id: id.into(), view: view as i32 };
+        self.messages().get_message(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn list_messages(&self, request: pb::ListMessagesRequest) -> Result<pb::ListMessagesResponse, Status> {
+        self.messages().list_messages(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    /// The first page (of the default size) of a conversation's messages, oldest first.
+    pub async fn messages_in(&self, conversation_id: &str) -> Result<pb::ListMessagesResponse, Status> {
+        self.list_messages(pb::ListMessagesRequest { conversation_id: conversation_id.into(), ..Default::default() })
+            .await
+    }
+
+    /// Every message of a conversation, oldest first, read `page_size` at a time through
+    /// every page.
+    pub async fn all_messages_in(&self, conversation_id: &str, page_size: i32) -> Result<Vec<pb::Message>, Status> {
+        let mut messages = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .list_messages(pb::ListMessagesRequest {
+                    conversation_id: conversation_id.into(),
+                    page_size,
+                    page_token,
+                    ..Default::default()
+                })
+                .await?;
+            messages.extend(page.messages);
+            if page.next_page_token.is_empty() {
+                return Ok(messages);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
+    pub async fn update_message(&self, request: pb::UpdateMessageRequest) -> Result<pb::Message, Status> {
+        self.messages().update_message(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn delete_message(&self, id: &str) -> Result<pb::Message, Status> {
+        self.messages()
+            .delete_message(self.request(pb::DeleteMessageRequest { id: id.into() }))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub async fn get_attachment(&self, id: &str) -> Result<pb::AttachmentContent, Status> {
+        let request = pb::GetAttachmentRequest { id: id.into() };
+        self.messages().get_attachment(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    // EventService.
+
+    pub async fn subscribe(&self, request: pb::SubscribeRequest) -> Result<Streaming<pb::Event>, Status> {
+        EventServiceClient::new(self.channel.clone()).subscribe(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    /// Subscribes to every event after `after` ("" for live events only).
+    pub async fn subscribe_after(&self, after: &str) -> Result<Streaming<pb::Event>, Status> {
+        self.subscribe(pb::SubscribeRequest { after: after.into(), ..Default::default() }).await
+    }
 }
 
 impl TestApp {
@@ -135,46 +393,53 @@ impl TestApp {
         replica
     }
 
-    pub fn admin_client(&self) -> AdminServiceClient<Channel> {
-        AdminServiceClient::new(self.channel.clone())
+    /// `user`'s client of this server.
+    pub fn session(&self, user: &TestUser) -> Session {
+        Session::over(self.channel.clone(), &user.key)
     }
 
-    pub fn conversations(&self) -> ConversationServiceClient<Channel> {
-        ConversationServiceClient::new(self.channel.clone())
+    /// A client with this key (which need not be valid).
+    pub fn session_with_key(&self, key: &str) -> Session {
+        Session::over(self.channel.clone(), key)
     }
 
-    pub fn messages(&self) -> MessageServiceClient<Channel> {
-        MessageServiceClient::new(self.channel.clone()).max_decoding_message_size(64 * 1024 * 1024)
+    /// The admin's client.
+    pub fn as_admin(&self) -> Session {
+        self.session(&self.admin)
     }
 
-    pub fn events(&self) -> EventServiceClient<Channel> {
-        EventServiceClient::new(self.channel.clone())
+    /// A new account made directly in the store (as `missive keys create --new-account`
+    /// does); its id.
+    pub async fn create_account(&self, name: &str) -> String {
+        store::accounts::create(&self.store, name).await.expect("an account")
+    }
+
+    /// A user of any account made directly in the store (as `missive keys create` does),
+    /// with a key.
+    pub async fn bootstrap_user(&self, account_id: &str, role: pb::Role, name: &str) -> TestUser {
+        let role = match role {
+            pb::Role::Admin => Role::Admin,
+            pb::Role::Agent => Role::Agent,
+            pb::Role::Member => Role::Member,
+            pb::Role::Unspecified => panic!("a bootstrapped user needs a role"),
+        };
+        let new = NewUser::parse(Some(role), name.into(), String::new(), String::new(), String::new()).unwrap();
+        let user = store::users::create_in(&self.store, account_id, new).await.expect("a user");
+        let key = store::api_keys::create_in(&self.store, account_id, &user.id, "test").await.expect("a key").secret;
+        TestUser { id: user.id, key }
     }
 
     /// Creates a user through the API, with a key.
     pub async fn user(&self, role: pb::Role, name: &str) -> TestUser {
-        let user = self
-            .admin_client()
-            .create_user(authed(
-                &self.admin.key,
-                pb::CreateUserRequest {
-                    user: Some(pb::User { role: role as i32, display_name: name.into(), ..Default::default() }),
-                    request_id: String::new(),
-                },
-            ))
+        let admin = self.as_admin();
+        let user = admin
+            .create_user(pb::CreateUserRequest {
+                user: Some(pb::User { role: role as i32, display_name: name.into(), ..Default::default() }),
+                request_id: String::new(),
+            })
             .await
-            .expect("create user")
-            .into_inner();
-        let key = self
-            .admin_client()
-            .create_api_key(authed(
-                &self.admin.key,
-                pb::CreateApiKeyRequest { user_id: user.id.clone(), name: name.into() },
-            ))
-            .await
-            .expect("create key")
-            .into_inner()
-            .key;
+            .expect("create user");
+        let key = admin.create_api_key(&user.id, name).await.expect("create key").key;
         TestUser { id: user.id, key }
     }
 
@@ -188,65 +453,60 @@ impl TestApp {
 
     /// A conversation created by `creator` with these (user, label) participants.
     pub async fn conversation(&self, creator: &TestUser, participants: &[(&TestUser, &str)]) -> pb::Conversation {
-        self.conversations()
-            .create_conversation(authed(
-                &creator.key,
-                pb::CreateConversationRequest {
-                    participants: participants
-                        .iter()
-                        .map(|(user, label)| pb::NewParticipant { user_id: user.id.clone(), label: (*label).into() })
-                        .collect(),
-                    ..Default::default()
-                },
-            ))
+        self.session(creator)
+            .create_conversation(pb::CreateConversationRequest {
+                participants: participants
+                    .iter()
+                    .map(|(user, label)| pb::NewParticipant { user_id: user.id.clone(), label: (*label).into() })
+                    .collect(),
+                ..Default::default()
+            })
             .await
             .expect("create conversation")
-            .into_inner()
             .conversation
             .expect("a conversation")
     }
 
     /// Sends a text message.
     pub async fn send(&self, sender: &TestUser, conversation_id: &str, content: &str) -> pb::Message {
-        self.send_request(sender, text(conversation_id, content)).await.expect("send")
+        self.session(sender).send_message(text(conversation_id, content)).await.expect("send")
     }
 
-    pub async fn send_request(
-        &self,
-        sender: &TestUser,
-        request: pb::SendMessageRequest,
-    ) -> Result<pb::Message, Status> {
-        self.messages().send_message(authed(&sender.key, request)).await.map(|r| r.into_inner())
-    }
-
-    pub async fn get_conversation(&self, user: &TestUser, id: &str) -> Result<pb::Conversation, Status> {
-        self.conversations()
-            .get_conversation(authed(&user.key, pb::GetConversationRequest { id: id.into(), view: 0 }))
-            .await
-            .map(|r| r.into_inner())
-    }
-
-    pub async fn unread_result(&self, user: &TestUser) -> Result<pb::GetUnreadCountResponse, Status> {
-        self.conversations()
-            .get_unread_count(authed(&user.key, pb::GetUnreadCountRequest {}))
-            .await
-            .map(|r| r.into_inner())
-    }
-
+    /// `user`'s (unread messages, conversations with unread messages).
     pub async fn unread(&self, user: &TestUser) -> (i64, i64) {
-        let counts = self
-            .conversations()
-            .get_unread_count(authed(&user.key, pb::GetUnreadCountRequest {}))
-            .await
-            .expect("unread count")
-            .into_inner();
+        let counts = self.session(user).get_unread_count().await.expect("unread count");
         (counts.unread_count, counts.conversations_with_unread)
     }
 
     /// Asserts that every stored unread counter equals a recount from the messages.
     pub async fn assert_no_unread_drift(&self) {
-        let drift = missive::store::unread::drift(&self.store, &self.account_id).await.expect("recount");
+        let drift = store::unread::drift(&self.store, &self.account_id).await.expect("recount");
         assert!(drift.is_empty(), "unread counters drifted: {drift:?}");
+    }
+
+    /// Closes the server's connection pool under it: the database is gone for good.
+    pub async fn close_database(&self) {
+        self.store.close().await;
+    }
+
+    /// Event streams running now.
+    pub fn open_streams(&self) -> usize {
+        self.stream_stats.active.load(Ordering::Relaxed)
+    }
+
+    /// Events handed to the queues of clients' streams, over all streams.
+    pub fn events_queued_for_streams(&self) -> u64 {
+        self.stream_stats.queued_total.load(Ordering::Relaxed)
+    }
+
+    /// The most events ever queued for one stream.
+    pub fn peak_stream_queue(&self) -> usize {
+        self.stream_stats.peak_queued.load(Ordering::Relaxed)
+    }
+
+    /// The bound on one stream's queue (with the default settings).
+    pub fn stream_queue_capacity(&self) -> usize {
+        StreamSettings::default().queue_capacity
     }
 
     /// Stops the server the way SIGTERM does and waits for it.

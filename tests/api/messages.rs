@@ -7,7 +7,7 @@ use prost_types::{FieldMask, Struct, Value, value::Kind};
 use sha2::{Digest, Sha256};
 use tonic::Code;
 
-use crate::helpers::{assert_code, authed, spawn_app, text};
+use crate::helpers::{assert_code, micros, spawn_app, text};
 
 fn list_request(conversation_id: &str) -> pb::ListMessagesRequest {
     pb::ListMessagesRequest { conversation_id: conversation_id.into(), ..Default::default() }
@@ -20,28 +20,17 @@ async fn a_message_reads_back_with_its_sender_and_conversation_in_the_full_view(
     let agent = app.agent("Agent").await;
     let conversation = app.conversation(&agent, &[(&lead, "lead"), (&agent, "agent")]).await;
     let sent = app
-        .send_request(
-            &agent,
-            pb::SendMessageRequest {
-                metadata: HashMap::from([("offer_request_id".to_string(), "17".to_string())]),
-                ..text(&conversation.id, "Let us bump this offer up to $380k")
-            },
-        )
+        .session(&agent)
+        .send_message(pb::SendMessageRequest {
+            metadata: HashMap::from([("offer_request_id".to_string(), "17".to_string())]),
+            ..text(&conversation.id, "Let us bump this offer up to $380k")
+        })
         .await
         .unwrap();
+    let as_lead = app.session(&lead);
 
-    let basic = app
-        .messages()
-        .get_message(authed(&lead.key, pb::GetMessageRequest { id: sent.id.clone(), view: 0 }))
-        .await
-        .unwrap()
-        .into_inner();
-    let full = app
-        .messages()
-        .get_message(authed(&lead.key, pb::GetMessageRequest { id: sent.id.clone(), view: pb::View::Full as i32 }))
-        .await
-        .unwrap()
-        .into_inner();
+    let basic = as_lead.get_message(&sent.id).await.unwrap();
+    let full = as_lead.get_message_in(&sent.id, pb::View::Full).await.unwrap();
 
     assert!(sent.id.starts_with("msg_"));
     assert_eq!(basic.content, "Let us bump this offer up to $380k");
@@ -76,25 +65,18 @@ async fn structured_content_round_trips() {
     };
 
     let sent = app
-        .send_request(
-            &agent,
-            pb::SendMessageRequest {
-                content_type: pb::ContentType::InputSelect as i32,
-                content_attributes: Some(options.clone()),
-                direction: pb::Direction::Outgoing as i32,
-                kind: pb::MessageKind::QuickReply as i32,
-                ..text(&conversation.id, "Still interested?")
-            },
-        )
+        .session(&agent)
+        .send_message(pb::SendMessageRequest {
+            content_type: pb::ContentType::InputSelect as i32,
+            content_attributes: Some(options.clone()),
+            direction: pb::Direction::Outgoing as i32,
+            kind: pb::MessageKind::QuickReply as i32,
+            ..text(&conversation.id, "Still interested?")
+        })
         .await
         .unwrap();
 
-    let read = app
-        .messages()
-        .get_message(authed(&customer.key, pb::GetMessageRequest { id: sent.id, view: 0 }))
-        .await
-        .unwrap()
-        .into_inner();
+    let read = app.session(&customer).get_message(&sent.id).await.unwrap();
     assert_eq!(read.content_type, pb::ContentType::InputSelect as i32);
     assert_eq!(read.content_attributes, Some(options));
     assert_eq!(read.kind, pb::MessageKind::QuickReply as i32);
@@ -109,19 +91,17 @@ async fn attachments_are_stored_inline_and_fetched_back_by_id() {
     let pdf: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
 
     let sent = app
-        .send_request(
-            &seller,
-            pb::SendMessageRequest {
-                kind: pb::MessageKind::Document as i32,
-                content: "Here are the service records".into(),
-                attachments: vec![pb::NewAttachment {
-                    filename: "records.pdf".into(),
-                    media_type: "application/pdf".into(),
-                    data: pdf.clone(),
-                }],
-                ..text(&conversation.id, "")
-            },
-        )
+        .session(&seller)
+        .send_message(pb::SendMessageRequest {
+            kind: pb::MessageKind::Document as i32,
+            content: "Here are the service records".into(),
+            attachments: vec![pb::NewAttachment {
+                filename: "records.pdf".into(),
+                media_type: "application/pdf".into(),
+                data: pdf.clone(),
+            }],
+            ..text(&conversation.id, "")
+        })
         .await
         .unwrap();
 
@@ -129,22 +109,12 @@ async fn attachments_are_stored_inline_and_fetched_back_by_id() {
     let attachment = &sent.attachments[0];
     assert_eq!(attachment.size_bytes, pdf.len() as i64);
     assert_eq!(attachment.sha256, hex::encode(Sha256::digest(&pdf)));
-    let fetched = app
-        .messages()
-        .get_attachment(authed(&buyer.key, pb::GetAttachmentRequest { id: attachment.id.clone() }))
-        .await
-        .unwrap()
-        .into_inner();
+    let fetched = app.session(&buyer).get_attachment(&attachment.id).await.unwrap();
     assert_eq!(fetched.data, pdf);
     assert_eq!(fetched.message_id, sent.id);
     assert_eq!(fetched.attachment.unwrap().filename, "records.pdf");
     let stranger = app.member("stranger").await;
-    assert_code(
-        app.messages()
-            .get_attachment(authed(&stranger.key, pb::GetAttachmentRequest { id: attachment.id.clone() }))
-            .await,
-        Code::NotFound,
-    );
+    assert_code(app.session(&stranger).get_attachment(&attachment.id).await, Code::NotFound);
 }
 
 #[tokio::test]
@@ -156,28 +126,24 @@ async fn editing_keeps_the_message_and_records_when() {
     let sent = app.send(&buyer, &conversation.id, "typo").await;
 
     let edited = app
-        .messages()
-        .update_message(authed(
-            &buyer.key,
-            pb::UpdateMessageRequest {
-                message: Some(pb::Message {
-                    id: sent.id.clone(),
-                    content: "fixed".into(),
-                    metadata: HashMap::from([("k".to_string(), "v".to_string())]),
-                    ..Default::default()
-                }),
-                update_mask: Some(FieldMask { paths: vec!["content".into()] }),
-            },
-        ))
+        .session(&buyer)
+        .update_message(pb::UpdateMessageRequest {
+            message: Some(pb::Message {
+                id: sent.id.clone(),
+                content: "fixed".into(),
+                metadata: HashMap::from([("k".to_string(), "v".to_string())]),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask { paths: vec!["content".into()] }),
+        })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
 
     assert_eq!(edited.content, "fixed");
     assert!(edited.metadata.is_empty(), "metadata was not in the mask");
     assert!(edited.edit_time.is_some());
     assert_eq!(edited.create_time, sent.create_time);
-    assert_eq!(app.get_conversation(&seller, &conversation.id).await.unwrap().unread_count, 1);
+    assert_eq!(app.session(&seller).get_conversation(&conversation.id).await.unwrap().unread_count, 1);
 }
 
 #[tokio::test]
@@ -187,48 +153,36 @@ async fn deleting_leaves_a_tombstone_in_its_place() {
     let seller = app.member("seller").await;
     let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
     let first = app.send(&buyer, &conversation.id, "first").await;
-    let doomed = app
-        .send_request(
-            &buyer,
-            pb::SendMessageRequest {
-                kind: pb::MessageKind::Image as i32,
-                attachments: vec![pb::NewAttachment {
-                    filename: "a.png".into(),
-                    media_type: "image/png".into(),
-                    data: vec![1, 2, 3],
-                }],
-                ..text(&conversation.id, "")
-            },
-        )
+    let as_buyer = app.session(&buyer);
+    let as_seller = app.session(&seller);
+    let doomed = as_buyer
+        .send_message(pb::SendMessageRequest {
+            kind: pb::MessageKind::Image as i32,
+            attachments: vec![pb::NewAttachment {
+                filename: "a.png".into(),
+                media_type: "image/png".into(),
+                data: vec![1, 2, 3],
+            }],
+            ..text(&conversation.id, "")
+        })
         .await
         .unwrap();
     let last = app.send(&buyer, &conversation.id, "last").await;
 
-    let deleted = app
-        .messages()
-        .delete_message(authed(&buyer.key, pb::DeleteMessageRequest { id: doomed.id.clone() }))
-        .await
-        .unwrap()
-        .into_inner();
+    let deleted = as_buyer.delete_message(&doomed.id).await.unwrap();
 
     assert!(deleted.delete_time.is_some());
     assert!(deleted.attachments.is_empty());
-    let listed =
-        app.messages().list_messages(authed(&seller.key, list_request(&conversation.id))).await.unwrap().into_inner();
+    let listed = as_seller.messages_in(&conversation.id).await.unwrap();
     let shape: Vec<(i64, String, bool)> =
         listed.messages.iter().map(|m| (m.sequence, m.content.clone(), m.delete_time.is_some())).collect();
     assert_eq!(shape, vec![(1, "first".into(), false), (2, String::new(), true), (3, "last".into(), false)]);
     assert_eq!(
-        app.get_conversation(&seller, &conversation.id).await.unwrap().unread_count,
+        as_seller.get_conversation(&conversation.id).await.unwrap().unread_count,
         2,
         "a deleted message is no longer unread"
     );
-    assert_code(
-        app.messages()
-            .get_attachment(authed(&seller.key, pb::GetAttachmentRequest { id: doomed.attachments[0].id.clone() }))
-            .await,
-        Code::NotFound,
-    );
+    assert_code(as_seller.get_attachment(&doomed.attachments[0].id).await, Code::NotFound);
     assert_eq!((first.sequence, last.sequence), (1, 3));
     app.assert_no_unread_drift().await;
 }
@@ -241,12 +195,12 @@ async fn a_retried_send_with_the_same_request_id_sends_once() {
     let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
     let request = pb::SendMessageRequest { request_id: "send-1".into(), ..text(&conversation.id, "once") };
 
-    let first = app.send_request(&buyer, request.clone()).await.unwrap();
-    let retried = app.send_request(&buyer, request).await.unwrap();
+    let as_buyer = app.session(&buyer);
+    let first = as_buyer.send_message(request.clone()).await.unwrap();
+    let retried = as_buyer.send_message(request).await.unwrap();
 
     assert_eq!(first.id, retried.id);
-    let listed =
-        app.messages().list_messages(authed(&seller.key, list_request(&conversation.id))).await.unwrap().into_inner();
+    let listed = app.session(&seller).messages_in(&conversation.id).await.unwrap();
     assert_eq!(listed.total_size, 1);
     assert_eq!(app.unread(&seller).await, (1, 1));
 }
@@ -259,27 +213,14 @@ async fn reading_shows_in_the_senders_read_receipts() {
     let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
     let sent = app.send(&buyer, &conversation.id, "seen?").await;
 
-    let marked = app
-        .conversations()
-        .mark_read(authed(
-            &seller.key,
-            pb::MarkReadRequest { conversation_id: conversation.id.clone(), message_ids: vec![] },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let marked = app.session(&seller).mark_all_read(&conversation.id).await.unwrap();
 
     assert_eq!(marked, pb::MarkReadResponse { marked: 1, unread_count: 0 });
-    let read = app
-        .messages()
-        .get_message(authed(&buyer.key, pb::GetMessageRequest { id: sent.id, view: 0 }))
-        .await
-        .unwrap()
-        .into_inner();
+    let read = app.session(&buyer).get_message(&sent.id).await.unwrap();
     assert_eq!(read.read_receipts.len(), 1);
     assert_eq!(read.read_receipts[0].user_id, seller.id);
     assert!(read.read_receipts[0].read);
-    assert!(crate::helpers::micros(read.read_receipts[0].read_time) >= crate::helpers::micros(read.create_time));
+    assert!(micros(read.read_receipts[0].read_time) >= micros(read.create_time));
 }
 
 #[tokio::test]
@@ -294,28 +235,19 @@ async fn listing_respects_time_bounds_and_order() {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 
-    let newest_first = app
-        .messages()
-        .list_messages(authed(
-            &seller.key,
-            pb::ListMessagesRequest { newest_first: true, ..list_request(&conversation.id) },
-        ))
+    let as_seller = app.session(&seller);
+    let newest_first = as_seller
+        .list_messages(pb::ListMessagesRequest { newest_first: true, ..list_request(&conversation.id) })
         .await
-        .unwrap()
-        .into_inner();
-    let between = app
-        .messages()
-        .list_messages(authed(
-            &seller.key,
-            pb::ListMessagesRequest {
-                after: sent[0].create_time,
-                before: sent[4].create_time,
-                ..list_request(&conversation.id)
-            },
-        ))
+        .unwrap();
+    let between = as_seller
+        .list_messages(pb::ListMessagesRequest {
+            after: sent[0].create_time,
+            before: sent[4].create_time,
+            ..list_request(&conversation.id)
+        })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
 
     let contents = |messages: &[pb::Message]| messages.iter().map(|m| m.content.clone()).collect::<Vec<_>>();
     assert_eq!(contents(&newest_first.messages), vec!["m4", "m3", "m2", "m1", "m0"]);

@@ -3,15 +3,17 @@
 use std::time::Duration;
 
 use missive::api::pb;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
+use tonic::transport::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 use tonic_reflection::pb::v1::{
     ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
     server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
 
-use crate::helpers::{authed, spawn_app, spawn_app_with, text};
+use crate::helpers::{Session, TestApp, assert_code, spawn_app, spawn_app_with, text};
 
 #[tokio::test]
 async fn the_health_service_reports_serving() {
@@ -24,28 +26,93 @@ async fn the_health_service_reports_serving() {
     }
 }
 
+/// The server's overall health status.
+async fn health_status(app: &TestApp) -> ServingStatus {
+    let response = HealthClient::new(app.channel.clone())
+        .check(HealthCheckRequest { service: String::new() })
+        .await
+        .expect("the health service answers")
+        .into_inner();
+    ServingStatus::try_from(response.status).expect("a known status")
+}
+
+/// Waits until the health service reports `expected`.
+async fn await_health(app: &TestApp, expected: ServingStatus) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = health_status(app).await;
+        if status == expected {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "health still reports {status:?}, not {expected:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn health_follows_the_database_and_calls_without_it_are_unavailable() {
     let app = spawn_app_with(|config| config.health_check_interval = Duration::from_millis(100)).await;
     let member = app.member("member").await;
-    let mut health = HealthClient::new(app.channel.clone());
-    let status = |health: &mut HealthClient<tonic::transport::Channel>| {
-        let mut health = health.clone();
-        async move { health.check(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner().status }
-    };
-    assert_eq!(status(&mut health).await, ServingStatus::Serving as i32);
+    assert_eq!(health_status(&app).await, ServingStatus::Serving);
 
     // The database goes away (its pool is closed under the server).
-    app.store.close().await;
+    app.close_database().await;
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while status(&mut health).await != ServingStatus::NotServing as i32 {
-        assert!(std::time::Instant::now() < deadline, "health still reports SERVING");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let unavailable = app.unread_result(&member).await;
-    let status = crate::helpers::assert_code(unavailable, tonic::Code::Unavailable);
+    await_health(&app, ServingStatus::NotServing).await;
+    let unavailable = app.session(&member).get_unread_count().await;
+    let status = assert_code(unavailable, tonic::Code::Unavailable);
     assert!(!status.message().contains("pool"), "the cause stays in the log: {status:?}");
+}
+
+/// Makes the server's database unable to answer a read of `accounts` until released, from
+/// a connection of the test's own.
+///
+/// On PostgreSQL a transaction holds `LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE`: every
+/// read of the table waits (hangs) until it commits. SQLite in WAL mode has no lock that
+/// stops readers while the server's connections are open (`PRAGMA locking_mode=EXCLUSIVE`
+/// then gets "database is locked" itself), so there the table is renamed away and back:
+/// every read of it fails until then.
+enum Outage {
+    Postgres { _db: DatabaseConnection, lock: DatabaseTransaction },
+    Sqlite { db: DatabaseConnection },
+}
+
+impl Outage {
+    async fn begin(database_url: &str) -> Outage {
+        let db = Database::connect(database_url).await.expect("the test's own connection");
+        if database_url.starts_with("postgres") {
+            let lock = db.begin().await.expect("a transaction");
+            lock.execute_unprepared("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE").await.expect("the table lock");
+            Outage::Postgres { _db: db, lock }
+        } else {
+            db.execute_unprepared("ALTER TABLE accounts RENAME TO accounts_away").await.expect("rename away");
+            Outage::Sqlite { db }
+        }
+    }
+
+    async fn end(self) {
+        match self {
+            Outage::Postgres { _db, lock } => lock.commit().await.expect("release the lock"),
+            Outage::Sqlite { db } => {
+                db.execute_unprepared("ALTER TABLE accounts_away RENAME TO accounts").await.expect("rename back");
+                db.close().await.expect("close the test's connection");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn health_reports_not_serving_while_the_database_cannot_answer_and_serving_once_it_can() {
+    let app = spawn_app_with(|config| config.health_check_interval = Duration::from_millis(100)).await;
+    let member = app.member("member").await;
+    await_health(&app, ServingStatus::Serving).await;
+
+    let outage = Outage::begin(&app.database_url).await;
+    await_health(&app, ServingStatus::NotServing).await;
+
+    outage.end().await;
+    await_health(&app, ServingStatus::Serving).await;
+    assert_eq!(app.unread(&member).await, (0, 0), "calls are served again");
 }
 
 #[tokio::test]
@@ -100,8 +167,7 @@ async fn a_browser_can_call_over_grpc_web() {
 async fn shutdown_ends_open_streams_cleanly_and_in_time() {
     let app = spawn_app().await;
     let member = app.member("member").await;
-    let mut stream =
-        app.events().subscribe(authed(&member.key, pb::SubscribeRequest::default())).await.unwrap().into_inner();
+    let mut stream = app.session(&member).subscribe(pb::SubscribeRequest::default()).await.unwrap();
     let first = stream.message().await.unwrap().unwrap();
     assert_eq!(first.r#type, pb::EventType::Heartbeat as i32);
 
@@ -156,44 +222,37 @@ async fn the_binary_stops_cleanly_on_sigterm() {
     assert!(status.success(), "exit status {status:?}");
 }
 
+async fn connect(port: u16) -> Channel {
+    Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap()
+}
+
+/// A message is committed before SendMessage answers: the process is SIGKILLed right after
+/// the last answer, with no chance to finish anything it deferred, and every acknowledged
+/// message is there after a restart, and nothing else. A killed process cannot tell the
+/// SQLite `synchronous` setting apart (the OS still writes out what was committed; only an
+/// OS crash or power loss can): the unit test in `store` proves that setting.
 #[tokio::test]
-async fn acknowledged_messages_survive_a_killed_process() {
+async fn every_acknowledged_message_was_committed_before_the_answer() {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite:{}", dir.path().join("missive.db").display());
     let admin_key = create_key(&database, "admin");
     let (mut server, port) = start_binary(&database).await;
-    let channel =
-        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap();
-    let mut conversations = pb::conversation_service_client::ConversationServiceClient::new(channel.clone());
-    let mut messages = pb::message_service_client::MessageServiceClient::new(channel);
-    let conversation = conversations
-        .create_conversation(authed(&admin_key, pb::CreateConversationRequest::default()))
-        .await
-        .unwrap()
-        .into_inner()
-        .conversation
-        .unwrap();
+    let admin = Session::over(connect(port).await, &admin_key);
+    let conversation =
+        admin.create_conversation(pb::CreateConversationRequest::default()).await.unwrap().conversation.unwrap();
     let mut acknowledged = Vec::new();
     for index in 0..20 {
-        let sent =
-            messages.send_message(authed(&admin_key, text(&conversation.id, &format!("m{index}")))).await.unwrap();
-        acknowledged.push(sent.into_inner().id);
+        acknowledged.push(admin.send_message(text(&conversation.id, &format!("m{index}"))).await.unwrap().id);
     }
 
     server.kill().await.unwrap();
     let (_restarted, port) = start_binary(&database).await;
 
-    let channel =
-        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap();
-    let listed = pb::message_service_client::MessageServiceClient::new(channel)
-        .list_messages(authed(
-            &admin_key,
-            pb::ListMessagesRequest { conversation_id: conversation.id, ..Default::default() },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let admin = Session::over(connect(port).await, &admin_key);
+    let listed = admin.messages_in(&conversation.id).await.unwrap();
+    assert_eq!(listed.total_size, 20, "exactly the acknowledged messages");
     assert_eq!(listed.messages.into_iter().map(|m| m.id).collect::<Vec<_>>(), acknowledged);
+    assert!(listed.next_page_token.is_empty(), "nothing on a further page");
 }
 
 #[tokio::test]
@@ -234,8 +293,8 @@ async fn keys_create_prints_only_a_working_admin_key() {
     assert_eq!(admin_key.lines().count(), 1, "only the key on stdout: {admin_key:?}");
     let app = crate::helpers::TestApp::serve_database(&database).await;
     let whoami = |key: String| {
-        let mut client = app.admin_client();
-        async move { client.get_caller(authed(key.trim(), pb::GetCallerRequest {})).await.unwrap().into_inner() }
+        let session = app.session_with_key(key.trim());
+        async move { session.get_caller().await.unwrap() }
     };
     let (admin_user, agent_user) = (whoami(admin_key).await, whoami(agent_key).await);
     assert_eq!((admin_user.role, admin_user.display_name.as_str()), (pb::Role::Admin as i32, "Admin"));

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use missive::api::pb;
 
-use crate::helpers::{assert_invalid, authed, spawn_app};
+use crate::helpers::{assert_invalid, spawn_app};
 
 #[tokio::test]
 async fn paging_through_messages_sees_each_once_while_new_ones_arrive() {
@@ -16,24 +16,20 @@ async fn paging_through_messages_sees_each_once_while_new_ones_arrive() {
         app.send(&buyer, &conversation.id, &format!("before {index}")).await;
     }
 
+    let as_seller = app.session(&seller);
     let mut seen = Vec::new();
     let mut token = String::new();
     let mut pages = 0;
     loop {
-        let page = app
-            .messages()
-            .list_messages(authed(
-                &seller.key,
-                pb::ListMessagesRequest {
-                    conversation_id: conversation.id.clone(),
-                    page_size: 10,
-                    page_token: token.clone(),
-                    ..Default::default()
-                },
-            ))
+        let page = as_seller
+            .list_messages(pb::ListMessagesRequest {
+                conversation_id: conversation.id.clone(),
+                page_size: 10,
+                page_token: token.clone(),
+                ..Default::default()
+            })
             .await
-            .unwrap()
-            .into_inner();
+            .unwrap();
         pages += 1;
         seen.extend(page.messages.into_iter().map(|m| m.sequence));
         // Someone keeps talking while the client pages.
@@ -64,14 +60,14 @@ async fn paging_through_conversations_newest_first_sees_each_once() {
     let mut token = String::new();
     loop {
         let page = app
-            .conversations()
-            .list_conversations(authed(
-                &me.key,
-                pb::ListConversationsRequest { page_size: 3, page_token: token.clone(), ..Default::default() },
-            ))
+            .session(&me)
+            .list_conversations(pb::ListConversationsRequest {
+                page_size: 3,
+                page_token: token.clone(),
+                ..Default::default()
+            })
             .await
-            .unwrap()
-            .into_inner();
+            .unwrap();
         assert_eq!(page.total_size, 7);
         seen.extend(page.conversations.into_iter().map(|c| c.id));
         if page.next_page_token.is_empty() {
@@ -92,12 +88,9 @@ async fn a_page_token_only_works_for_the_query_that_issued_it() {
     for _ in 0..3 {
         app.conversation(&other, &[(&me, "buyer")]).await;
     }
-    let first = app
-        .conversations()
-        .list_conversations(authed(&me.key, pb::ListConversationsRequest { page_size: 1, ..Default::default() }))
-        .await
-        .unwrap()
-        .into_inner();
+    let (as_me, as_other) = (app.session(&me), app.session(&other));
+    let first =
+        as_me.list_conversations(pb::ListConversationsRequest { page_size: 1, ..Default::default() }).await.unwrap();
 
     let other_query = pb::ListConversationsRequest {
         page_size: 1,
@@ -105,10 +98,10 @@ async fn a_page_token_only_works_for_the_query_that_issued_it() {
         label: "seller".into(),
         ..Default::default()
     };
-    assert_invalid(app.conversations().list_conversations(authed(&me.key, other_query)).await, "page_token");
+    assert_invalid(as_me.list_conversations(other_query).await, "page_token");
     let other_caller =
         pb::ListConversationsRequest { page_size: 1, page_token: first.next_page_token, ..Default::default() };
-    assert_invalid(app.conversations().list_conversations(authed(&other.key, other_caller)).await, "page_token");
+    assert_invalid(as_other.list_conversations(other_caller).await, "page_token");
     let garbage = pb::ListConversationsRequest { page_token: "not-a-token".into(), ..Default::default() };
-    assert_invalid(app.conversations().list_conversations(authed(&me.key, garbage)).await, "page_token");
+    assert_invalid(as_me.list_conversations(garbage).await, "page_token");
 }

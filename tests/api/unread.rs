@@ -4,7 +4,24 @@
 use missive::api::pb;
 use prost_types::FieldMask;
 
-use crate::helpers::{authed, note, spawn_app, text};
+use crate::helpers::{TestUser, note, spawn_app, text};
+
+/// How many of these messages are unread for `reader`, counted from what the API shows:
+/// sent by someone else, not deleted, and with no read time in `reader`'s receipt.
+fn unread_for(reader: &TestUser, messages: &[pb::Message]) -> i64 {
+    let unread = messages.iter().filter(|message| message.sender_id != reader.id && message.delete_time.is_none());
+    unread
+        .filter(|message| {
+            let receipt = message
+                .read_receipts
+                .iter()
+                .find(|receipt| receipt.user_id == reader.id)
+                .unwrap_or_else(|| panic!("no read receipt for the reader on {message:?}"));
+            assert_eq!(receipt.read, receipt.read_time.is_some(), "{receipt:?}");
+            receipt.read_time.is_none()
+        })
+        .count() as i64
+}
 
 #[tokio::test]
 async fn concurrent_sends_and_reads_never_make_counters_drift() {
@@ -23,20 +40,12 @@ async fn concurrent_sends_and_reads_never_make_counters_drift() {
     let mut tasks = Vec::new();
     for (buyer, conversation_id) in buyers.iter().zip(&conversations) {
         for round in 0..10 {
-            let (messages, conversations_client) = (app.messages(), app.conversations());
-            let (buyer, seller, conversation_id) = (buyer.clone(), seller.clone(), conversation_id.clone());
+            let (as_buyer, as_seller) = (app.session(buyer), app.session(&seller));
+            let conversation_id = conversation_id.clone();
             tasks.push(tokio::spawn(async move {
-                let (mut messages, mut conversations_client) = (messages, conversations_client);
-                let sent = messages
-                    .send_message(authed(&buyer.key, text(&conversation_id, &format!("round {round}"))))
-                    .await
-                    .unwrap()
-                    .into_inner();
+                let sent = as_buyer.send_message(text(&conversation_id, &format!("round {round}"))).await.unwrap();
                 let ids = if round % 3 == 0 { vec![sent.id] } else { vec![] };
-                conversations_client
-                    .mark_read(authed(&seller.key, pb::MarkReadRequest { conversation_id, message_ids: ids }))
-                    .await
-                    .unwrap();
+                as_seller.mark_read(&conversation_id, &ids).await.unwrap();
             }));
         }
     }
@@ -46,13 +55,21 @@ async fn concurrent_sends_and_reads_never_make_counters_drift() {
 
     app.assert_no_unread_drift().await;
     assert_eq!(app.unread(&agent).await, (40, 4), "the agent read nothing");
-    let (seller_unread, _) = app.unread(&seller).await;
-    let recount: i64 = futures::future::join_all(conversations.iter().map(|id| app.get_conversation(&seller, id)))
-        .await
-        .into_iter()
-        .map(|c| c.unwrap().unread_count)
-        .sum();
-    assert_eq!(seller_unread, recount);
+    // A recount from the messages as the seller sees them, against both counters the API
+    // reports: GetUnreadCount's totals and each conversation's unread_count.
+    let as_seller = app.session(&seller);
+    let mut recounted = Vec::new();
+    for conversation_id in &conversations {
+        let messages = as_seller.all_messages_in(conversation_id, 3).await.unwrap();
+        assert_eq!(messages.len(), 10, "every page was read");
+        let unread = unread_for(&seller, &messages);
+        let stored = as_seller.get_conversation(conversation_id).await.unwrap().unread_count;
+        assert_eq!(stored, unread, "the unread_count of {conversation_id}");
+        recounted.push(unread);
+    }
+    let total: i64 = recounted.iter().sum();
+    let with_unread = recounted.iter().filter(|&&unread| unread > 0).count() as i64;
+    assert_eq!(app.unread(&seller).await, (total, with_unread), "GetUnreadCount against the recount {recounted:?}");
 }
 
 #[tokio::test]
@@ -65,31 +82,14 @@ async fn marking_some_messages_read_leaves_the_others_unread() {
     app.send(&buyer, &conversation.id, "two").await;
     let third = app.send(&buyer, &conversation.id, "three").await;
     let own = app.send(&seller, &conversation.id, "mine").await;
+    let as_seller = app.session(&seller);
 
-    let marked = app
-        .conversations()
-        .mark_read(authed(
-            &seller.key,
-            pb::MarkReadRequest {
-                conversation_id: conversation.id.clone(),
-                message_ids: vec![first.id.clone(), third.id.clone(), own.id, first.id],
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let marked =
+        as_seller.mark_read(&conversation.id, &[first.id.clone(), third.id.clone(), own.id, first.id]).await.unwrap();
 
     assert_eq!(marked, pb::MarkReadResponse { marked: 2, unread_count: 1 });
     assert_eq!(app.unread(&seller).await, (1, 1));
-    let again = app
-        .conversations()
-        .mark_read(authed(
-            &seller.key,
-            pb::MarkReadRequest { conversation_id: conversation.id.clone(), message_ids: vec![third.id] },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let again = as_seller.mark_read(&conversation.id, &[third.id]).await.unwrap();
     assert_eq!(again, pb::MarkReadResponse { marked: 0, unread_count: 1 }, "reading twice counts once");
     app.assert_no_unread_drift().await;
 }
@@ -102,21 +102,17 @@ async fn private_notes_are_unread_for_staff_only_and_a_role_change_recounts() {
     let supervisor = app.agent("supervisor").await;
     let conversation =
         app.conversation(&agent, &[(&customer, "customer"), (&agent, "agent"), (&supervisor, "supervisor")]).await;
-    let note = note(&conversation.id, "note");
-    app.send_request(&agent, note).await.unwrap();
+    app.session(&agent).send_message(note(&conversation.id, "note")).await.unwrap();
     app.send(&agent, &conversation.id, "public").await;
 
     assert_eq!(app.unread(&customer).await, (1, 1));
     assert_eq!(app.unread(&supervisor).await, (2, 1));
 
-    app.admin_client()
-        .update_user(authed(
-            &app.admin.key,
-            pb::UpdateUserRequest {
-                user: Some(pb::User { id: supervisor.id.clone(), role: pb::Role::Member as i32, ..Default::default() }),
-                update_mask: Some(FieldMask { paths: vec!["role".into()] }),
-            },
-        ))
+    app.as_admin()
+        .update_user(pb::UpdateUserRequest {
+            user: Some(pb::User { id: supervisor.id.clone(), role: pb::Role::Member as i32, ..Default::default() }),
+            update_mask: Some(FieldMask { paths: vec!["role".into()] }),
+        })
         .await
         .unwrap();
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use missive::api::pb;
 use tonic::Code;
 
-use crate::helpers::{assert_code, assert_invalid, authed, spawn_app, spawn_app_with, text, violated_fields};
+use crate::helpers::{assert_code, assert_invalid, spawn_app, spawn_app_with, text, violated_fields};
 
 #[tokio::test]
 async fn message_content_must_be_present_and_bounded() {
@@ -14,27 +14,20 @@ async fn message_content_must_be_present_and_bounded() {
     let buyer = app.member("buyer").await;
     let seller = app.member("seller").await;
     let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    let as_buyer = app.session(&buyer);
 
-    assert_invalid(app.send_request(&buyer, text(&conversation.id, "")).await, "content");
-    assert_invalid(app.send_request(&buyer, text(&conversation.id, "   ")).await, "content");
-    assert_invalid(app.send_request(&buyer, text(&conversation.id, &"x".repeat(32 * 1024 + 1))).await, "content");
+    assert_invalid(as_buyer.send_message(text(&conversation.id, "")).await, "content");
+    assert_invalid(as_buyer.send_message(text(&conversation.id, "   ")).await, "content");
+    assert_invalid(as_buyer.send_message(text(&conversation.id, &"x".repeat(32 * 1024 + 1))).await, "content");
     let no_attachment = pb::SendMessageRequest { kind: pb::MessageKind::Image as i32, ..text(&conversation.id, "") };
-    assert_invalid(app.send_request(&buyer, no_attachment).await, "attachments");
+    assert_invalid(as_buyer.send_message(no_attachment).await, "attachments");
     let too_much_metadata = pb::SendMessageRequest {
         metadata: (0..65).map(|i| (format!("k{i}"), "v".to_string())).collect::<HashMap<_, _>>(),
         ..text(&conversation.id, "hi")
     };
-    assert_invalid(app.send_request(&buyer, too_much_metadata).await, "metadata");
+    assert_invalid(as_buyer.send_message(too_much_metadata).await, "metadata");
 
-    let listed = app
-        .messages()
-        .list_messages(authed(
-            &seller.key,
-            pb::ListMessagesRequest { conversation_id: conversation.id.clone(), ..Default::default() },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let listed = app.session(&seller).messages_in(&conversation.id).await.unwrap();
     assert_eq!(listed.total_size, 0, "nothing was stored");
 }
 
@@ -44,6 +37,7 @@ async fn an_attachment_over_the_configured_limit_is_rejected() {
     let buyer = app.member("buyer").await;
     let seller = app.member("seller").await;
     let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    let as_buyer = app.session(&buyer);
     let attachment = |size: usize| pb::NewAttachment {
         filename: "f.bin".into(),
         media_type: "application/octet-stream".into(),
@@ -55,19 +49,19 @@ async fn an_attachment_over_the_configured_limit_is_rejected() {
         attachments: vec![attachment(1024), attachment(1025)],
         ..text(&conversation.id, "")
     };
-    assert_invalid(app.send_request(&buyer, too_big).await, "attachments[1].data");
+    assert_invalid(as_buyer.send_message(too_big).await, "attachments[1].data");
     let bad_type = pb::SendMessageRequest {
         kind: pb::MessageKind::Document as i32,
         attachments: vec![pb::NewAttachment { media_type: "pdf".into(), ..attachment(10) }],
         ..text(&conversation.id, "")
     };
-    assert_invalid(app.send_request(&buyer, bad_type).await, "attachments[0].media_type");
+    assert_invalid(as_buyer.send_message(bad_type).await, "attachments[0].media_type");
     let fits = pb::SendMessageRequest {
         kind: pb::MessageKind::Document as i32,
         attachments: vec![attachment(1024)],
         ..text(&conversation.id, "")
     };
-    assert!(app.send_request(&buyer, fits).await.is_ok());
+    assert!(as_buyer.send_message(fits).await.is_ok());
 }
 
 #[tokio::test]
@@ -76,21 +70,18 @@ async fn every_invalid_field_of_a_create_is_named_at_once() {
     let buyer = app.member("buyer").await;
 
     let status = assert_code(
-        app.conversations()
-            .create_conversation(authed(
-                &buyer.key,
-                pb::CreateConversationRequest {
-                    participants: vec![
-                        pb::NewParticipant {
-                            user_id: "usr_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
-                            label: "seller".into(),
-                        },
-                        pb::NewParticipant { user_id: "bogus".into(), label: "x".into() },
-                    ],
-                    first_message: Some(text("", "")),
-                    ..Default::default()
-                },
-            ))
+        app.session(&buyer)
+            .create_conversation(pb::CreateConversationRequest {
+                participants: vec![
+                    pb::NewParticipant {
+                        user_id: "usr_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
+                        label: "seller".into(),
+                    },
+                    pb::NewParticipant { user_id: "bogus".into(), label: "x".into() },
+                ],
+                first_message: Some(text("", "")),
+                ..Default::default()
+            })
             .await,
         Code::InvalidArgument,
     );
@@ -106,70 +97,56 @@ async fn an_unknown_participant_is_named() {
     let buyer = app.member("buyer").await;
     let unknown = "usr_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
-    let result = app
-        .conversations()
-        .create_conversation(authed(
-            &buyer.key,
-            pb::CreateConversationRequest {
-                participants: vec![pb::NewParticipant { user_id: unknown.into(), label: "seller".into() }],
-                ..Default::default()
-            },
-        ))
+    let as_buyer = app.session(&buyer);
+
+    let result = as_buyer
+        .create_conversation(pb::CreateConversationRequest {
+            participants: vec![pb::NewParticipant { user_id: unknown.into(), label: "seller".into() }],
+            ..Default::default()
+        })
         .await;
 
     assert_invalid(result, "participants[0].user_id");
-    let listed = app
-        .conversations()
-        .list_conversations(authed(
-            &buyer.key,
-            pb::ListConversationsRequest { status: pb::ConversationStatus::All as i32, ..Default::default() },
-        ))
+    let listed = as_buyer
+        .list_conversations(pb::ListConversationsRequest {
+            status: pb::ConversationStatus::All as i32,
+            ..Default::default()
+        })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(listed.total_size, 0, "nothing was created");
 }
 
 #[tokio::test]
 async fn page_sizes_ids_masks_and_enums_are_checked() {
     let app = spawn_app().await;
-    let buyer = app.member("buyer").await;
+    let buyer = app.session(&app.member("buyer").await);
 
     for page_size in [-1, 1001] {
         assert_invalid(
-            app.conversations()
-                .list_conversations(authed(
-                    &buyer.key,
-                    pb::ListConversationsRequest { page_size, ..Default::default() },
-                ))
-                .await,
+            buyer.list_conversations(pb::ListConversationsRequest { page_size, ..Default::default() }).await,
             "page_size",
         );
     }
-    assert_invalid(app.get_conversation(&buyer, "msg_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa").await, "id");
+    assert_invalid(buyer.get_conversation("msg_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa").await, "id");
     assert_invalid(
-        app.conversations()
-            .update_conversation(authed(
-                &buyer.key,
-                pb::UpdateConversationRequest {
-                    conversation: Some(pb::Conversation {
-                        id: "conv_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
-                        ..Default::default()
-                    }),
-                    update_mask: None,
-                },
-            ))
+        buyer
+            .update_conversation(pb::UpdateConversationRequest {
+                conversation: Some(pb::Conversation {
+                    id: "conv_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
+                    ..Default::default()
+                }),
+                update_mask: None,
+            })
             .await,
         "update_mask",
     );
     assert_invalid(
-        app.conversations()
-            .list_conversations(authed(&buyer.key, pb::ListConversationsRequest { status: 99, ..Default::default() }))
-            .await,
+        buyer.list_conversations(pb::ListConversationsRequest { status: 99, ..Default::default() }).await,
         "status",
     );
     // A well-formed id that names nothing is not a validation error.
-    assert_code(app.get_conversation(&buyer, "conv_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa").await, Code::NotFound);
+    assert_code(buyer.get_conversation("conv_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa").await, Code::NotFound);
 }
 
 #[tokio::test]
@@ -178,18 +155,16 @@ async fn nul_characters_are_rejected_on_every_backend() {
     let buyer = app.member("buyer").await;
     let seller = app.member("seller").await;
     let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    let as_buyer = app.session(&buyer);
 
-    assert_invalid(app.send_request(&buyer, text(&conversation.id, "a\0b")).await, "content");
+    assert_invalid(as_buyer.send_message(text(&conversation.id, "a\0b")).await, "content");
     let bad_label = pb::ListConversationsRequest { label: "x\0".into(), ..Default::default() };
-    assert_invalid(app.conversations().list_conversations(authed(&buyer.key, bad_label)).await, "label");
+    assert_invalid(as_buyer.list_conversations(bad_label).await, "label");
     let bad_subject = pb::CreateConversationRequest {
         subject: Some(pb::Subject { kind: "listing".into(), external_id: "\0".into(), title: String::new() }),
         ..Default::default()
     };
-    assert_invalid(
-        app.conversations().create_conversation(authed(&buyer.key, bad_subject)).await,
-        "subject.external_id",
-    );
+    assert_invalid(as_buyer.create_conversation(bad_subject).await, "subject.external_id");
 }
 
 #[tokio::test]
@@ -199,21 +174,17 @@ async fn a_request_id_names_one_message_only() {
     let seller = app.member("seller").await;
     let first = app.conversation(&buyer, &[(&seller, "seller")]).await;
     let second = app.conversation(&buyer, &[(&seller, "seller")]).await;
-    app.send_request(&buyer, pb::SendMessageRequest { request_id: "r1".into(), ..text(&first.id, "once") })
-        .await
-        .unwrap();
+    let as_buyer = app.session(&buyer);
+    as_buyer.send_message(pb::SendMessageRequest { request_id: "r1".into(), ..text(&first.id, "once") }).await.unwrap();
 
     let elsewhere = pb::SendMessageRequest { request_id: "r1".into(), ..text(&second.id, "again") };
-    assert_invalid(app.send_request(&buyer, elsewhere).await, "request_id");
+    assert_invalid(as_buyer.send_message(elsewhere).await, "request_id");
     let as_first_message = pb::CreateConversationRequest {
         participants: vec![pb::NewParticipant { user_id: seller.id.clone(), label: "seller".into() }],
         first_message: Some(pb::SendMessageRequest { request_id: "r1".into(), ..text("", "hi") }),
         ..Default::default()
     };
-    assert_invalid(
-        app.conversations().create_conversation(authed(&buyer.key, as_first_message)).await,
-        "first_message.request_id",
-    );
+    assert_invalid(as_buyer.create_conversation(as_first_message).await, "first_message.request_id");
 }
 
 #[tokio::test]
@@ -223,16 +194,12 @@ async fn an_edit_is_held_to_the_limits_of_a_send() {
     let seller = app.member("seller").await;
     let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
     let sent = app.send(&buyer, &conversation.id, "hello").await;
-    let edit = |content: String| {
-        authed(
-            &buyer.key,
-            pb::UpdateMessageRequest {
-                message: Some(pb::Message { id: sent.id.clone(), content, ..Default::default() }),
-                update_mask: Some(prost_types::FieldMask { paths: vec!["content".into()] }),
-            },
-        )
+    let as_buyer = app.session(&buyer);
+    let edit = |content: String| pb::UpdateMessageRequest {
+        message: Some(pb::Message { id: sent.id.clone(), content, ..Default::default() }),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["content".into()] }),
     };
 
-    assert_invalid(app.messages().update_message(edit(String::new())).await, "message.content");
-    assert_invalid(app.messages().update_message(edit("y".repeat(32 * 1024 + 1))).await, "message.content");
+    assert_invalid(as_buyer.update_message(edit(String::new())).await, "message.content");
+    assert_invalid(as_buyer.update_message(edit("y".repeat(32 * 1024 + 1))).await, "message.content");
 }
