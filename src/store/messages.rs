@@ -68,6 +68,35 @@ pub async fn send(
     }
 }
 
+/// Imports messages into one conversation in one unit, each written exactly as a send
+/// writes it (sequence, attachments, counters, event), for seeding benchmarks and bulk
+/// imports. Imports are not idempotent: a message with a request id is refused.
+pub async fn import(
+    store: &Store,
+    caller: &Caller,
+    conversation_id: String,
+    messages: Vec<NewMessage>,
+) -> Result<usize, Error> {
+    for (index, new) in messages.iter().enumerate() {
+        new.authorize(caller, &format!("messages[{index}]."))?;
+        if new.fields().request_id.is_some() {
+            return Err(Error::invalid(format!("messages[{index}].request_id"), "imports carry no request ids"));
+        }
+    }
+    store
+        .write(caller, move |tx, caller| {
+            Box::pin(async move {
+                let mut record = access::load_visible(tx.conn(), caller, &conversation_id).await?;
+                let count = messages.len();
+                for new in messages {
+                    insert(tx, caller, &mut record, new).await?;
+                }
+                Ok(count)
+            })
+        })
+        .await
+}
+
 /// Refuses a request id the caller already sent a message with; `field` names it.
 pub(super) async fn ensure_unused_request_id(
     tx: &WriteTx,
@@ -350,4 +379,71 @@ pub async fn attachment(store: &Store, caller: &Caller, id: &str) -> Result<Atta
     let data = std::mem::take(&mut row.data);
     let message_id = row.message_id.clone();
     Ok(AttachmentContent { attachment: views::attachment_from_row(row), message_id, data })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        domain::{
+            conversations::{NewConversation, NewParticipant, Subject},
+            messages::{ContentType, MessageLimits},
+            users::{NewUser, Role},
+        },
+        store::{accounts, api_keys, conversations, unread, users},
+    };
+
+    async fn caller(store: &Store, account_id: &str, role: Role) -> Caller {
+        let new = NewUser::parse(Some(role), "someone".into(), String::new(), String::new(), String::new()).unwrap();
+        let user = users::create_in(store, account_id, new).await.unwrap();
+        let key = api_keys::create_in(store, account_id, &user.id, "test").await.unwrap();
+        users::authenticate(store, &key.secret).await.unwrap()
+    }
+
+    fn text(content: &str) -> NewMessage {
+        let draft = MessageDraft {
+            kind: MessageKind::Text,
+            content: content.into(),
+            content_type: ContentType::Text,
+            content_attributes: None,
+            private: false,
+            direction: None,
+            attachments: Vec::new(),
+            metadata: Default::default(),
+            request_id: None,
+        };
+        draft.validate(MessageLimits { max_attachment_bytes: 1 }, "").unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_import_writes_what_sends_would() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let account_id = accounts::create(&store, "a").await.unwrap();
+        let buyer = caller(&store, &account_id, Role::Member).await;
+        let seller = caller(&store, &account_id, Role::Member).await;
+        let new = NewConversation {
+            participants: vec![NewParticipant { user_id: seller.user_id.clone(), label: "seller".into() }],
+            subject: Subject::default(),
+            metadata: Default::default(),
+            first_message: None,
+            request_id: None,
+            caller_label: "buyer".into(),
+        };
+        let id = conversations::create(&store, &buyer, new).await.unwrap().conversation.conversation.id;
+
+        let imported = import(&store, &buyer, id.clone(), vec![text("one"), text("two"), text("three")]).await;
+        assert_eq!(imported.unwrap(), 3);
+        let sent = send(&store, &buyer, id.clone(), text("four")).await.unwrap();
+
+        assert_eq!(sent.message.sequence, 4, "imports take sequences like sends");
+        assert_eq!(
+            conversations::get(&store, &seller, &id, View::Basic).await.unwrap().viewer.unwrap().unread_count,
+            4
+        );
+        assert!(unread::drift(&store, &account_id).await.unwrap().is_empty());
+        let mut replayed = text("again").into_fields();
+        replayed.request_id = Some("r1".into());
+        let replayed = replayed.validate(MessageLimits { max_attachment_bytes: 1 }, "").unwrap();
+        assert!(matches!(import(&store, &buyer, id, vec![replayed]).await, Err(Error::InvalidArgument(_))));
+    }
 }

@@ -1,0 +1,113 @@
+//! `missive-bench`: Missive's benchmark. It seeds a database through the store (so counters
+//! and events are exactly what the API writes), starts the `missive` binary on it as a
+//! separate process, drives it over gRPC from this process, and reports each scenario's
+//! throughput, latency percentiles, server CPU per request and memory, next to the Health
+//! baseline of the same run. Each scenario runs `--runs` times; the report gives the median
+//! with the minimum and maximum.
+//!
+//! ```text
+//! cargo build --release && target/release/missive-bench --conversations 1000 --messages 10000
+//! ```
+//!
+//! - `seed`: the data set; `server`: the server process and its CPU and memory;
+//! - `load`: closed-loop load with N calls in flight, and latency statistics;
+//! - `scenarios`: what is measured; `report`: the table and the JSON.
+
+mod load;
+mod report;
+mod scenarios;
+mod seed;
+mod server;
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::Parser;
+
+/// Missive's benchmark: seeds, serves, measures.
+#[derive(Debug, Parser)]
+#[command(name = "missive-bench", version, about)]
+struct Args {
+    /// Conversations to seed.
+    #[arg(long, default_value_t = 1_000)]
+    conversations: usize,
+    /// Messages to seed, spread evenly over the conversations.
+    #[arg(long, default_value_t = 10_000)]
+    messages: usize,
+    /// Members taking part in the seeded conversations (each conversation has two).
+    #[arg(long, default_value_t = 200)]
+    members: usize,
+    /// How long each load scenario runs.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Runs of each scenario.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// An empty PostgreSQL database to use instead of a fresh SQLite file.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Subscribers of the fan-out scenario.
+    #[arg(long, default_value_t = 1_000)]
+    subscribers: usize,
+    /// Messages per second sent in the fan-out scenario.
+    #[arg(long, default_value_t = 20)]
+    fanout_rate: u32,
+    /// Only these scenarios: health, send64, send16, lists, fanout.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// The `missive` binary to start [default: the one next to this binary].
+    #[arg(long)]
+    server_binary: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let dir = tempfile::tempdir()?;
+    let database_url =
+        args.database_url.clone().unwrap_or_else(|| format!("sqlite:{}", dir.path().join("bench.db").display()));
+    let started = std::time::Instant::now();
+    let fixture = seed::seed(&database_url, args.conversations, args.messages, args.members).await?;
+    eprintln!("seeded {} conversations, {} messages in {:.1?}", args.conversations, args.messages, started.elapsed());
+
+    let binary = match &args.server_binary {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?.with_file_name("missive"),
+    };
+    let server = server::Server::start(&binary, &database_url).await?;
+    let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
+    let plan =
+        scenarios::Plan { duration: args.duration, subscribers: args.subscribers, fanout_rate: args.fanout_rate };
+    let mut results = report::Results::new(if args.database_url.is_some() { "postgres" } else { "sqlite" }, &args);
+    for run in 1..=args.runs {
+        eprintln!("run {run} of {}", args.runs);
+        let baseline = scenarios::health(&server, &plan).await?;
+        let baseline_rate = baseline.rate;
+        if wanted("health") {
+            results.add(baseline);
+        }
+        if wanted("send64") {
+            results.add(scenarios::send(&server, &fixture, &plan, 64).await?.against(baseline_rate));
+        }
+        if wanted("send16") {
+            results.add(scenarios::send(&server, &fixture, &plan, 16).await?.against(baseline_rate));
+        }
+        if wanted("lists") {
+            for measured in scenarios::lists(&server, &fixture, &plan).await? {
+                results.add(measured);
+            }
+        }
+        if wanted("fanout") {
+            results.add(scenarios::fanout(&server, &fixture, &plan).await?);
+        }
+    }
+    server.stop().await;
+    let summary = results.summarize();
+    println!("{}", report::table(&summary));
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report::json(&results, &summary))?)?;
+    }
+    Ok(())
+}

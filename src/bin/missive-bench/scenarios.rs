@@ -1,0 +1,305 @@
+//! What is measured. Each scenario returns one [`Measured`] per run (or several, for the
+//! read pages), with the server's CPU time over the scenario divided by its calls.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, OnceLock},
+    time::{Duration, Instant},
+};
+
+use missive::api::pb::{
+    self, admin_service_client::AdminServiceClient, conversation_service_client::ConversationServiceClient,
+    event_service_client::EventServiceClient, message_service_client::MessageServiceClient,
+};
+use tonic::{Request, transport::Channel};
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::{
+    load::{self, Latency},
+    seed::Fixture,
+    server::Server,
+};
+
+type Failure = Box<dyn std::error::Error>;
+
+/// How scenarios run.
+pub struct Plan {
+    pub duration: Duration,
+    pub subscribers: usize,
+    pub fanout_rate: u32,
+}
+
+/// One scenario's figures in one run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Measured {
+    pub scenario: String,
+    /// Calls (or messages) per second.
+    pub rate: f64,
+    pub calls: u64,
+    pub errors: u64,
+    pub latency: Latency,
+    /// Server CPU time per call, in microseconds.
+    pub cpu_us_per_call: f64,
+    /// The server's resident memory at the end, in KiB.
+    pub rss_kib: u64,
+    /// This rate as a percentage of the Health rate of the same run.
+    pub percent_of_health: Option<f64>,
+    /// Fan-out only: deliveries not made within 10 s of the last acknowledgement, and
+    /// deliveries made twice.
+    pub missed: Option<u64>,
+    pub duplicated: Option<u64>,
+}
+
+impl Measured {
+    fn from_load(scenario: &str, server: &Server, cpu_before: f64, mut outcome: load::Outcome) -> Self {
+        let cpu = server.cpu_seconds() - cpu_before;
+        Self {
+            scenario: scenario.to_owned(),
+            rate: outcome.calls as f64 / outcome.elapsed.as_secs_f64(),
+            calls: outcome.calls,
+            errors: outcome.errors,
+            latency: Latency::of(&mut outcome.samples),
+            cpu_us_per_call: cpu * 1e6 / outcome.calls.max(1) as f64,
+            rss_kib: server.rss_kib(),
+            percent_of_health: None,
+            missed: None,
+            duplicated: None,
+        }
+    }
+
+    /// The rate as a share of the Health baseline `health_rate`.
+    pub fn against(mut self, health_rate: f64) -> Self {
+        self.percent_of_health = Some(100.0 * self.rate / health_rate);
+        self
+    }
+}
+
+fn authed<T>(key: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {key}").parse().expect("an ASCII key"));
+    request
+}
+
+async fn channels(server: &Server, count: usize) -> Result<Vec<Channel>, Failure> {
+    let mut channels = Vec::with_capacity(count);
+    for _ in 0..count {
+        channels.push(server.channel().await?);
+    }
+    Ok(channels)
+}
+
+/// `grpc.health.v1.Health/Check`, 64 in flight over 8 connections: the ceiling of any RPC.
+pub async fn health(server: &Server, plan: &Plan) -> Result<Measured, Failure> {
+    let channels = Arc::new(channels(server, 8).await?);
+    let cpu = server.cpu_seconds();
+    let outcome = load::run(64, plan.duration, move |task, _| {
+        let mut client = HealthClient::new(channels[task % channels.len()].clone());
+        async move { client.check(HealthCheckRequest { service: String::new() }).await.map(drop) }
+    })
+    .await;
+    Ok(Measured::from_load("health", server, cpu, outcome))
+}
+
+/// `SendMessage` with `in_flight` calls at once over 8 connections, each task a member
+/// writing into its own conversation.
+pub async fn send(server: &Server, fixture: &Fixture, plan: &Plan, in_flight: usize) -> Result<Measured, Failure> {
+    let channels = Arc::new(channels(server, 8).await?);
+    let conversations = Arc::new(fixture.conversations.clone());
+    let cpu = server.cpu_seconds();
+    let outcome = load::run(in_flight, plan.duration, move |task, n| {
+        let mut client = MessageServiceClient::new(channels[task % channels.len()].clone());
+        let (conversation_id, key) = conversations[task % conversations.len()].clone();
+        async move {
+            let request = pb::SendMessageRequest {
+                conversation_id,
+                content: format!("load message {n} of task {task}"),
+                ..Default::default()
+            };
+            client.send_message(authed(&key, request)).await.map(drop)
+        }
+    })
+    .await;
+    Ok(Measured::from_load(&format!("send_message_{in_flight}_in_flight"), server, cpu, outcome))
+}
+
+/// First pages, one call at a time: the staff and a member inbox, a conversation's
+/// messages, a member's unread count.
+pub async fn lists(server: &Server, fixture: &Fixture, plan: &Plan) -> Result<Vec<Measured>, Failure> {
+    let channel = server.channel().await?;
+    let (conversation_id, member_key) = fixture.conversations.first().cloned().ok_or("nothing was seeded")?;
+    let staff_key = fixture.agent_key.clone();
+    let each = plan.duration / 2;
+    let mut measured = Vec::new();
+
+    let (client, key) = (ConversationServiceClient::new(channel.clone()), staff_key.clone());
+    let cpu = server.cpu_seconds();
+    let outcome = load::run(1, each, move |_, _| {
+        let (mut client, key) = (client.clone(), key.clone());
+        async move { client.list_conversations(authed(&key, pb::ListConversationsRequest::default())).await.map(drop) }
+    })
+    .await;
+    measured.push(Measured::from_load("list_conversations_staff", server, cpu, outcome));
+
+    let (client, key) = (ConversationServiceClient::new(channel.clone()), member_key.clone());
+    let cpu = server.cpu_seconds();
+    let outcome = load::run(1, each, move |_, _| {
+        let (mut client, key) = (client.clone(), key.clone());
+        async move { client.list_conversations(authed(&key, pb::ListConversationsRequest::default())).await.map(drop) }
+    })
+    .await;
+    measured.push(Measured::from_load("list_conversations_member", server, cpu, outcome));
+
+    let (client, key) = (MessageServiceClient::new(channel.clone()), member_key.clone());
+    let cpu = server.cpu_seconds();
+    let outcome = load::run(1, each, move |_, _| {
+        let (mut client, key) = (client.clone(), key.clone());
+        let request = pb::ListMessagesRequest { conversation_id: conversation_id.clone(), ..Default::default() };
+        async move { client.list_messages(authed(&key, request)).await.map(drop) }
+    })
+    .await;
+    measured.push(Measured::from_load("list_messages", server, cpu, outcome));
+
+    let (client, key) = (ConversationServiceClient::new(channel), member_key);
+    let cpu = server.cpu_seconds();
+    let outcome = load::run(1, each, move |_, _| {
+        let (mut client, key) = (client.clone(), key.clone());
+        async move { client.get_unread_count(authed(&key, pb::GetUnreadCountRequest {})).await.map(drop) }
+    })
+    .await;
+    measured.push(Measured::from_load("get_unread_count", server, cpu, outcome));
+    Ok(measured)
+}
+
+/// Agents, each with a key, made through the API.
+async fn agents(channel: Channel, admin_key: &str, count: usize) -> Result<Vec<String>, Failure> {
+    let mut admin = AdminServiceClient::new(channel);
+    let mut keys = Vec::with_capacity(count);
+    for index in 0..count {
+        let user =
+            pb::User { role: pb::Role::Agent as i32, display_name: format!("Watcher {index}"), ..Default::default() };
+        let request = pb::CreateUserRequest { user: Some(user), request_id: String::new() };
+        let user = admin.create_user(authed(admin_key, request)).await?.into_inner();
+        let request = pb::CreateApiKeyRequest { user_id: user.id, name: "bench".into() };
+        keys.push(admin.create_api_key(authed(admin_key, request)).await?.into_inner().key);
+    }
+    Ok(keys)
+}
+
+/// Every subscriber's receipts: (message id, when it arrived).
+type Receipts = Vec<(String, Instant)>;
+
+/// How long after the last acknowledgement a delivery may still arrive before it counts as
+/// missed.
+const DELIVERY_GRACE: Duration = Duration::from_secs(10);
+
+/// One watcher: records every message event until it has every message sent, or the grace
+/// after sending is over.
+async fn watch(
+    mut stream: tonic::Streaming<pb::Event>,
+    expected: Arc<OnceLock<(HashSet<String>, Instant)>>,
+) -> Receipts {
+    let mut receipts = Receipts::new();
+    loop {
+        match tokio::time::timeout(Duration::from_millis(200), stream.message()).await {
+            Ok(Ok(Some(event))) => {
+                if let Some(pb::event::Payload::Message(message)) = event.payload {
+                    receipts.push((message.id, Instant::now()));
+                }
+            }
+            Ok(_) => return receipts,
+            Err(_) => {}
+        }
+        if let Some((ids, deadline)) = expected.get() {
+            let received = receipts.iter().filter(|(id, _)| ids.contains(id)).count();
+            if received >= ids.len() || Instant::now() > *deadline {
+                return receipts;
+            }
+        }
+    }
+}
+
+/// `plan.subscribers` staff streams watch while messages are sent at `plan.fanout_rate`;
+/// latency is from the send's acknowledgement to each receipt.
+pub async fn fanout(server: &Server, fixture: &Fixture, plan: &Plan) -> Result<Measured, Failure> {
+    let keys = agents(server.channel().await?, &fixture.admin_key, plan.subscribers).await?;
+    // A connection carries at most 100 streams here, well under HTTP/2's usual limits.
+    let channels = channels(server, keys.len().div_ceil(100).max(1)).await?;
+    let mut watchers = Vec::with_capacity(keys.len());
+    for (index, key) in keys.iter().enumerate() {
+        let mut client = EventServiceClient::new(channels[index % channels.len()].clone());
+        let mut stream = client.subscribe(authed(key, pb::SubscribeRequest::default())).await?.into_inner();
+        stream.message().await?.ok_or("a stream ended before its first heartbeat")?;
+        watchers.push(stream);
+    }
+    let sending = plan.duration;
+    // Set once sending is over: what every watcher must receive, and until when.
+    let expected: Arc<OnceLock<(HashSet<String>, Instant)>> = Arc::default();
+    let tasks: Vec<_> = watchers.into_iter().map(|stream| tokio::spawn(watch(stream, Arc::clone(&expected)))).collect();
+
+    let cpu = server.cpu_seconds();
+    let acknowledged = send_paced(server, fixture, plan, sending).await?;
+    let _ = expected.set((acknowledged.keys().cloned().collect(), Instant::now() + DELIVERY_GRACE));
+    let cpu = server.cpu_seconds() - cpu;
+    let mut samples = Vec::new();
+    let (mut missed, mut duplicated) = (0u64, 0u64);
+    for task in tasks {
+        let receipts = task.await?;
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (id, at) in &receipts {
+            *seen.entry(id.as_str()).or_default() += 1;
+            if let Some(acked) = acknowledged.get(id) {
+                samples.push(at.saturating_duration_since(*acked));
+            }
+        }
+        missed += acknowledged.keys().filter(|id| !seen.contains_key(id.as_str())).count() as u64;
+        duplicated += seen.values().map(|n| n.saturating_sub(1) as u64).sum::<u64>();
+    }
+    Ok(Measured {
+        scenario: format!("fanout_{}_subscribers", keys.len()),
+        rate: acknowledged.len() as f64 / sending.as_secs_f64(),
+        calls: samples.len() as u64,
+        errors: 0,
+        latency: Latency::of(&mut samples),
+        cpu_us_per_call: cpu * 1e6 / acknowledged.len().max(1) as f64,
+        rss_kib: server.rss_kib(),
+        percent_of_health: None,
+        missed: Some(missed),
+        duplicated: Some(duplicated),
+    })
+}
+
+/// Sends at `plan.fanout_rate` for `sending`; each message's acknowledgement time by id.
+async fn send_paced(
+    server: &Server,
+    fixture: &Fixture,
+    plan: &Plan,
+    sending: Duration,
+) -> Result<HashMap<String, Instant>, Failure> {
+    let (conversation_id, _) = fixture.conversations.first().cloned().ok_or("nothing was seeded")?;
+    let client = MessageServiceClient::new(server.channel().await?);
+    let acknowledged = Arc::new(Mutex::new(HashMap::new()));
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(plan.fanout_rate.max(1))));
+    let started = Instant::now();
+    let mut sends = Vec::new();
+    while started.elapsed() < sending {
+        ticker.tick().await;
+        let (mut client, acknowledged) = (client.clone(), Arc::clone(&acknowledged));
+        let request = pb::SendMessageRequest {
+            conversation_id: conversation_id.clone(),
+            content: "fan-out".into(),
+            ..Default::default()
+        };
+        let key = fixture.agent_key.clone();
+        sends.push(tokio::spawn(async move {
+            if let Ok(sent) = client.send_message(authed(&key, request)).await {
+                let id = sent.into_inner().id;
+                acknowledged.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Instant::now());
+            }
+        }));
+    }
+    for send in sends {
+        send.await?;
+    }
+    let acknowledged = std::mem::take(&mut *acknowledged.lock().unwrap_or_else(|p| p.into_inner()));
+    Ok(acknowledged)
+}

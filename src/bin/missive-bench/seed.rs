@@ -1,0 +1,95 @@
+//! The data set, written through the store exactly as the API would write it: an account,
+//! an admin, an agent, a pool of members, and conversations between two members each with
+//! their messages (counters and events included).
+
+use missive::{
+    domain::{
+        Caller,
+        conversations::{NewConversation, NewParticipant, Subject},
+        messages::{ContentType, MessageDraft, MessageKind, MessageLimits, NewMessage},
+        users::{NewUser, Role},
+    },
+    store::{Store, accounts, api_keys, conversations, messages, users},
+};
+
+/// What the scenarios need to know of the seeded data.
+pub struct Fixture {
+    /// An admin's key (to make the fan-out's subscribers).
+    pub admin_key: String,
+    /// An agent's key: staff, sees everything.
+    pub agent_key: String,
+    /// Each conversation with the key of the member that created it.
+    pub conversations: Vec<(String, String)>,
+}
+
+struct User {
+    caller: Caller,
+    key: String,
+}
+
+async fn user(store: &Store, account_id: &str, role: Role, name: &str) -> Result<User, missive::domain::Error> {
+    let new = NewUser::parse(Some(role), name.into(), String::new(), String::new(), String::new())?;
+    let created = users::create_in(store, account_id, new).await?;
+    let key = api_keys::create_in(store, account_id, &created.id, "bench").await?.secret;
+    Ok(User { caller: users::authenticate(store, &key).await?, key })
+}
+
+/// A text message, validated as a send would be.
+pub fn text(content: String) -> Result<NewMessage, missive::domain::Error> {
+    MessageDraft {
+        kind: MessageKind::Text,
+        content,
+        content_type: ContentType::Text,
+        content_attributes: None,
+        private: false,
+        direction: None,
+        attachments: Vec::new(),
+        metadata: Default::default(),
+        request_id: None,
+    }
+    .validate(MessageLimits { max_attachment_bytes: 1 }, "")
+}
+
+/// Seeds `database_url` (an empty database) and closes it.
+pub async fn seed(
+    database_url: &str,
+    conversation_count: usize,
+    message_count: usize,
+    member_count: usize,
+) -> Result<Fixture, Box<dyn std::error::Error>> {
+    let store = Store::open(database_url).await?;
+    let account_id = accounts::create(&store, "bench").await?;
+    let admin = user(&store, &account_id, Role::Admin, "Admin").await?;
+    let agent = user(&store, &account_id, Role::Agent, "Agent").await?;
+    let mut members = Vec::with_capacity(member_count);
+    for index in 0..member_count.max(2) {
+        members.push(user(&store, &account_id, Role::Member, &format!("Member {index}")).await?);
+    }
+    let per_conversation = message_count / conversation_count.max(1);
+    let mut extra = message_count % conversation_count.max(1);
+    let mut seeded = Vec::with_capacity(conversation_count);
+    for index in 0..conversation_count {
+        let creator = &members[index % members.len()];
+        let other = &members[(index + 1) % members.len()];
+        let new = NewConversation {
+            participants: vec![NewParticipant { user_id: other.caller.user_id.clone(), label: "seller".into() }],
+            subject: Subject { kind: "listing".into(), external_id: format!("lst_{index}"), title: String::new() },
+            metadata: Default::default(),
+            first_message: None,
+            request_id: None,
+            caller_label: "buyer".into(),
+        };
+        let id = conversations::create(&store, &creator.caller, new).await?.conversation.conversation.id;
+        let count = per_conversation + usize::from(extra > 0);
+        extra = extra.saturating_sub(1);
+        let batch =
+            (0..count).map(|n| text(format!("message {n} of conversation {index}"))).collect::<Result<_, _>>()?;
+        messages::import(&store, &creator.caller, id.clone(), batch).await?;
+        seeded.push((id, creator.key.clone()));
+        if (index + 1) % 10_000 == 0 {
+            eprintln!("  {} conversations seeded", index + 1);
+        }
+    }
+    store.close().await;
+    Ok(Fixture { admin_key: admin.key, agent_key: agent.key, conversations: seeded })
+}

@@ -1,0 +1,88 @@
+//! The server under test: the `missive` binary in its own process, so that its CPU time
+//! and memory are its own, read from `/proc`.
+
+use std::{path::Path, process::Stdio, time::Duration};
+
+use tokio::process::{Child, Command};
+use tonic::transport::Channel;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+/// A running server.
+pub struct Server {
+    child: Child,
+    pid: u32,
+    /// Its gRPC address (`http://127.0.0.1:PORT`).
+    pub url: String,
+    ticks_per_second: f64,
+}
+
+impl Server {
+    /// Starts `binary` serving `database_url` on a free loopback port and waits until its
+    /// health service answers.
+    pub async fn start(binary: &Path, database_url: &str) -> Result<Self, Box<dyn std::error::Error>> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = Command::new(binary)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--database-url", database_url])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|err| {
+                format!("cannot start {}: {err} (build it first: cargo build --release)", binary.display())
+            })?;
+        let pid = child.id().ok_or("the server exited at once")?;
+        let url = format!("http://127.0.0.1:{port}");
+        let ticks_per_second = clock_ticks_per_second();
+        let server = Self { child, pid, url, ticks_per_second };
+        for _ in 0..100 {
+            if let Ok(channel) = server.channel().await {
+                let answer = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await;
+                if answer.is_ok() {
+                    return Ok(server);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err("the server did not answer its health check within 10 s".into())
+    }
+
+    /// A new HTTP/2 connection.
+    pub async fn channel(&self) -> Result<Channel, tonic::transport::Error> {
+        Channel::from_shared(self.url.clone()).expect("a valid URL").connect().await
+    }
+
+    /// CPU seconds the server has used so far (user + system).
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+        // The fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+        let ticks = |index: usize| fields.get(index).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        (ticks(11) + ticks(12)) / self.ticks_per_second
+    }
+
+    /// The server's resident memory in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Stops the server (SIGKILL: its data is not needed after the run).
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+fn clock_ticks_per_second() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0)
+}
