@@ -20,8 +20,9 @@
 //! - The process: [`config`] (what the server needs, with explicit defaults), [`cli`] (the
 //!   command line: flags and environment, `keys create`), [`server`] (builds and runs the
 //!   tonic server), [`jobs`] (background work on a timer: event retention, the storage
-//!   probe), [`health`] (the gRPC health statuses), [`shutdown`] (the stop signal every
-//!   long-running part watches), [`telemetry`] (the tracing subscriber and call trace).
+//!   probe, planner statistics), [`health`] (the gRPC health statuses), [`shutdown`] (the
+//!   stop signal every long-running part watches), [`telemetry`] (the tracing subscriber
+//!   and call trace).
 
 pub mod api;
 pub mod auth;

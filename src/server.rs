@@ -159,6 +159,7 @@ impl Application {
                 shutdown.clone(),
             ),
         );
+        jobs.spawn("planner statistics", jobs::statistics::run(Arc::clone(store), shutdown.clone()));
         if store.backend() == sea_orm::DbBackend::Postgres {
             jobs.spawn(
                 "event listener",

@@ -4,8 +4,10 @@
 //!
 //! - [`retention`]: prunes the event log past the retention window.
 //! - [`storage_health`]: reads the database for the health service.
+//! - [`statistics`]: keeps SQLite's query-planner statistics current.
 
 pub mod retention;
+pub mod statistics;
 pub mod storage_health;
 
 use std::{future::Future, time::Duration};

@@ -101,6 +101,25 @@ impl Store {
         matches!(tokio::time::timeout(timeout, self.db.query_one_raw(probe)).await, Ok(Ok(_)))
     }
 
+    /// Brings SQLite's query-planner statistics up to date (PostgreSQL's autovacuum does this
+    /// itself). Without them SQLite cannot tell that a member's few participant rows are a
+    /// better start than every conversation of the account: at 20,000 conversations a
+    /// member's inbox page took 90 ms instead of 2. `PRAGMA optimize` analyzes only tables
+    /// whose size changed much since the last time, each bounded by `analysis_limit`, and
+    /// goes through the door, since it writes `sqlite_stat1`.
+    pub async fn refresh_statistics(&self) -> Result<(), Error> {
+        if self.backend() != DbBackend::Sqlite {
+            return Ok(());
+        }
+        self.write_as("", "", |tx| {
+            Box::pin(async move {
+                tx.conn().execute_unprepared("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002").await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
     /// Closes the connection pool: calls after this fail as UNAVAILABLE.
     pub async fn close(&self) {
         if let Err(err) = self.db.close_by_ref().await {
@@ -210,6 +229,28 @@ mod tests {
         assert!(store.answers(Duration::from_secs(1)).await);
         store.close().await;
         assert!(!store.answers(Duration::from_secs(1)).await, "a closed pool does not answer");
+    }
+
+    #[tokio::test]
+    async fn statistics_are_gathered_for_the_planner() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let account_id = accounts::create(&store, "a").await.unwrap();
+        for name in ["one", "two", "three"] {
+            let new = crate::domain::users::NewUser::parse(
+                Some(crate::domain::users::Role::Member),
+                name.into(),
+                String::new(),
+                String::new(),
+                String::new(),
+            )
+            .unwrap();
+            users::create_in(&store, &account_id, new).await.unwrap();
+        }
+        store.refresh_statistics().await.unwrap();
+        let statement =
+            Statement::from_string(DbBackend::Sqlite, "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'users'");
+        let rows = store.db.query_one_raw(statement).await.unwrap().unwrap().try_get_by_index::<i64>(0).unwrap();
+        assert!(rows > 0, "users was analyzed");
     }
 
     #[test]
