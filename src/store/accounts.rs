@@ -1,8 +1,13 @@
 //! Accounts (tenants), made by operators from the command line, never through the API.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait},
+};
 
-use super::{Store, entities::account};
+use super::{Store, WriteTx, entities::account};
 use crate::domain::{Error, ids};
 
 /// Creates an account and returns its id.
@@ -12,14 +17,41 @@ pub async fn create(store: &Store, name: &str) -> Result<String, Error> {
     store
         .write_as(&id, "", move |tx| {
             Box::pin(async move {
-                account::ActiveModel { id: Set(row_id), name: Set(name), create_time: Set(tx.now) }
-                    .insert(tx.conn())
-                    .await?;
+                account::ActiveModel {
+                    id: Set(row_id),
+                    name: Set(name),
+                    create_time: Set(tx.now),
+                    conversation_count: Set(0),
+                }
+                .insert(tx.conn())
+                .await?;
                 Ok(())
             })
         })
         .await?;
     Ok(id)
+}
+
+/// Adds `delta` to the account's number of conversations, in the unit that creates or
+/// deletes one.
+pub(super) async fn count_conversations(tx: &WriteTx, account_id: &str, delta: i64) -> Result<(), Error> {
+    account::Entity::update_many()
+        .col_expr(account::Column::ConversationCount, Expr::col(account::Column::ConversationCount).add(delta))
+        .filter(account::Column::Id.eq(account_id))
+        .exec(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// The account's number of conversations.
+pub(super) async fn conversation_count(store: &Store, account_id: &str) -> Result<i64, Error> {
+    let count: Option<i64> = account::Entity::find_by_id(account_id.to_owned())
+        .select_only()
+        .column(account::Column::ConversationCount)
+        .into_tuple()
+        .one(&store.db)
+        .await?;
+    Ok(count.unwrap_or(0))
 }
 
 /// Up to `limit` account ids, oldest first.
@@ -37,4 +69,46 @@ pub async fn ids(store: &Store, limit: u64) -> Result<Vec<String>, Error> {
 /// Whether the account exists.
 pub async fn exists(store: &Store, id: &str) -> Result<bool, Error> {
     Ok(account::Entity::find_by_id(id.to_owned()).one(&store.db).await?.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use migrations::MigratorTrait;
+
+    use super::*;
+    use crate::{
+        domain::{
+            conversations::{NewConversation, Subject},
+            users::{NewUser, Role},
+        },
+        store::{api_keys, conversations, users},
+    };
+
+    /// A database from before the counter gets it filled in when migrated.
+    #[tokio::test]
+    async fn the_conversation_counter_is_filled_in_for_existing_conversations() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let account_id = create(&store, "a").await.unwrap();
+        let new = NewUser::parse(Some(Role::Agent), "agent".into(), String::new(), String::new(), String::new());
+        let user = users::create_in(&store, &account_id, new.unwrap()).await.unwrap();
+        let key = api_keys::create_in(&store, &account_id, &user.id, "k").await.unwrap().secret;
+        let caller = users::authenticate(&store, &key).await.unwrap();
+        for _ in 0..3 {
+            let new = NewConversation {
+                participants: Vec::new(),
+                subject: Subject::default(),
+                metadata: Default::default(),
+                first_message: None,
+                request_id: None,
+                caller_label: String::new(),
+            };
+            conversations::create(&store, &caller, new).await.unwrap();
+        }
+        assert_eq!(conversation_count(&store, &account_id).await.unwrap(), 3);
+
+        migrations::Migrator::down(&store.db, Some(1)).await.unwrap();
+        migrations::Migrator::up(&store.db, None).await.unwrap();
+
+        assert_eq!(conversation_count(&store, &account_id).await.unwrap(), 3);
+    }
 }

@@ -11,7 +11,7 @@ use sea_orm::{
 use super::{
     Listing, Store, WriteTx,
     access::{self, ConversationRecord},
-    columns,
+    accounts, columns,
     entities::{conversation, message, participant},
     messages, views,
 };
@@ -115,6 +115,7 @@ async fn insert_rows(
             join_time: tx.now,
         })
         .collect();
+    accounts::count_conversations(tx, &caller.account_id, 1).await?;
     if !participants.is_empty() {
         participant::Entity::insert_many(participants.iter().cloned().map(participant::ActiveModel::from))
             .exec_without_returning(tx.conn())
@@ -161,13 +162,49 @@ pub async fn list(
     let ids: Vec<String> = keys.into_iter().map(|k| k.id).collect();
     let records = access::load_many(&store.db, &ids).await?;
     let items = views::present(&store.db, caller, records, view).await?;
-    let count = |status| count(store, listing(caller, filter).cond_where(status_condition(status)).to_owned());
-    let total = ConversationCounts {
-        matching: count(filter.status).await?,
-        active: count(StatusFilter::Active).await?,
-        unread: count(StatusFilter::Unread).await?,
-    };
+    let total = counts(store, caller, filter).await?;
     Ok(Listing { items, next_page_token, total })
+}
+
+/// How many conversations the listing has, as active and as unread. A staff inbox with no
+/// filter but its status covers the whole account: it is counted from the account's
+/// conversation counter and the caller's own participant rows, never by counting every
+/// conversation. Anything narrower counts the rows it selects.
+async fn counts(store: &Store, caller: &Caller, filter: &ConversationFilter) -> Result<ConversationCounts, Error> {
+    let whole_account = caller.is_staff()
+        && !filter.participating_only
+        && filter.label.is_none()
+        && filter.subject_kind.is_none()
+        && filter.subject_external_id.is_none();
+    if !whole_account {
+        let count = |status| count(store, listing(caller, filter).cond_where(status_condition(status)).to_owned());
+        return Ok(ConversationCounts {
+            matching: count(filter.status).await?,
+            active: count(StatusFilter::Active).await?,
+            unread: count(StatusFilter::Unread).await?,
+        });
+    }
+    let everything = accounts::conversation_count(store, &caller.account_id).await?;
+    let own = |condition: Condition| {
+        let mut select = Query::select();
+        select
+            .from(participant::Entity)
+            .expr_as(Func::count(Expr::col((participant::Entity, participant::Column::ConversationId))), "n")
+            .and_where(Expr::col((participant::Entity, participant::Column::UserId)).eq(caller.user_id.clone()))
+            .cond_where(condition);
+        select
+    };
+    let archived = count_rows(store, own(status_condition(StatusFilter::Archived))).await?;
+    let unread = count_rows(store, own(status_condition(StatusFilter::Unread))).await?;
+    let active = everything - archived;
+    let matching = match filter.status {
+        StatusFilter::All => everything,
+        StatusFilter::Active => active,
+        StatusFilter::Unread => unread,
+        StatusFilter::Read => active - unread,
+        StatusFilter::Archived => archived,
+    };
+    Ok(ConversationCounts { matching, active, unread })
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -210,6 +247,11 @@ async fn page_keys(
 
 async fn count(store: &Store, mut select: SelectStatement) -> Result<i64, Error> {
     select.expr_as(Func::count(Expr::col((conversation::Entity, conversation::Column::Id))), "n");
+    count_rows(store, select).await
+}
+
+/// The `n` of a counting query.
+async fn count_rows(store: &Store, select: SelectStatement) -> Result<i64, Error> {
     let row = store.db.query_one(&select).await?;
     Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0))
 }
@@ -332,6 +374,7 @@ pub async fn delete(store: &Store, caller: &Caller, id: String) -> Result<(), Er
                 let record = access::load_visible(tx.conn(), caller, &id).await?;
                 let staff = access::staff_among(tx.conn(), record.participant_ids()).await?;
                 conversation::Entity::delete_by_id(id.clone()).exec(tx.conn()).await?;
+                accounts::count_conversations(tx, &caller.account_id, -1).await?;
                 // The participants are gone with it, so members would not see a
                 // conversation-wide event: staff get one copy, each member its own.
                 let deleted = |audience| NewEvent {

@@ -20,6 +20,8 @@ pub mod account {
         pub id: String,
         pub name: String,
         pub create_time: i64,
+        /// Its conversations, kept in the unit of every create and delete.
+        pub conversation_count: i64,
     }
 
     no_relations!();

@@ -162,10 +162,15 @@ mod tests {
     #[tokio::test]
     async fn the_query_counts_exactly_what_the_rule_counts() {
         let store = Store::open("sqlite::memory:").await.unwrap();
-        account::ActiveModel { id: Set("acc".into()), name: Set("a".into()), create_time: Set(0) }
-            .insert(&store.db)
-            .await
-            .unwrap();
+        account::ActiveModel {
+            id: Set("acc".into()),
+            name: Set("a".into()),
+            create_time: Set(0),
+            conversation_count: Set(1),
+        }
+        .insert(&store.db)
+        .await
+        .unwrap();
         insert_user(&store, "member", "member").await;
         insert_user(&store, "agent", "agent").await;
         conversation::ActiveModel {

@@ -299,3 +299,54 @@ async fn members_see_no_one_elses_contact_details() {
     assert_eq!(by_buyer.external_id, "");
     assert_eq!(seen(&as_admin).email, "seller@example.com");
 }
+
+/// A staff inbox's totals come from counters, not from counting every conversation: they
+/// must equal what its pages hold, for every status, after creates, deletes and archives,
+/// and never include another account's conversations.
+#[tokio::test]
+async fn a_staff_inbox_counts_exactly_what_its_pages_hold() {
+    let app = spawn_app().await;
+    let agent = app.agent("agent").await;
+    let customer = app.member("customer").await;
+    let other_account = app.create_account("other").await;
+    let stranger = app.bootstrap_user(&other_account, pb::Role::Member, "stranger").await;
+    app.session(&stranger).create_conversation(pb::CreateConversationRequest::default()).await.unwrap();
+
+    let mut created = Vec::new();
+    for index in 0..6 {
+        let with_agent: Vec<(&TestUser, &str)> = if index < 4 { vec![(&agent, "agent")] } else { Vec::new() };
+        created.push(app.conversation(&customer, &with_agent).await.id);
+    }
+    app.send(&customer, &created[0], "unread for the agent").await;
+    app.send(&customer, &created[1], "unread but archived").await;
+    app.session(&agent).archive_conversation(&created[1]).await.unwrap();
+    app.as_admin().delete_conversation(&created[5]).await.unwrap();
+
+    let session = app.session(&agent);
+    for status in [
+        pb::ConversationStatus::Unspecified,
+        pb::ConversationStatus::All,
+        pb::ConversationStatus::Unread,
+        pb::ConversationStatus::Read,
+        pb::ConversationStatus::Archived,
+    ] {
+        let page = session
+            .list_conversations(pb::ListConversationsRequest {
+                status: status as i32,
+                page_size: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.total_size, page.conversations.len() as i64, "{status:?}");
+        assert_eq!(page.summary, Some(pb::ConversationSummary { total: 4, unread: 1 }), "{status:?}");
+    }
+    let everything = session
+        .list_conversations(pb::ListConversationsRequest {
+            status: pb::ConversationStatus::All as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(everything.total_size, 5, "six created, one deleted, the other account's not counted");
+}
