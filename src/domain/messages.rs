@@ -219,6 +219,21 @@ impl NewMessage {
 }
 
 impl MessageDraft {
+    /// A plain public text message with `content` and nothing else.
+    pub fn text(content: impl Into<String>) -> Self {
+        Self {
+            kind: MessageKind::Text,
+            content: content.into(),
+            content_type: ContentType::Text,
+            content_attributes: None,
+            private: false,
+            direction: None,
+            attachments: Vec::new(),
+            metadata: Metadata::new(),
+            request_id: None,
+        }
+    }
+
     /// Checks every field at once; `prefix` is the path of the message in the request (""
     /// or "first_message.") so that violations name the exact field.
     pub fn validate(self, limits: MessageLimits, prefix: &str) -> Result<NewMessage, Error> {
@@ -427,17 +442,7 @@ mod tests {
     const LIMITS: MessageLimits = MessageLimits { max_attachment_bytes: 10 };
 
     fn draft(kind: MessageKind, content: &str) -> MessageDraft {
-        MessageDraft {
-            kind,
-            content: content.into(),
-            content_type: ContentType::Text,
-            content_attributes: None,
-            private: false,
-            direction: None,
-            attachments: Vec::new(),
-            metadata: Metadata::new(),
-            request_id: None,
-        }
+        MessageDraft { kind, ..MessageDraft::text(content) }
     }
 
     fn file(filename: &str, media_type: &str, size: usize) -> NewAttachment {

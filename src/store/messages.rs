@@ -387,7 +387,7 @@ mod tests {
     use crate::{
         domain::{
             conversations::{NewConversation, NewParticipant, Subject},
-            messages::{ContentType, MessageLimits},
+            messages::MessageLimits,
             users::{NewUser, Role},
         },
         store::{accounts, api_keys, conversations, unread, users},
@@ -401,18 +401,7 @@ mod tests {
     }
 
     fn text(content: &str) -> NewMessage {
-        let draft = MessageDraft {
-            kind: MessageKind::Text,
-            content: content.into(),
-            content_type: ContentType::Text,
-            content_attributes: None,
-            private: false,
-            direction: None,
-            attachments: Vec::new(),
-            metadata: Default::default(),
-            request_id: None,
-        };
-        draft.validate(MessageLimits { max_attachment_bytes: 1 }, "").unwrap()
+        MessageDraft::text(content).validate(MessageLimits { max_attachment_bytes: 1 }, "").unwrap()
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@ use missive::{
     domain::{
         Caller,
         conversations::{NewConversation, NewParticipant, Subject},
-        messages::{ContentType, MessageDraft, MessageKind, MessageLimits, NewMessage},
+        messages::{MessageDraft, MessageLimits, NewMessage},
         users::{NewUser, Role},
     },
     store::{Store, accounts, api_keys, conversations, messages, users},
@@ -36,18 +36,7 @@ async fn user(store: &Store, account_id: &str, role: Role, name: &str) -> Result
 
 /// A text message, validated as a send would be.
 pub fn text(content: String) -> Result<NewMessage, missive::domain::Error> {
-    MessageDraft {
-        kind: MessageKind::Text,
-        content,
-        content_type: ContentType::Text,
-        content_attributes: None,
-        private: false,
-        direction: None,
-        attachments: Vec::new(),
-        metadata: Default::default(),
-        request_id: None,
-    }
-    .validate(MessageLimits { max_attachment_bytes: 1 }, "")
+    MessageDraft::text(content).validate(MessageLimits { max_attachment_bytes: 1 }, "")
 }
 
 /// Seeds `database_url` (an empty database) and closes it.
