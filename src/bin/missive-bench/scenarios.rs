@@ -127,47 +127,48 @@ pub async fn send(server: &Server, fixture: &Fixture, plan: &Plan, in_flight: us
 pub async fn lists(server: &Server, fixture: &Fixture, plan: &Plan) -> Result<Vec<Measured>, Failure> {
     let channel = server.channel().await?;
     let (conversation_id, member_key) = fixture.conversations.first().cloned().ok_or("nothing was seeded")?;
-    let staff_key = fixture.agent_key.clone();
+    let (conversations, messages) =
+        (ConversationServiceClient::new(channel.clone()), MessageServiceClient::new(channel));
     let each = plan.duration / 2;
-    let mut measured = Vec::new();
+    let inbox = |key: &str| {
+        let (client, key) = (conversations.clone(), key.to_owned());
+        move || {
+            let (mut client, request) = (client.clone(), authed(&key, pb::ListConversationsRequest::default()));
+            async move { client.list_conversations(request).await.map(drop) }
+        }
+    };
+    let page = {
+        let (client, key) = (messages.clone(), member_key.clone());
+        move || {
+            let request = pb::ListMessagesRequest { conversation_id: conversation_id.clone(), ..Default::default() };
+            let (mut client, request) = (client.clone(), authed(&key, request));
+            async move { client.list_messages(request).await.map(drop) }
+        }
+    };
+    let unread = {
+        let (client, key) = (conversations.clone(), member_key.clone());
+        move || {
+            let (mut client, request) = (client.clone(), authed(&key, pb::GetUnreadCountRequest {}));
+            async move { client.get_unread_count(request).await.map(drop) }
+        }
+    };
+    Ok(vec![
+        one_at_a_time(server, "list_conversations_staff", each, inbox(&fixture.agent_key)).await,
+        one_at_a_time(server, "list_conversations_member", each, inbox(&member_key)).await,
+        one_at_a_time(server, "list_messages", each, page).await,
+        one_at_a_time(server, "get_unread_count", each, unread).await,
+    ])
+}
 
-    let (client, key) = (ConversationServiceClient::new(channel.clone()), staff_key.clone());
+/// `call`, one at a time for `duration`.
+async fn one_at_a_time<F, Fut>(server: &Server, scenario: &str, duration: Duration, call: F) -> Measured
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send,
+{
     let cpu = server.cpu_seconds();
-    let outcome = load::run(1, each, move |_, _| {
-        let (mut client, key) = (client.clone(), key.clone());
-        async move { client.list_conversations(authed(&key, pb::ListConversationsRequest::default())).await.map(drop) }
-    })
-    .await;
-    measured.push(Measured::from_load("list_conversations_staff", server, cpu, outcome));
-
-    let (client, key) = (ConversationServiceClient::new(channel.clone()), member_key.clone());
-    let cpu = server.cpu_seconds();
-    let outcome = load::run(1, each, move |_, _| {
-        let (mut client, key) = (client.clone(), key.clone());
-        async move { client.list_conversations(authed(&key, pb::ListConversationsRequest::default())).await.map(drop) }
-    })
-    .await;
-    measured.push(Measured::from_load("list_conversations_member", server, cpu, outcome));
-
-    let (client, key) = (MessageServiceClient::new(channel.clone()), member_key.clone());
-    let cpu = server.cpu_seconds();
-    let outcome = load::run(1, each, move |_, _| {
-        let (mut client, key) = (client.clone(), key.clone());
-        let request = pb::ListMessagesRequest { conversation_id: conversation_id.clone(), ..Default::default() };
-        async move { client.list_messages(authed(&key, request)).await.map(drop) }
-    })
-    .await;
-    measured.push(Measured::from_load("list_messages", server, cpu, outcome));
-
-    let (client, key) = (ConversationServiceClient::new(channel), member_key);
-    let cpu = server.cpu_seconds();
-    let outcome = load::run(1, each, move |_, _| {
-        let (mut client, key) = (client.clone(), key.clone());
-        async move { client.get_unread_count(authed(&key, pb::GetUnreadCountRequest {})).await.map(drop) }
-    })
-    .await;
-    measured.push(Measured::from_load("get_unread_count", server, cpu, outcome));
-    Ok(measured)
+    let outcome = load::run(1, duration, move |_, _| call()).await;
+    Measured::from_load(scenario, server, cpu, outcome)
 }
 
 /// Agents, each with a key, made through the API.
