@@ -18,7 +18,7 @@ use crate::{
     api::{self, ApiState, pb},
     config::Config,
     domain::{Error, messages::MessageLimits},
-    events::{StreamSettings, StreamStats, listener, stream::StreamContext},
+    events::{FeedSettings, Feeds, StreamSettings, StreamStats, listener, stream::StreamContext},
     health,
     jobs::{self, Jobs},
     shutdown::Shutdown,
@@ -79,11 +79,14 @@ impl Application {
             limits: MessageLimits { max_attachment_bytes: config.max_attachment_bytes as usize },
             streams: StreamContext {
                 store: Arc::clone(&store),
-                settings: StreamSettings {
-                    heartbeat_interval: config.heartbeat_interval,
-                    poll_interval: config.event_poll_interval,
-                    ..StreamSettings::default()
-                },
+                feeds: Feeds::new(
+                    Arc::clone(&store),
+                    FeedSettings {
+                        poll_interval: config.event_poll_interval,
+                        batch_size: StreamSettings::default().batch_size,
+                    },
+                ),
+                settings: StreamSettings { heartbeat_interval: config.heartbeat_interval, ..StreamSettings::default() },
                 stats: Arc::clone(&stream_stats),
                 shutdown: shutdown.clone(),
             },
@@ -163,7 +166,7 @@ impl Application {
         if store.backend() == sea_orm::DbBackend::Postgres {
             jobs.spawn(
                 "event listener",
-                listener::run(config.database_url.clone(), Arc::clone(store.wakeups()), shutdown.clone()),
+                listener::run(config.database_url.clone(), Arc::clone(store), shutdown.clone()),
             );
         }
         jobs

@@ -27,7 +27,7 @@ impl fmt::Display for FieldViolation {
 }
 
 /// Why a call failed, in the domain's words.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// INVALID_ARGUMENT, with a google.rpc.BadRequest naming every offending field.
     #[error("invalid argument: {}", join(.0))]

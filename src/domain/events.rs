@@ -1,10 +1,12 @@
 //! The events the log records: one per change the API makes, with the resource as it is
 //! after the change, and who may see it.
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Micros,
+    Caller, Micros,
     conversations::{Conversation, Participant},
     messages::Message,
 };
@@ -95,6 +97,23 @@ pub enum Audience {
     User(String),
 }
 
+impl Audience {
+    /// Whether `viewer` may see an event with this audience, where `takes_part` says whether
+    /// it takes part in the event's conversation. The one visibility rule of the log: staff
+    /// see everything but what is one other user's own; members see their conversations'
+    /// public events and what is addressed to them.
+    pub fn admits(&self, viewer: &Caller, takes_part: bool) -> bool {
+        let is_viewer = |user_id: &String| *user_id == viewer.user_id;
+        match self {
+            Audience::Conversation => viewer.is_staff() || takes_part,
+            Audience::ConversationAnd(user_id) => viewer.is_staff() || takes_part || is_viewer(user_id),
+            Audience::Staff => viewer.is_staff(),
+            Audience::StaffAnd(user_id) => viewer.is_staff() || is_viewer(user_id),
+            Audience::User(user_id) => is_viewer(user_id),
+        }
+    }
+}
+
 /// An event to append in the transaction of the change it describes.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
@@ -125,6 +144,54 @@ pub struct Event {
     pub payload: EventPayload,
 }
 
+/// An event with its audience, as the log holds it: what a stream filters.
+#[derive(Debug, Clone)]
+pub struct LoggedEvent {
+    /// The event.
+    pub event: Event,
+    /// Who may see it.
+    pub audience: Audience,
+}
+
+/// The conversations one user takes part in, as a stream follows them: loaded when the
+/// stream opens, then kept current from the events it reads, in log order, so that each
+/// event is judged by the membership of its moment in the log.
+#[derive(Debug, Clone, Default)]
+pub struct Membership {
+    conversations: HashSet<String>,
+}
+
+impl Membership {
+    /// Membership of these conversations.
+    pub fn new(conversation_ids: impl IntoIterator<Item = String>) -> Self {
+        Self { conversations: conversation_ids.into_iter().collect() }
+    }
+
+    /// Whether `user_id` takes part in the conversation.
+    pub fn takes_part(&self, conversation_id: Option<&str>) -> bool {
+        conversation_id.is_some_and(|id| self.conversations.contains(id))
+    }
+
+    /// Follows what `event` changed of `user_id`'s membership: a conversation or participant
+    /// change carries the conversation's participants after it; a deletion ends them.
+    pub fn follow(&mut self, user_id: &str, event: &Event) {
+        let conversation = match &event.payload {
+            EventPayload::Conversation(conversation) => conversation,
+            EventPayload::ParticipantChange { conversation, .. } => conversation,
+            EventPayload::ConversationDeleted { conversation_id } => {
+                self.conversations.remove(conversation_id);
+                return;
+            }
+            EventPayload::Message(_) | EventPayload::MessagesRead { .. } => return,
+        };
+        if conversation.participants.iter().any(|p| p.user_id == user_id) {
+            self.conversations.insert(conversation.id.clone());
+        } else {
+            self.conversations.remove(&conversation.id);
+        }
+    }
+}
+
 /// Which kinds of event a subscriber wants.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum KindFilter {
@@ -142,6 +209,19 @@ pub struct EventFilter {
     pub kinds: KindFilter,
     /// Only these conversations' events, when not empty.
     pub conversation_ids: Vec<String>,
+}
+
+impl EventFilter {
+    /// Whether the subscriber asked for `event`.
+    pub fn selects(&self, event: &Event) -> bool {
+        let kind = match &self.kinds {
+            KindFilter::Every => true,
+            KindFilter::Only(kinds) => kinds.contains(&event.kind),
+        };
+        let conversation = self.conversation_ids.is_empty()
+            || event.conversation_id.as_ref().is_some_and(|id| self.conversation_ids.contains(id));
+        kind && conversation
+    }
 }
 
 /// Most conversations one subscription may filter on.

@@ -1,7 +1,9 @@
 //! Wake-ups across replicas: on PostgreSQL every commit that appends events also sends a
 //! `NOTIFY missive_events, '<account>'`, delivered at commit; each replica LISTENs and wakes
 //! its own streams of that account. So a subscriber on replica B sees a message sent through
-//! replica A at once, not at the next poll.
+//! replica A at once, not at the next poll. A revoke or role change sends
+//! `NOTIFY missive_credentials, '<account> <user>'`: the user's keys leave this replica's
+//! cache and the account's streams re-check theirs.
 
 use std::{sync::Arc, time::Duration};
 
@@ -9,33 +11,47 @@ use sea_orm::sqlx::postgres::PgListener;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Hub, wakeups::CHANNEL};
+use crate::store::{Store, credentials, wakeups};
 
 /// Listens until shutdown, reconnecting when the connection drops. A notification missed
-/// while disconnected is made up for by waking every stream once reconnected.
-pub async fn run(database_url: String, hub: Arc<Hub>, shutdown: CancellationToken) {
+/// while disconnected is made up for by forgetting every cached key and waking every
+/// stream once reconnected.
+pub async fn run(database_url: String, store: Arc<Store>, shutdown: CancellationToken) {
     tokio::select! {
-        () = listen(&database_url, &hub) => {}
+        () = listen(&database_url, &store) => {}
         () = shutdown.cancelled() => {}
     }
 }
 
-async fn listen(database_url: &str, hub: &Hub) {
+/// After a notification may have been missed.
+fn start_over(store: &Store) {
+    store.credentials().forget_all();
+    store.wakeups().wake_all();
+}
+
+async fn listen(database_url: &str, store: &Store) {
+    let hub = store.wakeups();
     loop {
         match PgListener::connect(database_url).await {
             Ok(mut listener) => {
-                if let Err(err) = listener.listen(CHANNEL).await {
+                if let Err(err) = listener.listen_all([wakeups::CHANNEL, credentials::CHANNEL]).await {
                     tracing::warn!(error = %err, "LISTEN failed; retrying");
                 } else {
                     tracing::debug!("listening for event notifications");
                     // Anything committed before LISTEN took effect is found by this read.
-                    hub.wake_all();
+                    start_over(store);
                     loop {
                         match listener.try_recv().await {
+                            Ok(Some(notification)) if notification.channel() == credentials::CHANNEL => {
+                                if let Some((account_id, user_id)) = notification.payload().split_once(' ') {
+                                    store.credentials().forget_user(user_id);
+                                    hub.wake(account_id);
+                                }
+                            }
                             Ok(Some(notification)) => hub.wake(notification.payload()),
                             Ok(None) => {
                                 tracing::warn!("event notification connection lost; reconnecting");
-                                hub.wake_all();
+                                start_over(store);
                             }
                             Err(err) => {
                                 tracing::warn!(error = %err, "event notifications failed; reconnecting");
@@ -47,7 +63,7 @@ async fn listen(database_url: &str, hub: &Hub) {
             }
             Err(err) => tracing::warn!(error = %err, "cannot connect for event notifications; retrying"),
         }
-        hub.wake_all();
+        start_over(store);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -1,12 +1,17 @@
-//! The live side of the event log. Live delivery is a wake-up, not the data: the store's
-//! door wakes its [`Hub`](crate::store::Hub) after commit, and each `Subscribe` stream then
-//! reads what it may see from the log itself. So a slow subscriber costs the server one
-//! bounded queue, never a growing buffer, and never slows writers or other subscribers.
+//! The live side of the event log. The store's writer wakes its
+//! [`Hub`](crate::store::Hub) after each commit; one reader per account ([`feed`]) then
+//! reads the new span of the log once and hands it to every `Subscribe` stream of the
+//! account, which filters it in memory. A slow subscriber costs the server one bounded
+//! queue and, once it falls behind the feed, its own reads; it never slows writers or other
+//! subscribers.
 //!
+//! - [`feed`]: one log reader per account with streams.
 //! - [`stream`]: one `Subscribe` stream: replay from a cursor, then live, with heartbeats.
 //! - [`listener`]: PostgreSQL LISTEN/NOTIFY, so streams on every replica wake at once.
 
+pub mod feed;
 pub mod listener;
 pub mod stream;
 
+pub use feed::{FeedSettings, Feeds};
 pub use stream::{StreamItem, StreamSettings, StreamStats};

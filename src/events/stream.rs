@@ -1,6 +1,11 @@
-//! One `Subscribe` stream: every visible event after a cursor from the log, then live ones,
-//! with no gap and no duplicate, because both come from the same log read in sequence
-//! order; live delivery only says "read again".
+//! One `Subscribe` stream: every visible event after a cursor, then live ones, with no gap
+//! and no duplicate. Replay reads the log; live events come from the account's feed
+//! (`feed.rs`), which reads each span of the log once for every stream of the account. Both
+//! are spans of the one log in sequence order, so the stream only has to keep its position:
+//! it takes from a feed batch what lies after it, and reads the log itself when a batch
+//! starts beyond it (it fell behind). Each event is judged in memory by
+//! `Audience::admits`, with the caller's membership followed from the events themselves
+//! and the caller's key re-checked (from the key cache) before every batch.
 
 use std::{
     sync::{
@@ -14,16 +19,14 @@ use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::feed::{FeedBatch, Feeds, Received, Subscription};
 use crate::{
     domain::{
         Caller, Error,
-        events::{Event, EventFilter},
+        events::{Event, EventFilter, LoggedEvent, Membership},
     },
-    store::{self, Store, wakeups::Wakeups},
+    store::{self, Store},
 };
-
-/// How stale a stream's view of its caller's key and role may get.
-const REAUTHENTICATE_AFTER: Duration = Duration::from_secs(1);
 
 /// What a stream sends.
 #[derive(Debug)]
@@ -42,10 +45,7 @@ pub enum StreamItem {
 pub struct StreamSettings {
     /// Sent on a stream idle this long.
     pub heartbeat_interval: Duration,
-    /// Re-read the log this often even without a wake-up, to see events written by other
-    /// replicas sharing the database.
-    pub poll_interval: Duration,
-    /// Events read from the log at a time.
+    /// Events read from the log at a time, when catching up.
     pub batch_size: u64,
     /// Events queued for a stream's client at most. With one batch being delivered this
     /// bounds what a slow subscriber can make the server hold: queue + batch events.
@@ -56,7 +56,6 @@ impl Default for StreamSettings {
     fn default() -> Self {
         Self {
             heartbeat_interval: Duration::from_secs(15),
-            poll_interval: Duration::from_secs(30),
             batch_size: 200,
             queue_capacity: 32,
         }
@@ -87,8 +86,10 @@ pub enum Start {
 /// Everything a stream needs from the server.
 #[derive(Clone)]
 pub struct StreamContext {
-    /// The log to read, and its wake-ups.
+    /// The log to read when catching up.
     pub store: Arc<Store>,
+    /// The live events of each account.
+    pub feeds: Arc<Feeds>,
     /// How streams behave.
     pub settings: StreamSettings,
     /// Counters over every stream.
@@ -105,9 +106,9 @@ pub async fn open(
     start: Start,
     filter: EventFilter,
 ) -> Result<mpsc::Receiver<Result<StreamItem, Error>>, Error> {
-    // Listen before the first read, so that a commit between the read and the wait still
-    // wakes the stream.
-    let wakeups = context.store.wakeups().listen(&caller.account_id);
+    // Join the feed before the first read, so that what commits in between reaches the
+    // stream one way or the other.
+    let subscription = context.feeds.subscribe(&caller.account_id);
     let head = store::events::head(&context.store, &caller.account_id).await?;
     let position = match start {
         Start::Live => head,
@@ -119,11 +120,18 @@ pub async fn open(
             cursor
         }
     };
+    let membership = membership_of(&context.store, &caller).await?;
     let (sender, receiver) = mpsc::channel(context.settings.queue_capacity);
-    let stream = Stream { context, caller, filter, position, sender, wakeups, last_sent: Instant::now() };
+    let stream =
+        Stream { context, caller, filter, position, sender, subscription, membership, last_sent: Instant::now() };
     let span = tracing::info_span!("subscribe", account = %stream.caller.account_id, user = %stream.caller.user_id);
     tokio::spawn(stream.run(matches!(start, Start::Live)).instrument(span));
     Ok(receiver)
+}
+
+/// What a member takes part in; staff see every conversation and need none.
+async fn membership_of(store: &Store, caller: &Caller) -> Result<Membership, Error> {
+    if caller.is_staff() { Ok(Membership::default()) } else { store::participants::membership(store, &caller.user_id).await }
 }
 
 async fn ensure_retained(store: &Store, caller: &Caller, cursor: i64) -> Result<(), Error> {
@@ -141,9 +149,11 @@ struct Stream {
     context: StreamContext,
     caller: Caller,
     filter: EventFilter,
+    /// Every event up to here was delivered or filtered out.
     position: i64,
     sender: mpsc::Sender<Result<StreamItem, Error>>,
-    wakeups: Wakeups,
+    subscription: Subscription,
+    membership: Membership,
     /// When the client was last sent something: heartbeats fill silences.
     last_sent: Instant,
 }
@@ -170,60 +180,103 @@ impl Stream {
         if live && !self.heartbeat().await {
             return Ok(());
         }
-        let mut announced = live;
-        let mut authenticated_at = Instant::now();
+        if !self.catch_up().await? {
+            return Ok(());
+        }
+        if !live && !self.heartbeat().await {
+            return Ok(());
+        }
         loop {
-            // A stream outlives the call that opened it: its key may be revoked or its user's
-            // role changed since. Check again before reading, at most once a second.
-            if authenticated_at.elapsed() >= REAUTHENTICATE_AFTER {
-                self.caller = store::users::reauthenticate(&self.context.store, &self.caller.key_id).await?;
-                authenticated_at = Instant::now();
-            }
-            if !self.catch_up().await? {
-                return Ok(());
-            }
-            if !announced {
-                if !self.heartbeat().await {
-                    return Ok(());
-                }
-                announced = true;
-            }
-            // Wait for news, a heartbeat's time, or the end.
             let heartbeat_due = self.last_sent + self.context.settings.heartbeat_interval;
-            tokio::select! {
-                _ = self.wakeups.next() => {}
-                _ = tokio::time::sleep(self.context.settings.poll_interval) => {}
-                _ = tokio::time::sleep_until(heartbeat_due) => {
-                    if !self.heartbeat().await {
-                        return Ok(());
+            let more = tokio::select! {
+                received = self.subscription.next() => {
+                    // A stream outlives the call that opened it: its key may have been
+                    // revoked or its user's role changed since.
+                    self.recheck_caller().await?;
+                    match received {
+                        Received::Batch(batch) => self.take(&batch).await?,
+                        Received::Lost => self.catch_up().await?,
                     }
                 }
-                () = self.context.shutdown.cancelled() => return Ok(()),
-                _ = self.sender.closed() => return Ok(()),
+                _ = tokio::time::sleep_until(heartbeat_due) => {
+                    self.recheck_caller().await?;
+                    self.heartbeat().await
+                }
+                () = self.context.shutdown.cancelled() => false,
+                _ = self.sender.closed() => false,
+            };
+            if !more {
+                return Ok(());
             }
         }
     }
 
-    /// Delivers everything the log holds after the position, batch by batch. False when
-    /// the client left or the server is shutting down.
+    /// The caller as its key acts now (UNAUTHENTICATED once revoked); a member's
+    /// membership is reloaded when its role changed.
+    async fn recheck_caller(&mut self) -> Result<(), Error> {
+        let now = store::users::reauthenticate(&self.context.store, &self.caller.key_id).await?;
+        if now.role != self.caller.role {
+            self.membership = membership_of(&self.context.store, &now).await?;
+        }
+        self.caller = now;
+        Ok(())
+    }
+
+    /// Delivers what a feed batch holds after the position, reading the log first when the
+    /// batch starts beyond it. False when the client left or the server is shutting down.
+    async fn take(&mut self, batch: &FeedBatch) -> Result<bool, Error> {
+        if batch.after > self.position && !self.catch_up().await? {
+            return Ok(false);
+        }
+        let position = self.position;
+        for logged in batch.events.iter().filter(|logged| logged.event.seq > position) {
+            if !self.consider(logged).await {
+                return Ok(false);
+            }
+        }
+        self.position = self.position.max(batch.through);
+        Ok(true)
+    }
+
+    /// Delivers everything the log holds after the position, read by this stream itself.
+    /// False when the client left or the server is shutting down.
     async fn catch_up(&mut self) -> Result<bool, Error> {
-        let batch_size = self.context.settings.batch_size;
+        let (store, batch_size) = (Arc::clone(&self.context.store), self.context.settings.batch_size);
         loop {
             let from = self.position;
-            let batch = store::events::read(&self.context.store, &self.caller, from, &self.filter, batch_size).await?;
+            let batch = store::events::read(&store, &self.caller.account_id, from, batch_size).await?;
             // Pruning may have run between the cursor check and this read.
-            ensure_retained(&self.context.store, &self.caller, from).await?;
+            ensure_retained(&store, &self.caller, from).await?;
             let full = batch.events.len() as u64 == batch_size;
-            for event in batch.events {
-                if !self.deliver(StreamItem::Event(Box::new(event))).await {
+            for logged in &batch.events {
+                if !self.consider(logged).await {
                     return Ok(false);
                 }
             }
-            self.position = batch.position;
+            self.position = self.position.max(batch.position);
             if !full {
                 return Ok(true);
             }
         }
+    }
+
+    /// Follows what the event changed of the caller's membership and delivers it if the
+    /// caller may see it and asked for it. False when the client left or the server is
+    /// shutting down.
+    async fn consider(&mut self, logged: &LoggedEvent) -> bool {
+        let event = &logged.event;
+        if !self.caller.is_staff() {
+            self.membership.follow(&self.caller.user_id, event);
+        }
+        let takes_part = self.membership.takes_part(event.conversation_id.as_deref());
+        if logged.audience.admits(&self.caller, takes_part)
+            && self.filter.selects(event)
+            && !self.deliver(StreamItem::Event(Box::new(event.clone()))).await
+        {
+            return false;
+        }
+        self.position = event.seq;
+        true
     }
 
     /// Sends the stream's position. False when the client left or the server is stopping.

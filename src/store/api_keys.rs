@@ -94,6 +94,7 @@ pub async fn revoke(store: &Store, admin: &Admin, id: String) -> Result<ApiKey, 
                 if row.revoke_time.is_some() {
                     return Ok(key_from_row(row));
                 }
+                tx.credentials_changed(&row.user_id);
                 let mut active: api_key::ActiveModel = row.into();
                 active.revoke_time = Set(Some(tx.now));
                 Ok(key_from_row(active.update(tx.conn()).await?))

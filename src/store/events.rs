@@ -1,5 +1,6 @@
 //! The event log: appended in the unit of the change it describes (by the door), read back
-//! in sequence order filtered to what a caller may see, pruned after the retention window.
+//! in sequence order with each event's audience (readers filter by `Audience::admits`),
+//! pruned after the retention window.
 //!
 //! An [`Audience`] is stored in three columns, encoded and decoded here only:
 //! `audience_user_id` (only this user), `subject_user_id` (this user too) and `staff_only`
@@ -7,26 +8,26 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{Expr, ExprTrait, OnConflict, Query},
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait, OnConflict},
 };
 
 use super::{
     Store, columns,
-    entities::{event, event_retention, participant},
+    entities::{event, event_retention},
 };
 use crate::domain::{
-    Caller, Error, Micros,
-    events::{Audience, Event, EventFilter, EventPayload, KindFilter, NewEvent},
+    Error, Micros,
+    events::{Audience, Event, EventPayload, LoggedEvent, NewEvent},
 };
 
 /// Events read from the log, and how far the log was scanned.
 #[derive(Debug)]
 pub struct EventBatch {
-    /// The events the caller may see, in order.
-    pub events: Vec<Event>,
-    /// Every event the caller may see up to this sequence is in `events` (or was in an
-    /// earlier batch): the cursor a client may resume from.
+    /// The events, in order.
+    pub events: Vec<LoggedEvent>,
+    /// Every event up to this sequence is in `events` (or was in an earlier batch): the
+    /// cursor a client may resume from.
     pub position: i64,
 }
 
@@ -48,24 +49,15 @@ fn audience_columns(audience: Audience) -> (Option<String>, Option<String>, bool
     }
 }
 
-/// The events of an account that `caller` may see, as a condition on the log.
-fn visible_to(caller: &Caller) -> Condition {
-    let only_user = || event::Column::AudienceUserId;
-    if caller.is_staff() {
-        // Staff see everything but what is addressed to one other user.
-        return Condition::any().add(only_user().is_null()).add(only_user().eq(&caller.user_id));
+/// The audience its columns encode (see [`audience_columns`]).
+fn audience_from_columns(only_user: Option<String>, also_user: Option<String>, staff_only: bool) -> Audience {
+    match (only_user, also_user, staff_only) {
+        (Some(user), _, _) => Audience::User(user),
+        (None, Some(user), true) => Audience::StaffAnd(user),
+        (None, None, true) => Audience::Staff,
+        (None, Some(user), false) => Audience::ConversationAnd(user),
+        (None, None, false) => Audience::Conversation,
     }
-    let own_conversations = Query::select()
-        .column(participant::Column::ConversationId)
-        .from(participant::Entity)
-        .and_where(Expr::col(participant::Column::UserId).eq(caller.user_id.clone()))
-        .to_owned();
-    Condition::any().add(only_user().eq(&caller.user_id)).add(event::Column::SubjectUserId.eq(&caller.user_id)).add(
-        Condition::all()
-            .add(only_user().is_null())
-            .add(event::Column::StaffOnly.eq(false))
-            .add(event::Column::ConversationId.in_subquery(own_conversations)),
-    )
 }
 
 /// Appends a unit's events, all at `now` by `actor_id`.
@@ -101,17 +93,18 @@ pub(super) async fn append(
     Ok(())
 }
 
-fn event_from_row(row: event::Model) -> Result<Event, Error> {
+fn event_from_row(row: event::Model) -> Result<LoggedEvent, Error> {
     let payload: EventPayload = serde_json::from_str(&row.payload)
         .map_err(|err| Error::Internal(format!("stored event {} has an unreadable payload: {err}", row.seq)))?;
-    Ok(Event {
+    let event = Event {
         seq: row.seq,
         kind: columns::stored("event type", &row.event_type)?,
         create_time: row.create_time,
         actor_id: row.actor_id,
         conversation_id: row.conversation_id,
         payload,
-    })
+    };
+    Ok(LoggedEvent { event, audience: audience_from_columns(row.audience_user_id, row.subject_user_id, row.staff_only) })
 }
 
 /// The newest sequence of the account's log: its newest event, or where pruning left off
@@ -136,33 +129,24 @@ pub async fn pruned_through(store: &Store, account_id: &str) -> Result<i64, Erro
     Ok(row.map_or(0, |r| r.pruned_through))
 }
 
-/// Up to `limit` events after `after` that `caller` may see and `filter` selects.
-pub async fn read(
-    store: &Store,
-    caller: &Caller,
-    after: i64,
-    filter: &EventFilter,
-    limit: u64,
-) -> Result<EventBatch, Error> {
+/// Up to `limit` events of the account's log after `after`, with their audiences: every
+/// reader filters in memory by the one rule, `Audience::admits`.
+pub async fn read(store: &Store, account_id: &str, after: i64, limit: u64) -> Result<EventBatch, Error> {
     // Reading the head first bounds the scan: every event up to it has committed (the
     // account's writers commit in sequence order), so the batch's position is safe to
-    // resume from even when the filter skipped everything.
-    let head = head(store, &caller.account_id).await?;
+    // resume from.
+    let head = head(store, account_id).await?;
     if head <= after {
         return Ok(EventBatch { events: Vec::new(), position: after });
     }
-    let mut find = event::Entity::find()
-        .filter(event::Column::AccountId.eq(&caller.account_id))
+    let rows = event::Entity::find()
+        .filter(event::Column::AccountId.eq(account_id))
         .filter(event::Column::Seq.gt(after))
         .filter(event::Column::Seq.lte(head))
-        .filter(visible_to(caller));
-    if let KindFilter::Only(kinds) = &filter.kinds {
-        find = find.filter(event::Column::EventType.is_in(kinds.iter().map(|k| k.as_str())));
-    }
-    if !filter.conversation_ids.is_empty() {
-        find = find.filter(event::Column::ConversationId.is_in(filter.conversation_ids.clone()));
-    }
-    let rows = find.order_by_asc(event::Column::Seq).limit(limit).all(&store.db).await?;
+        .order_by_asc(event::Column::Seq)
+        .limit(limit)
+        .all(&store.db)
+        .await?;
     let position = if rows.len() as u64 == limit { rows.last().map_or(head, |r| r.seq) } else { head };
     let events = rows.into_iter().map(event_from_row).collect::<Result<_, _>>()?;
     Ok(EventBatch { events, position })

@@ -3,7 +3,8 @@
 //! Every change of one request is one *unit of work*, a function over a [`WriteTx`] run by
 //! the one door, [`Store::write`] (`tx.rs`), which also appends the unit's events to the
 //! log in the same transaction, so that the log and the data never disagree, and wakes the
-//! account's subscribers after commit ([`wakeups`]).
+//! account's subscribers after commit ([`wakeups`]). Units run on one writer task that
+//! commits the units waiting together (group commit, `writer`).
 //!
 //! Aggregates (each a module of use cases: commands are units over `&mut WriteTx`, queries
 //! read the pool) sit above three shared kernels, which sit above the door:
@@ -12,13 +13,15 @@
 //!   [`participants`], [`messages`], [`reads`], and the log itself, [`events`];
 //! - kernels: `access` (load a conversation or message and check visibility), [`unread`]
 //!   (the counters, following `domain::unread`), `views` (what a viewer sees);
-//! - below them: `tx` (the door), [`wakeups`], [`entities`], `columns`.
+//! - below them: `tx` (the door), `writer` (group commit), [`wakeups`], [`credentials`]
+//!   (the key cache), [`entities`], `columns`.
 
 mod access;
 pub mod accounts;
 pub mod api_keys;
 mod columns;
 pub mod conversations;
+pub mod credentials;
 pub mod entities;
 pub mod events;
 pub mod messages;
@@ -29,16 +32,16 @@ pub mod unread;
 pub mod users;
 mod views;
 pub mod wakeups;
+mod writer;
 
 use std::{sync::Arc, time::Duration};
 
 use migrations::MigratorTrait;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, SqlErr, Statement};
-use tokio::sync::Mutex;
-
 use crate::domain::Error;
 
 pub use tx::{UnitFuture, WriteTx};
+pub use credentials::Credentials;
 pub use wakeups::Hub;
 
 /// A page of a listing, with the cursor to the next one and a total.
@@ -55,12 +58,12 @@ pub struct Listing<T, Total = u64> {
 /// The database and what every write needs.
 pub struct Store {
     db: DatabaseConnection,
-    /// SQLite admits one writer at a time and answers a second one with SQLITE_BUSY instead
-    /// of queueing it; serializing writers in-process queues them fairly instead. PostgreSQL
-    /// needs no gate: writers of one account queue on an advisory lock (see `tx.rs`).
-    write_gate: Option<Mutex<()>>,
+    /// Runs every write, in batches that commit once (see `writer.rs`).
+    writer: writer::Writer,
     /// Woken after every commit that appended events.
     hub: Arc<Hub>,
+    /// What keys act as, kept current by the writer (see `credentials.rs`).
+    credentials: Arc<Credentials>,
 }
 
 impl Store {
@@ -70,13 +73,20 @@ impl Store {
         migrations::Migrator::up(&db, None)
             .await
             .map_err(|err| Error::Unavailable(format!("could not migrate the database: {err}")))?;
-        let write_gate = (db.get_database_backend() == DbBackend::Sqlite).then(|| Mutex::new(()));
-        Ok(Self { db, write_gate, hub: Hub::new() })
+        let hub = Hub::new();
+        let credentials = Arc::new(Credentials::default());
+        let writer = writer::Writer::start(db.clone(), Arc::clone(&hub), Arc::clone(&credentials));
+        Ok(Self { db, writer, hub, credentials })
     }
 
     /// The wake-ups that commits send, for the streams to listen to.
     pub fn wakeups(&self) -> &Arc<Hub> {
         &self.hub
+    }
+
+    /// The key cache, for the listener that hears other replicas' revokes.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
     }
 
     /// Which database this is.

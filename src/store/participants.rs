@@ -1,6 +1,7 @@
-//! Participants: add one (staff), remove one (staff anyone, a member itself).
+//! Participants: add one (staff), remove one (staff anyone, a member itself), and which
+//! conversations a user takes part in.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 
 use super::{
     Store, WriteTx,
@@ -12,10 +13,22 @@ use super::{
 use crate::domain::{
     Caller, Error, View,
     conversations::{NewParticipant, may_remove},
-    events::{Audience, EventKind, EventPayload, NewEvent},
+    events::{Audience, EventKind, EventPayload, Membership, NewEvent},
     unread::Reader,
     views::ConversationView,
 };
+
+/// The conversations `user_id` takes part in now, for a stream to follow.
+pub async fn membership(store: &Store, user_id: &str) -> Result<Membership, Error> {
+    let ids: Vec<String> = participant::Entity::find()
+        .select_only()
+        .column(participant::Column::ConversationId)
+        .filter(participant::Column::UserId.eq(user_id))
+        .into_tuple()
+        .all(&store.db)
+        .await?;
+    Ok(Membership::new(ids))
+}
 
 /// Adds a participant; its unread counter starts at what it may already read.
 pub async fn add(store: &Store, caller: &Caller, id: String, new: NewParticipant) -> Result<ConversationView, Error> {

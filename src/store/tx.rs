@@ -1,26 +1,21 @@
 //! The one door for writes: [`Store::write`] runs a unit of work, a function over a
-//! [`WriteTx`], and decides how it is executed. Today each unit is its own transaction;
-//! because units never hold the transaction themselves (they cannot commit, roll back or
-//! keep it), the door can later run several units in one commit.
+//! [`WriteTx`]. The door hands units to the group-commit writer (`writer.rs`), which runs
+//! each in a savepoint of a shared transaction; units never hold the transaction
+//! themselves (they cannot commit, roll back or keep it), so how they are batched is the
+//! writer's business alone.
 //!
-//! A unit's run is separate steps: begin (take the writer's turn and the transaction), run
-//! the unit, seal (append its events with its own time and actor), commit (with a NOTIFY
-//! to other replicas on PostgreSQL), wake the account's subscribers. A unit that fails
-//! leaves nothing behind: its transaction is rolled back.
+//! A unit's run is separate steps: the writer opens its savepoint, runs it, then either
+//! keeps it (appends its events with its own time and actor, releases the savepoint) or
+//! discards it (rolls back to the savepoint, leaving nothing behind).
 //!
-//! Units own what they need (ids as `String`, the request's values): whoever runs them may
-//! do so later, elsewhere, batched with others. `write` and `write_as` differ only in what
-//! the unit is given; composing one from the other would need the unit to be `'static`.
+//! Units own what they need (ids as `String`, the request's values): they run later, on
+//! the writer's task, batched with others.
 
 use std::{future::Future, pin::Pin};
 
-use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, SqliteTransactionMode, Statement, TransactionOptions,
-    TransactionTrait,
-};
-use tokio::sync::MutexGuard;
+use sea_orm::{DatabaseTransaction, DbErr};
 
-use super::{Store, events, wakeups};
+use super::{Store, events, writer::Value};
 use crate::domain::{Caller, Error, Micros, events::NewEvent, now_micros};
 
 /// What a unit of work returns: a boxed future borrowing the transaction for `'t`.
@@ -34,6 +29,16 @@ pub struct WriteTx {
     /// The time of the change: one clock reading for every row the unit writes.
     pub now: Micros,
     events: Vec<NewEvent>,
+    /// Users whose keys now act differently (revoked, another role).
+    credentials_changed: Vec<String>,
+}
+
+/// What a kept unit leaves for the writer to do after commit.
+pub(super) struct Kept {
+    /// Whether it appended events (its account's streams must wake).
+    pub appended: bool,
+    /// Users whose cached keys must go.
+    pub credentials_changed: Vec<String>,
 }
 
 impl WriteTx {
@@ -42,116 +47,87 @@ impl WriteTx {
         &self.txn
     }
 
-    /// Records an event to append when the unit is sealed.
+    /// Records an event to append when the unit is kept.
     pub fn emit(&mut self, event: NewEvent) {
         self.events.push(event);
+    }
+
+    /// Says that `user_id`'s keys act differently after this unit (revoked, another role):
+    /// at commit they leave every replica's key cache and its account's streams re-check.
+    pub fn credentials_changed(&mut self, user_id: &str) {
+        self.credentials_changed.push(user_id.to_owned());
+    }
+
+    /// A unit's transaction: `txn` is its savepoint.
+    pub(super) fn new(txn: DatabaseTransaction, account_id: String, actor_id: String) -> Self {
+        Self { txn, account_id, actor_id, now: now_micros(), events: Vec::new(), credentials_changed: Vec::new() }
+    }
+
+    /// The account the unit writes in.
+    pub(super) fn account_id(&self) -> &str {
+        &self.account_id
+    }
+
+    /// Appends the unit's events to the log and releases its savepoint.
+    pub(super) async fn keep(mut self) -> Result<Kept, Error> {
+        let events = std::mem::take(&mut self.events);
+        let appended = !events.is_empty();
+        events::append(&self.txn, &self.account_id, &self.actor_id, self.now, events).await?;
+        self.txn.commit().await?;
+        Ok(Kept { appended, credentials_changed: self.credentials_changed })
+    }
+
+    /// Rolls back to the unit's savepoint.
+    pub(super) async fn discard(self) -> Result<(), DbErr> {
+        self.txn.rollback().await
     }
 }
 
 impl Store {
     /// Runs `unit` as `caller`'s write; the unit gets the caller alongside the transaction.
     ///
-    /// On PostgreSQL the transaction first takes an advisory lock on the account, held until
-    /// commit: sequence values are handed out before commit, so without it a subscriber
-    /// could read event 11 before event 10 commits and skip 10 for ever. With it, the
-    /// account's writes commit in sequence order, and unread counters are never updated by
-    /// two writers of one account at once.
+    /// On PostgreSQL the writer's transaction first takes an advisory lock on the account,
+    /// held until commit: sequence values are handed out before commit, so without it a
+    /// subscriber could read event 11 before event 10 commits and skip 10 for ever. With
+    /// it, the account's writes commit in sequence order, and unread counters are never
+    /// updated by two writers of one account at once.
     pub async fn write<T, F>(&self, caller: &Caller, unit: F) -> Result<T, Error>
     where
-        F: for<'t> FnOnce(&'t mut WriteTx, &'t Caller) -> UnitFuture<'t, T> + Send,
-        T: Send,
+        F: for<'t> FnOnce(&'t mut WriteTx, &'t Caller) -> UnitFuture<'t, T> + Send + 'static,
+        T: Send + 'static,
     {
-        let _turn = self.writers_turn().await;
-        let mut tx = self.begin(&caller.account_id, &caller.user_id).await?;
-        let value = unit(&mut tx, caller).await?;
-        self.finish(tx).await?;
-        Ok(value)
+        let as_caller = caller.clone();
+        let value = self
+            .writer
+            .submit(
+                &caller.account_id,
+                &caller.user_id,
+                Box::new(move |tx| Box::pin(async move { unit(tx, &as_caller).await.map(erase) })),
+            )
+            .await?;
+        Ok(restore(value))
     }
 
     /// Runs `unit` in `account_id` as `actor_id` ("" for the operator's command line and
     /// the server's own jobs).
     pub async fn write_as<T, F>(&self, account_id: &str, actor_id: &str, unit: F) -> Result<T, Error>
     where
-        F: for<'t> FnOnce(&'t mut WriteTx) -> UnitFuture<'t, T> + Send,
-        T: Send,
+        F: for<'t> FnOnce(&'t mut WriteTx) -> UnitFuture<'t, T> + Send + 'static,
+        T: Send + 'static,
     {
-        let _turn = self.writers_turn().await;
-        let mut tx = self.begin(account_id, actor_id).await?;
-        let value = unit(&mut tx).await?;
-        self.finish(tx).await?;
-        Ok(value)
-    }
-
-    /// Seals and commits a unit that succeeded, then wakes its account's subscribers.
-    async fn finish(&self, mut tx: WriteTx) -> Result<(), Error> {
-        let appended = tx.seal().await?;
-        let account_id = tx.account_id.clone();
-        tx.commit(appended).await?;
-        if appended {
-            self.hub.wake(&account_id);
-        }
-        Ok(())
-    }
-
-    /// Waits for the SQLite writer's turn (nothing on PostgreSQL).
-    async fn writers_turn(&self) -> Option<MutexGuard<'_, ()>> {
-        match &self.write_gate {
-            Some(gate) => Some(gate.lock().await),
-            None => None,
-        }
-    }
-
-    /// Begins a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`: it takes the
-    /// write lock at once, waiting out other processes (busy timeout), instead of failing
-    /// with SQLITE_BUSY when its first write finds that another process wrote since its
-    /// first read. On PostgreSQL it takes the account's lock (see [`Store::write`]).
-    async fn begin(&self, account_id: &str, actor_id: &str) -> Result<WriteTx, Error> {
-        let txn = self
-            .db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
-            })
+        let value = self
+            .writer
+            .submit(account_id, actor_id, Box::new(move |tx| Box::pin(async move { unit(tx).await.map(erase) })))
             .await?;
-        if txn.get_database_backend() == DbBackend::Postgres {
-            txn.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_advisory_xact_lock(hashtext($1))",
-                [account_id.into()],
-            ))
-            .await?;
-        }
-        Ok(WriteTx {
-            txn,
-            account_id: account_id.to_owned(),
-            actor_id: actor_id.to_owned(),
-            now: now_micros(),
-            events: Vec::new(),
-        })
+        Ok(restore(value))
     }
 }
 
-impl WriteTx {
-    /// Appends the unit's events to the log; whether there were any.
-    async fn seal(&mut self) -> Result<bool, Error> {
-        let events = std::mem::take(&mut self.events);
-        let appended = !events.is_empty();
-        events::append(&self.txn, &self.account_id, &self.actor_id, self.now, events).await?;
-        Ok(appended)
-    }
+fn erase<T: Send + 'static>(value: T) -> Value {
+    Box::new(value)
+}
 
-    /// Commits; when events were appended on PostgreSQL, first queues a NOTIFY that is
-    /// delivered at commit to every replica's listener (see `events::listener`).
-    async fn commit(self, appended: bool) -> Result<(), DbErr> {
-        if appended && self.txn.get_database_backend() == DbBackend::Postgres {
-            self.txn
-                .execute_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT pg_notify($1, $2)",
-                    [wakeups::CHANNEL.into(), self.account_id.clone().into()],
-                ))
-                .await?;
-        }
-        self.txn.commit().await
-    }
+/// The writer answers a unit with that unit's own value, so the type always matches.
+fn restore<T: 'static>(value: Value) -> T {
+    *value.downcast::<T>().expect("the writer answers each unit with its own value")
 }

@@ -17,22 +17,37 @@ use crate::domain::{
 
 /// The caller an API key acts as, or UNAUTHENTICATED.
 pub async fn authenticate(store: &Store, key: &str) -> Result<Caller, Error> {
+    let key_hash = api_keys::hash_key(key);
+    if let Some(caller) = store.credentials.by_hash(&key_hash) {
+        return Ok(caller);
+    }
+    let generation = store.credentials.generation();
     let found = api_key::Entity::find()
-        .filter(api_key::Column::KeyHash.eq(api_keys::hash_key(key)))
+        .filter(api_key::Column::KeyHash.eq(&key_hash))
         .one(&store.db)
         .await?
         .ok_or_else(|| Error::Unauthenticated("the API key is not valid".into()))?;
-    caller_of(store, found).await
+    let caller = caller_of(store, found).await?;
+    store.credentials.remember(generation, key_hash, caller.clone());
+    Ok(caller)
 }
 
 /// The caller as it is now, for a long-lived stream opened with `key_id`: its key may have
-/// been revoked (UNAUTHENTICATED) or its user's role changed since.
+/// been revoked (UNAUTHENTICATED) or its user's role changed since. From the key cache,
+/// which such changes clear at their commit.
 pub async fn reauthenticate(store: &Store, key_id: &str) -> Result<Caller, Error> {
+    if let Some(caller) = store.credentials.by_key_id(key_id) {
+        return Ok(caller);
+    }
+    let generation = store.credentials.generation();
     let found = api_key::Entity::find_by_id(key_id.to_owned())
         .one(&store.db)
         .await?
         .ok_or_else(|| Error::Unauthenticated("the API key no longer exists".into()))?;
-    caller_of(store, found).await
+    let key_hash = found.key_hash.clone();
+    let caller = caller_of(store, found).await?;
+    store.credentials.remember(generation, key_hash, caller.clone());
+    Ok(caller)
 }
 
 async fn caller_of(store: &Store, found: api_key::Model) -> Result<Caller, Error> {
@@ -139,6 +154,7 @@ pub async fn update(store: &Store, admin: &Admin, id: String, patch: UserPatch) 
                 let row = active.update(tx.conn()).await?;
                 if role_changed {
                     unread::recount_user(tx, &id).await?;
+                    tx.credentials_changed(&id);
                 }
                 views::user_from_row(row)
             })

@@ -435,6 +435,39 @@ async fn a_revoked_key_ends_its_stream() {
 }
 
 #[tokio::test]
+async fn a_revoke_reaches_an_open_stream_within_a_second_and_before_the_next_event() {
+    // Default heartbeats (15 s): nothing but the revoke itself may end the stream in time.
+    let app = spawn_app().await;
+    let member = app.member("member").await;
+    let other = app.member("other").await;
+    let conversation = app.conversation(&other, &[(&member, "member")]).await;
+    let mut stream = subscribe(&app, &member, "").await;
+    tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
+    let key_id = app
+        .as_admin()
+        .list_api_keys(pb::ListApiKeysRequest { user_id: member.id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .api_keys[0]
+        .id
+        .clone();
+
+    let revoked_at = std::time::Instant::now();
+    app.as_admin().revoke_api_key(&key_id).await.unwrap();
+    app.send(&other, &conversation.id, "after the revoke").await;
+
+    let status = loop {
+        match tokio::time::timeout(Duration::from_secs(1), stream.message()).await.expect("ends within a second") {
+            Ok(Some(event)) => panic!("delivered after the revoke: {event:?}"),
+            Ok(None) => panic!("the stream ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert!(revoked_at.elapsed() < Duration::from_secs(1), "{:?}", revoked_at.elapsed());
+}
+
+#[tokio::test]
 async fn a_member_learns_nothing_of_notes_from_read_events() {
     let app = spawn_app().await;
     let customer = app.member("customer").await;

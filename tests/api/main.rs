@@ -5,6 +5,7 @@
 mod admin;
 mod authorization;
 mod conversations;
+mod durability;
 mod events;
 mod helpers;
 mod messages;

@@ -254,3 +254,32 @@ async fn listing_respects_time_bounds_and_order() {
     assert_eq!(contents(&between.messages), vec!["m1", "m2", "m3"]);
     assert_eq!(between.total_size, 3);
 }
+
+#[tokio::test]
+async fn a_failing_send_among_concurrent_ones_fails_alone() {
+    let app = spawn_app().await;
+    let buyer = app.member("buyer").await;
+    let seller = app.member("seller").await;
+    let stranger = app.member("stranger").await;
+    let theirs = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    let elsewhere = app.conversation(&stranger, &[]).await;
+    // Sent together, these share the writer's batches; every other one fails inside its
+    // unit (the conversation is not the buyer's to see).
+    let sends = (0..40).map(|index| {
+        let session = app.session(&buyer);
+        let target = if index % 2 == 0 { theirs.id.clone() } else { elsewhere.id.clone() };
+        async move { (index, session.send_message(text(&target, &format!("{index}"))).await) }
+    });
+    for (index, result) in futures::future::join_all(sends).await {
+        match result {
+            Ok(message) => assert_eq!((index % 2, message.content), (0, index.to_string())),
+            Err(status) => assert_eq!((index % 2, status.code()), (1, Code::NotFound), "{status:?}"),
+        }
+    }
+    let stored = app.session(&seller).all_messages_in(&theirs.id, 100).await.unwrap();
+    assert_eq!(stored.len(), 20);
+    assert_eq!(stored.iter().map(|m| m.sequence).collect::<Vec<_>>(), (1..=20).collect::<Vec<_>>());
+    assert!(app.session(&stranger).all_messages_in(&elsewhere.id, 100).await.unwrap().is_empty());
+    assert_eq!(app.unread(&seller).await, (20, 1));
+    app.assert_no_unread_drift().await;
+}
