@@ -10,6 +10,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_create_schema;
 mod m20261123_000001_account_conversation_count;
+mod m20261123_000002_conversation_note_count;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261121_000001_create_schema::Migration),
             Box::new(m20261123_000001_account_conversation_count::Migration),
+            Box::new(m20261123_000002_conversation_note_count::Migration),
         ]
     }
 }

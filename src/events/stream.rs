@@ -54,11 +54,7 @@ pub struct StreamSettings {
 
 impl Default for StreamSettings {
     fn default() -> Self {
-        Self {
-            heartbeat_interval: Duration::from_secs(15),
-            batch_size: 200,
-            queue_capacity: 32,
-        }
+        Self { heartbeat_interval: Duration::from_secs(15), batch_size: 200, queue_capacity: 32 }
     }
 }
 
@@ -131,7 +127,11 @@ pub async fn open(
 
 /// What a member takes part in; staff see every conversation and need none.
 async fn membership_of(store: &Store, caller: &Caller) -> Result<Membership, Error> {
-    if caller.is_staff() { Ok(Membership::default()) } else { store::participants::membership(store, &caller.user_id).await }
+    if caller.is_staff() {
+        Ok(Membership::default())
+    } else {
+        store::participants::membership(store, &caller.user_id).await
+    }
 }
 
 async fn ensure_retained(store: &Store, caller: &Caller, cursor: i64) -> Result<(), Error> {

@@ -98,6 +98,7 @@ async fn insert_rows(
         public_update_time: Set(tx.now),
         message_sequence: Set(0),
         note_sequence: Set(0),
+        note_count: Set(0),
         last_message_id: Set(None),
         last_public_message_id: Set(None),
     }

@@ -95,6 +95,8 @@ pub mod conversation {
         pub message_sequence: i64,
         /// Private notes written since that message; the next note gets this plus one.
         pub note_sequence: i64,
+        /// Every private note of the conversation (with `message_sequence`, its total).
+        pub note_count: i64,
         pub last_message_id: Option<String>,
         /// The newest message that is not a private note: what members see as the last one.
         pub last_public_message_id: Option<String>,

@@ -104,7 +104,10 @@ fn event_from_row(row: event::Model) -> Result<LoggedEvent, Error> {
         conversation_id: row.conversation_id,
         payload,
     };
-    Ok(LoggedEvent { event, audience: audience_from_columns(row.audience_user_id, row.subject_user_id, row.staff_only) })
+    Ok(LoggedEvent {
+        event,
+        audience: audience_from_columns(row.audience_user_id, row.subject_user_id, row.staff_only),
+    })
 }
 
 /// The newest sequence of the account's log: its newest event, or where pruning left off

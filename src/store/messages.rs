@@ -220,7 +220,9 @@ async fn advance_summary(tx: &WriteTx, record: &mut ConversationRecord, message:
     summary.note_sequence = Set(message.note_sequence);
     summary.update_time = Set(tx.now);
     summary.last_message_id = Set(Some(message.id.clone()));
-    if !message.private {
+    if message.private {
+        summary.note_count = Set(record.row.note_count + 1);
+    } else {
         summary.public_update_time = Set(tx.now);
         summary.last_public_message_id = Set(Some(message.id.clone()));
     }
@@ -265,7 +267,13 @@ pub async fn list(
     if let Some(after) = query.after {
         find = find.filter(message::Column::CreateTime.gt(after));
     }
-    let total = find.clone().count(&store.db).await?;
+    let total = match (query.before, query.after) {
+        // Public messages are numbered 1..n without gaps, tombstones included.
+        (None, None) if caller.is_staff() => (record.row.message_sequence + record.row.note_count) as u64,
+        (None, None) => record.row.message_sequence as u64,
+        // A time window is counted, within the conversation's index.
+        _ => find.clone().count(&store.db).await?,
+    };
     let (sequence, note) = (message::Column::Sequence, message::Column::NoteSequence);
     if let Some((after_sequence, after_note)) = page.after {
         find = find.filter(if query.newest_first {
@@ -434,5 +442,38 @@ mod tests {
         replayed.request_id = Some("r1".into());
         let replayed = replayed.validate(MessageLimits { max_attachment_bytes: 1 }, "").unwrap();
         assert!(matches!(import(&store, &buyer, id, vec![replayed]).await, Err(Error::InvalidArgument(_))));
+    }
+
+    /// A database from before the note counter gets it filled in when migrated.
+    #[tokio::test]
+    async fn the_note_counter_is_filled_in_for_existing_notes() {
+        use migrations::MigratorTrait;
+
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let account_id = accounts::create(&store, "a").await.unwrap();
+        let agent = caller(&store, &account_id, Role::Agent).await;
+        let new = NewConversation {
+            participants: Vec::new(),
+            subject: Subject::default(),
+            metadata: Default::default(),
+            first_message: None,
+            request_id: None,
+            caller_label: String::new(),
+        };
+        let id = conversations::create(&store, &agent, new).await.unwrap().conversation.conversation.id;
+        let mut note = text("a note").into_fields();
+        note.private = true;
+        let note = note.validate(MessageLimits { max_attachment_bytes: 1 }, "").unwrap();
+        send(&store, &agent, id.clone(), note.clone()).await.unwrap();
+        send(&store, &agent, id.clone(), text("public")).await.unwrap();
+        send(&store, &agent, id.clone(), note).await.unwrap();
+        let notes =
+            async || conversation::Entity::find_by_id(id.clone()).one(&store.db).await.unwrap().unwrap().note_count;
+        assert_eq!(notes().await, 2);
+
+        migrations::Migrator::down(&store.db, Some(1)).await.unwrap();
+        migrations::Migrator::up(&store.db, None).await.unwrap();
+
+        assert_eq!(notes().await, 2);
     }
 }

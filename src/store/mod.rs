@@ -36,12 +36,12 @@ mod writer;
 
 use std::{sync::Arc, time::Duration};
 
+use crate::domain::Error;
 use migrations::MigratorTrait;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, SqlErr, Statement};
-use crate::domain::Error;
 
-pub use tx::{UnitFuture, WriteTx};
 pub use credentials::Credentials;
+pub use tx::{UnitFuture, WriteTx};
 pub use wakeups::Hub;
 
 /// A page of a listing, with the cursor to the next one and a total.

@@ -187,6 +187,7 @@ mod tests {
             public_update_time: Set(0),
             message_sequence: Set(0),
             note_sequence: Set(0),
+            note_count: Set(0),
             last_message_id: Set(None),
             last_public_message_id: Set(None),
         }

@@ -456,12 +456,11 @@ async fn a_revoke_reaches_an_open_stream_within_a_second_and_before_the_next_eve
     app.as_admin().revoke_api_key(&key_id).await.unwrap();
     app.send(&other, &conversation.id, "after the revoke").await;
 
-    let status = loop {
-        match tokio::time::timeout(Duration::from_secs(1), stream.message()).await.expect("ends within a second") {
-            Ok(Some(event)) => panic!("delivered after the revoke: {event:?}"),
-            Ok(None) => panic!("the stream ended without a status"),
-            Err(status) => break status,
-        }
+    let status = match tokio::time::timeout(Duration::from_secs(1), stream.message()).await {
+        Err(_) => panic!("the stream did not end within a second"),
+        Ok(Ok(Some(event))) => panic!("delivered after the revoke: {event:?}"),
+        Ok(Ok(None)) => panic!("the stream ended without a status"),
+        Ok(Err(status)) => status,
     };
     assert_eq!(status.code(), Code::Unauthenticated);
     assert!(revoked_at.elapsed() < Duration::from_secs(1), "{:?}", revoked_at.elapsed());

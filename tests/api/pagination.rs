@@ -105,3 +105,32 @@ async fn a_page_token_only_works_for_the_query_that_issued_it() {
     let garbage = pb::ListConversationsRequest { page_token: "not-a-token".into(), ..Default::default() };
     assert_invalid(as_me.list_conversations(garbage).await, "page_token");
 }
+
+#[tokio::test]
+async fn a_message_listings_total_counts_what_the_caller_may_see_tombstones_included() {
+    let app = spawn_app().await;
+    let customer = app.member("customer").await;
+    let agent = app.agent("agent").await;
+    let conversation = app.conversation(&agent, &[(&customer, "customer")]).await;
+    for index in 0..5 {
+        app.send(&customer, &conversation.id, &format!("public {index}")).await;
+    }
+    for index in 0..3 {
+        app.session(&agent)
+            .send_message(crate::helpers::note(&conversation.id, &format!("note {index}")))
+            .await
+            .unwrap();
+    }
+    let first = app.send(&agent, &conversation.id, "public 5").await;
+    app.session(&agent).delete_message(&first.id).await.unwrap();
+
+    let total = async |user| {
+        let session = app.session(user);
+        let request =
+            pb::ListMessagesRequest { conversation_id: conversation.id.clone(), page_size: 2, ..Default::default() };
+        let page = session.list_messages(request).await.unwrap();
+        (page.total_size, session.all_messages_in(&conversation.id, 4).await.unwrap().len() as i64)
+    };
+    assert_eq!(total(&customer).await, (6, 6), "six public messages, the tombstone included, no notes");
+    assert_eq!(total(&agent).await, (9, 9), "and the three notes for staff");
+}
