@@ -82,9 +82,9 @@ impl pb::event_service_server::EventService for EventApi {
         let filter = parse_filter(&request)?;
         let receiver = stream::open(self.state.streams.clone(), caller, start, filter).await?;
         let events = ReceiverStream::new(receiver).map(|item| match item {
-            Ok(StreamItem::Event(event)) => Ok(pb::Event::from(*event)),
-            Ok(StreamItem::Heartbeat { position }) => Ok(convert::heartbeat(position)),
-            Err(err) => Err(Status::from(err)),
+            StreamItem::Event(event) => Ok(pb::Event::from(*event)),
+            StreamItem::Heartbeat { position } => Ok(convert::heartbeat(position)),
+            StreamItem::End(err) => Err(Status::from(*err)),
         });
         Ok(Response::new(Box::pin(events)))
     }

@@ -8,6 +8,7 @@
 //! [`SERVICES`] and [`routes`].
 
 mod admin;
+mod codec;
 mod conversations;
 mod convert;
 mod events;

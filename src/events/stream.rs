@@ -38,6 +38,9 @@ pub enum StreamItem {
         /// The cursor to resume after.
         position: i64,
     },
+    /// The stream ends with this error. Boxed, like events, so that a stream's queue of
+    /// idle slots stays small.
+    End(Box<Error>),
 }
 
 /// How streams behave; from the configuration.
@@ -101,7 +104,7 @@ pub async fn open(
     caller: Caller,
     start: Start,
     filter: EventFilter,
-) -> Result<mpsc::Receiver<Result<StreamItem, Error>>, Error> {
+) -> Result<mpsc::Receiver<StreamItem>, Error> {
     // Join the feed before the first read, so that what commits in between reaches the
     // stream one way or the other.
     let subscription = context.feeds.subscribe(&caller.account_id);
@@ -151,7 +154,7 @@ struct Stream {
     filter: EventFilter,
     /// Every event up to here was delivered or filtered out.
     position: i64,
-    sender: mpsc::Sender<Result<StreamItem, Error>>,
+    sender: mpsc::Sender<StreamItem>,
     subscription: Subscription,
     membership: Membership,
     /// When the client was last sent something: heartbeats fill silences.
@@ -166,7 +169,7 @@ impl Stream {
             // Behind whatever the client has not read yet; given up if it leaves or the
             // server stops.
             tokio::select! {
-                _ = self.sender.send(Err(err)) => {}
+                _ = self.sender.send(StreamItem::End(Box::new(err))) => {}
                 () = self.context.shutdown.cancelled() => {}
             }
         }
@@ -180,7 +183,7 @@ impl Stream {
         if live && !self.heartbeat().await {
             return Ok(());
         }
-        if !self.catch_up().await? {
+        if !Box::pin(self.catch_up()).await? {
             return Ok(());
         }
         if !live && !self.heartbeat().await {
@@ -192,14 +195,16 @@ impl Stream {
                 received = self.subscription.next() => {
                     // A stream outlives the call that opened it: its key may have been
                     // revoked or its user's role changed since.
-                    self.recheck_caller().await?;
+                    // The reads are boxed: an idle stream's task then holds only what waiting
+                    // needs, not the largest query's state.
+                    Box::pin(self.recheck_caller()).await?;
                     match received {
-                        Received::Batch(batch) => self.take(&batch).await?,
-                        Received::Lost => self.catch_up().await?,
+                        Received::Batch(batch) => Box::pin(self.take(&batch)).await?,
+                        Received::Lost => Box::pin(self.catch_up()).await?,
                     }
                 }
                 _ = tokio::time::sleep_until(heartbeat_due) => {
-                    self.recheck_caller().await?;
+                    Box::pin(self.recheck_caller()).await?;
                     self.heartbeat().await
                 }
                 () = self.context.shutdown.cancelled() => false,
@@ -225,7 +230,7 @@ impl Stream {
     /// Delivers what a feed batch holds after the position, reading the log first when the
     /// batch starts beyond it. False when the client left or the server is shutting down.
     async fn take(&mut self, batch: &FeedBatch) -> Result<bool, Error> {
-        if batch.after > self.position && !self.catch_up().await? {
+        if batch.after > self.position && !Box::pin(self.catch_up()).await? {
             return Ok(false);
         }
         let position = self.position;
@@ -289,7 +294,7 @@ impl Stream {
     /// client left or the server is shutting down.
     async fn deliver(&mut self, item: StreamItem) -> bool {
         let sent = tokio::select! {
-            sent = self.sender.send(Ok(item)) => sent.is_ok(),
+            sent = self.sender.send(item) => sent.is_ok(),
             () = self.context.shutdown.cancelled() => false,
         };
         if sent {

@@ -51,7 +51,10 @@ struct Args {
     /// Messages per second sent in the fan-out scenario.
     #[arg(long, default_value_t = 20)]
     fanout_rate: u32,
-    /// Only these scenarios: health, send64, send16, lists, fanout.
+    /// Streams of the idle-streams scenario.
+    #[arg(long, default_value_t = 10_000)]
+    idle_streams: usize,
+    /// Only these scenarios: health, send64, send16, lists, fanout, idle.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Also write the results as JSON to this file.
@@ -78,8 +81,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let server = server::Server::start(&binary, &database_url).await?;
     let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
-    let plan =
-        scenarios::Plan { duration: args.duration, subscribers: args.subscribers, fanout_rate: args.fanout_rate };
+    let plan = scenarios::Plan {
+        duration: args.duration,
+        subscribers: args.subscribers,
+        fanout_rate: args.fanout_rate,
+        idle_streams: args.idle_streams,
+    };
     let mut results = report::Results::new(if args.database_url.is_some() { "postgres" } else { "sqlite" }, &args);
     for run in 1..=args.runs {
         eprintln!("run {run} of {}", args.runs);
@@ -101,6 +108,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         if wanted("fanout") {
             results.add(scenarios::fanout(&server, &fixture, &plan).await?);
+        }
+        if wanted("idle") {
+            results.add(scenarios::idle(&server, &fixture, &plan).await?);
         }
     }
     server.stop().await;

@@ -53,6 +53,7 @@ pub struct Summary {
     pub errors: u64,
     pub missed: Option<u64>,
     pub duplicated: Option<u64>,
+    pub kib_per_stream: Option<Spread>,
 }
 
 impl Results {
@@ -102,6 +103,10 @@ impl Results {
             errors: runs.iter().map(|m| m.errors).sum(),
             missed: sum(|m| m.missed),
             duplicated: sum(|m| m.duplicated),
+            kib_per_stream: runs
+                .iter()
+                .all(|m| m.kib_per_stream.is_some())
+                .then(|| Spread::of(runs.iter().filter_map(|m| m.kib_per_stream).collect())),
         }
     }
 }
@@ -133,6 +138,19 @@ pub fn table(summaries: &[Summary]) -> String {
             s.max_rss_kib as f64 / 1024.0,
             s.errors,
         ));
+    }
+    for s in summaries {
+        if let Some(kib) = s.kib_per_stream {
+            out.push_str(&format!(
+                "\n{}: {:.1} KiB per stream [{:.1}–{:.1}]; CPU while idle {:.1} µs per stream over {} s\n",
+                s.scenario,
+                kib.median,
+                kib.min,
+                kib.max,
+                s.cpu_us_per_call.median,
+                crate::scenarios::IDLE_WINDOW.as_secs(),
+            ));
+        }
     }
     out
 }

@@ -27,6 +27,7 @@ pub struct Plan {
     pub duration: Duration,
     pub subscribers: usize,
     pub fanout_rate: u32,
+    pub idle_streams: usize,
 }
 
 /// One scenario's figures in one run.
@@ -48,6 +49,8 @@ pub struct Measured {
     /// deliveries made twice.
     pub missed: Option<u64>,
     pub duplicated: Option<u64>,
+    /// Idle streams only: the server's memory per open stream, in KiB.
+    pub kib_per_stream: Option<f64>,
 }
 
 impl Measured {
@@ -64,6 +67,7 @@ impl Measured {
             percent_of_health: None,
             missed: None,
             duplicated: None,
+            kib_per_stream: None,
         }
     }
 
@@ -122,52 +126,98 @@ pub async fn send(server: &Server, fixture: &Fixture, plan: &Plan, in_flight: us
     Ok(Measured::from_load(&format!("send_message_{in_flight}_in_flight"), server, cpu, outcome))
 }
 
-/// First pages, one call at a time: the staff and a member inbox, a conversation's
-/// messages, a member's unread count.
+/// Items per page of the deep-page scenarios, and how many pages in they start.
+const DEEP_PAGE_SIZE: i32 = 10;
+const DEEP_PAGES: usize = 20;
+
+/// First and deep pages, one call at a time: the staff and a member inbox, a
+/// conversation's messages, and a member's unread count. A deep page is the page after
+/// [`DEEP_PAGES`] pages of [`DEEP_PAGE_SIZE`] (or the last one, in a shorter listing).
 pub async fn lists(server: &Server, fixture: &Fixture, plan: &Plan) -> Result<Vec<Measured>, Failure> {
     let channel = server.channel().await?;
     let (conversation_id, member_key) = fixture.conversations.first().cloned().ok_or("nothing was seeded")?;
     let (conversations, messages) =
         (ConversationServiceClient::new(channel.clone()), MessageServiceClient::new(channel));
     let each = plan.duration / 2;
-    let inbox = |key: &str| {
+    let inbox = |key: &str, page_size: i32, page_token: String| {
         let (client, key) = (conversations.clone(), key.to_owned());
         move || {
-            let (mut client, request) = (client.clone(), authed(&key, pb::ListConversationsRequest::default()));
-            async move { client.list_conversations(request).await.map(drop) }
+            let request =
+                pb::ListConversationsRequest { page_size, page_token: page_token.clone(), ..Default::default() };
+            let (mut client, request) = (client.clone(), authed(&key, request));
+            async move { client.list_conversations(request).await.map(|page| page.into_inner().next_page_token) }
         }
     };
-    let page = {
-        let (client, key) = (messages.clone(), member_key.clone());
+    let page = |page_size: i32, page_token: String| {
+        let (client, key, conversation_id) = (messages.clone(), member_key.clone(), conversation_id.clone());
         move || {
-            let request = pb::ListMessagesRequest { conversation_id: conversation_id.clone(), ..Default::default() };
+            let request = pb::ListMessagesRequest {
+                conversation_id: conversation_id.clone(),
+                page_size,
+                page_token: page_token.clone(),
+                ..Default::default()
+            };
             let (mut client, request) = (client.clone(), authed(&key, request));
-            async move { client.list_messages(request).await.map(drop) }
+            async move { client.list_messages(request).await.map(|page| page.into_inner().next_page_token) }
         }
     };
     let unread = {
         let (client, key) = (conversations.clone(), member_key.clone());
         move || {
             let (mut client, request) = (client.clone(), authed(&key, pb::GetUnreadCountRequest {}));
-            async move { client.get_unread_count(request).await.map(drop) }
+            async move { client.get_unread_count(request).await.map(|_| String::new()) }
         }
     };
+    let staff_deep = deep_token(|token| inbox(&fixture.agent_key, DEEP_PAGE_SIZE, token)()).await?;
+    let member_deep = deep_token(|token| inbox(&member_key, DEEP_PAGE_SIZE, token)()).await?;
+    let messages_deep = deep_token(|token| page(DEEP_PAGE_SIZE, token)()).await?;
     Ok(vec![
-        one_at_a_time(server, "list_conversations_staff", each, inbox(&fixture.agent_key)).await,
-        one_at_a_time(server, "list_conversations_member", each, inbox(&member_key)).await,
-        one_at_a_time(server, "list_messages", each, page).await,
+        one_at_a_time(server, "list_conversations_staff", each, inbox(&fixture.agent_key, 0, String::new())).await,
+        one_at_a_time(
+            server,
+            "list_conversations_staff_deep",
+            each,
+            inbox(&fixture.agent_key, DEEP_PAGE_SIZE, staff_deep),
+        )
+        .await,
+        one_at_a_time(server, "list_conversations_member", each, inbox(&member_key, 0, String::new())).await,
+        one_at_a_time(server, "list_conversations_member_deep", each, inbox(&member_key, DEEP_PAGE_SIZE, member_deep))
+            .await,
+        one_at_a_time(server, "list_messages", each, page(0, String::new())).await,
+        one_at_a_time(server, "list_messages_deep", each, page(DEEP_PAGE_SIZE, messages_deep)).await,
         one_at_a_time(server, "get_unread_count", each, unread).await,
     ])
+}
+
+/// The token of the deep page: [`DEEP_PAGES`] pages in, or of the last page when the
+/// listing is shorter. `fetch` gets a page and returns its next token.
+async fn deep_token<F, Fut>(mut fetch: F) -> Result<String, Failure>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<String, tonic::Status>>,
+{
+    let mut token = String::new();
+    for _ in 0..DEEP_PAGES {
+        match fetch(token.clone()).await? {
+            next if next.is_empty() => break,
+            next => token = next,
+        }
+    }
+    Ok(token)
 }
 
 /// `call`, one at a time for `duration`.
 async fn one_at_a_time<F, Fut>(server: &Server, scenario: &str, duration: Duration, call: F) -> Measured
 where
     F: Fn() -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send,
+    Fut: std::future::Future<Output = Result<String, tonic::Status>> + Send,
 {
     let cpu = server.cpu_seconds();
-    let outcome = load::run(1, duration, move |_, _| call()).await;
+    let outcome = load::run(1, duration, move |_, _| {
+        let call = call();
+        async move { call.await.map(drop) }
+    })
+    .await;
     Measured::from_load(scenario, server, cpu, outcome)
 }
 
@@ -266,6 +316,68 @@ pub async fn fanout(server: &Server, fixture: &Fixture, plan: &Plan) -> Result<M
         percent_of_health: None,
         missed: Some(missed),
         duplicated: Some(duplicated),
+        kib_per_stream: None,
+    })
+}
+
+/// How long idle streams are watched for the server's CPU.
+pub const IDLE_WINDOW: Duration = Duration::from_secs(5);
+
+/// `plan.idle_streams` live member streams are opened (100 per connection) and left idle:
+/// the server's memory per stream, and its CPU over [`IDLE_WINDOW`] per stream (none is
+/// spent on queries while nothing happens). Latency is the time to each stream's first
+/// heartbeat.
+pub async fn idle(server: &Server, fixture: &Fixture, plan: &Plan) -> Result<Measured, Failure> {
+    let rss_before = server.rss_kib();
+    let channels = channels(server, plan.idle_streams.div_ceil(100).max(1)).await?;
+    let started = Instant::now();
+    let mut openers = Vec::new();
+    for (index, channel) in channels.into_iter().enumerate() {
+        let count = plan.idle_streams.saturating_sub(index * 100).min(100);
+        let keys: Vec<String> = (0..count)
+            .map(|n| fixture.conversations[(index * 100 + n) % fixture.conversations.len()].1.clone())
+            .collect();
+        openers.push(tokio::spawn(async move {
+            let mut client = EventServiceClient::new(channel);
+            let mut opened = Vec::with_capacity(keys.len());
+            for key in keys {
+                let asked = Instant::now();
+                let mut stream = client.subscribe(authed(&key, pb::SubscribeRequest::default())).await?.into_inner();
+                if stream.message().await?.is_none() {
+                    return Err(tonic::Status::aborted("a stream ended before its first heartbeat"));
+                }
+                opened.push((stream, asked.elapsed()));
+            }
+            Ok(opened)
+        }));
+    }
+    let (mut streams, mut samples) = (Vec::new(), Vec::new());
+    for opener in openers {
+        for (stream, took) in opener.await?? {
+            streams.push(stream);
+            samples.push(took);
+        }
+    }
+    let opening = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cpu = server.cpu_seconds();
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let cpu = server.cpu_seconds() - cpu;
+    let rss = server.rss_kib();
+    let count = streams.len();
+    drop(streams);
+    Ok(Measured {
+        scenario: format!("idle_{count}_streams"),
+        rate: count as f64 / opening.as_secs_f64(),
+        calls: count as u64,
+        errors: 0,
+        latency: Latency::of(&mut samples),
+        cpu_us_per_call: cpu * 1e6 / count.max(1) as f64,
+        rss_kib: rss,
+        percent_of_health: None,
+        missed: None,
+        duplicated: None,
+        kib_per_stream: Some(rss.saturating_sub(rss_before) as f64 / count.max(1) as f64),
     })
 }
 
