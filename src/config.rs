@@ -33,7 +33,8 @@ pub struct Config {
     /// How often events past the retention window are pruned.
     #[arg(long, env = "MISSIVE_EVENT_PRUNE_INTERVAL", default_value = "1m", value_parser = parse_duration)]
     pub event_prune_interval: Duration,
-    /// How often streams re-read the log without a wake-up: a safety net under the wake-ups
+    /// How often each account's log reader re-reads the log without a wake-up (one read per
+    /// account with open streams, however many streams): a safety net under the wake-ups
     /// (in-process, and PostgreSQL NOTIFY between replicas); on SQLite shared by several
     /// processes it is how they see each other's events.
     #[arg(long, env = "MISSIVE_EVENT_POLL_INTERVAL", default_value = "30s", value_parser = parse_duration)]

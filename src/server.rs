@@ -74,6 +74,8 @@ impl Application {
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let shutdown = Shutdown::new();
         let stream_stats = Arc::<StreamStats>::default();
+        let stream_settings =
+            StreamSettings { heartbeat_interval: config.heartbeat_interval, ..StreamSettings::default() };
         let state = ApiState {
             store: Arc::clone(&store),
             limits: MessageLimits { max_attachment_bytes: config.max_attachment_bytes as usize },
@@ -81,12 +83,9 @@ impl Application {
                 store: Arc::clone(&store),
                 feeds: Feeds::new(
                     Arc::clone(&store),
-                    FeedSettings {
-                        poll_interval: config.event_poll_interval,
-                        batch_size: StreamSettings::default().batch_size,
-                    },
+                    FeedSettings { poll_interval: config.event_poll_interval, batch_size: stream_settings.batch_size },
                 ),
-                settings: StreamSettings { heartbeat_interval: config.heartbeat_interval, ..StreamSettings::default() },
+                settings: stream_settings,
                 stats: Arc::clone(&stream_stats),
                 shutdown: shutdown.clone(),
             },

@@ -154,8 +154,8 @@ pub struct LoggedEvent {
 }
 
 /// The conversations one user takes part in, as a stream follows them: loaded when the
-/// stream opens, then kept current from the events it reads, in log order, so that each
-/// event is judged by the membership of its moment in the log.
+/// stream opens, then moved by the events after that point, in log order, so that each
+/// live event is judged by the membership of its moment in the log.
 #[derive(Debug, Clone, Default)]
 pub struct Membership {
     conversations: HashSet<String>,
@@ -167,7 +167,7 @@ impl Membership {
         Self { conversations: conversation_ids.into_iter().collect() }
     }
 
-    /// Whether `user_id` takes part in the conversation.
+    /// Whether the followed user takes part in the conversation.
     pub fn takes_part(&self, conversation_id: Option<&str>) -> bool {
         conversation_id.is_some_and(|id| self.conversations.contains(id))
     }

@@ -127,12 +127,6 @@ impl Feeds {
         accounts.insert(account_id.to_owned(), Arc::downgrade(&feed));
         Subscription { batches: receiver, _feed: feed }
     }
-
-    /// Accounts with a running reader, for tests and operators.
-    pub fn readers(&self) -> usize {
-        let accounts = self.accounts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        accounts.values().filter(|feed| feed.strong_count() > 0).count()
-    }
 }
 
 struct Reader {
@@ -152,11 +146,18 @@ impl Reader {
                 Err(err) => self.pause(&err).await,
             }
         };
-        let mut woken = false;
+        // The first batch goes out even if empty: a stream that joined before this reader
+        // read the head sees from its `after` whether commits came between its own read
+        // and the head, and reads them.
+        let mut woken = true;
         loop {
             match self.read_after(position, woken).await {
                 Ok(through) => position = through,
-                Err(err) => self.pause(&err).await,
+                Err(err) => {
+                    // The wake-up that led here is spent: read again rather than wait.
+                    self.pause(&err).await;
+                    continue;
+                }
             }
             woken = tokio::select! {
                 () = wakeups.next() => true,

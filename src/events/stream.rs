@@ -50,8 +50,10 @@ pub struct StreamSettings {
     pub heartbeat_interval: Duration,
     /// Events read from the log at a time, when catching up.
     pub batch_size: u64,
-    /// Events queued for a stream's client at most. With one batch being delivered this
-    /// bounds what a slow subscriber can make the server hold: queue + batch events.
+    /// Events queued for a stream's client at most. What a slow subscriber can make the
+    /// server hold: this queue, the batch being delivered, and its place in its account's
+    /// feed, which keeps at most `feed::BACKLOG` batches for every stream of the account
+    /// together.
     pub queue_capacity: usize,
 }
 
@@ -121,8 +123,17 @@ pub async fn open(
     };
     let membership = membership_of(&context.store, &caller).await?;
     let (sender, receiver) = mpsc::channel(context.settings.queue_capacity);
-    let stream =
-        Stream { context, caller, filter, position, sender, subscription, membership, last_sent: Instant::now() };
+    let stream = Stream {
+        context,
+        caller,
+        filter,
+        position,
+        sender,
+        subscription,
+        membership,
+        opened_at: head,
+        last_sent: Instant::now(),
+    };
     let span = tracing::info_span!("subscribe", account = %stream.caller.account_id, user = %stream.caller.user_id);
     tokio::spawn(stream.run(matches!(start, Start::Live)).instrument(span));
     Ok(receiver)
@@ -156,7 +167,10 @@ struct Stream {
     position: i64,
     sender: mpsc::Sender<StreamItem>,
     subscription: Subscription,
+    /// The conversations a member takes part in: as of `opened_at`, then followed.
     membership: Membership,
+    /// The head of the log when the stream opened, before its membership was loaded.
+    opened_at: i64,
     /// When the client was last sent something: heartbeats fill silences.
     last_sent: Instant,
 }
@@ -193,10 +207,8 @@ impl Stream {
             let heartbeat_due = self.last_sent + self.context.settings.heartbeat_interval;
             let more = tokio::select! {
                 received = self.subscription.next() => {
-                    // A stream outlives the call that opened it: its key may have been
-                    // revoked or its user's role changed since.
-                    // The reads are boxed: an idle stream's task then holds only what waiting
-                    // needs, not the largest query's state.
+                    // The reads are boxed, here and below: an idle stream's task then holds
+                    // only what waiting needs, not the largest query's state.
                     Box::pin(self.recheck_caller()).await?;
                     match received {
                         Received::Batch(batch) => Box::pin(self.take(&batch)).await?,
@@ -217,7 +229,8 @@ impl Stream {
     }
 
     /// The caller as its key acts now (UNAUTHENTICATED once revoked); a member's
-    /// membership is reloaded when its role changed.
+    /// membership is reloaded when its role changed. A stream outlives the call that opened
+    /// it, so this runs before every batch it delivers; the key cache makes it cheap.
     async fn recheck_caller(&mut self) -> Result<(), Error> {
         let now = store::users::reauthenticate(&self.context.store, &self.caller.key_id).await?;
         if now.role != self.caller.role {
@@ -248,6 +261,7 @@ impl Stream {
     async fn catch_up(&mut self) -> Result<bool, Error> {
         let (store, batch_size) = (Arc::clone(&self.context.store), self.context.settings.batch_size);
         loop {
+            Box::pin(self.recheck_caller()).await?;
             let from = self.position;
             let batch = store::events::read(&store, &self.caller.account_id, from, batch_size).await?;
             // Pruning may have run between the cursor check and this read.
@@ -270,7 +284,9 @@ impl Stream {
     /// shutting down.
     async fn consider(&mut self, logged: &LoggedEvent) -> bool {
         let event = &logged.event;
-        if !self.caller.is_staff() {
+        // Membership was loaded as of `opened_at`: events up to there are judged by it, as
+        // replays always were; later ones move it.
+        if event.seq > self.opened_at && !self.caller.is_staff() {
             self.membership.follow(&self.caller.user_id, event);
         }
         let takes_part = self.membership.takes_part(event.conversation_id.as_deref());

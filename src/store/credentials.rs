@@ -7,8 +7,16 @@
 //! A lookup that read the database before such a commit must not put back what the commit
 //! just removed: every forget bumps a generation, and a lookup remembers its answer only if
 //! the generation it started under is still current.
+//!
+//! Several processes sharing one SQLite file have no channel between them: there an entry
+//! lives [`SHARED_FILE_MAX_AGE`] at most, so a revoke through one process takes effect on
+//! the others within that time.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use crate::domain::Caller;
 
@@ -20,17 +28,22 @@ pub const CHANNEL: &str = "missive_credentials";
 /// costs one query per key when it happens.
 const MAX_ENTRIES: usize = 100_000;
 
+/// How long an entry lives where no notification reaches other processes (SQLite).
+pub const SHARED_FILE_MAX_AGE: Duration = Duration::from_secs(1);
+
 /// The cache; see the module's documentation.
 #[derive(Debug, Default)]
 pub struct Credentials {
     inner: Mutex<Inner>,
+    /// How long an entry lives; for ever (until forgotten) when `None`.
+    max_age: Option<Duration>,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     generation: u64,
-    /// By the key's hash, for calls.
-    by_hash: HashMap<String, Caller>,
+    /// By the key's hash, for calls, with when it was read.
+    by_hash: HashMap<String, (Caller, Instant)>,
     /// The hash of a key id, for streams, which hold the id.
     hash_of: HashMap<String, String>,
 }
@@ -40,19 +53,29 @@ struct Inner {
 pub struct Generation(u64);
 
 impl Credentials {
+    /// A cache whose entries live `max_age` at most (`None`: until forgotten).
+    pub fn new(max_age: Option<Duration>) -> Self {
+        Self { inner: Mutex::default(), max_age }
+    }
+
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn fresh(&self, entry: &(Caller, Instant)) -> Option<Caller> {
+        let expired = self.max_age.is_some_and(|max_age| entry.1.elapsed() > max_age);
+        (!expired).then(|| entry.0.clone())
+    }
+
     /// The caller of the key with this hash, if cached.
     pub fn by_hash(&self, key_hash: &str) -> Option<Caller> {
-        self.inner().by_hash.get(key_hash).cloned()
+        self.inner().by_hash.get(key_hash).and_then(|entry| self.fresh(entry))
     }
 
     /// The caller of the key with this id, if cached.
     pub fn by_key_id(&self, key_id: &str) -> Option<Caller> {
         let inner = self.inner();
-        inner.hash_of.get(key_id).and_then(|hash| inner.by_hash.get(hash)).cloned()
+        inner.hash_of.get(key_id).and_then(|hash| inner.by_hash.get(hash)).and_then(|entry| self.fresh(entry))
     }
 
     /// Taken before reading a key from the database.
@@ -72,14 +95,14 @@ impl Credentials {
             inner.hash_of.clear();
         }
         inner.hash_of.insert(caller.key_id.clone(), key_hash.clone());
-        inner.by_hash.insert(key_hash, caller);
+        inner.by_hash.insert(key_hash, (caller, Instant::now()));
     }
 
     /// Forgets every key of `user_id`.
     pub fn forget_user(&self, user_id: &str) {
         let mut inner = self.inner();
         inner.generation += 1;
-        inner.by_hash.retain(|_, caller| caller.user_id != user_id);
+        inner.by_hash.retain(|_, (caller, _)| caller.user_id != user_id);
         let Inner { by_hash, hash_of, .. } = &mut *inner;
         hash_of.retain(|_, hash| by_hash.contains_key(hash));
     }
@@ -121,5 +144,15 @@ mod tests {
 
         cache.forget_all();
         assert!(cache.by_hash("h2").is_none());
+    }
+
+    #[test]
+    fn entries_expire_where_other_processes_cannot_say_what_changed() {
+        let cache = Credentials::new(Some(Duration::from_millis(20)));
+        cache.remember(cache.generation(), "h1".into(), caller("u1", "k1"));
+        assert!(cache.by_hash("h1").is_some());
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(cache.by_hash("h1").is_none());
+        assert!(cache.by_key_id("k1").is_none());
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! Every change of one request is one *unit of work*, a function over a [`WriteTx`] run by
 //! the one door, [`Store::write`] (`tx.rs`), which also appends the unit's events to the
-//! log in the same transaction, so that the log and the data never disagree, and wakes the
-//! account's subscribers after commit ([`wakeups`]). Units run on one writer task that
-//! commits the units waiting together (group commit, `writer`).
+//! log in the same transaction, so that the log and the data never disagree. Units run on
+//! one writer task that commits the units waiting together (group commit, `writer`) and,
+//! after commit, wakes the accounts' log readers ([`wakeups`]) and clears changed keys
+//! from the key cache ([`credentials`]).
 //!
 //! Aggregates (each a module of use cases: commands are units over `&mut WriteTx`, queries
 //! read the pool) sit above three shared kernels, which sit above the door:
@@ -74,7 +75,10 @@ impl Store {
             .await
             .map_err(|err| Error::Unavailable(format!("could not migrate the database: {err}")))?;
         let hub = Hub::new();
-        let credentials = Arc::new(Credentials::default());
+        // Replicas on PostgreSQL hear each other's revokes; processes sharing a SQLite file
+        // cannot, so there cached keys expire.
+        let max_age = (db.get_database_backend() == DbBackend::Sqlite).then_some(credentials::SHARED_FILE_MAX_AGE);
+        let credentials = Arc::new(Credentials::new(max_age));
         let writer = writer::Writer::start(db.clone(), Arc::clone(&hub), Arc::clone(&credentials));
         Ok(Self { db, writer, hub, credentials })
     }

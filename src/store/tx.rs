@@ -68,13 +68,18 @@ impl WriteTx {
         &self.account_id
     }
 
-    /// Appends the unit's events to the log and releases its savepoint.
-    pub(super) async fn keep(mut self) -> Result<Kept, Error> {
+    /// Appends the unit's events to the log and releases its savepoint. When appending
+    /// fails the unit is rolled back and fails alone (the inner error); the outer error is
+    /// the batch's: its savepoint could be neither released nor rolled back.
+    pub(super) async fn keep(mut self) -> Result<Result<Kept, Error>, Error> {
         let events = std::mem::take(&mut self.events);
         let appended = !events.is_empty();
-        events::append(&self.txn, &self.account_id, &self.actor_id, self.now, events).await?;
+        if let Err(err) = events::append(&self.txn, &self.account_id, &self.actor_id, self.now, events).await {
+            self.txn.rollback().await?;
+            return Ok(Err(err));
+        }
         self.txn.commit().await?;
-        Ok(Kept { appended, credentials_changed: self.credentials_changed })
+        Ok(Ok(Kept { appended, credentials_changed: self.credentials_changed }))
     }
 
     /// Rolls back to the unit's savepoint.
@@ -86,8 +91,8 @@ impl WriteTx {
 impl Store {
     /// Runs `unit` as `caller`'s write; the unit gets the caller alongside the transaction.
     ///
-    /// On PostgreSQL the writer's transaction first takes an advisory lock on the account,
-    /// held until commit: sequence values are handed out before commit, so without it a
+    /// On PostgreSQL the writer's transaction first takes an advisory lock on every account
+    /// of the batch, held until commit: sequence values are handed out before commit, so without it a
     /// subscriber could read event 11 before event 10 commits and skip 10 for ever. With
     /// it, the account's writes commit in sequence order, and unread counters are never
     /// updated by two writers of one account at once.

@@ -1,7 +1,7 @@
-//! Per-account wake-ups: the door wakes an account after a commit appended events to its
-//! log; `Subscribe` streams (in `events`) listen. It lives with the store because the
-//! store owns the commit; `events` only listens and, for other replicas, forwards
-//! PostgreSQL notifications on [`CHANNEL`].
+//! Per-account wake-ups: the writer wakes an account after a commit appended events to its
+//! log or changed what one of its keys acts as; the account's log reader (in `events`)
+//! listens. It lives with the store because the store owns the commit; `events` only
+//! listens and, for other replicas, forwards PostgreSQL notifications on [`CHANNEL`].
 
 use std::{
     collections::HashMap,
@@ -14,7 +14,7 @@ use tokio::sync::watch;
 /// replicas.
 pub const CHANNEL: &str = "missive_events";
 
-/// Wakes the streams of an account after a commit appended events to its log.
+/// Wakes an account's log reader after a commit appended events to its log.
 ///
 /// A `watch` channel per account carries only a counter: waking coalesces (a stream that
 /// was busy sees one change however many commits happened) and costs writers nothing but
@@ -31,7 +31,7 @@ impl Hub {
         Arc::new(Self::default())
     }
 
-    /// Wakes every stream of the account. Cheap when nobody listens.
+    /// Wakes whoever listens for the account. Cheap when nobody listens.
     pub fn wake(&self, account_id: &str) {
         let accounts = self.accounts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(sender) = accounts.get(account_id) {
@@ -39,7 +39,7 @@ impl Hub {
         }
     }
 
-    /// Wakes every stream of every account: after a wake-up may have been missed.
+    /// Wakes every listener of every account: after a wake-up may have been missed.
     pub fn wake_all(&self) {
         let accounts = self.accounts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         for sender in accounts.values() {

@@ -31,8 +31,9 @@ use super::{
 };
 use crate::domain::Error;
 
-/// The most units one batch holds: bounds how long a batch keeps the write lock, and so how
-/// long its first unit waits for its last.
+/// The most units one batch holds: with units of the API's usual size this bounds how long
+/// a batch keeps the write lock, and so how long its first unit waits for its last (a
+/// large unit, such as a bulk import, holds the writer for as long as it runs).
 pub const MAX_BATCH: usize = 128;
 
 /// How many units may wait for the writer before submitters wait for room.
@@ -81,7 +82,8 @@ impl Writer {
     }
 
     /// Runs `unit` in `account_id` as `actor_id` in the next batch; its value once the batch
-    /// committed. The unit runs to its end even if this future is dropped meanwhile.
+    /// committed. Once queued, the unit runs and commits even if this future is dropped
+    /// meanwhile (a cancelled call); a retry with the same request id finds its result.
     pub(super) async fn submit(&self, account_id: &str, actor_id: &str, unit: Unit) -> Result<Value, Error> {
         let (reply, answer) = oneshot::channel();
         let job = Job { account_id: account_id.to_owned(), actor_id: actor_id.to_owned(), unit, reply };
@@ -91,9 +93,23 @@ impl Writer {
 }
 
 async fn run(db: DatabaseConnection, listeners: Listeners, mut queue: mpsc::Receiver<Job>) {
+    // Units' panics are caught; should the writer itself ever panic, every later write
+    // fails as UNAVAILABLE, and the log must say why.
+    let _alarm = PanicAlarm;
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         commit_batch(&db, &listeners, std::mem::take(&mut jobs)).await;
+    }
+}
+
+/// Logs when dropped by a panic.
+struct PanicAlarm;
+
+impl Drop for PanicAlarm {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!("the writer task panicked: writes will fail until the server restarts");
+        }
     }
 }
 
@@ -148,14 +164,18 @@ async fn run_batch(
         match result {
             Ok(value) => {
                 let account_id = tx.account_id().to_owned();
-                let kept = tx.keep().await?;
-                for user_id in kept.credentials_changed {
-                    changes.credentials.insert((account_id.clone(), user_id));
+                match tx.keep().await? {
+                    Ok(kept) => {
+                        for user_id in kept.credentials_changed {
+                            changes.credentials.insert((account_id.clone(), user_id));
+                        }
+                        if kept.appended {
+                            changes.logs.insert(account_id);
+                        }
+                        results.push(Ok(value));
+                    }
+                    Err(err) => results.push(Err(err)),
                 }
-                if kept.appended {
-                    changes.logs.insert(account_id);
-                }
-                results.push(Ok(value));
             }
             Err(err) => {
                 tx.discard().await?;
@@ -192,8 +212,10 @@ async fn begin(db: &DatabaseConnection, accounts: &BTreeSet<String>) -> Result<D
     Ok(txn)
 }
 
-/// On PostgreSQL, queues one NOTIFY per account whose log grew and per user whose keys
-/// changed, delivered at commit to every replica's listener (see `events::listener`).
+/// On PostgreSQL, queues one NOTIFY per user whose keys changed and per account whose log
+/// grew, delivered at commit to every replica's listener (see `events::listener`) in this
+/// order: keys first, so that a replica's streams woken by the log re-check their keys
+/// against a cache that has already forgotten them.
 async fn announce(batch: &DatabaseTransaction, changes: &Changes) -> Result<(), Error> {
     if batch.get_database_backend() != DbBackend::Postgres {
         return Ok(());
@@ -203,7 +225,7 @@ async fn announce(batch: &DatabaseTransaction, changes: &Changes) -> Result<(), 
         .credentials
         .iter()
         .map(|(account_id, user_id)| (credentials::CHANNEL, format!("{account_id} {user_id}")));
-    for (channel, payload) in logs.chain(credentials) {
+    for (channel, payload) in credentials.chain(logs) {
         batch
             .execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,

@@ -408,6 +408,49 @@ async fn a_subscriber_on_one_replica_sees_what_was_sent_through_another() {
 }
 
 #[tokio::test]
+async fn a_revoke_through_one_replica_ends_the_stream_on_another_before_its_next_event() {
+    let primary = spawn_app().await;
+    let on_postgres = primary.database_url.starts_with("postgres");
+    let replica = primary
+        .replica(|config| {
+            if !on_postgres {
+                config.event_poll_interval = Duration::from_millis(100);
+            }
+        })
+        .await;
+    let buyer = primary.member("buyer").await;
+    let seller = primary.member("seller").await;
+    let conversation = primary.conversation(&buyer, &[(&seller, "seller")]).await;
+    let mut stream = subscribe(&replica, &seller, "").await;
+    tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
+    let key_id = primary
+        .as_admin()
+        .list_api_keys(pb::ListApiKeysRequest { user_id: seller.id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .api_keys[0]
+        .id
+        .clone();
+
+    primary.as_admin().revoke_api_key(&key_id).await.unwrap();
+    if !on_postgres {
+        // Processes sharing a SQLite file cannot tell each other: cached keys expire.
+        tokio::time::sleep(missive::store::credentials::SHARED_FILE_MAX_AGE).await;
+    }
+    primary.send(&buyer, &conversation.id, "after the revoke").await;
+
+    let status = loop {
+        match tokio::time::timeout(WAIT, stream.message()).await.expect("the stream ends") {
+            Ok(Some(event)) if event.r#type == pb::EventType::Heartbeat as i32 => {}
+            Ok(Some(event)) => panic!("delivered after the revoke: {event:?}"),
+            Ok(None) => panic!("the stream ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
 async fn a_revoked_key_ends_its_stream() {
     let app = spawn_app_with(|config| config.heartbeat_interval = Duration::from_millis(200)).await;
     let member = app.member("member").await;
@@ -511,5 +554,86 @@ async fn a_heartbeat_only_filter_sends_only_heartbeats() {
     for _ in 0..3 {
         let event = tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
         assert_eq!(event.r#type, pb::EventType::Heartbeat as i32);
+    }
+}
+
+/// The contents of the message events in `events`.
+fn contents(events: &[pb::Event]) -> Vec<String> {
+    events.iter().filter(|e| e.r#type == pb::EventType::MessageCreated as i32).map(message_content).collect()
+}
+
+/// Every event of a stream until its first heartbeat after the replay.
+async fn replay(stream: &mut Streaming<pb::Event>) -> Vec<pb::Event> {
+    let mut events = Vec::new();
+    loop {
+        let event = tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
+        if event.r#type == pb::EventType::Heartbeat as i32 {
+            return events;
+        }
+        events.push(event);
+    }
+}
+
+#[tokio::test]
+async fn a_replay_judges_membership_as_of_the_moment_the_stream_opens() {
+    let app = spawn_app().await;
+    let agent = app.agent("agent").await;
+    let (left, joined) = (app.member("left").await, app.member("joined").await);
+    let agent_session = app.session(&agent);
+
+    // `left` took part in one conversation and was removed from it.
+    let former = app.conversation(&agent, &[(&left, "customer")]).await;
+    app.send(&agent, &former.id, "while left took part").await;
+    agent_session.remove_participant(&former.id, &left.id).await.unwrap();
+    app.send(&agent, &former.id, "after left was removed").await;
+    // `joined` was added to another one after its first message.
+    let later = app.conversation(&agent, &[]).await;
+    app.send(&agent, &later.id, "before joined was added").await;
+    agent_session.add_participant(&later.id, &joined.id, "customer").await.unwrap();
+    app.send(&agent, &later.id, "after joined was added").await;
+
+    let left_replay = replay(&mut subscribe(&app, &left, "0").await).await;
+    assert_eq!(contents(&left_replay), Vec::<String>::new(), "not a conversation of theirs any more");
+    assert!(types(&left_replay).contains(&pb::EventType::ParticipantRemoved), "but its own removal");
+    let joined_replay = replay(&mut subscribe(&app, &joined, "0").await).await;
+    assert_eq!(contents(&joined_replay), ["before joined was added", "after joined was added"]);
+}
+
+#[tokio::test]
+async fn a_live_stream_follows_membership_as_the_log_moves() {
+    let app = spawn_app().await;
+    let agent = app.agent("agent").await;
+    let member = app.member("member").await;
+    let conversation = app.conversation(&agent, &[]).await;
+    let mut stream = subscribe(&app, &member, "").await;
+    next_heartbeat(&mut stream).await;
+
+    app.send(&agent, &conversation.id, "before").await;
+    app.session(&agent).add_participant(&conversation.id, &member.id, "customer").await.unwrap();
+    app.send(&agent, &conversation.id, "while a participant").await;
+    app.session(&agent).remove_participant(&conversation.id, &member.id).await.unwrap();
+    app.send(&agent, &conversation.id, "after").await;
+    // A marker in a conversation the member keeps, to know the stream has seen everything.
+    let own = app.conversation(&agent, &[(&member, "customer")]).await;
+    app.send(&agent, &own.id, "marker").await;
+
+    let mut seen = Vec::new();
+    while !contents(&seen).contains(&"marker".to_string()) {
+        seen.extend(next_events(&mut stream, 1).await);
+    }
+    assert_eq!(contents(&seen), ["while a participant", "marker"]);
+    assert_eq!(
+        types(&seen)[..2],
+        [pb::EventType::ParticipantAdded, pb::EventType::MessageCreated],
+        "added, then the message sent while it took part"
+    );
+}
+
+async fn next_heartbeat(stream: &mut Streaming<pb::Event>) {
+    loop {
+        let event = tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
+        if event.r#type == pb::EventType::Heartbeat as i32 {
+            return;
+        }
     }
 }
