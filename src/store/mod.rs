@@ -1,7 +1,7 @@
 //! Persistence and the use cases that change it: sea-orm over SQLite or PostgreSQL.
 //!
 //! Every change of one request is one *unit of work*, a function over a [`WriteTx`] run by
-//! the one door, [`Store::write`] (`tx.rs`), which also appends the unit's events to the
+//! the one door, [`Store::write`] (`writer.rs`), which also appends the unit's events to the
 //! log in the same transaction, so that the log and the data never disagree. Units run on
 //! one writer task that commits the units waiting together (group commit, `writer`) and,
 //! after commit, wakes the accounts' log readers ([`wakeups`]) and clears changed keys
@@ -14,8 +14,8 @@
 //!   [`participants`], [`messages`], [`reads`], and the log itself, [`events`];
 //! - kernels: `access` (load a conversation or message and check visibility), [`unread`]
 //!   (the counters, following `domain::unread`), `views` (what a viewer sees);
-//! - below them: `tx` (the door), `writer` (group commit), [`wakeups`], [`credentials`]
-//!   (the key cache), [`entities`], `columns`.
+//! - below them: `writer` (the door, and group commit), `tx` (a unit's transaction),
+//!   [`wakeups`], [`credentials`] (the key cache), [`entities`], `columns`.
 
 mod access;
 pub mod accounts;

@@ -1,22 +1,18 @@
-//! The one door for writes: [`Store::write`] runs a unit of work, a function over a
-//! [`WriteTx`]. The door hands units to the group-commit writer (`writer.rs`), which runs
-//! each in a savepoint of a shared transaction; units never hold the transaction
-//! themselves (they cannot commit, roll back or keep it), so how they are batched is the
-//! writer's business alone.
+//! What a unit of work writes through: [`WriteTx`], its savepoint in the writer's batch
+//! (`writer.rs`), with the events it will append. Units never hold the transaction itself
+//! (they cannot commit, roll back or keep it), so how they are batched is the writer's
+//! business alone.
 //!
 //! A unit's run is separate steps: the writer opens its savepoint, runs it, then either
 //! keeps it (appends its events with its own time and actor, releases the savepoint) or
 //! discards it (rolls back to the savepoint, leaving nothing behind).
-//!
-//! Units own what they need (ids as `String`, the request's values): they run later, on
-//! the writer's task, batched with others.
 
 use std::{future::Future, pin::Pin};
 
 use sea_orm::{DatabaseTransaction, DbErr};
 
-use super::{Store, events, writer::Value};
-use crate::domain::{Caller, Error, Micros, events::NewEvent, now_micros};
+use super::events;
+use crate::domain::{Error, Micros, events::NewEvent, now_micros};
 
 /// What a unit of work returns: a boxed future borrowing the transaction for `'t`.
 pub type UnitFuture<'t, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 't>>;
@@ -86,53 +82,4 @@ impl WriteTx {
     pub(super) async fn discard(self) -> Result<(), DbErr> {
         self.txn.rollback().await
     }
-}
-
-impl Store {
-    /// Runs `unit` as `caller`'s write; the unit gets the caller alongside the transaction.
-    ///
-    /// On PostgreSQL the writer's transaction first takes an advisory lock on every account
-    /// of the batch, held until commit: sequence values are handed out before commit, so without it a
-    /// subscriber could read event 11 before event 10 commits and skip 10 for ever. With
-    /// it, the account's writes commit in sequence order, and unread counters are never
-    /// updated by two writers of one account at once.
-    pub async fn write<T, F>(&self, caller: &Caller, unit: F) -> Result<T, Error>
-    where
-        F: for<'t> FnOnce(&'t mut WriteTx, &'t Caller) -> UnitFuture<'t, T> + Send + 'static,
-        T: Send + 'static,
-    {
-        let as_caller = caller.clone();
-        let value = self
-            .writer
-            .submit(
-                &caller.account_id,
-                &caller.user_id,
-                Box::new(move |tx| Box::pin(async move { unit(tx, &as_caller).await.map(erase) })),
-            )
-            .await?;
-        Ok(restore(value))
-    }
-
-    /// Runs `unit` in `account_id` as `actor_id` ("" for the operator's command line and
-    /// the server's own jobs).
-    pub async fn write_as<T, F>(&self, account_id: &str, actor_id: &str, unit: F) -> Result<T, Error>
-    where
-        F: for<'t> FnOnce(&'t mut WriteTx) -> UnitFuture<'t, T> + Send + 'static,
-        T: Send + 'static,
-    {
-        let value = self
-            .writer
-            .submit(account_id, actor_id, Box::new(move |tx| Box::pin(async move { unit(tx).await.map(erase) })))
-            .await?;
-        Ok(restore(value))
-    }
-}
-
-fn erase<T: Send + 'static>(value: T) -> Value {
-    Box::new(value)
-}
-
-/// The writer answers a unit with that unit's own value, so the type always matches.
-fn restore<T: 'static>(value: Value) -> T {
-    *value.downcast::<T>().expect("the writer answers each unit with its own value")
 }

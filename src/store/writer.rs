@@ -1,4 +1,5 @@
-//! Group commit: every write of this process runs on one writer task, which takes the units
+//! The one door for writes, [`Store::write`], and the group commit behind it: every write
+//! of this process runs on one writer task, which takes the units
 //! that are waiting (at most [`MAX_BATCH`], never waiting for more to arrive), runs them
 //! one after another in one transaction, each in its own savepoint, commits once and only
 //! then answers each of them and wakes the accounts whose logs grew.
@@ -25,11 +26,12 @@ use sea_orm::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
+    Store,
     credentials::{self, Credentials},
     tx::{UnitFuture, WriteTx},
     wakeups::{self, Hub},
 };
-use crate::domain::Error;
+use crate::domain::{Caller, Error};
 
 /// The most units one batch holds: with units of the API's usual size this bounds how long
 /// a batch keeps the write lock, and so how long its first unit waits for its last (a
@@ -40,10 +42,10 @@ pub const MAX_BATCH: usize = 128;
 const QUEUE: usize = 4 * MAX_BATCH;
 
 /// A unit's value, type-erased for the trip through the writer and back.
-pub(super) type Value = Box<dyn Any + Send>;
+type Value = Box<dyn Any + Send>;
 
 /// A unit of work as the writer runs it.
-pub(super) type Unit = Box<dyn for<'t> FnOnce(&'t mut WriteTx) -> UnitFuture<'t, Value> + Send>;
+type Unit = Box<dyn for<'t> FnOnce(&'t mut WriteTx) -> UnitFuture<'t, Value> + Send>;
 
 /// A unit waiting for the writer, with whom it writes as and where its answer goes.
 struct Job {
@@ -84,12 +86,61 @@ impl Writer {
     /// Runs `unit` in `account_id` as `actor_id` in the next batch; its value once the batch
     /// committed. Once queued, the unit runs and commits even if this future is dropped
     /// meanwhile (a cancelled call); a retry with the same request id finds its result.
-    pub(super) async fn submit(&self, account_id: &str, actor_id: &str, unit: Unit) -> Result<Value, Error> {
+    async fn submit(&self, account_id: &str, actor_id: &str, unit: Unit) -> Result<Value, Error> {
         let (reply, answer) = oneshot::channel();
         let job = Job { account_id: account_id.to_owned(), actor_id: actor_id.to_owned(), unit, reply };
         self.jobs.send(job).await.map_err(|_| Error::Unavailable("the writer has stopped".into()))?;
         answer.await.map_err(|_| Error::Internal("the writer dropped a write without answering".into()))?
     }
+}
+
+impl Store {
+    /// Runs `unit` as `caller`'s write; the unit gets the caller alongside the transaction.
+    ///
+    /// On PostgreSQL the writer's transaction first takes an advisory lock on every account
+    /// of the batch, held until commit: sequence values are handed out before commit, so without it a
+    /// subscriber could read event 11 before event 10 commits and skip 10 for ever. With
+    /// it, the account's writes commit in sequence order, and unread counters are never
+    /// updated by two writers of one account at once.
+    pub async fn write<T, F>(&self, caller: &Caller, unit: F) -> Result<T, Error>
+    where
+        F: for<'t> FnOnce(&'t mut WriteTx, &'t Caller) -> UnitFuture<'t, T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let as_caller = caller.clone();
+        let value = self
+            .writer
+            .submit(
+                &caller.account_id,
+                &caller.user_id,
+                Box::new(move |tx| Box::pin(async move { unit(tx, &as_caller).await.map(erase) })),
+            )
+            .await?;
+        Ok(restore(value))
+    }
+
+    /// Runs `unit` in `account_id` as `actor_id` ("" for the operator's command line and
+    /// the server's own jobs).
+    pub async fn write_as<T, F>(&self, account_id: &str, actor_id: &str, unit: F) -> Result<T, Error>
+    where
+        F: for<'t> FnOnce(&'t mut WriteTx) -> UnitFuture<'t, T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let value = self
+            .writer
+            .submit(account_id, actor_id, Box::new(move |tx| Box::pin(async move { unit(tx).await.map(erase) })))
+            .await?;
+        Ok(restore(value))
+    }
+}
+
+fn erase<T: Send + 'static>(value: T) -> Value {
+    Box::new(value)
+}
+
+/// The writer answers a unit with that unit's own value, so the type always matches.
+fn restore<T: 'static>(value: Value) -> T {
+    *value.downcast::<T>().expect("the writer answers each unit with its own value")
 }
 
 async fn run(db: DatabaseConnection, listeners: Listeners, mut queue: mpsc::Receiver<Job>) {
