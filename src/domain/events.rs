@@ -66,6 +66,15 @@ impl EventKind {
     pub fn as_str(self) -> &'static str {
         self.into()
     }
+
+    /// Whether events of this kind can move who takes part in a conversation: they carry
+    /// the conversation's participants (or its deletion), which [`Membership`] follows.
+    pub fn moves_membership(self) -> bool {
+        !matches!(
+            self,
+            EventKind::MessageCreated | EventKind::MessageUpdated | EventKind::MessageDeleted | EventKind::MessagesRead
+        )
+    }
 }
 
 /// The resource an event carries, as it was right after the change.
@@ -221,6 +230,44 @@ impl EventFilter {
         let conversation = self.conversation_ids.is_empty()
             || event.conversation_id.as_ref().is_some_and(|id| self.conversation_ids.contains(id));
         kind && conversation
+    }
+}
+
+/// What one reader of the log can never be shown, to leave out when reading: a narrowing
+/// that drops only events that [`Audience::admits`] and [`EventFilter::selects`] would drop
+/// anyway, so that a stream reading the log itself does not fetch and decode the rest of
+/// its account's events. (Membership is not narrowed on: it moves as the stream reads.)
+#[derive(Debug, Clone, Default)]
+pub struct Narrowing {
+    /// Leave out what is addressed to one other user; and, for a member, what is for staff
+    /// only (unless it names this user too).
+    pub viewer: Option<(String, bool)>,
+    /// Only these kinds, those that move membership always included; every kind if `None`.
+    pub kinds: Option<Vec<EventKind>>,
+    /// Only these conversations' events, when not empty.
+    pub conversation_ids: Vec<String>,
+}
+
+impl Narrowing {
+    /// Everything: what an account's feed reads for all its streams.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// What `viewer`, with `filter`, can be shown at most.
+    pub fn for_viewer(viewer: &Caller, filter: &EventFilter) -> Self {
+        use strum::IntoEnumIterator;
+        let kinds = match &filter.kinds {
+            KindFilter::Every => None,
+            KindFilter::Only(kinds) => {
+                Some(EventKind::iter().filter(|kind| kind.moves_membership() || kinds.contains(kind)).collect())
+            }
+        };
+        Self {
+            viewer: Some((viewer.user_id.clone(), viewer.is_staff())),
+            kinds,
+            conversation_ids: filter.conversation_ids.clone(),
+        }
     }
 }
 

@@ -20,7 +20,10 @@ use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::{
-    domain::{Error, events::LoggedEvent},
+    domain::{
+        Error,
+        events::{LoggedEvent, Narrowing},
+    },
     store::{self, Store},
 };
 
@@ -170,7 +173,14 @@ impl Reader {
     /// an empty batch goes out too: the wake-up may have been a revoke.
     async fn read_after(&self, mut position: i64, woken: bool) -> Result<i64, Error> {
         loop {
-            let batch = store::events::read(&self.store, &self.account_id, position, self.settings.batch_size).await?;
+            let batch = store::events::read(
+                &self.store,
+                &self.account_id,
+                position,
+                self.settings.batch_size,
+                &Narrowing::none(),
+            )
+            .await?;
             let full = batch.events.len() as u64 == self.settings.batch_size;
             if !batch.events.is_empty() || woken {
                 // No stream listening is not an error: the next stream reads the log itself.

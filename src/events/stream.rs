@@ -23,7 +23,7 @@ use super::feed::{FeedBatch, Feeds, Received, Subscription};
 use crate::{
     domain::{
         Caller, Error,
-        events::{Event, EventFilter, LoggedEvent, Membership},
+        events::{Event, EventFilter, LoggedEvent, Membership, Narrowing},
     },
     store::{self, Store},
 };
@@ -263,7 +263,8 @@ impl Stream {
         loop {
             Box::pin(self.recheck_caller()).await?;
             let from = self.position;
-            let batch = store::events::read(&store, &self.caller.account_id, from, batch_size).await?;
+            let narrowing = Narrowing::for_viewer(&self.caller, &self.filter);
+            let batch = store::events::read(&store, &self.caller.account_id, from, batch_size, &narrowing).await?;
             // Pruning may have run between the cursor check and this read.
             ensure_retained(&store, &self.caller, from).await?;
             let full = batch.events.len() as u64 == batch_size;
