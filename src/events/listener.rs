@@ -49,9 +49,12 @@ async fn listen(database_url: &str, store: &Store) {
                                 }
                             }
                             Ok(Some(notification)) => hub.wake(notification.payload()),
+                            // Reconnect here rather than let sqlx do it on the next receive: the
+                            // cache must be cleared after LISTEN is back, or a revoke made in
+                            // between would go unheard.
                             Ok(None) => {
                                 tracing::warn!("event notification connection lost; reconnecting");
-                                start_over(store);
+                                break;
                             }
                             Err(err) => {
                                 tracing::warn!(error = %err, "event notifications failed; reconnecting");
