@@ -30,6 +30,16 @@ async fn next_events(stream: &mut Streaming<pb::Event>, count: usize) -> Vec<pb:
     events
 }
 
+/// The id of `user`'s (only) API key, as its admin lists it.
+async fn key_of(app: &TestApp, user: &TestUser) -> String {
+    let listed = app
+        .as_admin()
+        .list_api_keys(pb::ListApiKeysRequest { user_id: user.id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    listed.api_keys[0].id.clone()
+}
+
 fn types(events: &[pb::Event]) -> Vec<pb::EventType> {
     events.iter().map(|e| pb::EventType::try_from(e.r#type).unwrap()).collect()
 }
@@ -423,14 +433,7 @@ async fn a_revoke_through_one_replica_ends_the_stream_on_another_before_its_next
     let conversation = primary.conversation(&buyer, &[(&seller, "seller")]).await;
     let mut stream = subscribe(&replica, &seller, "").await;
     tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
-    let key_id = primary
-        .as_admin()
-        .list_api_keys(pb::ListApiKeysRequest { user_id: seller.id.clone(), ..Default::default() })
-        .await
-        .unwrap()
-        .api_keys[0]
-        .id
-        .clone();
+    let key_id = key_of(&primary, &seller).await;
 
     primary.as_admin().revoke_api_key(&key_id).await.unwrap();
     if !on_postgres {
@@ -456,14 +459,7 @@ async fn a_revoked_key_ends_its_stream() {
     let member = app.member("member").await;
     let mut stream = subscribe(&app, &member, "").await;
     tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
-    let key_id = app
-        .as_admin()
-        .list_api_keys(pb::ListApiKeysRequest { user_id: member.id.clone(), ..Default::default() })
-        .await
-        .unwrap()
-        .api_keys[0]
-        .id
-        .clone();
+    let key_id = key_of(&app, &member).await;
 
     app.as_admin().revoke_api_key(&key_id).await.unwrap();
 
@@ -486,14 +482,7 @@ async fn a_revoke_reaches_an_open_stream_within_a_second_and_before_the_next_eve
     let conversation = app.conversation(&other, &[(&member, "member")]).await;
     let mut stream = subscribe(&app, &member, "").await;
     tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
-    let key_id = app
-        .as_admin()
-        .list_api_keys(pb::ListApiKeysRequest { user_id: member.id.clone(), ..Default::default() })
-        .await
-        .unwrap()
-        .api_keys[0]
-        .id
-        .clone();
+    let key_id = key_of(&app, &member).await;
 
     let revoked_at = std::time::Instant::now();
     app.as_admin().revoke_api_key(&key_id).await.unwrap();
