@@ -8,6 +8,7 @@
 
 pub use sea_orm_migration::prelude::*;
 
+mod counter;
 mod m20261121_000001_create_schema;
 mod m20261123_000001_account_conversation_count;
 mod m20261123_000002_conversation_note_count;

@@ -3,6 +3,8 @@
 
 use sea_orm_migration::prelude::*;
 
+use crate::counter;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -22,14 +24,6 @@ enum Conversations {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Accounts::Table)
-                    .add_column(ColumnDef::new(Accounts::ConversationCount).big_integer().not_null().default(0))
-                    .to_owned(),
-            )
-            .await?;
         // The conversations that exist already.
         let count = Query::select()
             .expr(Expr::col(Conversations::AccountId).count())
@@ -38,22 +32,10 @@ impl MigrationTrait for Migration {
                 Expr::col((Conversations::Table, Conversations::AccountId)).equals((Accounts::Table, Accounts::Id)),
             )
             .to_owned();
-        manager
-            .exec_stmt(
-                Query::update()
-                    .table(Accounts::Table)
-                    .value(
-                        Accounts::ConversationCount,
-                        SimpleExpr::SubQuery(None, Box::new(count.into_sub_query_statement())),
-                    )
-                    .to_owned(),
-            )
-            .await
+        counter::add(manager, Accounts::Table, Accounts::ConversationCount, count).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(Table::alter().table(Accounts::Table).drop_column(Accounts::ConversationCount).to_owned())
-            .await
+        counter::drop(manager, Accounts::Table, Accounts::ConversationCount).await
     }
 }

@@ -4,6 +4,8 @@
 
 use sea_orm_migration::prelude::*;
 
+use crate::counter;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -24,14 +26,6 @@ enum Messages {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Conversations::Table)
-                    .add_column(ColumnDef::new(Conversations::NoteCount).big_integer().not_null().default(0))
-                    .to_owned(),
-            )
-            .await?;
         // The notes that exist already.
         let count = Query::select()
             .expr(Expr::col(Messages::ConversationId).count())
@@ -42,22 +36,10 @@ impl MigrationTrait for Migration {
             )
             .and_where(Expr::col((Messages::Table, Messages::Private)).eq(true))
             .to_owned();
-        manager
-            .exec_stmt(
-                Query::update()
-                    .table(Conversations::Table)
-                    .value(
-                        Conversations::NoteCount,
-                        SimpleExpr::SubQuery(None, Box::new(count.into_sub_query_statement())),
-                    )
-                    .to_owned(),
-            )
-            .await
+        counter::add(manager, Conversations::Table, Conversations::NoteCount, count).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(Table::alter().table(Conversations::Table).drop_column(Conversations::NoteCount).to_owned())
-            .await
+        counter::drop(manager, Conversations::Table, Conversations::NoteCount).await
     }
 }

@@ -109,6 +109,19 @@ pub struct NewConversation {
 }
 
 impl NewConversation {
+    /// A conversation with these participants and nothing else (no subject, metadata, first
+    /// message or request id); `caller_label` labels a member creator.
+    pub fn between(participants: Vec<NewParticipant>, caller_label: impl Into<String>) -> Self {
+        Self {
+            participants,
+            subject: Subject::default(),
+            metadata: Metadata::default(),
+            first_message: None,
+            request_id: None,
+            caller_label: caller_label.into(),
+        }
+    }
+
     /// The participants to insert: the requested ones, plus a member caller that did not
     /// list itself (a member always takes part in what it creates).
     pub fn participants_with_caller(&self, caller: &Caller) -> Vec<NewParticipant> {

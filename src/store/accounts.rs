@@ -76,33 +76,16 @@ mod tests {
     use migrations::MigratorTrait;
 
     use super::*;
-    use crate::{
-        domain::{
-            conversations::{NewConversation, Subject},
-            users::{NewUser, Role},
-        },
-        store::{api_keys, conversations, users},
-    };
+    use crate::{domain::users::Role, store::testing};
 
     /// A database from before the counter gets it filled in when migrated.
     #[tokio::test]
     async fn the_conversation_counter_is_filled_in_for_existing_conversations() {
         let store = Store::open("sqlite::memory:").await.unwrap();
         let account_id = create(&store, "a").await.unwrap();
-        let new = NewUser::parse(Some(Role::Agent), "agent".into(), String::new(), String::new(), String::new());
-        let user = users::create_in(&store, &account_id, new.unwrap()).await.unwrap();
-        let key = api_keys::create_in(&store, &account_id, &user.id, "k").await.unwrap().secret;
-        let caller = users::authenticate(&store, &key).await.unwrap();
+        let agent = testing::caller(&store, &account_id, Role::Agent).await;
         for _ in 0..3 {
-            let new = NewConversation {
-                participants: Vec::new(),
-                subject: Subject::default(),
-                metadata: Default::default(),
-                first_message: None,
-                request_id: None,
-                caller_label: String::new(),
-            };
-            conversations::create(&store, &caller, new).await.unwrap();
+            testing::conversation(&store, &agent, &[]).await;
         }
         assert_eq!(conversation_count(&store, &account_id).await.unwrap(), 3);
 

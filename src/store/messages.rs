@@ -393,20 +393,13 @@ pub async fn attachment(store: &Store, caller: &Caller, id: &str) -> Result<Atta
 mod tests {
     use super::*;
     use crate::{
-        domain::{
-            conversations::{NewConversation, NewParticipant, Subject},
-            messages::MessageLimits,
-            users::{NewUser, Role},
+        domain::{messages::MessageLimits, users::Role},
+        store::{
+            accounts, conversations,
+            testing::{caller, conversation},
+            unread,
         },
-        store::{accounts, api_keys, conversations, unread, users},
     };
-
-    async fn caller(store: &Store, account_id: &str, role: Role) -> Caller {
-        let new = NewUser::parse(Some(role), "someone".into(), String::new(), String::new(), String::new()).unwrap();
-        let user = users::create_in(store, account_id, new).await.unwrap();
-        let key = api_keys::create_in(store, account_id, &user.id, "test").await.unwrap();
-        users::authenticate(store, &key.secret).await.unwrap()
-    }
 
     fn text(content: &str) -> NewMessage {
         MessageDraft::text(content).validate(MessageLimits { max_attachment_bytes: 1 }, "").unwrap()
@@ -418,15 +411,7 @@ mod tests {
         let account_id = accounts::create(&store, "a").await.unwrap();
         let buyer = caller(&store, &account_id, Role::Member).await;
         let seller = caller(&store, &account_id, Role::Member).await;
-        let new = NewConversation {
-            participants: vec![NewParticipant { user_id: seller.user_id.clone(), label: "seller".into() }],
-            subject: Subject::default(),
-            metadata: Default::default(),
-            first_message: None,
-            request_id: None,
-            caller_label: "buyer".into(),
-        };
-        let id = conversations::create(&store, &buyer, new).await.unwrap().conversation.conversation.id;
+        let id = conversation(&store, &buyer, &[&seller]).await;
 
         let imported = import(&store, &buyer, id.clone(), vec![text("one"), text("two"), text("three")]).await;
         assert_eq!(imported.unwrap(), 3);
@@ -452,15 +437,7 @@ mod tests {
         let store = Store::open("sqlite::memory:").await.unwrap();
         let account_id = accounts::create(&store, "a").await.unwrap();
         let agent = caller(&store, &account_id, Role::Agent).await;
-        let new = NewConversation {
-            participants: Vec::new(),
-            subject: Subject::default(),
-            metadata: Default::default(),
-            first_message: None,
-            request_id: None,
-            caller_label: String::new(),
-        };
-        let id = conversations::create(&store, &agent, new).await.unwrap().conversation.conversation.id;
+        let id = conversation(&store, &agent, &[]).await;
         let mut note = text("a note").into_fields();
         note.private = true;
         let note = note.validate(MessageLimits { max_attachment_bytes: 1 }, "").unwrap();

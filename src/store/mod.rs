@@ -28,6 +28,8 @@ pub mod events;
 pub mod messages;
 pub mod participants;
 pub mod reads;
+#[cfg(test)]
+mod testing;
 mod tx;
 pub mod unread;
 pub mod users;

@@ -98,25 +98,20 @@ impl Store {
     /// Runs `unit` as `caller`'s write; the unit gets the caller alongside the transaction.
     ///
     /// On PostgreSQL the writer's transaction first takes an advisory lock on every account
-    /// of the batch, held until commit: sequence values are handed out before commit, so without it a
-    /// subscriber could read event 11 before event 10 commits and skip 10 for ever. With
-    /// it, the account's writes commit in sequence order, and unread counters are never
-    /// updated by two writers of one account at once.
+    /// of the batch, held until commit: sequence values are handed out before commit, so
+    /// without it a subscriber could read event 11 before event 10 commits and skip 10 for
+    /// ever. With it, the account's writes commit in sequence order, and unread counters
+    /// are never updated by two writers of one account at once.
     pub async fn write<T, F>(&self, caller: &Caller, unit: F) -> Result<T, Error>
     where
         F: for<'t> FnOnce(&'t mut WriteTx, &'t Caller) -> UnitFuture<'t, T> + Send + 'static,
         T: Send + 'static,
     {
         let as_caller = caller.clone();
-        let value = self
-            .writer
-            .submit(
-                &caller.account_id,
-                &caller.user_id,
-                Box::new(move |tx| Box::pin(async move { unit(tx, &as_caller).await.map(erase) })),
-            )
-            .await?;
-        Ok(restore(value))
+        self.write_as(&caller.account_id, &caller.user_id, move |tx| {
+            Box::pin(async move { unit(tx, &as_caller).await })
+        })
+        .await
     }
 
     /// Runs `unit` in `account_id` as `actor_id` ("" for the operator's command line and
@@ -297,8 +292,9 @@ mod tests {
     use super::*;
     use crate::store::{Store, entities::account};
 
-    /// Units that queue while the writer is busy run in one batch; the odd ones write and
-    /// then fail, and only their own writes are rolled back.
+    /// Units that queue while the writer is busy run in one batch (none of them sees,
+    /// from outside the batch, what another has written); the odd ones write and then fail,
+    /// and only their own writes are rolled back.
     #[tokio::test]
     async fn a_failing_unit_rolls_back_alone_within_its_batch() {
         let dir = tempfile::tempdir().unwrap();
@@ -318,9 +314,12 @@ mod tests {
             }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
+        // What each unit sees committed, read through the pool (another connection).
+        let seen_outside = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut units = Vec::new();
         for n in 0..10 {
-            let store = Arc::clone(&store);
+            let (store, seen_outside) = (Arc::clone(&store), Arc::clone(&seen_outside));
+            let pool = store.db.clone();
             units.push(tokio::spawn(async move {
                 store
                     .write_as("", "", move |tx| {
@@ -333,6 +332,8 @@ mod tests {
                             }
                             .insert(tx.conn())
                             .await?;
+                            let committed = account::Entity::find().all(&pool).await?.len();
+                            seen_outside.lock().unwrap().push(committed);
                             if n % 2 == 1 { Err(Error::invalid("n", "odd")) } else { Ok(n) }
                         })
                     })
@@ -353,5 +354,6 @@ mod tests {
             account::Entity::find().all(&store.db).await.unwrap().into_iter().map(|a| a.id).collect();
         stored.sort();
         assert_eq!(stored, ["acc_0", "acc_2", "acc_4", "acc_6", "acc_8"]);
+        assert_eq!(*seen_outside.lock().unwrap(), [0; 10], "all ten ran before anything of them committed");
     }
 }

@@ -392,18 +392,23 @@ async fn a_client_that_leaves_frees_its_stream() {
     }
 }
 
-#[tokio::test]
-async fn a_subscriber_on_one_replica_sees_what_was_sent_through_another() {
-    let primary = spawn_app().await;
-    // SQLite replicas (processes sharing a file) see each other by polling; PostgreSQL
-    // replicas are woken by NOTIFY, so the poll interval is left long there.
-    let replica = primary
+/// A second server on `primary`'s database. SQLite replicas (processes sharing a file) see
+/// each other by polling; PostgreSQL replicas are woken by NOTIFY, so the poll interval is
+/// left long there.
+async fn replica_of(primary: &TestApp) -> TestApp {
+    primary
         .replica(|config| {
             if !config.database_url.starts_with("postgres") {
                 config.event_poll_interval = Duration::from_millis(100);
             }
         })
-        .await;
+        .await
+}
+
+#[tokio::test]
+async fn a_subscriber_on_one_replica_sees_what_was_sent_through_another() {
+    let primary = spawn_app().await;
+    let replica = replica_of(&primary).await;
     let buyer = primary.member("buyer").await;
     let seller = primary.member("seller").await;
     let conversation = primary.conversation(&buyer, &[(&seller, "seller")]).await;
@@ -421,13 +426,7 @@ async fn a_subscriber_on_one_replica_sees_what_was_sent_through_another() {
 async fn a_revoke_through_one_replica_ends_the_stream_on_another_before_its_next_event() {
     let primary = spawn_app().await;
     let on_postgres = primary.database_url.starts_with("postgres");
-    let replica = primary
-        .replica(|config| {
-            if !on_postgres {
-                config.event_poll_interval = Duration::from_millis(100);
-            }
-        })
-        .await;
+    let replica = replica_of(&primary).await;
     let buyer = primary.member("buyer").await;
     let seller = primary.member("seller").await;
     let conversation = primary.conversation(&buyer, &[(&seller, "seller")]).await;
@@ -551,7 +550,7 @@ fn contents(events: &[pb::Event]) -> Vec<String> {
     events.iter().filter(|e| e.r#type == pb::EventType::MessageCreated as i32).map(message_content).collect()
 }
 
-/// Every event of a stream until its first heartbeat after the replay.
+/// Every event of a stream up to its next heartbeat (for a resumed stream: its replay).
 async fn replay(stream: &mut Streaming<pb::Event>) -> Vec<pb::Event> {
     let mut events = Vec::new();
     loop {
@@ -595,7 +594,7 @@ async fn a_live_stream_follows_membership_as_the_log_moves() {
     let member = app.member("member").await;
     let conversation = app.conversation(&agent, &[]).await;
     let mut stream = subscribe(&app, &member, "").await;
-    next_heartbeat(&mut stream).await;
+    replay(&mut stream).await;
 
     app.send(&agent, &conversation.id, "before").await;
     app.session(&agent).add_participant(&conversation.id, &member.id, "customer").await.unwrap();
@@ -616,13 +615,4 @@ async fn a_live_stream_follows_membership_as_the_log_moves() {
         [pb::EventType::ParticipantAdded, pb::EventType::MessageCreated],
         "added, then the message sent while it took part"
     );
-}
-
-async fn next_heartbeat(stream: &mut Streaming<pb::Event>) {
-    loop {
-        let event = tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
-        if event.r#type == pb::EventType::Heartbeat as i32 {
-            return;
-        }
-    }
 }

@@ -61,12 +61,11 @@ pub async fn seed(
         let creator = &members[index % members.len()];
         let other = &members[(index + 1) % members.len()];
         let new = NewConversation {
-            participants: vec![NewParticipant { user_id: other.caller.user_id.clone(), label: "seller".into() }],
             subject: Subject { kind: "listing".into(), external_id: format!("lst_{index}"), title: String::new() },
-            metadata: Default::default(),
-            first_message: None,
-            request_id: None,
-            caller_label: "buyer".into(),
+            ..NewConversation::between(
+                vec![NewParticipant { user_id: other.caller.user_id.clone(), label: "seller".into() }],
+                "buyer",
+            )
         };
         let id = conversations::create(&store, &creator.caller, new).await?.conversation.conversation.id;
         let count = per_conversation + usize::from(extra > 0);
