@@ -8,6 +8,8 @@ const PROTOS: &[&str] = &[
     "proto/missive/v1/admin.proto",
     "proto/missive/v1/conversations.proto",
     "proto/missive/v1/messages.proto",
+    "proto/missive/v1/templates.proto",
+    "proto/missive/v1/scheduled.proto",
     "proto/missive/v1/events.proto",
 ];
 

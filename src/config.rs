@@ -42,6 +42,13 @@ pub struct Config {
     /// How often the database is probed for the health service.
     #[arg(long, env = "MISSIVE_HEALTH_CHECK_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub health_check_interval: Duration,
+    /// How far ahead a message may be scheduled (e.g. 365d).
+    #[arg(long, env = "MISSIVE_SCHEDULE_HORIZON", default_value = "365d", value_parser = parse_duration)]
+    pub schedule_horizon: Duration,
+    /// How often due scheduled messages are looked for: a message is delivered at most this
+    /// long after its time (one indexed query per interval).
+    #[arg(long, env = "MISSIVE_SCHEDULE_INTERVAL", default_value = "500ms", value_parser = parse_duration)]
+    pub schedule_interval: Duration,
     /// How long shutdown waits for in-flight calls before closing connections.
     #[arg(long, env = "MISSIVE_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -59,6 +66,8 @@ impl Default for Config {
             event_prune_interval: Duration::from_secs(60),
             event_poll_interval: Duration::from_secs(30),
             health_check_interval: Duration::from_secs(5),
+            schedule_horizon: Duration::from_secs(365 * 24 * 3600),
+            schedule_interval: Duration::from_millis(500),
             shutdown_grace: Duration::from_secs(10),
         }
     }

@@ -78,7 +78,10 @@ impl Application {
             StreamSettings { heartbeat_interval: config.heartbeat_interval, ..StreamSettings::default() };
         let state = ApiState {
             store: Arc::clone(&store),
-            limits: MessageLimits { max_attachment_bytes: config.max_attachment_bytes as usize },
+            limits: MessageLimits {
+                max_attachment_bytes: config.max_attachment_bytes as usize,
+                schedule_horizon: i64::try_from(config.schedule_horizon.as_micros()).unwrap_or(i64::MAX),
+            },
             streams: StreamContext {
                 store: Arc::clone(&store),
                 feeds: Feeds::new(
@@ -160,6 +163,10 @@ impl Application {
                 config.event_prune_interval,
                 shutdown.clone(),
             ),
+        );
+        jobs.spawn(
+            "scheduled delivery",
+            jobs::delivery::run(Arc::clone(store), config.schedule_interval, shutdown.clone()),
         );
         jobs.spawn("planner statistics", jobs::statistics::run(Arc::clone(store), shutdown.clone()));
         if store.backend() == sea_orm::DbBackend::Postgres {

@@ -9,9 +9,13 @@
 pub use sea_orm_migration::prelude::*;
 
 mod counter;
+mod ddl;
 mod m20261121_000001_create_schema;
 mod m20261123_000001_account_conversation_count;
 mod m20261123_000002_conversation_note_count;
+mod m20261124_000001_templates;
+mod m20261124_000002_message_channels;
+mod m20261124_000003_scheduled_messages;
 
 pub struct Migrator;
 
@@ -22,6 +26,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_create_schema::Migration),
             Box::new(m20261123_000001_account_conversation_count::Migration),
             Box::new(m20261123_000002_conversation_note_count::Migration),
+            Box::new(m20261124_000001_templates::Migration),
+            Box::new(m20261124_000002_message_channels::Migration),
+            Box::new(m20261124_000003_scheduled_messages::Migration),
         ]
     }
 }

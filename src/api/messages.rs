@@ -10,7 +10,10 @@ use super::{
 use crate::{
     domain::{
         Error, ids,
-        messages::{MessageDraft, MessageLimits, MessagePatch, MessageQuery, NewAttachment, NewMessage},
+        messages::{
+            MessageDraft, MessageKind, MessageLimits, MessagePatch, MessageQuery, NewAttachment, NewMessage,
+            TemplateUse,
+        },
         metadata,
         paging::Page,
     },
@@ -36,8 +39,20 @@ pub(super) fn parse_new_message(
     prefix: &str,
 ) -> Result<NewMessage, Error> {
     let field = |name: &str| format!("{prefix}{name}");
+    let template = if request.template_id.is_empty() {
+        if !request.variables.is_empty() {
+            return Err(Error::invalid(field("variables"), "variables are given with a template_id"));
+        }
+        None
+    } else {
+        Some(TemplateUse {
+            template_id: ids::parse(&field("template_id"), &request.template_id, ids::TEMPLATE)?,
+            variables: request.variables.into_iter().collect(),
+        })
+    };
+    let unspecified_kind = if template.is_some() { MessageKind::Template } else { MessageKind::Text };
     let draft = MessageDraft {
-        kind: convert::message_kind_from(&field("kind"), request.kind)?,
+        kind: convert::message_kind_from(&field("kind"), request.kind, unspecified_kind)?,
         content: request.content,
         content_type: convert::content_type_from(&field("content_type"), request.content_type)?,
         content_attributes: request.content_attributes.map(convert::struct_to_json),
@@ -50,11 +65,19 @@ pub(super) fn parse_new_message(
             .collect(),
         metadata: request.metadata.into_iter().collect(),
         request_id: Some(request.request_id).filter(|id| !id.is_empty()),
+        template,
+        envelope: convert::envelope_from(prefix, request.envelope)?,
+        schedule_time: request
+            .schedule_time
+            .as_ref()
+            .map(|t| convert::micros_from(&field("schedule_time"), t))
+            .transpose()?,
     };
     draft.validate(limits, prefix)
 }
 
-fn parse_patch(message: pb::Message, paths: &[String]) -> Result<MessagePatch, Error> {
+/// The edits an update mask names of `message` (content, content_attributes, metadata).
+pub(super) fn parse_patch(message: &pb::Message, paths: &[String]) -> Result<MessagePatch, Error> {
     let mut patch = MessagePatch::default();
     for path in paths {
         match path.as_str() {
@@ -120,7 +143,7 @@ impl pb::message_service_server::MessageService for MessageApi {
         let message = request.message.ok_or_else(|| Error::invalid("message", "is required"))?;
         let id = ids::parse("message.id", &message.id, ids::MESSAGE)?;
         let paths = mask_paths(request.update_mask, &["content", "content_attributes", "metadata"])?;
-        let patch = parse_patch(message, &paths)?;
+        let patch = parse_patch(&message, &paths)?;
         let message = store::messages::update(&self.state.store, &caller, id, patch).await?;
         Ok(Response::new(message.into()))
     }

@@ -13,7 +13,9 @@ mod conversations;
 mod convert;
 mod events;
 mod messages;
+mod scheduled;
 mod status;
+mod templates;
 
 use std::sync::Arc;
 
@@ -23,6 +25,8 @@ pub use admin::AdminApi;
 pub use conversations::ConversationApi;
 pub use events::EventApi;
 pub use messages::MessageApi;
+pub use scheduled::ScheduledMessageApi;
+pub use templates::TemplateApi;
 
 use crate::{
     domain::{Caller, messages::MessageLimits},
@@ -42,13 +46,16 @@ pub mod pb {
 use pb::{
     admin_service_server::AdminServiceServer, conversation_service_server::ConversationServiceServer,
     event_service_server::EventServiceServer, message_service_server::MessageServiceServer,
+    scheduled_message_service_server::ScheduledMessageServiceServer, template_service_server::TemplateServiceServer,
 };
 
 /// The full names of Missive's services, for health reporting.
-pub const SERVICES: [&str; 4] = [
+pub const SERVICES: [&str; 6] = [
     <AdminServiceServer<AdminApi> as NamedService>::NAME,
     <ConversationServiceServer<ConversationApi> as NamedService>::NAME,
     <MessageServiceServer<MessageApi> as NamedService>::NAME,
+    <ScheduledMessageServiceServer<ScheduledMessageApi> as NamedService>::NAME,
+    <TemplateServiceServer<TemplateApi> as NamedService>::NAME,
     <EventServiceServer<EventApi> as NamedService>::NAME,
 ];
 
@@ -70,6 +77,8 @@ pub fn routes(state: ApiState) -> tonic::service::RoutesBuilder {
         .add_service(
             MessageServiceServer::new(MessageApi::new(state.clone())).max_decoding_message_size(max_message_bytes),
         )
+        .add_service(ScheduledMessageServiceServer::new(ScheduledMessageApi::new(state.clone())))
+        .add_service(TemplateServiceServer::new(TemplateApi::new(state.clone())))
         .add_service(EventServiceServer::new(EventApi::new(state)));
     routes
 }

@@ -76,6 +76,17 @@ impl Error {
         Self::NotFound { kind, id: id.into() }
     }
 
+    /// The error of a part of a request at `prefix` (`first_message.`): its violations'
+    /// fields are named from the request's root.
+    pub fn within(self, prefix: &str) -> Self {
+        match self {
+            Error::InvalidArgument(violations) => Error::InvalidArgument(
+                violations.into_iter().map(|v| FieldViolation { field: format!("{prefix}{}", v.field), ..v }).collect(),
+            ),
+            other => other,
+        }
+    }
+
     /// One INVALID_ARGUMENT naming every field of `errors`. Parsing only fails with
     /// INVALID_ARGUMENT; should another error be among them, it is returned as it is.
     pub fn merge(errors: impl IntoIterator<Item = Error>) -> Self {

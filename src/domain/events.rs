@@ -9,6 +9,7 @@ use super::{
     Caller, Micros,
     conversations::{Conversation, Participant},
     messages::Message,
+    templates::Template,
 };
 
 /// What changed. Stored by the names the seeds' webhooks use (`message.created`).
@@ -59,6 +60,27 @@ pub enum EventKind {
     /// A participant left or was removed.
     #[strum(serialize = "participant.removed")]
     ParticipantRemoved,
+    /// A message was scheduled (to its sender only, as the other scheduled-message events).
+    #[strum(serialize = "message.scheduled")]
+    MessageScheduled,
+    /// A scheduled message was changed.
+    #[strum(serialize = "scheduled_message.updated")]
+    ScheduledMessageUpdated,
+    /// A scheduled message was canceled, or a failed one dismissed.
+    #[strum(serialize = "scheduled_message.canceled")]
+    ScheduledMessageCanceled,
+    /// A scheduled message could not be delivered.
+    #[strum(serialize = "scheduled_message.failed")]
+    ScheduledMessageFailed,
+    /// A template was created.
+    #[strum(serialize = "template.created")]
+    TemplateCreated,
+    /// A template was changed.
+    #[strum(serialize = "template.updated")]
+    TemplateUpdated,
+    /// A template was deleted.
+    #[strum(serialize = "template.deleted")]
+    TemplateDeleted,
 }
 
 impl EventKind {
@@ -70,9 +92,15 @@ impl EventKind {
     /// Whether events of this kind can move who takes part in a conversation: they carry
     /// the conversation's participants (or its deletion), which [`Membership`] follows.
     pub fn moves_membership(self) -> bool {
-        !matches!(
+        matches!(
             self,
-            EventKind::MessageCreated | EventKind::MessageUpdated | EventKind::MessageDeleted | EventKind::MessagesRead
+            EventKind::ConversationCreated
+                | EventKind::ConversationUpdated
+                | EventKind::ConversationArchived
+                | EventKind::ConversationUnarchived
+                | EventKind::ConversationDeleted
+                | EventKind::ParticipantAdded
+                | EventKind::ParticipantRemoved
         )
     }
 }
@@ -87,6 +115,7 @@ pub enum EventPayload {
     Conversation(Box<Conversation>),
     ConversationDeleted { conversation_id: String },
     ParticipantChange { participant: Participant, conversation: Box<Conversation> },
+    Template(Box<Template>),
 }
 
 /// Who may see an event, besides the rule that nobody sees another account's events.
@@ -104,6 +133,8 @@ pub enum Audience {
     StaffAnd(String),
     /// This user only (archive state is one user's own business).
     User(String),
+    /// Every user of the account (an account template).
+    Account,
 }
 
 impl Audience {
@@ -119,6 +150,7 @@ impl Audience {
             Audience::Staff => viewer.is_staff(),
             Audience::StaffAnd(user_id) => viewer.is_staff() || is_viewer(user_id),
             Audience::User(user_id) => is_viewer(user_id),
+            Audience::Account => true,
         }
     }
 }
@@ -151,6 +183,17 @@ pub struct Event {
     pub conversation_id: Option<String>,
     /// The resource after the change.
     pub payload: EventPayload,
+}
+
+impl Event {
+    /// The event as `viewer` may see it (a message's envelope only where
+    /// [`Message::seen_by`] shows it).
+    pub fn seen_by(mut self, viewer: &Caller) -> Self {
+        if let EventPayload::Message(message) = self.payload {
+            self.payload = EventPayload::Message(Box::new(message.seen_by(viewer)));
+        }
+        self
+    }
 }
 
 /// An event with its audience, as the log holds it: what a stream filters.
@@ -191,7 +234,7 @@ impl Membership {
                 self.conversations.remove(conversation_id);
                 return;
             }
-            EventPayload::Message(_) | EventPayload::MessagesRead { .. } => return,
+            EventPayload::Message(_) | EventPayload::MessagesRead { .. } | EventPayload::Template(_) => return,
         };
         if conversation.participants.iter().any(|p| p.user_id == user_id) {
             self.conversations.insert(conversation.id.clone());

@@ -15,6 +15,8 @@ pub const CONVERSATION: &str = "conv";
 pub const MESSAGE: &str = "msg";
 /// Attachments.
 pub const ATTACHMENT: &str = "att";
+/// Templates.
+pub const TEMPLATE: &str = "tpl";
 
 /// A new id with the given prefix.
 pub fn new_id(prefix: &str) -> String {

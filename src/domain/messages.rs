@@ -1,8 +1,10 @@
 //! Messages: what may be sent, by whom, and what a reader sees of them.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, Error, Micros, error::Violations, metadata::Metadata, text};
+use super::{Caller, Error, Micros, channels::Envelope, error::Violations, ids, metadata::Metadata, text};
 
 /// Most characters in a message's content.
 pub const MAX_CONTENT_CHARS: usize = 32 * 1024;
@@ -28,6 +30,42 @@ pub enum MessageKind {
     QuickReply,
     /// Written by the service or staff on behalf of the product (staff only).
     System,
+    /// Rendered from a template.
+    Template,
+}
+
+/// Where a message is in its life: only sent messages are in their conversation.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, strum::EnumString, strum::IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum MessageState {
+    /// In the conversation.
+    #[default]
+    Sent,
+    /// Waiting for its schedule time.
+    Scheduled,
+    /// Its delivery was impossible.
+    Failed,
+    /// Canceled before delivery.
+    Canceled,
+}
+
+impl MessageState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// Which template made a message, with which values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateUse {
+    /// `tpl_…`
+    pub template_id: String,
+    /// The value of each placeholder.
+    pub variables: BTreeMap<String, String>,
 }
 
 /// How a client renders a message's content (seed 001's content types).
@@ -146,6 +184,32 @@ pub struct Message {
     pub delete_time: Option<Micros>,
     /// Who of those who may see it has read it.
     pub read_receipts: Vec<ReadReceipt>,
+    /// The template it was rendered from.
+    #[serde(default)]
+    pub template: Option<TemplateUse>,
+    /// How it travelled, when relayed through another channel.
+    #[serde(default)]
+    pub envelope: Option<Envelope>,
+    /// The time it was scheduled for, when it was scheduled.
+    #[serde(default)]
+    pub schedule_time: Option<Micros>,
+    /// Sent, or where a scheduled message stands.
+    #[serde(default)]
+    pub state: MessageState,
+    /// Why its delivery failed.
+    #[serde(default)]
+    pub failure_reason: Option<String>,
+}
+
+impl Message {
+    /// The message as `viewer` may see it: the envelope's addresses are contact details,
+    /// which members see on their own messages only.
+    pub fn seen_by(mut self, viewer: &Caller) -> Self {
+        if !Envelope::visible_to(viewer, &self.sender_id) {
+            self.envelope = None;
+        }
+        self
+    }
 }
 
 /// An attachment with its bytes, as fetched on its own.
@@ -192,6 +256,12 @@ pub struct MessageDraft {
     pub metadata: Metadata,
     /// The client's idempotency key ([`text::MAX_REQUEST_ID_CHARS`] at most).
     pub request_id: Option<String>,
+    /// Render the content from this template (then `content` is empty until rendered).
+    pub template: Option<TemplateUse>,
+    /// How it travelled, when relayed.
+    pub envelope: Option<Envelope>,
+    /// Deliver at this time instead of now.
+    pub schedule_time: Option<Micros>,
 }
 
 /// Limits that operators configure.
@@ -199,22 +269,66 @@ pub struct MessageDraft {
 pub struct MessageLimits {
     /// The largest attachment accepted.
     pub max_attachment_bytes: usize,
+    /// How far ahead a message may be scheduled, in microseconds.
+    pub schedule_horizon: Micros,
 }
 
 /// A message that passed validation: only [`MessageDraft::validate`] makes one, so holding
-/// one proves the checks ran.
+/// one proves the checks ran. A message from a template is ready to store once rendered
+/// ([`NewMessage::render`]).
 #[derive(Debug, Clone)]
-pub struct NewMessage(MessageDraft);
+pub struct NewMessage {
+    draft: MessageDraft,
+    rendered: bool,
+    /// The id a scheduled message was given when scheduled, and keeps when delivered.
+    id: Option<String>,
+    /// Likewise for its attachments, by position.
+    attachment_ids: Vec<String>,
+}
 
 impl NewMessage {
     /// The validated fields, to read.
     pub fn fields(&self) -> &MessageDraft {
-        &self.0
+        &self.draft
     }
 
     /// The validated fields, to store.
     pub fn into_fields(self) -> MessageDraft {
-        self.0
+        self.draft
+    }
+
+    /// The template the content is still to be rendered from.
+    pub fn template_to_render(&self) -> Option<&TemplateUse> {
+        self.draft.template.as_ref().filter(|_| !self.rendered)
+    }
+
+    /// The message with its content rendered from its template (`Template::render` with
+    /// the draft's variables).
+    pub fn rendered(mut self, content: String) -> Self {
+        self.draft.content = content;
+        self.rendered = true;
+        self
+    }
+
+    /// The id the message is stored under: its own when scheduled earlier, else a new one.
+    /// Fails for a template message not rendered yet, which must never be stored.
+    pub fn take_id(&mut self) -> Result<String, Error> {
+        if !self.rendered {
+            return Err(Error::Internal("a template message reached the store unrendered".into()));
+        }
+        Ok(self.id.take().unwrap_or_else(|| ids::new_id(ids::MESSAGE)))
+    }
+
+    /// The ids its attachments are stored under: those they had while scheduled, else new.
+    pub fn take_attachment_ids(&mut self) -> Vec<String> {
+        let mut reserved = std::mem::take(&mut self.attachment_ids).into_iter();
+        self.draft.attachments.iter().map(|_| reserved.next().unwrap_or_else(|| ids::new_id(ids::ATTACHMENT))).collect()
+    }
+
+    /// A scheduled message, stored as `id` (its attachments as `attachment_ids`) with
+    /// rendered content, ready to deliver.
+    pub fn scheduled(draft: MessageDraft, id: String, attachment_ids: Vec<String>) -> Self {
+        Self { draft, rendered: true, id: Some(id), attachment_ids }
     }
 }
 
@@ -231,6 +345,9 @@ impl MessageDraft {
             attachments: Vec::new(),
             metadata: Metadata::new(),
             request_id: None,
+            template: None,
+            envelope: None,
+            schedule_time: None,
         }
     }
 
@@ -239,19 +356,63 @@ impl MessageDraft {
     pub fn validate(self, limits: MessageLimits, prefix: &str) -> Result<NewMessage, Error> {
         let draft = self;
         let mut violations = Violations::new();
-        let needs_attachment = matches!(draft.kind, MessageKind::Image | MessageKind::Document);
-        violations.check(check_content(&format!("{prefix}content"), &draft.content, needs_attachment));
-        if needs_attachment && draft.attachments.is_empty() {
+        draft.check_body(prefix, &mut violations);
+        draft.check_attachments(limits, prefix, &mut violations);
+        violations.check(check_attributes(&format!("{prefix}content_attributes"), draft.content_attributes.as_ref()));
+        violations.check(super::metadata::check(&format!("{prefix}metadata"), &draft.metadata));
+        if let Some(request_id) = &draft.request_id {
+            violations.check(text::bounded(
+                &format!("{prefix}request_id"),
+                request_id.clone(),
+                text::MAX_REQUEST_ID_CHARS,
+            ));
+        }
+        if let Some(schedule_time) = draft.schedule_time {
+            draft.check_schedule(schedule_time, limits, prefix, &mut violations);
+        }
+        violations.finish()?;
+        let rendered = draft.template.is_none();
+        Ok(NewMessage { draft, rendered, id: None, attachment_ids: Vec::new() })
+    }
+
+    /// The content, or the template it is to be rendered from (never both).
+    fn check_body(&self, prefix: &str, violations: &mut Violations) {
+        let captioned = matches!(self.kind, MessageKind::Image | MessageKind::Document);
+        match (&self.template, self.kind) {
+            (None, MessageKind::Template) => {
+                violations.add(format!("{prefix}template_id"), "a TEMPLATE message is sent from a template: name it")
+            }
+            (None, _) => {
+                violations.check(check_content(&format!("{prefix}content"), &self.content, captioned));
+            }
+            (Some(_), kind) => {
+                if !self.content.is_empty() {
+                    violations.add(
+                        format!("{prefix}template_id"),
+                        "give either content or template_id, not both: a template message's content is rendered",
+                    );
+                }
+                if kind != MessageKind::Template {
+                    violations.add(format!("{prefix}kind"), "a message sent from a template is of kind TEMPLATE");
+                }
+            }
+        }
+    }
+
+    /// Each attachment, and whether the kind needs (image) attachments.
+    fn check_attachments(&self, limits: MessageLimits, prefix: &str, violations: &mut Violations) {
+        let needs_attachment = matches!(self.kind, MessageKind::Image | MessageKind::Document);
+        if needs_attachment && self.attachments.is_empty() {
             violations.add(
                 format!("{prefix}attachments"),
-                format!("an {} message needs at least one attachment", draft.kind.as_str()),
+                format!("an {} message needs at least one attachment", self.kind.as_str()),
             );
         }
-        if draft.attachments.len() > MAX_ATTACHMENTS {
+        if self.attachments.len() > MAX_ATTACHMENTS {
             violations
                 .add(format!("{prefix}attachments"), format!("at most {MAX_ATTACHMENTS} attachments are allowed"));
         }
-        for (index, attachment) in draft.attachments.iter().enumerate() {
+        for (index, attachment) in self.attachments.iter().enumerate() {
             let field = format!("{prefix}attachments[{index}]");
             violations.check(check_filename(&format!("{field}.filename"), &attachment.filename));
             if !is_media_type(&attachment.media_type) {
@@ -266,29 +427,42 @@ impl MessageDraft {
                     format!("has {} bytes; at most {} are allowed", attachment.data.len(), limits.max_attachment_bytes),
                 );
             }
-            if draft.kind == MessageKind::Image && !attachment.media_type.starts_with("image/") {
+            if self.kind == MessageKind::Image && !attachment.media_type.starts_with("image/") {
                 violations.add(format!("{field}.media_type"), "an image message carries image/* attachments");
             }
         }
-        violations.check(check_attributes(&format!("{prefix}content_attributes"), draft.content_attributes.as_ref()));
-        violations.check(super::metadata::check(&format!("{prefix}metadata"), &draft.metadata));
-        if let Some(request_id) = &draft.request_id {
-            violations.check(text::bounded(
-                &format!("{prefix}request_id"),
-                request_id.clone(),
-                text::MAX_REQUEST_ID_CHARS,
-            ));
-        }
-        violations.finish()?;
-        Ok(NewMessage(draft))
     }
+
+    /// A scheduled message's time, and what a message sent later cannot carry.
+    fn check_schedule(&self, schedule_time: Micros, limits: MessageLimits, prefix: &str, violations: &mut Violations) {
+        violations.check(check_schedule_time(&format!("{prefix}schedule_time"), schedule_time, limits));
+        if self.envelope.as_ref().is_some_and(|e| e.external_id.is_some()) {
+            violations.add(
+                format!("{prefix}envelope.external_id"),
+                "a scheduled message has no external id yet: relayed messages are sent as they arrive",
+            );
+        }
+    }
+}
+
+/// A schedule time: in the future, and at most the configured horizon ahead.
+pub fn check_schedule_time(field: &str, schedule_time: Micros, limits: MessageLimits) -> Result<(), Error> {
+    let now = super::now_micros();
+    if schedule_time <= now {
+        return Err(Error::invalid(field, "must be in the future; to send now, leave it unset"));
+    }
+    if schedule_time - now > limits.schedule_horizon {
+        let days = limits.schedule_horizon / (24 * 3600 * 1_000_000);
+        return Err(Error::invalid(field, format!("is too far ahead: at most {days} days from now")));
+    }
+    Ok(())
 }
 
 impl NewMessage {
     /// Checks what the caller's role allows: private notes, system messages and choosing
     /// the direction are staff's (a member's message always comes in).
     pub fn authorize(&self, caller: &Caller, prefix: &str) -> Result<(), Error> {
-        let draft = &self.0;
+        let draft = &self.draft;
         if !caller.is_staff() && draft.direction.is_some_and(|d| d != Direction::Incoming) {
             return Err(Error::PermissionDenied(format!(
                 "{prefix}direction: a member's messages are incoming; only staff send outgoing ones"
@@ -305,11 +479,11 @@ impl NewMessage {
 
     /// The direction to store: as requested, else outgoing from staff, incoming from members.
     pub fn direction_for(&self, caller: &Caller) -> Direction {
-        self.0.direction.unwrap_or(if caller.is_staff() { Direction::Outgoing } else { Direction::Incoming })
+        self.draft.direction.unwrap_or(if caller.is_staff() { Direction::Outgoing } else { Direction::Incoming })
     }
 }
 
-/// Only the sender may edit a message.
+/// Only the sender may edit a message, sent or scheduled.
 pub fn may_edit(caller: &Caller, sender_id: &str) -> Result<(), Error> {
     if caller.user_id == sender_id {
         Ok(())
@@ -320,10 +494,19 @@ pub fn may_edit(caller: &Caller, sender_id: &str) -> Result<(), Error> {
 
 /// The sender or staff may delete a message.
 pub fn may_delete(caller: &Caller, sender_id: &str) -> Result<(), Error> {
+    sender_or_staff(caller, sender_id, "delete a message")
+}
+
+/// The sender or staff may cancel a scheduled message, or send it at once.
+pub fn may_dispatch(caller: &Caller, sender_id: &str) -> Result<(), Error> {
+    sender_or_staff(caller, sender_id, "cancel or send a scheduled message")
+}
+
+fn sender_or_staff(caller: &Caller, sender_id: &str, action: &str) -> Result<(), Error> {
     if caller.user_id == sender_id || caller.is_staff() {
         Ok(())
     } else {
-        Err(Error::PermissionDenied("only the sender or staff may delete a message".into()))
+        Err(Error::PermissionDenied(format!("only the sender or staff may {action}")))
     }
 }
 
@@ -412,6 +595,27 @@ impl MessagePatch {
     }
 }
 
+/// The edits of a scheduled message before its time.
+#[derive(Debug, Clone, Default)]
+pub struct ScheduledPatch {
+    /// Content, attributes and metadata, as for a sent message.
+    pub message: MessagePatch,
+    /// A new time, checked like a send's.
+    pub schedule_time: Option<Micros>,
+}
+
+impl ScheduledPatch {
+    /// Checks the edits of a scheduled message of `kind`.
+    pub fn validate(&self, kind: MessageKind, limits: MessageLimits) -> Result<(), Error> {
+        let mut violations = Violations::new();
+        violations.check(self.message.validate(kind));
+        if let Some(schedule_time) = self.schedule_time {
+            violations.check(check_schedule_time("message.schedule_time", schedule_time, limits));
+        }
+        violations.finish()
+    }
+}
+
 /// Where a message list starts and in which order.
 #[derive(Debug, Clone)]
 pub struct MessageQuery {
@@ -439,7 +643,7 @@ impl MessageQuery {
 mod tests {
     use super::*;
 
-    const LIMITS: MessageLimits = MessageLimits { max_attachment_bytes: 10 };
+    const LIMITS: MessageLimits = MessageLimits { max_attachment_bytes: 10, schedule_horizon: 1_000_000_000 };
 
     fn draft(kind: MessageKind, content: &str) -> MessageDraft {
         MessageDraft { kind, ..MessageDraft::text(content) }
@@ -533,6 +737,36 @@ mod tests {
         assert!(may_edit(&staff, "someone").is_err(), "not even staff edit others' words");
         assert!(may_delete(&staff, "someone").is_ok());
         assert!(may_delete(&member, "someone").is_err());
+    }
+
+    #[test]
+    fn a_template_message_names_its_template_and_has_no_content() {
+        let used = TemplateUse { template_id: "tpl_1".into(), variables: BTreeMap::new() };
+        let from_template = MessageDraft { template: Some(used.clone()), ..draft(MessageKind::Template, "") };
+        let new = from_template.clone().validate(LIMITS, "").unwrap();
+        assert!(new.template_to_render().is_some(), "rendered in the store, where the template is");
+        let both = MessageDraft { content: "hi".into(), ..from_template.clone() };
+        assert_eq!(fields(both.validate(LIMITS, "")), ["template_id"]);
+        let other_kind = MessageDraft { kind: MessageKind::Text, ..from_template };
+        assert_eq!(fields(other_kind.validate(LIMITS, "")), ["kind"]);
+        assert_eq!(fields(draft(MessageKind::Template, "").validate(LIMITS, "")), ["template_id"]);
+    }
+
+    #[test]
+    fn a_schedule_time_is_in_the_future_within_the_horizon() {
+        let now = crate::domain::now_micros();
+        let at = |time| MessageDraft { schedule_time: Some(time), ..draft(MessageKind::Text, "later") };
+        assert!(at(now + 60_000_000).validate(LIMITS, "").is_ok());
+        assert_eq!(fields(at(now - 1).validate(LIMITS, "")), ["schedule_time"]);
+        assert_eq!(fields(at(now + 2 * LIMITS.schedule_horizon).validate(LIMITS, "")), ["schedule_time"]);
+        let mut relayed = at(now + 60_000_000);
+        relayed.envelope = Some(Envelope {
+            channel: super::super::channels::Channel::Email,
+            from_address: String::new(),
+            to_address: String::new(),
+            external_id: Some("x".into()),
+        });
+        assert_eq!(fields(relayed.validate(LIMITS, "")), ["envelope.external_id"]);
     }
 
     #[test]

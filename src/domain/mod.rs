@@ -6,6 +6,7 @@
 //! `api`); rules that need stored state (who sent a message, who takes part) are asked by
 //! the store's use cases once that state is loaded. Each rule is written once, here.
 
+pub mod channels;
 pub mod conversations;
 pub mod error;
 pub mod events;
@@ -13,6 +14,7 @@ pub mod ids;
 pub mod messages;
 pub mod metadata;
 pub mod paging;
+pub mod templates;
 pub mod text;
 pub mod unread;
 pub mod users;

@@ -293,7 +293,7 @@ impl Stream {
         let takes_part = self.membership.takes_part(event.conversation_id.as_deref());
         if logged.audience.admits(&self.caller, takes_part)
             && self.filter.selects(event)
-            && !self.deliver(StreamItem::Event(Box::new(event.clone()))).await
+            && !self.deliver(StreamItem::Event(Box::new(event.clone().seen_by(&self.caller)))).await
         {
             return false;
         }

@@ -3,9 +3,11 @@
 //! shutdown, waits for each and logs how it ended.
 //!
 //! - [`retention`]: prunes the event log past the retention window.
+//! - [`delivery`]: sends scheduled messages when they are due.
 //! - [`storage_health`]: reads the database for the health service.
 //! - [`statistics`]: keeps SQLite's query-planner statistics current.
 
+pub mod delivery;
 pub mod retention;
 pub mod statistics;
 pub mod storage_health;

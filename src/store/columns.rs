@@ -1,9 +1,10 @@
-//! Column codecs: JSON columns (metadata maps and content attributes) and enums stored by
-//! name (the domain enums' `as_str` names, read back with `FromStr`).
+//! Column codecs: JSON columns (metadata maps and content attributes), enums stored by
+//! name (the domain enums' `as_str` names, read back with `FromStr`), and the column groups
+//! of a message's template and envelope, shared by sent and scheduled messages.
 
 use std::str::FromStr;
 
-use crate::domain::{Error, metadata::Metadata};
+use crate::domain::{Error, channels::Envelope, messages::TemplateUse, metadata::Metadata};
 
 /// A stored enum name back to its value; an unknown name is a corrupt row, INTERNAL.
 pub fn stored<T: FromStr>(what: &str, value: &str) -> Result<T, Error> {
@@ -26,6 +27,55 @@ pub fn value_from_column(column: Option<&str>) -> Result<Option<serde_json::Valu
     column
         .map(|text| serde_json::from_str(text).map_err(|err| Error::Internal(format!("stored JSON is invalid: {err}"))))
         .transpose()
+}
+
+/// (template id, variables as JSON).
+pub fn template_to_columns(template: &Option<TemplateUse>) -> (Option<String>, Option<String>) {
+    match template {
+        Some(used) => (
+            Some(used.template_id.clone()),
+            Some(serde_json::to_string(&used.variables).unwrap_or_else(|_| "{}".to_owned())),
+        ),
+        None => (None, None),
+    }
+}
+
+pub fn template_from_columns(id: Option<String>, variables: Option<&str>) -> Result<Option<TemplateUse>, Error> {
+    let Some(template_id) = id else { return Ok(None) };
+    let variables = serde_json::from_str(variables.unwrap_or("{}"))
+        .map_err(|err| Error::Internal(format!("stored template variables are not a JSON map: {err}")))?;
+    Ok(Some(TemplateUse { template_id, variables }))
+}
+
+/// The envelope's columns: (channel, from, to, external id), all NULL in-app.
+pub struct EnvelopeColumns {
+    pub channel: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub external_id: Option<String>,
+}
+
+pub fn envelope_to_columns(envelope: &Option<Envelope>) -> EnvelopeColumns {
+    let non_empty = |value: &String| Some(value.clone()).filter(|v| !v.is_empty());
+    match envelope {
+        Some(envelope) => EnvelopeColumns {
+            channel: Some(envelope.channel.as_str().to_owned()),
+            from: non_empty(&envelope.from_address),
+            to: non_empty(&envelope.to_address),
+            external_id: envelope.external_id.clone(),
+        },
+        None => EnvelopeColumns { channel: None, from: None, to: None, external_id: None },
+    }
+}
+
+pub fn envelope_from_columns(columns: EnvelopeColumns) -> Result<Option<Envelope>, Error> {
+    let Some(channel) = columns.channel else { return Ok(None) };
+    Ok(Some(Envelope {
+        channel: stored("channel", &channel)?,
+        from_address: columns.from.unwrap_or_default(),
+        to_address: columns.to.unwrap_or_default(),
+        external_id: columns.external_id,
+    }))
 }
 
 #[cfg(test)]

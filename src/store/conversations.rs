@@ -13,7 +13,7 @@ use super::{
     access::{self, ConversationRecord},
     accounts, columns,
     entities::{conversation, message, participant},
-    messages, views,
+    messages, templates, views,
 };
 use crate::domain::{
     Caller, Error, View,
@@ -38,6 +38,12 @@ pub struct Created {
 pub async fn create(store: &Store, caller: &Caller, new: NewConversation) -> Result<Created, Error> {
     if let Some(first) = &new.first_message {
         first.authorize(caller, "first_message.")?;
+        if first.fields().schedule_time.is_some() {
+            return Err(Error::invalid(
+                "first_message.schedule_time",
+                "a conversation's first message is sent with it: schedule later messages with SendMessage",
+            ));
+        }
     }
     let id = store.write(caller, move |tx, caller| Box::pin(insert(tx, caller, new))).await?;
     created(store, caller, &id).await
@@ -72,6 +78,8 @@ async fn insert(tx: &mut WriteTx, caller: &Caller, new: NewConversation) -> Resu
         if let Some(request_id) = &first.fields().request_id {
             messages::ensure_unused_request_id(tx, caller, request_id, "first_message.request_id").await?;
         }
+        let first =
+            templates::render_message(tx.conn(), caller, first).await.map_err(|err| err.within("first_message."))?;
         messages::insert(tx, caller, &mut record, first).await?;
     }
     Ok(record.row.id)

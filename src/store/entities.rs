@@ -155,6 +155,102 @@ pub mod message {
         pub create_time: i64,
         pub edit_time: Option<i64>,
         pub delete_time: Option<i64>,
+        /// The template it was rendered from, and the values (a JSON map of strings).
+        pub template_id: Option<String>,
+        pub template_variables: Option<String>,
+        /// The channel it was relayed through (NULL: in-app), its addresses and its id there.
+        pub channel: Option<String>,
+        pub channel_from: Option<String>,
+        pub channel_to: Option<String>,
+        pub external_id: Option<String>,
+        /// The time it was scheduled for.
+        pub schedule_time: Option<i64>,
+    }
+
+    no_relations!();
+}
+
+pub mod scheduled_message {
+    use sea_orm::entity::prelude::*;
+
+    /// A message waiting for its time (or failed at it): the columns of a message to send,
+    /// with the state of its schedule.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "scheduled_messages")]
+    pub struct Model {
+        /// The id the message keeps when delivered.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub account_id: String,
+        pub conversation_id: String,
+        pub sender_id: String,
+        pub kind: String,
+        pub content: String,
+        pub content_type: String,
+        pub content_attributes: Option<String>,
+        pub private: bool,
+        pub direction: String,
+        pub metadata: String,
+        pub template_id: Option<String>,
+        pub template_variables: Option<String>,
+        pub channel: Option<String>,
+        pub channel_from: Option<String>,
+        pub channel_to: Option<String>,
+        pub send_request_id: Option<String>,
+        pub schedule_time: i64,
+        /// `scheduled` or `failed` (`domain::messages::MessageState`).
+        pub state: String,
+        pub failure_reason: Option<String>,
+        pub create_time: i64,
+        pub update_time: i64,
+    }
+
+    no_relations!();
+}
+
+pub mod scheduled_attachment {
+    use sea_orm::entity::prelude::*;
+
+    /// A file of a waiting message; it keeps its id when the message is delivered.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "scheduled_attachments")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub account_id: String,
+        pub scheduled_message_id: String,
+        pub position: i32,
+        pub filename: String,
+        pub media_type: String,
+        pub size_bytes: i64,
+        pub sha256: String,
+        pub data: Vec<u8>,
+    }
+
+    no_relations!();
+}
+
+pub mod template {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "templates")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub account_id: String,
+        pub scope: String,
+        pub owner_id: Option<String>,
+        /// Where the name is unique: the owner's id, or the account's.
+        pub namespace: String,
+        pub name: String,
+        pub category: String,
+        pub content: String,
+        /// JSON array of the placeholder names.
+        pub variables: String,
+        pub creator_id: String,
+        pub create_time: i64,
+        pub update_time: i64,
     }
 
     no_relations!();
@@ -214,6 +310,8 @@ pub mod event {
         pub audience_user_id: Option<String>,
         pub subject_user_id: Option<String>,
         pub staff_only: bool,
+        /// Every user of the account may see it.
+        pub everyone: bool,
         pub create_time: i64,
         /// `domain::events::EventPayload` as JSON.
         pub payload: String,

@@ -2,9 +2,9 @@
 //! in sequence order with each event's audience (readers filter by `Audience::admits`),
 //! pruned after the retention window.
 //!
-//! An [`Audience`] is stored in three columns, encoded and decoded here only:
-//! `audience_user_id` (only this user), `subject_user_id` (this user too) and `staff_only`
-//! (staff, plus `subject_user_id` when set).
+//! An [`Audience`] is stored in four columns, encoded and decoded here only:
+//! `audience_user_id` (only this user), `subject_user_id` (this user too), `staff_only`
+//! (staff, plus `subject_user_id` when set) and `everyone` (every user of the account).
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -38,24 +38,31 @@ pub struct RetentionReport {
     pub pruned_events: u64,
 }
 
-/// The columns of an audience: (only this user, this user too, staff only).
-fn audience_columns(audience: Audience) -> (Option<String>, Option<String>, bool) {
+/// The columns of an audience: (only this user, this user too, staff only, everyone).
+fn audience_columns(audience: Audience) -> (Option<String>, Option<String>, bool, bool) {
     match audience {
-        Audience::Conversation => (None, None, false),
-        Audience::ConversationAnd(user) => (None, Some(user), false),
-        Audience::Staff => (None, None, true),
-        Audience::StaffAnd(user) => (None, Some(user), true),
-        Audience::User(user) => (Some(user), None, false),
+        Audience::Conversation => (None, None, false, false),
+        Audience::ConversationAnd(user) => (None, Some(user), false, false),
+        Audience::Staff => (None, None, true, false),
+        Audience::StaffAnd(user) => (None, Some(user), true, false),
+        Audience::User(user) => (Some(user), None, false, false),
+        Audience::Account => (None, None, false, true),
     }
 }
 
 /// The audience its columns encode (see [`audience_columns`]).
-fn audience_from_columns(only_user: Option<String>, also_user: Option<String>, staff_only: bool) -> Audience {
+fn audience_from_columns(
+    only_user: Option<String>,
+    also_user: Option<String>,
+    staff_only: bool,
+    everyone: bool,
+) -> Audience {
     match (only_user, also_user, staff_only) {
         (Some(user), _, _) => Audience::User(user),
         (None, Some(user), true) => Audience::StaffAnd(user),
         (None, None, true) => Audience::Staff,
         (None, Some(user), false) => Audience::ConversationAnd(user),
+        (None, None, false) if everyone => Audience::Account,
         (None, None, false) => Audience::Conversation,
     }
 }
@@ -96,7 +103,7 @@ pub(super) async fn append(
     for new in events {
         let payload = serde_json::to_string(&new.payload)
             .map_err(|err| Error::Internal(format!("could not encode an event payload: {err}")))?;
-        let (only_user, also_user, staff_only) = audience_columns(new.audience);
+        let (only_user, also_user, staff_only, everyone) = audience_columns(new.audience);
         rows.push(event::ActiveModel {
             seq: NotSet,
             account_id: Set(account_id.to_owned()),
@@ -106,6 +113,7 @@ pub(super) async fn append(
             audience_user_id: Set(only_user),
             subject_user_id: Set(also_user),
             staff_only: Set(staff_only),
+            everyone: Set(everyone),
             create_time: Set(now),
             payload: Set(payload),
         });
@@ -127,7 +135,7 @@ fn event_from_row(row: event::Model) -> Result<LoggedEvent, Error> {
     };
     Ok(LoggedEvent {
         event,
-        audience: audience_from_columns(row.audience_user_id, row.subject_user_id, row.staff_only),
+        audience: audience_from_columns(row.audience_user_id, row.subject_user_id, row.staff_only, row.everyone),
     })
 }
 
@@ -254,6 +262,21 @@ mod tests {
         }
     }
 
+    #[test]
+    fn every_audience_reads_back_from_its_columns() {
+        for audience in [
+            Audience::Conversation,
+            Audience::ConversationAnd("u".into()),
+            Audience::Staff,
+            Audience::StaffAnd("u".into()),
+            Audience::User("u".into()),
+            Audience::Account,
+        ] {
+            let (only_user, also_user, staff_only, everyone) = audience_columns(audience.clone());
+            assert_eq!(audience_from_columns(only_user, also_user, staff_only, everyone), audience);
+        }
+    }
+
     /// Narrowing a read never drops an event that the in-memory rule would deliver, or one
     /// that moves membership and that the viewer may see: it only saves reading the rest.
     #[tokio::test]
@@ -269,16 +292,21 @@ mod tests {
             Audience::StaffAnd("u_other".into()),
             Audience::User("u_me".into()),
             Audience::User("u_other".into()),
+            Audience::Account,
         ];
         let mut events = Vec::new();
         for kind in EventKind::iter() {
             for audience in &audiences {
-                for conversation_id in ["c_1", "c_2"] {
+                // An account's events outside any conversation (templates) too.
+                for conversation_id in [Some("c_1"), Some("c_2"), None] {
                     events.push(NewEvent {
                         kind,
-                        conversation_id: Some(conversation_id.into()),
+                        conversation_id: conversation_id.map(Into::into),
                         audience: audience.clone(),
-                        payload: EventPayload::Conversation(Box::new(conversation(conversation_id, &["u_me"]))),
+                        payload: EventPayload::Conversation(Box::new(conversation(
+                            conversation_id.unwrap_or("c_0"),
+                            &["u_me"],
+                        ))),
                     });
                 }
             }

@@ -12,12 +12,12 @@ use super::{
     access::{self, ConversationRecord},
     columns,
     entities::{attachment, conversation, message, message_read},
-    unread, views,
+    pending, templates, unread, views,
 };
 use crate::domain::{
     Caller, Error, View,
+    channels::Envelope,
     events::{Audience, EventKind, EventPayload, NewEvent},
-    ids,
     messages::{
         Attachment, AttachmentContent, Message, MessageDraft, MessageKind, MessagePatch, MessageQuery, NewAttachment,
         NewMessage, may_delete, may_edit,
@@ -27,14 +27,23 @@ use crate::domain::{
     views::MessageView,
 };
 
-/// What a send did: a new message, or the one an earlier send with the same request id
-/// made (read back after the unit).
+/// What a send did: a new message (sent or scheduled), or the one an earlier send with the
+/// same request id made (read back after the unit).
 enum Sent {
     New(Box<Message>),
-    Earlier(String),
+    Earlier(Earlier),
 }
 
-/// Sends a message. A retried send with the same request id returns the first message.
+/// A message an earlier send with the same request id made.
+pub(super) enum Earlier {
+    /// In its conversation.
+    Sent(String),
+    /// Still scheduled (or failed).
+    Scheduled(String),
+}
+
+/// Sends a message, or schedules it when it has a schedule time. A retried send with the
+/// same request id returns the first message.
 pub async fn send(
     store: &Store,
     caller: &Caller,
@@ -46,25 +55,40 @@ pub async fn send(
         .write(caller, move |tx, caller| {
             Box::pin(async move {
                 if let Some(request_id) = &new.fields().request_id
-                    && let Some(earlier) = find_sent(tx.conn(), &caller.user_id, request_id).await?
+                    && let Some((earlier, in_conversation)) =
+                        find_earlier(tx.conn(), &caller.user_id, request_id).await?
                 {
-                    if earlier.conversation_id != conversation_id {
+                    if in_conversation != conversation_id {
                         return Err(Error::invalid(
                             "request_id",
-                            format!("was already used for message {} in another conversation", earlier.id),
+                            format!("was already used for message {} in another conversation", earlier.id()),
                         ));
                     }
-                    return Ok(Sent::Earlier(earlier.id));
+                    return Ok(Sent::Earlier(earlier));
                 }
                 let mut record = access::load_visible(tx.conn(), caller, &conversation_id).await?;
-                let message = insert(tx, caller, &mut record, new).await?;
+                let new = templates::render_message(tx.conn(), caller, new).await?;
+                let message = if new.fields().schedule_time.is_some() {
+                    pending::schedule(tx, caller, &record, new).await?
+                } else {
+                    insert(tx, caller, &mut record, new).await?
+                };
                 Ok(Sent::New(Box::new(message)))
             })
         })
         .await?;
     match sent {
         Sent::New(message) => Ok(MessageView::from(*message)),
-        Sent::Earlier(id) => get(store, caller, &id, View::Basic).await,
+        Sent::Earlier(Earlier::Sent(id)) => get(store, caller, &id, View::Basic).await,
+        Sent::Earlier(Earlier::Scheduled(id)) => pending::view(&store.db, caller, &id).await,
+    }
+}
+
+impl Earlier {
+    fn id(&self) -> &str {
+        match self {
+            Earlier::Sent(id) | Earlier::Scheduled(id) => id,
+        }
     }
 }
 
@@ -88,7 +112,11 @@ pub async fn import(
             Box::pin(async move {
                 let mut record = access::load_visible(tx.conn(), caller, &conversation_id).await?;
                 let count = messages.len();
-                for new in messages {
+                for (index, new) in messages.into_iter().enumerate() {
+                    if new.fields().schedule_time.is_some() {
+                        return Err(Error::invalid(format!("messages[{index}].schedule_time"), "imports are sent now"));
+                    }
+                    let new = templates::render_message(tx.conn(), caller, new).await?;
                     insert(tx, caller, &mut record, new).await?;
                 }
                 Ok(count)
@@ -104,23 +132,33 @@ pub(super) async fn ensure_unused_request_id(
     request_id: &str,
     field: &str,
 ) -> Result<(), Error> {
-    match find_sent(tx.conn(), &caller.user_id, request_id).await? {
-        Some(earlier) => Err(Error::invalid(field, format!("was already used for message {}", earlier.id))),
+    match find_earlier(tx.conn(), &caller.user_id, request_id).await? {
+        Some((earlier, _)) => Err(Error::invalid(field, format!("was already used for message {}", earlier.id()))),
         None => Ok(()),
     }
 }
 
-/// The message `sender_id` sent with this request id, if any.
-async fn find_sent<C: ConnectionTrait>(
+/// The message `sender_id` sent or scheduled with this request id, if any, with its
+/// conversation.
+async fn find_earlier<C: ConnectionTrait>(
     conn: &C,
     sender_id: &str,
     request_id: &str,
-) -> Result<Option<message::Model>, Error> {
-    Ok(message::Entity::find()
+) -> Result<Option<(Earlier, String)>, Error> {
+    let sent: Option<(String, String)> = message::Entity::find()
+        .select_only()
+        .columns([message::Column::Id, message::Column::ConversationId])
         .filter(message::Column::SenderId.eq(sender_id))
         .filter(message::Column::SendRequestId.eq(request_id))
+        .into_tuple()
         .one(conn)
-        .await?)
+        .await?;
+    if let Some((id, conversation_id)) = sent {
+        return Ok(Some((Earlier::Sent(id), conversation_id)));
+    }
+    Ok(pending::find_by_request(conn, sender_id, request_id)
+        .await?
+        .map(|(id, conversation_id)| (Earlier::Scheduled(id), conversation_id)))
 }
 
 /// Inserts a message into a conversation the caller may write to, with its attachments,
@@ -133,9 +171,15 @@ pub(super) async fn insert(
     new: NewMessage,
 ) -> Result<Message, Error> {
     let direction = new.direction_for(caller);
+    let mut new = new;
+    let id = new.take_id()?;
+    let attachment_ids = new.take_attachment_ids();
     let draft = new.into_fields();
-    let row = insert_row(tx, caller, &record.row, &draft, direction.as_str()).await?;
-    let attachments = insert_attachments(tx, &row, draft.attachments).await?;
+    if let Some(envelope) = &draft.envelope {
+        ensure_not_relayed(tx.conn(), &caller.account_id, envelope).await?;
+    }
+    let row = insert_row(tx, caller, &record.row, id, &draft, direction.as_str()).await?;
+    let attachments = insert_attachments(tx, &row, draft.attachments, attachment_ids).await?;
     advance_summary(tx, record, &row).await?;
     let staff = access::staff_among(tx.conn(), record.participant_ids()).await?;
     let facts = MessageFacts { sender_id: &row.sender_id, private: row.private, deleted: false };
@@ -157,6 +201,7 @@ async fn insert_row(
     tx: &WriteTx,
     caller: &Caller,
     conversation: &conversation::Model,
+    id: String,
     draft: &MessageDraft,
     direction: &str,
 ) -> Result<message::Model, Error> {
@@ -165,8 +210,10 @@ async fn insert_row(
     } else {
         (conversation.message_sequence + 1, 0)
     };
+    let (template_id, template_variables) = columns::template_to_columns(&draft.template);
+    let envelope = columns::envelope_to_columns(&draft.envelope);
     Ok(message::ActiveModel {
-        id: Set(ids::new_id(ids::MESSAGE)),
+        id: Set(id),
         account_id: Set(caller.account_id.clone()),
         conversation_id: Set(conversation.id.clone()),
         sequence: Set(sequence),
@@ -183,20 +230,51 @@ async fn insert_row(
         create_time: Set(tx.now),
         edit_time: Set(None),
         delete_time: Set(None),
+        template_id: Set(template_id),
+        template_variables: Set(template_variables),
+        channel: Set(envelope.channel),
+        channel_from: Set(envelope.from),
+        channel_to: Set(envelope.to),
+        external_id: Set(envelope.external_id),
+        schedule_time: Set(draft.schedule_time),
     }
     .insert(tx.conn())
     .await?)
 }
 
+/// ALREADY_EXISTS, naming the message, when the account already has a message with the
+/// envelope's channel and external id: a relay delivering the same message twice.
+async fn ensure_not_relayed<C: ConnectionTrait>(conn: &C, account_id: &str, envelope: &Envelope) -> Result<(), Error> {
+    let Some(external_id) = &envelope.external_id else { return Ok(()) };
+    let existing: Option<String> = message::Entity::find()
+        .select_only()
+        .column(message::Column::Id)
+        .filter(message::Column::AccountId.eq(account_id))
+        .filter(message::Column::Channel.eq(envelope.channel.as_str()))
+        .filter(message::Column::ExternalId.eq(external_id))
+        .into_tuple()
+        .one(conn)
+        .await?;
+    match existing {
+        Some(id) => Err(Error::AlreadyExists(format!(
+            "envelope.external_id: message {id} already has {} external id {external_id:?}",
+            envelope.channel.as_str()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The message's files, each under its id in `ids` (by position).
 async fn insert_attachments(
     tx: &WriteTx,
     message: &message::Model,
     uploads: Vec<NewAttachment>,
+    ids: Vec<String>,
 ) -> Result<Vec<Attachment>, Error> {
     let mut attachments = Vec::with_capacity(uploads.len());
-    for (position, upload) in uploads.into_iter().enumerate() {
+    for (position, (upload, id)) in uploads.into_iter().zip(ids).enumerate() {
         let stored = attachment::ActiveModel {
-            id: Set(ids::new_id(ids::ATTACHMENT)),
+            id: Set(id),
             account_id: Set(message.account_id.clone()),
             message_id: Set(message.id.clone()),
             position: Set(position as i32),
@@ -402,7 +480,9 @@ mod tests {
     };
 
     fn text(content: &str) -> NewMessage {
-        MessageDraft::text(content).validate(MessageLimits { max_attachment_bytes: 1 }, "").unwrap()
+        MessageDraft::text(content)
+            .validate(MessageLimits { max_attachment_bytes: 1, schedule_horizon: 0 }, "")
+            .unwrap()
     }
 
     #[tokio::test]
@@ -425,7 +505,7 @@ mod tests {
         assert!(unread::drift(&store, &account_id).await.unwrap().is_empty());
         let mut replayed = text("again").into_fields();
         replayed.request_id = Some("r1".into());
-        let replayed = replayed.validate(MessageLimits { max_attachment_bytes: 1 }, "").unwrap();
+        let replayed = replayed.validate(MessageLimits { max_attachment_bytes: 1, schedule_horizon: 0 }, "").unwrap();
         assert!(matches!(import(&store, &buyer, id, vec![replayed]).await, Err(Error::InvalidArgument(_))));
     }
 
@@ -440,7 +520,7 @@ mod tests {
         let id = conversation(&store, &agent, &[]).await;
         let mut note = text("a note").into_fields();
         note.private = true;
-        let note = note.validate(MessageLimits { max_attachment_bytes: 1 }, "").unwrap();
+        let note = note.validate(MessageLimits { max_attachment_bytes: 1, schedule_horizon: 0 }, "").unwrap();
         send(&store, &agent, id.clone(), note.clone()).await.unwrap();
         send(&store, &agent, id.clone(), text("public")).await.unwrap();
         send(&store, &agent, id.clone(), note).await.unwrap();

@@ -11,9 +11,11 @@
 //! read the pool) sit above three shared kernels, which sit above the door:
 //!
 //! - aggregates: [`accounts`], [`users`], [`api_keys`], [`conversations`],
-//!   [`participants`], [`messages`], [`reads`], and the log itself, [`events`];
+//!   [`participants`], [`messages`] (with [`scheduled`] ones), [`reads`], [`templates`],
+//!   and the log itself, [`events`];
 //! - kernels: `access` (load a conversation or message and check visibility), [`unread`]
-//!   (the counters, following `domain::unread`), `views` (what a viewer sees);
+//!   (the counters, following `domain::unread`), `views` (what a viewer sees), `pending`
+//!   (waiting messages as stored, shared by the send path and [`scheduled`]);
 //! - below them: `writer` (the door, and group commit), `tx` (a unit's transaction),
 //!   [`wakeups`], [`credentials`] (the key cache), [`entities`], `columns`.
 
@@ -27,7 +29,10 @@ pub mod entities;
 pub mod events;
 pub mod messages;
 pub mod participants;
+mod pending;
 pub mod reads;
+pub mod scheduled;
+pub mod templates;
 #[cfg(test)]
 mod testing;
 mod tx;

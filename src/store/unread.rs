@@ -254,6 +254,7 @@ mod tests {
             create_time: Set(sequence),
             edit_time: Set(None),
             delete_time: Set(deleted.then_some(1)),
+            ..Default::default()
         }
         .insert(&store.db)
         .await

@@ -15,7 +15,7 @@ use super::{
 use crate::domain::{
     Caller, Error, View,
     conversations::ViewerState,
-    messages::{Attachment, Message, ReadReceipt},
+    messages::{Attachment, Message, MessageState, ReadReceipt},
     users::User,
     views::{ConversationView, MessageView},
 };
@@ -96,9 +96,20 @@ pub fn message_from_row(
     attachments: Vec<Attachment>,
     read_receipts: Vec<ReadReceipt>,
 ) -> Result<Message, Error> {
+    let envelope = columns::envelope_from_columns(columns::EnvelopeColumns {
+        channel: row.channel,
+        from: row.channel_from,
+        to: row.channel_to,
+        external_id: row.external_id,
+    })?;
     Ok(Message {
         read_receipts,
         attachments,
+        template: columns::template_from_columns(row.template_id, row.template_variables.as_deref())?,
+        envelope,
+        schedule_time: row.schedule_time,
+        state: MessageState::Sent,
+        failure_reason: None,
         kind: columns::stored("message kind", &row.kind)?,
         content_type: columns::stored("content type", &row.content_type)?,
         direction: columns::stored("direction", &row.direction)?,
@@ -172,7 +183,7 @@ async fn attachments_of<C: ConnectionTrait>(
     conn: &C,
     ids: &[String],
 ) -> Result<HashMap<String, Vec<Attachment>>, Error> {
-    let rows = attachment::Entity::find()
+    let rows: Vec<AttachmentColumns> = attachment::Entity::find()
         .select_only()
         .columns([
             attachment::Column::MessageId,
@@ -185,14 +196,23 @@ async fn attachments_of<C: ConnectionTrait>(
         .filter(attachment::Column::MessageId.is_in(ids.to_vec()))
         .order_by_asc(attachment::Column::MessageId)
         .order_by_asc(attachment::Column::Position)
-        .into_tuple::<(String, String, String, String, i64, String)>()
+        .into_tuple()
         .all(conn)
         .await?;
+    Ok(group_attachments(rows))
+}
+
+/// An attachment's description as read: (message id, id, file name, media type, size,
+/// SHA-256).
+pub type AttachmentColumns = (String, String, String, String, i64, String);
+
+/// Attachment descriptions, in the order read, by message.
+pub fn group_attachments(rows: Vec<AttachmentColumns>) -> HashMap<String, Vec<Attachment>> {
     let mut attachments: HashMap<String, Vec<Attachment>> = HashMap::new();
     for (message_id, id, filename, media_type, size_bytes, sha256) in rows {
         attachments.entry(message_id).or_default().push(Attachment { id, filename, media_type, size_bytes, sha256 });
     }
-    Ok(attachments)
+    attachments
 }
 
 /// Conversations as `caller` sees them: its own state and the newest message it may see;
@@ -237,7 +257,7 @@ pub async fn present<C: ConnectionTrait>(
                 .iter()
                 .filter_map(|p| users.get(&p.user_id).map(|u| (p.user_id.clone(), u.clone())))
                 .collect();
-            let last_message = last_by_conversation.remove(&conversation.id);
+            let last_message = last_by_conversation.remove(&conversation.id).map(|m| m.seen_by(caller));
             Ok(ConversationView { conversation, viewer, last_message, users })
         })
         .collect()
@@ -265,7 +285,8 @@ pub async fn present_messages<C: ConnectionTrait>(
     record: ConversationRecord,
     view: View,
 ) -> Result<Vec<MessageView>, Error> {
-    let messages = assemble(conn, rows, std::slice::from_ref(&record)).await?;
+    let messages: Vec<Message> =
+        assemble(conn, rows, std::slice::from_ref(&record)).await?.into_iter().map(|m| m.seen_by(caller)).collect();
     if view == View::Basic {
         return Ok(messages.into_iter().map(MessageView::from).collect());
     }

@@ -3,42 +3,13 @@
 
 use std::{
     collections::HashSet,
-    process::Stdio,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use missive::api::pb;
-use tokio::process::{Child, Command};
-use tonic::transport::Channel;
 
-use crate::helpers::{Session, spawn_app, text};
-
-/// A free port on the loopback interface, for a child process to listen on.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// `missive serve` on `database_url`, as a separate process, and a channel to it once it
-/// answers.
-async fn serve_in_a_process(database_url: &str) -> (Child, Channel) {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_missive"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", database_url])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the missive binary starts");
-    let endpoint = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap();
-    for _ in 0..200 {
-        if let Ok(channel) = endpoint.connect().await {
-            return (child, channel);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the missive process did not start listening");
-}
+use crate::helpers::{Session, serve_in_a_process, spawn_app, text};
 
 #[tokio::test]
 async fn every_acknowledged_message_survives_a_sigkill_during_a_send_load() {
@@ -48,7 +19,7 @@ async fn every_acknowledged_message_survives_a_sigkill_during_a_send_load() {
     let buyer = app.member("buyer").await;
     let seller = app.member("seller").await;
     let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
-    let (mut child, channel) = serve_in_a_process(&app.database_url).await;
+    let (mut child, channel) = serve_in_a_process(&app.database_url, &[]).await;
 
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut senders = Vec::new();

@@ -6,28 +6,12 @@ use std::{collections::HashSet, time::Duration};
 use missive::api::pb;
 use tonic::{Code, Streaming};
 
-use crate::helpers::{Session, TestApp, TestUser, assert_code, assert_invalid, note, spawn_app, spawn_app_with, text};
-
-const WAIT: Duration = Duration::from_secs(10);
+use crate::helpers::{
+    Session, TestApp, TestUser, WAIT, assert_code, assert_invalid, next_events, note, spawn_app, spawn_app_with, text,
+};
 
 async fn subscribe(app: &TestApp, user: &TestUser, after: &str) -> Streaming<pb::Event> {
     app.session(user).subscribe_after(after).await.expect("subscribe")
-}
-
-/// The next `count` events that are not heartbeats.
-async fn next_events(stream: &mut Streaming<pb::Event>, count: usize) -> Vec<pb::Event> {
-    let mut events = Vec::new();
-    while events.len() < count {
-        let event = tokio::time::timeout(WAIT, stream.message())
-            .await
-            .unwrap_or_else(|_| panic!("timed out after {} of {count} events", events.len()))
-            .expect("a healthy stream")
-            .expect("an open stream");
-        if event.r#type != pb::EventType::Heartbeat as i32 {
-            events.push(event);
-        }
-    }
-    events
 }
 
 /// The id of `user`'s (only) API key, as its admin lists it.

@@ -13,6 +13,7 @@
 
 use std::{
     io::IsTerminal,
+    process::Stdio,
     sync::{Arc, Once, atomic::Ordering},
     time::Duration,
 };
@@ -21,6 +22,8 @@ use missive::{
     api::pb::{
         self, admin_service_client::AdminServiceClient, conversation_service_client::ConversationServiceClient,
         event_service_client::EventServiceClient, message_service_client::MessageServiceClient,
+        scheduled_message_service_client::ScheduledMessageServiceClient,
+        template_service_client::TemplateServiceClient,
     },
     config::Config,
     domain::users::{NewUser, Role},
@@ -29,7 +32,11 @@ use missive::{
     store::{self, Store},
 };
 use sea_orm::{ConnectionTrait, Database};
-use tokio::{sync::oneshot, task::JoinHandle};
+use tokio::{
+    process::{Child, Command},
+    sync::oneshot,
+    task::JoinHandle,
+};
 use tonic::{Code, Request, Status, Streaming, transport::Channel};
 
 /// Installs the tracing subscriber once per test binary when TEST_LOG is set.
@@ -158,6 +165,84 @@ impl Session {
 
     fn messages(&self) -> MessageServiceClient<Channel> {
         MessageServiceClient::new(self.channel.clone()).max_decoding_message_size(64 * 1024 * 1024)
+    }
+
+    fn templates(&self) -> TemplateServiceClient<Channel> {
+        TemplateServiceClient::new(self.channel.clone())
+    }
+
+    fn scheduled(&self) -> ScheduledMessageServiceClient<Channel> {
+        ScheduledMessageServiceClient::new(self.channel.clone())
+    }
+
+    // TemplateService.
+
+    pub async fn create_template(&self, template: pb::Template) -> Result<pb::Template, Status> {
+        let request = pb::CreateTemplateRequest { template: Some(template) };
+        self.templates().create_template(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn get_template(&self, id: &str) -> Result<pb::Template, Status> {
+        let request = pb::GetTemplateRequest { id: id.into() };
+        self.templates().get_template(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn list_templates(&self, request: pb::ListTemplatesRequest) -> Result<pb::ListTemplatesResponse, Status> {
+        self.templates().list_templates(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn update_template(&self, template: pb::Template, paths: &[&str]) -> Result<pb::Template, Status> {
+        let update_mask = Some(prost_types::FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() });
+        let request = pb::UpdateTemplateRequest { template: Some(template), update_mask };
+        self.templates().update_template(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn delete_template(&self, id: &str) -> Result<(), Status> {
+        let request = pb::DeleteTemplateRequest { id: id.into() };
+        self.templates().delete_template(self.request(request)).await.map(|_| ())
+    }
+
+    pub async fn render_template(
+        &self,
+        id: &str,
+        variables: &[(&str, &str)],
+    ) -> Result<pb::RenderTemplateResponse, Status> {
+        let variables = variables.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let request = pb::RenderTemplateRequest { template_id: id.into(), variables };
+        self.templates().render_template(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    // ScheduledMessageService.
+
+    pub async fn get_scheduled(&self, id: &str) -> Result<pb::Message, Status> {
+        let request = pb::GetScheduledMessageRequest { id: id.into() };
+        self.scheduled().get_scheduled_message(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    /// The caller's scheduled messages (in `conversation_id` when not empty), one page of 1000.
+    pub async fn list_scheduled(&self, conversation_id: &str) -> Result<Vec<pb::Message>, Status> {
+        let request = pb::ListScheduledMessagesRequest {
+            conversation_id: conversation_id.into(),
+            page_size: 1000,
+            ..Default::default()
+        };
+        self.scheduled().list_scheduled_messages(self.request(request)).await.map(|r| r.into_inner().messages)
+    }
+
+    pub async fn update_scheduled(&self, message: pb::Message, paths: &[&str]) -> Result<pb::Message, Status> {
+        let update_mask = Some(prost_types::FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() });
+        let request = pb::UpdateScheduledMessageRequest { message: Some(message), update_mask };
+        self.scheduled().update_scheduled_message(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn cancel_scheduled(&self, id: &str) -> Result<pb::Message, Status> {
+        let request = pb::CancelScheduledMessageRequest { id: id.into() };
+        self.scheduled().cancel_scheduled_message(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn send_scheduled_now(&self, id: &str) -> Result<pb::Message, Status> {
+        let request = pb::SendScheduledMessageNowRequest { id: id.into() };
+        self.scheduled().send_scheduled_message_now(self.request(request)).await.map(|r| r.into_inner())
     }
 
     // AdminService.
@@ -509,6 +594,21 @@ impl TestApp {
         StreamSettings::default().queue_capacity
     }
 
+    /// Stops the server the way SIGTERM does, waits `down` and starts a new one on the same
+    /// database (its account and admin are the same).
+    pub async fn restart_after(mut self, down: Duration) -> TestApp {
+        let dir = self._dir.take();
+        let (database_url, account_id, admin) =
+            (self.database_url.clone(), self.account_id.clone(), self.admin.clone());
+        self.shutdown().await;
+        tokio::time::sleep(down).await;
+        let mut restarted = Self::serve_database(&database_url).await;
+        restarted.account_id = account_id;
+        restarted.admin = admin;
+        restarted._dir = dir;
+        restarted
+    }
+
     /// Stops the server the way SIGTERM does and waits for it.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -568,6 +668,59 @@ pub fn assert_invalid<T: std::fmt::Debug>(result: Result<T, Status>, field: &str
     let status = assert_code(result, Code::InvalidArgument);
     let fields = violated_fields(&status);
     assert!(fields.iter().any(|f| f == field), "expected a violation of {field}, got {fields:?} ({status:?})");
+}
+
+/// A free port on the loopback interface, for a child process to listen on.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `missive serve` on `database_url` with `flags`, as a separate process, and a channel to
+/// it once it answers.
+pub async fn serve_in_a_process(database_url: &str, flags: &[&str]) -> (Child, Channel) {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_missive"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", database_url])
+        .args(flags)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the missive binary starts");
+    let endpoint = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap();
+    for _ in 0..200 {
+        if let Ok(channel) = endpoint.connect().await {
+            return (child, channel);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the missive process did not start listening");
+}
+
+/// How long a test waits for an event.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The next `count` events that are not heartbeats.
+pub async fn next_events(stream: &mut Streaming<pb::Event>, count: usize) -> Vec<pb::Event> {
+    let mut events = Vec::new();
+    while events.len() < count {
+        let event = tokio::time::timeout(WAIT, stream.message())
+            .await
+            .unwrap_or_else(|_| panic!("timed out after {} of {count} events", events.len()))
+            .expect("a healthy stream")
+            .expect("an open stream");
+        if event.r#type != pb::EventType::Heartbeat as i32 {
+            events.push(event);
+        }
+    }
+    events
+}
+
+/// The timestamp `from_now` ahead of now.
+pub fn in_future(from_now: Duration) -> prost_types::Timestamp {
+    let at = std::time::SystemTime::now() + from_now;
+    let since_epoch = at.duration_since(std::time::UNIX_EPOCH).unwrap();
+    prost_types::Timestamp { seconds: since_epoch.as_secs() as i64, nanos: since_epoch.subsec_nanos() as i32 }
 }
 
 /// A response timestamp in microseconds, for comparisons.

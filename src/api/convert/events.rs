@@ -25,6 +25,13 @@ impl From<EventKind> for pb::EventType {
             EventKind::ConversationDeleted => pb::EventType::ConversationDeleted,
             EventKind::ParticipantAdded => pb::EventType::ParticipantAdded,
             EventKind::ParticipantRemoved => pb::EventType::ParticipantRemoved,
+            EventKind::MessageScheduled => pb::EventType::MessageScheduled,
+            EventKind::ScheduledMessageUpdated => pb::EventType::ScheduledMessageUpdated,
+            EventKind::ScheduledMessageCanceled => pb::EventType::ScheduledMessageCanceled,
+            EventKind::ScheduledMessageFailed => pb::EventType::ScheduledMessageFailed,
+            EventKind::TemplateCreated => pb::EventType::TemplateCreated,
+            EventKind::TemplateUpdated => pb::EventType::TemplateUpdated,
+            EventKind::TemplateDeleted => pb::EventType::TemplateDeleted,
         }
     }
 }
@@ -66,6 +73,7 @@ impl From<EventPayload> for pb::event::Payload {
                     conversation: Some((*conversation).into()),
                 })
             }
+            EventPayload::Template(template) => Payload::Template((*template).into()),
         }
     }
 }

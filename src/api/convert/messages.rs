@@ -5,7 +5,8 @@ use crate::{
     api::pb,
     domain::{
         Error,
-        messages::{Attachment, ContentType, Direction, Message, MessageKind, ReadReceipt},
+        channels::{Channel, Envelope},
+        messages::{Attachment, ContentType, Direction, Message, MessageKind, MessageState, ReadReceipt},
         views::MessageView,
     },
 };
@@ -18,14 +19,18 @@ impl From<MessageKind> for pb::MessageKind {
             MessageKind::Document => pb::MessageKind::Document,
             MessageKind::QuickReply => pb::MessageKind::QuickReply,
             MessageKind::System => pb::MessageKind::System,
+            MessageKind::Template => pb::MessageKind::Template,
         }
     }
 }
 
-/// A message kind from a request; unspecified is text.
-pub fn message_kind_from(field: &str, value: i32) -> Result<MessageKind, Error> {
+/// A message kind from a request; unspecified is `unspecified` (text, or template for a
+/// message sent from a template).
+pub fn message_kind_from(field: &str, value: i32, unspecified: MessageKind) -> Result<MessageKind, Error> {
     Ok(match enum_field::<pb::MessageKind>(field, value, "MessageKind")? {
-        pb::MessageKind::Unspecified | pb::MessageKind::Text => MessageKind::Text,
+        pb::MessageKind::Unspecified => unspecified,
+        pb::MessageKind::Text => MessageKind::Text,
+        pb::MessageKind::Template => MessageKind::Template,
         pb::MessageKind::Image => MessageKind::Image,
         pb::MessageKind::Document => MessageKind::Document,
         pb::MessageKind::QuickReply => MessageKind::QuickReply,
@@ -78,6 +83,58 @@ pub fn direction_from(field: &str, value: i32) -> Result<Option<Direction>, Erro
     })
 }
 
+impl From<MessageState> for pb::MessageState {
+    fn from(state: MessageState) -> Self {
+        match state {
+            MessageState::Sent => pb::MessageState::Sent,
+            MessageState::Scheduled => pb::MessageState::Scheduled,
+            MessageState::Failed => pb::MessageState::Failed,
+            MessageState::Canceled => pb::MessageState::Canceled,
+        }
+    }
+}
+
+impl From<Channel> for pb::Channel {
+    fn from(channel: Channel) -> Self {
+        match channel {
+            Channel::InApp => pb::Channel::InApp,
+            Channel::Email => pb::Channel::Email,
+            Channel::Sms => pb::Channel::Sms,
+            Channel::Whatsapp => pb::Channel::Whatsapp,
+            Channel::Voice => pb::Channel::Voice,
+        }
+    }
+}
+
+/// A channel from a request; unspecified is in-app.
+pub fn channel_from(field: &str, value: i32) -> Result<Channel, Error> {
+    Ok(match enum_field::<pb::Channel>(field, value, "Channel")? {
+        pb::Channel::Unspecified | pb::Channel::InApp => Channel::InApp,
+        pb::Channel::Email => Channel::Email,
+        pb::Channel::Sms => Channel::Sms,
+        pb::Channel::Whatsapp => Channel::Whatsapp,
+        pb::Channel::Voice => Channel::Voice,
+    })
+}
+
+/// The envelope of a request (`prefix` is the message's path in it); `None` in-app.
+pub fn envelope_from(prefix: &str, envelope: Option<pb::Envelope>) -> Result<Option<Envelope>, Error> {
+    let Some(envelope) = envelope else { return Ok(None) };
+    let channel = channel_from(&format!("{prefix}envelope.channel"), envelope.channel)?;
+    Envelope::parse(prefix, channel, envelope.from_address, envelope.to_address, envelope.external_id)
+}
+
+impl From<Envelope> for pb::Envelope {
+    fn from(envelope: Envelope) -> Self {
+        pb::Envelope {
+            channel: pb::Channel::from(envelope.channel) as i32,
+            from_address: envelope.from_address,
+            to_address: envelope.to_address,
+            external_id: envelope.external_id.unwrap_or_default(),
+        }
+    }
+}
+
 impl From<Attachment> for pb::Attachment {
     fn from(attachment: Attachment) -> Self {
         pb::Attachment {
@@ -123,6 +180,12 @@ impl From<MessageView> for pb::Message {
             note_sequence: message.note_sequence,
             sender: view.sender.map(pb::User::from),
             conversation: view.conversation.map(|c| Box::new(pb::Conversation::from(*c))),
+            template_id: message.template.as_ref().map(|t| t.template_id.clone()).unwrap_or_default(),
+            variables: message.template.map(|t| t.variables.into_iter().collect()).unwrap_or_default(),
+            envelope: message.envelope.map(pb::Envelope::from),
+            schedule_time: optional_timestamp(message.schedule_time),
+            state: pb::MessageState::from(message.state) as i32,
+            failure_reason: message.failure_reason.unwrap_or_default(),
         }
     }
 }

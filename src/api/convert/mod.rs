@@ -6,13 +6,15 @@ mod conversations;
 mod events;
 mod json;
 mod messages;
+mod templates;
 mod users;
 
 use prost_types::Timestamp;
 
 pub use events::{event_kind_from, heartbeat};
 pub use json::struct_to_json;
-pub use messages::{content_type_from, direction_from, message_kind_from};
+pub use messages::{content_type_from, direction_from, envelope_from, message_kind_from};
+pub use templates::template_scope_from;
 pub use users::role_from;
 
 use super::pb;

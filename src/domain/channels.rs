@@ -1,0 +1,165 @@
+//! Message channels: the envelope of a message relayed through email, SMS, WhatsApp or
+//! voice (seed 000's `from_email`/`to_number`/`external_comm_id`, seed 003's internal and
+//! external addresses), validated for its channel.
+//!
+//! Email addresses follow the users' rule (`users::parse_email`); phone numbers are parsed
+//! by libphonenumber's rules (the `phonenumber` crate), as E.164 or, without a country
+//! code, as a North American number (seed 003's pattern), and stored in E.164 so that one
+//! number has one spelling.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Caller, Error, error::Violations, text, users::parse_email};
+
+/// Most characters in an external id.
+pub const MAX_EXTERNAL_ID_CHARS: usize = 255;
+
+/// The channel a message travelled through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumString, strum::IntoStaticStr)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Channel {
+    /// The product itself (no envelope is stored for it).
+    InApp,
+    /// Email: addresses are email addresses.
+    Email,
+    /// SMS: addresses are phone numbers.
+    Sms,
+    /// WhatsApp: addresses are phone numbers.
+    Whatsapp,
+    /// A call: addresses are phone numbers.
+    Voice,
+}
+
+impl Channel {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// How a relayed message travelled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Never [`Channel::InApp`]: an in-app message has no envelope.
+    pub channel: Channel,
+    /// The sender's address on the channel ("" when not given).
+    pub from_address: String,
+    /// The recipient's address ("" when not given).
+    pub to_address: String,
+    /// The id the channel gave the message, unique per channel in the account.
+    pub external_id: Option<String>,
+}
+
+impl Envelope {
+    /// The envelope of a request's `envelope.*` fields (`prefix` is the path before it): `None`
+    /// for an in-app message, which must carry no addresses or external id.
+    pub fn parse(
+        prefix: &str,
+        channel: Channel,
+        from_address: String,
+        to_address: String,
+        external_id: String,
+    ) -> Result<Option<Envelope>, Error> {
+        let field = |name: &str| format!("{prefix}envelope.{name}");
+        if channel == Channel::InApp {
+            if [&from_address, &to_address, &external_id].iter().any(|value| !value.is_empty()) {
+                return Err(Error::invalid(
+                    field("channel"),
+                    "an in-app message carries no addresses or external id: name the channel it came through",
+                ));
+            }
+            return Ok(None);
+        }
+        let mut violations = Violations::new();
+        let from_address = violations.check(parse_address(&field("from_address"), channel, from_address));
+        let to_address = violations.check(parse_address(&field("to_address"), channel, to_address));
+        let external_id = violations.check(text::optional(&field("external_id"), external_id, MAX_EXTERNAL_ID_CHARS));
+        violations.finish()?;
+        Ok(Some(Envelope {
+            channel,
+            from_address: from_address.unwrap_or_default(),
+            to_address: to_address.unwrap_or_default(),
+            external_id: external_id.flatten(),
+        }))
+    }
+
+    /// Whether `viewer` may see the envelope of a message `sender_id` sent: addresses are
+    /// contact details, so, as with users' email and phone, members see only their own.
+    pub fn visible_to(viewer: &Caller, sender_id: &str) -> bool {
+        viewer.is_staff() || viewer.user_id == sender_id
+    }
+}
+
+/// An address for `channel`, normalized; "" stays "" (not given).
+fn parse_address(field: &str, channel: Channel, value: String) -> Result<String, Error> {
+    if value.is_empty() {
+        return Ok(value);
+    }
+    match channel {
+        Channel::InApp => Err(Error::invalid(field, "an in-app message has no addresses")),
+        Channel::Email => parse_email(field, value),
+        Channel::Sms | Channel::Whatsapp | Channel::Voice => parse_phone(field, &value),
+    }
+}
+
+/// A phone number in E.164, from E.164 or a North American number without country code.
+fn parse_phone(field: &str, value: &str) -> Result<String, Error> {
+    // A number with its country code is parsed without a default region: with one,
+    // phonenumber 0.3 reads +49 151… as +49 51… (it strips the 1 as the region's prefix).
+    let region = (!value.trim_start().starts_with('+')).then_some(phonenumber::country::Id::US);
+    let number = phonenumber::parse(region, value).ok().filter(phonenumber::is_valid).ok_or_else(|| {
+        Error::invalid(
+            field,
+            format!(
+                "{value:?} is not a valid phone number: use E.164 (+4915112345678) or a North American \
+                     number ((415) 555-2671)"
+            ),
+        )
+    })?;
+    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(result: Result<Option<Envelope>, Error>) -> Vec<String> {
+        match result {
+            Err(Error::InvalidArgument(violations)) => violations.into_iter().map(|v| v.field).collect(),
+            other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn phone_numbers_are_stored_in_e164() {
+        for (given, stored) in [
+            ("+1 (415) 555-2671", "+14155552671"),
+            ("(415) 555-2671", "+14155552671"),
+            ("415-555-2671", "+14155552671"),
+            ("+4915112345678", "+4915112345678"),
+            ("+49 170 1234567", "+491701234567"),
+            ("+44 20 7183 8750", "+442071838750"),
+        ] {
+            let envelope = Envelope::parse("", Channel::Sms, given.into(), String::new(), "sm1".into()).unwrap();
+            assert_eq!(envelope.unwrap().from_address, stored, "{given}");
+        }
+    }
+
+    #[test]
+    fn addresses_must_fit_their_channel() {
+        let sms = Envelope::parse("", Channel::Sms, "a@b.example".into(), "12".into(), String::new());
+        assert_eq!(fields(sms), ["envelope.from_address", "envelope.to_address"]);
+        let email = Envelope::parse("", Channel::Email, "a@b.example".into(), "+14155552671".into(), String::new());
+        assert_eq!(fields(email), ["envelope.to_address"]);
+        let ok = Envelope::parse("", Channel::Email, "a@b.example".into(), "c@d.example".into(), "<id@x>".into());
+        assert_eq!(ok.unwrap().unwrap().external_id.as_deref(), Some("<id@x>"));
+    }
+
+    #[test]
+    fn in_app_messages_have_no_envelope() {
+        assert!(Envelope::parse("", Channel::InApp, String::new(), String::new(), String::new()).unwrap().is_none());
+        let addressed = Envelope::parse("first_message.", Channel::InApp, "x".into(), String::new(), String::new());
+        assert_eq!(fields(addressed), ["first_message.envelope.channel"]);
+    }
+}

@@ -1,0 +1,394 @@
+//! Templates: canned texts with `{{variable}}` placeholders (seed 002's templates, seed 003's
+//! `template`/`templateType`), who may see and change them, and how one renders into a
+//! message's content.
+//!
+//! A placeholder is `{{name}}`, optionally padded with spaces (`{{ price }}`); a name starts
+//! with a letter or `_` and goes on with letters, digits and `_`. Anything else between
+//! `{{` and `}}`, or a `{{` that is never closed, is refused where the template is written,
+//! so that a stored template always renders. A lone `}}` is plain text.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Caller, Error, Micros, error::Violations, messages::MAX_CONTENT_CHARS, text};
+
+/// Most characters in a template's name.
+pub const MAX_NAME_CHARS: usize = 100;
+/// Most characters in a category.
+pub const MAX_CATEGORY_CHARS: usize = 64;
+/// Most characters in a placeholder's name.
+pub const MAX_VARIABLE_CHARS: usize = 64;
+/// Most distinct placeholders in one template.
+pub const MAX_VARIABLES: usize = 50;
+
+/// Who may see and use a template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumString, strum::IntoStaticStr)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum TemplateScope {
+    /// Every user of the account uses it (a support team's canned answers); staff manage it.
+    Account,
+    /// Its owner alone sees, uses and manages it (a seller's "Quick Response").
+    Personal,
+}
+
+impl TemplateScope {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// A template as stored, and as events carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Template {
+    /// `tpl_…`
+    pub id: String,
+    /// The account it belongs to.
+    pub account_id: String,
+    /// Who may see it.
+    pub scope: TemplateScope,
+    /// The owner of a personal template.
+    pub owner_id: Option<String>,
+    /// Unique among the account's templates, or among the owner's.
+    pub name: String,
+    /// Free text grouping templates ("" for none).
+    pub category: String,
+    /// The text with its placeholders.
+    pub content: String,
+    /// The placeholder names, in order of first appearance.
+    pub variables: Vec<String>,
+    /// Who created it.
+    pub creator_id: String,
+    /// When it was created.
+    pub create_time: Micros,
+    /// When it last changed.
+    pub update_time: Micros,
+}
+
+/// A piece of a template's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part<'a> {
+    Text(&'a str),
+    Variable(&'a str),
+}
+
+/// The pieces of `content`, or INVALID_ARGUMENT naming `field` and the character position
+/// (counting from 1) of the first malformed placeholder.
+fn parse<'a>(field: &str, content: &'a str) -> Result<Vec<Part<'a>>, Error> {
+    let mut parts = Vec::new();
+    let mut rest = content;
+    let mut offset = 0; // bytes of `content` before `rest`
+    while let Some(open) = rest.find("{{") {
+        let position = content[..offset + open].chars().count() + 1;
+        let after_open = &rest[open + 2..];
+        let Some(close) = after_open.find("}}") else {
+            return Err(Error::invalid(field, format!("the placeholder at character {position} is never closed")));
+        };
+        let name = after_open[..close].trim_matches(' ');
+        if name.is_empty() {
+            return Err(Error::invalid(field, format!("the placeholder at character {position} has no name")));
+        }
+        if !is_variable_name(name) {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "the placeholder {{{{{name}}}}} at character {position} is not a valid name: use letters, digits \
+                     and _, starting with a letter or _, at most {MAX_VARIABLE_CHARS} characters"
+                ),
+            ));
+        }
+        if open > 0 {
+            parts.push(Part::Text(&rest[..open]));
+        }
+        parts.push(Part::Variable(name));
+        let consumed = open + 2 + close + 2;
+        offset += consumed;
+        rest = &rest[consumed..];
+    }
+    if !rest.is_empty() {
+        parts.push(Part::Text(rest));
+    }
+    Ok(parts)
+}
+
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= MAX_VARIABLE_CHARS
+}
+
+/// The distinct placeholder names of parsed content, in order of first appearance.
+fn variables_of(parts: &[Part<'_>]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for part in parts {
+        if let Part::Variable(name) = part
+            && !names.iter().any(|known| known == name)
+        {
+            names.push((*name).to_owned());
+        }
+    }
+    names
+}
+
+/// Checks template content; `field` names it. Returns its placeholder names.
+pub fn check_content(field: &str, content: &str) -> Result<Vec<String>, Error> {
+    text::bounded(field, content.to_owned(), MAX_CONTENT_CHARS)?;
+    if content.trim().is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    let variables = variables_of(&parse(field, content)?);
+    if variables.len() > MAX_VARIABLES {
+        return Err(Error::invalid(field, format!("has {} placeholders; at most {MAX_VARIABLES}", variables.len())));
+    }
+    Ok(variables)
+}
+
+impl Template {
+    /// Whether `caller` (of the template's account) may see and use it.
+    pub fn visible_to(&self, caller: &Caller) -> bool {
+        self.account_id == caller.account_id
+            && match self.scope {
+                TemplateScope::Account => true,
+                TemplateScope::Personal => self.owner_id.as_deref() == Some(caller.user_id.as_str()),
+            }
+    }
+
+    /// Whether `caller`, who can see it, may change or delete it: staff an account
+    /// template, the owner a personal one.
+    pub fn may_change(&self, caller: &Caller) -> Result<(), Error> {
+        match self.scope {
+            TemplateScope::Account => caller.require_staff("change account templates"),
+            TemplateScope::Personal => Ok(()),
+        }
+    }
+
+    /// The content with every placeholder replaced by its value, inserted as it is (a value
+    /// holding `{{x}}` stays that text). Every placeholder needs a value and every value a
+    /// placeholder; each violation names `variables.<name>`.
+    pub fn render(&self, values: &BTreeMap<String, String>) -> Result<String, Error> {
+        let parts = parse("content", &self.content)
+            .map_err(|_| Error::Internal(format!("stored template {} does not parse", self.id)))?;
+        let mut violations = Violations::new();
+        for name in &self.variables {
+            if !values.contains_key(name) {
+                violations.add(format!("variables.{name}"), format!("is required by template {}", self.id));
+            }
+        }
+        for (name, value) in values {
+            if !self.variables.contains(name) {
+                let known = if self.variables.is_empty() { "none".to_owned() } else { self.variables.join(", ") };
+                violations.add(
+                    format!("variables.{name}"),
+                    format!("is not a placeholder of template {} (its placeholders: {known})", self.id),
+                );
+            } else if value.contains('\0') {
+                violations.add(format!("variables.{name}"), "must not contain NUL characters");
+            }
+        }
+        violations.finish()?;
+        let rendered: String = parts
+            .iter()
+            .map(|part| match part {
+                Part::Text(text) => text,
+                Part::Variable(name) => values.get(*name).map_or("", String::as_str),
+            })
+            .collect();
+        let chars = rendered.chars().count();
+        if chars > MAX_CONTENT_CHARS {
+            return Err(Error::invalid(
+                "variables",
+                format!("the rendered message has {chars} characters; at most {MAX_CONTENT_CHARS} are allowed"),
+            ));
+        }
+        if rendered.trim().is_empty() {
+            return Err(Error::invalid("variables", "the rendered message is empty"));
+        }
+        Ok(rendered)
+    }
+}
+
+/// Whether `caller` may create a template of `scope`: account templates are staff's.
+pub fn may_create(caller: &Caller, scope: TemplateScope) -> Result<(), Error> {
+    match scope {
+        TemplateScope::Account => caller.require_staff("create account templates"),
+        TemplateScope::Personal => Ok(()),
+    }
+}
+
+/// A template to create, validated.
+#[derive(Debug, Clone)]
+pub struct NewTemplate {
+    /// Who may see it.
+    pub scope: TemplateScope,
+    /// Its name, trimmed.
+    pub name: String,
+    /// Its category, trimmed.
+    pub category: String,
+    /// Its content.
+    pub content: String,
+    /// The placeholder names of its content.
+    pub variables: Vec<String>,
+}
+
+impl NewTemplate {
+    /// Checks every field of `template.*` at once.
+    pub fn parse(scope: TemplateScope, name: &str, category: &str, content: String) -> Result<Self, Error> {
+        let name = check_name("template.name", name);
+        let category = text::trimmed("template.category", category, MAX_CATEGORY_CHARS);
+        let variables = check_content("template.content", &content);
+        match (name, category, variables) {
+            (Ok(name), Ok(category), Ok(variables)) => Ok(Self { scope, name, category, content, variables }),
+            (name, category, variables) => {
+                Err(Error::merge([name.err(), category.err(), variables.err()].into_iter().flatten()))
+            }
+        }
+    }
+}
+
+/// The changes of an update; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TemplatePatch {
+    /// A new name.
+    pub name: Option<String>,
+    /// A new category.
+    pub category: Option<String>,
+    /// New content, with its placeholder names.
+    pub content: Option<(String, Vec<String>)>,
+}
+
+impl TemplatePatch {
+    /// Checks and normalizes the named fields of `template.*`.
+    pub fn parse(name: Option<&str>, category: Option<&str>, content: Option<String>) -> Result<Self, Error> {
+        let name = name.map(|name| check_name("template.name", name)).transpose();
+        let category = category.map(|c| text::trimmed("template.category", c, MAX_CATEGORY_CHARS)).transpose();
+        let content = content
+            .map(|content| check_content("template.content", &content).map(|variables| (content, variables)))
+            .transpose();
+        match (name, category, content) {
+            (Ok(name), Ok(category), Ok(content)) => Ok(Self { name, category, content }),
+            (name, category, content) => {
+                Err(Error::merge([name.err(), category.err(), content.err()].into_iter().flatten()))
+            }
+        }
+    }
+}
+
+fn check_name(field: &str, name: &str) -> Result<String, Error> {
+    let name = text::trimmed(field, name, MAX_NAME_CHARS)?;
+    if name.is_empty() {
+        return Err(Error::invalid(field, "is required"));
+    }
+    Ok(name)
+}
+
+/// Which templates a listing wants.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateQuery {
+    /// Only this category.
+    pub category: Option<String>,
+    /// Only this scope.
+    pub scope: Option<TemplateScope>,
+}
+
+impl TemplateQuery {
+    /// Identifies the query for page tokens.
+    pub fn fingerprint(&self, caller: &Caller) -> String {
+        format!("templates|{}|{:?}|{:?}", caller.user_id, self.category, self.scope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // Braces that a test leaves open or closes alone are written \u{7b} and \u{7d}, so that
+    // tools counting braces in this file stay in step.
+    use super::*;
+    use crate::domain::users::Role;
+
+    fn template(content: &str) -> Template {
+        Template {
+            id: "tpl_1".into(),
+            account_id: "acc".into(),
+            scope: TemplateScope::Account,
+            owner_id: None,
+            name: "n".into(),
+            category: String::new(),
+            content: content.into(),
+            variables: check_content("content", content).unwrap(),
+            creator_id: "usr".into(),
+            create_time: 0,
+            update_time: 0,
+        }
+    }
+
+    fn values(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn violation(result: Result<impl std::fmt::Debug, Error>) -> Vec<(String, String)> {
+        match result {
+            Err(Error::InvalidArgument(violations)) => {
+                violations.into_iter().map(|v| (v.field, v.description)).collect()
+            }
+            other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn placeholders_are_extracted_in_order_once() {
+        let names = check_content("c", "Is the {{ vehicle_title }} at {{price}}? {{price}}, {{_x1}} }} {").unwrap();
+        assert_eq!(names, ["vehicle_title", "price", "_x1"]);
+    }
+
+    #[test]
+    fn malformed_placeholders_name_their_position() {
+        let unclosed = violation(check_content("template.content", "Héllo \u{7b}\u{7b}name"));
+        assert_eq!(unclosed[0].0, "template.content");
+        assert!(unclosed[0].1.contains("character 7"), "{unclosed:?}");
+        assert!(violation(check_content("c", "a {{ }} b"))[0].1.contains("character 3"));
+        assert!(violation(check_content("c", "a {{1abc}}"))[0].1.contains("not a valid name"));
+        assert!(violation(check_content("c", "{{a b}}"))[0].1.contains("not a valid name"));
+        assert!(violation(check_content("c", "{{a \u{7b}\u{7b}b}}"))[0].1.contains("character 1"));
+    }
+
+    #[test]
+    fn rendering_needs_every_variable_and_no_other() {
+        let t = template("The {{vehicle_title}} is {{price}}.");
+        assert_eq!(t.render(&values(&[("vehicle_title", "FH 500"), ("price", "EUR 85,000")])).unwrap(), {
+            "The FH 500 is EUR 85,000."
+        });
+        let fields: Vec<String> =
+            violation(t.render(&values(&[("pricee", "1")]))).into_iter().map(|(field, _)| field).collect();
+        assert_eq!(fields, ["variables.vehicle_title", "variables.price", "variables.pricee"]);
+    }
+
+    #[test]
+    fn values_are_literal_text() {
+        let t = template("Hi {{name}}");
+        assert_eq!(t.render(&values(&[("name", "{{name}} \u{7d}\u{7d}")])).unwrap(), "Hi {{name}} \u{7d}\u{7d}");
+    }
+
+    #[test]
+    fn a_rendered_message_must_not_be_empty_or_too_long() {
+        let t = template("{{x}}");
+        assert_eq!(violation(t.render(&values(&[("x", " ")])))[0].0, "variables");
+        let long = "y".repeat(MAX_CONTENT_CHARS + 1);
+        assert_eq!(violation(t.render(&values(&[("x", &long)])))[0].0, "variables");
+    }
+
+    #[test]
+    fn personal_templates_are_their_owners_alone() {
+        let member = Caller { account_id: "acc".into(), user_id: "usr".into(), role: Role::Member, key_id: "k".into() };
+        let mut t = template("x");
+        assert!(t.visible_to(&member));
+        assert!(t.may_change(&member).is_err(), "account templates are staff's to change");
+        t.scope = TemplateScope::Personal;
+        t.owner_id = Some("someone".into());
+        assert!(!t.visible_to(&member));
+        t.owner_id = Some("usr".into());
+        assert!(t.visible_to(&member) && t.may_change(&member).is_ok());
+        assert!(may_create(&member, TemplateScope::Account).is_err());
+    }
+}

@@ -1,0 +1,276 @@
+//! Waiting messages, as stored: a send with a schedule time is written here (not into the
+//! messages table, so that nothing reading a conversation has to leave it out), found by its
+//! request id, and read back as a message in state SCHEDULED or FAILED. The use cases over
+//! waiting messages (change, cancel, deliver) are `scheduled`'s; this is the part that the
+//! send path (`messages`) shares with them.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use sha2::{Digest, Sha256};
+
+use super::{
+    WriteTx,
+    access::{self, ConversationRecord},
+    columns,
+    entities::{scheduled_attachment, scheduled_message},
+    views,
+};
+use crate::domain::{
+    Caller, Error,
+    channels::Envelope,
+    events::{Audience, EventKind, EventPayload, NewEvent},
+    ids,
+    messages::{Attachment, Message, MessageDraft, MessageState, NewAttachment, NewMessage},
+    views::MessageView,
+};
+
+/// Stores `new` (rendered, authorized) to be sent at its schedule time in `record`'s
+/// conversation, and tells the sender's streams.
+pub(super) async fn schedule(
+    tx: &mut WriteTx,
+    caller: &Caller,
+    record: &ConversationRecord,
+    new: NewMessage,
+) -> Result<Message, Error> {
+    let direction = new.direction_for(caller);
+    let mut new = new;
+    let id = new.take_id()?;
+    let mut draft = new.into_fields();
+    let uploads = std::mem::take(&mut draft.attachments);
+    let schedule_time =
+        draft.schedule_time.ok_or_else(|| Error::Internal("a message was scheduled without a time".into()))?;
+    let (template_id, template_variables) = columns::template_to_columns(&draft.template);
+    let envelope = columns::envelope_to_columns(&draft.envelope);
+    let row = scheduled_message::ActiveModel {
+        id: Set(id),
+        account_id: Set(caller.account_id.clone()),
+        conversation_id: Set(record.row.id.clone()),
+        sender_id: Set(caller.user_id.clone()),
+        kind: Set(draft.kind.as_str().to_owned()),
+        content: Set(draft.content),
+        content_type: Set(draft.content_type.as_str().to_owned()),
+        content_attributes: Set(columns::value_to_column(&draft.content_attributes)),
+        private: Set(draft.private),
+        direction: Set(direction.as_str().to_owned()),
+        metadata: Set(columns::metadata_to_column(&draft.metadata)),
+        template_id: Set(template_id),
+        template_variables: Set(template_variables),
+        channel: Set(envelope.channel),
+        channel_from: Set(envelope.from),
+        channel_to: Set(envelope.to),
+        send_request_id: Set(draft.request_id),
+        schedule_time: Set(schedule_time),
+        state: Set(MessageState::Scheduled.as_str().to_owned()),
+        failure_reason: Set(None),
+        create_time: Set(tx.now),
+        update_time: Set(tx.now),
+    }
+    .insert(tx.conn())
+    .await?;
+    let attachments = store_attachments(tx, &row, uploads).await?;
+    let message = message_from_row(row, attachments)?;
+    emit(tx, EventKind::MessageScheduled, &message);
+    Ok(message)
+}
+
+/// A waiting message's files, under the ids they keep when it is delivered.
+async fn store_attachments(
+    tx: &WriteTx,
+    row: &scheduled_message::Model,
+    uploads: Vec<NewAttachment>,
+) -> Result<Vec<Attachment>, Error> {
+    let mut attachments = Vec::with_capacity(uploads.len());
+    for (position, upload) in uploads.into_iter().enumerate() {
+        let attachment = Attachment {
+            id: ids::new_id(ids::ATTACHMENT),
+            filename: upload.filename,
+            media_type: upload.media_type,
+            size_bytes: upload.data.len() as i64,
+            sha256: hex::encode(Sha256::digest(&upload.data)),
+        };
+        scheduled_attachment::ActiveModel {
+            id: Set(attachment.id.clone()),
+            account_id: Set(row.account_id.clone()),
+            scheduled_message_id: Set(row.id.clone()),
+            position: Set(position as i32),
+            filename: Set(attachment.filename.clone()),
+            media_type: Set(attachment.media_type.clone()),
+            size_bytes: Set(attachment.size_bytes),
+            sha256: Set(attachment.sha256.clone()),
+            data: Set(upload.data),
+        }
+        .insert(tx.conn())
+        .await?;
+        attachments.push(attachment);
+    }
+    Ok(attachments)
+}
+
+/// The waiting message `sender_id` scheduled with this request id: (id, conversation).
+pub(super) async fn find_by_request<C: ConnectionTrait>(
+    conn: &C,
+    sender_id: &str,
+    request_id: &str,
+) -> Result<Option<(String, String)>, Error> {
+    Ok(scheduled_message::Entity::find()
+        .select_only()
+        .columns([scheduled_message::Column::Id, scheduled_message::Column::ConversationId])
+        .filter(scheduled_message::Column::SenderId.eq(sender_id))
+        .filter(scheduled_message::Column::SendRequestId.eq(request_id))
+        .into_tuple()
+        .one(conn)
+        .await?)
+}
+
+/// A waiting or failed message as `caller` may see it (its own, or any for staff).
+pub(super) async fn view<C: ConnectionTrait>(conn: &C, caller: &Caller, id: &str) -> Result<MessageView, Error> {
+    let row = load_visible(conn, caller, id).await?;
+    Ok(MessageView::from(present(conn, row).await?))
+}
+
+/// A waiting or failed message with its attachments.
+pub(super) async fn present<C: ConnectionTrait>(conn: &C, row: scheduled_message::Model) -> Result<Message, Error> {
+    let mut messages = present_all(conn, vec![row]).await?;
+    messages.pop().ok_or_else(|| Error::Internal("presenting one scheduled message gave none".into()))
+}
+
+/// Waiting or failed messages with their attachments (described, without their bytes).
+pub(super) async fn present_all<C: ConnectionTrait>(
+    conn: &C,
+    rows: Vec<scheduled_message::Model>,
+) -> Result<Vec<Message>, Error> {
+    let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
+    let described: Vec<views::AttachmentColumns> = scheduled_attachment::Entity::find()
+        .select_only()
+        .columns([
+            scheduled_attachment::Column::ScheduledMessageId,
+            scheduled_attachment::Column::Id,
+            scheduled_attachment::Column::Filename,
+            scheduled_attachment::Column::MediaType,
+            scheduled_attachment::Column::SizeBytes,
+            scheduled_attachment::Column::Sha256,
+        ])
+        .filter(scheduled_attachment::Column::ScheduledMessageId.is_in(ids))
+        .order_by_asc(scheduled_attachment::Column::Position)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut attachments = views::group_attachments(described);
+    rows.into_iter()
+        .map(|row| {
+            let files = attachments.remove(&row.id).unwrap_or_default();
+            message_from_row(row, files)
+        })
+        .collect()
+}
+
+/// A waiting message as its delivery sends it: as scheduled, with its files' bytes, under
+/// its own id and its files' ids.
+pub(super) async fn to_deliver<C: ConnectionTrait>(
+    conn: &C,
+    row: &scheduled_message::Model,
+) -> Result<NewMessage, Error> {
+    let files = scheduled_attachment::Entity::find()
+        .filter(scheduled_attachment::Column::ScheduledMessageId.eq(&row.id))
+        .order_by_asc(scheduled_attachment::Column::Position)
+        .all(conn)
+        .await?;
+    let mut draft = draft_from_row(row)?;
+    let mut ids = Vec::with_capacity(files.len());
+    for file in files {
+        ids.push(file.id);
+        draft.attachments.push(NewAttachment { filename: file.filename, media_type: file.media_type, data: file.data });
+    }
+    Ok(NewMessage::scheduled(draft, row.id.clone(), ids))
+}
+
+/// A waiting message of the caller's account that the caller may see: its own, or any for
+/// staff.
+pub(super) async fn load_visible<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    id: &str,
+) -> Result<scheduled_message::Model, Error> {
+    let row = access::find_in_account::<scheduled_message::Entity, _>(
+        conn,
+        "scheduled message",
+        id,
+        &caller.account_id,
+        |row| &row.account_id,
+    )
+    .await?;
+    if row.sender_id == caller.user_id || caller.is_staff() {
+        Ok(row)
+    } else {
+        Err(Error::not_found("scheduled message", id))
+    }
+}
+
+/// A scheduled-message event, to its sender only.
+pub(super) fn emit(tx: &mut WriteTx, kind: EventKind, message: &Message) {
+    tx.emit(NewEvent {
+        kind,
+        conversation_id: Some(message.conversation_id.clone()),
+        audience: Audience::User(message.sender_id.clone()),
+        payload: EventPayload::Message(Box::new(message.clone())),
+    });
+}
+
+/// The message to send, as it was scheduled (without its files).
+fn draft_from_row(row: &scheduled_message::Model) -> Result<MessageDraft, Error> {
+    Ok(MessageDraft {
+        kind: columns::stored("message kind", &row.kind)?,
+        content: row.content.clone(),
+        content_type: columns::stored("content type", &row.content_type)?,
+        content_attributes: columns::value_from_column(row.content_attributes.as_deref())?,
+        private: row.private,
+        direction: Some(columns::stored("direction", &row.direction)?),
+        attachments: Vec::new(),
+        metadata: columns::metadata_from_column(&row.metadata)?,
+        request_id: row.send_request_id.clone(),
+        template: columns::template_from_columns(row.template_id.clone(), row.template_variables.as_deref())?,
+        envelope: envelope_of(row)?,
+        schedule_time: Some(row.schedule_time),
+    })
+}
+
+fn envelope_of(row: &scheduled_message::Model) -> Result<Option<Envelope>, Error> {
+    columns::envelope_from_columns(columns::EnvelopeColumns {
+        channel: row.channel.clone(),
+        from: row.channel_from.clone(),
+        to: row.channel_to.clone(),
+        external_id: None,
+    })
+}
+
+/// A waiting (or failed) message as a message not yet in its conversation: no sequence,
+/// no receipts.
+fn message_from_row(row: scheduled_message::Model, attachments: Vec<Attachment>) -> Result<Message, Error> {
+    let draft = draft_from_row(&row)?;
+    Ok(Message {
+        id: row.id,
+        account_id: row.account_id,
+        conversation_id: row.conversation_id,
+        sequence: 0,
+        note_sequence: 0,
+        sender_id: row.sender_id,
+        kind: draft.kind,
+        content: draft.content,
+        content_type: draft.content_type,
+        content_attributes: draft.content_attributes,
+        private: draft.private,
+        direction: columns::stored("direction", &row.direction)?,
+        attachments,
+        metadata: draft.metadata,
+        create_time: row.create_time,
+        edit_time: (row.update_time != row.create_time).then_some(row.update_time),
+        delete_time: None,
+        read_receipts: Vec::new(),
+        template: draft.template,
+        envelope: draft.envelope,
+        schedule_time: Some(row.schedule_time),
+        state: columns::stored("message state", &row.state)?,
+        failure_reason: row.failure_reason,
+    })
+}

@@ -1,0 +1,307 @@
+//! Scheduled messages: what happens to a send with a schedule time after it was stored
+//! (`pending`): its sender reads, changes, cancels or sends it at once, and at its time the
+//! delivery job (`jobs::delivery`) sends it exactly as a send at that moment would: the
+//! next sequence, unread counts, MESSAGE_CREATED, under the id it was given when scheduled.
+//!
+//! Exactly once: a delivery is a unit that re-reads the row, inserts the message and
+//! deletes the row in one transaction, so a message is either waiting or sent, never both.
+//! Units of one account never overlap (one writer per process; on PostgreSQL, the
+//! account's lock across replicas), so of two replicas that found the same due message
+//! the second finds it gone; the messages table's primary key is the backstop.
+//!
+//! A delivery that has become impossible (the conversation deleted, the sender gone from
+//! it or no longer allowed to send it) leaves the message FAILED with the reason, for the
+//! sender to see and dismiss.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::ExprTrait,
+};
+
+use super::{
+    Store, WriteTx,
+    access::{self, ConversationRecord},
+    columns,
+    entities::{conversation, scheduled_message, user},
+    messages,
+    pending::{self, emit, load_visible},
+};
+use crate::domain::{
+    Caller, Error, Micros,
+    events::EventKind,
+    messages::{Message, MessageLimits, MessageState, NewMessage, ScheduledPatch, may_dispatch, may_edit},
+    now_micros,
+    paging::Page,
+    views::MessageView,
+};
+
+/// Most due messages one pass of the delivery job starts at once.
+const DUE_BATCH: u64 = 256;
+
+/// A scheduled or failed message: its sender's, or staff's; NOT_FOUND for anyone else.
+pub async fn get(store: &Store, caller: &Caller, id: &str) -> Result<MessageView, Error> {
+    pending::view(&store.db, caller, id).await
+}
+
+/// The caller's scheduled and failed messages, soonest first; with a conversation, only
+/// those there, and for staff everyone's there.
+pub async fn list(
+    store: &Store,
+    caller: &Caller,
+    conversation_id: Option<&str>,
+    page: &Page<(Micros, String)>,
+) -> Result<(Vec<MessageView>, String), Error> {
+    let mut find =
+        scheduled_message::Entity::find().filter(scheduled_message::Column::AccountId.eq(&caller.account_id));
+    match conversation_id {
+        Some(conversation_id) => {
+            find = find.filter(scheduled_message::Column::ConversationId.eq(conversation_id));
+            if !caller.is_staff() {
+                find = find.filter(scheduled_message::Column::SenderId.eq(&caller.user_id));
+            }
+        }
+        None => find = find.filter(scheduled_message::Column::SenderId.eq(&caller.user_id)),
+    }
+    let (time, id) = (scheduled_message::Column::ScheduleTime, scheduled_message::Column::Id);
+    if let Some((after_time, after_id)) = &page.after {
+        find = find.filter(time.gt(*after_time).or(time.eq(*after_time).and(id.gt(after_id))));
+    }
+    let rows = find.order_by_asc(time).order_by_asc(id).limit(page.fetch_limit()).all(&store.db).await?;
+    let (rows, next_page_token) = page.finish(rows, |row| (row.schedule_time, row.id.clone()));
+    let messages = pending::present_all(&store.db, rows).await?.into_iter().map(MessageView::from).collect();
+    Ok((messages, next_page_token))
+}
+
+/// Changes a waiting message before its time. The sender only.
+pub async fn update(
+    store: &Store,
+    caller: &Caller,
+    id: String,
+    patch: ScheduledPatch,
+    limits: MessageLimits,
+) -> Result<MessageView, Error> {
+    store
+        .write(caller, move |tx, caller| {
+            Box::pin(async move {
+                let row = load_visible(tx.conn(), caller, &id).await?;
+                may_edit(caller, &row.sender_id)?;
+                ensure_waiting(&row)?;
+                patch.validate(columns::stored("message kind", &row.kind)?, limits)?;
+                let mut active: scheduled_message::ActiveModel = row.into();
+                if let Some(content) = patch.message.content {
+                    active.content = Set(content);
+                }
+                if let Some(attributes) = &patch.message.content_attributes {
+                    active.content_attributes = Set(columns::value_to_column(attributes));
+                }
+                if let Some(metadata) = &patch.message.metadata {
+                    active.metadata = Set(columns::metadata_to_column(metadata));
+                }
+                if let Some(schedule_time) = patch.schedule_time {
+                    active.schedule_time = Set(schedule_time);
+                }
+                active.update_time = Set(tx.now);
+                let message = pending::present(tx.conn(), active.update(tx.conn()).await?).await?;
+                emit(tx, EventKind::ScheduledMessageUpdated, &message);
+                Ok(MessageView::from(message))
+            })
+        })
+        .await
+}
+
+/// Cancels a waiting message, or dismisses a failed one. The sender or staff.
+pub async fn cancel(store: &Store, caller: &Caller, id: String) -> Result<MessageView, Error> {
+    store
+        .write(caller, move |tx, caller| {
+            Box::pin(async move {
+                let row = load_visible(tx.conn(), caller, &id).await?;
+                may_dispatch(caller, &row.sender_id)?;
+                let mut message = pending::present(tx.conn(), row).await?;
+                scheduled_message::Entity::delete_by_id(message.id.clone()).exec(tx.conn()).await?;
+                message.state = MessageState::Canceled;
+                emit(tx, EventKind::ScheduledMessageCanceled, &message);
+                Ok(MessageView::from(message))
+            })
+        })
+        .await
+}
+
+/// Delivers a waiting message at once: the message as sent, or as FAILED with the reason
+/// when it can no longer be sent. The sender or staff.
+pub async fn send_now(store: &Store, caller: &Caller, id: String) -> Result<MessageView, Error> {
+    store
+        .write(caller, move |tx, caller| {
+            Box::pin(async move {
+                let row = load_visible(tx.conn(), caller, &id).await?;
+                may_dispatch(caller, &row.sender_id)?;
+                ensure_waiting(&row)?;
+                deliver(tx, row).await.map(MessageView::from)
+            })
+        })
+        .await
+}
+
+/// Delivers every message due by now, each in a unit of its account, and returns how many
+/// were delivered (or failed); messages another replica delivered meanwhile are skipped.
+pub async fn deliver_due(store: &Store) -> Result<usize, Error> {
+    let mut handled = 0;
+    loop {
+        let due: Vec<(String, String, String)> = scheduled_message::Entity::find()
+            .select_only()
+            .columns([
+                scheduled_message::Column::Id,
+                scheduled_message::Column::AccountId,
+                scheduled_message::Column::SenderId,
+            ])
+            .filter(scheduled_message::Column::State.eq(MessageState::Scheduled.as_str()))
+            .filter(scheduled_message::Column::ScheduleTime.lte(now_micros()))
+            .order_by_asc(scheduled_message::Column::ScheduleTime)
+            .limit(DUE_BATCH)
+            .into_tuple()
+            .all(&store.db)
+            .await?;
+        let found = due.len() as u64;
+        // Submitted together, so that the writer commits them in as few batches as it can.
+        let deliveries = due.into_iter().map(|(id, account_id, sender_id)| async move {
+            store.write_as(&account_id, &sender_id, move |tx| Box::pin(deliver_if_due(tx, id))).await
+        });
+        for result in futures::future::join_all(deliveries).await {
+            match result {
+                Ok(delivered) => handled += usize::from(delivered),
+                Err(err) => tracing::warn!(error = %err, "a scheduled message could not be delivered; retrying"),
+            }
+        }
+        if found < DUE_BATCH {
+            return Ok(handled);
+        }
+    }
+}
+
+/// The unit of one due delivery: false when the message is no longer waiting or due (sent
+/// by another replica, canceled, or moved later since it was found).
+async fn deliver_if_due(tx: &mut WriteTx, id: String) -> Result<bool, Error> {
+    let row = scheduled_message::Entity::find_by_id(id).one(tx.conn()).await?;
+    match row {
+        Some(row) if row.state == MessageState::Scheduled.as_str() && row.schedule_time <= tx.now => {
+            deliver(tx, row).await?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Sends a waiting message as if sent now by its sender, or fails it with the reason it
+/// cannot be sent.
+async fn deliver(tx: &mut WriteTx, row: scheduled_message::Model) -> Result<Message, Error> {
+    match prepare(tx.conn(), &row).await? {
+        Ok((sender, mut record, new)) => {
+            scheduled_message::Entity::delete_by_id(row.id.clone()).exec(tx.conn()).await?;
+            messages::insert(tx, &sender, &mut record, new).await
+        }
+        Err(reason) => fail(tx, row, reason).await,
+    }
+}
+
+/// Who sends a waiting message now, where, and what: or why it can no longer be sent.
+async fn prepare<C: ConnectionTrait>(
+    conn: &C,
+    row: &scheduled_message::Model,
+) -> Result<Result<(Caller, ConversationRecord, NewMessage), String>, Error> {
+    let Some(sender) = user::Entity::find_by_id(row.sender_id.clone()).one(conn).await? else {
+        return Ok(Err(format!("the sender {} no longer exists", row.sender_id)));
+    };
+    let sender = Caller {
+        account_id: row.account_id.clone(),
+        role: columns::stored("role", &sender.role)?,
+        user_id: sender.id,
+        key_id: String::new(),
+    };
+    let record = match access::load_visible(conn, &sender, &row.conversation_id).await {
+        Ok(record) => record,
+        Err(Error::NotFound { .. }) => {
+            let exists = conversation::Entity::find_by_id(row.conversation_id.clone()).one(conn).await?.is_some();
+            return Ok(Err(if exists {
+                format!("the sender no longer takes part in conversation {}", row.conversation_id)
+            } else {
+                format!("conversation {} was deleted", row.conversation_id)
+            }));
+        }
+        Err(other) => return Err(other),
+    };
+    let new = pending::to_deliver(conn, row).await?;
+    if let Err(Error::PermissionDenied(why)) = new.authorize(&sender, "") {
+        return Ok(Err(format!("the sender may no longer send it: {why}")));
+    }
+    Ok(Ok((sender, record, new)))
+}
+
+/// Marks a waiting message FAILED with `reason` and tells its sender.
+async fn fail(tx: &mut WriteTx, row: scheduled_message::Model, reason: String) -> Result<Message, Error> {
+    let mut active: scheduled_message::ActiveModel = row.into();
+    active.state = Set(MessageState::Failed.as_str().to_owned());
+    active.failure_reason = Set(Some(reason));
+    active.update_time = Set(tx.now);
+    let message = pending::present(tx.conn(), active.update(tx.conn()).await?).await?;
+    emit(tx, EventKind::ScheduledMessageFailed, &message);
+    Ok(message)
+}
+
+/// FAILED_PRECONDITION unless the message is still waiting.
+fn ensure_waiting(row: &scheduled_message::Model) -> Result<(), Error> {
+    if row.state == MessageState::Scheduled.as_str() {
+        return Ok(());
+    }
+    Err(Error::FailedPrecondition(format!(
+        "message {} failed ({}) and will not be sent: cancel it to dismiss it",
+        row.id,
+        row.failure_reason.as_deref().unwrap_or("no reason recorded")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        domain::{View, messages::MessageDraft, users::Role},
+        store::{
+            accounts, conversations,
+            testing::{caller, conversation},
+        },
+    };
+
+    fn later(content: &str, after_micros: Micros) -> NewMessage {
+        let draft = MessageDraft { schedule_time: Some(now_micros() + after_micros), ..MessageDraft::text(content) };
+        draft.validate(MessageLimits { max_attachment_bytes: 1, schedule_horizon: i64::MAX }, "").unwrap()
+    }
+
+    /// Two deliveries of one due message (two replicas' job passes) send it once.
+    #[tokio::test]
+    async fn a_due_message_is_delivered_once_and_keeps_its_id() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let account_id = accounts::create(&store, "a").await.unwrap();
+        let buyer = caller(&store, &account_id, Role::Member).await;
+        let seller = caller(&store, &account_id, Role::Member).await;
+        let id = conversation(&store, &buyer, &[&seller]).await;
+        let scheduled = messages::send(&store, &buyer, id.clone(), later("soon", 50_000)).await.unwrap();
+        assert_eq!(scheduled.message.state, MessageState::Scheduled);
+        tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+
+        let first = store.write_as(&account_id, &buyer.user_id, {
+            let id = scheduled.message.id.clone();
+            move |tx| Box::pin(deliver_if_due(tx, id))
+        });
+        let second = store.write_as(&account_id, &buyer.user_id, {
+            let id = scheduled.message.id.clone();
+            move |tx| Box::pin(deliver_if_due(tx, id))
+        });
+        let (first, second) = tokio::join!(first, second);
+
+        assert_eq!([first.unwrap(), second.unwrap()].iter().filter(|delivered| **delivered).count(), 1);
+        let sent = messages::get(&store, &seller, &scheduled.message.id, View::Basic).await.unwrap();
+        assert_eq!((sent.message.sequence, sent.message.state), (1, MessageState::Sent));
+        assert_eq!(sent.message.schedule_time, scheduled.message.schedule_time);
+        let view = conversations::get(&store, &seller, &id, View::Basic).await.unwrap();
+        assert_eq!(view.viewer.unwrap().unread_count, 1);
+        assert_eq!(deliver_due(&store).await.unwrap(), 0, "nothing is left to deliver");
+    }
+}

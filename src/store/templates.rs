@@ -1,0 +1,228 @@
+//! Templates: create, read, list, change and delete them as their scope allows, preview a
+//! rendering, and render a message's content from one inside the unit that sends it.
+//!
+//! A template another user may not see (someone else's personal template) is NOT_FOUND,
+//! exactly like one that does not exist.
+
+use std::collections::BTreeMap;
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, ModelTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::ExprTrait,
+};
+
+use super::{Listing, Store, WriteTx, columns, entities::template};
+use crate::domain::{
+    Caller, Error,
+    events::{Audience, EventKind, EventPayload, NewEvent},
+    ids,
+    messages::NewMessage,
+    paging::Page,
+    templates::{NewTemplate, Template, TemplatePatch, TemplateQuery, TemplateScope, may_create},
+};
+
+/// Creates a template in the caller's account (personal: owned by the caller).
+pub async fn create(store: &Store, caller: &Caller, new: NewTemplate) -> Result<Template, Error> {
+    may_create(caller, new.scope)?;
+    store
+        .write(caller, move |tx, caller| {
+            Box::pin(async move {
+                let owner_id = (new.scope == TemplateScope::Personal).then(|| caller.user_id.clone());
+                let namespace = owner_id.clone().unwrap_or_else(|| caller.account_id.clone());
+                ensure_name_free(tx.conn(), &caller.account_id, &namespace, &new.name, None).await?;
+                let row = template::ActiveModel {
+                    id: Set(ids::new_id(ids::TEMPLATE)),
+                    account_id: Set(caller.account_id.clone()),
+                    scope: Set(new.scope.as_str().to_owned()),
+                    owner_id: Set(owner_id),
+                    namespace: Set(namespace),
+                    name: Set(new.name),
+                    category: Set(new.category),
+                    content: Set(new.content),
+                    variables: Set(variables_to_column(&new.variables)),
+                    creator_id: Set(caller.user_id.clone()),
+                    create_time: Set(tx.now),
+                    update_time: Set(tx.now),
+                }
+                .insert(tx.conn())
+                .await?;
+                let template = template_from_row(row)?;
+                emit(tx, EventKind::TemplateCreated, &template);
+                Ok(template)
+            })
+        })
+        .await
+}
+
+/// A template the caller may see, or NOT_FOUND.
+pub async fn get(store: &Store, caller: &Caller, id: &str) -> Result<Template, Error> {
+    load_visible(&store.db, caller, id).await.map(|(_, template)| template)
+}
+
+/// The account's templates and the caller's personal ones, by name.
+pub async fn list(
+    store: &Store,
+    caller: &Caller,
+    query: &TemplateQuery,
+    page: &Page<(String, String)>,
+) -> Result<Listing<Template>, Error> {
+    let mut find = template::Entity::find().filter(template::Column::AccountId.eq(&caller.account_id)).filter(
+        Condition::any()
+            .add(template::Column::Scope.eq(TemplateScope::Account.as_str()))
+            .add(template::Column::OwnerId.eq(&caller.user_id)),
+    );
+    if let Some(category) = &query.category {
+        find = find.filter(template::Column::Category.eq(category));
+    }
+    if let Some(scope) = query.scope {
+        find = find.filter(template::Column::Scope.eq(scope.as_str()));
+    }
+    let total = find.clone().count(&store.db).await?;
+    let (name, id) = (template::Column::Name, template::Column::Id);
+    if let Some((after_name, after_id)) = &page.after {
+        find = find.filter(name.gt(after_name).or(name.eq(after_name).and(id.gt(after_id))));
+    }
+    let rows = find.order_by_asc(name).order_by_asc(id).limit(page.fetch_limit()).all(&store.db).await?;
+    let (rows, next_page_token) = page.finish(rows, |row| (row.name.clone(), row.id.clone()));
+    let items = rows.into_iter().map(template_from_row).collect::<Result<_, _>>()?;
+    Ok(Listing { items, next_page_token, total })
+}
+
+/// Changes a template the caller may change. Messages sent from it keep their text.
+pub async fn update(store: &Store, caller: &Caller, id: String, patch: TemplatePatch) -> Result<Template, Error> {
+    store
+        .write(caller, move |tx, caller| {
+            Box::pin(async move {
+                let (row, template) = load_visible(tx.conn(), caller, &id).await?;
+                template.may_change(caller)?;
+                if let Some(name) = &patch.name {
+                    ensure_name_free(tx.conn(), &row.account_id, &row.namespace, name, Some(&row.id)).await?;
+                }
+                let mut active: template::ActiveModel = row.into();
+                if let Some(name) = patch.name {
+                    active.name = Set(name);
+                }
+                if let Some(category) = patch.category {
+                    active.category = Set(category);
+                }
+                if let Some((content, variables)) = patch.content {
+                    active.content = Set(content);
+                    active.variables = Set(variables_to_column(&variables));
+                }
+                active.update_time = Set(tx.now);
+                let template = template_from_row(active.update(tx.conn()).await?)?;
+                emit(tx, EventKind::TemplateUpdated, &template);
+                Ok(template)
+            })
+        })
+        .await
+}
+
+/// Deletes a template the caller may change. Messages sent from it keep their text.
+pub async fn delete(store: &Store, caller: &Caller, id: String) -> Result<(), Error> {
+    store
+        .write(caller, move |tx, caller| {
+            Box::pin(async move {
+                let (row, template) = load_visible(tx.conn(), caller, &id).await?;
+                template.may_change(caller)?;
+                row.delete(tx.conn()).await?;
+                emit(tx, EventKind::TemplateDeleted, &template);
+                Ok(())
+            })
+        })
+        .await
+}
+
+/// What a template the caller may use gives for `variables`, with its placeholder names.
+pub async fn render(
+    store: &Store,
+    caller: &Caller,
+    id: &str,
+    variables: &BTreeMap<String, String>,
+) -> Result<(String, Vec<String>), Error> {
+    let template = get(store, caller, id).await?;
+    Ok((template.render(variables)?, template.variables))
+}
+
+/// `new` with its content rendered from the template it names, which the caller must be
+/// able to use (NOT_FOUND otherwise); a message not from a template is returned as it is.
+pub(super) async fn render_message<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    new: NewMessage,
+) -> Result<NewMessage, Error> {
+    let Some(used) = new.template_to_render() else { return Ok(new) };
+    let (_, template) = load_visible(conn, caller, &used.template_id).await?;
+    let content = template.render(&used.variables)?;
+    Ok(new.rendered(content))
+}
+
+async fn load_visible<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    id: &str,
+) -> Result<(template::Model, Template), Error> {
+    let row =
+        template::Entity::find_by_id(id.to_owned()).one(conn).await?.ok_or_else(|| Error::not_found("template", id))?;
+    let template = template_from_row(row.clone())?;
+    if template.visible_to(caller) { Ok((row, template)) } else { Err(Error::not_found("template", id)) }
+}
+
+/// ALREADY_EXISTS when another template of the namespace has `name`.
+async fn ensure_name_free<C: ConnectionTrait>(
+    conn: &C,
+    account_id: &str,
+    namespace: &str,
+    name: &str,
+    except_id: Option<&str>,
+) -> Result<(), Error> {
+    let mut find = template::Entity::find()
+        .filter(template::Column::AccountId.eq(account_id))
+        .filter(template::Column::Namespace.eq(namespace))
+        .filter(template::Column::Name.eq(name));
+    if let Some(id) = except_id {
+        find = find.filter(template::Column::Id.ne(id));
+    }
+    match find.one(conn).await? {
+        Some(existing) => Err(Error::AlreadyExists(format!(
+            "template.name: template {} is already named {name:?} in this scope",
+            existing.id
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A template's event, to those who can see it.
+fn emit(tx: &mut WriteTx, kind: EventKind, template: &Template) {
+    let audience = match (&template.scope, &template.owner_id) {
+        (TemplateScope::Personal, Some(owner)) => Audience::User(owner.clone()),
+        _ => Audience::Account,
+    };
+    tx.emit(NewEvent {
+        kind,
+        conversation_id: None,
+        audience,
+        payload: EventPayload::Template(Box::new(template.clone())),
+    });
+}
+
+fn variables_to_column(variables: &[String]) -> String {
+    serde_json::to_string(variables).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn template_from_row(row: template::Model) -> Result<Template, Error> {
+    Ok(Template {
+        scope: columns::stored("template scope", &row.scope)?,
+        variables: serde_json::from_str(&row.variables)
+            .map_err(|err| Error::Internal(format!("stored template variables are unreadable: {err}")))?,
+        id: row.id,
+        account_id: row.account_id,
+        owner_id: row.owner_id,
+        name: row.name,
+        category: row.category,
+        content: row.content,
+        creator_id: row.creator_id,
+        create_time: row.create_time,
+        update_time: row.update_time,
+    })
+}
