@@ -45,8 +45,9 @@ pub struct Config {
     /// How far ahead a message may be scheduled (e.g. 365d).
     #[arg(long, env = "MISSIVE_SCHEDULE_HORIZON", default_value = "365d", value_parser = parse_duration)]
     pub schedule_horizon: Duration,
-    /// How often due scheduled messages are looked for: a message is delivered at most this
-    /// long after its time (one indexed query per interval).
+    /// How often due scheduled messages are looked for (one indexed query each time): a
+    /// message is delivered about this long after its time at most, unless very many fall
+    /// due at once.
     #[arg(long, env = "MISSIVE_SCHEDULE_INTERVAL", default_value = "500ms", value_parser = parse_duration)]
     pub schedule_interval: Duration,
     /// How long shutdown waits for in-flight calls before closing connections.

@@ -21,6 +21,7 @@ enum Templates {
     Content,
     Variables,
     CreatorId,
+    CreateRequestId,
     CreateTime,
     UpdateTime,
 }
@@ -63,6 +64,7 @@ impl MigrationTrait for Migration {
                     .col(text(Templates::Content))
                     .col(text(Templates::Variables))
                     .col(string(Templates::CreatorId))
+                    .col(string_null(Templates::CreateRequestId))
                     .col(big_integer(Templates::CreateTime))
                     .col(big_integer(Templates::UpdateTime))
                     .foreign_key(&mut fk(
@@ -78,6 +80,13 @@ impl MigrationTrait for Migration {
             "ux_templates_name",
             Templates::Table,
             [Templates::AccountId, Templates::Namespace, Templates::Name],
+        )
+        .await?;
+        unique_index(
+            manager,
+            "ux_templates_request",
+            Templates::Table,
+            [Templates::AccountId, Templates::CreatorId, Templates::CreateRequestId],
         )
         .await?;
         index(

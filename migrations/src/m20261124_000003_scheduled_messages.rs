@@ -33,6 +33,7 @@ enum ScheduledMessages {
     State,
     FailureReason,
     CreateTime,
+    EditTime,
     UpdateTime,
 }
 
@@ -87,6 +88,7 @@ impl MigrationTrait for Migration {
                     .col(string(S::State))
                     .col(text_null(S::FailureReason))
                     .col(big_integer(S::CreateTime))
+                    .col(big_integer_null(S::EditTime))
                     .col(big_integer(S::UpdateTime))
                     .to_owned(),
             )

@@ -11,7 +11,7 @@ use crate::{
     domain::{
         Error, ids,
         paging::Page,
-        templates::{NewTemplate, TemplatePatch, TemplateQuery, TemplateScope},
+        templates::{self, NewTemplate, TemplatePatch, TemplateQuery, TemplateScope},
         text,
     },
     store,
@@ -36,10 +36,12 @@ impl pb::template_service_server::TemplateService for TemplateApi {
         request: Request<pb::CreateTemplateRequest>,
     ) -> Result<Response<pb::Template>, Status> {
         let caller = self.state.caller(&request).await?;
-        let template = request.into_inner().template.ok_or_else(|| Error::invalid("template", "is required"))?;
+        let request = request.into_inner();
+        let request_id = text::request_id("request_id", request.request_id)?;
+        let template = request.template.ok_or_else(|| Error::invalid("template", "is required"))?;
         let scope = convert::template_scope_from("template.scope", template.scope)?.unwrap_or(TemplateScope::Personal);
         let new = NewTemplate::parse(scope, &template.name, &template.category, template.content)?;
-        let template = store::templates::create(&self.state.store, &caller, new).await?;
+        let template = store::templates::create(&self.state.store, &caller, new, request_id).await?;
         Ok(Response::new(template.into()))
     }
 
@@ -103,6 +105,7 @@ impl pb::template_service_server::TemplateService for TemplateApi {
         let request = request.into_inner();
         let id = ids::parse("template_id", &request.template_id, ids::TEMPLATE)?;
         let variables = request.variables.into_iter().collect();
+        templates::check_values("variables", &variables)?;
         let (content, variables) = store::templates::render(&self.state.store, &caller, &id, &variables).await?;
         Ok(Response::new(pb::RenderTemplateResponse { content, variables }))
     }

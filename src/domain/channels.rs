@@ -13,6 +13,8 @@ use super::{Caller, Error, error::Violations, text, users::parse_email};
 
 /// Most characters in an external id.
 pub const MAX_EXTERNAL_ID_CHARS: usize = 255;
+/// Most characters in an address (an email address's limit, and far more than a phone's).
+pub const MAX_ADDRESS_CHARS: usize = 320;
 
 /// The channel a message travelled through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumString, strum::IntoStaticStr)]
@@ -96,6 +98,7 @@ fn parse_address(field: &str, channel: Channel, value: String) -> Result<String,
     if value.is_empty() {
         return Ok(value);
     }
+    let value = text::bounded(field, value, MAX_ADDRESS_CHARS)?;
     match channel {
         Channel::InApp => Err(Error::invalid(field, "an in-app message has no addresses")),
         Channel::Email => parse_email(field, value),
@@ -152,6 +155,11 @@ mod tests {
         assert_eq!(fields(sms), ["envelope.from_address", "envelope.to_address"]);
         let email = Envelope::parse("", Channel::Email, "a@b.example".into(), "+14155552671".into(), String::new());
         assert_eq!(fields(email), ["envelope.to_address"]);
+        let long = format!("{}@b.example", "a".repeat(MAX_ADDRESS_CHARS));
+        assert_eq!(
+            fields(Envelope::parse("", Channel::Email, long, String::new(), String::new())),
+            ["envelope.from_address"]
+        );
         let ok = Envelope::parse("", Channel::Email, "a@b.example".into(), "c@d.example".into(), "<id@x>".into());
         assert_eq!(ok.unwrap().unwrap().external_id.as_deref(), Some("<id@x>"));
     }

@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, Error, Micros, channels::Envelope, error::Violations, ids, metadata::Metadata, text};
+use sha2::{Digest, Sha256};
 
-/// Most characters in a message's content.
-pub const MAX_CONTENT_CHARS: usize = 32 * 1024;
+use super::{Caller, Error, Micros, channels::Envelope, error::Violations, ids, metadata::Metadata, templates, text};
+
+pub use super::text::MAX_CONTENT_CHARS;
 /// Most attachments on one message.
 pub const MAX_ATTACHMENTS: usize = 10;
 /// Most characters in an attachment's file name.
@@ -234,6 +235,20 @@ pub struct NewAttachment {
     pub data: Vec<u8>,
 }
 
+impl NewAttachment {
+    /// The file as it is described once stored as `id`: its size and SHA-256 with its
+    /// name and type.
+    pub fn describe(&self, id: String) -> Attachment {
+        Attachment {
+            id,
+            filename: self.filename.clone(),
+            media_type: self.media_type.clone(),
+            size_bytes: self.data.len() as i64,
+            sha256: hex::encode(Sha256::digest(&self.data)),
+        }
+    }
+}
+
 /// A message to send, as requested; [`MessageDraft::validate`] turns it into a
 /// [`NewMessage`].
 #[derive(Debug, Clone)]
@@ -284,6 +299,8 @@ pub struct NewMessage {
     id: Option<String>,
     /// Likewise for its attachments, by position.
     attachment_ids: Vec<String>,
+    /// How far ahead it may be scheduled.
+    schedule_horizon: Micros,
 }
 
 impl NewMessage {
@@ -328,7 +345,15 @@ impl NewMessage {
     /// A scheduled message, stored as `id` (its attachments as `attachment_ids`) with
     /// rendered content, ready to deliver.
     pub fn scheduled(draft: MessageDraft, id: String, attachment_ids: Vec<String>) -> Self {
-        Self { draft, rendered: true, id: Some(id), attachment_ids }
+        Self { draft, rendered: true, id: Some(id), attachment_ids, schedule_horizon: 0 }
+    }
+
+    /// Its schedule time, if it has one: in the future, and at most the configured horizon
+    /// ahead. Checked when the message is scheduled, not when a retry of that send (same
+    /// request id) returns the first one, which may be due by then.
+    pub fn check_schedule_time(&self, field: &str) -> Result<(), Error> {
+        let Some(schedule_time) = self.draft.schedule_time else { return Ok(()) };
+        check_schedule_time(field, schedule_time, self.schedule_horizon)
     }
 }
 
@@ -367,12 +392,21 @@ impl MessageDraft {
                 text::MAX_REQUEST_ID_CHARS,
             ));
         }
-        if let Some(schedule_time) = draft.schedule_time {
-            draft.check_schedule(schedule_time, limits, prefix, &mut violations);
+        if let Some(used) = &draft.template {
+            violations.check(templates::check_values(&format!("{prefix}variables"), &used.variables));
+        }
+        if draft.schedule_time.is_some() {
+            draft.check_scheduled(prefix, &mut violations);
         }
         violations.finish()?;
         let rendered = draft.template.is_none();
-        Ok(NewMessage { draft, rendered, id: None, attachment_ids: Vec::new() })
+        Ok(NewMessage {
+            draft,
+            rendered,
+            id: None,
+            attachment_ids: Vec::new(),
+            schedule_horizon: limits.schedule_horizon,
+        })
     }
 
     /// The content, or the template it is to be rendered from (never both).
@@ -433,9 +467,9 @@ impl MessageDraft {
         }
     }
 
-    /// A scheduled message's time, and what a message sent later cannot carry.
-    fn check_schedule(&self, schedule_time: Micros, limits: MessageLimits, prefix: &str, violations: &mut Violations) {
-        violations.check(check_schedule_time(&format!("{prefix}schedule_time"), schedule_time, limits));
+    /// What a message sent later cannot carry. (Its time is checked by
+    /// [`NewMessage::check_schedule_time`] once the send is known not to be a retry.)
+    fn check_scheduled(&self, prefix: &str, violations: &mut Violations) {
         if self.envelope.as_ref().is_some_and(|e| e.external_id.is_some()) {
             violations.add(
                 format!("{prefix}envelope.external_id"),
@@ -445,15 +479,18 @@ impl MessageDraft {
     }
 }
 
-/// A schedule time: in the future, and at most the configured horizon ahead.
-pub fn check_schedule_time(field: &str, schedule_time: Micros, limits: MessageLimits) -> Result<(), Error> {
+/// A schedule time: in the future, and at most `horizon` ahead.
+fn check_schedule_time(field: &str, schedule_time: Micros, horizon: Micros) -> Result<(), Error> {
     let now = super::now_micros();
     if schedule_time <= now {
         return Err(Error::invalid(field, "must be in the future; to send now, leave it unset"));
     }
-    if schedule_time - now > limits.schedule_horizon {
-        let days = limits.schedule_horizon / (24 * 3600 * 1_000_000);
-        return Err(Error::invalid(field, format!("is too far ahead: at most {days} days from now")));
+    if schedule_time - now > horizon {
+        let horizon = std::time::Duration::from_secs(u64::try_from(horizon / 1_000_000).unwrap_or(0));
+        return Err(Error::invalid(
+            field,
+            format!("is too far ahead: at most {} from now", humantime::format_duration(horizon)),
+        ));
     }
     Ok(())
 }
@@ -610,7 +647,7 @@ impl ScheduledPatch {
         let mut violations = Violations::new();
         violations.check(self.message.validate(kind));
         if let Some(schedule_time) = self.schedule_time {
-            violations.check(check_schedule_time("message.schedule_time", schedule_time, limits));
+            violations.check(check_schedule_time("message.schedule_time", schedule_time, limits.schedule_horizon));
         }
         violations.finish()
     }
@@ -756,9 +793,13 @@ mod tests {
     fn a_schedule_time_is_in_the_future_within_the_horizon() {
         let now = crate::domain::now_micros();
         let at = |time| MessageDraft { schedule_time: Some(time), ..draft(MessageKind::Text, "later") };
-        assert!(at(now + 60_000_000).validate(LIMITS, "").is_ok());
-        assert_eq!(fields(at(now - 1).validate(LIMITS, "")), ["schedule_time"]);
-        assert_eq!(fields(at(now + 2 * LIMITS.schedule_horizon).validate(LIMITS, "")), ["schedule_time"]);
+        let time_check = |draft: MessageDraft| draft.validate(LIMITS, "").unwrap().check_schedule_time("schedule_time");
+        assert!(time_check(at(now + 60_000_000)).is_ok());
+        assert!(matches!(time_check(at(now - 1)), Err(Error::InvalidArgument(_))));
+        let Err(Error::InvalidArgument(too_far)) = time_check(at(now + 2 * LIMITS.schedule_horizon)) else {
+            panic!("too far ahead")
+        };
+        assert!(too_far[0].description.contains("at most 16m 40s"), "{too_far:?}");
         let mut relayed = at(now + 60_000_000);
         relayed.envelope = Some(Envelope {
             channel: super::super::channels::Channel::Email,

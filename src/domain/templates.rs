@@ -11,7 +11,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, Error, Micros, error::Violations, messages::MAX_CONTENT_CHARS, text};
+use super::{
+    Caller, Error, Micros,
+    error::Violations,
+    text::{self, MAX_CONTENT_CHARS},
+};
 
 /// Most characters in a template's name.
 pub const MAX_NAME_CHARS: usize = 100;
@@ -156,9 +160,12 @@ impl Template {
             }
     }
 
-    /// Whether `caller`, who can see it, may change or delete it: staff an account
-    /// template, the owner a personal one.
+    /// Whether `caller` may change or delete it: staff an account template, the owner a
+    /// personal one (which nobody else even sees: NOT_FOUND).
     pub fn may_change(&self, caller: &Caller) -> Result<(), Error> {
+        if !self.visible_to(caller) {
+            return Err(Error::not_found("template", &self.id));
+        }
         match self.scope {
             TemplateScope::Account => caller.require_staff("change account templates"),
             TemplateScope::Personal => Ok(()),
@@ -177,37 +184,55 @@ impl Template {
                 violations.add(format!("variables.{name}"), format!("is required by template {}", self.id));
             }
         }
-        for (name, value) in values {
+        for name in values.keys() {
             if !self.variables.contains(name) {
                 let known = if self.variables.is_empty() { "none".to_owned() } else { self.variables.join(", ") };
                 violations.add(
                     format!("variables.{name}"),
                     format!("is not a placeholder of template {} (its placeholders: {known})", self.id),
                 );
-            } else if value.contains('\0') {
-                violations.add(format!("variables.{name}"), "must not contain NUL characters");
             }
         }
         violations.finish()?;
-        let rendered: String = parts
-            .iter()
-            .map(|part| match part {
+        fn piece<'a>(part: &Part<'a>, values: &'a BTreeMap<String, String>) -> &'a str {
+            match part {
                 Part::Text(text) => text,
                 Part::Variable(name) => values.get(*name).map_or("", String::as_str),
-            })
-            .collect();
-        let chars = rendered.chars().count();
+            }
+        }
+        // Measured before it is built: a placeholder used many times, with a long value,
+        // could otherwise make a string far larger than any message.
+        let chars: usize = parts.iter().map(|part| piece(part, values).chars().count()).sum();
         if chars > MAX_CONTENT_CHARS {
             return Err(Error::invalid(
                 "variables",
                 format!("the rendered message has {chars} characters; at most {MAX_CONTENT_CHARS} are allowed"),
             ));
         }
+        let rendered: String = parts.iter().map(|part| piece(part, values)).collect();
         if rendered.trim().is_empty() {
             return Err(Error::invalid("variables", "the rendered message is empty"));
         }
         Ok(rendered)
     }
+}
+
+/// The values given for a template's placeholders (`field` is the map's path): at most
+/// [`MAX_VARIABLES`], each named as a placeholder can be, each a bounded text.
+pub fn check_values(field: &str, values: &BTreeMap<String, String>) -> Result<(), Error> {
+    if values.len() > MAX_VARIABLES {
+        return Err(Error::invalid(field, format!("has {} values; at most {MAX_VARIABLES}", values.len())));
+    }
+    let mut violations = Violations::new();
+    for (name, value) in values {
+        if !is_variable_name(name) {
+            let shown: String = name.chars().take(MAX_VARIABLE_CHARS).collect();
+            violations.add(field, format!("{shown:?} is not a placeholder name"));
+        } else {
+            violations.check(text::bounded(&format!("{field}.{name}"), value.clone(), MAX_CONTENT_CHARS));
+        }
+    }
+    violations.finish()
 }
 
 /// Whether `caller` may create a template of `scope`: account templates are staff's.
@@ -362,6 +387,22 @@ mod tests {
         let fields: Vec<String> =
             violation(t.render(&values(&[("pricee", "1")]))).into_iter().map(|(field, _)| field).collect();
         assert_eq!(fields, ["variables.vehicle_title", "variables.price", "variables.pricee"]);
+    }
+
+    #[test]
+    fn a_rendering_too_long_is_refused_before_it_is_built() {
+        let t = template(&"{{x}}".repeat(6000));
+        let value = "v".repeat(1_000_000);
+        assert_eq!(violation(t.render(&values(&[("x", &value)])))[0].0, "variables");
+    }
+
+    #[test]
+    fn values_are_bounded_and_named_like_placeholders() {
+        assert!(check_values("variables", &values(&[("price", "1")])).is_ok());
+        assert_eq!(violation(check_values("variables", &values(&[("not a name", "1")])))[0].0, "variables");
+        assert_eq!(violation(check_values("variables", &values(&[("nul", "a\0")])))[0].0, "variables.nul");
+        let many: BTreeMap<String, String> = (0..=MAX_VARIABLES).map(|i| (format!("v{i}"), String::new())).collect();
+        assert_eq!(violation(check_values("variables", &many))[0].0, "variables");
     }
 
     #[test]

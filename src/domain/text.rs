@@ -37,6 +37,9 @@ pub fn request_id(field: &str, value: String) -> Result<Option<String>, Error> {
     optional(field, value, MAX_REQUEST_ID_CHARS)
 }
 
+/// Most characters in a message's content (a template's, rendered or not, alike).
+pub const MAX_CONTENT_CHARS: usize = 32 * 1024;
+
 /// Most characters in a request id.
 pub const MAX_REQUEST_ID_CHARS: usize = 200;
 

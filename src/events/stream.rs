@@ -261,12 +261,16 @@ impl Stream {
     async fn catch_up(&mut self) -> Result<bool, Error> {
         let (store, batch_size) = (Arc::clone(&self.context.store), self.context.settings.batch_size);
         loop {
-            Box::pin(self.recheck_caller()).await?;
             let from = self.position;
             let narrowing = Narrowing::for_viewer(&self.caller, &self.filter);
             let batch = store::events::read(&store, &self.caller.account_id, from, batch_size, &narrowing).await?;
             // Pruning may have run between the cursor check and this read.
             ensure_retained(&store, &self.caller, from).await?;
+            // After the read, not before: a revoke and a message committed between a check
+            // and the read would let the message through. This replica hears its own
+            // revokes at commit; another replica's by the NOTIFY sent at that commit, so a
+            // read racing that NOTIFY's arrival is the one window left (issue 12).
+            Box::pin(self.recheck_caller()).await?;
             let full = batch.events.len() as u64 == batch_size;
             for logged in &batch.events {
                 if !self.consider(logged).await {

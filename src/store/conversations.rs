@@ -13,7 +13,7 @@ use super::{
     access::{self, ConversationRecord},
     accounts, columns,
     entities::{conversation, message, participant},
-    messages, templates, views,
+    messages, scheduled, templates, views,
 };
 use crate::domain::{
     Caller, Error, View,
@@ -384,6 +384,7 @@ pub async fn delete(store: &Store, caller: &Caller, id: String) -> Result<(), Er
                 let staff = access::staff_among(tx.conn(), record.participant_ids()).await?;
                 conversation::Entity::delete_by_id(id.clone()).exec(tx.conn()).await?;
                 accounts::count_conversations(tx, &caller.account_id, -1).await?;
+                scheduled::strand(tx, &id, None, &scheduled::deleted_reason(&id)).await?;
                 // The participants are gone with it, so members would not see a
                 // conversation-wide event: staff get one copy, each member its own.
                 let deleted = |audience| NewEvent {

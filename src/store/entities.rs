@@ -198,10 +198,12 @@ pub mod scheduled_message {
         pub channel_to: Option<String>,
         pub send_request_id: Option<String>,
         pub schedule_time: i64,
-        /// `scheduled` or `failed` (`domain::messages::MessageState`).
+        /// `scheduled`, `failed` or `canceled` (`domain::messages::MessageState`).
         pub state: String,
         pub failure_reason: Option<String>,
         pub create_time: i64,
+        /// When its content, metadata or time were last changed.
+        pub edit_time: Option<i64>,
         pub update_time: i64,
     }
 
@@ -249,6 +251,7 @@ pub mod template {
         /// JSON array of the placeholder names.
         pub variables: String,
         pub creator_id: String,
+        pub create_request_id: Option<String>,
         pub create_time: i64,
         pub update_time: i64,
     }

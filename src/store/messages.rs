@@ -5,7 +5,6 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, sea_query::ExprTrait,
 };
-use sha2::{Digest, Sha256};
 
 use super::{
     Listing, Store, WriteTx,
@@ -69,6 +68,7 @@ pub async fn send(
                 let mut record = access::load_visible(tx.conn(), caller, &conversation_id).await?;
                 let new = templates::render_message(tx.conn(), caller, new).await?;
                 let message = if new.fields().schedule_time.is_some() {
+                    new.check_schedule_time("schedule_time")?;
                     pending::schedule(tx, caller, &record, new).await?
                 } else {
                     insert(tx, caller, &mut record, new).await?
@@ -80,7 +80,11 @@ pub async fn send(
     match sent {
         Sent::New(message) => Ok(MessageView::from(*message)),
         Sent::Earlier(Earlier::Sent(id)) => get(store, caller, &id, View::Basic).await,
-        Sent::Earlier(Earlier::Scheduled(id)) => pending::view(&store.db, caller, &id).await,
+        // Delivered since, perhaps: then it is in its conversation.
+        Sent::Earlier(Earlier::Scheduled(id)) => match pending::view(&store.db, caller, &id).await {
+            Err(Error::NotFound { .. }) => get(store, caller, &id, View::Basic).await,
+            found => found,
+        },
     }
 }
 
@@ -116,7 +120,9 @@ pub async fn import(
                     if new.fields().schedule_time.is_some() {
                         return Err(Error::invalid(format!("messages[{index}].schedule_time"), "imports are sent now"));
                     }
-                    let new = templates::render_message(tx.conn(), caller, new).await?;
+                    let new = templates::render_message(tx.conn(), caller, new)
+                        .await
+                        .map_err(|err| err.within(&format!("messages[{index}].")))?;
                     insert(tx, caller, &mut record, new).await?;
                 }
                 Ok(count)
@@ -176,7 +182,7 @@ pub(super) async fn insert(
     let attachment_ids = new.take_attachment_ids();
     let draft = new.into_fields();
     if let Some(envelope) = &draft.envelope {
-        ensure_not_relayed(tx.conn(), &caller.account_id, envelope).await?;
+        ensure_not_relayed(tx.conn(), caller, envelope).await?;
     }
     let row = insert_row(tx, caller, &record.row, id, &draft, direction.as_str()).await?;
     let attachments = insert_attachments(tx, &row, draft.attachments, attachment_ids).await?;
@@ -242,26 +248,32 @@ async fn insert_row(
     .await?)
 }
 
-/// ALREADY_EXISTS, naming the message, when the account already has a message with the
-/// envelope's channel and external id: a relay delivering the same message twice.
-async fn ensure_not_relayed<C: ConnectionTrait>(conn: &C, account_id: &str, envelope: &Envelope) -> Result<(), Error> {
+/// ALREADY_EXISTS when the account already has a message with the envelope's channel and
+/// external id: a relay delivering the same message twice. The message is named when the
+/// caller may see it with its envelope (a relay's retry learns which one it made), and
+/// only then.
+async fn ensure_not_relayed<C: ConnectionTrait>(conn: &C, caller: &Caller, envelope: &Envelope) -> Result<(), Error> {
     let Some(external_id) = &envelope.external_id else { return Ok(()) };
     let existing: Option<String> = message::Entity::find()
         .select_only()
         .column(message::Column::Id)
-        .filter(message::Column::AccountId.eq(account_id))
+        .filter(message::Column::AccountId.eq(&caller.account_id))
         .filter(message::Column::Channel.eq(envelope.channel.as_str()))
         .filter(message::Column::ExternalId.eq(external_id))
         .into_tuple()
         .one(conn)
         .await?;
-    match existing {
-        Some(id) => Err(Error::AlreadyExists(format!(
-            "envelope.external_id: message {id} already has {} external id {external_id:?}",
-            envelope.channel.as_str()
-        ))),
-        None => Ok(()),
-    }
+    let Some(id) = existing else { return Ok(()) };
+    let channel = envelope.channel.as_str();
+    let named = match access::load_message(conn, caller, &id).await {
+        Ok((row, _)) => Envelope::visible_to(caller, &row.sender_id),
+        Err(_) => false,
+    };
+    Err(Error::AlreadyExists(if named {
+        format!("envelope.external_id: message {id} already has {channel} external id {external_id:?}")
+    } else {
+        format!("envelope.external_id: a message with {channel} external id {external_id:?} already exists")
+    }))
 }
 
 /// The message's files, each under its id in `ids` (by position).
@@ -273,20 +285,21 @@ async fn insert_attachments(
 ) -> Result<Vec<Attachment>, Error> {
     let mut attachments = Vec::with_capacity(uploads.len());
     for (position, (upload, id)) in uploads.into_iter().zip(ids).enumerate() {
-        let stored = attachment::ActiveModel {
-            id: Set(id),
+        attachments.push(upload.describe(id));
+        let described = attachments.last().expect("just pushed");
+        attachment::ActiveModel {
+            id: Set(described.id.clone()),
             account_id: Set(message.account_id.clone()),
             message_id: Set(message.id.clone()),
             position: Set(position as i32),
             filename: Set(upload.filename),
             media_type: Set(upload.media_type),
-            size_bytes: Set(upload.data.len() as i64),
-            sha256: Set(hex::encode(Sha256::digest(&upload.data))),
+            size_bytes: Set(described.size_bytes),
+            sha256: Set(described.sha256.clone()),
             data: Set(upload.data),
         }
         .insert(tx.conn())
         .await?;
-        attachments.push(views::attachment_from_row(stored));
     }
     Ok(attachments)
 }

@@ -8,7 +8,7 @@ use super::{
     access::{self, ConversationRecord, participant_from_row},
     conversations,
     entities::{conversation, participant},
-    unread,
+    scheduled, unread,
 };
 use crate::domain::{
     Caller, Error, View,
@@ -89,6 +89,10 @@ pub async fn remove(store: &Store, caller: &Caller, id: String, user_id: String)
                 participant::Entity::delete_by_id((id.clone(), user_id.clone())).exec(tx.conn()).await?;
                 record.participants.retain(|p| p.user_id != user_id);
                 touch(tx, &mut record).await?;
+                // Staff may still write to it; a member's scheduled messages there cannot be sent.
+                if !access::is_staff(tx.conn(), &user_id).await? {
+                    scheduled::strand(tx, &id, Some(&user_id), &scheduled::left_reason(&id)).await?;
+                }
                 emit(tx, EventKind::ParticipantRemoved, &record, &gone, Audience::ConversationAnd(user_id.clone()))?;
                 // A caller that removed itself may no longer see the conversation.
                 let left = record.ensure_visible(caller).is_err();

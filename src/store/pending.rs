@@ -7,7 +7,6 @@
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
-use sha2::{Digest, Sha256};
 
 use super::{
     WriteTx,
@@ -64,6 +63,7 @@ pub(super) async fn schedule(
         state: Set(MessageState::Scheduled.as_str().to_owned()),
         failure_reason: Set(None),
         create_time: Set(tx.now),
+        edit_time: Set(None),
         update_time: Set(tx.now),
     }
     .insert(tx.conn())
@@ -82,13 +82,7 @@ async fn store_attachments(
 ) -> Result<Vec<Attachment>, Error> {
     let mut attachments = Vec::with_capacity(uploads.len());
     for (position, upload) in uploads.into_iter().enumerate() {
-        let attachment = Attachment {
-            id: ids::new_id(ids::ATTACHMENT),
-            filename: upload.filename,
-            media_type: upload.media_type,
-            size_bytes: upload.data.len() as i64,
-            sha256: hex::encode(Sha256::digest(&upload.data)),
-        };
+        let attachment = upload.describe(ids::new_id(ids::ATTACHMENT));
         scheduled_attachment::ActiveModel {
             id: Set(attachment.id.clone()),
             account_id: Set(row.account_id.clone()),
@@ -264,7 +258,7 @@ fn message_from_row(row: scheduled_message::Model, attachments: Vec<Attachment>)
         attachments,
         metadata: draft.metadata,
         create_time: row.create_time,
-        edit_time: (row.update_time != row.create_time).then_some(row.update_time),
+        edit_time: row.edit_time,
         delete_time: None,
         read_receipts: Vec::new(),
         template: draft.template,

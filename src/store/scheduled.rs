@@ -22,7 +22,7 @@ use super::{
     Store, WriteTx,
     access::{self, ConversationRecord},
     columns,
-    entities::{conversation, scheduled_message, user},
+    entities::{conversation, scheduled_attachment, scheduled_message, user},
     messages,
     pending::{self, emit, load_visible},
 };
@@ -38,25 +38,28 @@ use crate::domain::{
 /// Most due messages one pass of the delivery job starts at once.
 const DUE_BATCH: u64 = 256;
 
-/// A scheduled or failed message: its sender's, or staff's; NOT_FOUND for anyone else.
+/// A scheduled, failed or canceled message: its sender's, or staff's; NOT_FOUND for anyone
+/// else.
 pub async fn get(store: &Store, caller: &Caller, id: &str) -> Result<MessageView, Error> {
     pending::view(&store.db, caller, id).await
 }
 
 /// The caller's scheduled and failed messages, soonest first; with a conversation, only
-/// those there, and for staff everyone's there.
+/// those there (NOT_FOUND for a member who cannot see it), and for staff everyone's there.
 pub async fn list(
     store: &Store,
     caller: &Caller,
     conversation_id: Option<&str>,
     page: &Page<(Micros, String)>,
 ) -> Result<(Vec<MessageView>, String), Error> {
-    let mut find =
-        scheduled_message::Entity::find().filter(scheduled_message::Column::AccountId.eq(&caller.account_id));
+    let mut find = scheduled_message::Entity::find()
+        .filter(scheduled_message::Column::AccountId.eq(&caller.account_id))
+        .filter(scheduled_message::Column::State.ne(MessageState::Canceled.as_str()));
     match conversation_id {
         Some(conversation_id) => {
             find = find.filter(scheduled_message::Column::ConversationId.eq(conversation_id));
             if !caller.is_staff() {
+                access::load_visible(&store.db, caller, conversation_id).await?;
                 find = find.filter(scheduled_message::Column::SenderId.eq(&caller.user_id));
             }
         }
@@ -100,6 +103,7 @@ pub async fn update(
                 if let Some(schedule_time) = patch.schedule_time {
                     active.schedule_time = Set(schedule_time);
                 }
+                active.edit_time = Set(Some(tx.now));
                 active.update_time = Set(tx.now);
                 let message = pending::present(tx.conn(), active.update(tx.conn()).await?).await?;
                 emit(tx, EventKind::ScheduledMessageUpdated, &message);
@@ -109,21 +113,62 @@ pub async fn update(
         .await
 }
 
-/// Cancels a waiting message, or dismisses a failed one. The sender or staff.
+/// Cancels a waiting message, or dismisses a failed one. The sender or staff. It stays, as
+/// CANCELED and without its files, so that a retry of the send that scheduled it (same
+/// request id) returns it rather than scheduling it again; canceling again changes nothing.
 pub async fn cancel(store: &Store, caller: &Caller, id: String) -> Result<MessageView, Error> {
     store
         .write(caller, move |tx, caller| {
             Box::pin(async move {
                 let row = load_visible(tx.conn(), caller, &id).await?;
                 may_dispatch(caller, &row.sender_id)?;
-                let mut message = pending::present(tx.conn(), row).await?;
-                scheduled_message::Entity::delete_by_id(message.id.clone()).exec(tx.conn()).await?;
-                message.state = MessageState::Canceled;
+                if row.state == MessageState::Canceled.as_str() {
+                    return pending::present(tx.conn(), row).await.map(MessageView::from);
+                }
+                scheduled_attachment::Entity::delete_many()
+                    .filter(scheduled_attachment::Column::ScheduledMessageId.eq(&row.id))
+                    .exec(tx.conn())
+                    .await?;
+                let mut active: scheduled_message::ActiveModel = row.into();
+                active.state = Set(MessageState::Canceled.as_str().to_owned());
+                active.update_time = Set(tx.now);
+                let message = pending::present(tx.conn(), active.update(tx.conn()).await?).await?;
                 emit(tx, EventKind::ScheduledMessageCanceled, &message);
                 Ok(MessageView::from(message))
             })
         })
         .await
+}
+
+/// Fails the waiting messages that a change makes impossible to deliver, in that change's
+/// unit, and tells their senders: all of a conversation being deleted (`sender_id` None),
+/// or a member's own in a conversation it leaves.
+pub(super) async fn strand(
+    tx: &mut WriteTx,
+    conversation_id: &str,
+    sender_id: Option<&str>,
+    reason: &str,
+) -> Result<(), Error> {
+    let mut find = scheduled_message::Entity::find()
+        .filter(scheduled_message::Column::ConversationId.eq(conversation_id))
+        .filter(scheduled_message::Column::State.eq(MessageState::Scheduled.as_str()));
+    if let Some(sender_id) = sender_id {
+        find = find.filter(scheduled_message::Column::SenderId.eq(sender_id));
+    }
+    for row in find.all(tx.conn()).await? {
+        fail(tx, row, reason.to_owned()).await?;
+    }
+    Ok(())
+}
+
+/// Why a message in a deleted conversation is not delivered.
+pub(super) fn deleted_reason(conversation_id: &str) -> String {
+    format!("conversation {conversation_id} was deleted")
+}
+
+/// Why a message of a sender who left its conversation is not delivered.
+pub(super) fn left_reason(conversation_id: &str) -> String {
+    format!("the sender no longer takes part in conversation {conversation_id}")
 }
 
 /// Delivers a waiting message at once: the message as sent, or as FAILED with the reason
@@ -165,13 +210,20 @@ pub async fn deliver_due(store: &Store) -> Result<usize, Error> {
         let deliveries = due.into_iter().map(|(id, account_id, sender_id)| async move {
             store.write_as(&account_id, &sender_id, move |tx| Box::pin(deliver_if_due(tx, id))).await
         });
+        let (mut delivered, mut failed) = (0, 0);
         for result in futures::future::join_all(deliveries).await {
             match result {
-                Ok(delivered) => handled += usize::from(delivered),
-                Err(err) => tracing::warn!(error = %err, "a scheduled message could not be delivered; retrying"),
+                Ok(done) => delivered += usize::from(done),
+                Err(err) => {
+                    failed += 1;
+                    tracing::warn!(error = %err, "a scheduled message could not be delivered; will retry");
+                }
             }
         }
-        if found < DUE_BATCH {
+        handled += delivered;
+        // A full batch means more may be due; but a batch that failed, or that others
+        // delivered meanwhile, waits for the next pass rather than spin on the same rows.
+        if found < DUE_BATCH || failed > 0 || delivered == 0 {
             return Ok(handled);
         }
     }
@@ -221,9 +273,9 @@ async fn prepare<C: ConnectionTrait>(
         Err(Error::NotFound { .. }) => {
             let exists = conversation::Entity::find_by_id(row.conversation_id.clone()).one(conn).await?.is_some();
             return Ok(Err(if exists {
-                format!("the sender no longer takes part in conversation {}", row.conversation_id)
+                left_reason(&row.conversation_id)
             } else {
-                format!("conversation {} was deleted", row.conversation_id)
+                deleted_reason(&row.conversation_id)
             }));
         }
         Err(other) => return Err(other),
@@ -251,11 +303,15 @@ fn ensure_waiting(row: &scheduled_message::Model) -> Result<(), Error> {
     if row.state == MessageState::Scheduled.as_str() {
         return Ok(());
     }
-    Err(Error::FailedPrecondition(format!(
-        "message {} failed ({}) and will not be sent: cancel it to dismiss it",
-        row.id,
-        row.failure_reason.as_deref().unwrap_or("no reason recorded")
-    )))
+    Err(Error::FailedPrecondition(if row.state == MessageState::Canceled.as_str() {
+        format!("message {} was canceled and will not be sent", row.id)
+    } else {
+        format!(
+            "message {} failed ({}) and will not be sent: cancel it to dismiss it",
+            row.id,
+            row.failure_reason.as_deref().unwrap_or("no reason recorded")
+        )
+    }))
 }
 
 #[cfg(test)]

@@ -21,12 +21,29 @@ use crate::domain::{
     templates::{NewTemplate, Template, TemplatePatch, TemplateQuery, TemplateScope, may_create},
 };
 
-/// Creates a template in the caller's account (personal: owned by the caller).
-pub async fn create(store: &Store, caller: &Caller, new: NewTemplate) -> Result<Template, Error> {
+/// Creates a template in the caller's account (personal: owned by the caller). A retried
+/// create with the same request id returns the first template.
+pub async fn create(
+    store: &Store,
+    caller: &Caller,
+    new: NewTemplate,
+    request_id: Option<String>,
+) -> Result<Template, Error> {
     may_create(caller, new.scope)?;
     store
         .write(caller, move |tx, caller| {
             Box::pin(async move {
+                if let Some(request_id) = &request_id {
+                    let earlier = template::Entity::find()
+                        .filter(template::Column::AccountId.eq(&caller.account_id))
+                        .filter(template::Column::CreatorId.eq(&caller.user_id))
+                        .filter(template::Column::CreateRequestId.eq(request_id))
+                        .one(tx.conn())
+                        .await?;
+                    if let Some(earlier) = earlier {
+                        return template_from_row(earlier);
+                    }
+                }
                 let owner_id = (new.scope == TemplateScope::Personal).then(|| caller.user_id.clone());
                 let namespace = owner_id.clone().unwrap_or_else(|| caller.account_id.clone());
                 ensure_name_free(tx.conn(), &caller.account_id, &namespace, &new.name, None).await?;
@@ -41,6 +58,7 @@ pub async fn create(store: &Store, caller: &Caller, new: NewTemplate) -> Result<
                     content: Set(new.content),
                     variables: Set(variables_to_column(&new.variables)),
                     creator_id: Set(caller.user_id.clone()),
+                    create_request_id: Set(request_id),
                     create_time: Set(tx.now),
                     update_time: Set(tx.now),
                 }

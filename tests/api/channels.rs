@@ -106,4 +106,13 @@ async fn members_see_envelopes_on_their_own_messages_only() {
     };
     assert!(message_of(&next_events(&mut buyer_stream, 1).await[0]).envelope.is_none(), "nor in events");
     assert!(message_of(&next_events(&mut agent_stream, 1).await[0]).envelope.is_some());
+
+    // A member relaying the same email elsewhere learns it exists, not which message it is.
+    let elsewhere = app.conversation(&buyer, &[]).await;
+    let copy = pb::SendMessageRequest {
+        envelope: envelope(pb::Channel::Email, "", "", "<m1@example.com>"),
+        ..text(&elsewhere.id, "copy")
+    };
+    let refused = assert_code(app.session(&buyer).send_message(copy).await, Code::AlreadyExists);
+    assert!(!refused.message().contains(&sent.id), "{}", refused.message());
 }

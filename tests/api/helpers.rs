@@ -178,7 +178,11 @@ impl Session {
     // TemplateService.
 
     pub async fn create_template(&self, template: pb::Template) -> Result<pb::Template, Status> {
-        let request = pb::CreateTemplateRequest { template: Some(template) };
+        self.create_template_request(pb::CreateTemplateRequest { template: Some(template), request_id: String::new() })
+            .await
+    }
+
+    pub async fn create_template_request(&self, request: pb::CreateTemplateRequest) -> Result<pb::Template, Status> {
         self.templates().create_template(self.request(request)).await.map(|r| r.into_inner())
     }
 

@@ -175,8 +175,18 @@ async fn the_sender_changes_cancels_or_sends_at_once_and_staff_see_the_conversat
     assert_eq!(app.session(&buyer).get_message(&second.id).await.unwrap().content, "two");
     let canceled = app.session(&agent).cancel_scheduled(&first.id).await.unwrap();
     assert_eq!(canceled.state, pb::MessageState::Canceled as i32);
-    assert_code(as_seller.get_scheduled(&first.id).await, Code::NotFound);
-    assert_code(as_seller.send_scheduled_now(&first.id).await, Code::NotFound);
+    assert_eq!(as_seller.get_scheduled(&first.id).await.unwrap().state, pb::MessageState::Canceled as i32);
+    assert_code(as_seller.send_scheduled_now(&first.id).await, Code::FailedPrecondition);
+    assert!(as_seller.list_scheduled("").await.unwrap().is_empty(), "canceled ones are not listed");
+    let retried_again = as_seller
+        .send_message(pb::SendMessageRequest { request_id: "r1".into(), ..later(&conversation.id, "one", hour) })
+        .await
+        .unwrap();
+    assert_eq!(
+        (retried_again.id.as_str(), retried_again.state),
+        (first.id.as_str(), pb::MessageState::Canceled as i32),
+        "a retry after the cancel does not schedule it again"
+    );
     assert_eq!(app.session(&buyer).messages_in(&conversation.id).await.unwrap().total_size, 1);
 
     let types = |events: Vec<pb::Event>| events.into_iter().map(|e| e.r#type).collect::<Vec<_>>();
@@ -200,10 +210,11 @@ async fn the_sender_changes_cancels_or_sends_at_once_and_staff_see_the_conversat
 }
 
 #[tokio::test]
-async fn a_message_whose_conversation_is_gone_fails_and_tells_its_sender() {
+async fn a_message_that_can_no_longer_be_sent_fails_and_tells_its_sender() {
     let app = spawn_app().await;
     let agent = app.agent("Agent").await;
     let seller = app.member("Seller").await;
+    let hour = Duration::from_secs(3600);
     let conversation = app.conversation(&agent, &[(&seller, "seller")]).await;
     let other = app.conversation(&agent, &[(&seller, "seller")]).await;
     let mut seller_stream = app
@@ -214,16 +225,15 @@ async fn a_message_whose_conversation_is_gone_fails_and_tells_its_sender() {
         })
         .await
         .unwrap();
-    let doomed = app
-        .session(&seller)
-        .send_message(later(&conversation.id, "too late", Duration::from_millis(700)))
-        .await
-        .unwrap();
-    let removed =
-        app.session(&seller).send_message(later(&other.id, "left", Duration::from_millis(700))).await.unwrap();
+    let doomed = app.session(&seller).send_message(later(&conversation.id, "too late", hour)).await.unwrap();
+    let removed = app.session(&seller).send_message(later(&other.id, "left", hour)).await.unwrap();
+    // The agent's own note in `other` is not affected by the seller leaving.
+    let note = pb::SendMessageRequest { private: true, ..later(&other.id, "note", hour) };
+    let kept = app.session(&agent).send_message(note).await.unwrap();
     app.session(&agent).delete_conversation(&conversation.id).await.unwrap();
     app.session(&agent).remove_participant(&other.id, &seller.id).await.unwrap();
 
+    // At once, not at their time an hour from now.
     let failures = next_events(&mut seller_stream, 2).await;
     let failed: Vec<pb::Message> = failures
         .iter()
@@ -241,6 +251,31 @@ async fn a_message_whose_conversation_is_gone_fails_and_tells_its_sender() {
     app.session(&seller).cancel_scheduled(&doomed.id).await.unwrap();
     assert_eq!(app.session(&seller).list_scheduled("").await.unwrap().len(), 1, "dismissed");
     assert_eq!(app.session(&agent).messages_in(&other.id).await.unwrap().total_size, 0);
+    assert_eq!(app.session(&agent).get_scheduled(&kept.id).await.unwrap().state, pb::MessageState::Scheduled as i32);
+
+    // What only the due time can tell: a sender whose role no longer allows the message.
+    let own = app.conversation(&agent, &[(&agent, "agent")]).await;
+    let demoted_note = pb::SendMessageRequest { private: true, ..later(&own.id, "soon", Duration::from_millis(600)) };
+    let demoted = app.session(&agent).send_message(demoted_note).await.unwrap();
+    let member = pb::User { id: agent.id.clone(), role: pb::Role::Member as i32, ..Default::default() };
+    app.as_admin()
+        .update_user(pb::UpdateUserRequest {
+            user: Some(member),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["role".into()] }),
+        })
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let failed = loop {
+        let message = app.session(&agent).get_scheduled(&demoted.id).await.unwrap();
+        if message.state != pb::MessageState::Scheduled as i32 {
+            break message;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still scheduled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(failed.state, pb::MessageState::Failed as i32);
+    assert!(failed.failure_reason.contains("may no longer send it"), "{}", failed.failure_reason);
 }
 
 #[tokio::test]

@@ -99,6 +99,10 @@ async fn every_missing_or_unknown_variable_is_named() {
         pb::SendMessageRequest { variables: HashMap::from([("a".into(), "b".into())]), ..text(&conversation.id, "hi") };
     assert_invalid(session.send_message(loose).await, "variables");
     assert_invalid(session.send_message(from_template(&conversation.id, "tpl_1", &[])).await, "template_id");
+    assert_invalid(
+        session.send_message(from_template(&conversation.id, &tpl.id, &[("not a name", "x"), ("price", "1")])).await,
+        "variables",
+    );
     assert_eq!(app.session(&agent).messages_in(&conversation.id).await.unwrap().total_size, 0, "nothing was sent");
 
     let preview = session.render_template(&tpl.id, &[("vehicle_title", "FH"), ("price", "1")]).await.unwrap();
@@ -152,6 +156,14 @@ async fn personal_templates_are_their_owners_alone_and_account_templates_staffs_
         .await
         .unwrap();
     assert_eq!(quick.scope, pb::TemplateScope::Personal as i32, "personal unless said otherwise");
+    let create_twice = || pb::CreateTemplateRequest {
+        template: Some(template(pb::TemplateScope::Personal, "Retried", "", "x")),
+        request_id: "tpl-1".into(),
+    };
+    let first = app.session(&seller).create_template_request(create_twice()).await.unwrap();
+    let again = app.session(&seller).create_template_request(create_twice()).await.unwrap();
+    assert_eq!(first.id, again.id, "a retried create returns the first template");
+    app.session(&seller).delete_template(&first.id).await.unwrap();
     assert_eq!(quick.owner_id, seller.id);
     // The same name in another namespace is fine.
     app.session(&buyer)
