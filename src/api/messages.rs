@@ -41,7 +41,7 @@ pub(super) fn parse_new_message(
     let field = |name: &str| format!("{prefix}{name}");
     let template = if request.template_id.is_empty() {
         if !request.variables.is_empty() {
-            return Err(Error::invalid(field("variables"), "variables are given with a template_id"));
+            return Err(Error::invalid(field("variables"), "variables go with a template_id, and none was given"));
         }
         None
     } else {

@@ -111,7 +111,9 @@ fn parse_phone(field: &str, value: &str) -> Result<String, Error> {
     // A number with its country code is parsed without a default region: with one,
     // phonenumber 0.3 reads +49 151… as +49 51… (it strips the 1 as the region's prefix).
     let region = (!value.trim_start().starts_with('+')).then_some(phonenumber::country::Id::US);
-    let number = phonenumber::parse(region, value).ok().filter(phonenumber::is_valid).ok_or_else(|| {
+    // An extension would be dropped from the E.164 form: refused rather than lost.
+    let usable = |number: &phonenumber::PhoneNumber| phonenumber::is_valid(number) && number.extension().is_none();
+    let number = phonenumber::parse(region, value).ok().filter(usable).ok_or_else(|| {
         Error::invalid(
             field,
             format!(
@@ -153,6 +155,8 @@ mod tests {
     fn addresses_must_fit_their_channel() {
         let sms = Envelope::parse("", Channel::Sms, "a@b.example".into(), "12".into(), String::new());
         assert_eq!(fields(sms), ["envelope.from_address", "envelope.to_address"]);
+        let extension = Envelope::parse("", Channel::Voice, "+14155552671 ext 5".into(), String::new(), String::new());
+        assert_eq!(fields(extension), ["envelope.from_address"]);
         let email = Envelope::parse("", Channel::Email, "a@b.example".into(), "+14155552671".into(), String::new());
         assert_eq!(fields(email), ["envelope.to_address"]);
         let long = format!("{}@b.example", "a".repeat(MAX_ADDRESS_CHARS));

@@ -486,18 +486,23 @@ fn check_schedule_time(field: &str, schedule_time: Micros, horizon: Micros) -> R
         return Err(Error::invalid(field, "must be in the future; to send now, leave it unset"));
     }
     if schedule_time - now > horizon {
-        let horizon = std::time::Duration::from_secs(u64::try_from(horizon / 1_000_000).unwrap_or(0));
-        return Err(Error::invalid(
-            field,
-            format!("is too far ahead: at most {} from now", humantime::format_duration(horizon)),
-        ));
+        const DAY: Micros = 24 * 3600 * 1_000_000;
+        let at_most = if horizon % DAY == 0 {
+            format!("{} days", horizon / DAY)
+        } else {
+            humantime::format_duration(std::time::Duration::from_secs(u64::try_from(horizon / 1_000_000).unwrap_or(0)))
+                .to_string()
+        };
+        return Err(Error::invalid(field, format!("is too far ahead: at most {at_most} from now")));
     }
     Ok(())
 }
 
 impl NewMessage {
-    /// Checks what the caller's role allows: private notes, system messages and choosing
-    /// the direction are staff's (a member's message always comes in).
+    /// Checks what the caller's role allows: private notes, system messages, choosing the
+    /// direction and a channel's external id are staff's (a member's message always comes
+    /// in; external ids are a relay's dedupe keys, which a member must not be able to take
+    /// before the relay, nor probe).
     pub fn authorize(&self, caller: &Caller, prefix: &str) -> Result<(), Error> {
         let draft = &self.draft;
         if !caller.is_staff() && draft.direction.is_some_and(|d| d != Direction::Incoming) {
@@ -510,6 +515,11 @@ impl NewMessage {
         }
         if draft.kind == MessageKind::System && !caller.is_staff() {
             return Err(Error::PermissionDenied(format!("{prefix}kind: only staff may send system messages")));
+        }
+        if draft.envelope.as_ref().is_some_and(|e| e.external_id.is_some()) && !caller.is_staff() {
+            return Err(Error::PermissionDenied(format!(
+                "{prefix}envelope.external_id: only staff (a relay's key) may set a channel's message id"
+            )));
         }
         Ok(())
     }

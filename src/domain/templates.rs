@@ -218,7 +218,8 @@ impl Template {
 }
 
 /// The values given for a template's placeholders (`field` is the map's path): at most
-/// [`MAX_VARIABLES`], each named as a placeholder can be, each a bounded text.
+/// [`MAX_VARIABLES`], each named as a placeholder can be, each a bounded text that is not
+/// empty (an integration that forgot a value must not send a message with a hole in it).
 pub fn check_values(field: &str, values: &BTreeMap<String, String>) -> Result<(), Error> {
     if values.len() > MAX_VARIABLES {
         return Err(Error::invalid(field, format!("has {} values; at most {MAX_VARIABLES}", values.len())));
@@ -228,6 +229,8 @@ pub fn check_values(field: &str, values: &BTreeMap<String, String>) -> Result<()
         if !is_variable_name(name) {
             let shown: String = name.chars().take(MAX_VARIABLE_CHARS).collect();
             violations.add(field, format!("{shown:?} is not a placeholder name"));
+        } else if value.is_empty() {
+            violations.add(format!("{field}.{name}"), "must not be empty");
         } else {
             violations.check(text::bounded(&format!("{field}.{name}"), value.clone(), MAX_CONTENT_CHARS));
         }
@@ -399,9 +402,10 @@ mod tests {
     #[test]
     fn values_are_bounded_and_named_like_placeholders() {
         assert!(check_values("variables", &values(&[("price", "1")])).is_ok());
+        assert_eq!(violation(check_values("variables", &values(&[("price", "")])))[0].0, "variables.price");
         assert_eq!(violation(check_values("variables", &values(&[("not a name", "1")])))[0].0, "variables");
         assert_eq!(violation(check_values("variables", &values(&[("nul", "a\0")])))[0].0, "variables.nul");
-        let many: BTreeMap<String, String> = (0..=MAX_VARIABLES).map(|i| (format!("v{i}"), String::new())).collect();
+        let many: BTreeMap<String, String> = (0..=MAX_VARIABLES).map(|i| (format!("v{i}"), "x".into())).collect();
         assert_eq!(violation(check_values("variables", &many))[0].0, "variables");
     }
 

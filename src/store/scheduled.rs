@@ -27,7 +27,7 @@ use super::{
     pending::{self, emit, load_visible},
 };
 use crate::domain::{
-    Caller, Error, Micros,
+    Caller, Error, Micros, View,
     events::EventKind,
     messages::{Message, MessageLimits, MessageState, NewMessage, ScheduledPatch, may_dispatch, may_edit},
     now_micros,
@@ -38,10 +38,46 @@ use crate::domain::{
 /// Most due messages one pass of the delivery job starts at once.
 const DUE_BATCH: u64 = 256;
 
-/// A scheduled, failed or canceled message: its sender's, or staff's; NOT_FOUND for anyone
-/// else.
+/// A scheduled, failed or canceled message, or, once delivered, the message it became: its
+/// sender's, or staff's; NOT_FOUND for anyone else.
 pub async fn get(store: &Store, caller: &Caller, id: &str) -> Result<MessageView, Error> {
-    pending::view(&store.db, caller, id).await
+    match pending::view(&store.db, caller, id).await {
+        Err(Error::NotFound { .. }) => match sent_as(store, caller, id).await? {
+            Some(sent) => Ok(sent),
+            None => Err(Error::not_found("scheduled message", id)),
+        },
+        found => found,
+    }
+}
+
+/// The message a scheduled one became when delivered, if `caller` sent it or is staff.
+async fn sent_as(store: &Store, caller: &Caller, id: &str) -> Result<Option<MessageView>, Error> {
+    let sent = match messages::get(store, caller, id, View::Basic).await {
+        Ok(sent) => sent,
+        Err(Error::NotFound { .. }) => return Ok(None),
+        Err(other) => return Err(other),
+    };
+    let scheduled_by_caller =
+        sent.message.schedule_time.is_some() && (sent.message.sender_id == caller.user_id || caller.is_staff());
+    Ok(scheduled_by_caller.then_some(sent))
+}
+
+/// A waiting message `caller` may act on; one delivered meanwhile is FAILED_PRECONDITION (a
+/// cancel that raced the delivery, a second "send now").
+async fn load_waiting(tx: &WriteTx, caller: &Caller, id: &str) -> Result<scheduled_message::Model, Error> {
+    match load_visible(tx.conn(), caller, id).await {
+        Err(Error::NotFound { .. }) => {
+            let delivered = access::load_message(tx.conn(), caller, id).await.is_ok_and(|(row, _)| {
+                row.schedule_time.is_some() && (row.sender_id == caller.user_id || caller.is_staff())
+            });
+            Err(if delivered {
+                Error::FailedPrecondition(format!("message {id} was already sent"))
+            } else {
+                Error::not_found("scheduled message", id)
+            })
+        }
+        found => found,
+    }
 }
 
 /// The caller's scheduled and failed messages, soonest first; with a conversation, only
@@ -86,7 +122,7 @@ pub async fn update(
     store
         .write(caller, move |tx, caller| {
             Box::pin(async move {
-                let row = load_visible(tx.conn(), caller, &id).await?;
+                let row = load_waiting(tx, caller, &id).await?;
                 may_edit(caller, &row.sender_id)?;
                 ensure_waiting(&row)?;
                 patch.validate(columns::stored("message kind", &row.kind)?, limits)?;
@@ -120,7 +156,7 @@ pub async fn cancel(store: &Store, caller: &Caller, id: String) -> Result<Messag
     store
         .write(caller, move |tx, caller| {
             Box::pin(async move {
-                let row = load_visible(tx.conn(), caller, &id).await?;
+                let row = load_waiting(tx, caller, &id).await?;
                 may_dispatch(caller, &row.sender_id)?;
                 if row.state == MessageState::Canceled.as_str() {
                     return pending::present(tx.conn(), row).await.map(MessageView::from);
@@ -177,7 +213,7 @@ pub async fn send_now(store: &Store, caller: &Caller, id: String) -> Result<Mess
     store
         .write(caller, move |tx, caller| {
             Box::pin(async move {
-                let row = load_visible(tx.conn(), caller, &id).await?;
+                let row = load_waiting(tx, caller, &id).await?;
                 may_dispatch(caller, &row.sender_id)?;
                 ensure_waiting(&row)?;
                 deliver(tx, row).await.map(MessageView::from)
@@ -318,7 +354,7 @@ fn ensure_waiting(row: &scheduled_message::Model) -> Result<(), Error> {
 mod tests {
     use super::*;
     use crate::{
-        domain::{View, messages::MessageDraft, users::Role},
+        domain::{messages::MessageDraft, users::Role},
         store::{
             accounts, conversations,
             testing::{caller, conversation},

@@ -88,7 +88,7 @@ async fn members_see_envelopes_on_their_own_messages_only() {
     let mut agent_stream = app.session(&agent).subscribe_after("").await.unwrap();
 
     let relayed = pb::SendMessageRequest {
-        envelope: envelope(pb::Channel::Email, "lead@example.com", "sales@example.com", "<m1@example.com>"),
+        envelope: envelope(pb::Channel::Email, "lead@example.com", "sales@example.com", ""),
         ..text(&conversation.id, "From my inbox")
     };
     let sent = app.session(&lead).send_message(relayed).await.unwrap();
@@ -107,12 +107,27 @@ async fn members_see_envelopes_on_their_own_messages_only() {
     assert!(message_of(&next_events(&mut buyer_stream, 1).await[0]).envelope.is_none(), "nor in events");
     assert!(message_of(&next_events(&mut agent_stream, 1).await[0]).envelope.is_some());
 
-    // A member relaying the same email elsewhere learns it exists, not which message it is.
-    let elsewhere = app.conversation(&buyer, &[]).await;
-    let copy = pb::SendMessageRequest {
-        envelope: envelope(pb::Channel::Email, "", "", "<m1@example.com>"),
-        ..text(&elsewhere.id, "copy")
+    // External ids are a relay's dedupe keys: a member may neither take one before the
+    // relay nor probe for one.
+    let relayed_id = pb::SendMessageRequest {
+        envelope: envelope(pb::Channel::Sms, "", "", "SM-next"),
+        ..text(&conversation.id, "forged")
     };
-    let refused = assert_code(app.session(&buyer).send_message(copy).await, Code::AlreadyExists);
-    assert!(!refused.message().contains(&sent.id), "{}", refused.message());
+    assert_code(app.session(&lead).send_message(relayed_id).await, Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn a_duplicate_relay_names_the_first_message_only_to_who_may_see_its_envelope() {
+    let app = spawn_app().await;
+    let crm = app.agent("CRM").await;
+    let other_relay = app.agent("Other relay").await;
+    let lead = app.member("Lead").await;
+    let conversation = app.conversation(&crm, &[(&lead, "lead")]).await;
+    let relay = |content: &str| pb::SendMessageRequest {
+        envelope: envelope(pb::Channel::Sms, "+14155552671", "", "SM1"),
+        ..text(&conversation.id, content)
+    };
+    let first = app.session(&crm).send_message(relay("first")).await.unwrap();
+    let refused = assert_code(app.session(&other_relay).send_message(relay("again")).await, Code::AlreadyExists);
+    assert!(refused.message().contains(&first.id), "staff see every envelope: {}", refused.message());
 }

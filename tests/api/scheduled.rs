@@ -68,6 +68,13 @@ async fn a_scheduled_message_waits_unseen_then_arrives_in_order_as_if_sent_then(
     assert!(app.session(&seller).list_scheduled("").await.unwrap().is_empty());
     assert_eq!(app.session(&buyer).get_message(&scheduled.id).await.unwrap().content, "Price drops tomorrow");
     app.assert_no_unread_drift().await;
+    // What became of it, for its sender; too late to cancel or send again.
+    let became = app.session(&seller).get_scheduled(&scheduled.id).await.unwrap();
+    assert_eq!((became.state, became.sequence), (pb::MessageState::Sent as i32, 2));
+    assert_code(app.session(&seller).cancel_scheduled(&scheduled.id).await, Code::FailedPrecondition);
+    assert_code(app.session(&seller).send_scheduled_now(&scheduled.id).await, Code::FailedPrecondition);
+    assert_code(app.session(&buyer).get_scheduled(&scheduled.id).await, Code::NotFound);
+    assert_code(app.session(&buyer).cancel_scheduled(&scheduled.id).await, Code::NotFound);
 }
 
 #[tokio::test]

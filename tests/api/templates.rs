@@ -103,6 +103,10 @@ async fn every_missing_or_unknown_variable_is_named() {
         session.send_message(from_template(&conversation.id, &tpl.id, &[("not a name", "x"), ("price", "1")])).await,
         "variables",
     );
+    assert_invalid(
+        session.send_message(from_template(&conversation.id, &tpl.id, &[("vehicle_title", ""), ("price", "1")])).await,
+        "variables.vehicle_title",
+    );
     assert_eq!(app.session(&agent).messages_in(&conversation.id).await.unwrap().total_size, 0, "nothing was sent");
 
     let preview = session.render_template(&tpl.id, &[("vehicle_title", "FH"), ("price", "1")]).await.unwrap();

@@ -258,6 +258,8 @@ def check_features(r: Run, sends: list[dict]) -> list[str]:
                f"the SMS envelope: {sends[7].get('response')}")
         expect(sends[7].get("response", {}).get("id", "?") in sends[8].get("message", ""),
                f"the second relay does not name the first: {sends[8].get('message')}")
+    updated = unary("TemplateService/UpdateTemplate")
+    expect([c.get("response", {}).get("category") for c in updated] == ["availability"], f"UpdateTemplate: {updated}")
     listed = unary("ScheduledMessageService/ListScheduledMessages")
     expect([[m.get("id") for m in c.get("response", {}).get("messages", [])] for c in listed]
            == [[v.get("SCHEDULED_ID")]], f"ListScheduledMessages: {listed}")
