@@ -1,4 +1,5 @@
-//! Prunes events older than the retention window.
+//! Prunes events older than the retention window, and the canceled scheduled messages kept
+//! as long (for retries of the sends that scheduled them).
 
 use std::{sync::Arc, time::Duration};
 
@@ -15,6 +16,11 @@ pub async fn run(store: Arc<Store>, retention: Duration, interval: Duration, shu
             }
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "pruning the event log failed; will retry"),
+        }
+        match crate::store::scheduled::prune_canceled(&store, cutoff).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "pruned canceled scheduled messages past the retention window"),
+            Err(err) => tracing::warn!(error = %err, "pruning canceled scheduled messages failed; will retry"),
         }
     })
     .await;

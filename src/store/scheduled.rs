@@ -14,7 +14,7 @@
 //! sender to see and dismiss.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, sea_query::ExprTrait,
 };
 
@@ -174,6 +174,37 @@ pub async fn cancel(store: &Store, caller: &Caller, id: String) -> Result<Messag
             })
         })
         .await
+}
+
+/// Deletes canceled messages canceled before `cutoff` (the event retention window: by then
+/// no client still retries the send that scheduled them), each account in a unit of its
+/// own. How many went.
+pub async fn prune_canceled(store: &Store, cutoff: Micros) -> Result<u64, Error> {
+    let canceled = || {
+        Condition::all()
+            .add(scheduled_message::Column::State.eq(MessageState::Canceled.as_str()))
+            .add(scheduled_message::Column::UpdateTime.lt(cutoff))
+    };
+    let accounts: Vec<String> = scheduled_message::Entity::find()
+        .select_only()
+        .column(scheduled_message::Column::AccountId)
+        .distinct()
+        .filter(canceled())
+        .into_tuple()
+        .all(&store.db)
+        .await?;
+    let mut pruned = 0;
+    for account_id in accounts {
+        let condition = canceled().add(scheduled_message::Column::AccountId.eq(account_id.clone()));
+        pruned += store
+            .write_as(&account_id, "", move |tx| {
+                Box::pin(async move {
+                    Ok(scheduled_message::Entity::delete_many().filter(condition).exec(tx.conn()).await?.rows_affected)
+                })
+            })
+            .await?;
+    }
+    Ok(pruned)
 }
 
 /// Fails the waiting messages that a change makes impossible to deliver, in that change's
@@ -364,6 +395,24 @@ mod tests {
     fn later(content: &str, after_micros: Micros) -> NewMessage {
         let draft = MessageDraft { schedule_time: Some(now_micros() + after_micros), ..MessageDraft::text(content) };
         draft.validate(MessageLimits { max_attachment_bytes: 1, schedule_horizon: i64::MAX }, "").unwrap()
+    }
+
+    /// A canceled message stays for retries, then goes with the retention window.
+    #[tokio::test]
+    async fn canceled_messages_are_pruned_after_the_window() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let account_id = accounts::create(&store, "a").await.unwrap();
+        let seller = caller(&store, &account_id, Role::Member).await;
+        let id = conversation(&store, &seller, &[]).await;
+        let waiting = messages::send(&store, &seller, id.clone(), later("a", 3_600_000_000)).await.unwrap();
+        let kept = messages::send(&store, &seller, id, later("b", 3_600_000_000)).await.unwrap();
+        let canceled = cancel(&store, &seller, waiting.message.id.clone()).await.unwrap();
+        assert_eq!(canceled.message.state, MessageState::Canceled);
+
+        assert_eq!(prune_canceled(&store, canceled.message.create_time).await.unwrap(), 0, "not yet");
+        assert_eq!(prune_canceled(&store, now_micros() + 1).await.unwrap(), 1);
+        assert!(matches!(get(&store, &seller, &waiting.message.id).await, Err(Error::NotFound { .. })));
+        assert_eq!(get(&store, &seller, &kept.message.id).await.unwrap().message.state, MessageState::Scheduled);
     }
 
     /// Two deliveries of one due message (two replicas' job passes) send it once.
