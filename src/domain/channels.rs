@@ -111,9 +111,7 @@ fn parse_phone(field: &str, value: &str) -> Result<String, Error> {
     // A number with its country code is parsed without a default region: with one,
     // phonenumber 0.3 reads +49 151… as +49 51… (it strips the 1 as the region's prefix).
     let region = (!value.trim_start().starts_with('+')).then_some(phonenumber::country::Id::US);
-    // An extension would be dropped from the E.164 form: refused rather than lost.
-    let usable = |number: &phonenumber::PhoneNumber| phonenumber::is_valid(number) && number.extension().is_none();
-    let number = phonenumber::parse(region, value).ok().filter(usable).ok_or_else(|| {
+    let number = phonenumber::parse(region, value).ok().filter(phonenumber::is_valid).ok_or_else(|| {
         Error::invalid(
             field,
             format!(
@@ -122,6 +120,10 @@ fn parse_phone(field: &str, value: &str) -> Result<String, Error> {
             ),
         )
     })?;
+    if number.extension().is_some() {
+        // The E.164 form has no room for it: refused rather than dropped.
+        return Err(Error::invalid(field, "an extension cannot be stored: give the number without it"));
+    }
     Ok(number.format().mode(phonenumber::Mode::E164).to_string())
 }
 
@@ -156,14 +158,12 @@ mod tests {
         let sms = Envelope::parse("", Channel::Sms, "a@b.example".into(), "12".into(), String::new());
         assert_eq!(fields(sms), ["envelope.from_address", "envelope.to_address"]);
         let extension = Envelope::parse("", Channel::Voice, "+14155552671 ext 5".into(), String::new(), String::new());
-        assert_eq!(fields(extension), ["envelope.from_address"]);
+        assert!(matches!(extension, Err(Error::InvalidArgument(v)) if v[0].description.contains("extension")));
         let email = Envelope::parse("", Channel::Email, "a@b.example".into(), "+14155552671".into(), String::new());
         assert_eq!(fields(email), ["envelope.to_address"]);
-        let long = format!("{}@b.example", "a".repeat(MAX_ADDRESS_CHARS));
-        assert_eq!(
-            fields(Envelope::parse("", Channel::Email, long, String::new(), String::new())),
-            ["envelope.from_address"]
-        );
+        let long = format!("a@{}.example", "b".repeat(MAX_ADDRESS_CHARS));
+        let refused = Envelope::parse("", Channel::Email, long, String::new(), String::new());
+        assert!(matches!(refused, Err(Error::InvalidArgument(v)) if v[0].description.contains("characters")));
         let ok = Envelope::parse("", Channel::Email, "a@b.example".into(), "c@d.example".into(), "<id@x>".into());
         assert_eq!(ok.unwrap().unwrap().external_id.as_deref(), Some("<id@x>"));
     }

@@ -229,7 +229,7 @@ pub fn check_values(field: &str, values: &BTreeMap<String, String>) -> Result<()
         if !is_variable_name(name) {
             let shown: String = name.chars().take(MAX_VARIABLE_CHARS).collect();
             violations.add(field, format!("{shown:?} is not a placeholder name"));
-        } else if value.is_empty() {
+        } else if value.trim().is_empty() {
             violations.add(format!("{field}.{name}"), "must not be empty");
         } else {
             violations.check(text::bounded(&format!("{field}.{name}"), value.clone(), MAX_CONTENT_CHARS));
@@ -402,7 +402,7 @@ mod tests {
     #[test]
     fn values_are_bounded_and_named_like_placeholders() {
         assert!(check_values("variables", &values(&[("price", "1")])).is_ok());
-        assert_eq!(violation(check_values("variables", &values(&[("price", "")])))[0].0, "variables.price");
+        assert_eq!(violation(check_values("variables", &values(&[("price", " ")])))[0].0, "variables.price");
         assert_eq!(violation(check_values("variables", &values(&[("not a name", "1")])))[0].0, "variables");
         assert_eq!(violation(check_values("variables", &values(&[("nul", "a\0")])))[0].0, "variables.nul");
         let many: BTreeMap<String, String> = (0..=MAX_VARIABLES).map(|i| (format!("v{i}"), "x".into())).collect();

@@ -270,7 +270,12 @@ impl Stream {
             // and the read would let the message through. This replica hears its own
             // revokes at commit; another replica's by the NOTIFY sent at that commit, so a
             // read racing that NOTIFY's arrival is the one window left (issue 12).
+            let role = self.caller.role;
             Box::pin(self.recheck_caller()).await?;
+            if self.caller.role != role {
+                // Read with the old role's narrowing: read again with the new one.
+                continue;
+            }
             let full = batch.events.len() as u64 == batch_size;
             for logged in &batch.events {
                 if !self.consider(logged).await {

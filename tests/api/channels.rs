@@ -117,7 +117,7 @@ async fn members_see_envelopes_on_their_own_messages_only() {
 }
 
 #[tokio::test]
-async fn a_duplicate_relay_names_the_first_message_only_to_who_may_see_its_envelope() {
+async fn a_duplicate_relay_names_the_first_message() {
     let app = spawn_app().await;
     let crm = app.agent("CRM").await;
     let other_relay = app.agent("Other relay").await;
