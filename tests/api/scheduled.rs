@@ -38,14 +38,11 @@ async fn a_scheduled_message_waits_unseen_then_arrives_in_order_as_if_sent_then(
     let mut seller_stream = app.session(&seller).subscribe_after("").await.unwrap();
     let mut buyer_stream = app.session(&buyer).subscribe_after("").await.unwrap();
 
-    let scheduled = app
-        .session(&seller)
-        .send_message(pb::SendMessageRequest {
-            request_id: "reminder-1".into(),
-            ..later(&conversation.id, "Price drops tomorrow", Duration::from_millis(1500))
-        })
-        .await
-        .unwrap();
+    let reminder = || pb::SendMessageRequest {
+        request_id: "reminder-1".into(),
+        ..later(&conversation.id, "Price drops tomorrow", Duration::from_millis(1500))
+    };
+    let scheduled = app.session(&seller).send_message(reminder()).await.unwrap();
     assert_eq!(scheduled.state, pb::MessageState::Scheduled as i32);
     assert_eq!(scheduled.sequence, 0);
     let scheduled_event = &next_events(&mut seller_stream, 1).await[0];
@@ -79,14 +76,7 @@ async fn a_scheduled_message_waits_unseen_then_arrives_in_order_as_if_sent_then(
     assert_code(app.session(&buyer).get_scheduled(&scheduled.id).await, Code::NotFound);
     assert_code(app.session(&buyer).cancel_scheduled(&scheduled.id).await, Code::NotFound);
     // A retry of the send, now that its time has passed, returns what it became.
-    let retried = app
-        .session(&seller)
-        .send_message(pb::SendMessageRequest {
-            request_id: "reminder-1".into(),
-            ..later(&conversation.id, "Price drops tomorrow", Duration::from_millis(1500))
-        })
-        .await
-        .unwrap();
+    let retried = app.session(&seller).send_message(reminder()).await.unwrap();
     assert_eq!((retried.id, retried.state), (scheduled.id.clone(), pb::MessageState::Sent as i32));
     assert_eq!(app.session(&buyer).messages_in(&conversation.id).await.unwrap().total_size, 2, "not sent twice");
 }
