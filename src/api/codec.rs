@@ -1,13 +1,23 @@
 //! The protobuf codec of every Missive service: tonic's prost codec with a smaller first
-//! encoding buffer. Tonic allocates that buffer per call, eagerly, and keeps it for the
-//! whole call: 8 KiB by default, which was most of what an idle `Subscribe` stream cost.
-//! Replies and events are mostly far smaller; a larger one makes prost reserve what it
-//! needs, once.
+//! encoding buffer, and a decoder that calls a malformed request the client's fault.
+//!
+//! Tonic allocates the encoding buffer per call, eagerly, and keeps it for the whole call:
+//! 8 KiB by default, which was most of what an idle `Subscribe` stream cost. Replies and
+//! events are mostly far smaller; a larger one makes prost reserve what it needs, once.
+//!
+//! A request body that does not decode (not protobuf, invalid UTF-8 in a string, a
+//! `Struct` nested past prost's recursion limit) is INVALID_ARGUMENT with prost's words,
+//! which name the message and field. Tonic answers INTERNAL, as gRPC's status table does
+//! for parse errors in general; but INTERNAL tells a client the server failed and a retry
+//! might help, where here the request is wrong and a retry never will.
 
 use std::marker::PhantomData;
 
 use prost::Message;
-use tonic::codec::{BufferSettings, Codec};
+use tonic::{
+    Status,
+    codec::{BufferSettings, Codec, DecodeBuf, Decoder},
+};
 use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
 
 /// The first size of a call's encoding buffer.
@@ -34,13 +44,31 @@ where
     type Encode = T;
     type Decode = U;
     type Encoder = ProstEncoder<T>;
-    type Decoder = ProstDecoder<U>;
+    type Decoder = RequestDecoder<U>;
 
     fn encoder(&mut self) -> Self::Encoder {
         ProstCodec::<T, U>::raw_encoder(BufferSettings::new(ENCODE_BUFFER, YIELD_THRESHOLD))
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        ProstCodec::<T, U>::raw_decoder(BufferSettings::default())
+        RequestDecoder(ProstCodec::<T, U>::raw_decoder(BufferSettings::default()))
+    }
+}
+
+/// Prost's decoder, with a body that does not decode answered INVALID_ARGUMENT. (The
+/// generated clients share the codec; a server never sends a malformed reply.)
+#[derive(Debug)]
+pub struct RequestDecoder<U>(ProstDecoder<U>);
+
+impl<U: Message + Default> Decoder for RequestDecoder<U> {
+    type Item = U;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
+        self.0.decode(buf).map_err(|status| Status::invalid_argument(format!("the request body {}", status.message())))
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        self.0.buffer_settings()
     }
 }

@@ -204,12 +204,18 @@ impl From<DbErr> for Error {
             return Error::AlreadyExists("the resource already exists".into());
         }
         use sea_orm::{RuntimeErr, sqlx};
-        let lost_connection = |runtime: &RuntimeErr| {
-            matches!(
-                runtime,
-                RuntimeErr::SqlxError(source)
-                    if matches!(source.as_ref(), sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)
-            )
+        let lost_connection = |runtime: &RuntimeErr| match runtime {
+            RuntimeErr::SqlxError(source) => match source.as_ref() {
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+                // PostgreSQL ending the session: class 08 (connection exception) and 57P01-03
+                // (terminated by an administrator, crash shutdown, not accepting connections
+                // yet). The call may be retried; with a request id, safely.
+                sqlx::Error::Database(database) => database
+                    .code()
+                    .is_some_and(|code| code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")),
+                _ => false,
+            },
+            _ => false,
         };
         match &err {
             DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => Error::Unavailable(err.to_string()),

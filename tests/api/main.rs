@@ -8,6 +8,7 @@ mod channels;
 mod conversations;
 mod durability;
 mod events;
+mod faults;
 mod helpers;
 mod messages;
 mod operations;

@@ -254,3 +254,52 @@ def test_subscribe_goes_live_and_resumes(scenario):
     assert resumed[0]["cursor"] == event["cursor"]
     assert resumed[0]["message"]["id"] == sent["id"]
 
+
+
+@pytest.mark.parametrize(
+    "method, body, names",
+    [
+        # Not protobuf at all: a field tag with wire type 6.
+        (f"/{ADMIN}/GetCaller", b"\x0e", None),
+        # SendMessageRequest.content (field 3) holding bytes that are not UTF-8.
+        (f"/{MESSAGES}/SendMessage", b"\x1a\x01\xff", "SendMessageRequest.content"),
+        # CreateConversationRequest.request_id (field 5) holding the same.
+        (f"/{CONVERSATIONS}/CreateConversation", b"\x2a\x01\xff", "CreateConversationRequest.request_id"),
+    ],
+)
+def test_a_request_body_that_does_not_decode_is_the_clients_fault(server, method, body, names):
+    """INVALID_ARGUMENT with prost's words, not INTERNAL: a retry will never help."""
+    with grpc.insecure_channel(server.target) as channel:
+        call = channel.unary_unary(method)
+        with pytest.raises(grpc.RpcError) as raised:
+            call(body, metadata=[("authorization", f"Bearer {server.admin_key}")], timeout=10)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value.details()
+    assert raised.value.details().startswith("the request body failed to decode"), raised.value.details()
+    if names:
+        assert names in raised.value.details(), raised.value.details()
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    length, varint = len(payload), b""
+    while True:
+        byte, length = length & 0x7F, length >> 7
+        varint += bytes([byte | (0x80 if length else 0)])
+        if not length:
+            break
+    return bytes([number << 3 | 2]) + varint + payload
+
+
+def test_a_struct_nested_past_the_decoding_limit_is_refused_not_crashed(server):
+    """content_attributes (a google.protobuf.Struct) nested 60 levels deep: each level is a
+    Struct holding {"a": Value{struct_value: <the next level>}}, two messages deep."""
+    nested = b""
+    for _ in range(60):
+        nested = _field(1, _field(1, b"a") + _field(2, _field(5, nested)))
+    request = _field(3, b"hi") + _field(5, nested)
+    with grpc.insecure_channel(server.target) as channel:
+        call = channel.unary_unary(f"/{MESSAGES}/SendMessage")
+        with pytest.raises(grpc.RpcError) as raised:
+            call(request, metadata=[("authorization", f"Bearer {server.admin_key}")], timeout=10)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value.details()
+    assert "recursion limit" in raised.value.details(), raised.value.details()
