@@ -7,15 +7,24 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::domain::Error;
 
+/// The most field violations one INVALID_ARGUMENT lists.
+pub const MAX_REPORTED_VIOLATIONS: usize = 20;
+
 impl From<Error> for Status {
     fn from(err: Error) -> Self {
         match err {
             Error::InvalidArgument(violations) => {
+                // The first few, and how many more: a request with thousands of bad elements
+                // must not get an answer larger than itself (or than a client accepts).
+                let shown = &violations[..violations.len().min(MAX_REPORTED_VIOLATIONS)];
                 let mut details = ErrorDetails::new();
-                for violation in &violations {
+                for violation in shown {
                     details.add_bad_request_violation(violation.field.clone(), violation.description.clone());
                 }
-                let message = violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                let mut message = shown.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                if violations.len() > shown.len() {
+                    message.push_str(&format!("; and {} more", violations.len() - shown.len()));
+                }
                 Status::with_error_details(Code::InvalidArgument, message, details)
             }
             Error::Unauthenticated(message) => Status::unauthenticated(message),

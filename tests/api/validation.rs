@@ -203,3 +203,23 @@ async fn an_edit_is_held_to_the_limits_of_a_send() {
     assert_invalid(as_buyer.update_message(edit(String::new())).await, "message.content");
     assert_invalid(as_buyer.update_message(edit("y".repeat(32 * 1024 + 1))).await, "message.content");
 }
+
+/// Thousands of bad elements get the first twenty violations and a count of the rest: an
+/// answer no larger than a client accepts, and still INVALID_ARGUMENT.
+#[tokio::test]
+async fn a_request_with_many_bad_elements_gets_a_bounded_answer() {
+    let app = spawn_app().await;
+    let buyer = app.member("buyer").await;
+    let participants = (0..5000)
+        .map(|index| pb::NewParticipant { user_id: format!("not-an-id-{index}"), label: "x".repeat(10) })
+        .collect();
+    let request = pb::CreateConversationRequest { participants, ..Default::default() };
+
+    let status = assert_code(app.session(&buyer).create_conversation(request).await, Code::InvalidArgument);
+
+    let fields = violated_fields(&status);
+    assert_eq!(fields.len(), 20, "{fields:?}");
+    assert_eq!(fields[0], "participants");
+    assert!(status.message().ends_with("; and 4981 more"), "{}", &status.message()[status.message().len() - 60..]);
+    assert!(status.message().len() < 4096, "{} bytes", status.message().len());
+}
