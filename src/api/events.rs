@@ -2,6 +2,8 @@
 
 use std::pin::Pin;
 
+use strum::IntoEnumIterator;
+
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
@@ -10,7 +12,7 @@ use crate::{
     domain::{
         Error,
         error::Violations,
-        events::{EventFilter, KindFilter, MAX_FILTER_CONVERSATIONS},
+        events::{EventFilter, EventKind, KindFilter, MAX_FILTER_CONVERSATIONS},
         ids,
     },
     events::{StreamItem, stream},
@@ -44,6 +46,11 @@ fn parse_cursor(value: &str) -> Result<stream::Start, Error> {
 fn parse_filter(request: &pb::SubscribeRequest) -> Result<EventFilter, Error> {
     if request.conversation_ids.len() > MAX_FILTER_CONVERSATIONS {
         return Err(Error::invalid("conversation_ids", format!("at most {MAX_FILTER_CONVERSATIONS} conversations")));
+    }
+    // Each type at most once, and the heartbeat: more entries can only be repeats.
+    let most_types = EventKind::iter().count() + 1;
+    if request.types.len() > most_types {
+        return Err(Error::invalid("types", format!("at most {most_types} types (each once)")));
     }
     let mut violations = Violations::new();
     let mut filter = EventFilter::default();

@@ -26,11 +26,14 @@ pub fn optional(field: &str, value: String, max_chars: usize) -> Result<Option<S
     if value.is_empty() { Ok(None) } else { bounded(field, value, max_chars).map(Some) }
 }
 
-/// A listing's filter value: empty means "no filter". No length limit: a value longer than
-/// anything stored simply matches nothing.
+/// A listing's filter value: empty means "no filter"; at most [`MAX_FILTER_CHARS`], which is
+/// more than any value stored (a longer one could only match nothing, and costs a query).
 pub fn filter(field: &str, value: String) -> Result<Option<String>, Error> {
-    optional(field, value, usize::MAX)
+    optional(field, value, MAX_FILTER_CHARS)
 }
+
+/// Most characters in a listing's filter value.
+pub const MAX_FILTER_CHARS: usize = 1024;
 
 /// A client's idempotency key (`request_id`): empty for none, else at most 200 characters.
 pub fn request_id(field: &str, value: String) -> Result<Option<String>, Error> {

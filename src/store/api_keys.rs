@@ -71,6 +71,11 @@ pub async fn list(
 ) -> Result<Listing<ApiKey, ()>, Error> {
     let mut query = api_key::Entity::find().filter(api_key::Column::AccountId.eq(&admin.caller().account_id));
     if let Some(user_id) = user_id {
+        // Someone else's user is NOT_FOUND, as GetUser says, not an empty list.
+        access::find_in_account::<user::Entity, _>(&store.db, "user", user_id, &admin.caller().account_id, |u| {
+            &u.account_id
+        })
+        .await?;
         query = query.filter(api_key::Column::UserId.eq(user_id));
     }
     if let Some(after) = &page.after {

@@ -159,3 +159,17 @@ async fn users_are_validated_field_by_field() {
     assert!(create(member("a@example.com", "+4915112345678")).await.is_ok());
     assert!(create(member("", "(555) 123-4567")).await.is_ok());
 }
+
+/// Another account's user is NOT_FOUND to an admin everywhere, listing its keys included.
+#[tokio::test]
+async fn another_accounts_user_is_not_found_when_listing_its_keys() {
+    let app = spawn_app().await;
+    let member = app.member("Member").await;
+    let other_account = app.create_account("other").await;
+    let stranger = app.bootstrap_user(&other_account, pb::Role::Admin, "Stranger").await;
+    let request = || pb::ListApiKeysRequest { user_id: member.id.clone(), ..Default::default() };
+
+    assert_code(app.session(&stranger).get_user(&member.id).await, Code::NotFound);
+    assert_code(app.session(&stranger).list_api_keys(request()).await, Code::NotFound);
+    assert_eq!(app.as_admin().list_api_keys(request()).await.unwrap().api_keys.len(), 1);
+}

@@ -223,3 +223,20 @@ async fn a_request_with_many_bad_elements_gets_a_bounded_answer() {
     assert!(status.message().ends_with("; and 4981 more"), "{}", &status.message()[status.message().len() - 60..]);
     assert!(status.message().len() < 4096, "{} bytes", status.message().len());
 }
+
+/// Inputs that are not content are bounded too: a filter longer than anything stored, and
+/// a Subscribe listing types past the number that exist.
+#[tokio::test]
+async fn filters_and_subscription_types_are_bounded() {
+    let app = spawn_app().await;
+    let buyer = app.member("buyer").await;
+    let session = app.session(&buyer);
+    let long_label = pb::ListConversationsRequest { label: "x".repeat(10_000), ..Default::default() };
+    assert_invalid(session.list_conversations(long_label).await, "label");
+    let fine = pb::ListConversationsRequest { label: "x".repeat(1024), ..Default::default() };
+    assert!(session.list_conversations(fine).await.unwrap().conversations.is_empty());
+
+    let many_types =
+        pb::SubscribeRequest { types: vec![pb::EventType::MessageCreated as i32; 100_000], ..Default::default() };
+    assert_invalid(session.subscribe(many_types).await, "types");
+}
