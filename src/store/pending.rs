@@ -1,6 +1,7 @@
 //! Waiting messages, as stored: a send with a schedule time is written here (not into the
 //! messages table, so that nothing reading a conversation has to leave it out), found by its
-//! request id, and read back as a message in state SCHEDULED or FAILED. The use cases over
+//! request id, and read back as a message in state SCHEDULED, FAILED or CANCELED. The use
+//! cases over
 //! waiting messages (change, cancel, deliver) are `scheduled`'s; this is the part that the
 //! send path (`messages`) shares with them.
 

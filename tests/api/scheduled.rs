@@ -294,7 +294,8 @@ async fn a_message_due_while_the_server_was_down_is_delivered_once_on_start() {
     let seller = app.member("Seller").await;
     let buyer = app.member("Buyer").await;
     let conversation = app.conversation(&seller, &[(&buyer, "buyer")]).await;
-    app.session(&seller)
+    let scheduled = app
+        .session(&seller)
         .send_message(later(&conversation.id, "while you slept", Duration::from_millis(800)))
         .await
         .unwrap();
@@ -304,6 +305,11 @@ async fn a_message_due_while_the_server_was_down_is_delivered_once_on_start() {
     wait_for_messages(&app, &buyer, &conversation.id, 1).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     wait_for_messages(&app, &buyer, &conversation.id, 1).await;
+    // Sent by the restarted server: the first one stopped before the due time and the second
+    // started 1.5 s later, so the delivery is at least that much after it.
+    let delivered = app.session(&buyer).get_message(&scheduled.id).await.unwrap();
+    let late = micros(delivered.create_time) - micros(scheduled.schedule_time);
+    assert!(late >= 500_000, "delivered {late} µs after its time: by the server that was stopping?");
     assert_eq!(app.unread(&buyer).await, (1, 1));
     assert!(app.session(&seller).list_scheduled("").await.unwrap().is_empty());
 }
