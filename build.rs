@@ -23,6 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .codec_path("crate::api::codec::SmallBufferCodec")
+        // Ordered maps encode alike every time, so a request's fingerprint is stable.
+        .btree_map(".")
         .compile_fds(descriptors)?;
     Ok(())
 }

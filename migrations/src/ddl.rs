@@ -75,3 +75,9 @@ pub async fn drop_columns<const N: usize>(
     }
     Ok(())
 }
+
+/// Drops the index `name`, in SQL both databases read alike (sea-query's SQLite statement
+/// leaves the index in place).
+pub async fn drop_index(manager: &SchemaManager<'_>, name: &str) -> Result<(), DbErr> {
+    manager.get_connection().execute_unprepared(&format!("DROP INDEX {name}")).await.map(|_| ())
+}

@@ -16,6 +16,8 @@ mod m20261123_000002_conversation_note_count;
 mod m20261124_000001_templates;
 mod m20261124_000002_message_channels;
 mod m20261124_000003_scheduled_messages;
+mod m20261202_000001_request_fingerprints;
+mod m20261202_000002_account_event_sequences;
 
 pub struct Migrator;
 
@@ -29,6 +31,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_templates::Migration),
             Box::new(m20261124_000002_message_channels::Migration),
             Box::new(m20261124_000003_scheduled_messages::Migration),
+            Box::new(m20261202_000001_request_fingerprints::Migration),
+            Box::new(m20261202_000002_account_event_sequences::Migration),
         ]
     }
 }

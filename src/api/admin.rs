@@ -2,6 +2,7 @@
 //! needs an admin: the handler asks for the `Admin` proof first, which the store's
 //! administration requires.
 
+use prost::Message as _;
 use tonic::{Request, Response, Status};
 
 use super::{
@@ -11,6 +12,7 @@ use super::{
 };
 use crate::{
     domain::{
+        idempotency::RequestKey,
         Error, ids,
         paging::Page,
         text,
@@ -65,10 +67,11 @@ impl pb::admin_service_server::AdminService for AdminApi {
 
     async fn create_user(&self, request: Request<pb::CreateUserRequest>) -> Result<Response<pb::User>, Status> {
         let admin = self.state.caller(&request).await?.require_admin()?;
-        let request = request.into_inner();
+        let mut request = request.into_inner();
+        let request_id =
+            RequestKey::parse("request_id", std::mem::take(&mut request.request_id), || request.encode_to_vec())?;
         let user = request.user.ok_or_else(|| Error::invalid("user", "is required"))?;
         let role = convert::role_from("user.role", user.role)?;
-        let request_id = text::request_id("request_id", request.request_id)?;
         let new = NewUser::parse(role, user.display_name, user.external_id, user.email, user.phone)?;
         let user = store::users::create(&self.state.store, &admin, new, request_id).await?;
         Ok(Response::new(user.into()))

@@ -1,5 +1,6 @@
 //! ConversationService: conversations, participants and the caller's read and archive state.
 
+use prost::Message as _;
 use tonic::{Request, Response, Status};
 
 use super::{
@@ -10,6 +11,7 @@ use super::{
 };
 use crate::{
     domain::{
+        idempotency::RequestKey,
         Error,
         conversations::{
             self, ConversationFilter, ConversationPatch, NewConversation, NewParticipant, StatusFilter, Subject,
@@ -44,8 +46,14 @@ fn parse_participant(field: &str, participant: pb::NewParticipant) -> Result<New
     })
 }
 
-fn parse_new_conversation(request: pb::CreateConversationRequest, state: &ApiState) -> Result<NewConversation, Error> {
+fn parse_new_conversation(
+    mut request: pb::CreateConversationRequest,
+    state: &ApiState,
+) -> Result<NewConversation, Error> {
     let mut violations = Violations::new();
+    let request_id = violations.check(RequestKey::parse("request_id", std::mem::take(&mut request.request_id), || {
+        request.encode_to_vec()
+    }));
     let requested = request
         .participants
         .into_iter()
@@ -60,7 +68,6 @@ fn parse_new_conversation(request: pb::CreateConversationRequest, state: &ApiSta
         Some(first) => violations.check(parse_new_message(first, state.limits, "first_message.")),
         None => None,
     };
-    let request_id = violations.check(text::request_id("request_id", request.request_id));
     violations.finish()?;
     Ok(NewConversation {
         participants,

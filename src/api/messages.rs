@@ -1,5 +1,6 @@
 //! MessageService: send, read back, edit, delete, attachments.
 
+use prost::Message as _;
 use tonic::{Request, Response, Status};
 
 use super::{
@@ -9,6 +10,7 @@ use super::{
 };
 use crate::{
     domain::{
+        idempotency::RequestKey,
         Error, ids,
         messages::{
             MessageDraft, MessageKind, MessageLimits, MessagePatch, MessageQuery, NewAttachment, NewMessage,
@@ -34,11 +36,14 @@ impl MessageApi {
 
 /// Validates a send request; `prefix` is its path in the request ("" or "first_message.").
 pub(super) fn parse_new_message(
-    request: pb::SendMessageRequest,
+    mut request: pb::SendMessageRequest,
     limits: MessageLimits,
     prefix: &str,
 ) -> Result<NewMessage, Error> {
     let field = |name: &str| format!("{prefix}{name}");
+    let request_id = RequestKey::parse(&field("request_id"), std::mem::take(&mut request.request_id), || {
+        request.encode_to_vec()
+    })?;
     let template = if request.template_id.is_empty() {
         if !request.variables.is_empty() {
             return Err(Error::invalid(field("variables"), "variables go with a template_id, and none was given"));
@@ -64,7 +69,7 @@ pub(super) fn parse_new_message(
             .map(|a| NewAttachment { filename: a.filename, media_type: a.media_type, data: a.data })
             .collect(),
         metadata: request.metadata.into_iter().collect(),
-        request_id: Some(request.request_id).filter(|id| !id.is_empty()),
+        request_id,
         template,
         envelope: convert::envelope_from(prefix, request.envelope)?,
         schedule_time: request

@@ -1,5 +1,6 @@
 //! TemplateService: canned texts with placeholders, account-wide or personal.
 
+use prost::Message as _;
 use tonic::{Request, Response, Status};
 
 use super::{
@@ -9,6 +10,7 @@ use super::{
 };
 use crate::{
     domain::{
+        idempotency::RequestKey,
         Error, ids,
         paging::Page,
         templates::{self, NewTemplate, TemplatePatch, TemplateQuery, TemplateScope},
@@ -36,8 +38,9 @@ impl pb::template_service_server::TemplateService for TemplateApi {
         request: Request<pb::CreateTemplateRequest>,
     ) -> Result<Response<pb::Template>, Status> {
         let caller = self.state.caller(&request).await?;
-        let request = request.into_inner();
-        let request_id = text::request_id("request_id", request.request_id)?;
+        let mut request = request.into_inner();
+        let request_id =
+            RequestKey::parse("request_id", std::mem::take(&mut request.request_id), || request.encode_to_vec())?;
         let template = request.template.ok_or_else(|| Error::invalid("template", "is required"))?;
         let scope = convert::template_scope_from("template.scope", template.scope)?.unwrap_or(TemplateScope::Personal);
         let new = NewTemplate::parse(scope, &template.name, &template.category, template.content)?;

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, Error, Micros, error::Violations, messages::NewMessage, metadata::Metadata, text};
+use super::{Caller, Error, Micros, error::Violations, idempotency::RequestKey, messages::NewMessage, metadata::Metadata, text};
 
 /// Most participants in one create.
 pub const MAX_PARTICIPANTS: usize = 100;
@@ -102,8 +102,8 @@ pub struct NewConversation {
     pub metadata: Metadata,
     /// A message the creator sends in the same transaction.
     pub first_message: Option<NewMessage>,
-    /// The client's idempotency key.
-    pub request_id: Option<String>,
+    /// The client's idempotency key, scoped to the creator.
+    pub request_id: Option<RequestKey>,
     /// The label of a member creator that did not list itself.
     pub caller_label: String,
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use sha2::{Digest, Sha256};
 
-use super::{Caller, Error, Micros, channels::Envelope, error::Violations, ids, metadata::Metadata, templates, text};
+use super::{Caller, Error, Micros, channels::Envelope, error::Violations, idempotency::RequestKey, ids, metadata::Metadata, templates, text};
 
 pub use super::text::MAX_CONTENT_CHARS;
 /// Most attachments on one message.
@@ -269,8 +269,8 @@ pub struct MessageDraft {
     pub attachments: Vec<NewAttachment>,
     /// Free string metadata.
     pub metadata: Metadata,
-    /// The client's idempotency key ([`text::MAX_REQUEST_ID_CHARS`] at most).
-    pub request_id: Option<String>,
+    /// The client's idempotency key, scoped to the sender.
+    pub request_id: Option<RequestKey>,
     /// Render the content from this template (then `content` is empty until rendered).
     pub template: Option<TemplateUse>,
     /// How it travelled, when relayed.
@@ -385,13 +385,6 @@ impl MessageDraft {
         draft.check_attachments(limits, prefix, &mut violations);
         violations.check(check_attributes(&format!("{prefix}content_attributes"), draft.content_attributes.as_ref()));
         violations.check(super::metadata::check(&format!("{prefix}metadata"), &draft.metadata));
-        if let Some(request_id) = &draft.request_id {
-            violations.check(text::bounded(
-                &format!("{prefix}request_id"),
-                request_id.clone(),
-                text::MAX_REQUEST_ID_CHARS,
-            ));
-        }
         if let Some(used) = &draft.template {
             violations.check(templates::check_values(&format!("{prefix}variables"), &used.variables));
         }

@@ -10,6 +10,7 @@ pub mod channels;
 pub mod conversations;
 pub mod error;
 pub mod events;
+pub mod idempotency;
 pub mod ids;
 pub mod messages;
 pub mod metadata;

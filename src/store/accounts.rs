@@ -22,6 +22,7 @@ pub async fn create(store: &Store, name: &str) -> Result<String, Error> {
                     name: Set(name),
                     create_time: Set(tx.now),
                     conversation_count: Set(0),
+                    event_seq: Set(0),
                 }
                 .insert(tx.conn())
                 .await?;

@@ -16,6 +16,7 @@ use super::{
     messages, scheduled, templates, views,
 };
 use crate::domain::{
+    idempotency::RequestKey,
     Caller, Error, View,
     conversations::{ConversationCounts, ConversationFilter, ConversationPatch, NewConversation, StatusFilter},
     events::{Audience, EventKind, EventPayload, NewEvent},
@@ -52,17 +53,18 @@ pub async fn create(store: &Store, caller: &Caller, new: NewConversation) -> Res
 /// The unit of a create: the new conversation's id, or the one an earlier create with the
 /// same request id made.
 async fn insert(tx: &mut WriteTx, caller: &Caller, new: NewConversation) -> Result<String, Error> {
-    if let Some(request_id) = &new.request_id {
-        let earlier: Option<String> = conversation::Entity::find()
+    if let Some(key) = &new.request_id {
+        let earlier: Option<(String, Option<String>)> = conversation::Entity::find()
             .select_only()
-            .column(conversation::Column::Id)
+            .columns([conversation::Column::Id, conversation::Column::RequestFingerprint])
             .filter(conversation::Column::AccountId.eq(&caller.account_id))
             .filter(conversation::Column::CreatorId.eq(&caller.user_id))
-            .filter(conversation::Column::CreateRequestId.eq(request_id))
+            .filter(conversation::Column::CreateRequestId.eq(&key.id))
             .into_tuple()
             .one(tx.conn())
             .await?;
-        if let Some(earlier) = earlier {
+        if let Some((earlier, fingerprint)) = earlier {
+            key.check_retry("request_id", &format!("conversation {earlier}"), fingerprint.as_deref())?;
             return Ok(earlier);
         }
     }
@@ -75,8 +77,8 @@ async fn insert(tx: &mut WriteTx, caller: &Caller, new: NewConversation) -> Resu
     let mut record = insert_rows(tx, caller, &new, participants).await?;
     emit(tx, EventKind::ConversationCreated, &record, Audience::Conversation)?;
     if let Some(first) = new.first_message {
-        if let Some(request_id) = &first.fields().request_id {
-            messages::ensure_unused_request_id(tx, caller, request_id, "first_message.request_id").await?;
+        if let Some(key) = &first.fields().request_id {
+            messages::ensure_unused_request_id(tx, caller, &key.id, "first_message.request_id").await?;
         }
         let first =
             templates::render_message(tx.conn(), caller, first).await.map_err(|err| err.within("first_message."))?;
@@ -100,7 +102,8 @@ async fn insert_rows(
         subject_title: Set(new.subject.title.clone()),
         metadata: Set(columns::metadata_to_column(&new.metadata)),
         creator_id: Set(caller.user_id.clone()),
-        create_request_id: Set(new.request_id.clone()),
+        create_request_id: Set(new.request_id.as_ref().map(|key| key.id.clone())),
+        request_fingerprint: Set(new.request_id.as_ref().and_then(RequestKey::stored_fingerprint)),
         create_time: Set(tx.now),
         update_time: Set(tx.now),
         public_update_time: Set(tx.now),

@@ -22,6 +22,8 @@ pub mod account {
         pub create_time: i64,
         /// Its conversations, kept in the unit of every create and delete.
         pub conversation_count: i64,
+        /// The account sequence of its newest event: the next event gets this plus one.
+        pub event_seq: i64,
     }
 
     no_relations!();
@@ -41,7 +43,11 @@ pub mod user {
         pub external_id: Option<String>,
         pub email: String,
         pub phone: String,
+        /// The user (an admin) whose request created it; request ids are theirs.
+        pub creator_id: Option<String>,
         pub create_request_id: Option<String>,
+        /// A digest of the create request (`domain::idempotency`).
+        pub request_fingerprint: Option<String>,
         pub create_time: i64,
         pub update_time: i64,
     }
@@ -85,6 +91,8 @@ pub mod conversation {
         pub metadata: String,
         pub creator_id: String,
         pub create_request_id: Option<String>,
+        /// A digest of the request that created it (`domain::idempotency`).
+        pub request_fingerprint: Option<String>,
         pub create_time: i64,
         /// Changes on every change, private notes included: what staff see.
         pub update_time: i64,
@@ -152,6 +160,8 @@ pub mod message {
         /// JSON object of strings.
         pub metadata: String,
         pub send_request_id: Option<String>,
+        /// A digest of the request that created it (`domain::idempotency`).
+        pub request_fingerprint: Option<String>,
         pub create_time: i64,
         pub edit_time: Option<i64>,
         pub delete_time: Option<i64>,
@@ -197,6 +207,8 @@ pub mod scheduled_message {
         pub channel_from: Option<String>,
         pub channel_to: Option<String>,
         pub send_request_id: Option<String>,
+        /// A digest of the request that created it (`domain::idempotency`).
+        pub request_fingerprint: Option<String>,
         pub schedule_time: i64,
         /// `scheduled`, `failed` or `canceled` (`domain::messages::MessageState`).
         pub state: String,
@@ -252,6 +264,8 @@ pub mod template {
         pub variables: String,
         pub creator_id: String,
         pub create_request_id: Option<String>,
+        /// A digest of the request that created it (`domain::idempotency`).
+        pub request_fingerprint: Option<String>,
         pub create_time: i64,
         pub update_time: i64,
     }
@@ -303,10 +317,12 @@ pub mod event {
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "events")]
     pub struct Model {
-        /// The subscriber's cursor. Within an account, sequence order is commit order.
+        /// The row's id, in the order of all accounts' appends: never shown.
         #[sea_orm(primary_key)]
         pub seq: i64,
         pub account_id: String,
+        /// The subscriber's cursor: 1, 2, 3… within the account, in commit order.
+        pub account_seq: i64,
         pub event_type: String,
         pub conversation_id: Option<String>,
         pub actor_id: String,

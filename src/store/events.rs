@@ -14,7 +14,7 @@ use sea_orm::{
 
 use super::{
     Store, columns,
-    entities::{event, event_retention},
+    entities::{account, event, event_retention},
 };
 use crate::domain::{
     Error, Micros,
@@ -99,14 +99,17 @@ pub(super) async fn append(
     if events.is_empty() {
         return Ok(());
     }
+    let last = allocate(txn, account_id, events.len()).await?;
+    let first = last - events.len() as i64 + 1;
     let mut rows = Vec::with_capacity(events.len());
-    for new in events {
+    for (account_seq, new) in (first..).zip(events) {
         let payload = serde_json::to_string(&new.payload)
             .map_err(|err| Error::Internal(format!("could not encode an event payload: {err}")))?;
         let (only_user, also_user, staff_only, everyone) = audience_columns(new.audience);
         rows.push(event::ActiveModel {
             seq: NotSet,
             account_id: Set(account_id.to_owned()),
+            account_seq: Set(account_seq),
             event_type: Set(new.kind.as_str().to_owned()),
             conversation_id: Set(new.conversation_id),
             actor_id: Set(actor_id.to_owned()),
@@ -122,11 +125,26 @@ pub(super) async fn append(
     Ok(())
 }
 
+/// Takes the account's next `count` sequence numbers; the last of them. The account's row
+/// is the counter, so numbers are handed out in the order units commit (the writer holds
+/// the account's lock until then).
+async fn allocate(txn: &DatabaseTransaction, account_id: &str, count: usize) -> Result<i64, Error> {
+    let updated = account::Entity::update_many()
+        .col_expr(account::Column::EventSeq, Expr::col(account::Column::EventSeq).add(count as i64))
+        .filter(account::Column::Id.eq(account_id))
+        .exec_with_returning(txn)
+        .await?;
+    updated
+        .first()
+        .map(|account| account.event_seq)
+        .ok_or_else(|| Error::Internal(format!("events appended for account {account_id}, which does not exist")))
+}
+
 fn event_from_row(row: event::Model) -> Result<LoggedEvent, Error> {
     let payload: EventPayload = serde_json::from_str(&row.payload)
-        .map_err(|err| Error::Internal(format!("stored event {} has an unreadable payload: {err}", row.seq)))?;
+        .map_err(|err| Error::Internal(format!("stored event {} has an unreadable payload: {err}", row.account_seq)))?;
     let event = Event {
-        seq: row.seq,
+        seq: row.account_seq,
         kind: columns::stored("event type", &row.event_type)?,
         create_time: row.create_time,
         actor_id: row.actor_id,
@@ -144,7 +162,7 @@ fn event_from_row(row: event::Model) -> Result<LoggedEvent, Error> {
 pub async fn head(store: &Store, account_id: &str) -> Result<i64, Error> {
     let head: Option<Option<i64>> = event::Entity::find()
         .select_only()
-        .expr(Expr::col(event::Column::Seq).max())
+        .expr(Expr::col(event::Column::AccountSeq).max())
         .filter(event::Column::AccountId.eq(account_id))
         .into_tuple()
         .one(&store.db)
@@ -179,14 +197,14 @@ pub async fn read(
     }
     let rows = event::Entity::find()
         .filter(event::Column::AccountId.eq(account_id))
-        .filter(event::Column::Seq.gt(after))
-        .filter(event::Column::Seq.lte(head))
+        .filter(event::Column::AccountSeq.gt(after))
+        .filter(event::Column::AccountSeq.lte(head))
         .filter(narrowed(narrowing))
-        .order_by_asc(event::Column::Seq)
+        .order_by_asc(event::Column::AccountSeq)
         .limit(limit)
         .all(&store.db)
         .await?;
-    let position = if rows.len() as u64 == limit { rows.last().map_or(head, |r| r.seq) } else { head };
+    let position = if rows.len() as u64 == limit { rows.last().map_or(head, |r| r.account_seq) } else { head };
     let events = rows.into_iter().map(event_from_row).collect::<Result<_, _>>()?;
     Ok(EventBatch { events, position })
 }
@@ -198,7 +216,7 @@ pub async fn prune(store: &Store, cutoff: Micros) -> Result<RetentionReport, Err
     let expired: Vec<(String, Option<i64>)> = event::Entity::find()
         .select_only()
         .column(event::Column::AccountId)
-        .expr(Expr::col(event::Column::Seq).max())
+        .expr(Expr::col(event::Column::AccountSeq).max())
         .filter(event::Column::CreateTime.lt(cutoff))
         .group_by(event::Column::AccountId)
         .into_tuple()
@@ -224,7 +242,7 @@ pub async fn prune(store: &Store, cutoff: Micros) -> Result<RetentionReport, Err
                     .await?;
                     let deleted = event::Entity::delete_many()
                         .filter(event::Column::AccountId.eq(&account))
-                        .filter(event::Column::Seq.lte(through))
+                        .filter(event::Column::AccountSeq.lte(through))
                         .exec(tx.conn())
                         .await?;
                     Ok(deleted.rows_affected)
@@ -283,6 +301,7 @@ mod tests {
     async fn a_narrowed_read_keeps_everything_the_stream_could_deliver() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&format!("sqlite:{}", dir.path().join("e.db").display())).await.unwrap();
+        let account = crate::store::accounts::create(&store, "a").await.unwrap();
         let audiences = [
             Audience::Conversation,
             Audience::ConversationAnd("u_me".into()),
@@ -313,7 +332,7 @@ mod tests {
         }
         let total = events.len() as u64;
         store
-            .write_as("acc", "", move |tx| {
+            .write_as(&account, "", move |tx| {
                 Box::pin(async move {
                     for event in events {
                         tx.emit(event);
@@ -323,7 +342,7 @@ mod tests {
             })
             .await
             .unwrap();
-        let everything = read(&store, "acc", 0, total + 1, &Narrowing::none()).await.unwrap();
+        let everything = read(&store, &account, 0, total + 1, &Narrowing::none()).await.unwrap();
         assert_eq!(everything.events.len() as u64, total);
 
         let filters = [
@@ -332,10 +351,10 @@ mod tests {
             EventFilter { kinds: KindFilter::Every, conversation_ids: vec!["c_2".into()] },
         ];
         for role in [Role::Admin, Role::Agent, Role::Member] {
-            let viewer = Caller { account_id: "acc".into(), user_id: "u_me".into(), role, key_id: "k".into() };
+            let viewer = Caller { account_id: account.clone(), user_id: "u_me".into(), role, key_id: "k".into() };
             for filter in &filters {
                 let narrowing = Narrowing::for_viewer(&viewer, filter);
-                let narrowed = read(&store, "acc", 0, total + 1, &narrowing).await.unwrap();
+                let narrowed = read(&store, &account, 0, total + 1, &narrowing).await.unwrap();
                 assert_eq!(narrowed.position, everything.position);
                 let kept: std::collections::HashSet<i64> = narrowed.events.iter().map(|e| e.event.seq).collect();
                 for logged in &everything.events {

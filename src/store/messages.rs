@@ -14,6 +14,7 @@ use super::{
     pending, templates, unread, views,
 };
 use crate::domain::{
+    idempotency::RequestKey,
     Caller, Error, View,
     channels::Envelope,
     events::{Audience, EventKind, EventPayload, NewEvent},
@@ -53,17 +54,18 @@ pub async fn send(
     let sent = store
         .write(caller, move |tx, caller| {
             Box::pin(async move {
-                if let Some(request_id) = &new.fields().request_id
-                    && let Some((earlier, in_conversation)) =
-                        find_earlier(tx.conn(), &caller.user_id, request_id).await?
+                if let Some(key) = &new.fields().request_id
+                    && let Some(found) = find_earlier(tx.conn(), &caller.user_id, &key.id).await?
                 {
-                    if in_conversation != conversation_id {
+                    if found.conversation_id != conversation_id {
                         return Err(Error::invalid(
                             "request_id",
-                            format!("was already used for message {} in another conversation", earlier.id()),
+                            format!("was already used for message {} in another conversation", found.earlier.id()),
                         ));
                     }
-                    return Ok(Sent::Earlier(earlier));
+                    let what = format!("message {}", found.earlier.id());
+                    key.check_retry("request_id", &what, found.fingerprint.as_deref())?;
+                    return Ok(Sent::Earlier(found.earlier));
                 }
                 let mut record = access::load_visible(tx.conn(), caller, &conversation_id).await?;
                 let new = templates::render_message(tx.conn(), caller, new).await?;
@@ -139,32 +141,39 @@ pub(super) async fn ensure_unused_request_id(
     field: &str,
 ) -> Result<(), Error> {
     match find_earlier(tx.conn(), &caller.user_id, request_id).await? {
-        Some((earlier, _)) => Err(Error::invalid(field, format!("was already used for message {}", earlier.id()))),
+        Some(found) => Err(Error::invalid(field, format!("was already used for message {}", found.earlier.id()))),
         None => Ok(()),
     }
 }
 
-/// The message `sender_id` sent or scheduled with this request id, if any, with its
-/// conversation.
+/// What a sender's request id sent or scheduled before.
+struct EarlierSend {
+    earlier: Earlier,
+    conversation_id: String,
+    /// The fingerprint of the request that sent it.
+    fingerprint: Option<String>,
+}
+
+/// The message `sender_id` sent or scheduled with this request id, if any.
 async fn find_earlier<C: ConnectionTrait>(
     conn: &C,
     sender_id: &str,
     request_id: &str,
-) -> Result<Option<(Earlier, String)>, Error> {
-    let sent: Option<(String, String)> = message::Entity::find()
+) -> Result<Option<EarlierSend>, Error> {
+    let sent: Option<(String, String, Option<String>)> = message::Entity::find()
         .select_only()
-        .columns([message::Column::Id, message::Column::ConversationId])
+        .columns([message::Column::Id, message::Column::ConversationId, message::Column::RequestFingerprint])
         .filter(message::Column::SenderId.eq(sender_id))
         .filter(message::Column::SendRequestId.eq(request_id))
         .into_tuple()
         .one(conn)
         .await?;
-    if let Some((id, conversation_id)) = sent {
-        return Ok(Some((Earlier::Sent(id), conversation_id)));
+    if let Some((id, conversation_id, fingerprint)) = sent {
+        return Ok(Some(EarlierSend { earlier: Earlier::Sent(id), conversation_id, fingerprint }));
     }
-    Ok(pending::find_by_request(conn, sender_id, request_id)
-        .await?
-        .map(|(id, conversation_id)| (Earlier::Scheduled(id), conversation_id)))
+    Ok(pending::find_by_request(conn, sender_id, request_id).await?.map(|(id, conversation_id, fingerprint)| {
+        EarlierSend { earlier: Earlier::Scheduled(id), conversation_id, fingerprint }
+    }))
 }
 
 /// Inserts a message into a conversation the caller may write to, with its attachments,
@@ -232,7 +241,8 @@ async fn insert_row(
         private: Set(draft.private),
         direction: Set(direction.to_owned()),
         metadata: Set(columns::metadata_to_column(&draft.metadata)),
-        send_request_id: Set(draft.request_id.clone()),
+        send_request_id: Set(draft.request_id.as_ref().map(|key| key.id.clone())),
+        request_fingerprint: Set(draft.request_id.as_ref().and_then(RequestKey::stored_fingerprint)),
         create_time: Set(tx.now),
         edit_time: Set(None),
         delete_time: Set(None),
@@ -513,7 +523,7 @@ mod tests {
         );
         assert!(unread::drift(&store, &account_id).await.unwrap().is_empty());
         let mut replayed = text("again").into_fields();
-        replayed.request_id = Some("r1".into());
+        replayed.request_id = Some(RequestKey::stored("r1".into(), None));
         let replayed = replayed.validate(MessageLimits { max_attachment_bytes: 1, schedule_horizon: 0 }, "").unwrap();
         assert!(matches!(import(&store, &buyer, id, vec![replayed]).await, Err(Error::InvalidArgument(_))));
     }

@@ -17,6 +17,7 @@ use super::{
     views,
 };
 use crate::domain::{
+    idempotency::RequestKey,
     Caller, Error,
     channels::Envelope,
     events::{Audience, EventKind, EventPayload, NewEvent},
@@ -59,7 +60,8 @@ pub(super) async fn schedule(
         channel: Set(envelope.channel),
         channel_from: Set(envelope.from),
         channel_to: Set(envelope.to),
-        send_request_id: Set(draft.request_id),
+        send_request_id: Set(draft.request_id.as_ref().map(|key| key.id.clone())),
+        request_fingerprint: Set(draft.request_id.and_then(|key| key.stored_fingerprint())),
         schedule_time: Set(schedule_time),
         state: Set(MessageState::Scheduled.as_str().to_owned()),
         failure_reason: Set(None),
@@ -102,15 +104,20 @@ async fn store_attachments(
     Ok(attachments)
 }
 
-/// The waiting message `sender_id` scheduled with this request id: (id, conversation).
+/// The waiting message `sender_id` scheduled with this request id: (id, conversation,
+/// request fingerprint).
 pub(super) async fn find_by_request<C: ConnectionTrait>(
     conn: &C,
     sender_id: &str,
     request_id: &str,
-) -> Result<Option<(String, String)>, Error> {
+) -> Result<Option<(String, String, Option<String>)>, Error> {
     Ok(scheduled_message::Entity::find()
         .select_only()
-        .columns([scheduled_message::Column::Id, scheduled_message::Column::ConversationId])
+        .columns([
+            scheduled_message::Column::Id,
+            scheduled_message::Column::ConversationId,
+            scheduled_message::Column::RequestFingerprint,
+        ])
         .filter(scheduled_message::Column::SenderId.eq(sender_id))
         .filter(scheduled_message::Column::SendRequestId.eq(request_id))
         .into_tuple()
@@ -223,7 +230,7 @@ fn draft_from_row(row: &scheduled_message::Model) -> Result<MessageDraft, Error>
         direction: Some(columns::stored("direction", &row.direction)?),
         attachments: Vec::new(),
         metadata: columns::metadata_from_column(&row.metadata)?,
-        request_id: row.send_request_id.clone(),
+        request_id: row.send_request_id.clone().map(|id| RequestKey::stored(id, row.request_fingerprint.clone())),
         template: columns::template_from_columns(row.template_id.clone(), row.template_variables.as_deref())?,
         envelope: envelope_of(row)?,
         schedule_time: Some(row.schedule_time),

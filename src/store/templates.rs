@@ -13,6 +13,7 @@ use sea_orm::{
 
 use super::{Listing, Store, WriteTx, columns, entities::template};
 use crate::domain::{
+    idempotency::RequestKey,
     Caller, Error,
     events::{Audience, EventKind, EventPayload, NewEvent},
     ids,
@@ -27,20 +28,22 @@ pub async fn create(
     store: &Store,
     caller: &Caller,
     new: NewTemplate,
-    request_id: Option<String>,
+    request_id: Option<RequestKey>,
 ) -> Result<Template, Error> {
     may_create(caller, new.scope)?;
     store
         .write(caller, move |tx, caller| {
             Box::pin(async move {
-                if let Some(request_id) = &request_id {
+                if let Some(key) = &request_id {
                     let earlier = template::Entity::find()
                         .filter(template::Column::AccountId.eq(&caller.account_id))
                         .filter(template::Column::CreatorId.eq(&caller.user_id))
-                        .filter(template::Column::CreateRequestId.eq(request_id))
+                        .filter(template::Column::CreateRequestId.eq(&key.id))
                         .one(tx.conn())
                         .await?;
                     if let Some(earlier) = earlier {
+                        let fingerprint = earlier.request_fingerprint.as_deref();
+                        key.check_retry("request_id", &format!("template {}", earlier.id), fingerprint)?;
                         return template_from_row(earlier);
                     }
                 }
@@ -58,7 +61,8 @@ pub async fn create(
                     content: Set(new.content),
                     variables: Set(variables_to_column(&new.variables)),
                     creator_id: Set(caller.user_id.clone()),
-                    create_request_id: Set(request_id),
+                    create_request_id: Set(request_id.as_ref().map(|key| key.id.clone())),
+                    request_fingerprint: Set(request_id.and_then(|key| key.stored_fingerprint())),
                     create_time: Set(tx.now),
                     update_time: Set(tx.now),
                 }

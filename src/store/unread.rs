@@ -148,7 +148,9 @@ mod tests {
             external_id: Set(None),
             email: Set(String::new()),
             phone: Set(String::new()),
+            creator_id: Set(None),
             create_request_id: Set(None),
+            request_fingerprint: Set(None),
             create_time: Set(0),
             update_time: Set(0),
         }
@@ -167,6 +169,7 @@ mod tests {
             name: Set("a".into()),
             create_time: Set(0),
             conversation_count: Set(1),
+            event_seq: Set(0),
         }
         .insert(&store.db)
         .await
@@ -182,6 +185,7 @@ mod tests {
             metadata: Set("{}".into()),
             creator_id: Set("agent".into()),
             create_request_id: Set(None),
+            request_fingerprint: Set(None),
             create_time: Set(0),
             update_time: Set(0),
             public_update_time: Set(0),
@@ -251,6 +255,7 @@ mod tests {
             direction: Set("incoming".into()),
             metadata: Set("{}".into()),
             send_request_id: Set(None),
+            request_fingerprint: Set(None),
             create_time: Set(sequence),
             edit_time: Set(None),
             delete_time: Set(deleted.then_some(1)),

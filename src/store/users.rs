@@ -10,6 +10,7 @@ use super::{
     unread, views,
 };
 use crate::domain::{
+    idempotency::RequestKey,
     Admin, Caller, Error, ids,
     paging::Page,
     users::{NewUser, User, UserFilter, UserPatch},
@@ -66,18 +67,32 @@ async fn caller_of(store: &Store, found: api_key::Model) -> Result<Caller, Error
     })
 }
 
-/// Creates a user in the admin's account. A retried create with the same request id
-/// returns the user the first one made.
-pub async fn create(store: &Store, admin: &Admin, new: NewUser, request_id: Option<String>) -> Result<User, Error> {
+/// Creates a user in the admin's account. A retried create with the same request id (by
+/// the same admin) returns the user the first one made.
+pub async fn create(
+    store: &Store,
+    admin: &Admin,
+    new: NewUser,
+    request_id: Option<RequestKey>,
+) -> Result<User, Error> {
     store
-        .write(admin.caller(), move |tx, caller| Box::pin(insert(tx, caller.account_id.clone(), new, request_id)))
+        .write(admin.caller(), move |tx, caller| {
+            let creator = Creator { account_id: caller.account_id.clone(), user_id: Some(caller.user_id.clone()) };
+            Box::pin(insert(tx, creator, new, request_id))
+        })
         .await
+}
+
+/// Who creates a user: an admin of the account, or the command line (no user).
+struct Creator {
+    account_id: String,
+    user_id: Option<String>,
 }
 
 /// Creates a user in any account, for the command line's bootstrap.
 pub async fn create_in(store: &Store, account_id: &str, new: NewUser) -> Result<User, Error> {
-    let account = account_id.to_owned();
-    store.write_as(account_id, "", move |tx| Box::pin(insert(tx, account, new, None))).await
+    let creator = Creator { account_id: account_id.to_owned(), user_id: None };
+    store.write_as(account_id, "", move |tx| Box::pin(insert(tx, creator, new, None))).await
 }
 
 /// The user the caller acts as; any role may read itself.
@@ -186,14 +201,22 @@ async fn ensure_external_id_free(
 
 /// The unit of a create: the new user, or the one an earlier create with the same request
 /// id made.
-async fn insert(tx: &mut WriteTx, account_id: String, new: NewUser, request_id: Option<String>) -> Result<User, Error> {
-    if let Some(request_id) = &request_id {
+async fn insert(
+    tx: &mut WriteTx,
+    creator: Creator,
+    new: NewUser,
+    request_id: Option<RequestKey>,
+) -> Result<User, Error> {
+    let Creator { account_id, user_id: creator_id } = creator;
+    if let Some(key) = &request_id {
         let earlier = user::Entity::find()
             .filter(user::Column::AccountId.eq(&account_id))
-            .filter(user::Column::CreateRequestId.eq(request_id))
+            .filter(user::Column::CreatorId.eq(creator_id.clone()))
+            .filter(user::Column::CreateRequestId.eq(&key.id))
             .one(tx.conn())
             .await?;
         if let Some(earlier) = earlier {
+            key.check_retry("request_id", &format!("user {}", earlier.id), earlier.request_fingerprint.as_deref())?;
             return views::user_from_row(earlier);
         }
     }
@@ -208,7 +231,9 @@ async fn insert(tx: &mut WriteTx, account_id: String, new: NewUser, request_id: 
         external_id: Set(new.external_id),
         email: Set(new.email),
         phone: Set(new.phone),
-        create_request_id: Set(request_id),
+        creator_id: Set(creator_id),
+        create_request_id: Set(request_id.as_ref().map(|key| key.id.clone())),
+        request_fingerprint: Set(request_id.and_then(|key| key.stored_fingerprint())),
         create_time: Set(tx.now),
         update_time: Set(tx.now),
     }

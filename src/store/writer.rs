@@ -329,6 +329,7 @@ mod tests {
                                 name: Set(format!("unit {n}")),
                                 create_time: Set(tx.now),
                                 conversation_count: Set(0),
+                                event_seq: Set(0),
                             }
                             .insert(tx.conn())
                             .await?;

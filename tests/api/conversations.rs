@@ -1,7 +1,7 @@
 //! ConversationService: create, read, list with filters, update, participants, archive,
 //! delete.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use missive::api::pb;
 use prost_types::FieldMask;
@@ -32,7 +32,7 @@ async fn a_conversation_starts_with_its_participants_subject_and_first_message()
                 external_id: "lst_abc".into(),
                 title: "2021 Volvo FH 500".into(),
             }),
-            metadata: HashMap::from([("offer_id".to_string(), "42".to_string())]),
+            metadata: BTreeMap::from([("offer_id".to_string(), "42".to_string())]),
             first_message: Some(text("", "Is this vehicle still available?")),
             caller_label: "buyer".into(),
             request_id: String::new(),
@@ -256,7 +256,7 @@ async fn only_staff_change_a_conversations_subject_and_metadata() {
     let update = || pb::UpdateConversationRequest {
         conversation: Some(pb::Conversation {
             id: conversation.id.clone(),
-            metadata: HashMap::from([("offer_id".to_string(), "43".to_string())]),
+            metadata: BTreeMap::from([("offer_id".to_string(), "43".to_string())]),
             ..Default::default()
         }),
         update_mask: Some(FieldMask { paths: vec!["metadata".into()] }),

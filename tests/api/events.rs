@@ -600,3 +600,36 @@ async fn a_live_stream_follows_membership_as_the_log_moves() {
         "added, then the message sent while it took part"
     );
 }
+
+/// A cursor says nothing of other accounts: it moves by one per event of the caller's own
+/// account, whatever other tenants do, and the head it names is the account's own.
+#[tokio::test]
+async fn cursors_count_only_the_events_of_the_callers_account() {
+    let app = spawn_app().await;
+    let buyer = app.member("buyer").await;
+    let seller = app.member("seller").await;
+    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    let mut stream = subscribe(&app, &seller, "").await;
+    let opened = tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
+    let other_account = app.create_account("busy neighbour").await;
+    let (ann, bob) = (
+        app.bootstrap_user(&other_account, pb::Role::Member, "ann").await,
+        app.bootstrap_user(&other_account, pb::Role::Member, "bob").await,
+    );
+    let theirs = app.conversation(&ann, &[(&bob, "bob")]).await;
+
+    app.send(&buyer, &conversation.id, "one").await;
+    for index in 0..8 {
+        app.send(&ann, &theirs.id, &format!("busy {index}")).await;
+    }
+    app.send(&buyer, &conversation.id, "two").await;
+
+    let positions = cursors(&next_events(&mut stream, 2).await);
+    let opened: i64 = opened.cursor.parse().unwrap();
+    assert_eq!(positions, [opened + 1, opened + 2], "nothing between the account's own events");
+    let status = app.session(&seller).subscribe_after("99999").await.unwrap_err();
+    assert!(status.message().ends_with(&format!("(at {})", opened + 2)), "{status:?}");
+    let mut neighbours = subscribe(&app, &bob, "").await;
+    let their_head = tokio::time::timeout(WAIT, neighbours.message()).await.unwrap().unwrap().unwrap();
+    assert_eq!(their_head.cursor, "9", "the other account counts its own: a conversation, eight messages");
+}

@@ -10,6 +10,7 @@ mod durability;
 mod events;
 mod faults;
 mod helpers;
+mod idempotency;
 mod messages;
 mod operations;
 mod pagination;

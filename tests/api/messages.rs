@@ -1,6 +1,6 @@
 //! MessageService: send, get with views, list with bounds, edit, delete, attachments.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use missive::api::pb;
 use prost_types::{FieldMask, Struct, Value, value::Kind};
@@ -22,7 +22,7 @@ async fn a_message_reads_back_with_its_sender_and_conversation_in_the_full_view(
     let sent = app
         .session(&agent)
         .send_message(pb::SendMessageRequest {
-            metadata: HashMap::from([("offer_request_id".to_string(), "17".to_string())]),
+            metadata: BTreeMap::from([("offer_request_id".to_string(), "17".to_string())]),
             ..text(&conversation.id, "Let us bump this offer up to $380k")
         })
         .await
@@ -131,7 +131,7 @@ async fn editing_keeps_the_message_and_records_when() {
             message: Some(pb::Message {
                 id: sent.id.clone(),
                 content: "fixed".into(),
-                metadata: HashMap::from([("k".to_string(), "v".to_string())]),
+                metadata: BTreeMap::from([("k".to_string(), "v".to_string())]),
                 ..Default::default()
             }),
             update_mask: Some(FieldMask { paths: vec!["content".into()] }),

@@ -38,11 +38,12 @@ async fn a_scheduled_message_waits_unseen_then_arrives_in_order_as_if_sent_then(
     let mut seller_stream = app.session(&seller).subscribe_after("").await.unwrap();
     let mut buyer_stream = app.session(&buyer).subscribe_after("").await.unwrap();
 
-    let reminder = || pb::SendMessageRequest {
+    // A retry repeats its request exactly, schedule time included.
+    let reminder = pb::SendMessageRequest {
         request_id: "reminder-1".into(),
         ..later(&conversation.id, "Price drops tomorrow", Duration::from_millis(1500))
     };
-    let scheduled = app.session(&seller).send_message(reminder()).await.unwrap();
+    let scheduled = app.session(&seller).send_message(reminder.clone()).await.unwrap();
     assert_eq!(scheduled.state, pb::MessageState::Scheduled as i32);
     assert_eq!(scheduled.sequence, 0);
     let scheduled_event = &next_events(&mut seller_stream, 1).await[0];
@@ -76,7 +77,7 @@ async fn a_scheduled_message_waits_unseen_then_arrives_in_order_as_if_sent_then(
     assert_code(app.session(&buyer).get_scheduled(&scheduled.id).await, Code::NotFound);
     assert_code(app.session(&buyer).cancel_scheduled(&scheduled.id).await, Code::NotFound);
     // A retry of the send, now that its time has passed, returns what it became.
-    let retried = app.session(&seller).send_message(reminder()).await.unwrap();
+    let retried = app.session(&seller).send_message(reminder).await.unwrap();
     assert_eq!((retried.id, retried.state), (scheduled.id.clone(), pb::MessageState::Sent as i32));
     assert_eq!(app.session(&buyer).messages_in(&conversation.id).await.unwrap().total_size, 2, "not sent twice");
 }
@@ -151,14 +152,9 @@ async fn the_sender_changes_cancels_or_sends_at_once_and_staff_see_the_conversat
     let mut seller_stream = as_seller.subscribe_after("").await.unwrap();
     let mut buyer_stream = app.session(&buyer).subscribe_after("").await.unwrap();
     let hour = Duration::from_secs(3600);
-    let first = as_seller
-        .send_message(pb::SendMessageRequest { request_id: "r1".into(), ..later(&conversation.id, "one", hour) })
-        .await
-        .unwrap();
-    let retried = as_seller
-        .send_message(pb::SendMessageRequest { request_id: "r1".into(), ..later(&conversation.id, "one", hour) })
-        .await
-        .unwrap();
+    let once = pb::SendMessageRequest { request_id: "r1".into(), ..later(&conversation.id, "one", hour) };
+    let first = as_seller.send_message(once.clone()).await.unwrap();
+    let retried = as_seller.send_message(once.clone()).await.unwrap();
     assert_eq!(retried.id, first.id, "a retried scheduling returns the first");
     let second = as_seller.send_message(later(&conversation.id, "two", 2 * hour)).await.unwrap();
 
@@ -188,10 +184,7 @@ async fn the_sender_changes_cancels_or_sends_at_once_and_staff_see_the_conversat
     assert_eq!(as_seller.get_scheduled(&first.id).await.unwrap().state, pb::MessageState::Canceled as i32);
     assert_code(as_seller.send_scheduled_now(&first.id).await, Code::FailedPrecondition);
     assert!(as_seller.list_scheduled("").await.unwrap().is_empty(), "canceled ones are not listed");
-    let retried_again = as_seller
-        .send_message(pb::SendMessageRequest { request_id: "r1".into(), ..later(&conversation.id, "one", hour) })
-        .await
-        .unwrap();
+    let retried_again = as_seller.send_message(once).await.unwrap();
     assert_eq!(
         (retried_again.id.as_str(), retried_again.state),
         (first.id.as_str(), pb::MessageState::Canceled as i32),

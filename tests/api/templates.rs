@@ -1,6 +1,6 @@
 //! TemplateService and sending from templates: scopes, placeholders, rendering, events.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use missive::api::pb;
 use tonic::Code;
@@ -55,7 +55,7 @@ async fn a_message_sent_from_a_template_records_it_and_survives_its_edits() {
     assert_eq!(sent.content, rendered, "values are literal text");
     assert_eq!(sent.kind, pb::MessageKind::Template as i32);
     assert_eq!(sent.template_id, created.id);
-    assert_eq!(sent.variables, HashMap::from(variables.map(|(k, v)| (k.to_string(), v.to_string()))));
+    assert_eq!(sent.variables, BTreeMap::from(variables.map(|(k, v)| (k.to_string(), v.to_string()))));
 
     let mut changed = created.clone();
     changed.content = "Sold, sorry.".into();
@@ -96,7 +96,7 @@ async fn every_missing_or_unknown_variable_is_named() {
     };
     assert_invalid(session.send_message(kind).await, "kind");
     let loose =
-        pb::SendMessageRequest { variables: HashMap::from([("a".into(), "b".into())]), ..text(&conversation.id, "hi") };
+        pb::SendMessageRequest { variables: BTreeMap::from([("a".into(), "b".into())]), ..text(&conversation.id, "hi") };
     assert_invalid(session.send_message(loose).await, "variables");
     assert_invalid(session.send_message(from_template(&conversation.id, "tpl_1", &[])).await, "template_id");
     assert_invalid(

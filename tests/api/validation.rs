@@ -1,7 +1,7 @@
 //! Bad input gets INVALID_ARGUMENT with a google.rpc.BadRequest naming the field, and
 //! changes nothing.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use missive::api::pb;
 use tonic::Code;
@@ -22,7 +22,7 @@ async fn message_content_must_be_present_and_bounded() {
     let no_attachment = pb::SendMessageRequest { kind: pb::MessageKind::Image as i32, ..text(&conversation.id, "") };
     assert_invalid(as_buyer.send_message(no_attachment).await, "attachments");
     let too_much_metadata = pb::SendMessageRequest {
-        metadata: (0..65).map(|i| (format!("k{i}"), "v".to_string())).collect::<HashMap<_, _>>(),
+        metadata: (0..65).map(|i| (format!("k{i}"), "v".to_string())).collect::<BTreeMap<_, _>>(),
         ..text(&conversation.id, "hi")
     };
     assert_invalid(as_buyer.send_message(too_much_metadata).await, "metadata");
