@@ -2,8 +2,6 @@
 //! as. What the caller may do is decided by the rules in `domain`, asked by the store's use
 //! cases (and, for administration, by the `Admin` proof they require).
 
-use tonic::metadata::MetadataMap;
-
 use crate::{
     domain::{Caller, Error},
     store::{Store, users},
@@ -11,8 +9,8 @@ use crate::{
 
 /// The caller of a request, or UNAUTHENTICATED when the key is missing, malformed, unknown
 /// or revoked. The caller's user and account are recorded on the call's span.
-pub async fn authenticate(store: &Store, metadata: &MetadataMap) -> Result<Caller, Error> {
-    let key = bearer_key(metadata)?;
+pub async fn authenticate(store: &Store, headers: &http::HeaderMap) -> Result<Caller, Error> {
+    let key = bearer_key(headers)?;
     let caller = users::authenticate(store, key).await?;
     let span = tracing::Span::current();
     span.record("caller", caller.user_id.as_str());
@@ -20,8 +18,8 @@ pub async fn authenticate(store: &Store, metadata: &MetadataMap) -> Result<Calle
     Ok(caller)
 }
 
-fn bearer_key(metadata: &MetadataMap) -> Result<&str, Error> {
-    let value = metadata
+fn bearer_key(headers: &http::HeaderMap) -> Result<&str, Error> {
+    let value = headers
         .get("authorization")
         .ok_or_else(|| Error::Unauthenticated("missing `authorization: Bearer <key>` metadata".into()))?
         .to_str()
@@ -42,11 +40,11 @@ mod tests {
 
     #[test]
     fn bearer_keys_are_read_case_insensitively() {
-        let mut metadata = MetadataMap::new();
-        metadata.insert("authorization", "bearer msk_abc".parse().unwrap());
-        assert_eq!(bearer_key(&metadata).unwrap(), "msk_abc");
-        metadata.insert("authorization", "Basic msk_abc".parse().unwrap());
-        assert!(bearer_key(&metadata).is_err());
-        assert!(bearer_key(&MetadataMap::new()).is_err());
+        let mut headers = http::HeaderMap::new();
+        headers.insert("authorization", "bearer msk_abc".parse().unwrap());
+        assert_eq!(bearer_key(&headers).unwrap(), "msk_abc");
+        headers.insert("authorization", "Basic msk_abc".parse().unwrap());
+        assert!(bearer_key(&headers).is_err());
+        assert!(bearer_key(&http::HeaderMap::new()).is_err());
     }
 }

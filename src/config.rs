@@ -53,6 +53,68 @@ pub struct Config {
     /// How long shutdown waits for in-flight calls before closing connections.
     #[arg(long, env = "MISSIVE_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// What one key, one call and one connection may take.
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+/// What one key, one call and one connection may take: the operators' limits. (Limits that
+/// are part of the API's contract, such as the length of a message, are the same on every
+/// server and live with the types they bound.)
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct Limits {
+    /// Unary calls one API key may make per second, sustained. Over it: RESOURCE_EXHAUSTED
+    /// with a RetryInfo saying when to retry.
+    #[arg(long, env = "MISSIVE_CALLS_PER_SECOND", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub calls_per_second: u32,
+    /// Unary calls one API key may make at once above the sustained rate.
+    #[arg(long, env = "MISSIVE_CALL_BURST", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub call_burst: u32,
+    /// Calls one API key may have in progress at once (each holds at most its decode limit
+    /// in memory).
+    #[arg(long, env = "MISSIVE_MAX_CALLS_IN_FLIGHT_PER_KEY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_calls_in_flight_per_key: u32,
+    /// `Subscribe` streams one API key may have open at once.
+    #[arg(long, env = "MISSIVE_MAX_STREAMS_PER_KEY", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_streams_per_key: u32,
+    /// `Subscribe` streams one API key may open per second, sustained.
+    #[arg(long, env = "MISSIVE_STREAM_OPENS_PER_SECOND", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub stream_opens_per_second: u32,
+    /// `Subscribe` streams one API key may open at once above the sustained rate.
+    #[arg(long, env = "MISSIVE_STREAM_OPEN_BURST", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub stream_open_burst: u32,
+    /// The longest a unary call may run (a client's shorter `grpc-timeout` wins); streams
+    /// are not bound by it.
+    #[arg(long, env = "MISSIVE_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// How often the server pings an idle HTTP/2 connection.
+    #[arg(long, env = "MISSIVE_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub keepalive_interval: Duration,
+    /// How long a ping may go unanswered before the connection is closed.
+    #[arg(long, env = "MISSIVE_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub keepalive_timeout: Duration,
+    /// Close connections older than this (gracefully: streams end and clients resume from
+    /// their cursor), so that clients spread over new replicas. Unset: no limit.
+    #[arg(long, env = "MISSIVE_MAX_CONNECTION_AGE", value_parser = parse_duration)]
+    pub max_connection_age: Option<Duration>,
+}
+
+impl Default for Limits {
+    /// The same values as the flags' defaults.
+    fn default() -> Self {
+        Self {
+            calls_per_second: 500,
+            call_burst: 1000,
+            max_calls_in_flight_per_key: 32,
+            max_streams_per_key: 100,
+            stream_opens_per_second: 10,
+            stream_open_burst: 100,
+            request_timeout: Duration::from_secs(30),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+            max_connection_age: None,
+        }
+    }
 }
 
 impl Default for Config {
@@ -70,6 +132,7 @@ impl Default for Config {
             schedule_horizon: Duration::from_secs(365 * 24 * 3600),
             schedule_interval: Duration::from_millis(500),
             shutdown_grace: Duration::from_secs(10),
+            limits: Limits::default(),
         }
     }
 }

@@ -15,7 +15,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use tonic_web::GrpcWebLayer;
 
 use crate::{
-    api::{self, ApiState, pb},
+    api::{self, ApiState, Gate, GateLayer, pb},
     config::Config,
     domain::{Error, messages::MessageLimits},
     events::{FeedSettings, Feeds, StreamSettings, StreamStats, listener, stream::StreamContext},
@@ -59,6 +59,8 @@ pub struct Application {
     stream_stats: Arc<StreamStats>,
     /// Every gRPC service, health and reflection included.
     routes: Routes,
+    /// The keys' door and limits, in front of the routes.
+    gate: Arc<Gate>,
     health: HealthReporter,
     /// Cancelled to stop streams and jobs.
     shutdown: Shutdown,
@@ -104,7 +106,8 @@ impl Application {
         };
         routes.add_service(reflection().build_v1()?).add_service(reflection().build_v1alpha()?);
         let routes = routes.routes();
-        Ok(Self { listener, addr, config, store, stream_stats, routes, health, shutdown })
+        let gate = Gate::new(Arc::clone(&store), config.limits.clone());
+        Ok(Self { listener, addr, config, store, stream_stats, routes, gate, health, shutdown })
     }
 
     /// The address the server listens on.
@@ -128,8 +131,8 @@ impl Application {
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send) -> Result<(), StartError> {
         let jobs = self.start_jobs();
         tracing::info!(addr = %self.addr, database = %self.store.backend_name(), "missive is serving");
-        let Self { listener, config, store, routes, health, shutdown, .. } = self;
-        let result = serve(listener, routes, config.shutdown_grace, async {
+        let Self { listener, config, store, routes, gate, health, shutdown, .. } = self;
+        let result = serve(listener, routes, gate, &config, async {
             stop.await;
             tracing::info!("shutting down: ending streams, finishing in-flight calls");
             shutdown.cancel();
@@ -179,22 +182,30 @@ impl Application {
     }
 }
 
-/// Serves `routes` on `listener` until `draining` (which starts the shutdown) is done and
-/// every connection closed, or `grace` after that.
+/// Serves `routes` behind `gate` on `listener` until `draining` (which starts the
+/// shutdown) is done and every connection closed, or the shutdown grace after that.
 async fn serve(
     listener: TcpListener,
     routes: Routes,
-    grace: Duration,
+    gate: Arc<Gate>,
+    config: &Config,
     draining: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
+    let (grace, limits) = (config.shutdown_grace, &config.limits);
     let (drained_tx, drained) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::builder()
+    let mut server = Server::builder()
         .accept_http1(true)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .tcp_keepalive(Some(Duration::from_secs(60)))
+        .timeout(limits.request_timeout)
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+        .tcp_keepalive(Some(Duration::from_secs(60)));
+    if let Some(age) = limits.max_connection_age {
+        server = server.max_connection_age(age).max_connection_age_grace(grace);
+    }
+    let server = server
         .layer(telemetry::call_trace())
         .layer(GrpcWebLayer::new())
+        .layer(GateLayer(gate))
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async {
             let _ = drained.await;

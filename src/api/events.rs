@@ -7,7 +7,7 @@ use strum::IntoEnumIterator;
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
-use super::{ApiState, convert, pb};
+use super::{ApiState, convert, gate::StreamSeat, pb};
 use crate::{
     domain::{
         Error,
@@ -84,14 +84,19 @@ impl pb::event_service_server::EventService for EventApi {
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let caller = self.state.caller(&request).await?;
+        // The stream's place among its key's open streams, held for as long as it is open.
+        let seat = request.extensions().get::<StreamSeat>().cloned();
         let request = request.into_inner();
         let start = parse_cursor(&request.after)?;
         let filter = parse_filter(&request)?;
         let receiver = stream::open(self.state.streams.clone(), caller, start, filter).await?;
-        let events = ReceiverStream::new(receiver).map(|item| match item {
-            StreamItem::Event(event) => Ok(pb::Event::from(*event)),
-            StreamItem::Heartbeat { position } => Ok(convert::heartbeat(position)),
-            StreamItem::End(err) => Err(Status::from(*err)),
+        let events = ReceiverStream::new(receiver).map(move |item| {
+            let _held = &seat;
+            match item {
+                StreamItem::Event(event) => Ok(pb::Event::from(*event)),
+                StreamItem::Heartbeat { position } => Ok(convert::heartbeat(position)),
+                StreamItem::End(err) => Err(Status::from(*err)),
+            }
         });
         Ok(Response::new(Box::pin(events)))
     }

@@ -12,6 +12,7 @@ mod codec;
 mod conversations;
 mod convert;
 mod events;
+mod gate;
 mod messages;
 mod scheduled;
 mod status;
@@ -24,12 +25,13 @@ use tonic::server::NamedService;
 pub use admin::AdminApi;
 pub use conversations::ConversationApi;
 pub use events::EventApi;
+pub use gate::{Gate, GateLayer};
 pub use messages::MessageApi;
 pub use scheduled::ScheduledMessageApi;
 pub use templates::TemplateApi;
 
 use crate::{
-    domain::{Caller, messages::MessageLimits},
+    domain::{Caller, messages::MessageLimits, text},
     events::stream::StreamContext,
     store::Store,
 };
@@ -61,26 +63,48 @@ pub const SERVICES: [&str; 6] = [
 
 /// Every Missive service, sharing `state`.
 pub fn routes(state: ApiState) -> tonic::service::RoutesBuilder {
-    // Room for the largest message: every attachment at its limit, plus the rest.
-    let max_message_bytes = state
-        .limits
-        .max_attachment_bytes
-        .saturating_mul(crate::domain::messages::MAX_ATTACHMENTS)
-        .saturating_add(1024 * 1024);
+    let limits = DecodeLimits::new(&state.limits);
     let mut routes = tonic::service::Routes::builder();
     routes
-        .add_service(AdminServiceServer::new(AdminApi::new(state.clone())).max_decoding_message_size(max_message_bytes))
+        .add_service(AdminServiceServer::new(AdminApi::new(state.clone())).max_decoding_message_size(limits.small))
         .add_service(
             ConversationServiceServer::new(ConversationApi::new(state.clone()))
-                .max_decoding_message_size(max_message_bytes),
+                .max_decoding_message_size(limits.with_files),
         )
         .add_service(
-            MessageServiceServer::new(MessageApi::new(state.clone())).max_decoding_message_size(max_message_bytes),
+            MessageServiceServer::new(MessageApi::new(state.clone())).max_decoding_message_size(limits.with_files),
         )
-        .add_service(ScheduledMessageServiceServer::new(ScheduledMessageApi::new(state.clone())))
-        .add_service(TemplateServiceServer::new(TemplateApi::new(state.clone())))
-        .add_service(EventServiceServer::new(EventApi::new(state)));
+        .add_service(
+            ScheduledMessageServiceServer::new(ScheduledMessageApi::new(state.clone()))
+                .max_decoding_message_size(limits.with_text),
+        )
+        .add_service(TemplateServiceServer::new(TemplateApi::new(state.clone())).max_decoding_message_size(limits.with_text))
+        .add_service(EventServiceServer::new(EventApi::new(state)).max_decoding_message_size(limits.small));
     routes
+}
+
+/// The largest request body each service reads (its decode limit), sized to the largest
+/// valid request it can receive: a bigger one is refused (RESOURCE_EXHAUSTED) from its
+/// length prefix, before it is read.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    /// Requests of ids, names and filters (admin, events).
+    pub small: usize,
+    /// Requests that carry a message's text but no files (templates, scheduled messages).
+    pub with_text: usize,
+    /// Requests that carry a message with its files (conversations, messages).
+    pub with_files: usize,
+}
+
+impl DecodeLimits {
+    /// The limits for messages bounded by `limits`.
+    pub fn new(limits: &MessageLimits) -> Self {
+        // Text is at most 4 bytes a character; the rest of a message (metadata, attributes,
+        // variables, ids) fits in the remainder.
+        let with_text = text::MAX_CONTENT_CHARS * 4 + 512 * 1024;
+        let files = limits.max_attachment_bytes.saturating_mul(crate::domain::messages::MAX_ATTACHMENTS);
+        Self { small: 64 * 1024, with_text, with_files: files.saturating_add(with_text) }
+    }
 }
 
 /// What every service shares.
@@ -95,8 +119,12 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    /// Authenticates the request's caller.
+    /// The request's caller: as the gate admitted it, or (for services served without
+    /// the gate) authenticated here.
     async fn caller<T>(&self, request: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
-        Ok(crate::auth::authenticate(&self.store, request.metadata()).await?)
+        if let Some(caller) = request.extensions().get::<Caller>() {
+            return Ok(caller.clone());
+        }
+        Ok(crate::auth::authenticate(&self.store, &request.metadata().clone().into_headers()).await?)
     }
 }

@@ -32,6 +32,14 @@ impl From<Error> for Status {
             Error::NotFound { kind, id } => Status::not_found(format!("{kind} {id} not found")),
             Error::AlreadyExists(message) => Status::already_exists(message),
             Error::FailedPrecondition(message) => Status::failed_precondition(message),
+            Error::ResourceExhausted { message, retry_after } => match retry_after {
+                Some(wait) => Status::with_error_details(
+                    Code::ResourceExhausted,
+                    message,
+                    ErrorDetails::with_retry_info(Some(wait)),
+                ),
+                None => Status::resource_exhausted(message),
+            },
             Error::Unavailable(cause) => {
                 tracing::warn!(%cause, "storage unavailable");
                 Status::unavailable("storage is unavailable; retry later")

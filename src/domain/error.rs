@@ -53,6 +53,14 @@ pub enum Error {
     /// FAILED_PRECONDITION: the request is valid but the state does not allow it.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// RESOURCE_EXHAUSTED: the caller is over one of its limits.
+    #[error("{message}")]
+    ResourceExhausted {
+        /// Which limit, and how to stay under it.
+        message: String,
+        /// When a retry may succeed, when that is known.
+        retry_after: Option<std::time::Duration>,
+    },
     /// UNAVAILABLE: the database cannot be reached; the call may be retried.
     #[error("storage unavailable: {0}")]
     Unavailable(String),

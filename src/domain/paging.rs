@@ -38,10 +38,8 @@ impl<K: Serialize + DeserializeOwned> Page<K> {
         let size = match page_size {
             0 => DEFAULT_PAGE_SIZE,
             n if n < 0 => return Err(Error::invalid("page_size", "must not be negative")),
-            n if n as u64 > MAX_PAGE_SIZE => {
-                return Err(Error::invalid("page_size", format!("must be at most {MAX_PAGE_SIZE}")));
-            }
-            n => n as u64,
+            // A larger page is capped, not refused (AIP-158): the next token carries on.
+            n => (n as u64).min(MAX_PAGE_SIZE),
         };
         let fingerprint = hex::encode(&Sha256::digest(query.as_bytes())[..12]);
         let after = if page_token.is_empty() {
@@ -103,6 +101,6 @@ mod tests {
     fn page_size_is_bounded() {
         assert_eq!(Page::<i64>::parse(0, "", "q").unwrap().size, DEFAULT_PAGE_SIZE);
         assert!(Page::<i64>::parse(-1, "", "q").is_err());
-        assert!(Page::<i64>::parse(1001, "", "q").is_err());
+        assert_eq!(Page::<i64>::parse(1001, "", "q").unwrap().size, MAX_PAGE_SIZE, "capped");
     }
 }

@@ -11,6 +11,7 @@ mod events;
 mod faults;
 mod helpers;
 mod idempotency;
+mod limits;
 mod messages;
 mod operations;
 mod pagination;

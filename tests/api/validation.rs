@@ -122,12 +122,12 @@ async fn page_sizes_ids_masks_and_enums_are_checked() {
     let app = spawn_app().await;
     let buyer = app.session(&app.member("buyer").await);
 
-    for page_size in [-1, 1001] {
-        assert_invalid(
-            buyer.list_conversations(pb::ListConversationsRequest { page_size, ..Default::default() }).await,
-            "page_size",
-        );
-    }
+    assert_invalid(
+        buyer.list_conversations(pb::ListConversationsRequest { page_size: -1, ..Default::default() }).await,
+        "page_size",
+    );
+    // Above the maximum is capped (AIP-158), not refused.
+    buyer.list_conversations(pb::ListConversationsRequest { page_size: 5000, ..Default::default() }).await.unwrap();
     assert_invalid(buyer.get_conversation("msg_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa").await, "id");
     assert_invalid(
         buyer
@@ -237,6 +237,6 @@ async fn filters_and_subscription_types_are_bounded() {
     assert!(session.list_conversations(fine).await.unwrap().conversations.is_empty());
 
     let many_types =
-        pb::SubscribeRequest { types: vec![pb::EventType::MessageCreated as i32; 100_000], ..Default::default() };
+        pb::SubscribeRequest { types: vec![pb::EventType::MessageCreated as i32; 1_000], ..Default::default() };
     assert_invalid(session.subscribe(many_types).await, "types");
 }

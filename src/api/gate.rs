@@ -1,0 +1,347 @@
+//! The gate every Missive call passes before its body is read: the caller's key is
+//! checked, and the key is held to its limits (calls per second, calls in progress,
+//! streams opened per second, streams open). A call without a valid key, or over a rate
+//! or stream limit, is answered at once; a call beyond the key's calls in progress waits
+//! for one of them to finish, its body unread. So no one can make the server read (and
+//! hold) a request body without a key, and a key holds at most its in-flight calls' worth
+//! of memory.
+//!
+//! The gate hands the handler its [`Caller`] (and a Subscribe its [`StreamSeat`]) in the
+//! request's extensions. Health and reflection need no key and pass through.
+//!
+//! It also gives two transport errors their proper codes: a request over its decode
+//! limit is RESOURCE_EXHAUSTED (tonic says OUT_OF_RANGE), a frame with a bad compression
+//! flag INVALID_ARGUMENT (tonic says INTERNAL).
+
+use std::{
+    collections::HashMap,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    task::{Context, Poll},
+};
+
+use governor::{DefaultKeyedRateLimiter, Quota, clock::Clock};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::{Status, body::Body};
+
+use crate::{
+    auth,
+    config::Limits,
+    domain::{Caller, Error},
+    store::Store,
+};
+
+/// Where Missive's own services live; everything else (health, reflection) is open.
+const MISSIVE_PATHS: &str = "/missive.v1.";
+
+/// The one streaming call, held to the stream limits instead of the call limits.
+const SUBSCRIBE_PATH: &str = "/missive.v1.EventService/Subscribe";
+
+/// How often (in calls) the rate limiters forget keys that have been quiet.
+const FORGET_EVERY: u64 = 4096;
+
+/// The gate's state, shared by every connection.
+pub struct Gate {
+    store: Arc<Store>,
+    limits: Limits,
+    calls: DefaultKeyedRateLimiter<String>,
+    stream_opens: DefaultKeyedRateLimiter<String>,
+    in_flight: Arc<CallQueues>,
+    open_streams: Arc<Occupancy>,
+    checked: AtomicU64,
+}
+
+impl Gate {
+    /// A gate over `store`'s keys with these limits.
+    pub fn new(store: Arc<Store>, limits: Limits) -> Arc<Self> {
+        let quota = |rate: u32, burst: u32| {
+            Quota::per_second(nonzero(rate)).allow_burst(nonzero(burst.max(rate)))
+        };
+        Arc::new(Self {
+            store,
+            calls: DefaultKeyedRateLimiter::keyed(quota(limits.calls_per_second, limits.call_burst)),
+            stream_opens: DefaultKeyedRateLimiter::keyed(quota(limits.stream_opens_per_second, limits.stream_open_burst)),
+            limits,
+            in_flight: Arc::default(),
+            open_streams: Arc::default(),
+            checked: AtomicU64::new(0),
+        })
+    }
+
+    /// The caller, with what it holds while its call runs; or why it may not call now.
+    async fn admit(&self, headers: &http::HeaderMap, path: &str) -> Result<(Caller, Admitted), Error> {
+        let caller = auth::authenticate(&self.store, headers).await?;
+        if self.checked.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == 0 {
+            self.calls.retain_recent();
+            self.stream_opens.retain_recent();
+        }
+        if path == SUBSCRIBE_PATH {
+            check_rate(&self.stream_opens, &caller.key_id, "Subscribe streams opened", "--stream-opens-per-second")?;
+            let seat = self.open_streams.enter(&caller.key_id, self.limits.max_streams_per_key).ok_or_else(|| {
+                exhausted(format!(
+                    "this API key already has {} Subscribe streams open, the most one key may hold \
+                     (--max-streams-per-key); close one first",
+                    self.limits.max_streams_per_key
+                ))
+            })?;
+            return Ok((caller, Admitted::Stream(StreamSeat { _held: Arc::new(seat) })));
+        }
+        check_rate(&self.calls, &caller.key_id, "calls", "--calls-per-second")?;
+        let seat = self.in_flight.enter(&caller.key_id, self.limits.max_calls_in_flight_per_key).await;
+        Ok((caller, Admitted::Call(seat)))
+    }
+}
+
+fn nonzero(value: u32) -> std::num::NonZeroU32 {
+    std::num::NonZeroU32::new(value).unwrap_or(std::num::NonZeroU32::MIN)
+}
+
+fn exhausted(message: String) -> Error {
+    Error::ResourceExhausted { message, retry_after: None }
+}
+
+/// Each key's calls in progress: a queue of `limit` places per key.
+#[derive(Default)]
+struct CallQueues {
+    queues: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl CallQueues {
+    /// A place among `key`'s calls in progress, once one is free.
+    async fn enter(self: &Arc<Self>, key: &str, limit: u32) -> CallSeat {
+        let queue = {
+            let mut queues = self.queues.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let queue = queues.entry(key.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(limit as usize)));
+            Arc::clone(queue)
+        };
+        let permit = queue.acquire_owned().await.ok();
+        CallSeat { queues: Arc::clone(self), key: key.to_owned(), permit }
+    }
+}
+
+/// A call's place, given back when dropped; a key with no call in progress or waiting
+/// leaves no trace.
+struct CallSeat {
+    queues: Arc<CallQueues>,
+    key: String,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for CallSeat {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        let mut queues = self.queues.queues.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Only the map holds it: no call of this key holds or waits for a place.
+        if queues.get(&self.key).is_some_and(|queue| Arc::strong_count(queue) == 1) {
+            queues.remove(&self.key);
+        }
+    }
+}
+
+/// Takes one cell of `key`'s rate, or says when the next one is free.
+fn check_rate(limiter: &DefaultKeyedRateLimiter<String>, key: &str, what: &str, flag: &str) -> Result<(), Error> {
+    limiter.check_key(&key.to_owned()).map_err(|not_until| {
+        let wait = not_until.wait_time_from(limiter.clock().now());
+        Error::ResourceExhausted {
+            message: format!("this API key is over its rate of {what} ({flag}); retry after {} ms", wait.as_millis()),
+            retry_after: Some(wait),
+        }
+    })
+}
+
+/// What an admitted call holds until it is done.
+enum Admitted {
+    /// A unary call's place among its key's calls in progress.
+    Call(CallSeat),
+    /// A stream's place, handed to the stream itself.
+    Stream(StreamSeat),
+}
+
+/// A Subscribe stream's place among its key's open streams: the stream keeps it for as
+/// long as it is open.
+#[derive(Clone)]
+pub struct StreamSeat {
+    _held: Arc<Seat>,
+}
+
+/// How many places each key holds in one kind of limit.
+#[derive(Default)]
+struct Occupancy {
+    held: Mutex<HashMap<String, u32>>,
+}
+
+impl Occupancy {
+    /// A place for `key` if it holds fewer than `limit`.
+    fn enter(self: &Arc<Self>, key: &str, limit: u32) -> Option<Seat> {
+        let mut held = self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = held.entry(key.to_owned()).or_default();
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(Seat { occupancy: Arc::clone(self), key: key.to_owned() })
+    }
+}
+
+/// One place, given back when dropped.
+struct Seat {
+    occupancy: Arc<Occupancy>,
+    key: String,
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        let mut held = self.occupancy.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = held.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// The gate as a tower layer.
+#[derive(Clone)]
+pub struct GateLayer(pub Arc<Gate>);
+
+impl<S> tower::Layer<S> for GateLayer {
+    type Service = GateService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GateService { inner, gate: Arc::clone(&self.0) }
+    }
+}
+
+/// The gate in front of the services.
+#[derive(Clone)]
+pub struct GateService<S> {
+    inner: S,
+    gate: Arc<Gate>,
+}
+
+type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl<S, B> tower::Service<http::Request<B>> for GateService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // The clone is ready only if polled; the one that was polled serves this call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let gate = Arc::clone(&self.gate);
+        Box::pin(async move {
+            let path = request.uri().path().to_owned();
+            if !path.starts_with(MISSIVE_PATHS) {
+                return inner.call(request).await;
+            }
+            let (caller, admitted) = match gate.admit(request.headers(), &path).await {
+                Ok(admitted) => admitted,
+                Err(err) => return Ok(Status::from(err).into_http()),
+            };
+            request.extensions_mut().insert(caller);
+            let held = match admitted {
+                Admitted::Call(seat) => Some(seat),
+                Admitted::Stream(seat) => {
+                    request.extensions_mut().insert(seat);
+                    None
+                }
+            };
+            let response = inner.call(request).await?;
+            drop(held);
+            Ok(proper_code(response))
+        })
+    }
+}
+
+/// The response, with tonic's codes for a client's transport mistakes made the ones
+/// gRPC's table gives.
+fn proper_code(mut response: http::Response<Body>) -> http::Response<Body> {
+    let headers = response.headers();
+    let (Some(code), Some(message)) = (headers.get("grpc-status"), headers.get("grpc-message")) else {
+        return response;
+    };
+    let message = percent_decoded(message.as_bytes());
+    let status = match code.as_bytes() {
+        b"11" if message.starts_with("Error, decoded message length too large") => Status::resource_exhausted(
+            format!("the request is larger than this method accepts: {}", message.trim_start_matches("Error, ")),
+        ),
+        b"13" if message.starts_with("protocol error: received message with invalid compression flag") => {
+            Status::invalid_argument(format!("the request body is malformed: {message}"))
+        }
+        _ => return response,
+    };
+    let replaced = status.into_http::<Body>();
+    *response.headers_mut() = replaced.headers().clone();
+    response
+}
+
+/// `grpc-message` is percent-encoded.
+fn percent_decoded(bytes: &[u8]) -> String {
+    percent_encoding::percent_decode(bytes).decode_utf8_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_holds_at_most_its_limit_and_gets_places_back() {
+        let occupancy = Arc::<Occupancy>::default();
+        let first = occupancy.enter("k", 2).unwrap();
+        let _second = occupancy.enter("k", 2).unwrap();
+        assert!(occupancy.enter("k", 2).is_none(), "a third is over the limit");
+        assert!(occupancy.enter("other", 2).is_some(), "another key has its own places");
+        drop(first);
+        assert!(occupancy.enter("k", 2).is_some(), "a place given back is free again");
+    }
+
+    #[tokio::test]
+    async fn a_call_over_its_keys_limit_waits_for_a_place_and_idle_keys_leave_no_trace() {
+        let queues = Arc::<CallQueues>::default();
+        let first = queues.enter("k", 1).await;
+        let waiting = tokio::spawn({
+            let queues = Arc::clone(&queues);
+            async move { queues.enter("k", 1).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "the second call waits");
+        drop(first);
+        let second = waiting.await.unwrap();
+        drop(second);
+        assert!(queues.queues.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_key_over_its_rate_is_told_when_to_retry() {
+        let limiter = DefaultKeyedRateLimiter::keyed(Quota::per_second(nonzero(1)).allow_burst(nonzero(2)));
+        assert!(check_rate(&limiter, "k", "calls", "--calls-per-second").is_ok());
+        assert!(check_rate(&limiter, "k", "calls", "--calls-per-second").is_ok());
+        let Err(Error::ResourceExhausted { retry_after: Some(wait), .. }) =
+            check_rate(&limiter, "k", "calls", "--calls-per-second")
+        else {
+            panic!("the third call in a second is over the rate")
+        };
+        assert!(wait <= std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn grpc_messages_are_percent_decoded() {
+        assert_eq!(percent_decoded(b"50%25 off%0A"), "50% off\n");
+        assert_eq!(percent_decoded(b"trailing %"), "trailing %");
+    }
+}
