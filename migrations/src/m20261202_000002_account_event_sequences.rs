@@ -42,7 +42,9 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         add_columns(manager, Events::Table, vec![big_integer(Events::AccountSeq).default(0).to_owned()]).await?;
         manager
-            .exec_stmt(Query::update().table(Events::Table).value(Events::AccountSeq, Expr::col(Events::Seq)).to_owned())
+            .exec_stmt(
+                Query::update().table(Events::Table).value(Events::AccountSeq, Expr::col(Events::Seq)).to_owned(),
+            )
             .await?;
         drop_index(manager, "ix_events_account_seq").await?;
         unique_index(manager, "ux_events_account_seq", Events::Table, [Events::AccountId, Events::AccountSeq]).await?;
@@ -50,13 +52,15 @@ impl MigrationTrait for Migration {
         let pruned = Query::select()
             .column(EventRetention::PrunedThrough)
             .from(EventRetention::Table)
-            .and_where(Expr::col((EventRetention::Table, EventRetention::AccountId)).equals((Accounts::Table, Accounts::Id)))
+            .and_where(
+                Expr::col((EventRetention::Table, EventRetention::AccountId)).equals((Accounts::Table, Accounts::Id)),
+            )
             .to_owned();
         let last = Query::select()
             .expr(Func::coalesce([
                 Expr::col((Events::Table, Events::AccountSeq)).max(),
                 SimpleExpr::SubQuery(None, Box::new(pruned.into_sub_query_statement())),
-                Expr::val(0).into(),
+                Expr::val(0),
             ]))
             .from(Events::Table)
             .and_where(Expr::col((Events::Table, Events::AccountId)).equals((Accounts::Table, Accounts::Id)))

@@ -12,8 +12,9 @@ use super::{
 };
 use crate::{
     domain::{
+        Error,
         idempotency::RequestKey,
-        Error, ids,
+        ids,
         paging::Page,
         text,
         users::{self, NewUser, UserFilter, UserPatch},

@@ -11,12 +11,12 @@ use super::{
 };
 use crate::{
     domain::{
-        idempotency::RequestKey,
         Error,
         conversations::{
             self, ConversationFilter, ConversationPatch, NewConversation, NewParticipant, StatusFilter, Subject,
         },
         error::Violations,
+        idempotency::RequestKey,
         ids, metadata,
         paging::Page,
         text,
@@ -51,9 +51,8 @@ fn parse_new_conversation(
     state: &ApiState,
 ) -> Result<NewConversation, Error> {
     let mut violations = Violations::new();
-    let request_id = violations.check(RequestKey::parse("request_id", std::mem::take(&mut request.request_id), || {
-        request.encode_to_vec()
-    }));
+    let request_id = violations
+        .check(RequestKey::parse("request_id", std::mem::take(&mut request.request_id), || request.encode_to_vec()));
     let requested = request
         .participants
         .into_iter()

@@ -57,13 +57,14 @@ pub struct Gate {
 impl Gate {
     /// A gate over `store`'s keys with these limits.
     pub fn new(store: Arc<Store>, limits: Limits) -> Arc<Self> {
-        let quota = |rate: u32, burst: u32| {
-            Quota::per_second(nonzero(rate)).allow_burst(nonzero(burst.max(rate)))
-        };
+        let quota = |rate: u32, burst: u32| Quota::per_second(nonzero(rate)).allow_burst(nonzero(burst.max(rate)));
         Arc::new(Self {
             store,
             calls: DefaultKeyedRateLimiter::keyed(quota(limits.calls_per_second, limits.call_burst)),
-            stream_opens: DefaultKeyedRateLimiter::keyed(quota(limits.stream_opens_per_second, limits.stream_open_burst)),
+            stream_opens: DefaultKeyedRateLimiter::keyed(quota(
+                limits.stream_opens_per_second,
+                limits.stream_open_burst,
+            )),
             limits,
             in_flight: Arc::default(),
             open_streams: Arc::default(),
@@ -74,7 +75,7 @@ impl Gate {
     /// The caller, with what it holds while its call runs; or why it may not call now.
     async fn admit(&self, headers: &http::HeaderMap, path: &str) -> Result<(Caller, Admitted), Error> {
         let caller = auth::authenticate(&self.store, headers).await?;
-        if self.checked.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == 0 {
+        if self.checked.fetch_add(1, Ordering::Relaxed).is_multiple_of(FORGET_EVERY) {
             self.calls.retain_recent();
             self.stream_opens.retain_recent();
         }
@@ -277,9 +278,10 @@ fn proper_code(mut response: http::Response<Body>) -> http::Response<Body> {
     };
     let message = percent_decoded(message.as_bytes());
     let status = match code.as_bytes() {
-        b"11" if message.starts_with("Error, decoded message length too large") => Status::resource_exhausted(
-            format!("the request is larger than this method accepts: {}", message.trim_start_matches("Error, ")),
-        ),
+        b"11" if message.starts_with("Error, decoded message length too large") => Status::resource_exhausted(format!(
+            "the request is larger than this method accepts: {}",
+            message.trim_start_matches("Error, ")
+        )),
         b"13" if message.starts_with("protocol error: received message with invalid compression flag") => {
             Status::invalid_argument(format!("the request body is malformed: {message}"))
         }

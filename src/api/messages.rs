@@ -10,8 +10,9 @@ use super::{
 };
 use crate::{
     domain::{
+        Error,
         idempotency::RequestKey,
-        Error, ids,
+        ids,
         messages::{
             MessageDraft, MessageKind, MessageLimits, MessagePatch, MessageQuery, NewAttachment, NewMessage,
             TemplateUse,
@@ -41,9 +42,8 @@ pub(super) fn parse_new_message(
     prefix: &str,
 ) -> Result<NewMessage, Error> {
     let field = |name: &str| format!("{prefix}{name}");
-    let request_id = RequestKey::parse(&field("request_id"), std::mem::take(&mut request.request_id), || {
-        request.encode_to_vec()
-    })?;
+    let request_id =
+        RequestKey::parse(&field("request_id"), std::mem::take(&mut request.request_id), || request.encode_to_vec())?;
     let template = if request.template_id.is_empty() {
         if !request.variables.is_empty() {
             return Err(Error::invalid(field("variables"), "variables go with a template_id, and none was given"));

@@ -78,7 +78,9 @@ pub fn routes(state: ApiState) -> tonic::service::RoutesBuilder {
             ScheduledMessageServiceServer::new(ScheduledMessageApi::new(state.clone()))
                 .max_decoding_message_size(limits.with_text),
         )
-        .add_service(TemplateServiceServer::new(TemplateApi::new(state.clone())).max_decoding_message_size(limits.with_text))
+        .add_service(
+            TemplateServiceServer::new(TemplateApi::new(state.clone())).max_decoding_message_size(limits.with_text),
+        )
         .add_service(EventServiceServer::new(EventApi::new(state)).max_decoding_message_size(limits.small));
     routes
 }

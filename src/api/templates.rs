@@ -10,8 +10,9 @@ use super::{
 };
 use crate::{
     domain::{
+        Error,
         idempotency::RequestKey,
-        Error, ids,
+        ids,
         paging::Page,
         templates::{self, NewTemplate, TemplatePatch, TemplateQuery, TemplateScope},
         text,

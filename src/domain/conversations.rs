@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, Error, Micros, error::Violations, idempotency::RequestKey, messages::NewMessage, metadata::Metadata, text};
+use super::{
+    Caller, Error, Micros, error::Violations, idempotency::RequestKey, messages::NewMessage, metadata::Metadata, text,
+};
 
 /// Most participants in one create.
 pub const MAX_PARTICIPANTS: usize = 100;

@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use sha2::{Digest, Sha256};
 
-use super::{Caller, Error, Micros, channels::Envelope, error::Violations, idempotency::RequestKey, ids, metadata::Metadata, templates, text};
+use super::{
+    Caller, Error, Micros, channels::Envelope, error::Violations, idempotency::RequestKey, ids, metadata::Metadata,
+    templates, text,
+};
 
 pub use super::text::MAX_CONTENT_CHARS;
 /// Most attachments on one message.

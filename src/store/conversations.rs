@@ -16,10 +16,10 @@ use super::{
     messages, scheduled, templates, views,
 };
 use crate::domain::{
-    idempotency::RequestKey,
     Caller, Error, View,
     conversations::{ConversationCounts, ConversationFilter, ConversationPatch, NewConversation, StatusFilter},
     events::{Audience, EventKind, EventPayload, NewEvent},
+    idempotency::RequestKey,
     ids,
     paging::Page,
     views::{ConversationView, MessageView},

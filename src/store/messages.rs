@@ -14,10 +14,10 @@ use super::{
     pending, templates, unread, views,
 };
 use crate::domain::{
-    idempotency::RequestKey,
     Caller, Error, View,
     channels::Envelope,
     events::{Audience, EventKind, EventPayload, NewEvent},
+    idempotency::RequestKey,
     messages::{
         Attachment, AttachmentContent, Message, MessageDraft, MessageKind, MessagePatch, MessageQuery, NewAttachment,
         NewMessage, may_delete, may_edit,

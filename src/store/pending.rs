@@ -17,10 +17,10 @@ use super::{
     views,
 };
 use crate::domain::{
-    idempotency::RequestKey,
     Caller, Error,
     channels::Envelope,
     events::{Audience, EventKind, EventPayload, NewEvent},
+    idempotency::RequestKey,
     ids,
     messages::{Attachment, Message, MessageDraft, MessageState, NewAttachment, NewMessage},
     views::MessageView,

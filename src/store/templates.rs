@@ -13,9 +13,9 @@ use sea_orm::{
 
 use super::{Listing, Store, WriteTx, columns, entities::template};
 use crate::domain::{
-    idempotency::RequestKey,
     Caller, Error,
     events::{Audience, EventKind, EventPayload, NewEvent},
+    idempotency::RequestKey,
     ids,
     messages::NewMessage,
     paging::Page,

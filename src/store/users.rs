@@ -10,8 +10,9 @@ use super::{
     unread, views,
 };
 use crate::domain::{
+    Admin, Caller, Error,
     idempotency::RequestKey,
-    Admin, Caller, Error, ids,
+    ids,
     paging::Page,
     users::{NewUser, User, UserFilter, UserPatch},
 };
@@ -69,12 +70,7 @@ async fn caller_of(store: &Store, found: api_key::Model) -> Result<Caller, Error
 
 /// Creates a user in the admin's account. A retried create with the same request id (by
 /// the same admin) returns the user the first one made.
-pub async fn create(
-    store: &Store,
-    admin: &Admin,
-    new: NewUser,
-    request_id: Option<RequestKey>,
-) -> Result<User, Error> {
+pub async fn create(store: &Store, admin: &Admin, new: NewUser, request_id: Option<RequestKey>) -> Result<User, Error> {
     store
         .write(admin.caller(), move |tx, caller| {
             let creator = Creator { account_id: caller.account_id.clone(), user_id: Some(caller.user_id.clone()) };

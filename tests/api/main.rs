@@ -4,6 +4,7 @@
 
 mod admin;
 mod authorization;
+mod authorization_table;
 mod channels;
 mod conversations;
 mod durability;

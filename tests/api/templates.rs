@@ -95,8 +95,10 @@ async fn every_missing_or_unknown_variable_is_named() {
         ..from_template(&conversation.id, &tpl.id, &[("vehicle_title", "x"), ("price", "1")])
     };
     assert_invalid(session.send_message(kind).await, "kind");
-    let loose =
-        pb::SendMessageRequest { variables: BTreeMap::from([("a".into(), "b".into())]), ..text(&conversation.id, "hi") };
+    let loose = pb::SendMessageRequest {
+        variables: BTreeMap::from([("a".into(), "b".into())]),
+        ..text(&conversation.id, "hi")
+    };
     assert_invalid(session.send_message(loose).await, "variables");
     assert_invalid(session.send_message(from_template(&conversation.id, "tpl_1", &[])).await, "template_id");
     assert_invalid(
