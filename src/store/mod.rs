@@ -204,26 +204,61 @@ impl From<DbErr> for Error {
             return Error::AlreadyExists("the resource already exists".into());
         }
         use sea_orm::{RuntimeErr, sqlx};
-        let lost_connection = |runtime: &RuntimeErr| match runtime {
+        let condition = |runtime: &RuntimeErr| match runtime {
             RuntimeErr::SqlxError(source) => match source.as_ref() {
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
-                // PostgreSQL ending the session: class 08 (connection exception) and 57P01-03
-                // (terminated by an administrator, crash shutdown, not accepting connections
-                // yet). The call may be retried; with a request id, safely.
-                sqlx::Error::Database(database) => database
-                    .code()
-                    .is_some_and(|code| code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")),
-                _ => false,
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+                    Some(Error::Unavailable(err.to_string()))
+                }
+                sqlx::Error::Database(database) => {
+                    let sqlite = database.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some();
+                    database.code().and_then(|code| storage_condition(sqlite, &code, &err))
+                }
+                _ => None,
             },
-            _ => false,
+            _ => None,
         };
         match &err {
             DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => Error::Unavailable(err.to_string()),
-            DbErr::Query(runtime) | DbErr::Exec(runtime) if lost_connection(runtime) => {
-                Error::Unavailable(err.to_string())
+            DbErr::Query(runtime) | DbErr::Exec(runtime) => {
+                condition(runtime).unwrap_or_else(|| Error::Internal(err.to_string()))
             }
             _ => Error::Internal(err.to_string()),
         }
+    }
+}
+
+/// What a database error code (SQLite's or PostgreSQL's) says about the storage rather
+/// than the query: full, read-only, unreachable, busy or gone. `None`: a bug.
+fn storage_condition(sqlite: bool, code: &str, err: &DbErr) -> Option<Error> {
+    const FULL: &str = "storage is full: writes fail until space is freed";
+    if sqlite {
+        // SQLite's extended codes carry the primary one in their low byte.
+        return match code.parse::<i32>().ok()? & 0xff {
+            13 => {
+                tracing::warn!(%err, "the database's disk is full");
+                Some(Error::ResourceExhausted { message: FULL.into(), retry_after: None })
+            }
+            // Busy, locked, read-only, an I/O error, cannot open, no large files: the file
+            // or its disk, not the query.
+            5 | 6 | 8 | 10 | 14 | 22 => Some(Error::Unavailable(err.to_string())),
+            _ => None,
+        };
+    }
+    match code {
+        "53100" => {
+            tracing::warn!(%err, "the database's disk is full");
+            Some(Error::ResourceExhausted { message: FULL.into(), retry_after: None })
+        }
+        // The session ended: class 08 (connection exception) and 57P01-03 (terminated by
+        // an administrator, crash shutdown, not accepting connections yet); the database
+        // read-only (25006, a hot standby or default_transaction_read_only), out of
+        // resources (53), or the transaction lost a serialization race or a deadlock (40).
+        // The call may be retried; with a request id, safely.
+        code if code.starts_with("08") || code.starts_with("53") || code.starts_with("40") => {
+            Some(Error::Unavailable(err.to_string()))
+        }
+        "57P01" | "57P02" | "57P03" | "25006" => Some(Error::Unavailable(err.to_string())),
+        _ => None,
     }
 }
 
@@ -232,6 +267,20 @@ mod tests {
     use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
     use super::*;
+
+    #[test]
+    fn storage_codes_are_read_by_their_own_database() {
+        let err = DbErr::Custom("x".into());
+        let code = |sqlite, code| storage_condition(sqlite, code, &err);
+        // PostgreSQL's codes may be all digits: they are not SQLite's numbers.
+        assert!(matches!(code(false, "08006"), Some(Error::Unavailable(_))));
+        assert!(matches!(code(false, "25006"), Some(Error::Unavailable(_))));
+        assert!(matches!(code(false, "53100"), Some(Error::ResourceExhausted { .. })));
+        assert!(code(false, "23502").is_none(), "a not-null violation is a bug");
+        assert!(matches!(code(true, "13"), Some(Error::ResourceExhausted { .. })));
+        assert!(matches!(code(true, "1032"), Some(Error::Unavailable(_))), "SQLITE_READONLY_DBMOVED");
+        assert!(code(true, "19").is_none(), "a constraint is a bug");
+    }
 
     #[tokio::test]
     async fn sqlite_is_opened_durable_with_wal_and_foreign_keys() {

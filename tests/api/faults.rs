@@ -1,13 +1,14 @@
 //! Faults of the database under load: the server's PostgreSQL sessions terminated by an
-//! administrator (or a failover) answer UNAVAILABLE, which clients may retry, never
-//! INTERNAL; and the service recovers by itself.
+//! administrator (or a failover), a database turned read-only, and a full disk answer
+//! UNAVAILABLE or RESOURCE_EXHAUSTED, which clients may retry, never INTERNAL; nothing
+//! acknowledged is lost, and the service recovers by itself when the cause goes.
 
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Database};
 use tonic::Code;
 
-use crate::helpers::{spawn_app, text};
+use crate::helpers::{spawn_app, spawn_app_on, text};
 
 #[tokio::test]
 async fn terminated_database_sessions_answer_unavailable_and_the_service_recovers() {
@@ -53,5 +54,124 @@ async fn terminated_database_sessions_answer_unavailable_and_the_service_recover
     let wrong: Vec<_> = failures.iter().filter(|(code, _)| *code != Code::Unavailable).collect();
     assert!(wrong.is_empty(), "{} of {} failures were not UNAVAILABLE: {wrong:?}", wrong.len(), failures.len());
     app.send(&buyer, &conversation.id, "after the storm").await;
+    app.assert_no_unread_drift().await;
+}
+
+/// A small tmpfs of its own, unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `None` where mounting is not allowed (it needs root).
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        mounted.then_some(SmallDisk { dir })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Fills the disk with a file, then frees `margin` bytes of it.
+    fn fill_leaving(&self, margin: u64) {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(self.path().join("filler")).unwrap();
+        let chunk = vec![7u8; 64 * 1024];
+        while filler.write_all(&chunk).and_then(|()| filler.sync_all()).is_ok() {}
+        let length = filler.metadata().unwrap().len();
+        filler.set_len(length.saturating_sub(margin)).unwrap();
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.path().join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_answers_resource_exhausted_and_writes_resume_when_space_returns() {
+    if std::env::var("MISSIVE_TEST_DATABASE_URL").is_ok_and(|url| url.starts_with("postgres")) {
+        return; // The PostgreSQL server's disk is not the test's to fill.
+    }
+    let Some(disk) = SmallDisk::mount("16m") else {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    };
+    let url = format!("sqlite:{}", disk.path().join("missive.db").display());
+    let app = spawn_app_on(&url, |_| {}).await;
+    let buyer = app.member("Buyer").await;
+    let seller = app.member("Seller").await;
+    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    disk.fill_leaving(256 * 1024);
+
+    let mut acknowledged = Vec::new();
+    let refused = loop {
+        match app.session(&buyer).send_message(text(&conversation.id, &"x".repeat(8 * 1024))).await {
+            Ok(message) => acknowledged.push(message.id),
+            Err(status) => break status,
+        }
+        assert!(acknowledged.len() < 1000, "the disk never filled");
+    };
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("storage is full"), "{refused:?}");
+    assert_eq!(app.session(&seller).get_unread_count().await.unwrap().unread_count, acknowledged.len() as i64);
+
+    disk.free();
+    let after = app.session(&buyer).send_message(text(&conversation.id, "space again")).await.unwrap();
+    acknowledged.push(after.id);
+    let listed = app.session(&seller).all_messages_in(&conversation.id, 1000).await.unwrap();
+    assert_eq!(listed.into_iter().map(|m| m.id).collect::<Vec<_>>(), acknowledged, "every acknowledged message");
+    app.assert_no_unread_drift().await;
+}
+
+#[tokio::test]
+async fn a_read_only_database_answers_unavailable_and_writes_resume_when_it_is_writable() {
+    let app = spawn_app().await;
+    if !app.database_url.starts_with("postgres") {
+        return; // SQLite opened read-write stays so; the full disk above is its fault.
+    }
+    let buyer = app.member("Buyer").await;
+    let seller = app.member("Seller").await;
+    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    // The administrator works from another database, whose sessions stay writable.
+    let (base, database) = app.database_url.rsplit_once('/').unwrap();
+    let admin = Database::connect(format!("{base}/postgres")).await.unwrap();
+    let reconnect_all = format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'");
+    // As a failover to a standby does: every new session is read-only.
+    admin
+        .execute_unprepared(&format!("ALTER DATABASE {database} SET default_transaction_read_only = on"))
+        .await
+        .unwrap();
+    admin.execute_unprepared(&reconnect_all).await.unwrap();
+
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        if let Err(status) = app.session(&buyer).send_message(text(&conversation.id, "read-only?")).await {
+            codes.push(status.code());
+        }
+    }
+    assert!(codes.iter().any(|code| *code == Code::Unavailable), "{codes:?}");
+    assert!(codes.iter().all(|code| *code == Code::Unavailable), "{codes:?}");
+    app.session(&seller).get_unread_count().await.expect("reads still work");
+
+    admin.execute_unprepared(&format!("ALTER DATABASE {database} RESET default_transaction_read_only")).await.unwrap();
+    admin.execute_unprepared(&reconnect_all).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while app.session(&buyer).send_message(text(&conversation.id, "writable again")).await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "writes never resumed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     app.assert_no_unread_drift().await;
 }

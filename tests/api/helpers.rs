@@ -99,10 +99,16 @@ pub async fn spawn_app() -> TestApp {
 /// Spawns a server after `configure` adjusted its configuration.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut app = TestApp::serve_database_with(&fresh_database(&dir).await, configure).await;
+    let mut app = spawn_app_on(&fresh_database(&dir).await, configure).await;
+    app._dir = Some(dir);
+    app
+}
+
+/// Spawns a server on `database_url` (a new database), with an account and its admin.
+pub async fn spawn_app_on(database_url: &str, configure: impl FnOnce(&mut Config)) -> TestApp {
+    let mut app = TestApp::serve_database_with(database_url, configure).await;
     app.account_id = app.create_account("test").await;
     app.admin = app.bootstrap_user(&app.account_id, pb::Role::Admin, "Admin").await;
-    app._dir = Some(dir);
     app
 }
 

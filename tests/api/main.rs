@@ -16,6 +16,7 @@ mod limits;
 mod messages;
 mod operations;
 mod pagination;
+mod properties;
 mod scheduled;
 mod templates;
 mod unread;
