@@ -93,7 +93,7 @@ impl World {
 
     async fn newest_message(&self, conversation: &str) -> Option<pb::Message> {
         let listed = self.app.session(&self.agent).all_messages_in(conversation, 1000).await.ok()?;
-        listed.into_iter().filter(|m| m.delete_time.is_none()).last()
+        listed.into_iter().rfind(|m| m.delete_time.is_none())
     }
 
     async fn apply(&self, op: &Op) {
