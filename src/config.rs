@@ -99,6 +99,20 @@ pub struct Limits {
     pub max_connection_age: Option<Duration>,
 }
 
+impl Limits {
+    /// What the gate holds each key to.
+    pub fn per_key(&self) -> crate::api::KeyLimits {
+        crate::api::KeyLimits {
+            calls_per_second: self.calls_per_second,
+            call_burst: self.call_burst,
+            max_calls_in_flight: self.max_calls_in_flight_per_key,
+            stream_opens_per_second: self.stream_opens_per_second,
+            stream_open_burst: self.stream_open_burst,
+            max_streams: self.max_streams_per_key,
+        }
+    }
+}
+
 impl Default for Limits {
     /// The same values as the flags' defaults.
     fn default() -> Self {

@@ -106,7 +106,7 @@ impl Application {
         };
         routes.add_service(reflection().build_v1()?).add_service(reflection().build_v1alpha()?);
         let routes = routes.routes();
-        let gate = Gate::new(Arc::clone(&store), config.limits.clone());
+        let gate = Gate::new(Arc::clone(&store), config.limits.per_key());
         Ok(Self { listener, addr, config, store, stream_stats, routes, gate, health, shutdown })
     }
 

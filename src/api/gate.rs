@@ -29,7 +29,6 @@ use tonic::{Status, body::Body};
 
 use crate::{
     auth,
-    config::Limits,
     domain::{Caller, Error},
     store::Store,
 };
@@ -43,10 +42,27 @@ const SUBSCRIBE_PATH: &str = "/missive.v1.EventService/Subscribe";
 /// How often (in calls) the rate limiters forget keys that have been quiet.
 const FORGET_EVERY: u64 = 4096;
 
+/// What one API key may take (the operators' flags of the same names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyLimits {
+    /// Unary calls per second, sustained.
+    pub calls_per_second: u32,
+    /// Unary calls at once above the sustained rate.
+    pub call_burst: u32,
+    /// Calls in progress at once; more wait.
+    pub max_calls_in_flight: u32,
+    /// Streams opened per second, sustained.
+    pub stream_opens_per_second: u32,
+    /// Streams opened at once above the sustained rate.
+    pub stream_open_burst: u32,
+    /// Streams open at once.
+    pub max_streams: u32,
+}
+
 /// The gate's state, shared by every connection.
 pub struct Gate {
     store: Arc<Store>,
-    limits: Limits,
+    limits: KeyLimits,
     calls: DefaultKeyedRateLimiter<String>,
     stream_opens: DefaultKeyedRateLimiter<String>,
     in_flight: Arc<CallQueues>,
@@ -56,7 +72,7 @@ pub struct Gate {
 
 impl Gate {
     /// A gate over `store`'s keys with these limits.
-    pub fn new(store: Arc<Store>, limits: Limits) -> Arc<Self> {
+    pub fn new(store: Arc<Store>, limits: KeyLimits) -> Arc<Self> {
         let quota = |rate: u32, burst: u32| Quota::per_second(nonzero(rate)).allow_burst(nonzero(burst.max(rate)));
         Arc::new(Self {
             store,
@@ -81,17 +97,17 @@ impl Gate {
         }
         if path == SUBSCRIBE_PATH {
             check_rate(&self.stream_opens, &caller.key_id, "Subscribe streams opened", "--stream-opens-per-second")?;
-            let seat = self.open_streams.enter(&caller.key_id, self.limits.max_streams_per_key).ok_or_else(|| {
+            let seat = self.open_streams.enter(&caller.key_id, self.limits.max_streams).ok_or_else(|| {
                 exhausted(format!(
                     "this API key already has {} Subscribe streams open, the most one key may hold \
                      (--max-streams-per-key); close one first",
-                    self.limits.max_streams_per_key
+                    self.limits.max_streams
                 ))
             })?;
             return Ok((caller, Admitted::Stream(StreamSeat { _held: Arc::new(seat) })));
         }
         check_rate(&self.calls, &caller.key_id, "calls", "--calls-per-second")?;
-        let seat = self.in_flight.enter(&caller.key_id, self.limits.max_calls_in_flight_per_key).await;
+        let seat = self.in_flight.enter(&caller.key_id, self.limits.max_calls_in_flight).await;
         Ok((caller, Admitted::Call(seat)))
     }
 }

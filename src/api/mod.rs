@@ -25,7 +25,7 @@ use tonic::server::NamedService;
 pub use admin::AdminApi;
 pub use conversations::ConversationApi;
 pub use events::EventApi;
-pub use gate::{Gate, GateLayer};
+pub use gate::{Gate, GateLayer, KeyLimits};
 pub use messages::MessageApi;
 pub use scheduled::ScheduledMessageApi;
 pub use templates::TemplateApi;
