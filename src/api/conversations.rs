@@ -1,11 +1,11 @@
 //! ConversationService: conversations, participants and the caller's read and archive state.
 
-use prost::Message as _;
 use tonic::{Request, Response, Status};
 
 use super::{
     ApiState,
     convert::{self, mask_paths},
+    fingerprint,
     messages::parse_new_message,
     pb,
 };
@@ -51,8 +51,11 @@ fn parse_new_conversation(
     state: &ApiState,
 ) -> Result<NewConversation, Error> {
     let mut violations = Violations::new();
-    let request_id = violations
-        .check(RequestKey::parse("request_id", std::mem::take(&mut request.request_id), || request.encode_to_vec()));
+    let request_id = violations.check(RequestKey::parse("request_id", std::mem::take(&mut request.request_id), || {
+        fingerprint::encoded(&mut request, |request: &mut pb::CreateConversationRequest| {
+            request.first_message.as_mut().map(|first| &mut first.attachments)
+        })
+    }));
     let requested = request
         .participants
         .into_iter()

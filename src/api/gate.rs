@@ -7,7 +7,8 @@
 //! of memory.
 //!
 //! The gate hands the handler its [`Caller`] (and a Subscribe its [`StreamSeat`]) in the
-//! request's extensions. Health and reflection need no key and pass through.
+//! request's extensions. Only health and reflection need no key and pass through; every
+//! other path, known or not, is gated.
 //!
 //! It also gives two transport errors their proper codes: a request over its decode
 //! limit is RESOURCE_EXHAUSTED (tonic says OUT_OF_RANGE), a frame with a bad compression
@@ -33,8 +34,13 @@ use crate::{
     store::Store,
 };
 
-/// Where Missive's own services live; everything else (health, reflection) is open.
-const MISSIVE_PATHS: &str = "/missive.v1.";
+/// The services that need no key: health and server reflection.
+const OPEN_PATHS: [&str; 3] =
+    ["/grpc.health.v1.Health/", "/grpc.reflection.v1.ServerReflection/", "/grpc.reflection.v1alpha.ServerReflection/"];
+
+/// How many calls of one key may wait for a place, per place: beyond that the key is told
+/// to slow down instead of queueing without end.
+const WAITING_PER_PLACE: usize = 4;
 
 /// The one streaming call, held to the stream limits instead of the call limits.
 const SUBSCRIBE_PATH: &str = "/missive.v1.EventService/Subscribe";
@@ -96,7 +102,7 @@ impl Gate {
             self.stream_opens.retain_recent();
         }
         if path == SUBSCRIBE_PATH {
-            check_rate(&self.stream_opens, &caller.key_id, "Subscribe streams opened", "--stream-opens-per-second")?;
+            // The count first: a stream refused for it takes nothing from the rate.
             let seat = self.open_streams.enter(&caller.key_id, self.limits.max_streams).ok_or_else(|| {
                 exhausted(format!(
                     "this API key already has {} Subscribe streams open, the most one key may hold \
@@ -104,10 +110,17 @@ impl Gate {
                     self.limits.max_streams
                 ))
             })?;
+            check_rate(&self.stream_opens, &caller.key_id, "Subscribe streams opened", "--stream-opens-per-second")?;
             return Ok((caller, Admitted::Stream(StreamSeat { _held: Arc::new(seat) })));
         }
         check_rate(&self.calls, &caller.key_id, "calls", "--calls-per-second")?;
-        let seat = self.in_flight.enter(&caller.key_id, self.limits.max_calls_in_flight).await;
+        let seat = self.in_flight.enter(&caller.key_id, self.limits.max_calls_in_flight).await.ok_or_else(|| {
+            exhausted(format!(
+                "this API key has {} calls in progress and more waiting (--max-calls-in-flight-per-key); \
+                 wait for some to finish",
+                self.limits.max_calls_in_flight
+            ))
+        })?;
         Ok((caller, Admitted::Call(seat)))
     }
 }
@@ -127,15 +140,24 @@ struct CallQueues {
 }
 
 impl CallQueues {
-    /// A place among `key`'s calls in progress, once one is free.
-    async fn enter(self: &Arc<Self>, key: &str, limit: u32) -> CallSeat {
+    /// A place among `key`'s calls in progress, once one is free; `None` when too many
+    /// calls of the key wait already.
+    async fn enter(self: &Arc<Self>, key: &str, limit: u32) -> Option<CallSeat> {
+        let places = limit.max(1) as usize;
+        // Made before the queue is taken, so that it is dropped after it: a call given up
+        // while it waits then finds the queue's count right, and cleans up.
+        let mut seat = CallSeat { queues: Arc::clone(self), key: key.to_owned(), permit: None };
         let queue = {
             let mut queues = self.queues.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let queue = queues.entry(key.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(limit as usize)));
+            let queue = queues.entry(key.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(places)));
+            // Held by the map, each call in a place, and each call waiting for one.
+            if Arc::strong_count(queue) > 1 + places + places * WAITING_PER_PLACE {
+                return None;
+            }
             Arc::clone(queue)
         };
-        let permit = queue.acquire_owned().await.ok();
-        CallSeat { queues: Arc::clone(self), key: key.to_owned(), permit }
+        seat.permit = queue.acquire_owned().await.ok();
+        Some(seat)
     }
 }
 
@@ -263,7 +285,7 @@ where
         let gate = Arc::clone(&self.gate);
         Box::pin(async move {
             let path = request.uri().path().to_owned();
-            if !path.starts_with(MISSIVE_PATHS) {
+            if OPEN_PATHS.iter().any(|open| path.starts_with(open)) {
                 return inner.call(request).await;
             }
             let (caller, admitted) = match gate.admit(request.headers(), &path).await {
@@ -331,10 +353,10 @@ mod tests {
     #[tokio::test]
     async fn a_call_over_its_keys_limit_waits_for_a_place_and_idle_keys_leave_no_trace() {
         let queues = Arc::<CallQueues>::default();
-        let first = queues.enter("k", 1).await;
+        let first = queues.enter("k", 1).await.unwrap();
         let waiting = tokio::spawn({
             let queues = Arc::clone(&queues);
-            async move { queues.enter("k", 1).await }
+            async move { queues.enter("k", 1).await.unwrap() }
         });
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert!(!waiting.is_finished(), "the second call waits");

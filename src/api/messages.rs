@@ -1,12 +1,11 @@
 //! MessageService: send, read back, edit, delete, attachments.
 
-use prost::Message as _;
 use tonic::{Request, Response, Status};
 
 use super::{
     ApiState,
     convert::{self, mask_paths},
-    pb,
+    fingerprint, pb,
 };
 use crate::{
     domain::{
@@ -42,8 +41,9 @@ pub(super) fn parse_new_message(
     prefix: &str,
 ) -> Result<NewMessage, Error> {
     let field = |name: &str| format!("{prefix}{name}");
-    let request_id =
-        RequestKey::parse(&field("request_id"), std::mem::take(&mut request.request_id), || request.encode_to_vec())?;
+    let request_id = RequestKey::parse(&field("request_id"), std::mem::take(&mut request.request_id), || {
+        fingerprint::encoded(&mut request, |request: &mut pb::SendMessageRequest| Some(&mut request.attachments))
+    })?;
     let template = if request.template_id.is_empty() {
         if !request.variables.is_empty() {
             return Err(Error::invalid(field("variables"), "variables go with a template_id, and none was given"));

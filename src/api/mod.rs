@@ -12,6 +12,7 @@ mod codec;
 mod conversations;
 mod convert;
 mod events;
+mod fingerprint;
 mod gate;
 mod messages;
 mod scheduled;
@@ -101,9 +102,11 @@ pub struct DecodeLimits {
 impl DecodeLimits {
     /// The limits for messages bounded by `limits`.
     pub fn new(limits: &MessageLimits) -> Self {
-        // Text is at most 4 bytes a character; the rest of a message (metadata, attributes,
-        // variables, ids) fits in the remainder.
-        let with_text = text::MAX_CONTENT_CHARS * 4 + 512 * 1024;
+        // Text is at most 4 bytes a character. The rest of a message fits in 2 MiB with room
+        // to spare: metadata (64 entries of 64 + 1,024 characters, 279 KiB at 4 bytes each),
+        // content_attributes (64 KiB of JSON, which a protobuf Struct may encode in several
+        // times that), template values, participants and ids.
+        let with_text = text::MAX_CONTENT_CHARS * 4 + 2 * 1024 * 1024;
         let files = limits.max_attachment_bytes.saturating_mul(crate::domain::messages::MAX_ATTACHMENTS);
         Self { small: 64 * 1024, with_text, with_files: files.saturating_add(with_text) }
     }

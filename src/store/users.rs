@@ -1,7 +1,8 @@
 //! Users: authentication of API keys to a caller, and the admin's user management.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 use super::{
@@ -207,7 +208,12 @@ async fn insert(
     if let Some(key) = &request_id {
         let earlier = user::Entity::find()
             .filter(user::Column::AccountId.eq(&account_id))
-            .filter(user::Column::CreatorId.eq(creator_id.clone()))
+            // Users created before request ids were the creator's belong to the account.
+            .filter(
+                Condition::any()
+                    .add(user::Column::CreatorId.eq(creator_id.clone()))
+                    .add(user::Column::CreatorId.is_null()),
+            )
             .filter(user::Column::CreateRequestId.eq(&key.id))
             .one(tx.conn())
             .await?;

@@ -14,7 +14,8 @@ use crate::helpers::{spawn_app, spawn_app_on, text};
 async fn terminated_database_sessions_answer_unavailable_and_the_service_recovers() {
     let app = spawn_app().await;
     if !app.database_url.starts_with("postgres") {
-        return; // SQLite has no sessions to terminate.
+        eprintln!("skipped on SQLite: it has no sessions to terminate");
+        return;
     }
     let buyer = app.member("Buyer").await;
     let seller = app.member("Seller").await;
@@ -103,7 +104,8 @@ impl Drop for SmallDisk {
 #[tokio::test]
 async fn a_full_disk_answers_resource_exhausted_and_writes_resume_when_space_returns() {
     if std::env::var("MISSIVE_TEST_DATABASE_URL").is_ok_and(|url| url.starts_with("postgres")) {
-        return; // The PostgreSQL server's disk is not the test's to fill.
+        eprintln!("skipped on PostgreSQL: its server's disk is not the test's to fill");
+        return;
     }
     let Some(disk) = SmallDisk::mount("16m") else {
         eprintln!("skipped: mounting a small tmpfs needs root");
@@ -140,7 +142,8 @@ async fn a_full_disk_answers_resource_exhausted_and_writes_resume_when_space_ret
 async fn a_read_only_database_answers_unavailable_and_writes_resume_when_it_is_writable() {
     let app = spawn_app().await;
     if !app.database_url.starts_with("postgres") {
-        return; // SQLite opened read-write stays so; the full disk above is its fault.
+        eprintln!("skipped on SQLite: a file opened read-write stays so (the full disk is its fault)");
+        return;
     }
     let buyer = app.member("Buyer").await;
     let seller = app.member("Seller").await;

@@ -120,3 +120,35 @@ async fn a_key_opening_streams_too_fast_is_told_when_to_retry() {
     assert!(status.get_details_retry_info().is_some(), "{status:?}");
     assert!(status.message().contains("--stream-opens-per-second"), "{status:?}");
 }
+
+/// A frame whose compression flag is neither 0 nor 1 is the client's mistake: it is
+/// INVALID_ARGUMENT, not the INTERNAL tonic answers. (Sent over grpc-web on HTTP/1.1,
+/// where a test can write the frame byte by byte.)
+#[tokio::test]
+async fn a_frame_with_a_bad_compression_flag_is_invalid_argument() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = spawn_app().await;
+    let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let frame = [2u8, 0, 0, 0, 0];
+    let head = format!(
+        "POST /missive.v1.AdminService/GetCaller HTTP/1.1\r\nhost: missive\r\n\
+         content-type: application/grpc-web+proto\r\nauthorization: Bearer {}\r\n\
+         content-length: {}\r\n\r\n",
+        app.admin.key,
+        frame.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&frame).await.unwrap();
+
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("\r\n\r\n") {
+        let read = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buffer)).await.unwrap().unwrap();
+        assert!(read > 0, "the connection closed: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buffer[..read]);
+    }
+    let head = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(head.contains("grpc-status: 3\r\n"), "{head}");
+    assert!(head.contains("invalid%20compression%20flag"), "the message (percent-encoded) says why: {head}");
+}

@@ -1,5 +1,6 @@
-//! Properties over random interleavings: whatever members and staff do (send, read, delete,
-//! archive, add and remove participants, write Unicode edge cases), every unread counter
+//! Properties over random sequences of calls (one after another, in any order): whatever
+//! members and staff do (send, read, delete, archive, add and remove participants, write
+//! Unicode edge cases), every unread counter
 //! equals a recount, no call fails as INTERNAL, and paging never skips or repeats a message
 //! while others keep sending. `PROPTEST_CASES` runs more cases (12 by default, for CI).
 
