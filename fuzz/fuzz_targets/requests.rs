@@ -8,7 +8,6 @@
 
 use std::sync::OnceLock;
 
-use bytes::{Buf, BufMut};
 use libfuzzer_sys::fuzz_target;
 use missive::{
     api::pb,
@@ -18,11 +17,13 @@ use missive::{
     store,
 };
 use prost_reflect::DescriptorPool;
-use tonic::{
-    Code, Request, Status,
-    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
-    transport::Channel,
-};
+use tonic::{Code, Request, transport::Channel};
+
+// The API tests' codec, one file for both.
+#[path = "../../tests/api/raw_codec.rs"]
+mod raw_codec;
+
+use raw_codec::RawCodec;
 
 /// The server every input goes to, started once.
 struct Fixture {
@@ -96,44 +97,5 @@ async fn call(fixture: &Fixture, path: &str, streaming: bool, body: Vec<u8>) -> 
             Ok(_) => Code::Ok,
         },
         Err(status) => status.code(),
-    }
-}
-
-/// Raw protobuf bytes in and out.
-struct RawCodec;
-
-struct RawBytes;
-
-impl Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = RawBytes;
-    type Decoder = RawBytes;
-
-    fn encoder(&mut self) -> RawBytes {
-        RawBytes
-    }
-
-    fn decoder(&mut self) -> RawBytes {
-        RawBytes
-    }
-}
-
-impl Encoder for RawBytes {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawBytes {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
     }
 }

@@ -10,17 +10,15 @@
 
 use std::time::Duration;
 
-use bytes::{Buf, BufMut};
 use missive::api::pb;
 use prost::Message as _;
 use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
-use tonic::{
-    Code, Request, Status,
-    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
-    transport::Channel,
-};
+use tonic::{Code, Request, Status, transport::Channel};
 
-use crate::helpers::{TestApp, TestUser, in_future, spawn_app, text};
+use crate::{
+    helpers::{TestApp, TestUser, in_future, spawn_app, text},
+    raw_codec::RawCodec,
+};
 
 /// Strings only the victim's data holds: none may reach an attacker.
 const MARKERS: [&str; 7] =
@@ -137,46 +135,6 @@ fn value_for(field: &FieldDescriptor, ids: &Ids, method: &str, depth: usize) -> 
             Some(if is_list { Value::List(vec![nested]) } else { nested })
         }
         _ => None,
-    }
-}
-
-/// Raw protobuf bytes in and out, for calls built at run time.
-#[derive(Default)]
-struct RawCodec;
-
-struct RawBytes;
-
-impl Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = RawBytes;
-    type Decoder = RawBytes;
-
-    fn encoder(&mut self) -> RawBytes {
-        RawBytes
-    }
-
-    fn decoder(&mut self) -> RawBytes {
-        RawBytes
-    }
-}
-
-impl Encoder for RawBytes {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawBytes {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
     }
 }
 

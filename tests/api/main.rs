@@ -17,6 +17,7 @@ mod messages;
 mod operations;
 mod pagination;
 mod properties;
+mod raw_codec;
 mod scheduled;
 mod templates;
 mod unread;
