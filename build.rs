@@ -1,5 +1,7 @@
 //! Compiles the protos in `proto/` with protox (pure Rust, so no system `protoc` is needed)
-//! and writes the encoded file descriptor set that server reflection serves.
+//! and writes the encoded file descriptor sets that server reflection serves: Missive's,
+//! and Google's `error_details.proto` (vendored in `third_party/googleapis`), so that
+//! reflection clients such as grpcurl decode the details every error carries.
 
 use std::{env, path::PathBuf};
 
@@ -15,9 +17,12 @@ const PROTOS: &[&str] = &[
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
+    println!("cargo:rerun-if-changed=third_party");
     let descriptors = protox::compile(PROTOS, ["proto"])?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("missive_descriptor.bin"), prost::Message::encode_to_vec(&descriptors))?;
+    let error_details = protox::compile(["google/rpc/error_details.proto"], ["third_party/googleapis"])?;
+    std::fs::write(out_dir.join("error_details_descriptor.bin"), prost::Message::encode_to_vec(&error_details))?;
     // Every service uses `api::codec`, tonic's prost codec with a smaller per-call buffer.
     tonic_prost_build::configure()
         .build_client(true)

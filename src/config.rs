@@ -53,6 +53,11 @@ pub struct Config {
     /// How long shutdown waits for in-flight calls before closing connections.
     #[arg(long, env = "MISSIVE_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// Origins of web pages allowed to call over grpc-web (CORS), comma-separated, e.g.
+    /// `https://app.example.com,http://localhost:5173`; `*` allows any. Unset: none, and
+    /// browsers refuse calls from pages on other origins.
+    #[arg(long, env = "MISSIVE_CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = crate::api::cors::parse_origin)]
+    pub cors_allowed_origins: Vec<String>,
     /// What one key, one call and one connection may take.
     #[command(flatten)]
     pub limits: Limits,
@@ -146,6 +151,7 @@ impl Default for Config {
             schedule_horizon: Duration::from_secs(365 * 24 * 3600),
             schedule_interval: Duration::from_millis(500),
             shutdown_grace: Duration::from_secs(10),
+            cors_allowed_origins: Vec::new(),
             limits: Limits::default(),
         }
     }

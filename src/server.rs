@@ -102,6 +102,7 @@ impl Application {
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(pb::ERROR_DETAILS_FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         };
         routes.add_service(reflection().build_v1()?).add_service(reflection().build_v1alpha()?);
@@ -204,6 +205,7 @@ async fn serve(
     }
     let server = server
         .layer(telemetry::call_trace())
+        .layer(tower::util::option_layer(api::cors::layer(&config.cors_allowed_origins)))
         .layer(GrpcWebLayer::new())
         .layer(GateLayer(gate))
         .add_routes(routes)

@@ -15,10 +15,12 @@ use std::marker::PhantomData;
 
 use prost::Message;
 use tonic::{
-    Status,
+    Code, Status,
     codec::{BufferSettings, Codec, DecodeBuf, Decoder},
 };
 use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
+
+use super::status;
 
 /// The first size of a call's encoding buffer.
 const ENCODE_BUFFER: usize = 1024;
@@ -65,7 +67,10 @@ impl<U: Message + Default> Decoder for RequestDecoder<U> {
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
-        self.0.decode(buf).map_err(|status| Status::invalid_argument(format!("the request body {}", status.message())))
+        self.0.decode(buf).map_err(|status| {
+            let code = Code::InvalidArgument;
+            status::with_reason(code, format!("the request body {}", status.message()), status::transport_reason(code))
+        })
     }
 
     fn buffer_settings(&self) -> BufferSettings {

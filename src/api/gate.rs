@@ -26,8 +26,9 @@ use std::{
 
 use governor::{DefaultKeyedRateLimiter, Quota, clock::Clock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tonic::{Status, body::Body};
+use tonic::{Code, Status, body::Body};
 
+use super::status;
 use crate::{
     auth,
     domain::{Caller, Error},
@@ -307,25 +308,33 @@ where
     }
 }
 
-/// The response, with tonic's codes for a client's transport mistakes made the ones
-/// gRPC's table gives.
+/// The response, with tonic's own error answers given the code gRPC's table gives and an
+/// `ErrorInfo` like every other error. (Only trailers-only answers, whose status is in the
+/// headers, come from tonic; Missive's own statuses already carry their details.)
 fn proper_code(mut response: http::Response<Body>) -> http::Response<Body> {
     let headers = response.headers();
-    let (Some(code), Some(message)) = (headers.get("grpc-status"), headers.get("grpc-message")) else {
+    if headers.contains_key("grpc-status-details-bin") {
         return response;
+    }
+    let code = match headers.get("grpc-status") {
+        Some(code) => Code::from_bytes(code.as_bytes()),
+        None => return response,
     };
-    let message = percent_decoded(message.as_bytes());
-    let status = match code.as_bytes() {
-        b"11" if message.starts_with("Error, decoded message length too large") => Status::resource_exhausted(format!(
-            "the request is larger than this method accepts: {}",
-            message.trim_start_matches("Error, ")
-        )),
-        b"13" if message.starts_with("protocol error: received message with invalid compression flag") => {
-            Status::invalid_argument(format!("the request body is malformed: {message}"))
+    if code == Code::Ok {
+        return response;
+    }
+    let message = headers.get("grpc-message").map(|value| percent_decoded(value.as_bytes())).unwrap_or_default();
+    let (code, message) = match code {
+        Code::OutOfRange if message.starts_with("Error, decoded message length too large") => (
+            Code::ResourceExhausted,
+            format!("the request is larger than this method accepts: {}", message.trim_start_matches("Error, ")),
+        ),
+        Code::Internal if message.starts_with("protocol error: received message with invalid compression flag") => {
+            (Code::InvalidArgument, format!("the request body is malformed: {message}"))
         }
-        _ => return response,
+        _ => (code, message),
     };
-    let replaced = status.into_http::<Body>();
+    let replaced = status::with_reason(code, message, status::transport_reason(code)).into_http::<Body>();
     *response.headers_mut() = replaced.headers().clone();
     response
 }

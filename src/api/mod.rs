@@ -11,6 +11,7 @@ mod admin;
 mod codec;
 mod conversations;
 mod convert;
+pub mod cors;
 mod events;
 mod fingerprint;
 mod gate;
@@ -44,6 +45,11 @@ pub mod pb {
 
     /// The encoded descriptors of every Missive proto, for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/missive_descriptor.bin"));
+
+    /// The encoded descriptors of `google/rpc/error_details.proto` (and what it imports), so
+    /// that reflection clients decode the details of every error.
+    pub const ERROR_DETAILS_FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/error_details_descriptor.bin"));
 }
 
 use pb::{

@@ -8,6 +8,7 @@ mod authorization_table;
 mod channels;
 mod conversations;
 mod durability;
+mod errors;
 mod events;
 mod faults;
 mod helpers;
