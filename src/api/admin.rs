@@ -109,7 +109,17 @@ impl pb::admin_service_server::AdminService for AdminApi {
         let request = request.into_inner();
         let user = request.user.ok_or_else(|| Error::invalid("user", "is required"))?;
         let id = ids::parse("user.id", &user.id, ids::USER)?;
-        let paths = mask_paths(request.update_mask, &["display_name", "role", "external_id", "email", "phone"])?;
+        let paths = mask_paths(
+            request.update_mask,
+            &[
+                ("display_name", !user.display_name.is_empty()),
+                ("role", user.role != 0),
+                ("external_id", !user.external_id.is_empty()),
+                ("email", !user.email.is_empty()),
+                ("phone", !user.phone.is_empty()),
+            ],
+            &[],
+        )?;
         let patch = user_patch(user, &paths)?;
         let user = store::users::update(&self.state.store, &admin, id, patch).await?;
         Ok(Response::new(user.into()))

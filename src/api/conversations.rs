@@ -195,7 +195,8 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         let id = ids::parse("conversation.id", &conversation.id, ids::CONVERSATION)?;
         let paths = mask_paths(
             request.update_mask,
-            &["subject", "subject.kind", "subject.external_id", "subject.title", "metadata"],
+            &[("subject", conversation.subject.is_some()), ("metadata", !conversation.metadata.is_empty())],
+            &["subject.kind", "subject.external_id", "subject.title"],
         )?;
         let patch = parse_patch(conversation, &paths)?;
         let conversation = store::conversations::update(&self.state.store, &caller, id, patch).await?;

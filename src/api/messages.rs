@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     ApiState,
-    convert::{self, mask_paths},
+    convert::{self, Updatable, mask_paths},
     fingerprint, pb,
 };
 use crate::{
@@ -82,6 +82,15 @@ pub(super) fn parse_new_message(
 }
 
 /// The edits an update mask names of `message` (content, content_attributes, metadata).
+/// The fields of a message its sender may change, and whether `message` populates them.
+pub(super) fn updatable(message: &pb::Message) -> [Updatable<'static>; 3] {
+    [
+        ("content", !message.content.is_empty()),
+        ("content_attributes", message.content_attributes.is_some()),
+        ("metadata", !message.metadata.is_empty()),
+    ]
+}
+
 pub(super) fn parse_patch(message: &pb::Message, paths: &[String]) -> Result<MessagePatch, Error> {
     let mut patch = MessagePatch::default();
     for path in paths {
@@ -147,7 +156,7 @@ impl pb::message_service_server::MessageService for MessageApi {
         let request = request.into_inner();
         let message = request.message.ok_or_else(|| Error::invalid("message", "is required"))?;
         let id = ids::parse("message.id", &message.id, ids::MESSAGE)?;
-        let paths = mask_paths(request.update_mask, &["content", "content_attributes", "metadata"])?;
+        let paths = mask_paths(request.update_mask, &updatable(&message), &[])?;
         let patch = parse_patch(&message, &paths)?;
         let message = store::messages::update(&self.state.store, &caller, id, patch).await?;
         Ok(Response::new(message.into()))

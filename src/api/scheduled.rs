@@ -5,7 +5,7 @@ use tonic::{Request, Response, Status};
 use super::{
     ApiState,
     convert::{self, mask_paths},
-    messages::parse_patch,
+    messages::{parse_patch, updatable},
     pb,
 };
 use crate::{
@@ -66,7 +66,8 @@ impl pb::scheduled_message_service_server::ScheduledMessageService for Scheduled
         let request = request.into_inner();
         let message = request.message.ok_or_else(|| Error::invalid("message", "is required"))?;
         let id = ids::parse("message.id", &message.id, ids::MESSAGE)?;
-        let paths = mask_paths(request.update_mask, &["content", "content_attributes", "metadata", "schedule_time"])?;
+        let fields = [updatable(&message).as_slice(), &[("schedule_time", message.schedule_time.is_some())]].concat();
+        let paths = mask_paths(request.update_mask, &fields, &[])?;
         let schedule_time = if paths.iter().any(|path| path == "schedule_time") {
             let time = message
                 .schedule_time

@@ -83,7 +83,15 @@ impl pb::template_service_server::TemplateService for TemplateApi {
         let request = request.into_inner();
         let template = request.template.ok_or_else(|| Error::invalid("template", "is required"))?;
         let id = ids::parse("template.id", &template.id, ids::TEMPLATE)?;
-        let paths = mask_paths(request.update_mask, &["name", "category", "content"])?;
+        let paths = mask_paths(
+            request.update_mask,
+            &[
+                ("name", !template.name.is_empty()),
+                ("category", !template.category.is_empty()),
+                ("content", !template.content.is_empty()),
+            ],
+            &[],
+        )?;
         let named = |path: &str| paths.iter().any(|p| p == path);
         let patch = TemplatePatch::parse(
             named("name").then_some(template.name.as_str()),

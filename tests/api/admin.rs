@@ -87,6 +87,42 @@ async fn update_user_changes_only_the_fields_in_the_mask() {
 }
 
 #[tokio::test]
+async fn without_a_mask_populated_fields_change_and_a_star_replaces_everything() {
+    let app = spawn_app().await;
+    let admin = app.as_admin();
+    let user = app.member("Before").await;
+    let update = |user: pb::User, paths: Option<&[&str]>| pb::UpdateUserRequest {
+        user: Some(user),
+        update_mask: paths.map(|paths| FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() }),
+    };
+
+    // No mask (AIP-134): the fields the request populates, here email and external_id.
+    let populated = pb::User {
+        id: user.id.clone(),
+        email: "a@example.com".into(),
+        external_id: "shop-1".into(),
+        ..Default::default()
+    };
+    let updated = admin.update_user(update(populated, None)).await.unwrap();
+    assert_eq!((updated.display_name.as_str(), updated.email.as_str()), ("Before", "a@example.com"));
+    assert_eq!((updated.external_id.as_str(), updated.role), ("shop-1", pb::Role::Member as i32));
+
+    // `*`: a full replacement; what is left empty is cleared, what is required must be given.
+    let replacement =
+        pb::User { id: user.id.clone(), display_name: "After".into(), role: pb::Role::Agent as i32, ..Default::default() };
+    let replaced = admin.update_user(update(replacement, Some(&["*"]))).await.unwrap();
+    assert_eq!((replaced.display_name.as_str(), replaced.role), ("After", pb::Role::Agent as i32));
+    assert_eq!((replaced.email.as_str(), replaced.external_id.as_str()), ("", ""));
+    let without_role = pb::User { id: user.id.clone(), display_name: "After".into(), ..Default::default() };
+    assert_invalid(admin.update_user(update(without_role.clone(), Some(&["*"]))).await, "user.role");
+    assert_invalid(admin.update_user(update(without_role, Some(&["*", "email"]))).await, "update_mask");
+
+    // A request that would change nothing is refused, naming the mask.
+    let nothing = pb::User { id: user.id.clone(), ..Default::default() };
+    assert_invalid(admin.update_user(update(nothing, None)).await, "update_mask");
+}
+
+#[tokio::test]
 async fn list_users_pages_through_every_user_once_and_filters_by_role() {
     let app = spawn_app().await;
     for index in 0..5 {

@@ -25,20 +25,45 @@ pub fn enum_field<P: TryFrom<i32>>(field: &str, value: i32, enum_name: &str) -> 
     P::try_from(value).map_err(|_| Error::invalid(field, format!("{value} is not a {enum_name}")))
 }
 
-/// The paths of an update mask, each checked against `allowed`; an empty mask is an error.
-pub fn mask_paths(mask: Option<prost_types::FieldMask>, allowed: &[&str]) -> Result<Vec<String>, Error> {
-    let paths = mask.map(|m| m.paths).unwrap_or_default();
+/// One field an Update method may change: its mask path, and whether the request
+/// populates it (has a non-empty value there).
+pub type Updatable<'a> = (&'a str, bool);
+
+/// The paths an update changes, as AIP-134 reads an update mask: the paths it names, each
+/// one of `fields` (or of `nested`, paths inside them); `*` alone names every field of
+/// `fields`, a full replacement where what the request leaves empty is cleared (or refused,
+/// when required); no mask names the fields the request populates. A request that would
+/// change nothing is refused, naming `update_mask`.
+pub fn mask_paths(
+    mask: Option<prost_types::FieldMask>,
+    fields: &[Updatable<'_>],
+    nested: &[&str],
+) -> Result<Vec<String>, Error> {
+    let updatable = || fields.iter().map(|(path, _)| *path).chain(nested.iter().copied()).collect::<Vec<_>>().join(", ");
+    let paths = mask.map(|mask| mask.paths).unwrap_or_default();
     if paths.is_empty() {
-        return Err(Error::invalid(
-            "update_mask",
-            format!("is required: name the fields to change ({})", allowed.join(", ")),
-        ));
-    }
-    for path in &paths {
-        if !allowed.contains(&path.as_str()) {
+        let populated: Vec<String> =
+            fields.iter().filter(|(_, populated)| *populated).map(|(path, _)| (*path).to_owned()).collect();
+        if populated.is_empty() {
             return Err(Error::invalid(
                 "update_mask",
-                format!("{path:?} cannot be updated; updatable: {}", allowed.join(", ")),
+                format!("is empty and the request sets none of the updatable fields ({})", updatable()),
+            ));
+        }
+        return Ok(populated);
+    }
+    if paths.iter().any(|path| path == "*") {
+        if paths.len() > 1 {
+            return Err(Error::invalid("update_mask", "\"*\" must be the only path"));
+        }
+        return Ok(fields.iter().map(|(path, _)| (*path).to_owned()).collect());
+    }
+    for path in &paths {
+        let known = fields.iter().any(|(field, _)| field == path) || nested.contains(&path.as_str());
+        if !known {
+            return Err(Error::invalid(
+                "update_mask",
+                format!("{path:?} cannot be updated; updatable: {}", updatable()),
             ));
         }
     }
@@ -87,12 +112,19 @@ mod tests {
     }
 
     #[test]
-    fn update_masks_name_only_updatable_fields() {
+    fn update_masks_follow_aip_134() {
         let mask =
             |paths: &[&str]| Some(prost_types::FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() });
-        assert_eq!(mask_paths(mask(&["a"]), &["a", "b"]).unwrap(), ["a"]);
-        assert!(mask_paths(mask(&[]), &["a"]).is_err());
-        assert!(mask_paths(mask(&["c"]), &["a"]).is_err());
+        let fields = [("a", true), ("b", false)];
+        assert_eq!(mask_paths(mask(&["b"]), &fields, &[]).unwrap(), ["b"]);
+        assert_eq!(mask_paths(mask(&["a.x"]), &fields, &["a.x"]).unwrap(), ["a.x"]);
+        assert!(mask_paths(mask(&["c"]), &fields, &[]).is_err());
+        // No mask: the populated fields. `*`: all of them.
+        assert_eq!(mask_paths(None, &fields, &[]).unwrap(), ["a"]);
+        assert_eq!(mask_paths(mask(&[]), &fields, &[]).unwrap(), ["a"]);
+        assert_eq!(mask_paths(mask(&["*"]), &fields, &["a.x"]).unwrap(), ["a", "b"]);
+        assert!(mask_paths(mask(&["*", "a"]), &fields, &[]).is_err());
+        assert!(mask_paths(None, &[("a", false)], &[]).is_err());
     }
 
     #[test]
