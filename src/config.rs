@@ -3,7 +3,7 @@
 //! before anything starts (a bad value exits non-zero naming the flag). Only the command
 //! line reads the environment: code that builds a `Config` itself never does.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Args;
 
@@ -58,6 +58,13 @@ pub struct Config {
     /// browsers refuse calls from pages on other origins.
     #[arg(long, env = "MISSIVE_CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = crate::api::cors::parse_origin)]
     pub cors_allowed_origins: Vec<String>,
+    /// A PEM file with the server's certificate chain: with --tls-key, the listener speaks
+    /// only TLS (HTTP/2 by ALPN). Unset: plaintext, for a TLS-terminating proxy or loopback.
+    #[arg(long, env = "MISSIVE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// A PEM file with the private key of --tls-cert.
+    #[arg(long, env = "MISSIVE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// What one key, one call and one connection may take.
     #[command(flatten)]
     pub limits: Limits,
@@ -152,6 +159,8 @@ impl Default for Config {
             schedule_interval: Duration::from_millis(500),
             shutdown_grace: Duration::from_secs(10),
             cors_allowed_origins: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
             limits: Limits::default(),
         }
     }

@@ -22,7 +22,7 @@
 //!   tonic server), [`jobs`] (background work on a timer: event retention, the storage
 //!   probe, planner statistics), [`health`] (the gRPC health statuses), [`shutdown`] (the
 //!   stop signal every long-running part watches), [`telemetry`] (the tracing subscriber
-//!   and call trace).
+//!   and call trace), [`tls`] (the listener's certificate and key).
 
 pub mod api;
 pub mod auth;
@@ -37,3 +37,4 @@ pub mod server;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod tls;

@@ -9,7 +9,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
 use tonic::{
     service::Routes,
-    transport::{Server, server::TcpIncoming},
+    transport::{Server, ServerTlsConfig, server::TcpIncoming},
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tonic_web::GrpcWebLayer;
@@ -43,6 +43,9 @@ pub enum StartError {
     /// The reflection service could not read the descriptors.
     #[error("could not build server reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The TLS files are missing or unusable.
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// Serving failed.
     #[error("the server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
@@ -61,6 +64,8 @@ pub struct Application {
     routes: Routes,
     /// The keys' door and limits, in front of the routes.
     gate: Arc<Gate>,
+    /// The listener's certificate and key, when it speaks TLS.
+    tls: Option<ServerTlsConfig>,
     health: HealthReporter,
     /// Cancelled to stop streams and jobs.
     shutdown: Shutdown,
@@ -69,6 +74,7 @@ pub struct Application {
 impl Application {
     /// Opens (and migrates) the database, binds the listener and builds the services.
     pub async fn build(config: Config) -> Result<Self, StartError> {
+        let tls = crate::tls::load(&config)?;
         let store = Arc::new(Store::open(&config.database_url).await?);
         let listener = TcpListener::bind(config.listen)
             .await
@@ -108,7 +114,7 @@ impl Application {
         routes.add_service(reflection().build_v1()?).add_service(reflection().build_v1alpha()?);
         let routes = routes.routes();
         let gate = Gate::new(Arc::clone(&store), config.limits.per_key());
-        Ok(Self { listener, addr, config, store, stream_stats, routes, gate, health, shutdown })
+        Ok(Self { listener, addr, config, store, stream_stats, routes, gate, tls, health, shutdown })
     }
 
     /// The address the server listens on.
@@ -131,9 +137,14 @@ impl Application {
     /// database pool.
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send) -> Result<(), StartError> {
         let jobs = self.start_jobs();
-        tracing::info!(addr = %self.addr, database = %self.store.backend_name(), "missive is serving");
-        let Self { listener, config, store, routes, gate, health, shutdown, .. } = self;
-        let result = serve(listener, routes, gate, &config, async {
+        tracing::info!(
+            addr = %self.addr,
+            database = %self.store.backend_name(),
+            tls = self.tls.is_some(),
+            "missive is serving"
+        );
+        let Self { listener, config, store, routes, gate, tls, health, shutdown, .. } = self;
+        let result = serve(listener, routes, gate, tls, &config, async {
             stop.await;
             tracing::info!("shutting down: ending streams, finishing in-flight calls");
             shutdown.cancel();
@@ -189,6 +200,7 @@ async fn serve(
     listener: TcpListener,
     routes: Routes,
     gate: Arc<Gate>,
+    tls: Option<ServerTlsConfig>,
     config: &Config,
     draining: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
@@ -202,6 +214,9 @@ async fn serve(
         .tcp_keepalive(Some(Duration::from_secs(60)));
     if let Some(age) = limits.max_connection_age {
         server = server.max_connection_age(age).max_connection_age_grace(grace);
+    }
+    if let Some(tls) = tls {
+        server = server.tls_config(tls)?;
     }
     let server = server
         .layer(telemetry::call_trace())

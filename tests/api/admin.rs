@@ -108,8 +108,12 @@ async fn without_a_mask_populated_fields_change_and_a_star_replaces_everything()
     assert_eq!((updated.external_id.as_str(), updated.role), ("shop-1", pb::Role::Member as i32));
 
     // `*`: a full replacement; what is left empty is cleared, what is required must be given.
-    let replacement =
-        pb::User { id: user.id.clone(), display_name: "After".into(), role: pb::Role::Agent as i32, ..Default::default() };
+    let replacement = pb::User {
+        id: user.id.clone(),
+        display_name: "After".into(),
+        role: pb::Role::Agent as i32,
+        ..Default::default()
+    };
     let replaced = admin.update_user(update(replacement, Some(&["*"]))).await.unwrap();
     assert_eq!((replaced.display_name.as_str(), replaced.role), ("After", pb::Role::Agent as i32));
     assert_eq!((replaced.email.as_str(), replaced.external_id.as_str()), ("", ""));

@@ -37,7 +37,10 @@ use tokio::{
     sync::oneshot,
     task::JoinHandle,
 };
-use tonic::{Code, Request, Status, Streaming, transport::Channel};
+use tonic::{
+    Code, Request, Status, Streaming,
+    transport::{Channel, Endpoint},
+};
 
 /// Installs the tracing subscriber once per test binary when TEST_LOG is set.
 fn init_test_log() {
@@ -681,7 +684,7 @@ pub fn assert_invalid<T: std::fmt::Debug>(result: Result<T, Status>, field: &str
 }
 
 /// A free port on the loopback interface, for a child process to listen on.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -689,18 +692,28 @@ fn free_port() -> u16 {
 /// it once it answers.
 pub async fn serve_in_a_process(database_url: &str, flags: &[&str]) -> (Child, Channel) {
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_missive"))
+    let child = missive_process(database_url, port, flags);
+    (child, connected(Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap()).await)
+}
+
+/// `missive serve` on `database_url` and 127.0.0.1:`port` with `flags`, as a separate
+/// process (killed when dropped).
+pub fn missive_process(database_url: &str, port: u16, flags: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_missive"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", database_url])
         .args(flags)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .expect("the missive binary starts");
-    let endpoint = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap();
+        .expect("the missive binary starts")
+}
+
+/// A channel through `endpoint` once a server answers there.
+pub async fn connected(endpoint: Endpoint) -> Channel {
     for _ in 0..200 {
         if let Ok(channel) = endpoint.connect().await {
-            return (child, channel);
+            return channel;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

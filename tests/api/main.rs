@@ -21,5 +21,6 @@ mod properties;
 mod raw_codec;
 mod scheduled;
 mod templates;
+mod tls;
 mod unread;
 mod validation;

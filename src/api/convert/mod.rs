@@ -39,7 +39,8 @@ pub fn mask_paths(
     fields: &[Updatable<'_>],
     nested: &[&str],
 ) -> Result<Vec<String>, Error> {
-    let updatable = || fields.iter().map(|(path, _)| *path).chain(nested.iter().copied()).collect::<Vec<_>>().join(", ");
+    let updatable =
+        || fields.iter().map(|(path, _)| *path).chain(nested.iter().copied()).collect::<Vec<_>>().join(", ");
     let paths = mask.map(|mask| mask.paths).unwrap_or_default();
     if paths.is_empty() {
         let populated: Vec<String> =
