@@ -58,6 +58,10 @@ pub struct Config {
     /// browsers refuse calls from pages on other origins.
     #[arg(long, env = "MISSIVE_CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = crate::api::cors::parse_origin)]
     pub cors_allowed_origins: Vec<String>,
+    /// Address to serve Prometheus metrics on (`GET /metrics`), e.g. 127.0.0.1:9090; apart
+    /// from the gRPC port. Unset: no metrics are recorded.
+    #[arg(long, env = "MISSIVE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// A PEM file with the server's certificate chain: with --tls-key, the listener speaks
     /// only TLS (HTTP/2 by ALPN). Unset: plaintext, for a TLS-terminating proxy or loopback.
     #[arg(long, env = "MISSIVE_TLS_CERT", requires = "tls_key")]
@@ -159,6 +163,7 @@ impl Default for Config {
             schedule_interval: Duration::from_millis(500),
             shutdown_grace: Duration::from_secs(10),
             cors_allowed_origins: Vec::new(),
+            metrics_listen: None,
             tls_cert: None,
             tls_key: None,
             limits: Limits::default(),

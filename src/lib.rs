@@ -20,7 +20,8 @@
 //! - The process: [`config`] (what the server needs, with explicit defaults), [`cli`] (the
 //!   command line: flags and environment, `keys create`), [`server`] (builds and runs the
 //!   tonic server), [`jobs`] (background work on a timer: event retention, the storage
-//!   probe, planner statistics), [`health`] (the gRPC health statuses), [`shutdown`] (the
+//!   probe, planner statistics), [`health`] (the gRPC health statuses), [`prometheus`]
+//!   (the metrics endpoint and the calls' meter), [`shutdown`] (the
 //!   stop signal every long-running part watches), [`telemetry`] (the tracing subscriber
 //!   and call trace), [`tls`] (the listener's certificate and key).
 
@@ -33,6 +34,7 @@ pub mod domain;
 pub mod events;
 pub mod health;
 pub mod jobs;
+pub mod prometheus;
 pub mod server;
 pub mod shutdown;
 pub mod store;

@@ -21,6 +21,7 @@ use crate::{
     events::{FeedSettings, Feeds, StreamSettings, StreamStats, listener, stream::StreamContext},
     health,
     jobs::{self, Jobs},
+    prometheus::{MetricsEndpoint, calls::CallMetricsLayer},
     shutdown::Shutdown,
     store::Store,
     telemetry,
@@ -66,6 +67,8 @@ pub struct Application {
     gate: Arc<Gate>,
     /// The listener's certificate and key, when it speaks TLS.
     tls: Option<ServerTlsConfig>,
+    /// Where Prometheus scrapes, when asked for.
+    metrics: Option<MetricsEndpoint>,
     health: HealthReporter,
     /// Cancelled to stop streams and jobs.
     shutdown: Shutdown,
@@ -80,6 +83,10 @@ impl Application {
             .await
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(MetricsEndpoint::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?),
+            None => None,
+        };
         let shutdown = Shutdown::new();
         let stream_stats = Arc::<StreamStats>::default();
         let stream_settings =
@@ -114,12 +121,17 @@ impl Application {
         routes.add_service(reflection().build_v1()?).add_service(reflection().build_v1alpha()?);
         let routes = routes.routes();
         let gate = Gate::new(Arc::clone(&store), config.limits.per_key());
-        Ok(Self { listener, addr, config, store, stream_stats, routes, gate, tls, health, shutdown })
+        Ok(Self { listener, addr, config, store, stream_stats, routes, gate, tls, metrics, health, shutdown })
     }
 
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the metrics endpoint, when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(MetricsEndpoint::local_addr)
     }
 
     /// The store, for operators' checks (and tests that verify stored state).
@@ -135,7 +147,7 @@ impl Application {
     /// Serves until `stop` completes, then stops accepting calls, ends every stream, lets
     /// in-flight calls finish within the grace period, waits for the jobs and closes the
     /// database pool.
-    pub async fn run_until(self, stop: impl Future<Output = ()> + Send) -> Result<(), StartError> {
+    pub async fn run_until(mut self, stop: impl Future<Output = ()> + Send) -> Result<(), StartError> {
         let jobs = self.start_jobs();
         tracing::info!(
             addr = %self.addr,
@@ -158,8 +170,12 @@ impl Application {
         result
     }
 
-    fn start_jobs(&self) -> Jobs {
+    fn start_jobs(&mut self) -> Jobs {
         let mut jobs = Jobs::default();
+        if let Some(metrics) = self.metrics.take() {
+            tracing::info!(addr = %metrics.local_addr(), "metrics at GET /metrics");
+            jobs.spawn("metrics endpoint", metrics.serve(Arc::clone(&self.store), self.shutdown.clone()));
+        }
         let (store, config, shutdown) = (&self.store, &self.config, &self.shutdown);
         jobs.spawn(
             "storage health",
@@ -222,6 +238,8 @@ async fn serve(
         .layer(telemetry::call_trace())
         .layer(tower::util::option_layer(api::cors::layer(&config.cors_allowed_origins)))
         .layer(GrpcWebLayer::new())
+        // Inside grpc-web, where every call's status is a header or a trailer.
+        .layer(tower::util::option_layer(config.metrics_listen.map(|_| CallMetricsLayer::new())))
         .layer(GateLayer(gate))
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async {

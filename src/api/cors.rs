@@ -8,18 +8,7 @@
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
-use tower_http::cors::{AllowOrigin, CorsLayer};
-
-/// The request headers a grpc-web client sends, plus the key.
-const ALLOWED_HEADERS: [&str; 7] = [
-    "authorization",
-    "content-type",
-    "x-grpc-web",
-    "x-user-agent",
-    "grpc-timeout",
-    "grpc-accept-encoding",
-    "grpc-encoding",
-];
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 /// What a page must read to see how a call ended (a trailers-only answer carries them as
 /// headers), and its error details.
@@ -43,7 +32,10 @@ pub fn layer(origins: &[String]) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(allowed)
             .allow_methods([Method::POST])
-            .allow_headers(ALLOWED_HEADERS.map(HeaderName::from_static))
+            // Any request header a page asks for: grpc-web's own, the key, and whatever
+            // metadata the app adds (request ids, …). Only the listed origins get an answer
+            // the browser accepts, so this opens nothing to other pages.
+            .allow_headers(AllowHeaders::mirror_request())
             .expose_headers(EXPOSED_HEADERS.map(HeaderName::from_static))
             .max_age(PREFLIGHT_MAX_AGE),
     )

@@ -178,6 +178,7 @@ struct Stream {
 impl Stream {
     async fn run(mut self, live: bool) {
         self.context.stats.active.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!("missive_streams_open").increment(1);
         if let Err(err) = self.pump(live).await {
             tracing::debug!(error = %err, "stream ended with an error");
             // Behind whatever the client has not read yet; given up if it leaves or the
@@ -188,6 +189,7 @@ impl Stream {
             }
         }
         self.context.stats.active.fetch_sub(1, Ordering::Relaxed);
+        metrics::gauge!("missive_streams_open").decrement(1);
     }
 
     /// Runs until the client leaves (Ok), the server shuts down (Ok) or reading fails.
@@ -319,6 +321,7 @@ impl Stream {
     /// Queues one item for the client, waiting while the queue is full. False when the
     /// client left or the server is shutting down.
     async fn deliver(&mut self, item: StreamItem) -> bool {
+        let is_event = matches!(item, StreamItem::Event(_));
         let sent = tokio::select! {
             sent = self.sender.send(item) => sent.is_ok(),
             () = self.context.shutdown.cancelled() => false,
@@ -326,6 +329,9 @@ impl Stream {
         if sent {
             self.last_sent = Instant::now();
             self.context.stats.queued_total.fetch_add(1, Ordering::Relaxed);
+            if is_event {
+                metrics::counter!("missive_events_delivered_total").increment(1);
+            }
         }
         let queued = self.context.settings.queue_capacity - self.sender.capacity();
         self.context.stats.peak_queued.fetch_max(queued, Ordering::Relaxed);

@@ -63,6 +63,17 @@ pub struct Listing<T, Total = u64> {
     pub total: Total,
 }
 
+/// Connections of the pool, at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Open now (idle or in use).
+    pub open: u32,
+    /// Open and idle.
+    pub idle: u32,
+    /// The most it opens.
+    pub max: u32,
+}
+
 /// The database and what every write needs.
 pub struct Store {
     db: DatabaseConnection,
@@ -139,6 +150,19 @@ impl Store {
             })
         })
         .await
+    }
+
+    /// How the connection pool is used now, for the metrics.
+    pub fn pool_usage(&self) -> PoolUsage {
+        fn usage<DB: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<DB>) -> PoolUsage {
+            let open = pool.size();
+            let idle = u32::try_from(pool.num_idle()).unwrap_or(open);
+            PoolUsage { open, idle, max: pool.options().get_max_connections() }
+        }
+        match self.backend() {
+            DbBackend::Postgres => usage(self.db.get_postgres_connection_pool()),
+            _ => usage(self.db.get_sqlite_connection_pool()),
+        }
     }
 
     /// Closes the connection pool: calls after this fail as UNAVAILABLE.

@@ -31,8 +31,8 @@ pub struct WriteTx {
 
 /// What a kept unit leaves for the writer to do after commit.
 pub(super) struct Kept {
-    /// Whether it appended events (its account's streams must wake).
-    pub appended: bool,
+    /// How many events it appended (when any, its account's streams must wake).
+    pub appended: usize,
     /// Users whose cached keys must go.
     pub credentials_changed: Vec<String>,
 }
@@ -69,7 +69,7 @@ impl WriteTx {
     /// the batch's: its savepoint could be neither released nor rolled back.
     pub(super) async fn keep(mut self) -> Result<Result<Kept, Error>, Error> {
         let events = std::mem::take(&mut self.events);
-        let appended = !events.is_empty();
+        let appended = events.len();
         if let Err(err) = events::append(&self.txn, &self.account_id, &self.actor_id, self.now, events).await {
             self.txn.rollback().await?;
             return Ok(Err(err));

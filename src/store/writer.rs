@@ -60,6 +60,8 @@ struct Job {
 struct Changes {
     /// Accounts whose logs grew.
     logs: BTreeSet<String>,
+    /// Events appended, over all accounts.
+    events: usize,
     /// (account, user) whose keys act differently now.
     credentials: BTreeSet<(String, String)>,
 }
@@ -165,8 +167,13 @@ async fn commit_batch(db: &DatabaseConnection, listeners: &Listeners, jobs: Vec<
     let (pending, replies): (Vec<_>, Vec<_>) =
         jobs.into_iter().map(|job| ((job.account_id, job.actor_id, job.unit), job.reply)).unzip();
     let mut results = Vec::with_capacity(pending.len());
+    let units = pending.len();
     let outcome = run_batch(db, pending, &mut results).await;
+    metrics::histogram!("missive_write_batch_units").record(units as f64);
+    let committed = if outcome.is_ok() { "committed" } else { "failed" };
+    metrics::counter!("missive_write_batches_total", "outcome" => committed).increment(1);
     if let Ok(changes) = &outcome {
+        metrics::counter!("missive_events_appended_total").increment(changes.events as u64);
         for (account_id, user_id) in &changes.credentials {
             listeners.credentials.forget_user(user_id);
             // Its streams re-check their keys now rather than at their next event.
@@ -215,7 +222,8 @@ async fn run_batch(
                         for user_id in kept.credentials_changed {
                             changes.credentials.insert((account_id.clone(), user_id));
                         }
-                        if kept.appended {
+                        if kept.appended > 0 {
+                            changes.events += kept.appended;
                             changes.logs.insert(account_id);
                         }
                         results.push(Ok(value));

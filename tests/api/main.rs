@@ -15,6 +15,7 @@ mod helpers;
 mod idempotency;
 mod limits;
 mod messages;
+mod metrics;
 mod operations;
 mod pagination;
 mod properties;

@@ -1,0 +1,198 @@
+//! Every call counted by method and code (`missive_calls_total`) and timed
+//! (`missive_call_duration_seconds`, to the end of the response: for `Subscribe`, the
+//! stream's life). The code is read where gRPC puts it: in the headers of a trailers-only
+//! answer, else in the trailers at the end of the body; a body dropped before its end is a
+//! call the client cancelled. Methods are labelled by name only when they exist, so that
+//! requests for made-up paths cannot grow the label set.
+
+use std::{
+    collections::HashSet,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use http_body::{Frame, SizeHint};
+use prost::Message;
+use tonic::{Code, Status, body::Body, codegen::Bytes};
+use tower::{Layer, Service};
+
+use crate::api::pb;
+
+/// The label of a path that names no method.
+const UNKNOWN_METHOD: &str = "unknown";
+
+/// Meters the calls of the services it wraps.
+#[derive(Debug, Clone)]
+pub struct CallMetricsLayer {
+    /// `/package.Service/Method` of every method served.
+    methods: Arc<HashSet<String>>,
+}
+
+impl CallMetricsLayer {
+    /// A layer that knows the methods of Missive, health and reflection.
+    pub fn new() -> Self {
+        let sets = [
+            pb::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ];
+        let mut methods = HashSet::new();
+        for set in sets {
+            let set = prost_types::FileDescriptorSet::decode(set).expect("the built-in descriptors decode");
+            for file in set.file {
+                for service in &file.service {
+                    for method in &service.method {
+                        methods.insert(format!("/{}.{}/{}", file.package(), service.name(), method.name()));
+                    }
+                }
+            }
+        }
+        Self { methods: Arc::new(methods) }
+    }
+}
+
+impl Default for CallMetricsLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S> Layer<S> for CallMetricsLayer {
+    type Service = CallMetrics<S>;
+
+    fn layer(&self, inner: S) -> CallMetrics<S> {
+        CallMetrics { inner, methods: Arc::clone(&self.methods) }
+    }
+}
+
+/// The service [`CallMetricsLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct CallMetrics<S> {
+    inner: S,
+    methods: Arc<HashSet<String>>,
+}
+
+impl<S, B> Service<http::Request<B>> for CallMetrics<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path();
+        let method = if self.methods.contains(path) { path.to_owned() } else { UNKNOWN_METHOD.to_owned() };
+        let call = Call { method, start: Instant::now() };
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            if let Some(code) = grpc_code(response.headers()) {
+                call.end(code);
+                return Ok(response);
+            }
+            Ok(response.map(|body| Body::new(MeteredBody { inner: body, call: Some(call) })))
+        })
+    }
+}
+
+/// A call being metered.
+struct Call {
+    method: String,
+    start: Instant,
+}
+
+impl Call {
+    fn end(self, code: Code) {
+        let Call { method, start } = self;
+        metrics::histogram!("missive_call_duration_seconds", "method" => method.clone())
+            .record(start.elapsed().as_secs_f64());
+        metrics::counter!("missive_calls_total", "method" => method, "code" => code_name(code)).increment(1);
+    }
+}
+
+/// A response body that ends its call's metering when it ends.
+struct MeteredBody {
+    inner: Body,
+    /// Until the call is recorded.
+    call: Option<Call>,
+}
+
+impl MeteredBody {
+    fn end(&mut self, code: Code) {
+        if let Some(call) = self.call.take() {
+            call.end(code);
+        }
+    }
+}
+
+impl http_body::Body for MeteredBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(code) = frame.trailers_ref().and_then(grpc_code) {
+                    self.end(code);
+                }
+            }
+            Poll::Ready(Some(Err(status))) => self.end(status.code()),
+            Poll::Ready(None) => self.end(Code::Unknown),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for MeteredBody {
+    /// Dropped before its end: the client went away.
+    fn drop(&mut self) {
+        self.end(Code::Cancelled);
+    }
+}
+
+fn grpc_code(headers: &http::HeaderMap) -> Option<Code> {
+    headers.get("grpc-status").map(|value| Code::from_bytes(value.as_bytes()))
+}
+
+/// A code as gRPC's own libraries name it in metrics (`NotFound`).
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "Canceled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    }
+}
