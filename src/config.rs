@@ -58,6 +58,9 @@ pub struct Config {
     /// browsers refuse calls from pages on other origins.
     #[arg(long, env = "MISSIVE_CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = crate::api::cors::parse_origin)]
     pub cors_allowed_origins: Vec<String>,
+    /// The longest a user token (CreateUserToken) may work; a request for longer is refused.
+    #[arg(long, env = "MISSIVE_MAX_USER_TOKEN_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub max_user_token_ttl: Duration,
     /// Address to serve Prometheus metrics on (`GET /metrics`), e.g. 127.0.0.1:9090; apart
     /// from the gRPC port. Unset: no metrics are recorded.
     #[arg(long, env = "MISSIVE_METRICS_LISTEN")]
@@ -163,6 +166,7 @@ impl Default for Config {
             schedule_interval: Duration::from_millis(500),
             shutdown_grace: Duration::from_secs(10),
             cors_allowed_origins: Vec::new(),
+            max_user_token_ttl: Duration::from_secs(24 * 3600),
             metrics_listen: None,
             tls_cert: None,
             tls_key: None,

@@ -97,6 +97,7 @@ impl Application {
                 max_attachment_bytes: config.max_attachment_bytes as usize,
                 schedule_horizon: i64::try_from(config.schedule_horizon.as_micros()).unwrap_or(i64::MAX),
             },
+            max_token_ttl: config.max_user_token_ttl,
             streams: StreamContext {
                 store: Arc::clone(&store),
                 feeds: Feeds::new(

@@ -18,6 +18,7 @@ mod m20261124_000002_message_channels;
 mod m20261124_000003_scheduled_messages;
 mod m20261202_000001_request_fingerprints;
 mod m20261202_000002_account_event_sequences;
+mod m20261202_000003_user_tokens;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_scheduled_messages::Migration),
             Box::new(m20261202_000001_request_fingerprints::Migration),
             Box::new(m20261202_000002_account_event_sequences::Migration),
+            Box::new(m20261202_000003_user_tokens::Migration),
         ]
     }
 }

@@ -1,6 +1,8 @@
-//! AdminService: users and API keys of the caller's account. Every call but GetCaller
-//! needs an admin: the handler asks for the `Admin` proof first, which the store's
-//! administration requires.
+//! AdminService: users, API keys and user tokens of the caller's account. Every call but
+//! GetCaller needs an admin with an API key: the handler asks for the `Admin` proof first,
+//! which the store's administration requires.
+
+use std::time::Duration;
 
 use prost::Message as _;
 use tonic::{Request, Response, Status};
@@ -11,6 +13,7 @@ use super::{
     pb,
 };
 use crate::{
+    auth,
     domain::{
         Error,
         idempotency::RequestKey,
@@ -21,6 +24,9 @@ use crate::{
     },
     store,
 };
+
+/// How long a user token works when the request does not say.
+const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(60 * 60);
 
 /// The AdminService handlers.
 pub struct AdminApi {
@@ -160,4 +166,61 @@ impl pb::admin_service_server::AdminService for AdminApi {
         let key = store::api_keys::revoke(&self.state.store, &admin, id).await?;
         Ok(Response::new(key.into()))
     }
+
+    async fn deactivate_user(&self, request: Request<pb::DeactivateUserRequest>) -> Result<Response<pb::User>, Status> {
+        let admin = self.state.caller(&request).await?.require_admin()?;
+        let id = ids::parse("id", &request.get_ref().id, ids::USER)?;
+        let user = store::users::set_active(&self.state.store, &admin, id, false).await?;
+        Ok(Response::new(user.into()))
+    }
+
+    async fn reactivate_user(&self, request: Request<pb::ReactivateUserRequest>) -> Result<Response<pb::User>, Status> {
+        let admin = self.state.caller(&request).await?.require_admin()?;
+        let id = ids::parse("id", &request.get_ref().id, ids::USER)?;
+        let user = store::users::set_active(&self.state.store, &admin, id, true).await?;
+        Ok(Response::new(user.into()))
+    }
+
+    async fn create_user_token(
+        &self,
+        request: Request<pb::CreateUserTokenRequest>,
+    ) -> Result<Response<pb::CreateUserTokenResponse>, Status> {
+        let admin = self.state.caller(&request).await?.require_admin()?;
+        let request = request.into_inner();
+        let user_id = ids::parse("user_id", &request.user_id, ids::USER)?;
+        let ttl = token_ttl(request.ttl, self.state.max_token_ttl)?;
+        let secret = store::user_tokens::grant(&self.state.store, &admin, user_id.clone()).await?;
+        let (token, expire_time) = auth::tokens::mint(&secret, &admin.caller().account_id, &user_id, ttl)?;
+        Ok(Response::new(pb::CreateUserTokenResponse { token, expire_time: Some(convert::timestamp(expire_time)) }))
+    }
+
+    async fn rotate_user_token_secret(
+        &self,
+        request: Request<pb::RotateUserTokenSecretRequest>,
+    ) -> Result<Response<pb::RotateUserTokenSecretResponse>, Status> {
+        let admin = self.state.caller(&request).await?.require_admin()?;
+        let rotated = store::user_tokens::rotate(&self.state.store, &admin).await?;
+        Ok(Response::new(pb::RotateUserTokenSecretResponse { rotate_time: Some(convert::timestamp(rotated)) }))
+    }
+}
+
+/// How long a token asked for works: `ttl`, or an hour (at most `max`) when unset.
+fn token_ttl(ttl: Option<prost_types::Duration>, max: Duration) -> Result<Duration, Error> {
+    let Some(ttl) = ttl else {
+        return Ok(DEFAULT_TOKEN_TTL.min(max));
+    };
+    let (Ok(seconds), Ok(nanos)) = (u64::try_from(ttl.seconds), u32::try_from(ttl.nanos)) else {
+        return Err(Error::invalid("ttl", "must be positive"));
+    };
+    let ttl = Duration::new(seconds, nanos.min(999_999_999));
+    if ttl < Duration::from_secs(1) {
+        return Err(Error::invalid("ttl", "must be at least 1s"));
+    }
+    if ttl > max {
+        return Err(Error::invalid(
+            "ttl",
+            format!("must be at most {} (--max-user-token-ttl)", humantime::format_duration(max)),
+        ));
+    }
+    Ok(ttl)
 }

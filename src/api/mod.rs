@@ -125,6 +125,8 @@ pub struct ApiState {
     pub store: Arc<Store>,
     /// Limits on what a message may carry.
     pub limits: MessageLimits,
+    /// The longest a user token may work.
+    pub max_token_ttl: std::time::Duration,
     /// What `Subscribe` streams need.
     pub streams: StreamContext,
 }

@@ -26,6 +26,7 @@ fn reason(err: &Error) -> &'static str {
     match err {
         Error::InvalidArgument(_) => "INVALID_FIELD",
         Error::Unauthenticated(_) => "CREDENTIALS_INVALID",
+        Error::TokenExpired(_) => "TOKEN_EXPIRED",
         Error::PermissionDenied(_) => "ROLE_NOT_ALLOWED",
         Error::NotFound { .. } => "RESOURCE_NOT_FOUND",
         Error::AlreadyExists(_) => "RESOURCE_EXISTS",
@@ -79,7 +80,7 @@ impl From<Error> for Status {
                 }
                 (Code::InvalidArgument, message)
             }
-            Error::Unauthenticated(message) => (Code::Unauthenticated, message),
+            Error::Unauthenticated(message) | Error::TokenExpired(message) => (Code::Unauthenticated, message),
             Error::PermissionDenied(message) => (Code::PermissionDenied, message),
             Error::NotFound { kind, id } => {
                 details.set_resource_info(kind, &id, "", "does not exist, or the caller may not see it");

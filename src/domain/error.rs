@@ -35,6 +35,9 @@ pub enum Error {
     /// UNAUTHENTICATED: no key, a malformed key, an unknown or revoked key.
     #[error("{0}")]
     Unauthenticated(String),
+    /// UNAUTHENTICATED because a user token has expired: the client mints a new one.
+    #[error("{0}")]
+    TokenExpired(String),
     /// PERMISSION_DENIED: the caller's role may not do this.
     #[error("{0}")]
     PermissionDenied(String),

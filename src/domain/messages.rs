@@ -766,6 +766,7 @@ mod tests {
             user_id: "usr".into(),
             role: super::super::users::Role::Member,
             key_id: "key".into(),
+            token: None,
         };
         let staff = Caller { role: super::super::users::Role::Agent, ..member.clone() };
         let mut note = draft(MessageKind::Text, "note");

@@ -42,7 +42,7 @@ pub enum View {
     Full,
 }
 
-/// Who is making a call: the user an API key acts as.
+/// Who is making a call: the user an API key or a user token acts as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// The account (tenant) the caller belongs to; it never sees another account's data.
@@ -51,8 +51,20 @@ pub struct Caller {
     pub user_id: String,
     /// The user's role when the key was checked.
     pub role: users::Role,
-    /// The API key used, for the trace and for re-checking long-lived streams.
+    /// The API key used (`key_…`), or `token:<user>` for a user token: what the per-key
+    /// limits count, and what long-lived streams re-check.
     pub key_id: String,
+    /// Set when the caller holds a user token rather than an API key.
+    pub token: Option<TokenGrant>,
+}
+
+/// What a user token grants beyond its user: until when, under which signing secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenGrant {
+    /// The signing secret's id: a rotation makes the token void.
+    pub secret_id: String,
+    /// When it stops working.
+    pub expire_time: Micros,
 }
 
 impl Caller {
@@ -65,6 +77,10 @@ impl Caller {
     /// The caller as an [`Admin`], or PERMISSION_DENIED. The store's user and key
     /// administration takes an `Admin`, so it cannot be reached without this check.
     pub fn require_admin(&self) -> Result<Admin, Error> {
+        if self.token.is_some() {
+            // Tokens are for end users' devices; a backend administers with its key.
+            return Err(Error::PermissionDenied("administration needs an API key, not a user token".into()));
+        }
         if self.role == users::Role::Admin {
             Ok(Admin(self.clone()))
         } else {
@@ -99,7 +115,7 @@ mod tests {
     use users::Role;
 
     fn caller(role: Role) -> Caller {
-        Caller { account_id: "acc".into(), user_id: "usr".into(), role, key_id: "key".into() }
+        Caller { account_id: "acc".into(), user_id: "usr".into(), role, key_id: "key".into(), token: None }
     }
 
     #[test]

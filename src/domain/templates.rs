@@ -425,7 +425,13 @@ mod tests {
 
     #[test]
     fn personal_templates_are_their_owners_alone() {
-        let member = Caller { account_id: "acc".into(), user_id: "usr".into(), role: Role::Member, key_id: "k".into() };
+        let member = Caller {
+            account_id: "acc".into(),
+            user_id: "usr".into(),
+            role: Role::Member,
+            key_id: "k".into(),
+            token: None,
+        };
         let mut t = template("x");
         assert!(t.visible_to(&member));
         assert!(t.may_change(&member).is_err(), "account templates are staff's to change");

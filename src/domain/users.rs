@@ -55,6 +55,8 @@ pub struct User {
     pub create_time: Micros,
     /// When it last changed.
     pub update_time: Micros,
+    /// Set while it is deactivated: its keys and tokens do not work.
+    pub deactivate_time: Option<Micros>,
 }
 
 impl User {

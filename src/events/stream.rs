@@ -24,6 +24,7 @@ use crate::{
     domain::{
         Caller, Error,
         events::{Event, EventFilter, LoggedEvent, Membership, Narrowing},
+        now_micros,
     },
     store::{self, Store},
 };
@@ -207,6 +208,7 @@ impl Stream {
         }
         loop {
             let heartbeat_due = self.last_sent + self.context.settings.heartbeat_interval;
+            let token_expiry = self.token_expiry();
             let more = tokio::select! {
                 received = self.subscription.next() => {
                     // The reads are boxed, here and below: an idle stream's task then holds
@@ -221,6 +223,12 @@ impl Stream {
                     Box::pin(self.recheck_caller()).await?;
                     self.heartbeat().await
                 }
+                // A stream opened with a user token ends when the token does (the re-check
+                // fails): the client mints a new one and resumes from its cursor.
+                _ = sleep_until_some(token_expiry) => {
+                    Box::pin(self.recheck_caller()).await?;
+                    true
+                }
                 () = self.context.shutdown.cancelled() => false,
                 _ = self.sender.closed() => false,
             };
@@ -230,11 +238,18 @@ impl Stream {
         }
     }
 
+    /// When the caller's user token expires, if it holds one.
+    fn token_expiry(&self) -> Option<Instant> {
+        let grant = self.caller.token.as_ref()?;
+        let left = u64::try_from(grant.expire_time.saturating_sub(now_micros())).unwrap_or(0);
+        Some(Instant::now() + Duration::from_micros(left))
+    }
+
     /// The caller as its key acts now (UNAUTHENTICATED once revoked); a member's
     /// membership is reloaded when its role changed. A stream outlives the call that opened
     /// it, so this runs before every batch it delivers; the key cache makes it cheap.
     async fn recheck_caller(&mut self) -> Result<(), Error> {
-        let now = store::users::reauthenticate(&self.context.store, &self.caller.key_id).await?;
+        let now = store::users::reauthenticate(&self.context.store, &self.caller).await?;
         if now.role != self.caller.role {
             self.membership = membership_of(&self.context.store, &now).await?;
         }
@@ -336,5 +351,13 @@ impl Stream {
         let queued = self.context.settings.queue_capacity - self.sender.capacity();
         self.context.stats.peak_queued.fetch_max(queued, Ordering::Relaxed);
         sent
+    }
+}
+
+/// Sleeps until `at`; never completes for `None`.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

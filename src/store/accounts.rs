@@ -23,6 +23,7 @@ pub async fn create(store: &Store, name: &str) -> Result<String, Error> {
                     create_time: Set(tx.now),
                     conversation_count: Set(0),
                     event_seq: Set(0),
+                    token_secret: Set(None),
                 }
                 .insert(tx.conn())
                 .await?;

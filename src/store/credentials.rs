@@ -122,7 +122,7 @@ mod tests {
     use crate::domain::users::Role;
 
     fn caller(user: &str, key: &str) -> Caller {
-        Caller { account_id: "acc".into(), user_id: user.into(), role: Role::Member, key_id: key.into() }
+        Caller { account_id: "acc".into(), user_id: user.into(), role: Role::Member, key_id: key.into(), token: None }
     }
 
     #[test]

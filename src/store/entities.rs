@@ -24,6 +24,8 @@ pub mod account {
         pub conversation_count: i64,
         /// The account sequence of its newest event: the next event gets this plus one.
         pub event_seq: i64,
+        /// Signs its user tokens: made at the first, replaced by a rotation. Never sent.
+        pub token_secret: Option<String>,
     }
 
     no_relations!();
@@ -50,6 +52,8 @@ pub mod user {
         pub request_fingerprint: Option<String>,
         pub create_time: i64,
         pub update_time: i64,
+        /// Set while deactivated: its keys and tokens do not work.
+        pub deactivate_time: Option<i64>,
     }
 
     no_relations!();

@@ -12,6 +12,7 @@
 //!
 //! - aggregates: [`accounts`], [`users`], [`api_keys`], [`conversations`],
 //!   [`participants`], [`messages`] (with [`scheduled`] ones), [`reads`], [`templates`],
+//!   [`user_tokens`] (the accounts' token secrets),
 //!   and the log itself, [`events`];
 //! - kernels: `access` (load a conversation or message and check visibility), [`unread`]
 //!   (the counters, following `domain::unread`), `views` (what a viewer sees), `pending`
@@ -37,6 +38,7 @@ pub mod templates;
 mod testing;
 mod tx;
 pub mod unread;
+pub mod user_tokens;
 pub mod users;
 mod views;
 pub mod wakeups;

@@ -330,11 +330,15 @@ async fn prepare<C: ConnectionTrait>(
     let Some(sender) = user::Entity::find_by_id(row.sender_id.clone()).one(conn).await? else {
         return Ok(Err(format!("the sender {} no longer exists", row.sender_id)));
     };
+    if sender.deactivate_time.is_some() {
+        return Ok(Err(format!("the sender {} is deactivated", row.sender_id)));
+    }
     let sender = Caller {
         account_id: row.account_id.clone(),
         role: columns::stored("role", &sender.role)?,
         user_id: sender.id,
         key_id: String::new(),
+        token: None,
     };
     let record = match access::load_visible(conn, &sender, &row.conversation_id).await {
         Ok(record) => record,

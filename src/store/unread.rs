@@ -153,6 +153,7 @@ mod tests {
             request_fingerprint: Set(None),
             create_time: Set(0),
             update_time: Set(0),
+            deactivate_time: Set(None),
         }
         .insert(&store.db)
         .await
@@ -170,6 +171,7 @@ mod tests {
             create_time: Set(0),
             conversation_count: Set(1),
             event_seq: Set(0),
+            token_secret: Set(None),
         }
         .insert(&store.db)
         .await

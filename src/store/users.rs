@@ -35,10 +35,17 @@ pub async fn authenticate(store: &Store, key: &str) -> Result<Caller, Error> {
     Ok(caller)
 }
 
-/// The caller as it is now, for a long-lived stream opened with `key_id`: its key may have
-/// been revoked (UNAUTHENTICATED) or its user's role changed since. From the key cache,
-/// which such changes clear at their commit.
-pub async fn reauthenticate(store: &Store, key_id: &str) -> Result<Caller, Error> {
+/// Why a deactivated user's credentials are refused.
+pub(super) const DEACTIVATED: &str = "the user is deactivated";
+
+/// The caller as it is now, for a long-lived stream opened as `caller`: its key may have
+/// been revoked or its token expired (UNAUTHENTICATED), or its user's role changed since.
+/// For keys, from the key cache, which such changes clear at their commit.
+pub async fn reauthenticate(store: &Store, caller: &Caller) -> Result<Caller, Error> {
+    if let Some(grant) = &caller.token {
+        return super::user_tokens::reauthenticate(store, caller, grant).await;
+    }
+    let key_id = caller.key_id.as_str();
     if let Some(caller) = store.credentials.by_key_id(key_id) {
         return Ok(caller);
     }
@@ -61,11 +68,15 @@ async fn caller_of(store: &Store, found: api_key::Model) -> Result<Caller, Error
         .one(&store.db)
         .await?
         .ok_or_else(|| Error::Unauthenticated("the API key's user no longer exists".into()))?;
+    if owner.deactivate_time.is_some() {
+        return Err(Error::Unauthenticated(DEACTIVATED.into()));
+    }
     Ok(Caller {
         account_id: owner.account_id,
         user_id: owner.id,
         role: columns::stored("role", &owner.role)?,
         key_id: found.id,
+        token: None,
     })
 }
 
@@ -174,6 +185,35 @@ pub async fn update(store: &Store, admin: &Admin, id: String, patch: UserPatch) 
         .await
 }
 
+/// Deactivates a user (its keys and tokens stop working, its streams end at once) or, with
+/// `active`, reactivates it. Idempotent; an admin cannot deactivate itself, which could
+/// leave an account without a working admin key.
+pub async fn set_active(store: &Store, admin: &Admin, id: String, active: bool) -> Result<User, Error> {
+    if !active && id == admin.caller().user_id {
+        return Err(Error::FailedPrecondition("an admin cannot deactivate itself".into()));
+    }
+    store
+        .write(admin.caller(), move |tx, caller| {
+            Box::pin(async move {
+                let row = access::find_in_account::<user::Entity, _>(tx.conn(), "user", &id, &caller.account_id, |u| {
+                    &u.account_id
+                })
+                .await?;
+                if row.deactivate_time.is_none() == active {
+                    return views::user_from_row(row);
+                }
+                let mut changed: user::ActiveModel = row.into();
+                changed.deactivate_time = Set((!active).then_some(tx.now));
+                changed.update_time = Set(tx.now);
+                let row = changed.update(tx.conn()).await?;
+                // Every replica forgets its keys, and its account's streams re-check now.
+                tx.credentials_changed(&id);
+                views::user_from_row(row)
+            })
+        })
+        .await
+}
+
 async fn ensure_external_id_free(
     tx: &WriteTx,
     account_id: &str,
@@ -238,6 +278,7 @@ async fn insert(
         request_fingerprint: Set(request_id.and_then(|key| key.stored_fingerprint())),
         create_time: Set(tx.now),
         update_time: Set(tx.now),
+        deactivate_time: Set(None),
     }
     .insert(tx.conn())
     .await?;

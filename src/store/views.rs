@@ -31,6 +31,7 @@ pub fn user_from_row(row: user::Model) -> Result<User, Error> {
         phone: row.phone,
         create_time: row.create_time,
         update_time: row.update_time,
+        deactivate_time: row.deactivate_time,
     })
 }
 

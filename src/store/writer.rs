@@ -338,6 +338,7 @@ mod tests {
                                 create_time: Set(tx.now),
                                 conversation_count: Set(0),
                                 event_seq: Set(0),
+                                token_secret: Set(None),
                             }
                             .insert(tx.conn())
                             .await?;

@@ -296,6 +296,33 @@ impl Session {
             .map(|r| r.into_inner())
     }
 
+    pub async fn deactivate_user(&self, id: &str) -> Result<pb::User, Status> {
+        let request = self.request(pb::DeactivateUserRequest { id: id.into() });
+        self.admin().deactivate_user(request).await.map(|r| r.into_inner())
+    }
+
+    pub async fn reactivate_user(&self, id: &str) -> Result<pb::User, Status> {
+        let request = self.request(pb::ReactivateUserRequest { id: id.into() });
+        self.admin().reactivate_user(request).await.map(|r| r.into_inner())
+    }
+
+    /// A token for `user_id` working `ttl` (the server's default when `None`).
+    pub async fn create_user_token(
+        &self,
+        user_id: &str,
+        ttl: Option<Duration>,
+    ) -> Result<pb::CreateUserTokenResponse, Status> {
+        let ttl =
+            ttl.map(|ttl| prost_types::Duration { seconds: ttl.as_secs() as i64, nanos: ttl.subsec_nanos() as i32 });
+        let request = self.request(pb::CreateUserTokenRequest { user_id: user_id.into(), ttl });
+        self.admin().create_user_token(request).await.map(|r| r.into_inner())
+    }
+
+    pub async fn rotate_user_token_secret(&self) -> Result<pb::RotateUserTokenSecretResponse, Status> {
+        let request = self.request(pb::RotateUserTokenSecretRequest {});
+        self.admin().rotate_user_token_secret(request).await.map(|r| r.into_inner())
+    }
+
     // ConversationService.
 
     pub async fn create_conversation(

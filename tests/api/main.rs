@@ -23,5 +23,6 @@ mod raw_codec;
 mod scheduled;
 mod templates;
 mod tls;
+mod tokens;
 mod unread;
 mod validation;

@@ -41,6 +41,7 @@ impl From<User> for pb::User {
             phone: user.phone,
             create_time: Some(timestamp(user.create_time)),
             update_time: Some(timestamp(user.update_time)),
+            deactivate_time: optional_timestamp(user.deactivate_time),
         }
     }
 }

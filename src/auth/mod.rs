@@ -1,17 +1,26 @@
-//! Authentication: `authorization: Bearer <key>` metadata to the [`Caller`] the key acts
-//! as. What the caller may do is decided by the rules in `domain`, asked by the store's use
-//! cases (and, for administration, by the `Admin` proof they require).
+//! Authentication: `authorization: Bearer <credential>` metadata to the [`Caller`] it
+//! acts as. The credential is an API key (`msk_…`, a backend's) or a user token (a JWT
+//! minted by a backend for one of its users, [`tokens`]). What the caller may do is decided
+//! by the rules in `domain`, asked by the store's use cases (and, for administration, by
+//! the `Admin` proof they require).
+
+pub mod tokens;
 
 use crate::{
     domain::{Caller, Error},
-    store::{Store, users},
+    store::{Store, api_keys, users},
 };
 
-/// The caller of a request, or UNAUTHENTICATED when the key is missing, malformed, unknown
-/// or revoked. The caller's user and account are recorded on the call's span.
+/// The caller of a request, or UNAUTHENTICATED when the credential is missing, malformed,
+/// unknown, revoked or expired, or its user deactivated. The caller's user and account are
+/// recorded on the call's span.
 pub async fn authenticate(store: &Store, headers: &http::HeaderMap) -> Result<Caller, Error> {
-    let key = bearer_key(headers)?;
-    let caller = users::authenticate(store, key).await?;
+    let credential = bearer_key(headers)?;
+    let caller = if credential.starts_with(api_keys::KEY_PREFIX) {
+        users::authenticate(store, credential).await?
+    } else {
+        tokens::verify(store, credential).await?
+    };
     let span = tracing::Span::current();
     span.record("caller", caller.user_id.as_str());
     span.record("account", caller.account_id.as_str());

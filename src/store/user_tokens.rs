@@ -1,0 +1,146 @@
+//! User tokens' storage side: each account's signing secret (made at its first token,
+//! replaced by a rotation, never sent or logged) and what verifying a token needs, its
+//! user's state and the secret, read in one query on every call so that deactivating the
+//! user or rotating the secret takes effect at once. Signing and checking signatures is
+//! `auth::tokens`' business.
+
+use base64::Engine;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, JoinType, QueryFilter, QuerySelect, RelationDef,
+    sea_query::Expr,
+};
+use sha2::{Digest, Sha256};
+
+use super::{
+    Store, access, columns,
+    entities::{account, user},
+    users::DEACTIVATED,
+};
+use crate::domain::{Admin, Caller, Error, Micros, TokenGrant, now_micros, users::Role};
+
+/// A signing secret, as stored (base64url of 32 random bytes).
+#[derive(Clone)]
+pub struct SigningSecret(String);
+
+impl SigningSecret {
+    fn generate() -> Self {
+        Self(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()))
+    }
+
+    /// The key bytes to sign with.
+    pub fn key(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
+    /// A public name for it (the token header's `kid`): a digest prefix, so that a token
+    /// signed with an older secret is told apart without revealing anything.
+    pub fn id(&self) -> String {
+        hex::encode(&Sha256::digest(self.0.as_bytes())[..8])
+    }
+}
+
+impl std::fmt::Debug for SigningSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningSecret({})", self.id())
+    }
+}
+
+/// The user a token is minted for, and the secret to sign with (made now if the account
+/// has none). The user must be of the admin's account (else NOT_FOUND) and active.
+pub async fn grant(store: &Store, admin: &Admin, user_id: String) -> Result<SigningSecret, Error> {
+    let account_id = admin.caller().account_id.clone();
+    let row =
+        access::find_in_account::<user::Entity, _>(&store.db, "user", &user_id, &account_id, |u| &u.account_id).await?;
+    if row.deactivate_time.is_some() {
+        return Err(Error::FailedPrecondition(format!("user {user_id} is deactivated")));
+    }
+    if let Some(secret) = secret_of(store, &account_id).await? {
+        return Ok(secret);
+    }
+    store
+        .write(admin.caller(), |tx, caller| {
+            Box::pin(async move {
+                // Another replica may have made it meanwhile: only an absent secret is set.
+                account::Entity::update_many()
+                    .col_expr(account::Column::TokenSecret, Expr::value(SigningSecret::generate().0))
+                    .filter(account::Column::Id.eq(&caller.account_id))
+                    .filter(account::Column::TokenSecret.is_null())
+                    .exec(tx.conn())
+                    .await?;
+                Ok(())
+            })
+        })
+        .await?;
+    secret_of(store, &account_id).await?.ok_or_else(|| Error::Internal("the token secret was not stored".into()))
+}
+
+/// Replaces the admin's account's secret: tokens signed before stop working, and the
+/// account's streams re-check at once. When it happened.
+pub async fn rotate(store: &Store, admin: &Admin) -> Result<Micros, Error> {
+    store
+        .write(admin.caller(), |tx, caller| {
+            Box::pin(async move {
+                let mut account: account::ActiveModel = account::Entity::find_by_id(caller.account_id.clone())
+                    .one(tx.conn())
+                    .await?
+                    .ok_or_else(|| Error::not_found("account", caller.account_id.clone()))?
+                    .into();
+                account.token_secret = Set(Some(SigningSecret::generate().0));
+                account.update(tx.conn()).await?;
+                // Wakes the account's streams (on every replica) to re-check their callers.
+                tx.credentials_changed(&caller.user_id);
+                Ok(tx.now)
+            })
+        })
+        .await
+}
+
+/// What a token of `user_id` in `account_id` is checked against: the user's role and the
+/// account's secret. UNAUTHENTICATED when the user is not there, is deactivated, or the
+/// account has no secret (so no token of it can be genuine).
+pub async fn holder(store: &Store, account_id: &str, user_id: &str) -> Result<(Role, SigningSecret), Error> {
+    let found: Option<(String, Option<i64>, Option<String>)> = user::Entity::find_by_id(user_id.to_owned())
+        .select_only()
+        .column(user::Column::Role)
+        .column(user::Column::DeactivateTime)
+        .column(account::Column::TokenSecret)
+        .join(JoinType::InnerJoin, user_account())
+        .filter(user::Column::AccountId.eq(account_id))
+        .into_tuple()
+        .one(&store.db)
+        .await?;
+    let invalid = || Error::Unauthenticated("the token is not valid".into());
+    let (role, deactivated, secret) = found.ok_or_else(invalid)?;
+    if deactivated.is_some() {
+        return Err(Error::Unauthenticated(DEACTIVATED.into()));
+    }
+    Ok((columns::stored("role", &role)?, SigningSecret(secret.ok_or_else(invalid)?)))
+}
+
+/// users → accounts, for the join in [`holder`].
+fn user_account() -> RelationDef {
+    user::Entity::belongs_to(account::Entity).from(user::Column::AccountId).to(account::Column::Id).into()
+}
+
+/// The caller a token stream acts as now: UNAUTHENTICATED once the token expired, its user
+/// was deactivated or the secret it was signed with was replaced.
+pub(super) async fn reauthenticate(store: &Store, caller: &Caller, grant: &TokenGrant) -> Result<Caller, Error> {
+    if now_micros() >= grant.expire_time {
+        return Err(Error::TokenExpired("the token has expired; mint a new one and resume".into()));
+    }
+    let (role, secret) = holder(store, &caller.account_id, &caller.user_id).await?;
+    if secret.id() != grant.secret_id {
+        return Err(Error::Unauthenticated("the token's signing secret has been rotated".into()));
+    }
+    Ok(Caller { role, ..caller.clone() })
+}
+
+async fn secret_of(store: &Store, account_id: &str) -> Result<Option<SigningSecret>, Error> {
+    let secret: Option<Option<String>> = account::Entity::find_by_id(account_id.to_owned())
+        .select_only()
+        .column(account::Column::TokenSecret)
+        .into_tuple()
+        .one(&store.db)
+        .await?;
+    Ok(secret.flatten().map(SigningSecret))
+}

@@ -1,0 +1,153 @@
+//! User tokens: a backend's admin key mints a short-lived token for one of its users; a
+//! browser or app sends it like a key and acts as that user, nothing more. Expiry,
+//! deactivating the user and rotating the account's secret each end the token, and the
+//! streams opened with it.
+
+use std::time::Duration;
+
+use missive::api::pb;
+use tonic::{Code, Status, Streaming};
+use tonic_types::StatusExt;
+
+use crate::helpers::{TestApp, TestUser, WAIT, assert_code, assert_invalid, next_events, spawn_app, spawn_app_with};
+
+fn reason(status: &Status) -> String {
+    status.get_error_details().error_info().map(|info| info.reason.clone()).unwrap_or_default()
+}
+
+/// What ends `stream` (skipping what it delivers first), within the test's wait.
+async fn end_of(stream: &mut Streaming<pb::Event>) -> Status {
+    loop {
+        match tokio::time::timeout(WAIT, stream.message()).await.expect("the stream ends in time") {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream ended without a status"),
+            Err(status) => return status,
+        }
+    }
+}
+
+/// A member with a conversation, and a token for it.
+async fn member_with_token(app: &TestApp, ttl: Option<Duration>) -> (TestUser, String, pb::CreateUserTokenResponse) {
+    let (buyer, seller) = (app.member("buyer").await, app.member("seller").await);
+    let conversation = app.conversation(&seller, &[(&buyer, "buyer")]).await;
+    let minted = app.as_admin().create_user_token(&buyer.id, ttl).await.expect("a token");
+    (buyer, conversation.id, minted)
+}
+
+#[tokio::test]
+async fn a_token_acts_as_its_user_and_nothing_more() {
+    let app = spawn_app().await;
+    let (buyer, conversation_id, minted) = member_with_token(&app, None).await;
+    assert!(minted.token.split('.').count() == 3, "a JWT: {}", minted.token);
+    let expires_in = crate::helpers::micros(minted.expire_time)
+        - crate::helpers::micros(Some(crate::helpers::in_future(Duration::ZERO)));
+    assert!((3_500_000_000..=3_601_000_000).contains(&expires_in), "an hour by default: {expires_in}");
+
+    let as_token = app.session_with_key(&minted.token);
+    assert_eq!(as_token.get_caller().await.unwrap().id, buyer.id);
+    let sent = as_token.send_message(crate::helpers::text(&conversation_id, "sent from a phone")).await.unwrap();
+    assert_eq!(sent.sender_id, buyer.id);
+    let mut stream = as_token.subscribe_after("").await.unwrap();
+    app.send(&buyer, &conversation_id, "seen live").await;
+    assert_eq!(next_events(&mut stream, 1).await.len(), 1);
+
+    // Administration needs an API key, even for an admin's token.
+    let admin_token = app.as_admin().create_user_token(&app.admin.id, None).await.unwrap().token;
+    let status = assert_code(
+        app.session_with_key(&admin_token).create_user_token(&buyer.id, None).await,
+        Code::PermissionDenied,
+    );
+    assert!(status.message().contains("API key"), "{status:?}");
+    assert_code(app.session(&buyer).create_user_token(&buyer.id, None).await, Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn minting_is_bounded_and_stays_in_the_account() {
+    let app = spawn_app_with(|config| config.max_user_token_ttl = Duration::from_secs(600)).await;
+    let member = app.member("member").await;
+    let admin = app.as_admin();
+
+    assert_invalid(admin.create_user_token(&member.id, Some(Duration::from_secs(601))).await, "ttl");
+    assert_invalid(admin.create_user_token(&member.id, Some(Duration::ZERO)).await, "ttl");
+    assert_invalid(admin.create_user_token("usr_nope", None).await, "user_id");
+    let capped = admin.create_user_token(&member.id, None).await.unwrap();
+    let lasts = crate::helpers::micros(capped.expire_time)
+        - crate::helpers::micros(Some(crate::helpers::in_future(Duration::ZERO)));
+    assert!(lasts <= 600_000_000, "the default is capped by the maximum: {lasts}");
+
+    let other_account = app.create_account("other").await;
+    let stranger = app.bootstrap_user(&other_account, pb::Role::Member, "stranger").await;
+    assert_code(admin.create_user_token(&stranger.id, None).await, Code::NotFound);
+}
+
+#[tokio::test]
+async fn forged_and_altered_tokens_are_refused() {
+    let app = spawn_app().await;
+    let (_, _, minted) = member_with_token(&app, None).await;
+    let mut altered = minted.token.clone();
+    altered.pop();
+    altered.push(if minted.token.ends_with('A') { 'B' } else { 'A' });
+
+    for token in [altered.as_str(), "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", "not.a.token"] {
+        let status = assert_code(app.session_with_key(token).get_caller().await, Code::Unauthenticated);
+        assert_eq!(reason(&status), "CREDENTIALS_INVALID", "{token}: {status:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_expired_token_ends_its_stream_and_its_calls() {
+    let app = spawn_app().await;
+    let (_, _, minted) = member_with_token(&app, Some(Duration::from_secs(1))).await;
+    let as_token = app.session_with_key(&minted.token);
+    let mut stream = as_token.subscribe_after("").await.unwrap();
+
+    let ended = end_of(&mut stream).await;
+    assert_eq!((ended.code(), reason(&ended)), (Code::Unauthenticated, "TOKEN_EXPIRED".to_owned()), "{ended:?}");
+    let status = assert_code(as_token.get_caller().await, Code::Unauthenticated);
+    assert_eq!(reason(&status), "TOKEN_EXPIRED");
+}
+
+#[tokio::test]
+async fn deactivating_a_user_ends_its_tokens_keys_and_streams_until_reactivated() {
+    let app = spawn_app().await;
+    let (buyer, _, minted) = member_with_token(&app, None).await;
+    let (as_token, as_key) = (app.session_with_key(&minted.token), app.session(&buyer));
+    let mut token_stream = as_token.subscribe_after("").await.unwrap();
+    let mut key_stream = as_key.subscribe_after("").await.unwrap();
+
+    let deactivated = app.as_admin().deactivate_user(&buyer.id).await.unwrap();
+    assert!(deactivated.deactivate_time.is_some());
+
+    for stream in [&mut token_stream, &mut key_stream] {
+        assert_eq!(end_of(stream).await.code(), Code::Unauthenticated);
+    }
+    for session in [&as_token, &as_key] {
+        let status = assert_code(session.get_caller().await, Code::Unauthenticated);
+        assert!(status.message().contains("deactivated"), "{status:?}");
+    }
+    assert_code(app.as_admin().create_user_token(&buyer.id, None).await, Code::FailedPrecondition);
+    assert_code(app.as_admin().deactivate_user(&app.admin.id).await, Code::FailedPrecondition);
+
+    let reactivated = app.as_admin().reactivate_user(&buyer.id).await.unwrap();
+    assert!(reactivated.deactivate_time.is_none());
+    assert_eq!(as_key.get_caller().await.unwrap().id, buyer.id);
+}
+
+#[tokio::test]
+async fn rotating_the_secret_ends_every_token_and_its_streams() {
+    let app = spawn_app().await;
+    let (buyer, _, minted) = member_with_token(&app, None).await;
+    let as_token = app.session_with_key(&minted.token);
+    let mut stream = as_token.subscribe_after("").await.unwrap();
+
+    app.as_admin().rotate_user_token_secret().await.unwrap();
+
+    assert_eq!(end_of(&mut stream).await.code(), Code::Unauthenticated);
+    assert_code(as_token.get_caller().await, Code::Unauthenticated);
+    let fresh = app.as_admin().create_user_token(&buyer.id, None).await.unwrap().token;
+    assert_eq!(app.session_with_key(&fresh).get_caller().await.unwrap().id, buyer.id);
+    // A replica on the same database takes the same tokens.
+    let replica = app.replica(|_| {}).await;
+    assert_eq!(replica.session_with_key(&fresh).get_caller().await.unwrap().id, buyer.id);
+    assert_code(replica.session_with_key(&minted.token).get_caller().await, Code::Unauthenticated);
+}
