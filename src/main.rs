@@ -4,7 +4,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use missive::{
-    cli::{Cli, Command, KeysCommand},
+    cli::{
+        Cli, Command, KeysCommand,
+        remote::{self, ConversationsCommand, MessagesCommand, UsersCommand},
+    },
     config::Config,
     server::Application,
     shutdown,
@@ -20,6 +23,13 @@ async fn main() -> ExitCode {
             missive::telemetry::init("warn");
             missive::cli::create_key(args).await.map(|key| println!("{key}")).map_err(|err| err.to_string())
         }
+        Some(Command::Keys(KeysCommand::List(args))) => remote::list_keys(args).await,
+        Some(Command::Keys(KeysCommand::Revoke(args))) => remote::revoke_key(args).await,
+        Some(Command::Users(UsersCommand::Create(args))) => remote::create_user(args).await,
+        Some(Command::Send(args)) => remote::send(args).await,
+        Some(Command::Conversations(ConversationsCommand::List(args))) => remote::list_conversations(args).await,
+        Some(Command::Messages(MessagesCommand::List(args))) => remote::list_messages(args).await,
+        Some(Command::Tail(args)) => remote::tail(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

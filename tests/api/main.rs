@@ -6,6 +6,7 @@ mod admin;
 mod authorization;
 mod authorization_table;
 mod channels;
+mod cli;
 mod conversations;
 mod durability;
 mod errors;

@@ -1,5 +1,8 @@
 //! The command line: `missive [serve]` runs the server with a [`Config`]; `missive keys
-//! create` bootstraps a user with an API key (the way to get the first admin key).
+//! create` bootstraps a user with an API key straight in the database (the way to get the
+//! first admin key); the other commands talk to a running server with a key ([`remote`]).
+
+pub mod remote;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -29,9 +32,23 @@ pub struct Cli {
 pub enum Command {
     /// Run the gRPC server (the default).
     Serve(Config),
-    /// Manage API keys from the command line (the way to get the first admin key).
+    /// API keys: create one in the database (the first admin key), or list and revoke them
+    /// on a running server.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Users of a running server's account.
+    #[command(subcommand)]
+    Users(remote::UsersCommand),
+    /// Send a text message to a conversation on a running server.
+    Send(remote::SendArgs),
+    /// Conversations on a running server.
+    #[command(subcommand)]
+    Conversations(remote::ConversationsCommand),
+    /// Messages on a running server.
+    #[command(subcommand)]
+    Messages(remote::MessagesCommand),
+    /// Follow the event stream of a running server: one JSON line per event.
+    Tail(remote::TailArgs),
 }
 
 /// `missive keys …`
@@ -43,6 +60,10 @@ pub enum KeysCommand {
     /// only account, which is created when the database has none. --new-account starts
     /// another account (tenant). Example: `missive keys create --role admin`.
     Create(CreateKeyArgs),
+    /// List the account's API keys on a running server (admin key), one JSON line each.
+    List(remote::ListKeysArgs),
+    /// Revoke an API key on a running server (admin key).
+    Revoke(remote::RevokeKeyArgs),
 }
 
 /// `missive keys create` flags.

@@ -1,0 +1,328 @@
+//! Commands that talk to a running server with a key, as an operator or a script would:
+//! `keys list|revoke`, `users create`, `send`, `conversations list`, `messages list` and
+//! `tail`. Each prints what the server answered as JSON, one object per line, in the
+//! protobuf JSON mapping grpcurl also uses (from the descriptors, so every field is there);
+//! `tail` prints one line per event and, resumed with `--after`, continues where it left
+//! off. A refused call exits non-zero with the gRPC code and message on stderr.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use futures::StreamExt;
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage};
+use tonic::{
+    Request, Status,
+    metadata::MetadataValue,
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint},
+};
+
+use super::RoleArg;
+use crate::api::pb::{
+    self, admin_service_client::AdminServiceClient, conversation_service_client::ConversationServiceClient,
+    event_service_client::EventServiceClient, message_service_client::MessageServiceClient,
+};
+
+/// Where the server is and the key to call it with; every remote command takes these.
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// The server's address: http://HOST:PORT, or https://HOST:PORT when it serves TLS.
+    #[arg(long, env = "MISSIVE_SERVER", default_value = "http://127.0.0.1:50051")]
+    pub server: String,
+    /// The API key (or user token) to call with.
+    #[arg(long, env = "MISSIVE_KEY", hide_env_values = true)]
+    pub key: String,
+    /// A PEM file of the CA that signed the server's certificate, for https servers whose
+    /// certificate the system does not trust.
+    #[arg(long, env = "MISSIVE_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// `missive users …`
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user (admin key); with --with-key, also a key for it, printed on a second line.
+    Create(CreateUserArgs),
+}
+
+/// `missive users create` flags.
+#[derive(Debug, Args)]
+pub struct CreateUserArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The user's role.
+    #[arg(long, value_enum, default_value = "member")]
+    pub role: RoleArg,
+    /// The name others see.
+    #[arg(long)]
+    pub display_name: String,
+    /// The host product's id for the user.
+    #[arg(long, default_value = "")]
+    pub external_id: String,
+    /// The user's email address.
+    #[arg(long, default_value = "")]
+    pub email: String,
+    /// Also create an API key named this for the user.
+    #[arg(long, value_name = "KEY_NAME")]
+    pub with_key: Option<String>,
+}
+
+/// `missive keys list` flags.
+#[derive(Debug, Args)]
+pub struct ListKeysArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// Only this user's keys.
+    #[arg(long)]
+    pub user: Option<String>,
+}
+
+/// `missive keys revoke` flags.
+#[derive(Debug, Args)]
+pub struct RevokeKeyArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The key's id (key_…), as `keys list` shows it.
+    pub key_id: String,
+}
+
+/// `missive send` flags.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The conversation (conv_…).
+    pub conversation_id: String,
+    /// The message's text.
+    pub content: String,
+    /// A private note, seen by staff only (staff keys).
+    #[arg(long)]
+    pub private: bool,
+}
+
+/// `missive conversations …`
+#[derive(Debug, Subcommand)]
+pub enum ConversationsCommand {
+    /// List the conversations the key may see, newest activity first (every page).
+    List(ListConversationsArgs),
+}
+
+/// `missive conversations list` flags.
+#[derive(Debug, Args)]
+pub struct ListConversationsArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// Stop after this many.
+    #[arg(long, default_value_t = 1000)]
+    pub limit: usize,
+}
+
+/// `missive messages …`
+#[derive(Debug, Subcommand)]
+pub enum MessagesCommand {
+    /// List a conversation's messages, oldest first (every page).
+    List(ListMessagesArgs),
+}
+
+/// `missive messages list` flags.
+#[derive(Debug, Args)]
+pub struct ListMessagesArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The conversation (conv_…).
+    pub conversation_id: String,
+    /// Stop after this many.
+    #[arg(long, default_value_t = 1000)]
+    pub limit: usize,
+}
+
+/// `missive tail` flags.
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// Resume after this cursor (an event's `cursor`); without it, from now.
+    #[arg(long, default_value = "")]
+    pub after: String,
+    /// Only events of these conversations (repeat the flag for several).
+    #[arg(long = "conversation")]
+    pub conversations: Vec<String>,
+    /// Also print heartbeats (they carry the cursor to resume from when nothing happens).
+    #[arg(long)]
+    pub heartbeats: bool,
+}
+
+/// A connected client: the channel, the key, and the descriptors that print answers.
+struct Client {
+    channel: Channel,
+    key: MetadataValue<tonic::metadata::Ascii>,
+    descriptors: DescriptorPool,
+}
+
+impl Client {
+    async fn connect(connection: &Connection) -> Result<Self, String> {
+        let mut endpoint =
+            Endpoint::from_shared(connection.server.clone()).map_err(|err| format!("--server: {err}"))?;
+        if connection.server.starts_with("https://") {
+            let mut tls = ClientTlsConfig::new().with_native_roots();
+            if let Some(path) = &connection.ca_cert {
+                let pem = std::fs::read(path).map_err(|err| format!("--ca-cert {}: {err}", path.display()))?;
+                tls = tls.ca_certificate(Certificate::from_pem(pem));
+            }
+            endpoint = endpoint.tls_config(tls).map_err(|err| format!("--ca-cert: {err}"))?;
+        }
+        let channel = endpoint.connect().await.map_err(|err| format!("cannot reach {}: {err}", connection.server))?;
+        let key =
+            format!("Bearer {}", connection.key).parse().map_err(|_| "--key: must be printable ASCII".to_owned())?;
+        let descriptors = DescriptorPool::decode(pb::FILE_DESCRIPTOR_SET).map_err(|err| err.to_string())?;
+        Ok(Self { channel, key, descriptors })
+    }
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request.metadata_mut().insert("authorization", self.key.clone());
+        request
+    }
+
+    /// Prints `message`, of the protobuf type `name` (`ApiKey`), as one line of JSON.
+    fn print<M: Message>(&self, name: &str, message: &M) -> Result<(), String> {
+        let full_name = format!("missive.v1.{name}");
+        let descriptor =
+            self.descriptors.get_message_by_name(&full_name).ok_or_else(|| format!("no descriptor for {full_name}"))?;
+        let dynamic =
+            DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice()).map_err(|err| err.to_string())?;
+        println!("{}", serde_json::to_string(&dynamic).map_err(|err| err.to_string())?);
+        Ok(())
+    }
+}
+
+/// A refused call, for stderr.
+fn refused(status: Status) -> String {
+    format!("{:?}: {}", status.code(), status.message())
+}
+
+/// `missive keys list`
+pub async fn list_keys(args: ListKeysArgs) -> Result<(), String> {
+    let client = Client::connect(&args.connection).await?;
+    let mut admin = AdminServiceClient::new(client.channel.clone());
+    let mut page_token = String::new();
+    loop {
+        let request =
+            pb::ListApiKeysRequest { user_id: args.user.clone().unwrap_or_default(), page_size: 1000, page_token };
+        let page = admin.list_api_keys(client.request(request)).await.map_err(refused)?.into_inner();
+        for key in &page.api_keys {
+            client.print("ApiKey", key)?;
+        }
+        if page.next_page_token.is_empty() {
+            return Ok(());
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// `missive keys revoke`
+pub async fn revoke_key(args: RevokeKeyArgs) -> Result<(), String> {
+    let client = Client::connect(&args.connection).await?;
+    let request = client.request(pb::RevokeApiKeyRequest { id: args.key_id });
+    let key = AdminServiceClient::new(client.channel.clone()).revoke_api_key(request).await.map_err(refused)?;
+    client.print("ApiKey", key.get_ref())
+}
+
+/// `missive users create`
+pub async fn create_user(args: CreateUserArgs) -> Result<(), String> {
+    let client = Client::connect(&args.connection).await?;
+    let mut admin = AdminServiceClient::new(client.channel.clone());
+    let user = pb::User {
+        role: pb::Role::from(crate::domain::users::Role::from(args.role)) as i32,
+        display_name: args.display_name,
+        external_id: args.external_id,
+        email: args.email,
+        ..Default::default()
+    };
+    let request = client.request(pb::CreateUserRequest { user: Some(user), request_id: String::new() });
+    let user = admin.create_user(request).await.map_err(refused)?.into_inner();
+    client.print("User", &user)?;
+    if let Some(name) = args.with_key {
+        let request = client.request(pb::CreateApiKeyRequest { user_id: user.id, name });
+        client.print("CreateApiKeyResponse", admin.create_api_key(request).await.map_err(refused)?.get_ref())?;
+    }
+    Ok(())
+}
+
+/// `missive send`
+pub async fn send(args: SendArgs) -> Result<(), String> {
+    let client = Client::connect(&args.connection).await?;
+    let request = client.request(pb::SendMessageRequest {
+        conversation_id: args.conversation_id,
+        content: args.content,
+        private: args.private,
+        ..Default::default()
+    });
+    let message = MessageServiceClient::new(client.channel.clone()).send_message(request).await.map_err(refused)?;
+    client.print("Message", message.get_ref())
+}
+
+/// `missive conversations list`
+pub async fn list_conversations(args: ListConversationsArgs) -> Result<(), String> {
+    let client = Client::connect(&args.connection).await?;
+    let mut conversations = ConversationServiceClient::new(client.channel.clone());
+    let (mut printed, mut page_token) = (0, String::new());
+    while printed < args.limit {
+        let request = pb::ListConversationsRequest { page_size: 100, page_token, ..Default::default() };
+        let page = conversations.list_conversations(client.request(request)).await.map_err(refused)?.into_inner();
+        for conversation in page.conversations.iter().take(args.limit - printed) {
+            client.print("Conversation", conversation)?;
+            printed += 1;
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    Ok(())
+}
+
+/// `missive messages list`
+pub async fn list_messages(args: ListMessagesArgs) -> Result<(), String> {
+    let client = Client::connect(&args.connection).await?;
+    let mut messages = MessageServiceClient::new(client.channel.clone());
+    let (mut printed, mut page_token) = (0, String::new());
+    while printed < args.limit {
+        let request = pb::ListMessagesRequest {
+            conversation_id: args.conversation_id.clone(),
+            page_size: 100,
+            page_token,
+            ..Default::default()
+        };
+        let page = messages.list_messages(client.request(request)).await.map_err(refused)?.into_inner();
+        for message in page.messages.iter().take(args.limit - printed) {
+            client.print("Message", message)?;
+            printed += 1;
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    Ok(())
+}
+
+/// `missive tail`: until the stream ends (the server stops, the key is revoked) or the
+/// process is interrupted.
+pub async fn tail(args: TailArgs) -> Result<(), String> {
+    let client = Client::connect(&args.connection).await?;
+    let request = client.request(pb::SubscribeRequest {
+        after: args.after,
+        conversation_ids: args.conversations,
+        ..Default::default()
+    });
+    let mut events =
+        EventServiceClient::new(client.channel.clone()).subscribe(request).await.map_err(refused)?.into_inner();
+    while let Some(event) = events.next().await {
+        let event = event.map_err(refused)?;
+        if args.heartbeats || event.r#type != pb::EventType::Heartbeat as i32 {
+            client.print("Event", &event)?;
+        }
+    }
+    Ok(())
+}

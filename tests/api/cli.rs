@@ -1,0 +1,118 @@
+//! The command line against a running server: `missive users create`, `keys list|revoke`,
+//! `send`, `conversations list`, `messages list` and `tail`, run as a user would (the real
+//! binary, `--server` and `--key`), their JSON lines parsed.
+
+use serde_json::Value;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::Command,
+};
+
+use crate::helpers::{TestApp, WAIT, spawn_app};
+
+/// `missive <args>` with the server and `key`: (success, stdout lines as JSON, stderr).
+async fn missive(app: &TestApp, key: &str, args: &[&str]) -> (bool, Vec<Value>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_missive"))
+        .args(args)
+        .args(["--server", &format!("http://{}", app.addr), "--key", key])
+        .output()
+        .await
+        .expect("the missive binary runs");
+    let lines = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("not JSON ({err}): {line}")))
+        .collect();
+    (output.status.success(), lines, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// `missive <args>` that must succeed; its JSON lines.
+async fn ok(app: &TestApp, key: &str, args: &[&str]) -> Vec<Value> {
+    let (success, lines, stderr) = missive(app, key, args).await;
+    assert!(success, "missive {args:?} failed: {stderr}");
+    lines
+}
+
+fn text(value: &Value, field: &str) -> String {
+    value[field].as_str().unwrap_or_else(|| panic!("no {field} in {value}")).to_owned()
+}
+
+#[tokio::test]
+async fn an_operator_creates_users_sends_lists_and_revokes_from_the_command_line() {
+    let app = spawn_app().await;
+    let admin_key = app.admin.key.clone();
+    let created = ok(&app, &admin_key, &["users", "create", "--display-name", "Buyer", "--with-key", "phone"]).await;
+    let (buyer_id, buyer_key) = (text(&created[0], "id"), text(&created[1], "key"));
+    assert_eq!(text(&created[0], "role"), "ROLE_MEMBER");
+    let seller = app.member("seller").await;
+    let buyer = crate::helpers::TestUser { id: buyer_id.clone(), key: buyer_key.clone() };
+    let conversation = app.conversation(&seller, &[(&buyer, "buyer")]).await;
+
+    let sent = ok(&app, &buyer_key, &["send", &conversation.id, "Is it still available?"]).await;
+    assert_eq!(
+        (text(&sent[0], "senderId"), text(&sent[0], "content")),
+        (buyer_id.clone(), "Is it still available?".into())
+    );
+    let listed = ok(&app, &buyer_key, &["messages", "list", &conversation.id]).await;
+    assert_eq!(listed.iter().map(|m| text(m, "content")).collect::<Vec<_>>(), ["Is it still available?"]);
+    let conversations = ok(&app, &buyer_key, &["conversations", "list"]).await;
+    assert_eq!(conversations.iter().map(|c| text(c, "id")).collect::<Vec<_>>(), [conversation.id.clone()]);
+
+    let keys = ok(&app, &admin_key, &["keys", "list", "--user", &buyer_id]).await;
+    assert_eq!(keys.len(), 1);
+    let revoked = ok(&app, &admin_key, &["keys", "revoke", &text(&keys[0], "id")]).await;
+    assert!(revoked[0]["revokeTime"].is_string(), "{}", revoked[0]);
+    let (success, _, stderr) = missive(&app, &buyer_key, &["conversations", "list"]).await;
+    assert!(!success && stderr.contains("Unauthenticated"), "a revoked key is refused: {stderr}");
+    let (success, _, stderr) = missive(&app, &admin_key, &["send", "conv_nope", "x"]).await;
+    assert!(!success && stderr.contains("InvalidArgument: conversation_id"), "{stderr}");
+}
+
+#[tokio::test]
+async fn tail_prints_one_line_per_event_and_resumes_from_a_cursor() {
+    let app = spawn_app().await;
+    let (buyer, seller) = (app.member("buyer").await, app.member("seller").await);
+    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_missive"))
+        .args(["tail", "--server", &format!("http://{}", app.addr), "--key", &seller.key, "--heartbeats"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(tail.stdout.take().unwrap()).lines();
+    let next = async |lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>| -> Value {
+        let line = tokio::time::timeout(WAIT, lines.next_line()).await.expect("a line in time").unwrap().unwrap();
+        serde_json::from_str(&line).unwrap()
+    };
+    // The first line is the stream's position: from then on, nothing is missed.
+    assert_eq!(text(&next(&mut lines).await, "type"), "EVENT_TYPE_HEARTBEAT");
+    app.send(&buyer, &conversation.id, "first").await;
+    app.send(&buyer, &conversation.id, "second").await;
+    let first = next(&mut lines).await;
+    let second = next(&mut lines).await;
+    assert_eq!(text(&first, "type"), "EVENT_TYPE_MESSAGE_CREATED");
+    assert_eq!(text(&first["message"], "content"), "first");
+    assert_eq!(text(&second["message"], "content"), "second");
+    drop(tail);
+
+    let mut resumed = Command::new(env!("CARGO_BIN_EXE_missive"))
+        .args([
+            "tail",
+            "--server",
+            &format!("http://{}", app.addr),
+            "--key",
+            &seller.key,
+            "--after",
+            &text(&first, "cursor"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(resumed.stdout.take().unwrap()).lines();
+    let replayed = next(&mut lines).await;
+    assert_eq!(
+        (text(&replayed, "cursor"), text(&replayed["message"], "content")),
+        (text(&second, "cursor"), "second".into())
+    );
+}
