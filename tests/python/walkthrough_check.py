@@ -9,7 +9,7 @@ the server). The JSON bodies, method names, flags, here-documents and jq paths a
 exactly the documented ones. Then it checks the recorded calls: the services listed, users
 and keys created, the conversation, the reply, the message list in order, the unread count
 going from 1 to 0, the InvalidArgument error, the event stream, templates, a scheduled
-message delivered at its time and a relayed SMS deduplicated.
+message delivered at its time, a relayed SMS deduplicated and a user token acting as the buyer.
 
 Usage: target/python-venv/bin/python tests/python/walkthrough_check.py [-v] [DOC]
 DOC defaults to the "grpcurl walk-through" section of README.md.
@@ -45,6 +45,7 @@ VARIABLES = {
     "TEMPLATE_ID": "tpl_",
     "SCHEDULED_ID": "msg_",
     "LATER_ID": "msg_",
+    "BUYER_TOKEN": "eyJ",
 }
 
 
@@ -230,7 +231,7 @@ def check(r: Run) -> list[str]:
 
 
 def check_features(r: Run, sends: list[dict]) -> list[str]:
-    """Sections 10-12: templates, scheduled messages, relayed SMS."""
+    """Sections 10-13: templates, scheduled messages, relayed SMS, a user token."""
     bad: list[str] = []
     v = r.variables
 
@@ -270,6 +271,10 @@ def check_features(r: Run, sends: list[dict]) -> list[str]:
     expect([c.get("response", {}).get("state") for c in canceled] == ["MESSAGE_STATE_CANCELED"],
            f"CancelScheduledMessage: {canceled}")
     expect("grpcurl exited with 70" in r.stdout, "the duplicate relay did not exit with 70")
+    minted = unary("AdminService/CreateUserToken")
+    expect([c["request"].get("userId") for c in minted] == [v.get("BUYER_ID")], f"CreateUserToken: {minted}")
+    callers = [c.get("response", {}).get("id") for c in unary("AdminService/GetCaller")]
+    expect(v.get("BUYER_ID") in callers, f"GetCaller with the buyer's token: {callers}")
     return bad
 
 
