@@ -28,6 +28,8 @@ pub struct Cli {
 }
 
 /// The commands.
+// Parsed once at start: the size of the largest variant (the server's config) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gRPC server (the default).

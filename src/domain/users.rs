@@ -59,6 +59,11 @@ pub struct User {
     pub deactivate_time: Option<Micros>,
 }
 
+/// Why a deactivated user's keys and tokens are refused.
+pub fn deactivated() -> Error {
+    Error::Unauthenticated("the user is deactivated".into())
+}
+
 impl User {
     /// What a member may see of another user: no contact details, no external id.
     pub fn public_view(self) -> User {

@@ -14,9 +14,11 @@ use sha2::{Digest, Sha256};
 use super::{
     Store, access, columns,
     entities::{account, user},
-    users::DEACTIVATED,
 };
-use crate::domain::{Admin, Caller, Error, Micros, TokenGrant, now_micros, users::Role};
+use crate::domain::{
+    Admin, Caller, Error, Micros, TokenGrant, now_micros,
+    users::{self, Role},
+};
 
 /// A signing secret, as stored (base64url of 32 random bytes).
 #[derive(Clone)]
@@ -112,7 +114,7 @@ pub async fn holder(store: &Store, account_id: &str, user_id: &str) -> Result<(R
     let invalid = || Error::Unauthenticated("the token is not valid".into());
     let (role, deactivated, secret) = found.ok_or_else(invalid)?;
     if deactivated.is_some() {
-        return Err(Error::Unauthenticated(DEACTIVATED.into()));
+        return Err(users::deactivated());
     }
     Ok((columns::stored("role", &role)?, SigningSecret(secret.ok_or_else(invalid)?)))
 }

@@ -15,7 +15,7 @@ use crate::domain::{
     idempotency::RequestKey,
     ids,
     paging::Page,
-    users::{NewUser, User, UserFilter, UserPatch},
+    users::{self, NewUser, User, UserFilter, UserPatch},
 };
 
 /// The caller an API key acts as, or UNAUTHENTICATED.
@@ -34,9 +34,6 @@ pub async fn authenticate(store: &Store, key: &str) -> Result<Caller, Error> {
     store.credentials.remember(generation, key_hash, caller.clone());
     Ok(caller)
 }
-
-/// Why a deactivated user's credentials are refused.
-pub(super) const DEACTIVATED: &str = "the user is deactivated";
 
 /// The caller as it is now, for a long-lived stream opened as `caller`: its key may have
 /// been revoked or its token expired (UNAUTHENTICATED), or its user's role changed since.
@@ -69,7 +66,7 @@ async fn caller_of(store: &Store, found: api_key::Model) -> Result<Caller, Error
         .await?
         .ok_or_else(|| Error::Unauthenticated("the API key's user no longer exists".into()))?;
     if owner.deactivate_time.is_some() {
-        return Err(Error::Unauthenticated(DEACTIVATED.into()));
+        return Err(users::deactivated());
     }
     Ok(Caller {
         account_id: owner.account_id,

@@ -56,7 +56,7 @@ async fn an_operator_creates_users_sends_lists_and_revokes_from_the_command_line
     let listed = ok(&app, &buyer_key, &["messages", "list", &conversation.id]).await;
     assert_eq!(listed.iter().map(|m| text(m, "content")).collect::<Vec<_>>(), ["Is it still available?"]);
     let conversations = ok(&app, &buyer_key, &["conversations", "list"]).await;
-    assert_eq!(conversations.iter().map(|c| text(c, "id")).collect::<Vec<_>>(), [conversation.id.clone()]);
+    assert_eq!(conversations.iter().map(|c| text(c, "id")).collect::<Vec<_>>(), [conversation.id.as_str()]);
 
     let keys = ok(&app, &admin_key, &["keys", "list", "--user", &buyer_id]).await;
     assert_eq!(keys.len(), 1);
