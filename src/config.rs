@@ -128,6 +128,7 @@ impl Limits {
             stream_opens_per_second: self.stream_opens_per_second,
             stream_open_burst: self.stream_open_burst,
             max_streams: self.max_streams_per_key,
+            request_timeout: self.request_timeout,
         }
     }
 }

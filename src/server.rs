@@ -225,7 +225,6 @@ async fn serve(
     let (drained_tx, drained) = tokio::sync::oneshot::channel::<()>();
     let mut server = Server::builder()
         .accept_http1(true)
-        .timeout(limits.request_timeout)
         .http2_keepalive_interval(Some(limits.keepalive_interval))
         .http2_keepalive_timeout(Some(limits.keepalive_timeout))
         .tcp_keepalive(Some(Duration::from_secs(60)));

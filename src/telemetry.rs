@@ -80,7 +80,7 @@ impl OnEos for CallEnd {
 }
 
 /// The gRPC status in `headers` (trailers, or the headers of a trailers-only response).
-fn grpc_code(headers: &HeaderMap) -> Option<Code> {
+pub fn grpc_code(headers: &HeaderMap) -> Option<Code> {
     headers.get("grpc-status").map(|value| Code::from_bytes(value.as_bytes()))
 }
 

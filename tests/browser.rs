@@ -1,9 +1,10 @@
 //! Runs the browser test in `tests/browser/`: a web app on another origin
 //! (`http://localhost:<port>`, allowed with `--cors-allowed-origins`) calls Missive over
 //! grpc-web from headless Chromium, with clients generated from `proto/` and connect-web's
-//! grpc-web transport. It creates users and keys, a conversation and a message, lists it and
-//! gets its MESSAGE_CREATED on an open `Subscribe` stream, reads errors' codes across origins,
-//! and is refused by the browser when served from origins not in the list. `run.mjs` drives
+//! grpc-web transport. It creates users, mints user tokens for them and calls with those,
+//! makes a conversation and a message, lists it and gets its MESSAGE_CREATED on an open
+//! `Subscribe` stream, reads errors' codes across origins, and is refused by the browser
+//! when served from origins not in the list. `run.mjs` drives
 //! Chromium and checks what the page shows.
 //!
 //! It needs `node` (20 or newer) and `npm`, and installs what it lacks on first use: Debian's

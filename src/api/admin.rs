@@ -189,8 +189,8 @@ impl pb::admin_service_server::AdminService for AdminApi {
         let request = request.into_inner();
         let user_id = ids::parse("user_id", &request.user_id, ids::USER)?;
         let ttl = token_ttl(request.ttl, self.state.max_token_ttl)?;
-        let secret = store::user_tokens::grant(&self.state.store, &admin, user_id.clone()).await?;
-        let (token, expire_time) = auth::tokens::mint(&secret, &admin.caller().account_id, &user_id, ttl)?;
+        let (holder, secret) = store::user_tokens::grant(&self.state.store, &admin, user_id.clone()).await?;
+        let (token, expire_time) = auth::tokens::mint(&secret, &admin.caller().account_id, &user_id, &holder, ttl)?;
         Ok(Response::new(pb::CreateUserTokenResponse { token, expire_time: Some(convert::timestamp(expire_time)) }))
     }
 

@@ -193,10 +193,16 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         let request = request.into_inner();
         let conversation = request.conversation.ok_or_else(|| Error::invalid("conversation", "is required"))?;
         let id = ids::parse("conversation.id", &conversation.id, ids::CONVERSATION)?;
+        let subject = conversation.subject.clone().unwrap_or_default();
+        // The subject as a whole only by name or `*`; with no mask, the parts given.
         let paths = mask_paths(
             request.update_mask,
-            &[("subject", conversation.subject.is_some()), ("metadata", !conversation.metadata.is_empty())],
-            &["subject.kind", "subject.external_id", "subject.title"],
+            &[("subject", false), ("metadata", !conversation.metadata.is_empty())],
+            &[
+                ("subject.kind", !subject.kind.is_empty()),
+                ("subject.external_id", !subject.external_id.is_empty()),
+                ("subject.title", !subject.title.is_empty()),
+            ],
         )?;
         let patch = parse_patch(conversation, &paths)?;
         let conversation = store::conversations::update(&self.state.store, &caller, id, patch).await?;

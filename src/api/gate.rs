@@ -64,6 +64,8 @@ pub struct KeyLimits {
     pub stream_open_burst: u32,
     /// Streams open at once.
     pub max_streams: u32,
+    /// The longest a unary call may take, from admission to answer.
+    pub request_timeout: std::time::Duration,
 }
 
 /// The gate's state, shared by every connection.
@@ -279,7 +281,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
         // The clone is ready only if polled; the one that was polled serves this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -289,23 +291,51 @@ where
             if OPEN_PATHS.iter().any(|open| path.starts_with(open)) {
                 return inner.call(request).await;
             }
-            let (caller, admitted) = match gate.admit(request.headers(), &path).await {
-                Ok(admitted) => admitted,
-                Err(err) => return Ok(Status::from(err).into_http()),
-            };
-            request.extensions_mut().insert(caller);
-            let held = match admitted {
-                Admitted::Call(seat) => Some(seat),
-                Admitted::Stream(seat) => {
-                    request.extensions_mut().insert(seat);
-                    None
+            if path == SUBSCRIBE_PATH {
+                return pass(&gate, inner, request, &path).await;
+            }
+            // Unary calls are bounded here rather than by tonic's timeout, which answers
+            // outside every layer: this way the answer has its ErrorInfo, its CORS headers
+            // and grpc-web framing, and is counted like any other.
+            let limit = gate.limits.request_timeout;
+            match tokio::time::timeout(limit, pass(&gate, inner, request, &path)).await {
+                Ok(answer) => answer,
+                Err(_) => {
+                    let message =
+                        format!("the call took longer than {} (--request-timeout)", humantime::format_duration(limit));
+                    let code = Code::DeadlineExceeded;
+                    Ok(status::with_reason(code, message, status::transport_reason(code)).into_http())
                 }
-            };
-            let response = inner.call(request).await?;
-            drop(held);
-            Ok(proper_code(response))
+            }
         })
     }
+}
+
+/// A gated call: admitted (or refused), then served with what it holds.
+async fn pass<S, B>(
+    gate: &Gate,
+    mut inner: S,
+    mut request: http::Request<B>,
+    path: &str,
+) -> Result<http::Response<Body>, S::Error>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<Body>>,
+{
+    let (caller, admitted) = match gate.admit(request.headers(), path).await {
+        Ok(admitted) => admitted,
+        Err(err) => return Ok(Status::from(err).into_http()),
+    };
+    request.extensions_mut().insert(caller);
+    let held = match admitted {
+        Admitted::Call(seat) => Some(seat),
+        Admitted::Stream(seat) => {
+            request.extensions_mut().insert(seat);
+            None
+        }
+    };
+    let response = inner.call(request).await?;
+    drop(held);
+    Ok(proper_code(response))
 }
 
 /// The response, with tonic's own error answers given the code gRPC's table gives and an

@@ -81,7 +81,6 @@ pub(super) fn parse_new_message(
     draft.validate(limits, prefix)
 }
 
-/// The edits an update mask names of `message` (content, content_attributes, metadata).
 /// The fields of a message its sender may change, and whether `message` populates them.
 pub(super) fn updatable(message: &pb::Message) -> [Updatable<'static>; 3] {
     [
@@ -91,6 +90,7 @@ pub(super) fn updatable(message: &pb::Message) -> [Updatable<'static>; 3] {
     ]
 }
 
+/// The edits an update mask names of `message` (content, content_attributes, metadata).
 pub(super) fn parse_patch(message: &pb::Message, paths: &[String]) -> Result<MessagePatch, Error> {
     let mut patch = MessagePatch::default();
     for path in paths {

@@ -1,7 +1,8 @@
 //! Commands that talk to a running server with a key, as an operator or a script would:
 //! `keys list|revoke`, `users create`, `send`, `conversations list`, `messages list` and
 //! `tail`. Each prints what the server answered as JSON, one object per line, in the
-//! protobuf JSON mapping grpcurl also uses (from the descriptors, so every field is there);
+//! protobuf JSON mapping grpcurl also uses (from the descriptors; like grpcurl, fields at
+//! their default value are left out);
 //! `tail` prints one line per event and, resumed with `--after`, continues where it left
 //! off. A refused call exits non-zero with the gRPC code and message on stderr.
 
@@ -29,7 +30,8 @@ pub struct Connection {
     /// The server's address: http://HOST:PORT, or https://HOST:PORT when it serves TLS.
     #[arg(long, env = "MISSIVE_SERVER", default_value = "http://127.0.0.1:50051")]
     pub server: String,
-    /// The API key (or user token) to call with.
+    /// The API key (or user token) to call with. Prefer the environment variable: a flag's
+    /// value shows in the process list and the shell's history.
     #[arg(long, env = "MISSIVE_KEY", hide_env_values = true)]
     pub key: String,
     /// A PEM file of the CA that signed the server's certificate, for https servers whose
@@ -204,20 +206,17 @@ fn refused(status: Status) -> String {
 /// `missive keys list`
 pub async fn list_keys(args: ListKeysArgs) -> Result<(), String> {
     let client = Client::connect(&args.connection).await?;
-    let mut admin = AdminServiceClient::new(client.channel.clone());
-    let mut page_token = String::new();
-    loop {
-        let request =
-            pb::ListApiKeysRequest { user_id: args.user.clone().unwrap_or_default(), page_size: 1000, page_token };
-        let page = admin.list_api_keys(client.request(request)).await.map_err(refused)?.into_inner();
-        for key in &page.api_keys {
-            client.print("ApiKey", key)?;
+    let admin = AdminServiceClient::new(client.channel.clone());
+    let user_id = args.user.unwrap_or_default();
+    print_pages(&client, "ApiKey", usize::MAX, |page_token| {
+        let mut admin = admin.clone();
+        let request = client.request(pb::ListApiKeysRequest { user_id: user_id.clone(), page_size: 1000, page_token });
+        async move {
+            let page = admin.list_api_keys(request).await?.into_inner();
+            Ok((page.api_keys, page.next_page_token))
         }
-        if page.next_page_token.is_empty() {
-            return Ok(());
-        }
-        page_token = page.next_page_token;
-    }
+    })
+    .await
 }
 
 /// `missive keys revoke`
@@ -265,44 +264,57 @@ pub async fn send(args: SendArgs) -> Result<(), String> {
 /// `missive conversations list`
 pub async fn list_conversations(args: ListConversationsArgs) -> Result<(), String> {
     let client = Client::connect(&args.connection).await?;
-    let mut conversations = ConversationServiceClient::new(client.channel.clone());
-    let (mut printed, mut page_token) = (0, String::new());
-    while printed < args.limit {
-        let request = pb::ListConversationsRequest { page_size: 100, page_token, ..Default::default() };
-        let page = conversations.list_conversations(client.request(request)).await.map_err(refused)?.into_inner();
-        for conversation in page.conversations.iter().take(args.limit - printed) {
-            client.print("Conversation", conversation)?;
-            printed += 1;
+    let conversations = ConversationServiceClient::new(client.channel.clone());
+    print_pages(&client, "Conversation", args.limit, |page_token| {
+        let mut conversations = conversations.clone();
+        let request = client.request(pb::ListConversationsRequest { page_size: 100, page_token, ..Default::default() });
+        async move {
+            let page = conversations.list_conversations(request).await?.into_inner();
+            Ok((page.conversations, page.next_page_token))
         }
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
-    Ok(())
+    })
+    .await
 }
 
 /// `missive messages list`
 pub async fn list_messages(args: ListMessagesArgs) -> Result<(), String> {
     let client = Client::connect(&args.connection).await?;
-    let mut messages = MessageServiceClient::new(client.channel.clone());
-    let (mut printed, mut page_token) = (0, String::new());
-    while printed < args.limit {
-        let request = pb::ListMessagesRequest {
+    let messages = MessageServiceClient::new(client.channel.clone());
+    print_pages(&client, "Message", args.limit, |page_token| {
+        let mut messages = messages.clone();
+        let request = client.request(pb::ListMessagesRequest {
             conversation_id: args.conversation_id.clone(),
             page_size: 100,
             page_token,
             ..Default::default()
-        };
-        let page = messages.list_messages(client.request(request)).await.map_err(refused)?.into_inner();
-        for message in page.messages.iter().take(args.limit - printed) {
-            client.print("Message", message)?;
+        });
+        async move {
+            let page = messages.list_messages(request).await?.into_inner();
+            Ok((page.messages, page.next_page_token))
+        }
+    })
+    .await
+}
+
+/// Prints the items of a listing, page after page, up to `limit`: `fetch` asks for the page
+/// at a token and answers its items (of protobuf type `name`) and the next page's token.
+async fn print_pages<T, F, Page>(client: &Client, name: &str, limit: usize, mut fetch: F) -> Result<(), String>
+where
+    T: Message,
+    F: FnMut(String) -> Page,
+    Page: std::future::Future<Output = Result<(Vec<T>, String), Status>>,
+{
+    let (mut printed, mut page_token) = (0, String::new());
+    while printed < limit {
+        let (items, next_page_token) = fetch(page_token).await.map_err(refused)?;
+        for item in items.iter().take(limit - printed) {
+            client.print(name, item)?;
             printed += 1;
         }
-        if page.next_page_token.is_empty() {
+        if next_page_token.is_empty() {
             break;
         }
-        page_token = page.next_page_token;
+        page_token = next_page_token;
     }
     Ok(())
 }

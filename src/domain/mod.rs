@@ -58,13 +58,28 @@ pub struct Caller {
     pub token: Option<TokenGrant>,
 }
 
-/// What a user token grants beyond its user: until when, under which signing secret.
+/// What a user token grants beyond its user: until when, under which signing secret and
+/// user generation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenGrant {
     /// The signing secret's id: a rotation makes the token void.
     pub secret_id: String,
+    /// The user's token generation when minted: a deactivation makes the token void.
+    pub generation: i64,
     /// When it stops working.
     pub expire_time: Micros,
+}
+
+impl TokenGrant {
+    /// UNAUTHENTICATED (reason TOKEN_EXPIRED) from the moment it expires.
+    pub fn ensure_live(&self, now: Micros) -> Result<(), Error> {
+        if now >= self.expire_time {
+            return Err(Error::TokenExpired(
+                "the token has expired; mint a new one (and resume from your cursor)".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Caller {

@@ -1,8 +1,8 @@
 //! Every call counted by method and code (`missive_calls_total`) and timed
 //! (`missive_call_duration_seconds`, to the end of the response: for `Subscribe`, the
 //! stream's life). The code is read where gRPC puts it: in the headers of a trailers-only
-//! answer, else in the trailers at the end of the body; a body dropped before its end is a
-//! call the client cancelled. Methods are labelled by name only when they exist, so that
+//! answer, else in the trailers at the end of the body; a call dropped before its end (its
+//! handler or its body) is one the client cancelled. Methods are labelled by name only when they exist, so that
 //! requests for made-up paths cannot grow the label set.
 
 use std::{
@@ -19,7 +19,7 @@ use prost::Message;
 use tonic::{Code, Status, body::Body, codegen::Bytes};
 use tower::{Layer, Service};
 
-use crate::api::pb;
+use crate::{api::pb, telemetry::grpc_code};
 
 /// The label of a path that names no method.
 const UNKNOWN_METHOD: &str = "unknown";
@@ -92,7 +92,7 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let path = request.uri().path();
         let method = if self.methods.contains(path) { path.to_owned() } else { UNKNOWN_METHOD.to_owned() };
-        let call = Call { method, start: Instant::now() };
+        let call = Call { method, start: Instant::now(), recorded: false };
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await?;
@@ -105,18 +105,33 @@ where
     }
 }
 
-/// A call being metered.
+/// A call being metered: recorded once, when it ends, or as cancelled when it is dropped
+/// before (the client left, or the connection closed, before the answer was complete).
 struct Call {
     method: String,
     start: Instant,
+    recorded: bool,
 }
 
 impl Call {
-    fn end(self, code: Code) {
-        let Call { method, start } = self;
-        metrics::histogram!("missive_call_duration_seconds", "method" => method.clone())
-            .record(start.elapsed().as_secs_f64());
-        metrics::counter!("missive_calls_total", "method" => method, "code" => code_name(code)).increment(1);
+    fn end(mut self, code: Code) {
+        self.record(code);
+    }
+
+    fn record(&mut self, code: Code) {
+        if std::mem::replace(&mut self.recorded, true) {
+            return;
+        }
+        metrics::histogram!("missive_call_duration_seconds", "method" => self.method.clone())
+            .record(self.start.elapsed().as_secs_f64());
+        metrics::counter!("missive_calls_total", "method" => self.method.clone(), "code" => code_name(code))
+            .increment(1);
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.record(Code::Cancelled);
     }
 }
 
@@ -161,17 +176,6 @@ impl http_body::Body for MeteredBody {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
-}
-
-impl Drop for MeteredBody {
-    /// Dropped before its end: the client went away.
-    fn drop(&mut self) {
-        self.end(Code::Cancelled);
-    }
-}
-
-fn grpc_code(headers: &http::HeaderMap) -> Option<Code> {
-    headers.get("grpc-status").map(|value| Code::from_bytes(value.as_bytes()))
 }
 
 /// A code as gRPC's own libraries name it in metrics (`NotFound`).

@@ -54,6 +54,8 @@ pub mod user {
         pub update_time: i64,
         /// Set while deactivated: its keys and tokens do not work.
         pub deactivate_time: Option<i64>,
+        /// Advanced by each deactivation: tokens minted under an older one stay void.
+        pub token_generation: i64,
     }
 
     no_relations!();

@@ -154,6 +154,7 @@ mod tests {
             create_time: Set(0),
             update_time: Set(0),
             deactivate_time: Set(None),
+            token_generation: Set(0),
         }
         .insert(&store.db)
         .await

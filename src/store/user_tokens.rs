@@ -1,13 +1,12 @@
 //! User tokens' storage side: each account's signing secret (made at its first token,
-//! replaced by a rotation, never sent or logged) and what verifying a token needs, its
-//! user's state and the secret, read in one query on every call so that deactivating the
-//! user or rotating the secret takes effect at once. Signing and checking signatures is
+//! replaced by a rotation, never sent or logged) and what verifying a token needs, the
+//! secret and then its user's state, read on every call so that deactivating the user or
+//! rotating the secret takes effect at once. Signing and checking signatures is
 //! `auth::tokens`' business.
 
 use base64::Engine;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, JoinType, QueryFilter, QuerySelect, RelationDef,
-    sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, sea_query::Expr,
 };
 use sha2::{Digest, Sha256};
 
@@ -49,15 +48,16 @@ impl std::fmt::Debug for SigningSecret {
 
 /// The user a token is minted for, and the secret to sign with (made now if the account
 /// has none). The user must be of the admin's account (else NOT_FOUND) and active.
-pub async fn grant(store: &Store, admin: &Admin, user_id: String) -> Result<SigningSecret, Error> {
+pub async fn grant(store: &Store, admin: &Admin, user_id: String) -> Result<(TokenHolder, SigningSecret), Error> {
     let account_id = admin.caller().account_id.clone();
     let row =
         access::find_in_account::<user::Entity, _>(&store.db, "user", &user_id, &account_id, |u| &u.account_id).await?;
     if row.deactivate_time.is_some() {
         return Err(Error::FailedPrecondition(format!("user {user_id} is deactivated")));
     }
+    let holder = TokenHolder { role: columns::stored("role", &row.role)?, generation: row.token_generation };
     if let Some(secret) = secret_of(store, &account_id).await? {
-        return Ok(secret);
+        return Ok((holder, secret));
     }
     store
         .write(admin.caller(), |tx, caller| {
@@ -73,7 +73,8 @@ pub async fn grant(store: &Store, admin: &Admin, user_id: String) -> Result<Sign
             })
         })
         .await?;
-    secret_of(store, &account_id).await?.ok_or_else(|| Error::Internal("the token secret was not stored".into()))
+    let secret = secret_of(store, &account_id).await?;
+    Ok((holder, secret.ok_or_else(|| Error::Internal("the token secret was not stored".into()))?))
 }
 
 /// Replaces the admin's account's secret: tokens signed before stop working, and the
@@ -97,44 +98,62 @@ pub async fn rotate(store: &Store, admin: &Admin) -> Result<Micros, Error> {
         .await
 }
 
-/// What a token of `user_id` in `account_id` is checked against: the user's role and the
-/// account's secret. UNAUTHENTICATED when the user is not there, is deactivated, or the
-/// account has no secret (so no token of it can be genuine).
-pub async fn holder(store: &Store, account_id: &str, user_id: &str) -> Result<(Role, SigningSecret), Error> {
-    let found: Option<(String, Option<i64>, Option<String>)> = user::Entity::find_by_id(user_id.to_owned())
+/// The account's current signing secret, if it has made one: what a token claiming the
+/// account must be signed with.
+pub async fn account_secret(store: &Store, account_id: &str) -> Result<Option<SigningSecret>, Error> {
+    secret_of(store, account_id).await
+}
+
+/// A token's user as it is now, read after the token's signature was checked.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenHolder {
+    /// Its role now.
+    pub role: Role,
+    /// Its token generation now: tokens of an older one are void.
+    pub generation: i64,
+}
+
+/// The user a genuine token of `account_id` names: none when it is not there (any more),
+/// UNAUTHENTICATED when it is deactivated.
+pub async fn holder(store: &Store, account_id: &str, user_id: &str) -> Result<Option<TokenHolder>, Error> {
+    let found: Option<(String, Option<i64>, i64)> = user::Entity::find_by_id(user_id.to_owned())
         .select_only()
-        .column(user::Column::Role)
-        .column(user::Column::DeactivateTime)
-        .column(account::Column::TokenSecret)
-        .join(JoinType::InnerJoin, user_account())
+        .columns([user::Column::Role, user::Column::DeactivateTime, user::Column::TokenGeneration])
         .filter(user::Column::AccountId.eq(account_id))
         .into_tuple()
         .one(&store.db)
         .await?;
-    let invalid = || Error::Unauthenticated("the token is not valid".into());
-    let (role, deactivated, secret) = found.ok_or_else(invalid)?;
+    let Some((role, deactivated, generation)) = found else {
+        return Ok(None);
+    };
     if deactivated.is_some() {
         return Err(users::deactivated());
     }
-    Ok((columns::stored("role", &role)?, SigningSecret(secret.ok_or_else(invalid)?)))
+    Ok(Some(TokenHolder { role: columns::stored("role", &role)?, generation }))
 }
 
-/// users → accounts, for the join in [`holder`].
-fn user_account() -> RelationDef {
-    user::Entity::belongs_to(account::Entity).from(user::Column::AccountId).to(account::Column::Id).into()
+/// Whether `grant` still holds for `holder` under the account's `secret`: UNAUTHENTICATED
+/// once the secret was rotated or the user deactivated since it was minted.
+pub fn ensure_current(grant: &TokenGrant, holder: &TokenHolder, secret: Option<&SigningSecret>) -> Result<(), Error> {
+    if secret.map(SigningSecret::id).as_deref() != Some(grant.secret_id.as_str()) {
+        return Err(Error::Unauthenticated("the token's signing secret has been rotated".into()));
+    }
+    if holder.generation != grant.generation {
+        return Err(Error::Unauthenticated("the token was voided when its user was deactivated".into()));
+    }
+    Ok(())
 }
 
 /// The caller a token stream acts as now: UNAUTHENTICATED once the token expired, its user
-/// was deactivated or the secret it was signed with was replaced.
+/// was deactivated or the secret it was signed with was replaced. (Two indexed reads, on
+/// each re-check of a token's stream.)
 pub(super) async fn reauthenticate(store: &Store, caller: &Caller, grant: &TokenGrant) -> Result<Caller, Error> {
-    if now_micros() >= grant.expire_time {
-        return Err(Error::TokenExpired("the token has expired; mint a new one and resume".into()));
-    }
-    let (role, secret) = holder(store, &caller.account_id, &caller.user_id).await?;
-    if secret.id() != grant.secret_id {
-        return Err(Error::Unauthenticated("the token's signing secret has been rotated".into()));
-    }
-    Ok(Caller { role, ..caller.clone() })
+    grant.ensure_live(now_micros())?;
+    let holder = holder(store, &caller.account_id, &caller.user_id)
+        .await?
+        .ok_or_else(|| Error::Unauthenticated("the token's user no longer exists".into()))?;
+    ensure_current(grant, &holder, secret_of(store, &caller.account_id).await?.as_ref())?;
+    Ok(Caller { role: holder.role, ..caller.clone() })
 }
 
 async fn secret_of(store: &Store, account_id: &str) -> Result<Option<SigningSecret>, Error> {

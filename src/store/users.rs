@@ -199,8 +199,14 @@ pub async fn set_active(store: &Store, admin: &Admin, id: String, active: bool) 
                 if row.deactivate_time.is_none() == active {
                     return views::user_from_row(row);
                 }
+                let generation = row.token_generation;
                 let mut changed: user::ActiveModel = row.into();
                 changed.deactivate_time = Set((!active).then_some(tx.now));
+                if !active {
+                    // Its tokens stay void even after a reactivation (a stolen phone's token
+                    // must not come back with its user).
+                    changed.token_generation = Set(generation + 1);
+                }
                 changed.update_time = Set(tx.now);
                 let row = changed.update(tx.conn()).await?;
                 // Every replica forgets its keys, and its account's streams re-check now.
@@ -276,6 +282,7 @@ async fn insert(
         create_time: Set(tx.now),
         update_time: Set(tx.now),
         deactivate_time: Set(None),
+        token_generation: Set(0),
     }
     .insert(tx.conn())
     .await?;

@@ -350,3 +350,27 @@ async fn a_staff_inbox_counts_exactly_what_its_pages_hold() {
         .unwrap();
     assert_eq!(everything.total_size, 5, "six created, one deleted, the other account's not counted");
 }
+
+#[tokio::test]
+async fn an_update_without_a_mask_changes_only_the_parts_of_the_subject_it_gives() {
+    let app = spawn_app().await;
+    let (buyer, seller) = (app.member("buyer").await, app.member("seller").await);
+    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    let update = |subject: pb::Subject, paths: Option<Vec<String>>| pb::UpdateConversationRequest {
+        conversation: Some(pb::Conversation {
+            id: conversation.id.clone(),
+            subject: Some(subject),
+            ..Default::default()
+        }),
+        update_mask: paths.map(|paths| FieldMask { paths }),
+    };
+    let whole = pb::Subject { kind: "listing".into(), external_id: "lst_9".into(), title: "Volvo FH".into() };
+    app.as_admin().update_conversation(update(whole, Some(vec!["subject".into()]))).await.unwrap();
+
+    let retitled = pb::Subject { title: "Volvo FH 500".into(), ..Default::default() };
+    let updated = app.as_admin().update_conversation(update(retitled, None)).await.unwrap();
+
+    let subject = updated.subject.unwrap();
+    assert_eq!((subject.kind.as_str(), subject.external_id.as_str()), ("listing", "lst_9"), "kept");
+    assert_eq!(subject.title, "Volvo FH 500");
+}

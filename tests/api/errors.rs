@@ -133,3 +133,19 @@ async fn the_transports_own_errors_carry_error_info_too() {
     let status = raw_call(&app.channel, &key, "/missive.v1.AdminService/GetUser", body).await;
     assert_eq!((status.code(), reason(&status)), (Code::ResourceExhausted, "REQUEST_TOO_LARGE".to_owned()));
 }
+
+#[tokio::test]
+async fn a_call_over_the_request_timeout_is_deadline_exceeded_with_its_reason() {
+    let app = spawn_app_with(|config| config.limits.request_timeout = std::time::Duration::from_nanos(1)).await;
+
+    // A write: its commit (fsync) takes longer than the timer's millisecond, however loaded
+    // the machine, so the deadline always comes first.
+    let request = pb::CreateUserRequest {
+        user: Some(pb::User { role: pb::Role::Member as i32, display_name: "late".into(), ..Default::default() }),
+        request_id: String::new(),
+    };
+    let status = assert_code(app.as_admin().create_user(request).await, Code::DeadlineExceeded);
+
+    assert_eq!(reason(&status), "DEADLINE_EXCEEDED");
+    assert!(status.message().contains("--request-timeout"), "{status:?}");
+}

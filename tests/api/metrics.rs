@@ -105,3 +105,25 @@ async fn made_up_methods_share_one_label() {
     assert_eq!(value(&samples, r#"missive_calls_total{method="/missive.v1.AdminService/GetCaller",code="OK"}"#), 1.0);
     assert!(!samples.keys().any(|key| key.contains("Made")), "made-up methods must not become labels");
 }
+
+#[tokio::test]
+async fn calls_past_their_deadline_are_counted_with_their_code() {
+    let app = spawn_app().await;
+    let metrics_port = free_port();
+    let flags = ["--metrics-listen", &format!("127.0.0.1:{metrics_port}"), "--request-timeout", "1ns"];
+    let (_server, channel) = serve_in_a_process(&app.database_url, &flags).await;
+    let request = missive::api::pb::CreateUserRequest {
+        user: Some(missive::api::pb::User {
+            role: missive::api::pb::Role::Member as i32,
+            display_name: "late".into(),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+
+    assert_code(Session::over(channel, &app.admin.key).create_user(request).await, Code::DeadlineExceeded);
+
+    let samples = scrape(metrics_port).await;
+    let sample = r#"missive_calls_total{method="/missive.v1.AdminService/CreateUser",code="DeadlineExceeded"}"#;
+    assert_eq!(value(&samples, sample), 1.0);
+}

@@ -73,31 +73,112 @@ async fn minting_is_bounded_and_stays_in_the_account() {
     let capped = admin.create_user_token(&member.id, None).await.unwrap();
     let lasts = crate::helpers::micros(capped.expire_time)
         - crate::helpers::micros(Some(crate::helpers::in_future(Duration::ZERO)));
-    assert!(lasts <= 600_000_000, "the default is capped by the maximum: {lasts}");
+    // Capped by the maximum (JWTs count whole seconds: the expiry is rounded up).
+    assert!(lasts <= 601_000_000, "the default is capped by the maximum: {lasts}");
 
     let other_account = app.create_account("other").await;
     let stranger = app.bootstrap_user(&other_account, pb::Role::Member, "stranger").await;
     assert_code(admin.create_user_token(&stranger.id, None).await, Code::NotFound);
 }
 
-#[tokio::test]
-async fn forged_and_altered_tokens_are_refused() {
-    let app = spawn_app().await;
-    let (_, _, minted) = member_with_token(&app, None).await;
-    let mut altered = minted.token.clone();
-    altered.pop();
-    altered.push(if minted.token.ends_with('A') { 'B' } else { 'A' });
+/// The account's stored signing secret, read as an attacker who stole it would have it.
+async fn stored_secret(app: &TestApp, account_id: &str) -> String {
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let db = Database::connect(&app.database_url).await.unwrap();
+    let sql = format!("SELECT token_secret FROM accounts WHERE id = '{account_id}'");
+    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+    let secret = row.try_get::<String>("", "token_secret").unwrap();
+    db.close().await.unwrap();
+    secret
+}
 
-    for token in [altered.as_str(), "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", "not.a.token"] {
-        let status = assert_code(app.session_with_key(token).get_caller().await, Code::Unauthenticated);
+/// A token with these claims, signed with `secret` by `algorithm`.
+fn forge(claims: &serde_json::Value, secret: &str, algorithm: jsonwebtoken::Algorithm) -> String {
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).unwrap();
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(algorithm), claims, &key).unwrap()
+}
+
+fn claims(account_id: &str, user_id: &str) -> serde_json::Value {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    serde_json::json!({"iss": "missive", "sub": user_id, "acc": account_id, "gen": 0, "iat": now, "exp": now + 600})
+}
+
+#[tokio::test]
+async fn forged_and_altered_tokens_are_refused_alike() {
+    let app = spawn_app().await;
+    let (buyer, _, minted) = member_with_token(&app, None).await;
+    let other_account = app.create_account("other").await;
+    let other_admin = app.bootstrap_user(&other_account, pb::Role::Admin, "other admin").await;
+    let other_member = app.bootstrap_user(&other_account, pb::Role::Member, "other member").await;
+    app.session(&other_admin).create_user_token(&other_member.id, None).await.unwrap();
+    let (ours, theirs) = (stored_secret(&app, &app.account_id).await, stored_secret(&app, &other_account).await);
+
+    // The harness is right: our own secret makes a token that works.
+    let genuine = forge(&claims(&app.account_id, &buyer.id), &ours, jsonwebtoken::Algorithm::HS256);
+    assert_eq!(app.session_with_key(&genuine).get_caller().await.unwrap().id, buyer.id);
+
+    let (header, rest) = minted.token.split_once('.').unwrap();
+    let (payload, _) = rest.split_once('.').unwrap();
+    let unsigned_header = base64_url(br#"{"alg":"none","typ":"JWT"}"#);
+    let forgeries = [
+        // Another account's secret claiming our user, and our user's id under the other account.
+        forge(&claims(&app.account_id, &buyer.id), &theirs, jsonwebtoken::Algorithm::HS256),
+        forge(&claims(&other_account, &buyer.id), &theirs, jsonwebtoken::Algorithm::HS256),
+        // A made-up secret; another HMAC; no signature at all; a signature from another token.
+        forge(&claims(&app.account_id, &buyer.id), "guessed", jsonwebtoken::Algorithm::HS256),
+        forge(&claims(&app.account_id, &buyer.id), &ours, jsonwebtoken::Algorithm::HS512),
+        format!("{unsigned_header}.{}.", base64_url(claims(&app.account_id, &buyer.id).to_string().as_bytes())),
+        format!(
+            "{header}.{}.{}",
+            base64_url(claims(&app.account_id, &app.admin.id).to_string().as_bytes()),
+            minted.token.rsplit('.').next().unwrap()
+        ),
+        format!("{header}.{payload}.{}", base64_url(b"not the signature")),
+        "not.a.token".to_owned(),
+    ];
+    for token in forgeries {
+        let status = assert_code(app.session_with_key(&token).get_caller().await, Code::Unauthenticated);
         assert_eq!(reason(&status), "CREDENTIALS_INVALID", "{token}: {status:?}");
+        assert!(status.message().contains("neither an API key"), "one answer for every forgery: {status:?}");
+    }
+
+    // A forged token naming a deactivated user learns nothing about that user.
+    app.as_admin().deactivate_user(&buyer.id).await.unwrap();
+    let forged = forge(&claims(&app.account_id, &buyer.id), "guessed", jsonwebtoken::Algorithm::HS256);
+    let status = assert_code(app.session_with_key(&forged).get_caller().await, Code::Unauthenticated);
+    assert!(!status.message().contains("deactivated"), "{status:?}");
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[tokio::test]
+async fn a_token_cannot_administer() {
+    let app = spawn_app().await;
+    let member = app.member("member").await;
+    let admin_token = app.as_admin().create_user_token(&app.admin.id, None).await.unwrap().token;
+    let as_token = app.session_with_key(&admin_token);
+    assert_eq!(as_token.get_caller().await.unwrap().id, app.admin.id, "the token itself works");
+
+    let refusals = [
+        as_token.list_users(pb::ListUsersRequest::default()).await.map(|_| ()),
+        as_token.create_api_key(&member.id, "sneaky").await.map(|_| ()),
+        as_token.deactivate_user(&member.id).await.map(|_| ()),
+        as_token.create_user_token(&member.id, None).await.map(|_| ()),
+        as_token.rotate_user_token_secret().await.map(|_| ()),
+    ];
+    for refused in refusals {
+        let status = assert_code(refused, Code::PermissionDenied);
+        assert!(status.message().contains("API key"), "{status:?}");
     }
 }
 
 #[tokio::test]
 async fn an_expired_token_ends_its_stream_and_its_calls() {
     let app = spawn_app().await;
-    let (_, _, minted) = member_with_token(&app, Some(Duration::from_secs(1))).await;
+    let (_, _, minted) = member_with_token(&app, Some(Duration::from_secs(2))).await;
     let as_token = app.session_with_key(&minted.token);
     let mut stream = as_token.subscribe_after("").await.unwrap();
 
@@ -131,6 +212,10 @@ async fn deactivating_a_user_ends_its_tokens_keys_and_streams_until_reactivated(
     let reactivated = app.as_admin().reactivate_user(&buyer.id).await.unwrap();
     assert!(reactivated.deactivate_time.is_none());
     assert_eq!(as_key.get_caller().await.unwrap().id, buyer.id);
+    // Tokens minted before stay void: a stolen device's token does not come back.
+    assert_code(as_token.get_caller().await, Code::Unauthenticated);
+    let fresh = app.as_admin().create_user_token(&buyer.id, None).await.unwrap().token;
+    assert_eq!(app.session_with_key(&fresh).get_caller().await.unwrap().id, buyer.id);
 }
 
 #[tokio::test]

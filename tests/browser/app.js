@@ -146,12 +146,15 @@ async function main() {
     return [[buyer, seller], `buyer=${buyer.id} seller=${seller.id}`];
   });
 
-  const [buyerApi, sellerApi] = await step("keys", async () => {
-    const buyerKey = await admin.admin.createApiKey({ userId: buyer.id, name: "buyer-web" });
-    const sellerKey = await admin.admin.createApiKey({ userId: seller.id, name: "seller-web" });
+  // What a product's backend does for its web app: a short-lived user token per user, so
+  // that the page never holds an API key. (Here the page asks itself, with the admin key.)
+  const [buyerApi, sellerApi] = await step("tokens", async () => {
+    const buyerToken = await admin.admin.createUserToken({ userId: buyer.id, ttl: { seconds: 600n } });
+    const sellerToken = await admin.admin.createUserToken({ userId: seller.id });
+    const shown = (minted) => `${minted.token.split(".").length}-part JWT until ${minted.expireTime.seconds}`;
     return [
-      [clientsFor(buyerKey.key), clientsFor(sellerKey.key)],
-      `buyer=${buyerKey.apiKey.id} seller=${sellerKey.apiKey.id}`,
+      [clientsFor(buyerToken.token), clientsFor(sellerToken.token)],
+      `buyer=${shown(buyerToken)} seller=${shown(sellerToken)}`,
     ];
   });
 

@@ -216,7 +216,10 @@ async function main() {
   check(app.done === "passed", `the page ran to the end (${app.done})`);
   check(/^ok usr_\S+ ADMIN$/.test(steps.caller ?? ""), "GetCaller answers the admin");
   check(/^ok buyer=usr_\S+ seller=usr_\S+$/.test(steps.users ?? ""), "CreateUser made a buyer and a seller");
-  check(/^ok buyer=key_\S+ seller=key_\S+$/.test(steps.keys ?? ""), "CreateApiKey made a key for each");
+  check(
+    /^ok buyer=3-part JWT until \d+ seller=3-part JWT until \d+$/.test(steps.tokens ?? ""),
+    "CreateUserToken made a token for each, and the page calls with them",
+  );
   check(/^ok conv_\S+$/.test(steps.conversation ?? ""), "the buyer created a conversation");
   check(/^ok HEARTBEAT at cursor \S+$/.test(steps.subscribe ?? ""), "the seller's Subscribe stream opened with a heartbeat");
   check(sent?.[2] === content, "the buyer sent the message, its content intact");

@@ -32,19 +32,23 @@ pub type Updatable<'a> = (&'a str, bool);
 /// The paths an update changes, as AIP-134 reads an update mask: the paths it names, each
 /// one of `fields` (or of `nested`, paths inside them); `*` alone names every field of
 /// `fields`, a full replacement where what the request leaves empty is cleared (or refused,
-/// when required); no mask names the fields the request populates. A request that would
+/// when required); no mask names the populated paths of both, so a message field given in
+/// part (a subject with only its title) changes only those parts. A request that would
 /// change nothing is refused, naming `update_mask`.
 pub fn mask_paths(
     mask: Option<prost_types::FieldMask>,
     fields: &[Updatable<'_>],
-    nested: &[&str],
+    nested: &[Updatable<'_>],
 ) -> Result<Vec<String>, Error> {
-    let updatable =
-        || fields.iter().map(|(path, _)| *path).chain(nested.iter().copied()).collect::<Vec<_>>().join(", ");
+    let updatable = || fields.iter().chain(nested).map(|(path, _)| *path).collect::<Vec<_>>().join(", ");
     let paths = mask.map(|mask| mask.paths).unwrap_or_default();
     if paths.is_empty() {
-        let populated: Vec<String> =
-            fields.iter().filter(|(_, populated)| *populated).map(|(path, _)| (*path).to_owned()).collect();
+        let populated: Vec<String> = fields
+            .iter()
+            .chain(nested)
+            .filter(|(_, populated)| *populated)
+            .map(|(path, _)| (*path).to_owned())
+            .collect();
         if populated.is_empty() {
             return Err(Error::invalid(
                 "update_mask",
@@ -60,7 +64,7 @@ pub fn mask_paths(
         return Ok(fields.iter().map(|(path, _)| (*path).to_owned()).collect());
     }
     for path in &paths {
-        let known = fields.iter().any(|(field, _)| field == path) || nested.contains(&path.as_str());
+        let known = fields.iter().chain(nested).any(|(field, _)| field == path);
         if !known {
             return Err(Error::invalid(
                 "update_mask",
@@ -118,12 +122,14 @@ mod tests {
             |paths: &[&str]| Some(prost_types::FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() });
         let fields = [("a", true), ("b", false)];
         assert_eq!(mask_paths(mask(&["b"]), &fields, &[]).unwrap(), ["b"]);
-        assert_eq!(mask_paths(mask(&["a.x"]), &fields, &["a.x"]).unwrap(), ["a.x"]);
+        assert_eq!(mask_paths(mask(&["a.x"]), &fields, &[("a.x", false)]).unwrap(), ["a.x"]);
         assert!(mask_paths(mask(&["c"]), &fields, &[]).is_err());
         // No mask: the populated fields. `*`: all of them.
         assert_eq!(mask_paths(None, &fields, &[]).unwrap(), ["a"]);
         assert_eq!(mask_paths(mask(&[]), &fields, &[]).unwrap(), ["a"]);
-        assert_eq!(mask_paths(mask(&["*"]), &fields, &["a.x"]).unwrap(), ["a", "b"]);
+        assert_eq!(mask_paths(mask(&["*"]), &fields, &[("a.x", true)]).unwrap(), ["a", "b"]);
+        // A nested field given in part: only its populated parts.
+        assert_eq!(mask_paths(None, &[("s", false)], &[("s.x", true), ("s.y", false)]).unwrap(), ["s.x"]);
         assert!(mask_paths(mask(&["*", "a"]), &fields, &[]).is_err());
         assert!(mask_paths(None, &[("a", false)], &[]).is_err());
     }
