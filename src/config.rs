@@ -59,7 +59,7 @@ pub struct Config {
     #[arg(long, env = "MISSIVE_CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = crate::api::cors::parse_origin)]
     pub cors_allowed_origins: Vec<String>,
     /// The longest a user token (CreateUserToken) may work; a request for longer is refused.
-    #[arg(long, env = "MISSIVE_MAX_USER_TOKEN_TTL", default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, env = "MISSIVE_MAX_USER_TOKEN_TTL", default_value = "24h", value_parser = parse_token_ttl)]
     pub max_user_token_ttl: Duration,
     /// Address to serve Prometheus metrics on (`GET /metrics`), e.g. 127.0.0.1:9090; apart
     /// from the gRPC port. Unset: no metrics are recorded.
@@ -198,9 +198,22 @@ fn parse_duration(value: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// The longest a user token may work: at least a minute, or no token could be minted
+/// with room to use it.
+fn parse_token_ttl(value: &str) -> Result<Duration, String> {
+    let ttl = parse_duration(value)?;
+    if ttl < Duration::from_secs(60) {
+        return Err("must be at least 1m".into());
+    }
+    Ok(ttl)
+}
+
 /// A database URL Missive can open.
 pub fn parse_database_url(value: &str) -> Result<String, String> {
     let supported = ["sqlite:", "postgres://", "postgresql://"];
+    if value.trim() == "sqlite:" {
+        return Err("sqlite: needs a file path (e.g. sqlite:missive.db) or sqlite::memory:".into());
+    }
     if supported.iter().any(|prefix| value.starts_with(prefix)) {
         Ok(value.to_owned())
     } else {
@@ -224,5 +237,7 @@ mod tests {
     fn only_known_databases_are_accepted() {
         assert!(parse_database_url("postgresql://u@h/d").is_ok());
         assert!(parse_database_url("mysql://x").is_err());
+        assert!(parse_database_url("sqlite:").is_err());
+        assert!(parse_token_ttl("30s").is_err());
     }
 }

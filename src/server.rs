@@ -31,8 +31,10 @@ use crate::{
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The address is taken or not ours.
-    #[error("could not listen on {addr}: {source}")]
+    #[error("could not listen on {addr} ({flag}): {source}")]
     Bind {
+        /// The flag that asked for it.
+        flag: &'static str,
         /// The address asked for.
         addr: SocketAddr,
         /// Why it failed.
@@ -79,12 +81,22 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let tls = crate::tls::load(&config)?;
         let store = Arc::new(Store::open(&config.database_url).await?);
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let listener = TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind {
+            flag: "--listen",
+            addr: config.listen,
+            source,
+        })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            flag: "--listen",
+            addr: config.listen,
+            source,
+        })?;
         let metrics = match config.metrics_listen {
-            Some(addr) => Some(MetricsEndpoint::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?),
+            Some(addr) => Some(MetricsEndpoint::bind(addr).await.map_err(|source| StartError::Bind {
+                flag: "--metrics-listen",
+                addr,
+                source,
+            })?),
             None => None,
         };
         let shutdown = Shutdown::new();
@@ -150,6 +162,9 @@ impl Application {
     /// database pool.
     pub async fn run_until(mut self, stop: impl Future<Output = ()> + Send) -> Result<(), StartError> {
         let jobs = self.start_jobs();
+        if !self.config.cors_allowed_origins.is_empty() {
+            tracing::info!(origins = ?self.config.cors_allowed_origins, "grpc-web calls allowed from these origins (CORS)");
+        }
         tracing::info!(
             addr = %self.addr,
             database = %self.store.backend_name(),

@@ -79,6 +79,18 @@ impl OnEos for CallEnd {
     }
 }
 
+/// An error with its causes, for a person to read ("transport error: … : invalid peer
+/// certificate: UnknownIssuer"): libraries' top-level messages alone are often empty.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
 /// The gRPC status in `headers` (trailers, or the headers of a trailers-only response).
 pub fn grpc_code(headers: &HeaderMap) -> Option<Code> {
     headers.get("grpc-status").map(|value| Code::from_bytes(value.as_bytes()))

@@ -22,6 +22,16 @@ pub enum TlsError {
         /// Why.
         source: std::io::Error,
     },
+    /// A file is not what its flag needs.
+    #[error("{flag} {path}: {why}")]
+    Unusable {
+        /// The flag that named it.
+        flag: &'static str,
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// The files are not a PEM certificate chain and its key.
     #[error("--tls-cert and --tls-key are not a usable PEM certificate chain and private key: {0}")]
     Invalid(String),
@@ -32,10 +42,22 @@ pub fn load(config: &Config) -> Result<Option<ServerTlsConfig>, TlsError> {
     let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
         return Ok(None);
     };
-    let identity = Identity::from_pem(read("--tls-cert", cert)?, read("--tls-key", key)?);
+    let (cert_pem, key_pem) = (read("--tls-cert", cert)?, read("--tls-key", key)?);
+    let unusable = |flag, path: &Path, why| TlsError::Unusable { flag, path: path.display().to_string(), why };
+    // rustls' own words for these ("peer sent no certificates") would mislead an operator.
+    if !contains(&cert_pem, "-----BEGIN CERTIFICATE-----") {
+        return Err(unusable("--tls-cert", cert, "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"));
+    }
+    if contains(&key_pem, "ENCRYPTED PRIVATE KEY") {
+        return Err(unusable("--tls-key", key, "is encrypted; give the key unencrypted (openssl pkey -in … -out …)"));
+    }
+    if !contains(&key_pem, "PRIVATE KEY-----") {
+        return Err(unusable("--tls-key", key, "holds no PEM private key"));
+    }
+    let identity = Identity::from_pem(cert_pem, key_pem);
     let tls = ServerTlsConfig::new().identity(identity).timeout(HANDSHAKE_TIMEOUT);
     // Building an acceptor parses the PEM: a bad file is found now, not at the first handshake.
-    Server::builder().tls_config(tls.clone()).map_err(|err| TlsError::Invalid(causes(&err)))?;
+    Server::builder().tls_config(tls.clone()).map_err(|err| TlsError::Invalid(crate::telemetry::error_chain(&err)))?;
     Ok(Some(tls))
 }
 
@@ -43,15 +65,8 @@ pub fn load(config: &Config) -> Result<Option<ServerTlsConfig>, TlsError> {
 /// client that connects and stays silent) must not hold a task and a socket for ever.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// An error and its causes ("transport error: …: the key does not match the certificate").
-fn causes(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
+fn contains(pem: &[u8], marker: &str) -> bool {
+    pem.windows(marker.len()).any(|window| window == marker.as_bytes())
 }
 
 fn read(flag: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {

@@ -48,10 +48,22 @@ pub fn parse_origin(value: &str) -> Result<String, String> {
     if value == "*" {
         return Ok(value.to_owned());
     }
+    // Patterns are not supported: `https://*.example.com` would only ever match itself.
+    if value.contains('*') {
+        return Err(format!("{value:?}: wildcards in an origin are not supported; list each origin, or use * alone"));
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{value:?} is not an origin: it contains spaces or control characters"));
+    }
     let url = url::Url::parse(value)
         .map_err(|err| format!("{value:?} is not an origin ({err}); use e.g. https://app.example.com"))?;
     let origin = url.origin();
-    let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none() && !value.ends_with('/');
+    let bare = url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && !value.ends_with('/')
+        && url.username().is_empty()
+        && url.password().is_none();
     if !matches!(url.scheme(), "http" | "https") || !origin.is_tuple() || !bare {
         return Err(format!(
             "{value:?} is not an origin: use scheme://host[:port] with no path, e.g. https://app.example.com"
@@ -70,7 +82,17 @@ mod tests {
         assert_eq!(parse_origin("http://localhost:8080").unwrap(), "http://localhost:8080");
         assert_eq!(parse_origin("https://example.com:443").unwrap(), "https://example.com");
         assert_eq!(parse_origin("*").unwrap(), "*");
-        for bad in ["example.com", "https://example.com/app", "https://example.com/", "ftp://x", "https://x?q=1"] {
+        let bad = [
+            "example.com",
+            "https://example.com/app",
+            "https://example.com/",
+            "ftp://x",
+            "https://x?q=1",
+            "https://*.example.com",
+            "https://user@example.com",
+            "https://a.com\nx",
+        ];
+        for bad in bad {
             assert!(parse_origin(bad).is_err(), "{bad}");
         }
     }

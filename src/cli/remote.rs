@@ -6,7 +6,7 @@
 //! `tail` prints one line per event and, resumed with `--after`, continues where it left
 //! off. A refused call exits non-zero with the gRPC code and message on stderr.
 
-use std::path::PathBuf;
+use std::{io::Write, path::PathBuf};
 
 use clap::{Args, Subcommand};
 use futures::StreamExt;
@@ -23,6 +23,7 @@ use crate::api::pb::{
     self, admin_service_client::AdminServiceClient, conversation_service_client::ConversationServiceClient,
     event_service_client::EventServiceClient, message_service_client::MessageServiceClient,
 };
+use crate::telemetry::error_chain;
 
 /// Where the server is and the key to call it with; every remote command takes these.
 #[derive(Debug, Clone, Args)]
@@ -163,9 +164,21 @@ struct Client {
 
 impl Client {
     async fn connect(connection: &Connection) -> Result<Self, String> {
-        let mut endpoint =
-            Endpoint::from_shared(connection.server.clone()).map_err(|err| format!("--server: {err}"))?;
-        if connection.server.starts_with("https://") {
+        let server = connection.server.as_str();
+        if !server.starts_with("http://") && !server.starts_with("https://") {
+            return Err(format!(
+                "--server: {server:?} needs its scheme: http://HOST:PORT, or https://HOST:PORT for TLS"
+            ));
+        }
+        if connection.ca_cert.is_some() && server.starts_with("http://") {
+            return Err("--ca-cert is for https:// servers; this one is http://".into());
+        }
+        let key = connection.key.trim();
+        if key.is_empty() {
+            return Err("no key: pass --key or set MISSIVE_KEY".into());
+        }
+        let mut endpoint = Endpoint::from_shared(server.to_owned()).map_err(|err| format!("--server: {err}"))?;
+        if server.starts_with("https://") {
             let mut tls = ClientTlsConfig::new().with_native_roots();
             if let Some(path) = &connection.ca_cert {
                 let pem = std::fs::read(path).map_err(|err| format!("--ca-cert {}: {err}", path.display()))?;
@@ -173,9 +186,11 @@ impl Client {
             }
             endpoint = endpoint.tls_config(tls).map_err(|err| format!("--ca-cert: {err}"))?;
         }
-        let channel = endpoint.connect().await.map_err(|err| format!("cannot reach {}: {err}", connection.server))?;
-        let key =
-            format!("Bearer {}", connection.key).parse().map_err(|_| "--key: must be printable ASCII".to_owned())?;
+        let channel =
+            endpoint.connect().await.map_err(|err| format!("cannot reach {server}: {}", error_chain(&err)))?;
+        let key = format!("Bearer {key}")
+            .parse()
+            .map_err(|_| "the key (--key or MISSIVE_KEY) must be printable ASCII".to_owned())?;
         let descriptors = DescriptorPool::decode(pb::FILE_DESCRIPTOR_SET).map_err(|err| err.to_string())?;
         Ok(Self { channel, key, descriptors })
     }
@@ -193,8 +208,13 @@ impl Client {
             self.descriptors.get_message_by_name(&full_name).ok_or_else(|| format!("no descriptor for {full_name}"))?;
         let dynamic =
             DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice()).map_err(|err| err.to_string())?;
-        println!("{}", serde_json::to_string(&dynamic).map_err(|err| err.to_string())?);
-        Ok(())
+        let line = serde_json::to_string(&dynamic).map_err(|err| err.to_string())?;
+        match writeln!(std::io::stdout().lock(), "{line}") {
+            Ok(()) => Ok(()),
+            // The reader has gone (`| head -1`): nothing more is wanted, which is no error.
+            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+            Err(err) => Err(format!("cannot write to stdout: {err}")),
+        }
     }
 }
 
@@ -324,17 +344,20 @@ where
 pub async fn tail(args: TailArgs) -> Result<(), String> {
     let client = Client::connect(&args.connection).await?;
     let request = client.request(pb::SubscribeRequest {
-        after: args.after,
+        after: args.after.clone(),
         conversation_ids: args.conversations,
         ..Default::default()
     });
     let mut events =
         EventServiceClient::new(client.channel.clone()).subscribe(request).await.map_err(refused)?.into_inner();
+    let mut position = args.after;
     while let Some(event) = events.next().await {
-        let event = event.map_err(refused)?;
+        let event = event.map_err(|status| format!("{}; resume with --after {position:?}", refused(status)))?;
         if args.heartbeats || event.r#type != pb::EventType::Heartbeat as i32 {
             client.print("Event", &event)?;
         }
+        position = event.cursor;
     }
-    Ok(())
+    // A stream only ends when the server stops or closes the connection: say where to go on.
+    Err(format!("the server ended the stream; resume with --after {position:?}"))
 }

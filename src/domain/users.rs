@@ -64,6 +64,15 @@ pub fn deactivated() -> Error {
     Error::Unauthenticated("the user is deactivated".into())
 }
 
+/// New credentials (keys, tokens) are made for active users only: FAILED_PRECONDITION for
+/// user `id`, deactivated at `deactivate_time`.
+pub fn ensure_active(id: &str, deactivate_time: Option<Micros>) -> Result<(), Error> {
+    match deactivate_time {
+        Some(_) => Err(Error::FailedPrecondition(format!("user {id} is deactivated; reactivate it first"))),
+        None => Ok(()),
+    }
+}
+
 impl User {
     /// What a member may see of another user: no contact details, no external id.
     pub fn public_view(self) -> User {

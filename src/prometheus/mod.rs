@@ -43,6 +43,11 @@ fn recorder() -> &'static PrometheusHandle {
             tracing::warn!("another metrics recorder is installed: /metrics shows nothing of this process");
         }
         describe();
+        // Counters that may stay at zero a long while are shown from the start, so that
+        // rates and alerts over them work at once.
+        metrics::counter!("missive_events_delivered_total").absolute(0);
+        metrics::counter!("missive_events_appended_total").absolute(0);
+        metrics::counter!("missive_write_batches_total", "outcome" => "failed").absolute(0);
         handle
     })
 }

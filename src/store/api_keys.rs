@@ -11,7 +11,11 @@ use super::{
     Listing, Store, WriteTx, access,
     entities::{api_key, user},
 };
-use crate::domain::{Admin, Error, ids, paging::Page, users::ApiKey};
+use crate::domain::{
+    Admin, Error, ids,
+    paging::Page,
+    users::{self, ApiKey},
+};
 
 /// What every key starts with, so that leaked keys are easy to recognise in logs and scans.
 pub const KEY_PREFIX: &str = "msk_";
@@ -46,10 +50,12 @@ pub async fn create(store: &Store, admin: &Admin, user_id: String, name: String)
     store
         .write(admin.caller(), move |tx, caller| {
             Box::pin(async move {
-                access::find_in_account::<user::Entity, _>(tx.conn(), "user", &user_id, &caller.account_id, |u| {
-                    &u.account_id
-                })
-                .await?;
+                let owner =
+                    access::find_in_account::<user::Entity, _>(tx.conn(), "user", &user_id, &caller.account_id, |u| {
+                        &u.account_id
+                    })
+                    .await?;
+                users::ensure_active(&user_id, owner.deactivate_time)?;
                 insert(tx, &caller.account_id, &user_id, &name).await
             })
         })

@@ -52,11 +52,9 @@ pub async fn grant(store: &Store, admin: &Admin, user_id: String) -> Result<(Tok
     let account_id = admin.caller().account_id.clone();
     let row =
         access::find_in_account::<user::Entity, _>(&store.db, "user", &user_id, &account_id, |u| &u.account_id).await?;
-    if row.deactivate_time.is_some() {
-        return Err(Error::FailedPrecondition(format!("user {user_id} is deactivated")));
-    }
+    users::ensure_active(&user_id, row.deactivate_time)?;
     let holder = TokenHolder { role: columns::stored("role", &row.role)?, generation: row.token_generation };
-    if let Some(secret) = secret_of(store, &account_id).await? {
+    if let Some(secret) = account_secret(store, &account_id).await? {
         return Ok((holder, secret));
     }
     store
@@ -73,7 +71,7 @@ pub async fn grant(store: &Store, admin: &Admin, user_id: String) -> Result<(Tok
             })
         })
         .await?;
-    let secret = secret_of(store, &account_id).await?;
+    let secret = account_secret(store, &account_id).await?;
     Ok((holder, secret.ok_or_else(|| Error::Internal("the token secret was not stored".into()))?))
 }
 
@@ -96,12 +94,6 @@ pub async fn rotate(store: &Store, admin: &Admin) -> Result<Micros, Error> {
             })
         })
         .await
-}
-
-/// The account's current signing secret, if it has made one: what a token claiming the
-/// account must be signed with.
-pub async fn account_secret(store: &Store, account_id: &str) -> Result<Option<SigningSecret>, Error> {
-    secret_of(store, account_id).await
 }
 
 /// A token's user as it is now, read after the token's signature was checked.
@@ -152,11 +144,13 @@ pub(super) async fn reauthenticate(store: &Store, caller: &Caller, grant: &Token
     let holder = holder(store, &caller.account_id, &caller.user_id)
         .await?
         .ok_or_else(|| Error::Unauthenticated("the token's user no longer exists".into()))?;
-    ensure_current(grant, &holder, secret_of(store, &caller.account_id).await?.as_ref())?;
+    ensure_current(grant, &holder, account_secret(store, &caller.account_id).await?.as_ref())?;
     Ok(Caller { role: holder.role, ..caller.clone() })
 }
 
-async fn secret_of(store: &Store, account_id: &str) -> Result<Option<SigningSecret>, Error> {
+/// The account's current signing secret, if it has made one: what a token claiming the
+/// account must be signed with.
+pub async fn account_secret(store: &Store, account_id: &str) -> Result<Option<SigningSecret>, Error> {
     let secret: Option<Option<String>> = account::Entity::find_by_id(account_id.to_owned())
         .select_only()
         .column(account::Column::TokenSecret)

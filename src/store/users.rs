@@ -15,7 +15,7 @@ use crate::domain::{
     idempotency::RequestKey,
     ids,
     paging::Page,
-    users::{self, NewUser, User, UserFilter, UserPatch},
+    users::{self, NewUser, Role, User, UserFilter, UserPatch},
 };
 
 /// The caller an API key acts as, or UNAUTHENTICATED.
@@ -143,6 +143,10 @@ pub async fn list(
 /// Changes a user; a role change recounts its unread counters (private notes count for
 /// staff only).
 pub async fn update(store: &Store, admin: &Admin, id: String, patch: UserPatch) -> Result<User, Error> {
+    if id == admin.caller().user_id && patch.role.is_some_and(|role| role != Role::Admin) {
+        // Like deactivating itself, it could leave the account without a working admin.
+        return Err(Error::FailedPrecondition("an admin cannot change its own role".into()));
+    }
     store
         .write(admin.caller(), move |tx, caller| {
             Box::pin(async move {

@@ -116,3 +116,52 @@ async fn tail_prints_one_line_per_event_and_resumes_from_a_cursor() {
         (text(&second, "cursor"), "second".into())
     );
 }
+
+#[tokio::test]
+async fn tail_says_where_to_resume_when_the_server_ends_the_stream() {
+    let app = spawn_app().await;
+    let member = app.member("member").await;
+    let tail = Command::new(env!("CARGO_BIN_EXE_missive"))
+        .args(["tail", "--server", &format!("http://{}", app.addr), "--key", &member.key, "--heartbeats"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Its first line: the stream is open.
+    let mut stdout = BufReader::new(tail.stdout.unwrap()).lines();
+    let heartbeat = tokio::time::timeout(WAIT, stdout.next_line()).await.unwrap().unwrap().unwrap();
+    let cursor = text(&serde_json::from_str(&heartbeat).unwrap(), "cursor");
+
+    app.shutdown().await;
+
+    let mut stderr = String::new();
+    let mut errors = BufReader::new(tail.stderr.unwrap());
+    tokio::time::timeout(WAIT, tokio::io::AsyncReadExt::read_to_string(&mut errors, &mut stderr))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stderr.contains(&format!("resume with --after \"{cursor}\"")), "{stderr}");
+}
+
+#[tokio::test]
+async fn connection_mistakes_are_named() {
+    let cases = [
+        (vec!["conversations", "list", "--server", "127.0.0.1:1", "--key", "k"], "needs its scheme"),
+        (vec!["conversations", "list", "--server", "http://127.0.0.1:1", "--key", " "], "no key"),
+        (
+            vec!["conversations", "list", "--server", "http://127.0.0.1:1", "--key", "k"],
+            "cannot reach http://127.0.0.1:1: ",
+        ),
+        (
+            vec!["conversations", "list", "--server", "http://127.0.0.1:1", "--key", "k", "--ca-cert", "ca.pem"],
+            "--ca-cert is for https://",
+        ),
+    ];
+    for (args, said) in cases {
+        let output =
+            Command::new(env!("CARGO_BIN_EXE_missive")).args(&args).env_remove("MISSIVE_KEY").output().await.unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success() && stderr.contains(said), "{args:?}: {stderr}");
+    }
+}

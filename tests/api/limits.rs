@@ -78,6 +78,10 @@ async fn a_key_over_its_call_rate_is_told_when_to_retry_and_other_keys_are_not()
     let retry = status.get_details_retry_info().expect("a RetryInfo");
     assert!(retry.retry_delay.is_some_and(|delay| delay <= Duration::from_secs(1)), "{retry:?}");
     app.session(&seller).get_unread_count().await.expect("another key has its own rate");
+
+    // Waiting as told is enough: the key calls again.
+    tokio::time::sleep(retry.retry_delay.unwrap()).await;
+    as_buyer.get_unread_count().await.expect("after the RetryInfo's delay the key may call again");
 }
 
 #[tokio::test]

@@ -65,9 +65,14 @@ async fn unusable_tls_files_stop_the_server_naming_the_flag() {
     let database_url = format!("sqlite:{}", dir.path().join("tls.db").display());
     let garbage = write(dir.path(), "garbage.pem", "not a certificate");
     let missing = dir.path().join("missing.pem").display().to_string();
-    let cases: [(&[&str], &str); 3] = [
-        (&["--tls-cert", &missing, "--tls-key", &garbage], "--tls-cert"),
-        (&["--tls-cert", &garbage, "--tls-key", &garbage], "--tls-key are not a usable PEM"),
+    let (pki, other) = (test_pki(), test_pki());
+    let cert = write(dir.path(), "cert.pem", &pki.server_cert);
+    let other_key = write(dir.path(), "other.pem", &other.server_key);
+    let cases: [(&[&str], &str); 5] = [
+        (&["--tls-cert", &missing, "--tls-key", &garbage], "could not read --tls-cert"),
+        (&["--tls-cert", &garbage, "--tls-key", &garbage], "holds no PEM certificate"),
+        (&["--tls-cert", &cert, "--tls-key", &garbage], "holds no PEM private key"),
+        (&["--tls-cert", &cert, "--tls-key", &other_key], "are not a usable PEM certificate chain and private key"),
         (&["--tls-cert", &garbage], "--tls-key"),
     ];
     for (flags, named) in cases {

@@ -41,7 +41,8 @@ pub fn mask_paths(
     nested: &[Updatable<'_>],
 ) -> Result<Vec<String>, Error> {
     let updatable = || fields.iter().chain(nested).map(|(path, _)| *path).collect::<Vec<_>>().join(", ");
-    let paths = mask.map(|mask| mask.paths).unwrap_or_default();
+    let paths: Vec<String> =
+        mask.map(|mask| mask.paths).unwrap_or_default().iter().map(|path| snake_case(path)).collect();
     if paths.is_empty() {
         let populated: Vec<String> = fields
             .iter()
@@ -73,6 +74,22 @@ pub fn mask_paths(
         }
     }
     Ok(paths)
+}
+
+/// A mask path as the proto names it: JSON clients may write `displayName` or
+/// `subject.externalId` (the FieldMask JSON mapping's lowerCamelCase), and some tools pass
+/// those through unconverted.
+fn snake_case(path: &str) -> String {
+    let mut snake = String::with_capacity(path.len() + 4);
+    for c in path.chars() {
+        if c.is_ascii_uppercase() {
+            snake.push('_');
+            snake.push(c.to_ascii_lowercase());
+        } else {
+            snake.push(c);
+        }
+    }
+    snake
 }
 
 pub fn timestamp(micros: Micros) -> Timestamp {
@@ -132,6 +149,12 @@ mod tests {
         assert_eq!(mask_paths(None, &[("s", false)], &[("s.x", true), ("s.y", false)]).unwrap(), ["s.x"]);
         assert!(mask_paths(mask(&["*", "a"]), &fields, &[]).is_err());
         assert!(mask_paths(None, &[("a", false)], &[]).is_err());
+        // lowerCamelCase paths, as JSON clients write them.
+        let camel = [("display_name", false), ("subject.external_id", false)];
+        assert_eq!(
+            mask_paths(mask(&["displayName", "subject.externalId"]), &camel, &[]).unwrap(),
+            ["display_name", "subject.external_id"]
+        );
     }
 
     #[test]
