@@ -20,16 +20,9 @@ use std::{
     process::Command,
 };
 
-fn run(command: &mut Command) {
-    let output = command.output().unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({})\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
+mod support;
+
+use support::run;
 
 /// `target/browser-node` with the locked npm packages installed, reinstalled when the lock
 /// file changes.

@@ -7,18 +7,9 @@
 
 use std::{path::Path, process::Command};
 
-fn run(command: &mut Command) {
-    let output = command.output().unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({})\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    // Shown with `--nocapture`: which baseline was used, or why buf breaking was skipped.
-    print!("{}", String::from_utf8_lossy(&output.stdout));
-}
+mod support;
+
+use support::run;
 
 #[test]
 fn protos_pass_buf_lint_format_and_breaking() {

@@ -8,16 +8,9 @@ use std::{
     process::Command,
 };
 
-fn run(command: &mut Command) {
-    let output = command.output().unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({})\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
+mod support;
+
+use support::run;
 
 /// The virtual environment, created or brought up to date with the requirements.
 fn python_environment(root: &Path) -> PathBuf {
