@@ -106,24 +106,30 @@ impl Gate {
         }
         if path == SUBSCRIBE_PATH {
             // The count first: a stream refused for it takes nothing from the rate.
-            let seat = self.open_streams.enter(&caller.key_id, self.limits.max_streams).ok_or_else(|| {
+            let seat = self.open_streams.enter(&caller.limit_key(), self.limits.max_streams).ok_or_else(|| {
                 exhausted(format!(
                     "this API key already has {} Subscribe streams open, the most one key may hold \
                      (--max-streams-per-key); close one first",
                     self.limits.max_streams
                 ))
             })?;
-            check_rate(&self.stream_opens, &caller.key_id, "Subscribe streams opened", "--stream-opens-per-second")?;
+            check_rate(
+                &self.stream_opens,
+                &caller.limit_key(),
+                "Subscribe streams opened",
+                "--stream-opens-per-second",
+            )?;
             return Ok((caller, Admitted::Stream(StreamSeat { _held: Arc::new(seat) })));
         }
-        check_rate(&self.calls, &caller.key_id, "calls", "--calls-per-second")?;
-        let seat = self.in_flight.enter(&caller.key_id, self.limits.max_calls_in_flight).await.ok_or_else(|| {
-            exhausted(format!(
-                "this API key has {} calls in progress and more waiting (--max-calls-in-flight-per-key); \
+        check_rate(&self.calls, &caller.limit_key(), "calls", "--calls-per-second")?;
+        let seat =
+            self.in_flight.enter(&caller.limit_key(), self.limits.max_calls_in_flight).await.ok_or_else(|| {
+                exhausted(format!(
+                    "this API key has {} calls in progress and more waiting (--max-calls-in-flight-per-key); \
                  wait for some to finish",
-                self.limits.max_calls_in_flight
-            ))
-        })?;
+                    self.limits.max_calls_in_flight
+                ))
+            })?;
         Ok((caller, Admitted::Call(seat)))
     }
 }

@@ -14,7 +14,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    domain::{Caller, Error, Micros, TokenGrant, now_micros},
+    domain::{Caller, Credential, Error, Micros, TokenGrant, now_micros},
     store::{
         Store,
         user_tokens::{self, SigningSecret, TokenHolder},
@@ -95,10 +95,9 @@ pub async fn verify(store: &Store, token: &str) -> Result<Caller, Error> {
     let holder = user_tokens::holder(store, &claims.acc, &claims.sub).await?.ok_or_else(invalid)?;
     user_tokens::ensure_current(&grant, &holder, Some(&secret))?;
     Ok(Caller {
-        key_id: format!("token:{}", claims.sub),
         account_id: claims.acc,
         user_id: claims.sub,
         role: holder.role,
-        token: Some(grant),
+        credential: Credential::UserToken(grant),
     })
 }

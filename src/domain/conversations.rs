@@ -246,7 +246,12 @@ mod tests {
     use crate::domain::users::Role;
 
     fn caller(role: Role, user_id: &str) -> Caller {
-        Caller { account_id: "acc".into(), user_id: user_id.into(), role, key_id: "key".into(), token: None }
+        Caller {
+            account_id: "acc".into(),
+            user_id: user_id.into(),
+            role,
+            credential: crate::domain::Credential::ApiKey("key".into()),
+        }
     }
 
     #[test]

@@ -765,8 +765,7 @@ mod tests {
             account_id: "acc".into(),
             user_id: "usr".into(),
             role: super::super::users::Role::Member,
-            key_id: "key".into(),
-            token: None,
+            credential: crate::domain::Credential::ApiKey("key".into()),
         };
         let staff = Caller { role: super::super::users::Role::Agent, ..member.clone() };
         let mut note = draft(MessageKind::Text, "note");

@@ -47,15 +47,24 @@ pub enum View {
 pub struct Caller {
     /// The account (tenant) the caller belongs to; it never sees another account's data.
     pub account_id: String,
-    /// The user the key acts as.
+    /// The user it acts as.
     pub user_id: String,
-    /// The user's role when the key was checked.
+    /// The user's role when its credential was checked.
     pub role: users::Role,
-    /// The API key used (`key_…`), or `token:<user>` for a user token: what the per-key
-    /// limits count, and what long-lived streams re-check.
-    pub key_id: String,
-    /// Set when the caller holds a user token rather than an API key.
-    pub token: Option<TokenGrant>,
+    /// What it proved itself with: what the per-key limits count, and what long-lived
+    /// streams re-check.
+    pub credential: Credential,
+}
+
+/// What a caller proved itself with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// An API key (`key_…`): a backend's, or a user's own.
+    ApiKey(String),
+    /// A user token, minted by a backend for an end user's device.
+    UserToken(TokenGrant),
+    /// None: Missive acting for a user itself (delivering a scheduled message).
+    System,
 }
 
 /// What a user token grants beyond its user: until when, under which signing secret and
@@ -89,10 +98,19 @@ impl Caller {
         self.role.is_staff()
     }
 
+    /// What the per-key limits count: the key, or for user tokens the user (a user's
+    /// tokens share one allowance).
+    pub fn limit_key(&self) -> std::borrow::Cow<'_, str> {
+        match &self.credential {
+            Credential::ApiKey(key_id) => key_id.into(),
+            Credential::UserToken(_) | Credential::System => format!("user:{}", self.user_id).into(),
+        }
+    }
+
     /// The caller as an [`Admin`], or PERMISSION_DENIED. The store's user and key
     /// administration takes an `Admin`, so it cannot be reached without this check.
     pub fn require_admin(&self) -> Result<Admin, Error> {
-        if self.token.is_some() {
+        if matches!(self.credential, Credential::UserToken(_)) {
             // Tokens are for end users' devices; a backend administers with its key.
             return Err(Error::PermissionDenied("administration needs an API key, not a user token".into()));
         }
@@ -130,7 +148,7 @@ mod tests {
     use users::Role;
 
     fn caller(role: Role) -> Caller {
-        Caller { account_id: "acc".into(), user_id: "usr".into(), role, key_id: "key".into(), token: None }
+        Caller { account_id: "acc".into(), user_id: "usr".into(), role, credential: Credential::ApiKey("key".into()) }
     }
 
     #[test]

@@ -429,8 +429,7 @@ mod tests {
             account_id: "acc".into(),
             user_id: "usr".into(),
             role: Role::Member,
-            key_id: "k".into(),
-            token: None,
+            credential: crate::domain::Credential::ApiKey("k".into()),
         };
         let mut t = template("x");
         assert!(t.visible_to(&member));

@@ -22,7 +22,7 @@ use tracing::Instrument;
 use super::feed::{FeedBatch, Feeds, Received, Subscription};
 use crate::{
     domain::{
-        Caller, Error,
+        Caller, Credential, Error,
         events::{Event, EventFilter, LoggedEvent, Membership, Narrowing},
         now_micros,
     },
@@ -240,7 +240,9 @@ impl Stream {
 
     /// When the caller's user token expires, if it holds one.
     fn token_expiry(&self) -> Option<Instant> {
-        let grant = self.caller.token.as_ref()?;
+        let Credential::UserToken(grant) = &self.caller.credential else {
+            return None;
+        };
         let left = u64::try_from(grant.expire_time.saturating_sub(now_micros())).unwrap_or(0);
         Some(Instant::now() + Duration::from_micros(left))
     }

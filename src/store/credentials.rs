@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::domain::Caller;
+use crate::domain::{Caller, Credential};
 
 /// The PostgreSQL NOTIFY channel on which commits announce `<account> <user>` whose
 /// credentials changed.
@@ -94,7 +94,9 @@ impl Credentials {
             inner.by_hash.clear();
             inner.hash_of.clear();
         }
-        inner.hash_of.insert(caller.key_id.clone(), key_hash.clone());
+        if let Credential::ApiKey(key_id) = &caller.credential {
+            inner.hash_of.insert(key_id.clone(), key_hash.clone());
+        }
         inner.by_hash.insert(key_hash, (caller, Instant::now()));
     }
 
@@ -122,7 +124,12 @@ mod tests {
     use crate::domain::users::Role;
 
     fn caller(user: &str, key: &str) -> Caller {
-        Caller { account_id: "acc".into(), user_id: user.into(), role: Role::Member, key_id: key.into(), token: None }
+        Caller {
+            account_id: "acc".into(),
+            user_id: user.into(),
+            role: Role::Member,
+            credential: Credential::ApiKey(key.into()),
+        }
     }
 
     #[test]

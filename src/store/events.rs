@@ -351,8 +351,12 @@ mod tests {
             EventFilter { kinds: KindFilter::Every, conversation_ids: vec!["c_2".into()] },
         ];
         for role in [Role::Admin, Role::Agent, Role::Member] {
-            let viewer =
-                Caller { account_id: account.clone(), user_id: "u_me".into(), role, key_id: "k".into(), token: None };
+            let viewer = Caller {
+                account_id: account.clone(),
+                user_id: "u_me".into(),
+                role,
+                credential: crate::domain::Credential::ApiKey("k".into()),
+            };
             for filter in &filters {
                 let narrowing = Narrowing::for_viewer(&viewer, filter);
                 let narrowed = read(&store, &account, 0, total + 1, &narrowing).await.unwrap();

@@ -27,7 +27,7 @@ use super::{
     pending::{self, emit, load_visible},
 };
 use crate::domain::{
-    Caller, Error, Micros, View,
+    Caller, Credential, Error, Micros, View,
     events::EventKind,
     messages::{Message, MessageLimits, MessageState, NewMessage, ScheduledPatch, may_dispatch, may_edit},
     now_micros,
@@ -337,8 +337,7 @@ async fn prepare<C: ConnectionTrait>(
         account_id: row.account_id.clone(),
         role: columns::stored("role", &sender.role)?,
         user_id: sender.id,
-        key_id: String::new(),
-        token: None,
+        credential: Credential::System,
     };
     let record = match access::load_visible(conn, &sender, &row.conversation_id).await {
         Ok(record) => record,

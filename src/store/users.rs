@@ -11,7 +11,7 @@ use super::{
     unread, views,
 };
 use crate::domain::{
-    Admin, Caller, Error,
+    Admin, Caller, Credential, Error,
     idempotency::RequestKey,
     ids,
     paging::Page,
@@ -39,10 +39,11 @@ pub async fn authenticate(store: &Store, key: &str) -> Result<Caller, Error> {
 /// been revoked or its token expired (UNAUTHENTICATED), or its user's role changed since.
 /// For keys, from the key cache, which such changes clear at their commit.
 pub async fn reauthenticate(store: &Store, caller: &Caller) -> Result<Caller, Error> {
-    if let Some(grant) = &caller.token {
-        return super::user_tokens::reauthenticate(store, caller, grant).await;
-    }
-    let key_id = caller.key_id.as_str();
+    let key_id = match &caller.credential {
+        Credential::ApiKey(key_id) => key_id.as_str(),
+        Credential::UserToken(grant) => return super::user_tokens::reauthenticate(store, caller, grant).await,
+        Credential::System => return Ok(caller.clone()),
+    };
     if let Some(caller) = store.credentials.by_key_id(key_id) {
         return Ok(caller);
     }
@@ -72,8 +73,7 @@ async fn caller_of(store: &Store, found: api_key::Model) -> Result<Caller, Error
         account_id: owner.account_id,
         user_id: owner.id,
         role: columns::stored("role", &owner.role)?,
-        key_id: found.id,
-        token: None,
+        credential: Credential::ApiKey(found.id),
     })
 }
 
