@@ -21,7 +21,7 @@ use crate::{
     events::{FeedSettings, Feeds, StreamSettings, StreamStats, listener, stream::StreamContext},
     health,
     jobs::{self, Jobs},
-    prometheus::{MetricsEndpoint, calls::CallMetricsLayer},
+    prometheus::MetricsEndpoint,
     shutdown::Shutdown,
     store::Store,
     telemetry,
@@ -254,7 +254,7 @@ async fn serve(
         .layer(tower::util::option_layer(api::cors::layer(&config.cors_allowed_origins)))
         .layer(GrpcWebLayer::new())
         // Inside grpc-web, where every call's status is a header or a trailer.
-        .layer(tower::util::option_layer(config.metrics_listen.map(|_| CallMetricsLayer::new())))
+        .layer(telemetry::calls::CallEndLayer::new())
         .layer(GateLayer(gate))
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async {

@@ -295,7 +295,7 @@ where
         Box::pin(async move {
             let path = request.uri().path().to_owned();
             if OPEN_PATHS.iter().any(|open| path.starts_with(open)) {
-                return inner.call(request).await;
+                return Ok(proper_code(inner.call(request).await?, &path));
             }
             if path == SUBSCRIBE_PATH {
                 return pass(&gate, inner, request, &path).await;
@@ -341,13 +341,13 @@ where
     };
     let response = inner.call(request).await?;
     drop(held);
-    Ok(proper_code(response))
+    Ok(proper_code(response, path))
 }
 
 /// The response, with tonic's own error answers given the code gRPC's table gives and an
 /// `ErrorInfo` like every other error. (Only trailers-only answers, whose status is in the
 /// headers, come from tonic; Missive's own statuses already carry their details.)
-fn proper_code(mut response: http::Response<Body>) -> http::Response<Body> {
+fn proper_code(mut response: http::Response<Body>, path: &str) -> http::Response<Body> {
     let headers = response.headers();
     if headers.contains_key("grpc-status-details-bin") {
         return response;
@@ -368,6 +368,7 @@ fn proper_code(mut response: http::Response<Body>) -> http::Response<Body> {
         Code::Internal if message.starts_with("protocol error: received message with invalid compression flag") => {
             (Code::InvalidArgument, format!("the request body is malformed: {message}"))
         }
+        Code::Unimplemented if message.is_empty() => (code, format!("no method {path} on this server")),
         _ => (code, message),
     };
     let replaced = status::with_reason(code, message, status::transport_reason(code)).into_http::<Body>();

@@ -42,6 +42,8 @@ fn reason(err: &Error) -> &'static str {
 pub fn transport_reason(code: Code) -> &'static str {
     match code {
         Code::Unimplemented => "METHOD_NOT_FOUND",
+        // The health service's answer for a service it does not know.
+        Code::NotFound => "RESOURCE_NOT_FOUND",
         Code::Cancelled => "CALL_CANCELLED",
         Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
         Code::InvalidArgument => "MALFORMED_REQUEST",

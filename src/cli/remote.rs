@@ -218,9 +218,13 @@ impl Client {
     }
 }
 
-/// A refused call, for stderr.
+/// A refused call, for stderr: its code and message, or what the transport says when
+/// there is no message (a plaintext client at a TLS port, say).
 fn refused(status: Status) -> String {
-    format!("{:?}: {}", status.code(), status.message())
+    match status.message() {
+        "" | "transport error" => format!("{:?}: {}", status.code(), error_chain(&status)),
+        message => format!("{:?}: {message}", status.code()),
+    }
 }
 
 /// `missive keys list`

@@ -3,12 +3,11 @@
 //! at `GET /metrics` on that separate address, so that the gRPC port stays gRPC only.
 //!
 //! What is measured, and where:
-//! - calls by method and code, with latency histograms: [`calls`], a layer around every call;
+//! - calls by method and code, with latency histograms: `telemetry::calls`, a layer around
+//!   every call;
 //! - open `Subscribe` streams and events delivered to them: `events::stream`;
 //! - write batches, their sizes, and events appended: the store's writer;
 //! - database pool use: sampled here at each scrape.
-
-pub mod calls;
 
 use std::{net::SocketAddr, sync::Arc, sync::OnceLock};
 
@@ -18,9 +17,12 @@ use tokio::net::TcpListener;
 
 use crate::{shutdown::Shutdown, store::Store};
 
-/// Latency buckets, in seconds: from a read served from memory to the request timeout.
-const LATENCY_BUCKETS: [f64; 16] =
-    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+/// Duration buckets, in seconds: from a read served from memory to the request timeout,
+/// then minutes to hours for `Subscribe` streams, which last as long as their clients.
+const LATENCY_BUCKETS: [f64; 20] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
+    3600.0, 14400.0,
+];
 
 /// The histogram of units per write batch, recorded by the store's writer.
 const BATCH_UNITS: &str = "missive_write_batch_units";
@@ -47,7 +49,9 @@ fn recorder() -> &'static PrometheusHandle {
         // rates and alerts over them work at once.
         metrics::counter!("missive_events_delivered_total").absolute(0);
         metrics::counter!("missive_events_appended_total").absolute(0);
+        metrics::counter!("missive_write_batches_total", "outcome" => "committed").absolute(0);
         metrics::counter!("missive_write_batches_total", "outcome" => "failed").absolute(0);
+        metrics::gauge!("missive_streams_open").set(0.0);
         handle
     })
 }

@@ -1,18 +1,21 @@
-//! Logging: the tracing subscriber, built once at start-up (`RUST_LOG` overrides the
-//! default filter), and the trace of each gRPC call: one span with the method, the caller
-//! and account (recorded by `auth` once known) and the time to answer, and one line when
-//! the call ends, with its status. Causes of internal errors are logged once, by
-//! `api::status`, not again here.
+//! Logging and the calls' record: the tracing subscriber, built once at start-up
+//! (`RUST_LOG` overrides the default filter), and the trace of each gRPC call: one span with
+//! the method, the caller and account (recorded by `auth` once known) and the call's time,
+//! and one line when the call ends, with its status, also when the client went away first
+//! ([`calls`], which counts it for the metrics too). Causes of internal errors are logged
+//! once, by `api::status`, not again here.
 
-use std::{io::IsTerminal, time::Duration};
+pub mod calls;
+
+use std::io::IsTerminal;
 
 use tonic::{
     Code,
-    codegen::http::{HeaderMap, Request, Response},
+    codegen::http::{HeaderMap, Request},
 };
 use tower_http::{
     classify::{GrpcErrorsAsFailures, SharedClassifier},
-    trace::{MakeSpan, OnEos, OnResponse, TraceLayer},
+    trace::{MakeSpan, TraceLayer},
 };
 use tracing::Span;
 use tracing_subscriber::{EnvFilter, fmt};
@@ -29,16 +32,17 @@ pub fn init(default_filter: &str) {
 }
 
 /// The per-call trace layer.
-pub type CallTrace = TraceLayer<SharedClassifier<GrpcErrorsAsFailures>, CallSpan, (), CallEnd, (), CallEnd, ()>;
+pub type CallTrace = TraceLayer<SharedClassifier<GrpcErrorsAsFailures>, CallSpan, (), (), (), (), ()>;
 
-/// The per-call trace layer: [`CallSpan`] and [`CallEnd`].
+/// The per-call trace layer: a [`CallSpan`] around each call (its end is logged by
+/// [`calls`], which sees calls that never end on their own).
 pub fn call_trace() -> CallTrace {
     TraceLayer::new_for_grpc()
         .make_span_with(CallSpan)
         .on_request(())
-        .on_response(CallEnd)
+        .on_response(())
         .on_body_chunk(())
-        .on_eos(CallEnd)
+        .on_eos(())
         .on_failure(())
 }
 
@@ -55,27 +59,6 @@ impl<B> MakeSpan<B> for CallSpan {
             account = tracing::field::Empty,
             millis = tracing::field::Empty,
         )
-    }
-}
-
-/// Records the time to answer and logs the end of the call.
-#[derive(Debug, Clone, Copy)]
-pub struct CallEnd;
-
-impl<B> OnResponse<B> for CallEnd {
-    /// A response that is only headers (an error status before any message) ends here.
-    fn on_response(self, response: &Response<B>, latency: Duration, span: &Span) {
-        span.record("millis", latency.as_secs_f64() * 1000.0);
-        if let Some(code) = grpc_code(response.headers()) {
-            log_call(code);
-        }
-    }
-}
-
-impl OnEos for CallEnd {
-    /// A response stream ends with the status in its trailers.
-    fn on_eos(self, trailers: Option<&HeaderMap>, _: Duration, _: &Span) {
-        log_call(trailers.and_then(grpc_code).unwrap_or(Code::Unknown));
     }
 }
 
@@ -96,9 +79,11 @@ pub fn grpc_code(headers: &HeaderMap) -> Option<Code> {
     headers.get("grpc-status").map(|value| Code::from_bytes(value.as_bytes()))
 }
 
+/// The line a call's end logs, in its span.
 fn log_call(code: Code) {
     match code {
         Code::Ok => tracing::info!(status = ?code, "call ok"),
+        Code::Cancelled => tracing::info!(status = ?code, "call cancelled"),
         // Their causes were logged where the status was made (`api::status`).
         Code::Internal | Code::Unavailable => tracing::info!(status = ?code, "call failed"),
         Code::Unknown | Code::DataLoss => tracing::warn!(status = ?code, "call failed"),

@@ -1,9 +1,11 @@
-//! Every call counted by method and code (`missive_calls_total`) and timed
-//! (`missive_call_duration_seconds`, to the end of the response: for `Subscribe`, the
-//! stream's life). The code is read where gRPC puts it: in the headers of a trailers-only
-//! answer, else in the trailers at the end of the body; a call dropped before its end (its
-//! handler or its body) is one the client cancelled. Methods are labelled by name only when they exist, so that
-//! requests for made-up paths cannot grow the label set.
+//! The end of every call: logged in the call's span (with its time, `millis`), counted by
+//! method and code (`missive_calls_total`) and timed (`missive_call_duration_seconds`, to
+//! the end of the response: for `Subscribe`, the stream's life). The code is read where
+//! gRPC puts it: in the headers of a trailers-only answer, else in the trailers at the end
+//! of the body; a call dropped before its end (its handler or its body) is one the client
+//! cancelled. Methods are labelled by name only when they exist, so that requests for
+//! made-up paths cannot grow the label set. (Without `--metrics-listen` no recorder is
+//! installed and the metrics cost nothing.)
 
 use std::{
     collections::HashSet,
@@ -19,19 +21,22 @@ use prost::Message;
 use tonic::{Code, Status, body::Body, codegen::Bytes};
 use tower::{Layer, Service};
 
-use crate::{api::pb, telemetry::grpc_code};
+use tracing::Span;
+
+use super::{grpc_code, log_call};
+use crate::api::pb;
 
 /// The label of a path that names no method.
 const UNKNOWN_METHOD: &str = "unknown";
 
-/// Meters the calls of the services it wraps.
+/// Logs and meters the end of every call of the services it wraps.
 #[derive(Debug, Clone)]
-pub struct CallMetricsLayer {
+pub struct CallEndLayer {
     /// `/package.Service/Method` of every method served.
     methods: Arc<HashSet<String>>,
 }
 
-impl CallMetricsLayer {
+impl CallEndLayer {
     /// A layer that knows the methods of Missive, health and reflection.
     pub fn new() -> Self {
         let sets = [
@@ -55,28 +60,28 @@ impl CallMetricsLayer {
     }
 }
 
-impl Default for CallMetricsLayer {
+impl Default for CallEndLayer {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<S> Layer<S> for CallMetricsLayer {
-    type Service = CallMetrics<S>;
+impl<S> Layer<S> for CallEndLayer {
+    type Service = CallEnd<S>;
 
-    fn layer(&self, inner: S) -> CallMetrics<S> {
-        CallMetrics { inner, methods: Arc::clone(&self.methods) }
+    fn layer(&self, inner: S) -> CallEnd<S> {
+        CallEnd { inner, methods: Arc::clone(&self.methods) }
     }
 }
 
-/// The service [`CallMetricsLayer`] makes.
+/// The service [`CallEndLayer`] makes.
 #[derive(Debug, Clone)]
-pub struct CallMetrics<S> {
+pub struct CallEnd<S> {
     inner: S,
     methods: Arc<HashSet<String>>,
 }
 
-impl<S, B> Service<http::Request<B>> for CallMetrics<S>
+impl<S, B> Service<http::Request<B>> for CallEnd<S>
 where
     S: Service<http::Request<B>, Response = http::Response<Body>>,
     S::Future: Send + 'static,
@@ -92,7 +97,8 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let path = request.uri().path();
         let method = if self.methods.contains(path) { path.to_owned() } else { UNKNOWN_METHOD.to_owned() };
-        let call = Call { method, start: Instant::now(), recorded: false };
+        // The call's span: the trace layer outside has entered it for this call.
+        let call = Call { method, start: Instant::now(), span: Span::current(), recorded: false };
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await?;
@@ -110,6 +116,7 @@ where
 struct Call {
     method: String,
     start: Instant,
+    span: Span,
     recorded: bool,
 }
 
@@ -122,8 +129,12 @@ impl Call {
         if std::mem::replace(&mut self.recorded, true) {
             return;
         }
+        let elapsed = self.start.elapsed();
+        // Microseconds as milliseconds, without binary-fraction noise in the log.
+        self.span.record("millis", elapsed.as_micros() as f64 / 1000.0);
+        self.span.in_scope(|| log_call(code));
         metrics::histogram!("missive_call_duration_seconds", "method" => self.method.clone())
-            .record(self.start.elapsed().as_secs_f64());
+            .record(elapsed.as_secs_f64());
         metrics::counter!("missive_calls_total", "method" => self.method.clone(), "code" => code_name(code))
             .increment(1);
     }
