@@ -18,6 +18,7 @@
 //!   (the counters, following `domain::unread`), `views` (what a viewer sees), `pending`
 //!   (waiting messages as stored, shared by the send path and [`scheduled`]);
 //! - below them: `writer` (the door, and group commit), `tx` (a unit's transaction),
+//!   `migrate` (the schema, brought up to date once however many processes start),
 //!   [`wakeups`], [`credentials`] (the key cache), [`entities`], `columns`.
 
 mod access;
@@ -29,6 +30,7 @@ pub mod credentials;
 pub mod entities;
 pub mod events;
 pub mod messages;
+mod migrate;
 pub mod participants;
 mod pending;
 pub mod reads;
@@ -47,7 +49,6 @@ mod writer;
 use std::{sync::Arc, time::Duration};
 
 use crate::domain::Error;
-use migrations::MigratorTrait;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, SqlErr, Statement};
 
 pub use credentials::Credentials;
@@ -91,9 +92,7 @@ impl Store {
     /// Connects to `url` (`sqlite:…` or `postgres://…`) and brings the schema up to date.
     pub async fn open(url: &str) -> Result<Self, Error> {
         let db = connect(url).await?;
-        migrations::Migrator::up(&db, None)
-            .await
-            .map_err(|err| Error::Unavailable(format!("could not migrate the database: {err}")))?;
+        migrate::migrate(&db, url).await?;
         let hub = Hub::new();
         // Replicas on PostgreSQL hear each other's revokes; processes sharing a SQLite file
         // cannot, so there cached keys expire.

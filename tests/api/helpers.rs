@@ -81,7 +81,7 @@ pub struct TestUser {
 
 /// A database URL nobody else uses: a new SQLite file, or a new PostgreSQL database on the
 /// server MISSIVE_TEST_DATABASE_URL names.
-async fn fresh_database(dir: &tempfile::TempDir) -> String {
+pub async fn fresh_database(dir: &tempfile::TempDir) -> String {
     match std::env::var("MISSIVE_TEST_DATABASE_URL") {
         Ok(url) if url.starts_with("postgres") => {
             let name = format!("missive_t_{}", uuid::Uuid::now_v7().simple());

@@ -302,3 +302,24 @@ async fn keys_create_prints_only_a_working_admin_key() {
     assert_eq!(admin_user.account_id, agent_user.account_id, "the second key joins the database's only account");
     assert_ne!(whoami(elsewhere_key).await.account_id, admin_user.account_id);
 }
+
+#[tokio::test]
+async fn replicas_started_together_on_a_new_database_all_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = crate::helpers::fresh_database(&dir).await;
+    let ports: Vec<u16> = (0..3).map(|_| crate::helpers::free_port()).collect();
+
+    // The same moment, the same empty database: one migrates, the others wait for it.
+    let mut replicas: Vec<_> =
+        ports.iter().map(|&port| crate::helpers::missive_process(&database_url, port, &[])).collect();
+
+    for &port in &ports {
+        let endpoint = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap();
+        let channel = crate::helpers::connected(endpoint).await;
+        let answer = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await;
+        assert_eq!(answer.expect("health answers").into_inner().status, ServingStatus::Serving as i32);
+    }
+    for replica in &mut replicas {
+        assert!(replica.try_wait().unwrap().is_none(), "every replica is still running");
+    }
+}
