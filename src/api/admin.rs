@@ -209,14 +209,7 @@ fn token_ttl(ttl: Option<prost_types::Duration>, max: Duration) -> Result<Durati
     let Some(ttl) = ttl else {
         return Ok(DEFAULT_TOKEN_TTL.min(max));
     };
-    // A Duration's parts have one sign and its nanos stay under a second.
-    let (Ok(seconds), Ok(nanos)) = (u64::try_from(ttl.seconds), u32::try_from(ttl.nanos)) else {
-        return Err(Error::invalid("ttl", "must be positive"));
-    };
-    if nanos >= 1_000_000_000 {
-        return Err(Error::invalid("ttl", "nanos must be within 0..999999999"));
-    }
-    let ttl = Duration::new(seconds, nanos);
+    let ttl = convert::duration_from("ttl", &ttl)?;
     if ttl < Duration::from_secs(1) {
         return Err(Error::invalid("ttl", "must be at least 1s"));
     }

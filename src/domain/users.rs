@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use super::{Error, Micros, text};
+use super::{Admin, Error, Micros, text};
 
 /// What a user may do. Stored and logged by its snake_case name (`admin`).
 #[derive(
@@ -62,6 +62,16 @@ pub struct User {
 /// Why a deactivated user's keys and tokens are refused.
 pub fn deactivated() -> Error {
     Error::Unauthenticated("the user is deactivated".into())
+}
+
+/// An admin may not lock itself out (deactivate itself, or take another role): that could
+/// leave its account without a working admin, and only the command line could mend it.
+/// FAILED_PRECONDITION, saying what it may not `do` ("deactivate itself").
+pub fn ensure_not_locking_out(admin: &Admin, user_id: &str, what: &str) -> Result<(), Error> {
+    if admin.caller().user_id == user_id {
+        return Err(Error::FailedPrecondition(format!("an admin cannot {what}")));
+    }
+    Ok(())
 }
 
 /// New credentials (keys, tokens) are made for active users only: FAILED_PRECONDITION for

@@ -170,6 +170,11 @@ pub async fn is_staff<C: ConnectionTrait>(conn: &C, user_id: &str) -> Result<boo
     Ok(!staff_among(conn, vec![user_id.to_owned()]).await?.is_empty())
 }
 
+/// User `id` of `account_id`, as stored; NOT_FOUND when the account has no such user.
+pub async fn user_in<C: ConnectionTrait>(conn: &C, account_id: &str, id: &str) -> Result<user::Model, Error> {
+    find_in_account::<user::Entity, _>(conn, "user", id, account_id, |u| &u.account_id).await
+}
+
 /// Reads one row by primary key within the caller's account, or NOT_FOUND.
 pub async fn find_in_account<E, C>(
     conn: &C,

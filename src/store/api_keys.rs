@@ -7,10 +7,7 @@ use rand::RngCore;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use sha2::{Digest, Sha256};
 
-use super::{
-    Listing, Store, WriteTx, access,
-    entities::{api_key, user},
-};
+use super::{Listing, Store, WriteTx, access, entities::api_key};
 use crate::domain::{
     Admin, Error, ids,
     paging::Page,
@@ -50,11 +47,7 @@ pub async fn create(store: &Store, admin: &Admin, user_id: String, name: String)
     store
         .write(admin.caller(), move |tx, caller| {
             Box::pin(async move {
-                let owner =
-                    access::find_in_account::<user::Entity, _>(tx.conn(), "user", &user_id, &caller.account_id, |u| {
-                        &u.account_id
-                    })
-                    .await?;
+                let owner = access::user_in(tx.conn(), &caller.account_id, &user_id).await?;
                 users::ensure_active(&user_id, owner.deactivate_time)?;
                 insert(tx, &caller.account_id, &user_id, &name).await
             })
@@ -78,10 +71,7 @@ pub async fn list(
     let mut query = api_key::Entity::find().filter(api_key::Column::AccountId.eq(&admin.caller().account_id));
     if let Some(user_id) = user_id {
         // Someone else's user is NOT_FOUND, as GetUser says, not an empty list.
-        access::find_in_account::<user::Entity, _>(&store.db, "user", user_id, &admin.caller().account_id, |u| {
-            &u.account_id
-        })
-        .await?;
+        access::user_in(&store.db, &admin.caller().account_id, user_id).await?;
         query = query.filter(api_key::Column::UserId.eq(user_id));
     }
     if let Some(after) = &page.after {

@@ -50,8 +50,7 @@ impl std::fmt::Debug for SigningSecret {
 /// has none). The user must be of the admin's account (else NOT_FOUND) and active.
 pub async fn grant(store: &Store, admin: &Admin, user_id: String) -> Result<(TokenHolder, SigningSecret), Error> {
     let account_id = admin.caller().account_id.clone();
-    let row =
-        access::find_in_account::<user::Entity, _>(&store.db, "user", &user_id, &account_id, |u| &u.account_id).await?;
+    let row = access::user_in(&store.db, &account_id, &user_id).await?;
     users::ensure_active(&user_id, row.deactivate_time)?;
     let holder = TokenHolder { role: columns::stored("role", &row.role)?, generation: row.token_generation };
     if let Some(secret) = account_secret(store, &account_id).await? {

@@ -111,9 +111,7 @@ pub async fn get(store: &Store, admin: &Admin, id: &str) -> Result<User, Error> 
 }
 
 async fn find(store: &Store, caller: &Caller, id: &str) -> Result<User, Error> {
-    let row = access::find_in_account::<user::Entity, _>(&store.db, "user", id, &caller.account_id, |u| &u.account_id)
-        .await?;
-    views::user_from_row(row)
+    views::user_from_row(access::user_in(&store.db, &caller.account_id, id).await?)
 }
 
 /// The admin account's users, by id.
@@ -143,17 +141,13 @@ pub async fn list(
 /// Changes a user; a role change recounts its unread counters (private notes count for
 /// staff only).
 pub async fn update(store: &Store, admin: &Admin, id: String, patch: UserPatch) -> Result<User, Error> {
-    if id == admin.caller().user_id && patch.role.is_some_and(|role| role != Role::Admin) {
-        // Like deactivating itself, it could leave the account without a working admin.
-        return Err(Error::FailedPrecondition("an admin cannot change its own role".into()));
+    if patch.role.is_some_and(|role| role != Role::Admin) {
+        users::ensure_not_locking_out(admin, &id, "change its own role")?;
     }
     store
         .write(admin.caller(), move |tx, caller| {
             Box::pin(async move {
-                let row = access::find_in_account::<user::Entity, _>(tx.conn(), "user", &id, &caller.account_id, |u| {
-                    &u.account_id
-                })
-                .await?;
+                let row = access::user_in(tx.conn(), &caller.account_id, &id).await?;
                 let role_changed = patch.role.is_some_and(|role| role.as_str() != row.role);
                 if let Some(Some(external_id)) = &patch.external_id {
                     ensure_external_id_free(tx, &caller.account_id, external_id, Some(&id)).await?;
@@ -187,19 +181,15 @@ pub async fn update(store: &Store, admin: &Admin, id: String, patch: UserPatch) 
 }
 
 /// Deactivates a user (its keys and tokens stop working, its streams end at once) or, with
-/// `active`, reactivates it. Idempotent; an admin cannot deactivate itself, which could
-/// leave an account without a working admin key.
+/// `active`, reactivates it. Idempotent; an admin cannot deactivate itself.
 pub async fn set_active(store: &Store, admin: &Admin, id: String, active: bool) -> Result<User, Error> {
-    if !active && id == admin.caller().user_id {
-        return Err(Error::FailedPrecondition("an admin cannot deactivate itself".into()));
+    if !active {
+        users::ensure_not_locking_out(admin, &id, "deactivate itself")?;
     }
     store
         .write(admin.caller(), move |tx, caller| {
             Box::pin(async move {
-                let row = access::find_in_account::<user::Entity, _>(tx.conn(), "user", &id, &caller.account_id, |u| {
-                    &u.account_id
-                })
-                .await?;
+                let row = access::user_in(tx.conn(), &caller.account_id, &id).await?;
                 if row.deactivate_time.is_none() == active {
                     return views::user_from_row(row);
                 }

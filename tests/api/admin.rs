@@ -213,3 +213,25 @@ async fn another_accounts_user_is_not_found_when_listing_its_keys() {
     assert_code(app.session(&stranger).list_api_keys(request()).await, Code::NotFound);
     assert_eq!(app.as_admin().list_api_keys(request()).await.unwrap().api_keys.len(), 1);
 }
+
+#[tokio::test]
+async fn an_admin_cannot_lock_itself_out() {
+    let app = spawn_app().await;
+    let admin = app.as_admin();
+    let demote = pb::UpdateUserRequest {
+        user: Some(pb::User { id: app.admin.id.clone(), role: pb::Role::Member as i32, ..Default::default() }),
+        update_mask: Some(FieldMask { paths: vec!["role".into()] }),
+    };
+
+    let status = assert_code(admin.update_user(demote).await, Code::FailedPrecondition);
+    assert!(status.message().contains("its own role"), "{status:?}");
+    assert_code(admin.deactivate_user(&app.admin.id).await, Code::FailedPrecondition);
+    assert_eq!(admin.get_caller().await.unwrap().role, pb::Role::Admin as i32, "still an admin");
+    // Another admin's role may change.
+    let other = app.user(pb::Role::Admin, "other admin").await;
+    let demote_other = pb::UpdateUserRequest {
+        user: Some(pb::User { id: other.id.clone(), role: pb::Role::Member as i32, ..Default::default() }),
+        update_mask: Some(FieldMask { paths: vec!["role".into()] }),
+    };
+    assert_eq!(admin.update_user(demote_other).await.unwrap().role, pb::Role::Member as i32);
+}

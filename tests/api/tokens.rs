@@ -207,6 +207,7 @@ async fn deactivating_a_user_ends_its_tokens_keys_and_streams_until_reactivated(
         assert!(status.message().contains("deactivated"), "{status:?}");
     }
     assert_code(app.as_admin().create_user_token(&buyer.id, None).await, Code::FailedPrecondition);
+    assert_code(app.as_admin().create_api_key(&buyer.id, "another").await, Code::FailedPrecondition);
     assert_code(app.as_admin().deactivate_user(&app.admin.id).await, Code::FailedPrecondition);
 
     let reactivated = app.as_admin().reactivate_user(&buyer.id).await.unwrap();

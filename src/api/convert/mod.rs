@@ -112,6 +112,18 @@ pub fn micros_from(field: &str, value: &Timestamp) -> Result<Micros, Error> {
         .ok_or_else(|| Error::invalid(field, "is out of range"))
 }
 
+/// A request's duration, which must not be negative; `field` names it in errors.
+pub fn duration_from(field: &str, value: &prost_types::Duration) -> Result<std::time::Duration, Error> {
+    // A Duration's parts have one sign, and its nanos stay under a second.
+    let (Ok(seconds), Ok(nanos)) = (u64::try_from(value.seconds), u32::try_from(value.nanos)) else {
+        return Err(Error::invalid(field, "must not be negative"));
+    };
+    if nanos >= 1_000_000_000 {
+        return Err(Error::invalid(field, "nanos must be within 0..999999999"));
+    }
+    Ok(std::time::Duration::new(seconds, nanos))
+}
+
 /// The view a request asked for.
 pub fn view_from(field: &str, value: i32) -> Result<View, Error> {
     Ok(match enum_field::<pb::View>(field, value, "View")? {
@@ -155,6 +167,15 @@ mod tests {
             mask_paths(mask(&["displayName", "subject.externalId"]), &camel, &[]).unwrap(),
             ["display_name", "subject.external_id"]
         );
+    }
+
+    #[test]
+    fn durations_are_not_negative_and_keep_their_nanos_under_a_second() {
+        let duration = |seconds, nanos| prost_types::Duration { seconds, nanos };
+        assert_eq!(duration_from("d", &duration(3, 5)).unwrap(), std::time::Duration::new(3, 5));
+        for bad in [duration(-1, 0), duration(10, -5), duration(1, 1_000_000_000)] {
+            assert!(duration_from("d", &bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
