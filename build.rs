@@ -12,6 +12,8 @@ const PROTOS: &[&str] = &[
     "proto/missive/v1/messages.proto",
     "proto/missive/v1/templates.proto",
     "proto/missive/v1/scheduled.proto",
+    "proto/missive/v1/reports.proto",
+    "proto/missive/v1/notifications.proto",
     "proto/missive/v1/events.proto",
 ];
 

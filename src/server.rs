@@ -18,7 +18,12 @@ use crate::{
     api::{self, ApiState, Gate, GateLayer, pb},
     config::Config,
     domain::{Error, messages::MessageLimits},
-    events::{FeedSettings, Feeds, StreamSettings, StreamStats, listener, stream::StreamContext},
+    events::{
+        FeedSettings, Feeds, StreamSettings, StreamStats, listener,
+        presence::{self, PresenceTracker},
+        signals::Signals,
+        stream::StreamContext,
+    },
     health,
     jobs::{self, Jobs},
     prometheus::MetricsEndpoint,
@@ -74,6 +79,14 @@ pub struct Application {
     health: HealthReporter,
     /// Cancelled to stop streams and jobs.
     shutdown: Shutdown,
+    /// What the live side runs besides the streams.
+    background: Background,
+}
+
+/// The presence task (until started) and the signals the event listener forwards to.
+struct Background {
+    presence: Option<presence::Task>,
+    signals: Arc<Signals>,
 }
 
 impl Application {
@@ -101,26 +114,7 @@ impl Application {
         };
         let shutdown = Shutdown::new();
         let stream_stats = Arc::<StreamStats>::default();
-        let stream_settings =
-            StreamSettings { heartbeat_interval: config.heartbeat_interval, ..StreamSettings::default() };
-        let state = ApiState {
-            store: Arc::clone(&store),
-            limits: MessageLimits {
-                max_attachment_bytes: config.max_attachment_bytes as usize,
-                schedule_horizon: i64::try_from(config.schedule_horizon.as_micros()).unwrap_or(i64::MAX),
-            },
-            max_token_ttl: config.max_user_token_ttl,
-            streams: StreamContext {
-                store: Arc::clone(&store),
-                feeds: Feeds::new(
-                    Arc::clone(&store),
-                    FeedSettings { poll_interval: config.event_poll_interval, batch_size: stream_settings.batch_size },
-                ),
-                settings: stream_settings,
-                stats: Arc::clone(&stream_stats),
-                shutdown: shutdown.clone(),
-            },
-        };
+        let (state, background) = api_state(&config, &store, &stream_stats, &shutdown);
         let (health, health_service) = tonic_health::server::health_reporter();
         health::report(&health, ServingStatus::Serving).await;
         let mut routes = api::routes(state);
@@ -134,7 +128,20 @@ impl Application {
         routes.add_service(reflection().build_v1()?).add_service(reflection().build_v1alpha()?);
         let routes = routes.routes();
         let gate = Gate::new(Arc::clone(&store), config.limits.per_key());
-        Ok(Self { listener, addr, config, store, stream_stats, routes, gate, tls, metrics, health, shutdown })
+        Ok(Self {
+            listener,
+            addr,
+            config,
+            store,
+            stream_stats,
+            routes,
+            gate,
+            tls,
+            metrics,
+            health,
+            shutdown,
+            background,
+        })
     }
 
     /// The address the server listens on.
@@ -216,14 +223,53 @@ impl Application {
             jobs::delivery::run(Arc::clone(store), config.schedule_interval, shutdown.clone()),
         );
         jobs.spawn("planner statistics", jobs::statistics::run(Arc::clone(store), shutdown.clone()));
+        if let Some(task) = self.background.presence.take() {
+            jobs.spawn("presence", task.run(shutdown.clone()));
+        }
         if store.backend() == sea_orm::DbBackend::Postgres {
+            let signals = Arc::clone(&self.background.signals);
             jobs.spawn(
                 "event listener",
-                listener::run(config.database_url.clone(), Arc::clone(store), shutdown.clone()),
+                listener::run(config.database_url.clone(), Arc::clone(store), signals, shutdown.clone()),
             );
         }
         jobs
     }
+}
+
+/// What the services share, and the live side's background work to start with the jobs.
+fn api_state(
+    config: &Config,
+    store: &Arc<Store>,
+    stream_stats: &Arc<StreamStats>,
+    shutdown: &Shutdown,
+) -> (ApiState, Background) {
+    let stream_settings = StreamSettings { heartbeat_interval: config.heartbeat_interval, ..StreamSettings::default() };
+    // A fresh id per process: a restarted replica's old leases lapse by themselves.
+    let signals = Signals::new(Arc::clone(store), uuid::Uuid::now_v7().simple().to_string());
+    let (tracker, presence) = PresenceTracker::new(Arc::clone(store), Arc::clone(&signals));
+    let state = ApiState {
+        store: Arc::clone(store),
+        limits: MessageLimits {
+            max_attachment_bytes: config.max_attachment_bytes as usize,
+            schedule_horizon: i64::try_from(config.schedule_horizon.as_micros()).unwrap_or(i64::MAX),
+        },
+        max_token_ttl: config.max_user_token_ttl,
+        streams: StreamContext {
+            store: Arc::clone(store),
+            feeds: Feeds::new(
+                Arc::clone(store),
+                FeedSettings { poll_interval: config.event_poll_interval, batch_size: stream_settings.batch_size },
+            ),
+            settings: stream_settings,
+            stats: Arc::clone(stream_stats),
+            signals: Arc::clone(&signals),
+            presence: tracker,
+            shutdown: shutdown.clone(),
+        },
+        typing: Arc::default(),
+    };
+    (state, Background { presence: Some(presence), signals })
 }
 
 /// Serves `routes` behind `gate` on `listener` until `draining` (which starts the

@@ -19,6 +19,7 @@ mod m20261124_000003_scheduled_messages;
 mod m20261202_000001_request_fingerprints;
 mod m20261202_000002_account_event_sequences;
 mod m20261202_000003_user_tokens;
+mod m20261203_000001_safety_and_attention;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_request_fingerprints::Migration),
             Box::new(m20261202_000002_account_event_sequences::Migration),
             Box::new(m20261202_000003_user_tokens::Migration),
+            Box::new(m20261203_000001_safety_and_attention::Migration),
         ]
     }
 }

@@ -20,7 +20,7 @@ use crate::{
         ids,
         paging::Page,
         text,
-        users::{self, NewUser, UserFilter, UserPatch},
+        users::{self, NewUser, Profile, UserFilter, UserPatch},
     },
     store,
 };
@@ -58,6 +58,8 @@ fn user_patch(user: pb::User, paths: &[String]) -> Result<UserPatch, Error> {
             }
             "email" => patch.email = Some(users::parse_email("user.email", user.email.clone())?),
             "phone" => patch.phone = Some(users::parse_phone("user.phone", user.phone.clone())?),
+            "avatar_url" => patch.avatar_url = Some(text::image_url("user.avatar_url", user.avatar_url.clone())?),
+            "verified" => patch.verified = Some(user.verified),
             _ => {}
         }
     }
@@ -79,7 +81,12 @@ impl pb::admin_service_server::AdminService for AdminApi {
             RequestKey::parse("request_id", std::mem::take(&mut request.request_id), || request.encode_to_vec())?;
         let user = request.user.ok_or_else(|| Error::invalid("user", "is required"))?;
         let role = convert::role_from("user.role", user.role)?;
-        let new = NewUser::parse(role, user.display_name, user.external_id, user.email, user.phone)?;
+        let profile = Profile::parse(user.avatar_url, user.verified);
+        let new = NewUser::parse(role, user.display_name, user.external_id, user.email, user.phone);
+        let new = match (new, profile) {
+            (Ok(new), Ok(profile)) => new.with_profile(profile),
+            (new, profile) => return Err(Error::merge([new.err(), profile.err()].into_iter().flatten()).into()),
+        };
         let user = store::users::create(&self.state.store, &admin, new, request_id).await?;
         Ok(Response::new(user.into()))
     }
@@ -123,6 +130,8 @@ impl pb::admin_service_server::AdminService for AdminApi {
                 ("external_id", !user.external_id.is_empty()),
                 ("email", !user.email.is_empty()),
                 ("phone", !user.phone.is_empty()),
+                ("avatar_url", !user.avatar_url.is_empty()),
+                ("verified", user.verified),
             ],
             &[],
         )?;

@@ -1,4 +1,5 @@
-//! ConversationService: conversations, participants and the caller's read and archive state.
+//! ConversationService: conversations, participants and the caller's read, archive and
+//! mute state; typing indicators (`typing.rs`).
 
 use tonic::{Request, Response, Status};
 
@@ -7,17 +8,17 @@ use super::{
     convert::{self, mask_paths},
     fingerprint,
     messages::parse_new_message,
-    pb,
+    pb, typing,
 };
 use crate::{
     domain::{
         Error,
         conversations::{
-            self, ConversationFilter, ConversationPatch, NewConversation, NewParticipant, StatusFilter, Subject,
+            self, ConversationFilter, ConversationPatch, Mute, NewConversation, NewParticipant, StatusFilter, Subject,
         },
         error::Violations,
         idempotency::RequestKey,
-        ids, metadata,
+        ids, metadata, now_micros,
         paging::Page,
         text,
     },
@@ -62,8 +63,8 @@ fn parse_new_conversation(
         .enumerate()
         .map(|(index, participant)| parse_participant(&format!("participants[{index}]"), participant));
     let participants = conversations::unique_participants(requested, &mut violations);
-    let subject = request.subject.unwrap_or_default();
-    let subject = violations.check(Subject::parse("subject", subject.kind, subject.external_id, subject.title));
+    let subject = request.subject.map(convert::subject_parts).unwrap_or_default();
+    let subject = violations.check(Subject::parse("subject", subject));
     let metadata = violations.check(metadata::parse("metadata", request.metadata));
     let caller_label = violations.check(conversations::parse_label("caller_label", &request.caller_label));
     let first_message = match request.first_message {
@@ -92,8 +93,8 @@ fn parse_status(value: i32) -> Result<StatusFilter, Error> {
 }
 
 fn parse_patch(conversation: pb::Conversation, paths: &[String]) -> Result<ConversationPatch, Error> {
-    let subject = conversation.subject.unwrap_or_default();
-    let subject = Subject::parse("conversation.subject", subject.kind, subject.external_id, subject.title)?;
+    let subject = conversation.subject.map(convert::subject_parts).unwrap_or_default();
+    let subject = Subject::parse("conversation.subject", subject)?;
     let mut patch = ConversationPatch::default();
     for path in paths {
         match path.as_str() {
@@ -101,10 +102,14 @@ fn parse_patch(conversation: pb::Conversation, paths: &[String]) -> Result<Conve
                 patch.subject_kind = Some(subject.kind.clone());
                 patch.subject_external_id = Some(subject.external_id.clone());
                 patch.subject_title = Some(subject.title.clone());
+                patch.subject_image_url = Some(subject.image_url.clone());
+                patch.subject_attributes = Some(subject.attributes.clone());
             }
             "subject.kind" => patch.subject_kind = Some(subject.kind.clone()),
             "subject.external_id" => patch.subject_external_id = Some(subject.external_id.clone()),
             "subject.title" => patch.subject_title = Some(subject.title.clone()),
+            "subject.image_url" => patch.subject_image_url = Some(subject.image_url.clone()),
+            "subject.attributes" => patch.subject_attributes = Some(subject.attributes.clone()),
             "metadata" => {
                 patch.metadata = Some(metadata::parse("conversation.metadata", conversation.metadata.clone())?)
             }
@@ -202,6 +207,8 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
                 ("subject.kind", !subject.kind.is_empty()),
                 ("subject.external_id", !subject.external_id.is_empty()),
                 ("subject.title", !subject.title.is_empty()),
+                ("subject.image_url", !subject.image_url.is_empty()),
+                ("subject.attributes", !subject.attributes.is_empty()),
             ],
         )?;
         let patch = parse_patch(conversation, &paths)?;
@@ -273,6 +280,40 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
             unread_count: totals.messages,
             conversations_with_unread: totals.conversations,
         }))
+    }
+
+    async fn mute_conversation(
+        &self,
+        request: Request<pb::MuteConversationRequest>,
+    ) -> Result<Response<pb::Conversation>, Status> {
+        let caller = self.state.caller(&request).await?;
+        let request = request.into_inner();
+        let id = ids::parse("id", &request.id, ids::CONVERSATION)?;
+        let expire_time = request.expire_time.map(|end| convert::micros_from("expire_time", &end)).transpose()?;
+        let mute = Mute::until("expire_time", expire_time, now_micros())?;
+        let conversation = store::mutes::set(&self.state.store, &caller, id, Some(mute)).await?;
+        Ok(Response::new(conversation.into()))
+    }
+
+    async fn unmute_conversation(
+        &self,
+        request: Request<pb::UnmuteConversationRequest>,
+    ) -> Result<Response<pb::Conversation>, Status> {
+        let caller = self.state.caller(&request).await?;
+        let id = ids::parse("id", &request.get_ref().id, ids::CONVERSATION)?;
+        let conversation = store::mutes::set(&self.state.store, &caller, id, None).await?;
+        Ok(Response::new(conversation.into()))
+    }
+
+    async fn send_typing_indicator(
+        &self,
+        request: Request<pb::SendTypingIndicatorRequest>,
+    ) -> Result<Response<()>, Status> {
+        let caller = self.state.caller(&request).await?;
+        let request = request.into_inner();
+        let id = ids::parse("conversation_id", &request.conversation_id, ids::CONVERSATION)?;
+        typing::send(&self.state, &caller, id, request.typing).await?;
+        Ok(Response::new(()))
     }
 
     async fn delete_conversation(

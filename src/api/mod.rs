@@ -16,9 +16,12 @@ mod events;
 mod fingerprint;
 mod gate;
 mod messages;
+mod notifications;
+mod reports;
 mod scheduled;
 mod status;
 mod templates;
+mod typing;
 
 use std::sync::Arc;
 
@@ -29,6 +32,8 @@ pub use conversations::ConversationApi;
 pub use events::EventApi;
 pub use gate::{Gate, GateLayer, KeyLimits};
 pub use messages::MessageApi;
+pub use notifications::NotificationApi;
+pub use reports::ReportApi;
 pub use scheduled::ScheduledMessageApi;
 pub use templates::TemplateApi;
 
@@ -55,16 +60,19 @@ pub mod pb {
 use pb::{
     admin_service_server::AdminServiceServer, conversation_service_server::ConversationServiceServer,
     event_service_server::EventServiceServer, message_service_server::MessageServiceServer,
+    notification_service_server::NotificationServiceServer, report_service_server::ReportServiceServer,
     scheduled_message_service_server::ScheduledMessageServiceServer, template_service_server::TemplateServiceServer,
 };
 
 /// The full names of Missive's services, for health reporting.
-pub const SERVICES: [&str; 6] = [
+pub const SERVICES: [&str; 8] = [
     <AdminServiceServer<AdminApi> as NamedService>::NAME,
     <ConversationServiceServer<ConversationApi> as NamedService>::NAME,
     <MessageServiceServer<MessageApi> as NamedService>::NAME,
     <ScheduledMessageServiceServer<ScheduledMessageApi> as NamedService>::NAME,
     <TemplateServiceServer<TemplateApi> as NamedService>::NAME,
+    <ReportServiceServer<ReportApi> as NamedService>::NAME,
+    <NotificationServiceServer<NotificationApi> as NamedService>::NAME,
     <EventServiceServer<EventApi> as NamedService>::NAME,
 ];
 
@@ -87,6 +95,10 @@ pub fn routes(state: ApiState) -> tonic::service::RoutesBuilder {
         )
         .add_service(
             TemplateServiceServer::new(TemplateApi::new(state.clone())).max_decoding_message_size(limits.with_text),
+        )
+        .add_service(ReportServiceServer::new(ReportApi::new(state.clone())).max_decoding_message_size(limits.small))
+        .add_service(
+            NotificationServiceServer::new(NotificationApi::new(state.clone())).max_decoding_message_size(limits.small),
         )
         .add_service(EventServiceServer::new(EventApi::new(state)).max_decoding_message_size(limits.small));
     routes
@@ -129,6 +141,8 @@ pub struct ApiState {
     pub max_token_ttl: std::time::Duration,
     /// What `Subscribe` streams need.
     pub streams: StreamContext,
+    /// Each user's allowance of typing indicators.
+    pub typing: Arc<typing::TypingLimits>,
 }
 
 impl ApiState {

@@ -22,18 +22,27 @@ pub struct Subject {
     pub external_id: String,
     /// A title to show.
     pub title: String,
+    /// Its picture's http(s) URL (a listing's thumbnail), or "".
+    #[serde(default)]
+    pub image_url: String,
+    /// Facts about it as strings (price, status), bounded like metadata.
+    #[serde(default)]
+    pub attributes: Metadata,
 }
 
 impl Subject {
     /// Validates every part; `field` is the subject's path in the request.
-    pub fn parse(field: &str, kind: String, external_id: String, title: String) -> Result<Self, Error> {
-        let part = |name: &str, value: String| text::bounded(&format!("{field}.{name}"), value, MAX_SUBJECT_CHARS);
-        match (part("kind", kind), part("external_id", external_id), part("title", title)) {
-            (Ok(kind), Ok(external_id), Ok(title)) => Ok(Self { kind, external_id, title }),
-            (kind, external_id, title) => {
-                Err(Error::merge([kind.err(), external_id.err(), title.err()].into_iter().flatten()))
-            }
-        }
+    pub fn parse(field: &str, parts: Subject) -> Result<Self, Error> {
+        let Subject { kind, external_id, title, image_url, attributes } = parts;
+        let mut violations = Violations::new();
+        let mut part = |name: &str, value: String| {
+            violations.check(text::bounded(&format!("{field}.{name}"), value, MAX_SUBJECT_CHARS)).unwrap_or_default()
+        };
+        let (kind, external_id, title) = (part("kind", kind), part("external_id", external_id), part("title", title));
+        let image_url = violations.check(text::image_url(&format!("{field}.image_url"), image_url)).unwrap_or_default();
+        violations.check(super::metadata::check(&format!("{field}.attributes"), &attributes));
+        violations.finish()?;
+        Ok(Self { kind, external_id, title, image_url, attributes })
     }
 }
 
@@ -57,6 +66,32 @@ pub struct ViewerState {
     pub unread_count: i64,
     /// Whether it archived the conversation.
     pub archived: bool,
+    /// Its mute, while one is in force.
+    pub mute: Option<Mute>,
+}
+
+/// A participant's mute of a conversation: no notifications from it while in force;
+/// its messages still count as unread (as in Stream Chat).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mute {
+    /// When it ends by itself; `None`: when the participant unmutes.
+    pub expire_time: Option<Micros>,
+}
+
+impl Mute {
+    /// The mute stored as (`muted`, `mute_expire_time`), if it is in force at `now`.
+    pub fn in_force(muted: bool, expire_time: Option<Micros>, now: Micros) -> Option<Self> {
+        (muted && expire_time.is_none_or(|end| end > now)).then_some(Self { expire_time })
+    }
+
+    /// A mute requested to end at `expire_time` (none: until unmuted), which must be after
+    /// `now`; `field` names it in the request.
+    pub fn until(field: &str, expire_time: Option<Micros>, now: Micros) -> Result<Self, Error> {
+        match expire_time {
+            Some(end) if end <= now => Err(Error::invalid(field, "must be in the future")),
+            _ => Ok(Self { expire_time }),
+        }
+    }
 }
 
 /// A conversation as stored, and as events carry it (no viewer's state: see
@@ -201,6 +236,10 @@ pub struct ConversationPatch {
     pub subject_external_id: Option<String>,
     /// A new subject title.
     pub subject_title: Option<String>,
+    /// A new subject picture ("" clears it).
+    pub subject_image_url: Option<String>,
+    /// New subject attributes.
+    pub subject_attributes: Option<Metadata>,
     /// New metadata.
     pub metadata: Option<Metadata>,
 }
@@ -256,11 +295,14 @@ mod tests {
 
     #[test]
     fn a_subject_names_each_bad_part() {
-        let err = Subject::parse("subject", "a\0".into(), "ok".into(), "x".repeat(501)).unwrap_err();
+        let parts =
+            Subject { kind: "a\0".into(), external_id: "ok".into(), title: "x".repeat(501), ..Subject::default() };
+        let err = Subject::parse("subject", parts).unwrap_err();
         let Error::InvalidArgument(violations) = err else { panic!("{err:?}") };
         let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(fields, ["subject.kind", "subject.title"]);
-        assert_eq!(Subject::parse("s", "listing".into(), "l1".into(), String::new()).unwrap().kind, "listing");
+        let parts = Subject { kind: "listing".into(), external_id: "l1".into(), ..Subject::default() };
+        assert_eq!(Subject::parse("s", parts).unwrap().kind, "listing");
     }
 
     #[test]

@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Caller, Micros,
-    conversations::{Conversation, Participant},
+    conversations::{Conversation, Mute, Participant},
     messages::Message,
+    notifications::{Notification, NotificationCount},
+    presence::Presence,
+    reports::Report,
     templates::Template,
 };
 
@@ -81,6 +84,28 @@ pub enum EventKind {
     /// A template was deleted.
     #[strum(serialize = "template.deleted")]
     TemplateDeleted,
+    /// A message was reported (to staff only).
+    #[strum(serialize = "report.created")]
+    ReportCreated,
+    /// A report was resolved (to staff only).
+    #[strum(serialize = "report.resolved")]
+    ReportResolved,
+    /// A user's notification was made or grew, or its notifications were read (to that
+    /// user only).
+    #[strum(serialize = "notification")]
+    Notification,
+    /// A participant muted a conversation (for itself).
+    #[strum(serialize = "conversation.muted")]
+    ConversationMuted,
+    /// A participant unmuted it.
+    #[strum(serialize = "conversation.unmuted")]
+    ConversationUnmuted,
+    /// A user came online or went offline. A signal: never in the log.
+    #[strum(serialize = "presence.changed")]
+    PresenceChanged,
+    /// A participant is typing, or stopped. A signal: never in the log.
+    #[strum(serialize = "typing")]
+    Typing,
 }
 
 impl EventKind {
@@ -116,6 +141,11 @@ pub enum EventPayload {
     ConversationDeleted { conversation_id: String },
     ParticipantChange { participant: Participant, conversation: Box<Conversation> },
     Template(Box<Template>),
+    Report(Box<Report>),
+    Notification { notification: Option<Box<Notification>>, count: NotificationCount },
+    Muted { conversation: Box<Conversation>, mute: Option<Mute> },
+    Presence { user_id: String, presence: Presence },
+    Typing { user_id: String, typing: bool },
 }
 
 /// Who may see an event, besides the rule that nobody sees another account's events.
@@ -219,6 +249,17 @@ impl Membership {
         Self { conversations: conversation_ids.into_iter().collect() }
     }
 
+    /// Whether the followed user and the one `other` follows take part in a conversation
+    /// together.
+    pub fn shares_with(&self, other: &Membership) -> bool {
+        let (small, large) = if self.conversations.len() <= other.conversations.len() {
+            (&self.conversations, &other.conversations)
+        } else {
+            (&other.conversations, &self.conversations)
+        };
+        small.iter().any(|id| large.contains(id))
+    }
+
     /// Whether the followed user takes part in the conversation.
     pub fn takes_part(&self, conversation_id: Option<&str>) -> bool {
         conversation_id.is_some_and(|id| self.conversations.contains(id))
@@ -234,7 +275,14 @@ impl Membership {
                 self.conversations.remove(conversation_id);
                 return;
             }
-            EventPayload::Message(_) | EventPayload::MessagesRead { .. } | EventPayload::Template(_) => return,
+            EventPayload::Message(_)
+            | EventPayload::MessagesRead { .. }
+            | EventPayload::Template(_)
+            | EventPayload::Report(_)
+            | EventPayload::Notification { .. }
+            | EventPayload::Muted { .. }
+            | EventPayload::Presence { .. }
+            | EventPayload::Typing { .. } => return,
         };
         if conversation.participants.iter().any(|p| p.user_id == user_id) {
             self.conversations.insert(conversation.id.clone());

@@ -17,6 +17,10 @@ pub const MESSAGE: &str = "msg";
 pub const ATTACHMENT: &str = "att";
 /// Templates.
 pub const TEMPLATE: &str = "tpl";
+/// Reports of messages.
+pub const REPORT: &str = "rpt";
+/// Notifications.
+pub const NOTIFICATION: &str = "ntf";
 
 /// A new id with the given prefix.
 pub fn new_id(prefix: &str) -> String {

@@ -32,6 +32,25 @@ pub fn filter(field: &str, value: String) -> Result<Option<String>, Error> {
     optional(field, value, MAX_FILTER_CHARS)
 }
 
+/// Most characters in a picture's URL.
+pub const MAX_URL_CHARS: usize = 2048;
+
+/// A picture's address (an avatar, a listing's thumbnail): empty for none, else an
+/// absolute `http` or `https` URL of at most [`MAX_URL_CHARS`], which clients may load
+/// as it is. Other schemes (`javascript:`, `data:`, `file:`) are refused: a browser client
+/// would follow them.
+pub fn image_url(field: &str, value: String) -> Result<String, Error> {
+    if value.is_empty() {
+        return Ok(value);
+    }
+    let value = bounded(field, value, MAX_URL_CHARS)?;
+    match url::Url::parse(&value) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(value),
+        Ok(url) => Err(Error::invalid(field, format!("must be an http or https URL, not {}:", url.scheme()))),
+        Err(err) => Err(Error::invalid(field, format!("{value:?} is not a URL: {err}"))),
+    }
+}
+
 /// Most characters in a listing's filter value.
 pub const MAX_FILTER_CHARS: usize = 1024;
 
@@ -73,5 +92,14 @@ mod tests {
         assert!(filter("f", "a\0".into()).is_err());
         assert_eq!(request_id("request_id", "r-1".into()).unwrap().as_deref(), Some("r-1"));
         assert!(request_id("request_id", "x".repeat(201)).is_err());
+    }
+
+    #[test]
+    fn image_urls_are_http_or_https() {
+        assert_eq!(image_url("u", String::new()).unwrap(), "");
+        assert!(image_url("u", "https://cdn.example.com/a.jpg".into()).is_ok());
+        for bad in ["javascript:alert(1)", "data:image/png;base64,AA", "cdn.example.com/a.jpg", "https://"] {
+            assert!(image_url("u", bad.into()).is_err(), "{bad}");
+        }
     }
 }

@@ -57,6 +57,25 @@ pub struct User {
     pub update_time: Micros,
     /// Set while it is deactivated: its keys and tokens do not work.
     pub deactivate_time: Option<Micros>,
+    /// How others see it: picture and badge.
+    pub profile: Profile,
+}
+
+/// How other users see a user besides its name: what a marketplace shows next to a
+/// message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Its picture's http(s) URL, or "".
+    pub avatar_url: String,
+    /// Vouched for by the account's admins (a verified seller).
+    pub verified: bool,
+}
+
+impl Profile {
+    /// Validates a profile from request fields `user.avatar_url` and `user.verified`.
+    pub fn parse(avatar_url: String, verified: bool) -> Result<Self, Error> {
+        Ok(Self { avatar_url: text::image_url("user.avatar_url", avatar_url)?, verified })
+    }
 }
 
 /// Why a deactivated user's keys and tokens are refused.
@@ -124,9 +143,16 @@ pub struct NewUser {
     pub email: String,
     /// A valid number or "".
     pub phone: String,
+    /// Picture and badge; none unless [`NewUser::with_profile`].
+    pub profile: Profile,
 }
 
 impl NewUser {
+    /// The same user with this profile.
+    pub fn with_profile(self, profile: Profile) -> Self {
+        Self { profile, ..self }
+    }
+
     /// Validates every field at once; `role` is `None` when the request left it unset.
     pub fn parse(
         role: Option<Role>,
@@ -143,7 +169,7 @@ impl NewUser {
         let phone = parse_phone("user.phone", phone);
         match (role, display_name, external_id, email, phone) {
             (Ok(role), Ok(display_name), Ok(external_id), Ok(email), Ok(phone)) => {
-                Ok(Self { role, display_name, external_id, email, phone })
+                Ok(Self { role, display_name, external_id, email, phone, profile: Profile::default() })
             }
             (role, display_name, external_id, email, phone) => Err(Error::merge(
                 [role.err(), display_name.err(), external_id.err(), email.err(), phone.err()].into_iter().flatten(),
@@ -165,6 +191,10 @@ pub struct UserPatch {
     pub email: Option<String>,
     /// A new phone number.
     pub phone: Option<String>,
+    /// A new picture URL ("" clears it).
+    pub avatar_url: Option<String>,
+    /// A new verified badge.
+    pub verified: Option<bool>,
 }
 
 /// A display name: trimmed, no NUL, at most [`MAX_NAME_CHARS`].

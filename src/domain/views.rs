@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use super::{
     conversations::{Conversation, ViewerState},
     messages::Message,
+    presence::Presence,
     users::User,
 };
 
@@ -21,12 +22,14 @@ pub struct ConversationView {
     pub last_message: Option<Message>,
     /// The participants' users, by id, in a full view (as much as the caller may see).
     pub users: HashMap<String, User>,
+    /// The participants' presence, by user id (none for an event's copy).
+    pub presence: HashMap<String, Presence>,
 }
 
 impl From<Conversation> for ConversationView {
     /// The conversation alone, as an event carries it.
     fn from(conversation: Conversation) -> Self {
-        Self { conversation, viewer: None, last_message: None, users: HashMap::new() }
+        Self { conversation, viewer: None, last_message: None, users: HashMap::new(), presence: HashMap::new() }
     }
 }
 

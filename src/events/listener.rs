@@ -3,7 +3,8 @@
 //! its own streams of that account. So a subscriber on replica B sees a message sent through
 //! replica A at once, not at the next poll. A revoke or role change sends
 //! `NOTIFY missive_credentials, '<account> <user>'`: the user's keys leave this replica's
-//! cache and the account's streams re-check theirs.
+//! cache and the account's streams re-check theirs. Signals (typing, presence) arrive on
+//! `missive_signals` and go to this replica's streams.
 
 use std::{sync::Arc, time::Duration};
 
@@ -11,14 +12,15 @@ use sea_orm::sqlx::postgres::PgListener;
 
 use tokio_util::sync::CancellationToken;
 
+use super::signals::{self, Signals};
 use crate::store::{Store, credentials, wakeups};
 
 /// Listens until shutdown, reconnecting when the connection drops. A notification missed
 /// while disconnected is made up for by forgetting every cached key and waking every
 /// stream once reconnected.
-pub async fn run(database_url: String, store: Arc<Store>, shutdown: CancellationToken) {
+pub async fn run(database_url: String, store: Arc<Store>, signals: Arc<Signals>, shutdown: CancellationToken) {
     tokio::select! {
-        () = listen(&database_url, &store) => {}
+        () = listen(&database_url, &store, &signals) => {}
         () = shutdown.cancelled() => {}
     }
 }
@@ -29,12 +31,13 @@ fn start_over(store: &Store) {
     store.wakeups().wake_all();
 }
 
-async fn listen(database_url: &str, store: &Store) {
+async fn listen(database_url: &str, store: &Store, signals: &Signals) {
     let hub = store.wakeups();
     loop {
         match PgListener::connect(database_url).await {
             Ok(mut listener) => {
-                if let Err(err) = listener.listen_all([wakeups::CHANNEL, credentials::CHANNEL]).await {
+                if let Err(err) = listener.listen_all([wakeups::CHANNEL, credentials::CHANNEL, signals::CHANNEL]).await
+                {
                     tracing::warn!(error = %err, "LISTEN failed; retrying");
                 } else {
                     tracing::debug!("listening for event notifications");
@@ -47,6 +50,9 @@ async fn listen(database_url: &str, store: &Store) {
                                     store.credentials().forget_user(user_id);
                                     hub.wake(account_id);
                                 }
+                            }
+                            Ok(Some(notification)) if notification.channel() == signals::CHANNEL => {
+                                signals.receive(notification.payload()).await;
                             }
                             Ok(Some(notification)) => hub.wake(notification.payload()),
                             // Reconnect here rather than let sqlx do it on the next receive: the

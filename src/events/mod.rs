@@ -8,9 +8,13 @@
 //! - [`feed`]: one log reader per account with streams.
 //! - [`stream`]: one `Subscribe` stream: replay from a cursor, then live, with heartbeats.
 //! - [`listener`]: PostgreSQL LISTEN/NOTIFY, so streams on every replica wake at once.
+//! - [`signals`]: typing and presence, told to streams live and never logged.
+//! - [`presence`]: who is online, from the streams open on every replica.
 
 pub mod feed;
 pub mod listener;
+pub mod presence;
+pub mod signals;
 pub mod stream;
 
 pub use feed::{FeedSettings, Feeds};

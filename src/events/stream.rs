@@ -5,7 +5,9 @@
 //! it takes from a feed batch what lies after it, and reads the log itself when a batch
 //! starts beyond it (it fell behind). Each event is judged in memory by
 //! `Audience::admits`, with the caller's membership followed from the events themselves
-//! and the caller's key re-checked (from the key cache) before every batch.
+//! and the caller's key re-checked (from the key cache) before every batch. Signals
+//! (typing, presence; `signals.rs`) come between events, live only, at the stream's
+//! position; while the stream is open its caller counts as online (`presence.rs`).
 
 use std::{
     sync::{
@@ -15,15 +17,22 @@ use std::{
     time::Duration,
 };
 
-use tokio::{sync::mpsc, time::Instant};
+use tokio::{
+    sync::{broadcast, mpsc},
+    time::Instant,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::feed::{FeedBatch, Feeds, Received, Subscription};
+use super::{
+    feed::{FeedBatch, Feeds, Received, Subscription},
+    presence::{Online, PresenceTracker},
+    signals::{Signal, SignalKind, Signals},
+};
 use crate::{
     domain::{
         Caller, Credential, Error,
-        events::{Event, EventFilter, LoggedEvent, Membership, Narrowing},
+        events::{Event, EventFilter, EventKind, EventPayload, LoggedEvent, Membership, Narrowing},
         now_micros,
     },
     store::{self, Store},
@@ -96,6 +105,10 @@ pub struct StreamContext {
     pub settings: StreamSettings,
     /// Counters over every stream.
     pub stats: Arc<StreamStats>,
+    /// Typing and presence, live only.
+    pub signals: Arc<Signals>,
+    /// Who is online, from the streams open.
+    pub presence: PresenceTracker,
     /// Ends every stream cleanly.
     pub shutdown: CancellationToken,
 }
@@ -111,6 +124,7 @@ pub async fn open(
     // Join the feed before the first read, so that what commits in between reaches the
     // stream one way or the other.
     let subscription = context.feeds.subscribe(&caller.account_id);
+    let signals = context.signals.subscribe(&caller.account_id);
     let head = store::events::head(&context.store, &caller.account_id).await?;
     let position = match start {
         Start::Live => head,
@@ -124,7 +138,10 @@ pub async fn open(
     };
     let membership = membership_of(&context.store, &caller).await?;
     let (sender, receiver) = mpsc::channel(context.settings.queue_capacity);
+    let online = context.presence.opened(&caller.account_id, &caller.user_id);
     let stream = Stream {
+        signals,
+        _online: online,
         context,
         caller,
         filter,
@@ -174,6 +191,10 @@ struct Stream {
     opened_at: i64,
     /// When the client was last sent something: heartbeats fill silences.
     last_sent: Instant,
+    /// The account's typing and presence signals.
+    signals: broadcast::Receiver<Arc<Signal>>,
+    /// The caller counts as online while this lives.
+    _online: Online,
 }
 
 impl Stream {
@@ -229,6 +250,7 @@ impl Stream {
                     Box::pin(self.recheck_caller()).await?;
                     true
                 }
+                signal = next_signal(&mut self.signals) => self.consider_signal(&signal).await,
                 () = self.context.shutdown.cancelled() => false,
                 _ = self.sender.closed() => false,
             };
@@ -329,6 +351,42 @@ impl Stream {
         true
     }
 
+    /// Delivers a signal at the stream's position if the caller may see it (participants
+    /// of the conversation someone types in; users sharing a conversation with the one
+    /// whose presence changed; staff both) and asked for it; never the caller's own.
+    /// False when the client left or the server is shutting down.
+    async fn consider_signal(&mut self, signal: &Signal) -> bool {
+        let staff = self.caller.is_staff();
+        let (kind, user_id, conversation_id, payload, visible) = match &signal.kind {
+            SignalKind::Typing { conversation_id, user_id, typing } => (
+                EventKind::Typing,
+                user_id,
+                Some(conversation_id.clone()),
+                EventPayload::Typing { user_id: user_id.clone(), typing: *typing },
+                staff || self.membership.takes_part(Some(conversation_id)),
+            ),
+            SignalKind::Presence { user_id, presence } => (
+                EventKind::PresenceChanged,
+                user_id,
+                None,
+                EventPayload::Presence { user_id: user_id.clone(), presence: *presence },
+                staff || signal.membership.as_ref().is_some_and(|theirs| theirs.shares_with(&self.membership)),
+            ),
+        };
+        if !visible || *user_id == self.caller.user_id {
+            return true;
+        }
+        let event = Event {
+            seq: self.position,
+            kind,
+            create_time: now_micros(),
+            actor_id: user_id.clone(),
+            conversation_id,
+            payload,
+        };
+        !self.filter.selects(&event) || self.deliver(StreamItem::Event(Box::new(event))).await
+    }
+
     /// Sends the stream's position. False when the client left or the server is stopping.
     async fn heartbeat(&mut self) -> bool {
         let position = self.position;
@@ -353,6 +411,18 @@ impl Stream {
         let queued = self.context.settings.queue_capacity - self.sender.capacity();
         self.context.stats.peak_queued.fetch_max(queued, Ordering::Relaxed);
         sent
+    }
+}
+
+/// The next signal; signals a slow stream missed are skipped (they are live only).
+async fn next_signal(signals: &mut broadcast::Receiver<Arc<Signal>>) -> Arc<Signal> {
+    loop {
+        match signals.recv().await {
+            Ok(signal) => return signal,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            // The sender lives in `Signals` for as long as this receiver does.
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+        }
     }
 }
 

@@ -47,6 +47,8 @@ impl ConversationRecord {
                 kind: self.row.subject_kind.clone(),
                 external_id: self.row.subject_external_id.clone(),
                 title: self.row.subject_title.clone(),
+                image_url: self.row.subject_image_url.clone(),
+                attributes: columns::attributes_from_column(self.row.subject_attributes.as_deref())?,
             },
             metadata: columns::metadata_from_column(&self.row.metadata)?,
             participants: self.participants.iter().map(participant_from_row).collect(),

@@ -19,6 +19,15 @@ pub fn metadata_from_column(column: &str) -> Result<Metadata, Error> {
     serde_json::from_str(column).map_err(|err| Error::Internal(format!("stored metadata is not a JSON map: {err}")))
 }
 
+/// A subject's attributes: NULL when there are none, which most subjects have.
+pub fn attributes_to_column(attributes: &Metadata) -> Option<String> {
+    (!attributes.is_empty()).then(|| metadata_to_column(attributes))
+}
+
+pub fn attributes_from_column(column: Option<&str>) -> Result<Metadata, Error> {
+    column.map_or_else(|| Ok(Metadata::new()), metadata_from_column)
+}
+
 pub fn value_to_column(value: &Option<serde_json::Value>) -> Option<String> {
     value.as_ref().map(serde_json::Value::to_string)
 }

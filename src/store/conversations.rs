@@ -13,7 +13,7 @@ use super::{
     access::{self, ConversationRecord},
     accounts, columns,
     entities::{conversation, message, participant},
-    messages, scheduled, templates, views,
+    messages, notifications, scheduled, templates, views,
 };
 use crate::domain::{
     Caller, Error, View,
@@ -21,6 +21,7 @@ use crate::domain::{
     events::{Audience, EventKind, EventPayload, NewEvent},
     idempotency::RequestKey,
     ids,
+    notifications::{Notice, NotificationKind},
     paging::Page,
     views::{ConversationView, MessageView},
 };
@@ -76,6 +77,14 @@ async fn insert(tx: &mut WriteTx, caller: &Caller, new: NewConversation) -> Resu
     .await?;
     let mut record = insert_rows(tx, caller, &new, participants).await?;
     emit(tx, EventKind::ConversationCreated, &record, Audience::Conversation)?;
+    let started = NotificationKind::ConversationStarted;
+    let notices = record
+        .participants
+        .iter()
+        .filter(|p| p.user_id != caller.user_id)
+        .map(|p| Notice::conversation(&p.user_id, started, &record.row.id, &record.row.subject_title))
+        .collect();
+    notifications::notify(tx, notices).await?;
     if let Some(first) = new.first_message {
         if let Some(key) = &first.fields().request_id {
             messages::ensure_unused_request_id(tx, caller, &key.id, "first_message.request_id").await?;
@@ -100,6 +109,8 @@ async fn insert_rows(
         subject_kind: Set(new.subject.kind.clone()),
         subject_external_id: Set(new.subject.external_id.clone()),
         subject_title: Set(new.subject.title.clone()),
+        subject_image_url: Set(new.subject.image_url.clone()),
+        subject_attributes: Set(columns::attributes_to_column(&new.subject.attributes)),
         metadata: Set(columns::metadata_to_column(&new.metadata)),
         creator_id: Set(caller.user_id.clone()),
         create_request_id: Set(new.request_id.as_ref().map(|key| key.id.clone())),
@@ -125,6 +136,8 @@ async fn insert_rows(
             archived: false,
             unread_count: 0,
             join_time: tx.now,
+            muted: false,
+            mute_expire_time: None,
         })
         .collect();
     accounts::count_conversations(tx, &caller.account_id, 1).await?;
@@ -336,6 +349,12 @@ pub async fn update(
                 }
                 if let Some(title) = patch.subject_title {
                     active.subject_title = Set(title);
+                }
+                if let Some(image_url) = patch.subject_image_url {
+                    active.subject_image_url = Set(image_url);
+                }
+                if let Some(attributes) = &patch.subject_attributes {
+                    active.subject_attributes = Set(columns::attributes_to_column(attributes));
                 }
                 if let Some(metadata) = &patch.metadata {
                     active.metadata = Set(columns::metadata_to_column(metadata));

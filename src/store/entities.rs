@@ -56,6 +56,12 @@ pub mod user {
         pub deactivate_time: Option<i64>,
         /// Advanced by each deactivation: tokens minted under an older one stay void.
         pub token_generation: i64,
+        /// "" for none.
+        pub avatar_url: String,
+        pub verified: bool,
+        /// The presence last announced (see `store::presence`).
+        pub online: bool,
+        pub last_seen_time: Option<i64>,
     }
 
     no_relations!();
@@ -93,6 +99,10 @@ pub mod conversation {
         pub subject_kind: String,
         pub subject_external_id: String,
         pub subject_title: String,
+        /// "" for none.
+        pub subject_image_url: String,
+        /// `Metadata` as JSON, or NULL for none.
+        pub subject_attributes: Option<String>,
         /// JSON object of strings.
         pub metadata: String,
         pub creator_id: String,
@@ -136,6 +146,9 @@ pub mod participant {
         /// `domain::unread::counts_for`), kept in the transaction of every change.
         pub unread_count: i64,
         pub join_time: i64,
+        /// Muted by this user: no notifications, until `mute_expire_time` when set.
+        pub muted: bool,
+        pub mute_expire_time: Option<i64>,
     }
 
     no_relations!();
@@ -355,6 +368,79 @@ pub mod event_retention {
         pub account_id: String,
         /// Every event of the account up to this sequence has been pruned.
         pub pruned_through: i64,
+    }
+
+    no_relations!();
+}
+
+pub mod report {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "reports")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub account_id: String,
+        pub conversation_id: String,
+        pub message_id: String,
+        pub reporter_id: String,
+        pub reason: String,
+        pub details: String,
+        pub status: String,
+        /// `domain::messages::Message` as JSON, as the reporter saw it.
+        pub snapshot: String,
+        pub create_time: i64,
+        pub resolve_time: Option<i64>,
+        pub resolver_id: Option<String>,
+        pub resolution_note: Option<String>,
+    }
+
+    no_relations!();
+}
+
+pub mod notification {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "notifications")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub account_id: String,
+        pub user_id: String,
+        pub kind: String,
+        pub conversation_id: Option<String>,
+        pub actor_id: String,
+        pub message_id: Option<String>,
+        pub report_id: Option<String>,
+        pub count: i64,
+        pub summary: String,
+        /// Set while unread and able to grow; one per user and key.
+        pub coalesce_key: Option<String>,
+        pub read_time: Option<i64>,
+        pub create_time: i64,
+        pub update_time: i64,
+    }
+
+    no_relations!();
+}
+
+pub mod presence {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "presence")]
+    pub struct Model {
+        /// The replica holding the user's streams.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub replica_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        pub account_id: String,
+        /// Renewed while the streams stay open; a row not renewed for
+        /// `presence::LEASE` belongs to a replica that is gone.
+        pub renew_time: i64,
     }
 
     no_relations!();

@@ -11,17 +11,19 @@ use super::{
     access::{self, ConversationRecord},
     columns,
     entities::{attachment, conversation, message, message_read},
-    pending, templates, unread, views,
+    notifications, pending, templates, unread, views,
 };
 use crate::domain::{
     Caller, Error, View,
     channels::Envelope,
+    conversations::Mute,
     events::{Audience, EventKind, EventPayload, NewEvent},
     idempotency::RequestKey,
     messages::{
         Attachment, AttachmentContent, Message, MessageDraft, MessageKind, MessagePatch, MessageQuery, NewAttachment,
         NewMessage, may_delete, may_edit,
     },
+    notifications::Notice,
     paging::Page,
     unread::MessageFacts,
     views::MessageView,
@@ -206,6 +208,14 @@ pub(super) async fn insert(
     let receipts = views::receipts(&record.participants, &row, &staff, &views::Reads::new());
     let message = views::message_from_row(row, attachments, receipts)?;
     emit(tx, EventKind::MessageCreated, &message);
+    // Whoever it counts as unread for is told, unless they muted the conversation.
+    let notices = record
+        .participants
+        .iter()
+        .filter(|p| readers.contains(&p.user_id) && Mute::in_force(p.muted, p.mute_expire_time, tx.now).is_none())
+        .map(|p| Notice::new_message(&p.user_id, &message))
+        .collect();
+    notifications::notify(tx, notices).await?;
     Ok(message)
 }
 
@@ -415,6 +425,7 @@ pub async fn update(store: &Store, caller: &Caller, id: String, patch: MessagePa
                 let row = active.update(tx.conn()).await?;
                 let message = views::assemble_one(tx.conn(), row, &record).await?;
                 emit(tx, EventKind::MessageUpdated, &message);
+                notifications::restate(tx, &message).await?;
                 Ok(MessageView::from(message))
             })
         })
@@ -467,6 +478,7 @@ pub(super) async fn tombstone(
     let row = active.update(tx.conn()).await?;
     let message = views::assemble_one(tx.conn(), row, record).await?;
     emit(tx, EventKind::MessageDeleted, &message);
+    notifications::restate(tx, &message).await?;
     Ok(message)
 }
 

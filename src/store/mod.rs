@@ -31,9 +31,13 @@ pub mod entities;
 pub mod events;
 pub mod messages;
 mod migrate;
+pub mod mutes;
+pub mod notifications;
 pub mod participants;
 mod pending;
+pub mod presence;
 pub mod reads;
+pub mod reports;
 pub mod scheduled;
 pub mod templates;
 #[cfg(test)]

@@ -8,15 +8,23 @@ use super::{
     access::{self, ConversationRecord, participant_from_row},
     conversations,
     entities::{conversation, participant},
-    scheduled, unread,
+    notifications, scheduled, unread,
 };
 use crate::domain::{
     Caller, Error, View,
     conversations::{NewParticipant, may_remove},
     events::{Audience, EventKind, EventPayload, Membership, NewEvent},
+    notifications::{Notice, NotificationKind},
     unread::Reader,
     views::ConversationView,
 };
+
+/// NOT_FOUND unless the caller may see the conversation; FAILED_PRECONDITION unless it
+/// takes part (staff may see without taking part).
+pub async fn ensure_taking_part(store: &Store, caller: &Caller, conversation_id: &str) -> Result<(), Error> {
+    let record = access::load_visible(&store.db, caller, conversation_id).await?;
+    record.own_row(caller).map(|_| ())
+}
 
 /// The conversations `user_id` takes part in now, for a stream to follow.
 pub async fn membership(store: &Store, user_id: &str) -> Result<Membership, Error> {
@@ -60,12 +68,21 @@ pub async fn add(store: &Store, caller: &Caller, id: String, new: NewParticipant
                     archived: Set(false),
                     unread_count: Set(unread_count),
                     join_time: Set(tx.now),
+                    muted: Set(false),
+                    mute_expire_time: Set(None),
                 }
                 .insert(tx.conn())
                 .await?;
                 touch(tx, &mut record).await?;
                 record.participants.push(joined.clone());
-                emit(tx, EventKind::ParticipantAdded, &record, &joined, Audience::Conversation)
+                emit(tx, EventKind::ParticipantAdded, &record, &joined, Audience::Conversation)?;
+                if joined.user_id != caller.user_id {
+                    let added = NotificationKind::AddedToConversation;
+                    let title = &record.row.subject_title;
+                    let notice = Notice::conversation(&joined.user_id, added, &record.row.id, title);
+                    notifications::notify(tx, vec![notice]).await?;
+                }
+                Ok(())
             })
         })
         .await?;

@@ -23,13 +23,14 @@ use super::{
     access::{self, ConversationRecord},
     columns,
     entities::{conversation, scheduled_attachment, scheduled_message, user},
-    messages,
+    messages, notifications,
     pending::{self, emit, load_visible},
 };
 use crate::domain::{
     Caller, Credential, Error, Micros, View,
     events::EventKind,
     messages::{Message, MessageLimits, MessageState, NewMessage, ScheduledPatch, may_dispatch, may_edit},
+    notifications::{Notice, NotificationKind},
     now_micros,
     paging::Page,
     views::MessageView,
@@ -366,6 +367,15 @@ async fn fail(tx: &mut WriteTx, row: scheduled_message::Model, reason: String) -
     active.update_time = Set(tx.now);
     let message = pending::present(tx.conn(), active.update(tx.conn()).await?).await?;
     emit(tx, EventKind::ScheduledMessageFailed, &message);
+    let notice = Notice {
+        user_id: message.sender_id.clone(),
+        kind: NotificationKind::ScheduledMessageFailed,
+        conversation_id: Some(message.conversation_id.clone()),
+        message_id: Some(message.id.clone()),
+        report_id: None,
+        summary: format!("A scheduled message could not be sent: {}", message.failure_reason.as_deref().unwrap_or("")),
+    };
+    notifications::notify(tx, vec![notice]).await?;
     Ok(message)
 }
 

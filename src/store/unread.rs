@@ -155,6 +155,10 @@ mod tests {
             update_time: Set(0),
             deactivate_time: Set(None),
             token_generation: Set(0),
+            avatar_url: Set(String::new()),
+            verified: Set(false),
+            online: Set(false),
+            last_seen_time: Set(None),
         }
         .insert(&store.db)
         .await
@@ -185,6 +189,8 @@ mod tests {
             subject_kind: Set(String::new()),
             subject_external_id: Set(String::new()),
             subject_title: Set(String::new()),
+            subject_image_url: Set(String::new()),
+            subject_attributes: Set(None),
             metadata: Set("{}".into()),
             creator_id: Set("agent".into()),
             create_request_id: Set(None),

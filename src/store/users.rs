@@ -168,6 +168,12 @@ pub async fn update(store: &Store, admin: &Admin, id: String, patch: UserPatch) 
                 if let Some(phone) = patch.phone {
                     active.phone = Set(phone);
                 }
+                if let Some(avatar_url) = patch.avatar_url {
+                    active.avatar_url = Set(avatar_url);
+                }
+                if let Some(verified) = patch.verified {
+                    active.verified = Set(verified);
+                }
                 active.update_time = Set(tx.now);
                 let row = active.update(tx.conn()).await?;
                 if role_changed {
@@ -277,6 +283,10 @@ async fn insert(
         update_time: Set(tx.now),
         deactivate_time: Set(None),
         token_generation: Set(0),
+        avatar_url: Set(new.profile.avatar_url),
+        verified: Set(new.profile.verified),
+        online: Set(false),
+        last_seen_time: Set(None),
     }
     .insert(tx.conn())
     .await?;

@@ -14,9 +14,11 @@ use super::{
 };
 use crate::domain::{
     Caller, Error, View,
-    conversations::ViewerState,
+    conversations::{Mute, ViewerState},
     messages::{Attachment, Message, MessageState, ReadReceipt},
-    users::User,
+    now_micros,
+    presence::Presence,
+    users::{Profile, User},
     views::{ConversationView, MessageView},
 };
 
@@ -32,6 +34,7 @@ pub fn user_from_row(row: user::Model) -> Result<User, Error> {
         create_time: row.create_time,
         update_time: row.update_time,
         deactivate_time: row.deactivate_time,
+        profile: Profile { avatar_url: row.avatar_url, verified: row.verified },
     })
 }
 
@@ -237,13 +240,13 @@ pub async fn present<C: ConnectionTrait>(
     };
     let mut last_by_conversation: HashMap<String, Message> =
         assemble(conn, last_rows, &records).await?.into_iter().map(|m| (m.conversation_id.clone(), m)).collect();
+    let participant_ids: Vec<String> = records.iter().flat_map(ConversationRecord::participant_ids).collect();
+    let presence = presence_of(conn, &caller.account_id, &participant_ids).await?;
     let users = match view {
-        View::Full => {
-            let ids = records.iter().flat_map(ConversationRecord::participant_ids).collect();
-            users_by_id(conn, caller, ids).await?
-        }
+        View::Full => users_by_id(conn, caller, participant_ids).await?,
         View::Basic => HashMap::new(),
     };
+    let now = now_micros();
     records
         .into_iter()
         .map(|record| {
@@ -251,6 +254,7 @@ pub async fn present<C: ConnectionTrait>(
                 label: p.label.clone(),
                 unread_count: p.unread_count,
                 archived: p.archived,
+                mute: Mute::in_force(p.muted, p.mute_expire_time, now),
             });
             let conversation = record.snapshot(caller.is_staff())?;
             let users = conversation
@@ -258,10 +262,36 @@ pub async fn present<C: ConnectionTrait>(
                 .iter()
                 .filter_map(|p| users.get(&p.user_id).map(|u| (p.user_id.clone(), u.clone())))
                 .collect();
+            let presence = conversation
+                .participants
+                .iter()
+                .filter_map(|p| presence.get(&p.user_id).map(|shown| (p.user_id.clone(), *shown)))
+                .collect();
             let last_message = last_by_conversation.remove(&conversation.id).map(|m| m.seen_by(caller));
-            Ok(ConversationView { conversation, viewer, last_message, users })
+            Ok(ConversationView { conversation, viewer, last_message, users, presence })
         })
         .collect()
+}
+
+/// The presence of these users of the account, by id: one read, whatever the view.
+async fn presence_of<C: ConnectionTrait>(
+    conn: &C,
+    account_id: &str,
+    user_ids: &[String],
+) -> Result<HashMap<String, Presence>, Error> {
+    if user_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let unique: HashSet<&String> = user_ids.iter().collect();
+    let rows: Vec<(String, bool, Option<i64>)> = user::Entity::find()
+        .select_only()
+        .columns([user::Column::Id, user::Column::Online, user::Column::LastSeenTime])
+        .filter(user::Column::AccountId.eq(account_id))
+        .filter(user::Column::Id.is_in(unique))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows.into_iter().map(|(id, online, last_seen)| (id, Presence::from_columns(online, last_seen))).collect())
 }
 
 /// One conversation as `caller` sees it.

@@ -82,3 +82,16 @@ impl Drop for Wakeups {
         }
     }
 }
+
+/// Sends `payload` on PostgreSQL channel `channel`, outside any transaction: delivered to
+/// every replica listening at once.
+pub async fn notify(store: &super::Store, channel: &str, payload: &str) -> Result<(), crate::domain::Error> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let statement = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_notify($1, $2)",
+        [channel.into(), payload.into()],
+    );
+    store.db.execute_raw(statement).await?;
+    Ok(())
+}

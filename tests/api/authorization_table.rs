@@ -193,6 +193,7 @@ async fn victim(app: &TestApp) -> (Ids, TestUser, TestUser) {
                 kind: "listing".into(),
                 external_id: "l-1".into(),
                 title: "VICTIM-TITLE".into(),
+                ..Default::default()
             }),
             metadata: [("offer".to_string(), "VICTIM-META".to_string())].into(),
             ..Default::default()

@@ -81,8 +81,14 @@ async fn tail_prints_one_line_per_event_and_resumes_from_a_cursor() {
         .unwrap();
     let mut lines = BufReader::new(tail.stdout.take().unwrap()).lines();
     let next = async |lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>| -> Value {
-        let line = tokio::time::timeout(WAIT, lines.next_line()).await.expect("a line in time").unwrap().unwrap();
-        serde_json::from_str(&line).unwrap()
+        // The seller's notifications and the buyer's presence come between: not this test's.
+        loop {
+            let line = tokio::time::timeout(WAIT, lines.next_line()).await.expect("a line in time").unwrap().unwrap();
+            let event: Value = serde_json::from_str(&line).unwrap();
+            if !matches!(event["type"].as_str(), Some("EVENT_TYPE_NOTIFICATION" | "EVENT_TYPE_PRESENCE_CHANGED")) {
+                return event;
+            }
+        }
     };
     // The first line is the stream's position: from then on, nothing is missed.
     assert_eq!(text(&next(&mut lines).await, "type"), "EVENT_TYPE_HEARTBEAT");

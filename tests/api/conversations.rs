@@ -31,6 +31,7 @@ async fn a_conversation_starts_with_its_participants_subject_and_first_message()
                 kind: "listing".into(),
                 external_id: "lst_abc".into(),
                 title: "2021 Volvo FH 500".into(),
+                ..Default::default()
             }),
             metadata: BTreeMap::from([("offer_id".to_string(), "42".to_string())]),
             first_message: Some(text("", "Is this vehicle still available?")),
@@ -103,6 +104,7 @@ async fn listing_filters_by_status_label_and_subject_with_a_summary() {
                     kind: "listing".into(),
                     external_id: "lst_9".into(),
                     title: String::new(),
+                    ..Default::default()
                 }),
                 ..Default::default()
             }),
@@ -364,7 +366,12 @@ async fn an_update_without_a_mask_changes_only_the_parts_of_the_subject_it_gives
         }),
         update_mask: paths.map(|paths| FieldMask { paths }),
     };
-    let whole = pb::Subject { kind: "listing".into(), external_id: "lst_9".into(), title: "Volvo FH".into() };
+    let whole = pb::Subject {
+        kind: "listing".into(),
+        external_id: "lst_9".into(),
+        title: "Volvo FH".into(),
+        ..Default::default()
+    };
     app.as_admin().update_conversation(update(whole, Some(vec!["subject".into()]))).await.unwrap();
 
     let retitled = pb::Subject { title: "Volvo FH 500".into(), ..Default::default() };

@@ -7,7 +7,8 @@ use missive::api::pb;
 use tonic::{Code, Streaming};
 
 use crate::helpers::{
-    Session, TestApp, TestUser, WAIT, assert_code, assert_invalid, next_events, note, spawn_app, spawn_app_with, text,
+    Session, TestApp, TestUser, WAIT, assert_code, assert_invalid, next_events, next_of_type, note, spawn_app,
+    spawn_app_with, text,
 };
 
 async fn subscribe(app: &TestApp, user: &TestUser, after: &str) -> Streaming<pb::Event> {
@@ -267,7 +268,9 @@ async fn an_idle_stream_gets_heartbeats_with_a_resumable_cursor() {
     let other = app.member("other").await;
     let conversation = app.conversation(&other, &[(&member, "buyer")]).await;
     let mut stream = subscribe(&app, &member, "0").await;
+    // The conversation's creation, then the member's notification of it.
     next_events(&mut stream, 1).await;
+    next_of_type(&mut stream, pb::EventType::Notification, 1).await;
 
     let heartbeat = tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
     assert_eq!(heartbeat.r#type, pb::EventType::Heartbeat as i32);
@@ -624,12 +627,14 @@ async fn cursors_count_only_the_events_of_the_callers_account() {
     }
     app.send(&buyer, &conversation.id, "two").await;
 
+    // Each send is two events of the account: the message, and the seller's notification.
     let positions = cursors(&next_events(&mut stream, 2).await);
     let opened: i64 = opened.cursor.parse().unwrap();
-    assert_eq!(positions, [opened + 1, opened + 2], "nothing between the account's own events");
+    assert_eq!(positions, [opened + 1, opened + 3], "nothing between the account's own events");
     let status = app.session(&seller).subscribe_after("99999").await.unwrap_err();
-    assert!(status.message().ends_with(&format!("(at {})", opened + 2)), "{status:?}");
+    assert!(status.message().ends_with(&format!("(at {})", opened + 4)), "{status:?}");
     let mut neighbours = subscribe(&app, &bob, "").await;
     let their_head = tokio::time::timeout(WAIT, neighbours.message()).await.unwrap().unwrap().unwrap();
-    assert_eq!(their_head.cursor, "9", "the other account counts its own: a conversation, eight messages");
+    let counted = "the other account counts its own: a conversation, eight messages, and bob's notification of each";
+    assert_eq!(their_head.cursor, "18", "{counted}");
 }

@@ -22,6 +22,7 @@ use missive::{
     api::pb::{
         self, admin_service_client::AdminServiceClient, conversation_service_client::ConversationServiceClient,
         event_service_client::EventServiceClient, message_service_client::MessageServiceClient,
+        notification_service_client::NotificationServiceClient, report_service_client::ReportServiceClient,
         scheduled_message_service_client::ScheduledMessageServiceClient,
         template_service_client::TemplateServiceClient,
     },
@@ -182,6 +183,65 @@ impl Session {
 
     fn scheduled(&self) -> ScheduledMessageServiceClient<Channel> {
         ScheduledMessageServiceClient::new(self.channel.clone())
+    }
+
+    fn reports(&self) -> ReportServiceClient<Channel> {
+        ReportServiceClient::new(self.channel.clone())
+    }
+
+    fn notifications(&self) -> NotificationServiceClient<Channel> {
+        NotificationServiceClient::new(self.channel.clone())
+    }
+
+    // ReportService.
+
+    pub async fn report(
+        &self,
+        message_id: &str,
+        reason: pb::ReportReason,
+        details: &str,
+    ) -> Result<pb::Report, Status> {
+        let request =
+            pb::CreateReportRequest { message_id: message_id.into(), reason: reason as i32, details: details.into() };
+        self.reports().create_report(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn get_report(&self, id: &str) -> Result<pb::Report, Status> {
+        let request = pb::GetReportRequest { id: id.into() };
+        self.reports().get_report(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn list_reports(&self, request: pb::ListReportsRequest) -> Result<pb::ListReportsResponse, Status> {
+        self.reports().list_reports(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn resolve_report(&self, id: &str, action: pb::ReportAction, note: &str) -> Result<pb::Report, Status> {
+        let request = pb::ResolveReportRequest { id: id.into(), action: action as i32, note: note.into() };
+        self.reports().resolve_report(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    // NotificationService.
+
+    pub async fn list_notifications(
+        &self,
+        request: pb::ListNotificationsRequest,
+    ) -> Result<pb::ListNotificationsResponse, Status> {
+        self.notifications().list_notifications(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn notification_count(&self) -> Result<pb::NotificationCount, Status> {
+        let request = pb::GetNotificationCountRequest {};
+        self.notifications().get_notification_count(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn mark_notification_read(&self, id: &str) -> Result<pb::Notification, Status> {
+        let request = pb::MarkNotificationReadRequest { id: id.into() };
+        self.notifications().mark_notification_read(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn mark_all_notifications_read(&self) -> Result<i64, Status> {
+        let request = pb::MarkAllNotificationsReadRequest {};
+        self.notifications().mark_all_notifications_read(self.request(request)).await.map(|r| r.into_inner().marked)
     }
 
     // TemplateService.
@@ -403,6 +463,25 @@ impl Session {
 
     pub async fn get_unread_count(&self) -> Result<pb::GetUnreadCountResponse, Status> {
         self.conversations().get_unread_count(self.request(pb::GetUnreadCountRequest {})).await.map(|r| r.into_inner())
+    }
+
+    pub async fn mute(
+        &self,
+        id: &str,
+        expire_time: Option<prost_types::Timestamp>,
+    ) -> Result<pb::Conversation, Status> {
+        let request = pb::MuteConversationRequest { id: id.into(), expire_time };
+        self.conversations().mute_conversation(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn unmute(&self, id: &str) -> Result<pb::Conversation, Status> {
+        let request = pb::UnmuteConversationRequest { id: id.into() };
+        self.conversations().unmute_conversation(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn typing(&self, conversation_id: &str, typing: bool) -> Result<(), Status> {
+        let request = pb::SendTypingIndicatorRequest { conversation_id: conversation_id.into(), typing };
+        self.conversations().send_typing_indicator(self.request(request)).await.map(|_| ())
     }
 
     pub async fn delete_conversation(&self, id: &str) -> Result<(), Status> {
@@ -750,8 +829,25 @@ pub async fn connected(endpoint: Endpoint) -> Channel {
 /// How long a test waits for an event.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// The next `count` events that are not heartbeats.
+/// The next `count` changes of resources: events that are not heartbeats, notifications
+/// (which every send makes for its recipients) or signals (presence, typing, which come
+/// as streams open and close). `next_of_type` reads those.
 pub async fn next_events(stream: &mut Streaming<pb::Event>, count: usize) -> Vec<pb::Event> {
+    let aside =
+        [pb::EventType::Heartbeat, pb::EventType::Notification, pb::EventType::PresenceChanged, pb::EventType::Typing];
+    next_matching(stream, count, |event| !aside.iter().any(|kind| event.r#type == *kind as i32)).await
+}
+
+/// The next `count` events of type `kind`, skipping the others.
+pub async fn next_of_type(stream: &mut Streaming<pb::Event>, kind: pb::EventType, count: usize) -> Vec<pb::Event> {
+    next_matching(stream, count, |event| event.r#type == kind as i32).await
+}
+
+async fn next_matching(
+    stream: &mut Streaming<pb::Event>,
+    count: usize,
+    wanted: impl Fn(&pb::Event) -> bool,
+) -> Vec<pb::Event> {
     let mut events = Vec::new();
     while events.len() < count {
         let event = tokio::time::timeout(WAIT, stream.message())
@@ -759,7 +855,7 @@ pub async fn next_events(stream: &mut Streaming<pb::Event>, count: usize) -> Vec
             .unwrap_or_else(|_| panic!("timed out after {} of {count} events", events.len()))
             .expect("a healthy stream")
             .expect("an open stream");
-        if event.r#type != pb::EventType::Heartbeat as i32 {
+        if wanted(&event) {
             events.push(event);
         }
     }

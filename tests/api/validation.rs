@@ -161,7 +161,12 @@ async fn nul_characters_are_rejected_on_every_backend() {
     let bad_label = pb::ListConversationsRequest { label: "x\0".into(), ..Default::default() };
     assert_invalid(as_buyer.list_conversations(bad_label).await, "label");
     let bad_subject = pb::CreateConversationRequest {
-        subject: Some(pb::Subject { kind: "listing".into(), external_id: "\0".into(), title: String::new() }),
+        subject: Some(pb::Subject {
+            kind: "listing".into(),
+            external_id: "\0".into(),
+            title: String::new(),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     assert_invalid(as_buyer.create_conversation(bad_subject).await, "subject.external_id");

@@ -99,9 +99,10 @@ def main(argv: list[str]) -> int:
         sys.stdout.write(out)
         log({"argv": argv, "list": args[2:], "result": out.split()})
     elif method in STREAMING:
-        log({"argv": argv, "method": method, "stream": True})
+        # Each stream's messages name the stream, so that streams open together are told apart.
+        log({"argv": argv, "method": method, "stream": True, "call": os.getpid()})
         for document in documents(iter(child.stdout.readline, "")):
-            log({"method": method, "stream_message": document})
+            log({"method": method, "stream_message": document, "call": os.getpid()})
             print(json.dumps(document, indent=2), flush=True)
     else:
         out = child.stdout.read()

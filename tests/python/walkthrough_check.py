@@ -46,6 +46,8 @@ VARIABLES = {
     "SCHEDULED_ID": "msg_",
     "LATER_ID": "msg_",
     "BUYER_TOKEN": "eyJ",
+    "SPAM_ID": "msg_",
+    "REPORT_ID": "rpt_",
 }
 
 
@@ -154,7 +156,7 @@ def check(r: Run) -> list[str]:
     expect(bool(listed), "no `grpcurl … list` call")
     for c in listed:
         for svc in ("AdminService", "ConversationService", "MessageService", "EventService",
-                    "TemplateService", "ScheduledMessageService"):
+                    "TemplateService", "ScheduledMessageService", "ReportService", "NotificationService"):
             expect(f"missive.v1.{svc}" in c["result"], f"list lacks missive.v1.{svc}")
 
     users = unary("AdminService/CreateUser")
@@ -182,6 +184,7 @@ def check(r: Run) -> list[str]:
         "OK", "INVALID_ARGUMENT",  # from the template, with a misspelt variable
         "OK", "OK",  # scheduled in 3 s, and in a day
         "OK", "ALREADY_EXISTS",  # a relayed SMS, relayed again
+        "OK",  # the message the buyer reports
     ], f"SendMessage statuses: {[(c.get('status'), c.get('message')) for c in sends]}")
     bad.extend(check_features(r, sends))
 
@@ -206,7 +209,10 @@ def check(r: Run) -> list[str]:
     expect("grpcurl exited with 67" in r.stdout, "the error example did not exit with 67")
     expect("Code: InvalidArgument" in r.stderr, "the error example did not print InvalidArgument")
 
-    streamed = [c["stream_message"] for c in r.calls if "stream_message" in c]
+    # Section 9's stream (the first), without the seller's own notifications.
+    first = next((c["call"] for c in r.calls if "stream_message" in c), None)
+    streamed = [c["stream_message"] for c in r.calls if "stream_message" in c and c["call"] == first
+                and c["stream_message"]["type"] != "EVENT_TYPE_NOTIFICATION"]
     # After replaying the log the stream says it caught up with one heartbeat at the
     # position of the last replayed event; then live events follow.
     heartbeats = [e for e in streamed if e["type"] == "EVENT_TYPE_HEARTBEAT"]
@@ -231,7 +237,8 @@ def check(r: Run) -> list[str]:
 
 
 def check_features(r: Run, sends: list[dict]) -> list[str]:
-    """Sections 10-13: templates, scheduled messages, relayed SMS, a user token."""
+    """Sections 10-16: templates, scheduled messages, relayed SMS, a user token, reports,
+    notifications and mute, presence and typing."""
     bad: list[str] = []
     v = r.variables
 
@@ -248,7 +255,7 @@ def check_features(r: Run, sends: list[dict]) -> list[str]:
     rendered = "Thank you for your interest in the 2021 Volvo FH 500. Yes, it is still available at EUR 85,000."
     previews = unary("TemplateService/RenderTemplate")
     expect([c.get("response", {}).get("content") for c in previews] == [rendered], f"RenderTemplate: {previews}")
-    if len(sends) == 9:
+    if len(sends) == 10:
         sent = sends[3].get("response", {})
         expect((sent.get("kind"), sent.get("content"), sent.get("templateId"))
                == ("MESSAGE_KIND_TEMPLATE", rendered, v.get("TEMPLATE_ID")), f"the template message: {sent}")
@@ -275,7 +282,37 @@ def check_features(r: Run, sends: list[dict]) -> list[str]:
     expect([c["request"].get("userId") for c in minted] == [v.get("BUYER_ID")], f"CreateUserToken: {minted}")
     callers = [c.get("response", {}).get("id") for c in unary("AdminService/GetCaller")]
     expect(v.get("BUYER_ID") in callers, f"GetCaller with the buyer's token: {callers}")
+    check_attention(r, expect, unary)
     return bad
+
+
+def check_attention(r: Run, expect, unary) -> None:
+    """Sections 14-16: a report and its resolution, notifications and mute, presence and typing."""
+    v = r.variables
+    reports = unary("ReportService/CreateReport")
+    expect([(c.get("status"), c.get("response", {}).get("message", {}).get("id")) for c in reports]
+           == [("OK", v.get("SPAM_ID"))], f"CreateReport: {reports}")
+    queue = unary("ReportService/ListReports")
+    expect([[x.get("id") for x in c.get("response", {}).get("reports", [])] for c in queue] == [[v.get("REPORT_ID")]],
+           f"ListReports: {queue}")
+    resolved = unary("ReportService/ResolveReport")
+    expect([c.get("response", {}).get("status") for c in resolved] == ["REPORT_STATUS_MESSAGE_REMOVED"],
+           f"ResolveReport: {resolved}")
+    feeds = unary("NotificationService/ListNotifications")
+    types = [[n.get("type") for n in c.get("response", {}).get("notifications", [])] for c in feeds]
+    expect(bool(types) and "NOTIFICATION_TYPE_REPORT_RESOLVED" in types[0]
+           and "NOTIFICATION_TYPE_NEW_MESSAGE" in types[0], f"the buyer's notifications: {types}")
+    marked = [c.get("response", {}).get("marked") for c in unary("NotificationService/MarkAllNotificationsRead")]
+    counts = [c.get("response", {}).get("unreadNotifications") for c in unary("NotificationService/GetNotificationCount")]
+    expect(len(counts) == 2 and counts[0] == marked[0] and counts[1] is None, f"counts {counts}, marked {marked}")
+    mutes = unary("ConversationService/MuteConversation")
+    expect([c.get("response", {}).get("muted") for c in mutes] == [True], f"MuteConversation: {mutes}")
+    shown = [p for c in unary("ConversationService/GetConversation") for p in c.get("response", {}).get("participants", [])
+             if p.get("userId") == v.get("SELLER_ID")]
+    expect(any(p.get("online") for p in shown), f"the seller is not shown online while subscribed: {shown}")
+    typing = [c["stream_message"] for c in r.calls if "stream_message" in c
+              and c["stream_message"]["type"] == "EVENT_TYPE_TYPING"]
+    expect([e.get("actorId") for e in typing] == [v.get("BUYER_ID")], f"the seller's TYPING events: {typing}")
 
 
 def main(argv: list[str]) -> int:

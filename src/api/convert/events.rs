@@ -2,7 +2,7 @@
 
 use strum::IntoEnumIterator;
 
-use super::{enum_field, timestamp};
+use super::{enum_field, optional_timestamp, timestamp};
 use crate::{
     api::pb,
     domain::{
@@ -32,6 +32,13 @@ impl From<EventKind> for pb::EventType {
             EventKind::TemplateCreated => pb::EventType::TemplateCreated,
             EventKind::TemplateUpdated => pb::EventType::TemplateUpdated,
             EventKind::TemplateDeleted => pb::EventType::TemplateDeleted,
+            EventKind::ReportCreated => pb::EventType::ReportCreated,
+            EventKind::ReportResolved => pb::EventType::ReportResolved,
+            EventKind::Notification => pb::EventType::Notification,
+            EventKind::ConversationMuted => pb::EventType::ConversationMuted,
+            EventKind::ConversationUnmuted => pb::EventType::ConversationUnmuted,
+            EventKind::PresenceChanged => pb::EventType::PresenceChanged,
+            EventKind::Typing => pb::EventType::Typing,
         }
     }
 }
@@ -64,16 +71,28 @@ impl From<EventPayload> for pb::event::Payload {
             }
             EventPayload::ParticipantChange { participant, conversation } => {
                 Payload::ParticipantChange(pb::ParticipantChange {
-                    participant: Some(pb::Participant {
-                        user_id: participant.user_id,
-                        label: participant.label,
-                        join_time: Some(timestamp(participant.join_time)),
-                        user: None,
-                    }),
+                    participant: Some(participant.into()),
                     conversation: Some((*conversation).into()),
                 })
             }
             EventPayload::Template(template) => Payload::Template((*template).into()),
+            EventPayload::Report(report) => Payload::Report((*report).into()),
+            EventPayload::Notification { notification, count } => Payload::Notification(pb::NotificationChange {
+                notification: notification.map(|n| (*n).into()),
+                count: Some(count.into()),
+            }),
+            EventPayload::Muted { conversation, mute } => {
+                let mut conversation = pb::Conversation::from(*conversation);
+                conversation.muted = mute.is_some();
+                conversation.mute_expire_time = optional_timestamp(mute.and_then(|mute| mute.expire_time));
+                Payload::Conversation(conversation)
+            }
+            EventPayload::Presence { user_id, presence } => Payload::Presence(pb::Presence {
+                user_id,
+                online: presence.online,
+                last_seen_time: optional_timestamp(presence.last_seen_time),
+            }),
+            EventPayload::Typing { user_id, typing } => Payload::Typing(pb::Typing { user_id, typing }),
         }
     }
 }

@@ -42,6 +42,8 @@ impl From<User> for pb::User {
             create_time: Some(timestamp(user.create_time)),
             update_time: Some(timestamp(user.update_time)),
             deactivate_time: optional_timestamp(user.deactivate_time),
+            avatar_url: user.profile.avatar_url,
+            verified: user.profile.verified,
         }
     }
 }

@@ -54,7 +54,7 @@ struct Args {
     /// Streams of the idle-streams scenario.
     #[arg(long, default_value_t = 10_000)]
     idle_streams: usize,
-    /// Only these scenarios: health, send64, send16, lists, fanout, idle.
+    /// Only these scenarios: health, send64, send64_muted, send16, lists, fanout, idle.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Also write the results as JSON to this file.
@@ -96,10 +96,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             results.add(baseline);
         }
         if wanted("send64") {
-            results.add(scenarios::send(&server, &fixture, &plan, 64).await?.against(baseline_rate));
+            results.add(scenarios::send(&server, &fixture, &plan, 64, false).await?.against(baseline_rate));
+        }
+        if wanted("send64_muted") {
+            results.add(scenarios::send(&server, &fixture, &plan, 64, true).await?.against(baseline_rate));
         }
         if wanted("send16") {
-            results.add(scenarios::send(&server, &fixture, &plan, 16).await?.against(baseline_rate));
+            results.add(scenarios::send(&server, &fixture, &plan, 16, false).await?.against(baseline_rate));
         }
         if wanted("lists") {
             for measured in scenarios::lists(&server, &fixture, &plan).await? {

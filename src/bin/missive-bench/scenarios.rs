@@ -105,10 +105,17 @@ pub async fn health(server: &Server, plan: &Plan) -> Result<Measured, Failure> {
 }
 
 /// `SendMessage` with `in_flight` calls at once over 8 connections, each task a member
-/// writing into its own conversation.
-pub async fn send(server: &Server, fixture: &Fixture, plan: &Plan, in_flight: usize) -> Result<Measured, Failure> {
+/// writing into its own conversation; with `muted`, conversations whose recipient muted
+/// them, so that no send makes a notification (the other half: every send makes one).
+pub async fn send(
+    server: &Server,
+    fixture: &Fixture,
+    plan: &Plan,
+    in_flight: usize,
+    muted: bool,
+) -> Result<Measured, Failure> {
     let channels = Arc::new(channels(server, 8).await?);
-    let conversations = Arc::new(fixture.conversations.clone());
+    let conversations = Arc::new(fixture.muted(muted));
     let cpu = server.cpu_seconds();
     let outcome = load::run(in_flight, plan.duration, move |task, n| {
         let mut client = MessageServiceClient::new(channels[task % channels.len()].clone());
@@ -123,7 +130,8 @@ pub async fn send(server: &Server, fixture: &Fixture, plan: &Plan, in_flight: us
         }
     })
     .await;
-    Ok(Measured::from_load(&format!("send_message_{in_flight}_in_flight"), server, cpu, outcome))
+    let name = format!("send_message_{in_flight}_in_flight{}", if muted { "_muted" } else { "" });
+    Ok(Measured::from_load(&name, server, cpu, outcome))
 }
 
 /// Items per page of the deep-page scenarios, and how many pages in they start.

@@ -1,15 +1,17 @@
 //! The data set, written through the store exactly as the API would write it: an account,
 //! an admin, an agent, a pool of members, and conversations between two members each with
-//! their messages (counters and events included).
+//! their messages (counters and events included). The recipient of every other
+//! conversation has muted it, so that sending there makes no notification: the two
+//! halves measure what notifications cost a send.
 
 use missive::{
     domain::{
         Caller,
-        conversations::{NewConversation, NewParticipant, Subject},
+        conversations::{Mute, NewConversation, NewParticipant, Subject},
         messages::{MessageDraft, MessageLimits, NewMessage},
         users::{NewUser, Role},
     },
-    store::{Store, accounts, api_keys, conversations, messages, users},
+    store::{Store, accounts, api_keys, conversations, messages, mutes, users},
 };
 
 /// What the scenarios need to know of the seeded data.
@@ -20,6 +22,14 @@ pub struct Fixture {
     pub agent_key: String,
     /// Each conversation with the key of the member that created it.
     pub conversations: Vec<(String, String)>,
+}
+
+impl Fixture {
+    /// The conversations whose recipient muted them (sends make no notification), or the
+    /// others.
+    pub fn muted(&self, muted: bool) -> Vec<(String, String)> {
+        self.conversations.iter().skip(usize::from(!muted)).step_by(2).cloned().collect()
+    }
 }
 
 struct User {
@@ -61,7 +71,12 @@ pub async fn seed(
         let creator = &members[index % members.len()];
         let other = &members[(index + 1) % members.len()];
         let new = NewConversation {
-            subject: Subject { kind: "listing".into(), external_id: format!("lst_{index}"), title: String::new() },
+            subject: Subject {
+                kind: "listing".into(),
+                external_id: format!("lst_{index}"),
+                title: String::new(),
+                ..Default::default()
+            },
             ..NewConversation::between(
                 vec![NewParticipant { user_id: other.caller.user_id.clone(), label: "seller".into() }],
                 "buyer",
@@ -73,6 +88,9 @@ pub async fn seed(
         let batch =
             (0..count).map(|n| text(format!("message {n} of conversation {index}"))).collect::<Result<_, _>>()?;
         messages::import(&store, &creator.caller, id.clone(), batch).await?;
+        if index % 2 == 0 {
+            mutes::set(&store, &other.caller, id.clone(), Some(Mute { expire_time: None })).await?;
+        }
         seeded.push((id, creator.key.clone()));
         if (index + 1) % 10_000 == 0 {
             eprintln!("  {} conversations seeded", index + 1);

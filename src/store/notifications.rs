@@ -1,0 +1,221 @@
+//! Notifications: each user's feed, written in the unit of the change that causes it (a
+//! send, a create, a join, a resolution, a failed delivery), so that a committed change
+//! has its notifications and a rolled-back one has none, without a second pass over the
+//! log. Each notice emits a NOTIFICATION event to its user alone, with the user's counts
+//! after the unit, so that a client's badges follow without another call.
+//!
+//! Coalescing: an unread notice with a key (`Notice::coalesce_key`) grows the unread
+//! notification with that key instead of making another; reading a notification clears
+//! its key, so the next notice starts a new one.
+
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement,
+    sea_query::{Expr, ExprTrait},
+};
+
+use super::{Listing, Store, WriteTx, columns, entities::notification};
+use crate::domain::{
+    Caller, Error,
+    events::{Audience, EventKind, EventPayload, NewEvent},
+    ids,
+    messages::Message,
+    notifications::{Notice, Notification, NotificationCount, NotificationQuery, is_own, message_summary},
+    paging::Page,
+};
+
+/// Makes (or grows) each notice's notification and tells its user.
+pub(super) async fn notify(tx: &mut WriteTx, notices: Vec<Notice>) -> Result<(), Error> {
+    for notice in notices {
+        let row = upsert(tx, notice).await?;
+        let user_id = row.user_id.clone();
+        let count = count_in(tx.conn(), tx.account_id(), &user_id).await?;
+        let notification = notification_from_row(row)?;
+        emit(tx, &user_id, Some(notification), count);
+    }
+    Ok(())
+}
+
+async fn upsert(tx: &WriteTx, notice: Notice) -> Result<notification::Model, Error> {
+    let key = notice.coalesce_key();
+    if let Some(key) = &key {
+        // One statement finds and grows the unread notification, when there is one.
+        let grown = notification::Entity::update_many()
+            .col_expr(notification::Column::Count, Expr::col(notification::Column::Count).add(1))
+            .col_expr(notification::Column::ActorId, tx.actor_id().into())
+            .col_expr(notification::Column::MessageId, notice.message_id.clone().into())
+            .col_expr(notification::Column::Summary, notice.summary.clone().into())
+            .col_expr(notification::Column::UpdateTime, tx.now.into())
+            .filter(notification::Column::AccountId.eq(tx.account_id()))
+            .filter(notification::Column::UserId.eq(&notice.user_id))
+            .filter(notification::Column::CoalesceKey.eq(key))
+            .exec_with_returning(tx.conn())
+            .await?;
+        if let Some(row) = grown.into_iter().next() {
+            return Ok(row);
+        }
+    }
+    Ok(notification::ActiveModel {
+        id: Set(ids::new_id(ids::NOTIFICATION)),
+        account_id: Set(tx.account_id().to_owned()),
+        user_id: Set(notice.user_id),
+        kind: Set(notice.kind.as_str().to_owned()),
+        conversation_id: Set(notice.conversation_id),
+        actor_id: Set(tx.actor_id().to_owned()),
+        message_id: Set(notice.message_id),
+        report_id: Set(notice.report_id),
+        count: Set(1),
+        summary: Set(notice.summary),
+        coalesce_key: Set(key),
+        read_time: Set(None),
+        create_time: Set(tx.now),
+        update_time: Set(tx.now),
+    }
+    .insert(tx.conn())
+    .await?)
+}
+
+fn emit(tx: &mut WriteTx, user_id: &str, notification: Option<Notification>, count: NotificationCount) {
+    tx.emit(NewEvent {
+        kind: EventKind::Notification,
+        conversation_id: notification.as_ref().and_then(|n| n.conversation_id.clone()),
+        audience: Audience::User(user_id.to_owned()),
+        payload: EventPayload::Notification { notification: notification.map(Box::new), count },
+    });
+}
+
+/// Makes the notifications that show `message` say what it says now: an edit shows, and
+/// a deleted message (removed after a report, say) no longer does.
+pub(super) async fn restate(tx: &WriteTx, message: &Message) -> Result<(), Error> {
+    notification::Entity::update_many()
+        .col_expr(notification::Column::Summary, message_summary(message).into())
+        .filter(notification::Column::AccountId.eq(tx.account_id()))
+        .filter(notification::Column::MessageId.eq(&message.id))
+        .exec(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// A user's counts, as of `conn`, in one statement (it runs for every notice a send
+/// makes). Unread messages count as GetUnreadCount does: archived conversations not.
+async fn count_in<C: ConnectionTrait>(conn: &C, account_id: &str, user_id: &str) -> Result<NotificationCount, Error> {
+    let backend = conn.get_database_backend();
+    // SUM of a BIGINT is NUMERIC on PostgreSQL: cast back.
+    let (account, user) = match backend {
+        DbBackend::Postgres => ("$1", "$2"),
+        _ => ("?1", "?2"),
+    };
+    let sql = format!(
+        "SELECT (SELECT COUNT(*) FROM notifications WHERE account_id = {account} AND user_id = {user} \
+         AND read_time IS NULL), (SELECT CAST(COALESCE(SUM(unread_count), 0) AS BIGINT) FROM participants \
+         WHERE user_id = {user} AND archived = {no})",
+        no = if backend == DbBackend::Postgres { "false" } else { "0" },
+    );
+    let statement = Statement::from_sql_and_values(backend, sql, [account_id.into(), user_id.into()]);
+    let row = conn
+        .query_one_raw(statement)
+        .await?
+        .ok_or_else(|| Error::Internal("counting notifications returned no row".into()))?;
+    Ok(NotificationCount {
+        unread_notifications: row.try_get_by_index::<i64>(0)?,
+        unread_messages: row.try_get_by_index::<i64>(1)?,
+    })
+}
+
+/// The caller's counts.
+pub async fn count(store: &Store, caller: &Caller) -> Result<NotificationCount, Error> {
+    count_in(&store.db, &caller.account_id, &caller.user_id).await
+}
+
+/// The caller's notifications, newest first (by when they last grew).
+pub async fn list(
+    store: &Store,
+    caller: &Caller,
+    query: NotificationQuery,
+    page: &Page<(i64, String)>,
+) -> Result<Listing<Notification>, Error> {
+    let mut find = notification::Entity::find()
+        .filter(notification::Column::AccountId.eq(&caller.account_id))
+        .filter(notification::Column::UserId.eq(&caller.user_id));
+    if query.unread_only {
+        find = find.filter(notification::Column::ReadTime.is_null());
+    }
+    let total = find.clone().count(&store.db).await?;
+    let (time, id) = (notification::Column::UpdateTime, notification::Column::Id);
+    if let Some((after_time, after_id)) = &page.after {
+        find = find.filter(time.lt(*after_time).or(time.eq(*after_time).and(id.lt(after_id))));
+    }
+    let rows = find.order_by_desc(time).order_by_desc(id).limit(page.fetch_limit()).all(&store.db).await?;
+    let (rows, next_page_token) = page.finish(rows, |row| (row.update_time, row.id.clone()));
+    let items = rows.into_iter().map(notification_from_row).collect::<Result<_, _>>()?;
+    Ok(Listing { items, next_page_token, total })
+}
+
+/// Marks one of the caller's notifications read (again: no change). Another user's is
+/// NOT_FOUND.
+pub async fn mark_read(store: &Store, caller: &Caller, id: String) -> Result<Notification, Error> {
+    store
+        .write(caller, move |tx, caller| {
+            Box::pin(async move {
+                let row = notification::Entity::find_by_id(&id)
+                    .filter(notification::Column::AccountId.eq(&caller.account_id))
+                    .one(tx.conn())
+                    .await?
+                    .filter(|row| is_own(caller, &row.user_id))
+                    .ok_or_else(|| Error::not_found("notification", &id))?;
+                if row.read_time.is_some() {
+                    return notification_from_row(row);
+                }
+                let mut active: notification::ActiveModel = row.into();
+                active.read_time = Set(Some(tx.now));
+                active.coalesce_key = Set(None);
+                let row = active.update(tx.conn()).await?;
+                let count = count_in(tx.conn(), &caller.account_id, &caller.user_id).await?;
+                emit(tx, &caller.user_id, None, count);
+                notification_from_row(row)
+            })
+        })
+        .await
+}
+
+/// Marks every unread notification of the caller read; how many were.
+pub async fn mark_all_read(store: &Store, caller: &Caller) -> Result<u64, Error> {
+    store
+        .write(caller, move |tx, caller| {
+            Box::pin(async move {
+                let marked = notification::Entity::update_many()
+                    .col_expr(notification::Column::ReadTime, tx.now.into())
+                    .col_expr(notification::Column::CoalesceKey, Option::<String>::None.into())
+                    .filter(notification::Column::AccountId.eq(&caller.account_id))
+                    .filter(notification::Column::UserId.eq(&caller.user_id))
+                    .filter(notification::Column::ReadTime.is_null())
+                    .exec(tx.conn())
+                    .await?
+                    .rows_affected;
+                if marked > 0 {
+                    let count = count_in(tx.conn(), &caller.account_id, &caller.user_id).await?;
+                    emit(tx, &caller.user_id, None, count);
+                }
+                Ok(marked)
+            })
+        })
+        .await
+}
+
+fn notification_from_row(row: notification::Model) -> Result<Notification, Error> {
+    Ok(Notification {
+        kind: columns::stored("notification kind", &row.kind)?,
+        id: row.id,
+        conversation_id: row.conversation_id,
+        actor_id: row.actor_id,
+        message_id: row.message_id,
+        report_id: row.report_id,
+        count: row.count,
+        summary: row.summary,
+        read_time: row.read_time,
+        create_time: row.create_time,
+        update_time: row.update_time,
+    })
+}
