@@ -176,6 +176,14 @@ impl MigrationTrait for Migration {
             [Notifications::AccountId, Notifications::UserId, Notifications::ReadTime],
         )
         .await?;
+        // Leaving or deleting a conversation forgets the notifications that show it.
+        index(
+            manager,
+            "ix_notifications_conversation",
+            Notifications::Table,
+            [Notifications::AccountId, Notifications::ConversationId],
+        )
+        .await?;
         // Edits and deletions restate the notifications that show their message.
         index(
             manager,

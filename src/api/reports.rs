@@ -5,7 +5,9 @@ use tonic::{Request, Response, Status};
 use super::{ApiState, convert, pb};
 use crate::{
     domain::{
-        Error, ids,
+        Error,
+        error::Violations,
+        ids,
         paging::Page,
         reports::{NewReport, ReportQuery},
         text,
@@ -30,10 +32,18 @@ impl pb::report_service_server::ReportService for ReportApi {
     async fn create_report(&self, request: Request<pb::CreateReportRequest>) -> Result<Response<pb::Report>, Status> {
         let caller = self.state.caller(&request).await?;
         let request = request.into_inner();
-        let message_id = ids::parse("message_id", &request.message_id, ids::MESSAGE)?;
-        let reason = convert::report_reason_from("reason", request.reason)?
-            .ok_or_else(|| Error::invalid("reason", "is required: SPAM, HARASSMENT, INAPPROPRIATE, FRAUD or OTHER"))?;
-        let new = NewReport::parse(message_id, reason, request.details)?;
+        let mut violations = Violations::new();
+        let message_id = violations.check(ids::parse("message_id", &request.message_id, ids::MESSAGE));
+        let reason = violations.check(convert::report_reason_from("reason", request.reason).and_then(|reason| {
+            reason
+                .ok_or_else(|| Error::invalid("reason", "is required: SPAM, HARASSMENT, INAPPROPRIATE, FRAUD or OTHER"))
+        }));
+        let details = violations.check(NewReport::parse_details(request.details));
+        violations.finish()?;
+        let (Some(message_id), Some(reason), Some(details)) = (message_id, reason, details) else {
+            return Err(Error::Internal("a report's fields were checked, yet one is missing".into()).into());
+        };
+        let new = NewReport { message_id, reason, details };
         let report = store::reports::create(&self.state.store, &caller, new).await?;
         Ok(Response::new(report.into()))
     }

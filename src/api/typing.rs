@@ -1,8 +1,8 @@
 //! `SendTypingIndicator`: a participant tells the conversation's other participants that it
 //! is typing. Nothing is stored: the signal goes to the streams open now, on every replica
 //! (`events::signals`). Each user may send a burst of `TYPING_BURST`, then one every
-//! `TYPING_REFILL`: clients send one every few seconds while their user types, and more
-//! would only load every participant's stream.
+//! `TYPING_REFILL` (per replica, like the per-key limits): clients send one every few
+//! seconds while their user types, and more would only load every participant's stream.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -53,8 +53,9 @@ impl TypingLimits {
 
 /// Tells the conversation's other participants that `caller` is typing (or stopped).
 pub async fn send(state: &ApiState, caller: &Caller, conversation_id: String, typing: bool) -> Result<(), Error> {
-    store::participants::ensure_taking_part(&state.store, caller, &conversation_id).await?;
+    // The allowance first: a flood costs no reads.
     state.typing.take(&caller.user_id)?;
+    store::participants::ensure_taking_part(&state.store, caller, &conversation_id).await?;
     let signal = SignalKind::Typing { conversation_id, user_id: caller.user_id.clone(), typing };
     state.streams.signals.publish(&caller.account_id, signal).await
 }

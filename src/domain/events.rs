@@ -217,10 +217,17 @@ pub struct Event {
 
 impl Event {
     /// The event as `viewer` may see it (a message's envelope only where
-    /// [`Message::seen_by`] shows it).
+    /// [`Message::seen_by`] shows it). A notification names the actor its notification
+    /// names, not whoever's unit made it: a report's resolver stays anonymous, and a
+    /// scheduled message's delivery is its sender's.
     pub fn seen_by(mut self, viewer: &Caller) -> Self {
-        if let EventPayload::Message(message) = self.payload {
-            self.payload = EventPayload::Message(Box::new(message.seen_by(viewer)));
+        match self.payload {
+            EventPayload::Message(message) => self.payload = EventPayload::Message(Box::new(message.seen_by(viewer))),
+            EventPayload::Notification { notification: Some(notification), count } => {
+                self.actor_id = notification.actor_id.clone();
+                self.payload = EventPayload::Notification { notification: Some(notification), count };
+            }
+            payload => self.payload = payload,
         }
         self
     }

@@ -1,7 +1,7 @@
 //! Each user's notification feed: what happened that concerns it. Notifications are
-//! written in the unit of the change that causes them (so never lost and never twice),
-//! following the rules here: who is notified of what, how unread ones coalesce, and
-//! what a notification says.
+//! written in the unit of the change that causes them (so never lost and never twice);
+//! each of those units decides whom its change concerns, with the rules here for what a
+//! notification says, who it names as its actor, and how unread ones coalesce.
 
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +83,9 @@ pub struct NotificationCount {
 pub struct Notice {
     /// Who is notified.
     pub user_id: String,
+    /// Whom it names as having caused it ("" for nobody: the server's own doing, or staff
+    /// who stay anonymous, as a report's resolver does).
+    pub actor_id: String,
     /// What about.
     pub kind: NotificationKind,
     /// The conversation, when any.
@@ -108,6 +111,7 @@ impl Notice {
     pub fn new_message(user_id: &str, message: &Message) -> Self {
         Self {
             user_id: user_id.to_owned(),
+            actor_id: message.sender_id.clone(),
             kind: NotificationKind::NewMessage,
             conversation_id: Some(message.conversation_id.clone()),
             message_id: Some(message.id.clone()),
@@ -116,8 +120,14 @@ impl Notice {
         }
     }
 
-    /// A conversation `user_id` now takes part in, started with it or joined.
-    pub fn conversation(user_id: &str, kind: NotificationKind, conversation_id: &str, title: &str) -> Self {
+    /// A conversation `user_id` now takes part in, started with it or joined by `actor_id`.
+    pub fn conversation(
+        user_id: &str,
+        actor_id: &str,
+        kind: NotificationKind,
+        conversation_id: &str,
+        title: &str,
+    ) -> Self {
         let summary = match (kind, title.is_empty()) {
             (NotificationKind::ConversationStarted, true) => "A conversation was started with you".to_owned(),
             (NotificationKind::ConversationStarted, false) => format!("A conversation was started with you: {title}"),
@@ -126,6 +136,7 @@ impl Notice {
         };
         Self {
             user_id: user_id.to_owned(),
+            actor_id: actor_id.to_owned(),
             kind,
             conversation_id: Some(conversation_id.to_owned()),
             message_id: None,

@@ -128,11 +128,10 @@ impl Report {
     pub fn ensure_open(&self) -> Result<(), Error> {
         match &self.resolution {
             None => Ok(()),
-            Some(resolution) => Err(Error::FailedPrecondition(format!(
-                "report {} was already resolved ({}) at {} µs",
+            Some(_) => Err(Error::FailedPrecondition(format!(
+                "report {} was already resolved ({}): a report is resolved once",
                 self.id,
-                self.status.as_str(),
-                resolution.resolve_time
+                self.status.as_str()
             ))),
         }
     }
@@ -150,9 +149,9 @@ pub struct NewReport {
 }
 
 impl NewReport {
-    /// Validates the request's details (the ids and enums are parsed by the API).
-    pub fn parse(message_id: String, reason: Reason, details: String) -> Result<Self, Error> {
-        Ok(Self { message_id, reason, details: text::bounded("details", details, MAX_DETAILS_CHARS)? })
+    /// A report's details: at most [`MAX_DETAILS_CHARS`].
+    pub fn parse_details(details: String) -> Result<String, Error> {
+        text::bounded("details", details, MAX_DETAILS_CHARS)
     }
 
     /// Whether `reporter` may report `message`, which it can see: not its own, and not one
@@ -166,12 +165,6 @@ impl NewReport {
         }
         Ok(())
     }
-}
-
-/// Only staff resolve reports; to anyone else the report does not exist (they are not
-/// told whether it does).
-pub fn may_resolve(caller: &Caller, id: &str) -> Result<(), Error> {
-    if caller.is_staff() { Ok(()) } else { Err(Error::not_found("report", id)) }
 }
 
 /// A report listing's filters.

@@ -19,6 +19,9 @@ use crate::store::{Store, credentials, wakeups};
 /// while disconnected is made up for by forgetting every cached key and waking every
 /// stream once reconnected.
 pub async fn run(database_url: String, store: Arc<Store>, signals: Arc<Signals>, shutdown: CancellationToken) {
+    // A signal may need a read (who shares a conversation with a user whose presence
+    // changed): it is handed to a task of its own, so that wake-ups and revokes never
+    // wait behind it.
     tokio::select! {
         () = listen(&database_url, &store, &signals) => {}
         () = shutdown.cancelled() => {}
@@ -31,7 +34,7 @@ fn start_over(store: &Store) {
     store.wakeups().wake_all();
 }
 
-async fn listen(database_url: &str, store: &Store, signals: &Signals) {
+async fn listen(database_url: &str, store: &Store, signals: &Arc<Signals>) {
     let hub = store.wakeups();
     loop {
         match PgListener::connect(database_url).await {
@@ -52,7 +55,8 @@ async fn listen(database_url: &str, store: &Store, signals: &Signals) {
                                 }
                             }
                             Ok(Some(notification)) if notification.channel() == signals::CHANNEL => {
-                                signals.receive(notification.payload()).await;
+                                let (signals, payload) = (Arc::clone(signals), notification.payload().to_owned());
+                                tokio::spawn(async move { signals.receive(&payload).await });
                             }
                             Ok(Some(notification)) => hub.wake(notification.payload()),
                             // Reconnect here rather than let sqlx do it on the next receive: the

@@ -18,4 +18,12 @@ pub mod signals;
 pub mod stream;
 
 pub use feed::{FeedSettings, Feeds};
+
+/// Sleeps until `at`; never completes for `None`.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending::<()>().await,
+    }
+}
 pub use stream::{StreamItem, StreamSettings, StreamStats};

@@ -7,7 +7,10 @@
 //! first stream; it goes offline only when its last stream has stayed closed for
 //! `OFFLINE_AFTER`, so that a connection that drops and comes back sends nothing. Every
 //! `RENEW_EVERY` the task renews this replica's leases and sweeps those of replicas that
-//! stopped renewing (crashed), so their users go offline too.
+//! stopped renewing (crashed, or stopped), so their users go offline too. A replica that
+//! stops leaves its leases to lapse rather than giving them up: in a rolling deploy its
+//! clients reconnect to another replica well within `LEASE`, and nobody flickers
+//! offline and back.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -17,7 +20,10 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::signals::{SignalKind, Signals};
+use super::{
+    signals::{SignalKind, Signals},
+    sleep_until_some,
+};
 use crate::{
     domain::presence::{LEASE, OFFLINE_AFTER, RENEW_EVERY},
     store::{
@@ -85,8 +91,8 @@ pub struct Task {
 }
 
 impl Task {
-    /// Runs until shutdown, then gives up every lease (its users go offline unless
-    /// another replica holds them).
+    /// Runs until shutdown. The changes that arrived together are applied together, so
+    /// that a burst of reconnections (a replica restarted) is one write, not one each.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut renew = tokio::time::interval(RENEW_EVERY);
         renew.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -95,29 +101,40 @@ impl Task {
             tokio::select! {
                 change = self.receiver.recv() => match change {
                     Some(change) => self.apply(change).await,
-                    None => break,
+                    None => return,
                 },
                 () = sleep_until_some(next_offline) => self.let_go(Instant::now()).await,
                 _ = renew.tick() => self.renew().await,
-                () = shutdown.cancelled() => break,
+                () = shutdown.cancelled() => return,
             }
         }
-        let everyone: Vec<Held> = self.users.drain().map(|(user, _)| user).collect();
-        let released = stored::release(&self.store, self.signals.replica_id(), everyone).await;
-        self.announce(released).await;
     }
 
+    /// Applies `change` and every change waiting behind it; takes the leases of the users
+    /// whose first stream here opened.
     async fn apply(&mut self, change: Change) {
+        let mut arrived = Vec::new();
+        let mut next = Some(change);
+        while let Some(change) = next {
+            if let Some(user) = self.count(change) {
+                arrived.push(user);
+            }
+            next = self.receiver.try_recv().ok();
+        }
+        let held = stored::hold(&self.store, self.signals.replica_id(), arrived).await;
+        self.announce(held).await;
+    }
+
+    /// Counts one stream opening or closing; the user, when it is new here.
+    fn count(&mut self, change: Change) -> Option<Held> {
         match change {
             Change::Opened(user) => {
                 let streams = self.users.entry(user.clone()).or_insert(Streams { open: 0, closed_at: None });
                 streams.open += 1;
+                // A user whose last stream closed a moment ago still holds its lease.
                 let first = streams.open == 1 && streams.closed_at.is_none();
                 streams.closed_at = None;
-                if first {
-                    let held = stored::hold(&self.store, self.signals.replica_id(), vec![user]).await;
-                    self.announce(held).await;
-                }
+                first.then_some(user)
             }
             Change::Closed(user) => {
                 if let Some(streams) = self.users.get_mut(&user) {
@@ -126,6 +143,7 @@ impl Task {
                         streams.closed_at = Some(Instant::now());
                     }
                 }
+                None
             }
         }
     }
@@ -144,7 +162,7 @@ impl Task {
             }
             !due
         });
-        let released = stored::release(&self.store, self.signals.replica_id(), gone).await;
+        let released = stored::release(&self.store, self.signals.replica_id(), gone, OFFLINE_AFTER).await;
         self.announce(released).await;
     }
 
@@ -172,13 +190,5 @@ impl Task {
                 tracing::warn!(error = %err, "a presence change could not be told to other replicas");
             }
         }
-    }
-}
-
-/// Sleeps until `at`; never completes for `None`.
-async fn sleep_until_some(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending::<()>().await,
     }
 }

@@ -28,6 +28,7 @@ use super::{
     feed::{FeedBatch, Feeds, Received, Subscription},
     presence::{Online, PresenceTracker},
     signals::{Signal, SignalKind, Signals},
+    sleep_until_some,
 };
 use crate::{
     domain::{
@@ -157,13 +158,11 @@ pub async fn open(
     Ok(receiver)
 }
 
-/// What a member takes part in; staff see every conversation and need none.
+/// What the caller takes part in: what a member may see, and for everyone whose typing
+/// and presence it is told (staff see every conversation, but are told of those only
+/// where they take part).
 async fn membership_of(store: &Store, caller: &Caller) -> Result<Membership, Error> {
-    if caller.is_staff() {
-        Ok(Membership::default())
-    } else {
-        store::participants::membership(store, &caller.user_id).await
-    }
+    store::participants::membership(store, &caller.user_id).await
 }
 
 async fn ensure_retained(store: &Store, caller: &Caller, cursor: i64) -> Result<(), Error> {
@@ -337,7 +336,7 @@ impl Stream {
         let event = &logged.event;
         // Membership was loaded as of `opened_at`: events up to there are judged by it, as
         // replays always were; later ones move it.
-        if event.seq > self.opened_at && !self.caller.is_staff() {
+        if event.seq > self.opened_at {
             self.membership.follow(&self.caller.user_id, event);
         }
         let takes_part = self.membership.takes_part(event.conversation_id.as_deref());
@@ -351,26 +350,25 @@ impl Stream {
         true
     }
 
-    /// Delivers a signal at the stream's position if the caller may see it (participants
-    /// of the conversation someone types in; users sharing a conversation with the one
-    /// whose presence changed; staff both) and asked for it; never the caller's own.
-    /// False when the client left or the server is shutting down.
+    /// Delivers a signal at the stream's position if it concerns the caller (it takes
+    /// part in the conversation someone types in; it shares a conversation with the user
+    /// whose presence changed) and the caller asked for it; never the caller's own. False
+    /// when the client left or the server is shutting down.
     async fn consider_signal(&mut self, signal: &Signal) -> bool {
-        let staff = self.caller.is_staff();
         let (kind, user_id, conversation_id, payload, visible) = match &signal.kind {
             SignalKind::Typing { conversation_id, user_id, typing } => (
                 EventKind::Typing,
                 user_id,
                 Some(conversation_id.clone()),
                 EventPayload::Typing { user_id: user_id.clone(), typing: *typing },
-                staff || self.membership.takes_part(Some(conversation_id)),
+                self.membership.takes_part(Some(conversation_id)),
             ),
             SignalKind::Presence { user_id, presence } => (
                 EventKind::PresenceChanged,
                 user_id,
                 None,
                 EventPayload::Presence { user_id: user_id.clone(), presence: *presence },
-                staff || signal.membership.as_ref().is_some_and(|theirs| theirs.shares_with(&self.membership)),
+                signal.membership.as_ref().is_some_and(|theirs| theirs.shares_with(&self.membership)),
             ),
         };
         if !visible || *user_id == self.caller.user_id {
@@ -423,13 +421,5 @@ async fn next_signal(signals: &mut broadcast::Receiver<Arc<Signal>>) -> Arc<Sign
             // The sender lives in `Signals` for as long as this receiver does.
             Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
         }
-    }
-}
-
-/// Sleeps until `at`; never completes for `None`.
-async fn sleep_until_some(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }

@@ -82,7 +82,7 @@ async fn insert(tx: &mut WriteTx, caller: &Caller, new: NewConversation) -> Resu
         .participants
         .iter()
         .filter(|p| p.user_id != caller.user_id)
-        .map(|p| Notice::conversation(&p.user_id, started, &record.row.id, &record.row.subject_title))
+        .map(|p| Notice::conversation(&p.user_id, &caller.user_id, started, &record.row.id, &record.row.subject_title))
         .collect();
     notifications::notify(tx, notices).await?;
     if let Some(first) = new.first_message {
@@ -91,7 +91,7 @@ async fn insert(tx: &mut WriteTx, caller: &Caller, new: NewConversation) -> Resu
         }
         let first =
             templates::render_message(tx.conn(), caller, first).await.map_err(|err| err.within("first_message."))?;
-        messages::insert(tx, caller, &mut record, first).await?;
+        messages::insert(tx, caller, &mut record, first, messages::Notify::Readers).await?;
     }
     Ok(record.row.id)
 }
@@ -406,6 +406,7 @@ pub async fn delete(store: &Store, caller: &Caller, id: String) -> Result<(), Er
                 let staff = access::staff_among(tx.conn(), record.participant_ids()).await?;
                 conversation::Entity::delete_by_id(id.clone()).exec(tx.conn()).await?;
                 accounts::count_conversations(tx, &caller.account_id, -1).await?;
+                notifications::forget_conversation(tx, &id, None).await?;
                 scheduled::strand(tx, &id, None, &scheduled::deleted_reason(&id)).await?;
                 // The participants are gone with it, so members would not see a
                 // conversation-wide event: staff get one copy, each member its own.

@@ -29,6 +29,15 @@ use crate::domain::{
     views::MessageView,
 };
 
+/// Whom a new message notifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Notify {
+    /// Those it counts as unread for, unless they muted the conversation.
+    Readers,
+    /// Nobody: an import of history is not news.
+    Nobody,
+}
+
 /// What a send did: a new message (sent or scheduled), or the one an earlier send with the
 /// same request id made (read back after the unit).
 enum Sent {
@@ -75,7 +84,7 @@ pub async fn send(
                     new.check_schedule_time("schedule_time")?;
                     pending::schedule(tx, caller, &record, new).await?
                 } else {
-                    insert(tx, caller, &mut record, new).await?
+                    insert(tx, caller, &mut record, new, Notify::Readers).await?
                 };
                 Ok(Sent::New(Box::new(message)))
             })
@@ -101,8 +110,9 @@ impl Earlier {
 }
 
 /// Imports messages into one conversation in one unit, each written exactly as a send
-/// writes it (sequence, attachments, counters, event), for seeding benchmarks and bulk
-/// imports. Imports are not idempotent: a message with a request id is refused.
+/// writes it (sequence, attachments, counters, event) but notifying nobody (history is
+/// not news), for seeding benchmarks and bulk imports. Imports are not idempotent: a
+/// message with a request id is refused.
 pub async fn import(
     store: &Store,
     caller: &Caller,
@@ -127,7 +137,7 @@ pub async fn import(
                     let new = templates::render_message(tx.conn(), caller, new)
                         .await
                         .map_err(|err| err.within(&format!("messages[{index}].")))?;
-                    insert(tx, caller, &mut record, new).await?;
+                    insert(tx, caller, &mut record, new, Notify::Nobody).await?;
                 }
                 Ok(count)
             })
@@ -186,6 +196,7 @@ pub(super) async fn insert(
     caller: &Caller,
     record: &mut ConversationRecord,
     new: NewMessage,
+    notify: Notify,
 ) -> Result<Message, Error> {
     let direction = new.direction_for(caller);
     let mut new = new;
@@ -208,6 +219,9 @@ pub(super) async fn insert(
     let receipts = views::receipts(&record.participants, &row, &staff, &views::Reads::new());
     let message = views::message_from_row(row, attachments, receipts)?;
     emit(tx, EventKind::MessageCreated, &message);
+    if notify == Notify::Nobody {
+        return Ok(message);
+    }
     // Whoever it counts as unread for is told, unless they muted the conversation.
     let notices = record
         .participants

@@ -22,7 +22,9 @@ use crate::domain::{
     events::{Audience, EventKind, EventPayload, NewEvent},
     ids,
     messages::Message,
-    notifications::{Notice, Notification, NotificationCount, NotificationQuery, is_own, message_summary},
+    notifications::{
+        Notice, Notification, NotificationCount, NotificationKind, NotificationQuery, is_own, message_summary,
+    },
     paging::Page,
 };
 
@@ -44,7 +46,7 @@ async fn upsert(tx: &WriteTx, notice: Notice) -> Result<notification::Model, Err
         // One statement finds and grows the unread notification, when there is one.
         let grown = notification::Entity::update_many()
             .col_expr(notification::Column::Count, Expr::col(notification::Column::Count).add(1))
-            .col_expr(notification::Column::ActorId, tx.actor_id().into())
+            .col_expr(notification::Column::ActorId, notice.actor_id.clone().into())
             .col_expr(notification::Column::MessageId, notice.message_id.clone().into())
             .col_expr(notification::Column::Summary, notice.summary.clone().into())
             .col_expr(notification::Column::UpdateTime, tx.now.into())
@@ -63,7 +65,7 @@ async fn upsert(tx: &WriteTx, notice: Notice) -> Result<notification::Model, Err
         user_id: Set(notice.user_id),
         kind: Set(notice.kind.as_str().to_owned()),
         conversation_id: Set(notice.conversation_id),
-        actor_id: Set(tx.actor_id().to_owned()),
+        actor_id: Set(notice.actor_id),
         message_id: Set(notice.message_id),
         report_id: Set(notice.report_id),
         count: Set(1),
@@ -86,15 +88,39 @@ fn emit(tx: &mut WriteTx, user_id: &str, notification: Option<Notification>, cou
     });
 }
 
-/// Makes the notifications that show `message` say what it says now: an edit shows, and
-/// a deleted message (removed after a report, say) no longer does.
+/// Makes the new-message notifications that show `message` say what it says now: an
+/// edit shows, and a deleted message (removed after a report, say) no longer does. Their
+/// users still take part (see [`forget_conversation`]), so they may read it.
 pub(super) async fn restate(tx: &WriteTx, message: &Message) -> Result<(), Error> {
     notification::Entity::update_many()
         .col_expr(notification::Column::Summary, message_summary(message).into())
         .filter(notification::Column::AccountId.eq(tx.account_id()))
         .filter(notification::Column::MessageId.eq(&message.id))
+        .filter(notification::Column::Kind.eq(NotificationKind::NewMessage.as_str()))
         .exec(tx.conn())
         .await?;
+    Ok(())
+}
+
+/// Deletes the notifications that show a conversation's content (its messages, its
+/// start, a join) once their user may no longer see it: all of them when it is deleted,
+/// or `user_id`'s when that member leaves. What concerns the user's own doing there (its
+/// report resolved, its scheduled message failed) stays.
+pub(super) async fn forget_conversation(
+    tx: &WriteTx,
+    conversation_id: &str,
+    user_id: Option<&str>,
+) -> Result<(), Error> {
+    let showing_content =
+        [NotificationKind::NewMessage, NotificationKind::ConversationStarted, NotificationKind::AddedToConversation];
+    let mut delete = notification::Entity::delete_many()
+        .filter(notification::Column::AccountId.eq(tx.account_id()))
+        .filter(notification::Column::ConversationId.eq(conversation_id))
+        .filter(notification::Column::Kind.is_in(showing_content.map(NotificationKind::as_str)));
+    if let Some(user_id) = user_id {
+        delete = delete.filter(notification::Column::UserId.eq(user_id));
+    }
+    delete.exec(tx.conn()).await?;
     Ok(())
 }
 

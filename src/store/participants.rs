@@ -79,7 +79,7 @@ pub async fn add(store: &Store, caller: &Caller, id: String, new: NewParticipant
                 if joined.user_id != caller.user_id {
                     let added = NotificationKind::AddedToConversation;
                     let title = &record.row.subject_title;
-                    let notice = Notice::conversation(&joined.user_id, added, &record.row.id, title);
+                    let notice = Notice::conversation(&joined.user_id, &caller.user_id, added, &record.row.id, title);
                     notifications::notify(tx, vec![notice]).await?;
                 }
                 Ok(())
@@ -108,6 +108,7 @@ pub async fn remove(store: &Store, caller: &Caller, id: String, user_id: String)
                 touch(tx, &mut record).await?;
                 // Staff may still write to it; a member's scheduled messages there cannot be sent.
                 if !access::is_staff(tx.conn(), &user_id).await? {
+                    notifications::forget_conversation(tx, &id, Some(&user_id)).await?;
                     scheduled::strand(tx, &id, Some(&user_id), &scheduled::left_reason(&id)).await?;
                 }
                 emit(tx, EventKind::ParticipantRemoved, &record, &gone, Audience::ConversationAnd(user_id.clone()))?;

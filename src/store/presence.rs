@@ -70,10 +70,16 @@ pub async fn hold(store: &Store, replica_id: &str, users: Vec<Held>) -> Result<V
     .await
 }
 
-/// Gives up `replica_id`'s leases of `users` (their last stream here closed a while ago),
-/// and marks offline those no other replica holds.
-pub async fn release(store: &Store, replica_id: &str, users: Vec<Held>) -> Result<Vec<Transition>, Error> {
-    in_chunks(store, replica_id, users, |tx, replica_id, users| {
+/// Gives up `replica_id`'s leases of `users`, whose last stream here closed `closed_for`
+/// ago, and marks offline those no other replica holds, last seen when it closed.
+pub async fn release(
+    store: &Store,
+    replica_id: &str,
+    users: Vec<Held>,
+    closed_for: Duration,
+) -> Result<Vec<Transition>, Error> {
+    let closed_for = closed_for.as_micros() as Micros;
+    in_chunks(store, replica_id, users, move |tx, replica_id, users| {
         Box::pin(async move {
             let ids: Vec<String> = users.into_iter().map(|(_, user_id)| user_id).collect();
             presence::Entity::delete_many()
@@ -81,7 +87,7 @@ pub async fn release(store: &Store, replica_id: &str, users: Vec<Held>) -> Resul
                 .filter(presence::Column::UserId.is_in(ids.clone()))
                 .exec(tx.conn())
                 .await?;
-            mark_offline(tx.conn(), Some(ids), tx.now).await
+            mark_offline(tx.conn(), Some(ids), tx.now - closed_for).await
         })
     })
     .await
@@ -115,24 +121,24 @@ pub async fn sweep(store: &Store, lease: Duration) -> Result<Vec<Transition>, Er
         .await
 }
 
-/// Marks offline, at `now`, the users marked online that no lease holds (of `among`, or
-/// of every account).
+/// Marks offline, last seen at `seen`, the users marked online that no lease holds (of
+/// `among`, or of every account).
 async fn mark_offline<C: sea_orm::ConnectionTrait>(
     conn: &C,
     among: Option<Vec<String>>,
-    now: Micros,
+    seen: Micros,
 ) -> Result<Vec<Transition>, Error> {
     let held = Query::select().column(presence::Column::UserId).from(presence::Entity).to_owned();
     let mut update = user::Entity::update_many()
         .col_expr(user::Column::Online, Expr::value(false))
-        .col_expr(user::Column::LastSeenTime, Expr::value(now))
+        .col_expr(user::Column::LastSeenTime, Expr::value(seen))
         .filter(user::Column::Online.eq(true))
         .filter(user::Column::Id.not_in_subquery(held));
     if let Some(ids) = among {
         update = update.filter(user::Column::Id.is_in(ids));
     }
     let marked = update.exec_with_returning(conn).await?;
-    Ok(marked.into_iter().map(|row| transition(row, false, now)).collect())
+    Ok(marked.into_iter().map(|row| transition(row, false, seen)).collect())
 }
 
 fn transition(row: user::Model, online: bool, now: Micros) -> Transition {

@@ -16,7 +16,7 @@ use crate::domain::{
     ids,
     notifications::{Notice, NotificationKind},
     paging::Page,
-    reports::{Action, NewReport, Report, ReportQuery, Resolution, Status, may_resolve},
+    reports::{Action, NewReport, Report, ReportQuery, Resolution, Status},
 };
 
 /// Files a report. The same user reporting the same message again is ALREADY_EXISTS.
@@ -121,6 +121,8 @@ pub async fn list(
 }
 
 /// Resolves an open report (staff): dismisses it, or removes the message in the same unit.
+/// A report the caller may not see is NOT_FOUND; its own reporter, who sees it, may not
+/// resolve it (PERMISSION_DENIED).
 pub async fn resolve(
     store: &Store,
     caller: &Caller,
@@ -128,11 +130,11 @@ pub async fn resolve(
     action: Action,
     note: String,
 ) -> Result<Report, Error> {
-    may_resolve(caller, &id)?;
     store
         .write(caller, move |tx, caller| {
             Box::pin(async move {
                 let row = load_visible(tx.conn(), caller, &id).await?;
+                caller.require_staff("resolve reports")?;
                 report_from_row(row.clone())?.ensure_open()?;
                 if action == Action::RemoveMessage {
                     remove_message(tx, caller, &row.message_id).await?;
@@ -148,8 +150,10 @@ pub async fn resolve(
                     Action::Dismiss => "no action was needed",
                     Action::RemoveMessage => "the message was removed",
                 };
+                // The resolver stays anonymous to the reporter, as in the report itself.
                 let notice = Notice {
                     user_id: report.reporter_id.clone(),
+                    actor_id: String::new(),
                     kind: NotificationKind::ReportResolved,
                     conversation_id: Some(report.conversation_id.clone()),
                     message_id: Some(report.message_id.clone()),

@@ -317,7 +317,7 @@ async fn deliver(tx: &mut WriteTx, row: scheduled_message::Model) -> Result<Mess
     match prepare(tx.conn(), &row).await? {
         Ok((sender, mut record, new)) => {
             scheduled_message::Entity::delete_by_id(row.id.clone()).exec(tx.conn()).await?;
-            messages::insert(tx, &sender, &mut record, new).await
+            messages::insert(tx, &sender, &mut record, new, messages::Notify::Readers).await
         }
         Err(reason) => fail(tx, row, reason).await,
     }
@@ -369,6 +369,7 @@ async fn fail(tx: &mut WriteTx, row: scheduled_message::Model, reason: String) -
     emit(tx, EventKind::ScheduledMessageFailed, &message);
     let notice = Notice {
         user_id: message.sender_id.clone(),
+        actor_id: String::new(),
         kind: NotificationKind::ScheduledMessageFailed,
         conversation_id: Some(message.conversation_id.clone()),
         message_id: Some(message.id.clone()),

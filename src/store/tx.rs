@@ -64,11 +64,6 @@ impl WriteTx {
         &self.account_id
     }
 
-    /// Who the unit writes as ("" for the server's own jobs).
-    pub(super) fn actor_id(&self) -> &str {
-        &self.actor_id
-    }
-
     /// Appends the unit's events to the log and releases its savepoint. When appending
     /// fails the unit is rolled back and fails alone (the inner error); the outer error is
     /// the batch's: its savepoint could be neither released nor rolled back.

@@ -21,8 +21,16 @@ use crate::{
 };
 
 /// Strings only the victim's data holds: none may reach an attacker.
-const MARKERS: [&str; 7] =
-    ["VICTIM-CONTENT", "VICTIM-NOTE", "VICTIM-TITLE", "VICTIM-META", "VICTIM-FILE", "VICTIM-TEMPLATE", "VICTIM-LATER"];
+const MARKERS: [&str; 8] = [
+    "VICTIM-CONTENT",
+    "VICTIM-NOTE",
+    "VICTIM-TITLE",
+    "VICTIM-META",
+    "VICTIM-FILE",
+    "VICTIM-TEMPLATE",
+    "VICTIM-LATER",
+    "VICTIM-REPORT",
+];
 
 /// The victim's resources, by kind.
 #[derive(Clone)]
@@ -34,6 +42,8 @@ struct Ids {
     template: String,
     user: String,
     api_key: String,
+    report: String,
+    notification: String,
 }
 
 impl Ids {
@@ -48,13 +58,19 @@ impl Ids {
             template: fake(&self.template),
             user: fake(&self.user),
             api_key: fake(&self.api_key),
+            report: fake(&self.report),
+            notification: fake(&self.notification),
         }
     }
 
     /// The id a message of this type names by its `id` field.
     fn for_type(&self, type_name: &str) -> &str {
         let name = type_name.trim_start_matches("missive.v1.");
-        if name.contains("Attachment") {
+        if name.contains("Report") {
+            &self.report
+        } else if name.contains("Notification") {
+            &self.notification
+        } else if name.contains("Attachment") {
             &self.attachment
         } else if name.contains("ApiKey") {
             &self.api_key
@@ -71,8 +87,10 @@ impl Ids {
         }
     }
 
-    fn all(&self) -> [&str; 7] {
+    fn all(&self) -> [&str; 9] {
         [
+            &self.report,
+            &self.notification,
             &self.conversation,
             &self.message,
             &self.attachment,
@@ -240,7 +258,12 @@ async fn victim(app: &TestApp) -> (Ids, TestUser, TestUser) {
         .list_api_keys(pb::ListApiKeysRequest { user_id: buyer.id.clone(), ..Default::default() })
         .await
         .unwrap();
+    let report = app.session(&seller).report(&message.id, pb::ReportReason::Spam, "VICTIM-REPORT").await.unwrap();
+    let notifications = app.session(&seller).list_notifications(Default::default()).await.unwrap().notifications;
+    let notification = notifications.iter().find(|n| n.message_id == message.id).expect("the seller was notified");
     let ids = Ids {
+        report: report.id,
+        notification: notification.id.clone(),
         conversation: conversation.id,
         attachment: message.attachments[0].id.clone(),
         message: message.id,
@@ -254,6 +277,11 @@ async fn victim(app: &TestApp) -> (Ids, TestUser, TestUser) {
 
 /// The victim's data is as it was: nothing an attacker called changed it.
 async fn assert_untouched(app: &TestApp, ids: &Ids, buyer: &TestUser, seller: &TestUser) {
+    let report = app.as_admin().get_report(&ids.report).await.expect("the report is still there");
+    assert_eq!(report.status, pb::ReportStatus::Open as i32, "nobody resolved it");
+    let notifications = app.session(seller).list_notifications(Default::default()).await.unwrap().notifications;
+    let notification = notifications.iter().find(|n| n.id == ids.notification).expect("the notification is there");
+    assert!(!notification.read, "nobody marked it read");
     let as_buyer = app.session(buyer);
     let conversation = as_buyer.get_conversation(&ids.conversation).await.expect("the conversation is still there");
     assert_eq!(conversation.subject.unwrap().title, "VICTIM-TITLE");

@@ -7,7 +7,7 @@ use missive::api::pb;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use tonic::Code;
 
-use crate::helpers::{TestApp, TestUser, assert_code, in_future, next_of_type, note, spawn_app, text};
+use crate::helpers::{TestApp, TestUser, assert_code, in_future, next_events, next_of_type, note, spawn_app, text};
 
 async fn feed(app: &TestApp, user: &TestUser, unread_only: bool) -> Vec<pb::Notification> {
     let request = pb::ListNotificationsRequest { unread_only, ..Default::default() };
@@ -25,6 +25,7 @@ async fn messages_coalesce_per_conversation_until_read_and_events_carry_the_coun
     assert!(feed(&app, &buyer, false).await.is_empty(), "nobody is told of their own doing");
 
     let mut events = app.session(&seller).subscribe_after("").await.unwrap();
+    let mut buyers = app.session(&buyer).subscribe_after("").await.unwrap();
     for content in ["Is it available?", "Still there?", "Hello?"] {
         app.send(&buyer, &conversation.id, content).await;
     }
@@ -41,6 +42,11 @@ async fn messages_coalesce_per_conversation_until_read_and_events_carry_the_coun
     let count = last.count.unwrap();
     assert_eq!((count.unread_notifications, count.unread_messages), (2, 3));
     assert_eq!(last.notification.as_ref().unwrap().count, 3);
+    assert_eq!(told[2].actor_id, buyer.id, "it names who wrote");
+    // The sender's stream carries its messages, never the seller's notifications.
+    next_events(&mut buyers, 3).await;
+    let more = tokio::time::timeout(std::time::Duration::from_millis(300), buyers.message()).await;
+    assert!(more.is_err(), "nothing else reached the buyer: {more:?}");
 
     let read = app.session(&seller).mark_notification_read(&messages.id).await.unwrap();
     assert!(read.read && read.read_time.is_some());
@@ -109,11 +115,23 @@ async fn joining_and_resolved_reports_notify_their_user() {
     let message = app.send(&seller, &conversation.id, "spam spam").await;
     let report = app.session(&buyer).report(&message.id, pb::ReportReason::Spam, "").await.unwrap();
     assert!(feed(&app, &seller, false).await.iter().all(|n| n.report_id.is_empty()), "never told of being reported");
+    let mut buyers = app.session(&buyer).subscribe_after("").await.unwrap();
     app.session(&agent).resolve_report(&report.id, pb::ReportAction::Dismiss, "fine").await.unwrap();
     let resolved = feed(&app, &buyer, true).await;
     assert_eq!(resolved[0].r#type, pb::NotificationType::ReportResolved as i32);
     assert_eq!(resolved[0].report_id, report.id);
     assert!(!resolved[0].summary.contains("fine"), "staff's note stays with staff");
+    // Nor who resolved it: not in the notification, not in its event.
+    assert!(resolved[0].actor_id.is_empty(), "{:?}", resolved[0]);
+    let told = next_of_type(&mut buyers, pb::EventType::Notification, 1).await;
+    assert!(told[0].actor_id.is_empty() && !format!("{told:?}").contains(&agent.id), "{told:?}");
+
+    // Leaving a conversation takes its notifications along: nothing of it stays readable.
+    app.send(&seller, &conversation.id, "after the report").await;
+    assert!(feed(&app, &buyer, true).await.iter().any(|n| n.conversation_id == conversation.id && n.count > 0));
+    app.session(&buyer).remove_participant(&conversation.id, &buyer.id).await.unwrap();
+    let left = feed(&app, &buyer, false).await;
+    assert!(left.iter().all(|n| n.r#type == pb::NotificationType::ReportResolved as i32), "{left:?}");
 }
 
 /// What the feed should hold, kept beside the server's: per user, the unread

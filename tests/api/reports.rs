@@ -28,6 +28,9 @@ async fn a_report_keeps_its_evidence_and_is_resolved_once_by_staff() {
     assert_invalid(app.session(&seller).report(&abusive.id, pb::ReportReason::Spam, "").await, "message_id");
     assert_invalid(app.session(&buyer).report(&abusive.id, pb::ReportReason::Unspecified, "").await, "reason");
     assert_invalid(app.session(&buyer).report(&abusive.id, pb::ReportReason::Spam, &"x".repeat(2001)).await, "details");
+    let both = app.session(&buyer).report(&abusive.id, pb::ReportReason::Unspecified, &"x".repeat(2001)).await;
+    let status = assert_code(both, Code::InvalidArgument);
+    assert_eq!(crate::helpers::violated_fields(&status), ["reason", "details"], "every bad field at once");
 
     // The sender edits it away; the report still shows what was reported.
     let edited = pb::Message { id: abusive.id.clone(), content: "never mind".into(), ..Default::default() };
@@ -41,7 +44,11 @@ async fn a_report_keeps_its_evidence_and_is_resolved_once_by_staff() {
     assert_code(app.session(&seller).get_report(&report.id).await, Code::NotFound);
     let sellers = app.session(&seller).list_reports(Default::default()).await.unwrap();
     assert!(sellers.reports.is_empty());
+    // Only staff resolve: the reporter, who sees its report, is refused; anyone else is
+    // not told it exists.
     let removal = app.session(&buyer).resolve_report(&report.id, pb::ReportAction::RemoveMessage, "").await;
+    assert_code(removal, Code::PermissionDenied);
+    let removal = app.session(&seller).resolve_report(&report.id, pb::ReportAction::RemoveMessage, "").await;
     assert_code(removal, Code::NotFound);
 
     let resolved = app.session(&agent).resolve_report(&report.id, pb::ReportAction::RemoveMessage, "scam").await;
