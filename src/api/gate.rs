@@ -17,18 +17,15 @@
 use std::{
     collections::HashMap,
     pin::Pin,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex},
     task::{Context, Poll},
 };
 
-use governor::{DefaultKeyedRateLimiter, Quota, clock::Clock};
+use governor::Quota;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Code, Status, body::Body};
 
-use super::status;
+use super::{rates::KeyedRate, status};
 use crate::{
     auth,
     domain::{Caller, Error},
@@ -45,9 +42,6 @@ const WAITING_PER_PLACE: usize = 4;
 
 /// The one streaming call, held to the stream limits instead of the call limits.
 const SUBSCRIBE_PATH: &str = "/missive.v1.EventService/Subscribe";
-
-/// How often (in calls) the rate limiters forget keys that have been quiet.
-const FORGET_EVERY: u64 = 4096;
 
 /// What one API key may take (the operators' flags of the same names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,11 +66,10 @@ pub struct KeyLimits {
 pub struct Gate {
     store: Arc<Store>,
     limits: KeyLimits,
-    calls: DefaultKeyedRateLimiter<String>,
-    stream_opens: DefaultKeyedRateLimiter<String>,
+    calls: KeyedRate,
+    stream_opens: KeyedRate,
     in_flight: Arc<CallQueues>,
     open_streams: Arc<Occupancy>,
-    checked: AtomicU64,
 }
 
 impl Gate {
@@ -85,25 +78,17 @@ impl Gate {
         let quota = |rate: u32, burst: u32| Quota::per_second(nonzero(rate)).allow_burst(nonzero(burst.max(rate)));
         Arc::new(Self {
             store,
-            calls: DefaultKeyedRateLimiter::keyed(quota(limits.calls_per_second, limits.call_burst)),
-            stream_opens: DefaultKeyedRateLimiter::keyed(quota(
-                limits.stream_opens_per_second,
-                limits.stream_open_burst,
-            )),
+            calls: KeyedRate::new(quota(limits.calls_per_second, limits.call_burst)),
+            stream_opens: KeyedRate::new(quota(limits.stream_opens_per_second, limits.stream_open_burst)),
             limits,
             in_flight: Arc::default(),
             open_streams: Arc::default(),
-            checked: AtomicU64::new(0),
         })
     }
 
     /// The caller, with what it holds while its call runs; or why it may not call now.
     async fn admit(&self, headers: &http::HeaderMap, path: &str) -> Result<(Caller, Admitted), Error> {
         let caller = auth::authenticate(&self.store, headers).await?;
-        if self.checked.fetch_add(1, Ordering::Relaxed).is_multiple_of(FORGET_EVERY) {
-            self.calls.retain_recent();
-            self.stream_opens.retain_recent();
-        }
         if path == SUBSCRIBE_PATH {
             // The count first: a stream refused for it takes nothing from the rate.
             let seat = self.open_streams.enter(&caller.limit_key(), self.limits.max_streams).ok_or_else(|| {
@@ -113,15 +98,11 @@ impl Gate {
                     self.limits.max_streams
                 ))
             })?;
-            check_rate(
-                &self.stream_opens,
-                &caller.limit_key(),
-                "Subscribe streams opened",
-                "--stream-opens-per-second",
-            )?;
+            self.stream_opens
+                .take(&caller.limit_key(), || over_rate("Subscribe streams opened", "--stream-opens-per-second"))?;
             return Ok((caller, Admitted::Stream(StreamSeat { _held: Arc::new(seat) })));
         }
-        check_rate(&self.calls, &caller.limit_key(), "calls", "--calls-per-second")?;
+        self.calls.take(&caller.limit_key(), || over_rate("calls", "--calls-per-second"))?;
         let seat =
             self.in_flight.enter(&caller.limit_key(), self.limits.max_calls_in_flight).await.ok_or_else(|| {
                 exhausted(format!(
@@ -189,15 +170,9 @@ impl Drop for CallSeat {
     }
 }
 
-/// Takes one cell of `key`'s rate, or says when the next one is free.
-fn check_rate(limiter: &DefaultKeyedRateLimiter<String>, key: &str, what: &str, flag: &str) -> Result<(), Error> {
-    limiter.check_key(&key.to_owned()).map_err(|not_until| {
-        let wait = not_until.wait_time_from(limiter.clock().now());
-        Error::ResourceExhausted {
-            message: format!("this API key is over its rate of {what} ({flag}); retry after {} ms", wait.as_millis()),
-            retry_after: Some(wait),
-        }
-    })
+/// What a key over one of its rates is told (the rate's flag names it).
+fn over_rate(what: &str, flag: &str) -> String {
+    format!("this API key is over its rate of {what} ({flag})")
 }
 
 /// What an admitted call holds until it is done.
@@ -410,19 +385,6 @@ mod tests {
         let second = waiting.await.unwrap();
         drop(second);
         assert!(queues.queues.lock().unwrap().is_empty());
-    }
-
-    #[test]
-    fn a_key_over_its_rate_is_told_when_to_retry() {
-        let limiter = DefaultKeyedRateLimiter::keyed(Quota::per_second(nonzero(1)).allow_burst(nonzero(2)));
-        assert!(check_rate(&limiter, "k", "calls", "--calls-per-second").is_ok());
-        assert!(check_rate(&limiter, "k", "calls", "--calls-per-second").is_ok());
-        let Err(Error::ResourceExhausted { retry_after: Some(wait), .. }) =
-            check_rate(&limiter, "k", "calls", "--calls-per-second")
-        else {
-            panic!("the third call in a second is over the rate")
-        };
-        assert!(wait <= std::time::Duration::from_secs(1));
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod fingerprint;
 mod gate;
 mod messages;
 mod notifications;
+mod rates;
 mod reports;
 mod scheduled;
 mod status;

@@ -16,8 +16,10 @@ use super::{
     messages, notifications, scheduled, templates, views,
 };
 use crate::domain::{
-    Caller, Error, View,
-    conversations::{ConversationCounts, ConversationFilter, ConversationPatch, NewConversation, StatusFilter},
+    Caller, Error, Micros, View,
+    conversations::{
+        Conversation, ConversationCounts, ConversationFilter, ConversationPatch, NewConversation, StatusFilter,
+    },
     events::{Audience, EventKind, EventPayload, NewEvent},
     idempotency::RequestKey,
     ids,
@@ -376,20 +378,55 @@ pub async fn set_archived(
     id: String,
     archived: bool,
 ) -> Result<ConversationView, Error> {
+    change_own_row(store, caller, id, move |own, _| {
+        (own.archived != archived).then(|| {
+            let mut active: participant::ActiveModel = own.into();
+            active.archived = Set(archived);
+            let kind = if archived { EventKind::ConversationArchived } else { EventKind::ConversationUnarchived };
+            OwnChange { row: active, kind, payload: Box::new(EventPayload::Conversation) }
+        })
+    })
+    .await
+}
+
+/// A change of the caller's own row in a conversation: the row after it, and the event
+/// telling the caller (its payload made from the conversation).
+pub(super) struct OwnChange {
+    pub row: participant::ActiveModel,
+    pub kind: EventKind,
+    pub payload: Box<dyn FnOnce(Box<Conversation>) -> EventPayload + Send>,
+}
+
+/// Changes the caller's own state in a conversation it takes part in (archived, muted):
+/// `change` gets its row and the unit's time and says what changes, or `None` when nothing
+/// does. The caller's own business, so the event goes to it alone. The conversation as
+/// the caller sees it afterwards.
+pub(super) async fn change_own_row<F>(
+    store: &Store,
+    caller: &Caller,
+    id: String,
+    change: F,
+) -> Result<ConversationView, Error>
+where
+    F: FnOnce(participant::Model, Micros) -> Option<OwnChange> + Send + 'static,
+{
     let unit_id = id.clone();
     store
         .write(caller, move |tx, caller| {
             Box::pin(async move {
                 let record = access::load_visible(tx.conn(), caller, &unit_id).await?;
                 let own = record.own_row(caller)?.clone();
-                if own.archived == archived {
+                let Some(OwnChange { row, kind, payload }) = change(own, tx.now) else {
                     return Ok(());
-                }
-                let mut active: participant::ActiveModel = own.into();
-                active.archived = Set(archived);
-                active.update(tx.conn()).await?;
-                let kind = if archived { EventKind::ConversationArchived } else { EventKind::ConversationUnarchived };
-                emit(tx, kind, &record, Audience::User(caller.user_id.clone()))
+                };
+                row.update(tx.conn()).await?;
+                tx.emit(NewEvent {
+                    kind,
+                    conversation_id: Some(record.row.id.clone()),
+                    audience: Audience::User(caller.user_id.clone()),
+                    payload: payload(Box::new(record.snapshot(false)?)),
+                });
+                Ok(())
             })
         })
         .await?;

@@ -87,6 +87,19 @@ async fn muted_conversations_make_no_notifications_but_still_count_unread() {
 
     let hour = Some(in_future(std::time::Duration::from_secs(3600)));
     assert!(app.session(&seller).mute(&conversation.id, hour).await.unwrap().mute_expire_time.is_some());
+    // A mute with an end ends by itself: then the conversation notifies again.
+    app.session(&seller).mark_all_notifications_read().await.unwrap();
+    let soon = Some(in_future(std::time::Duration::from_millis(1500)));
+    app.session(&seller).mute(&conversation.id, soon).await.unwrap();
+    app.send(&buyer, &conversation.id, "while muted").await;
+    assert!(feed(&app, &seller, true).await.is_empty(), "muted until then");
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    assert!(!app.session(&seller).get_conversation(&conversation.id).await.unwrap().muted, "the mute is over");
+    app.send(&buyer, &conversation.id, "after the mute").await;
+    assert_eq!(
+        feed(&app, &seller, true).await.iter().map(|n| n.summary.as_str()).collect::<Vec<_>>(),
+        ["after the mute"]
+    );
     let past = prost_types::Timestamp { seconds: 1, nanos: 0 };
     crate::helpers::assert_invalid(app.session(&seller).mute(&conversation.id, Some(past)).await, "expire_time");
     // Staff who do not take part cannot mute; strangers cannot see it.

@@ -77,7 +77,10 @@ async fn a_subject_carries_its_picture_and_attributes() {
     let updated = updated.subject.unwrap();
     assert_eq!((updated.attributes, updated.title.as_str()), (sold, "2021 Volvo FH 500"));
 
-    let bad = pb::Subject { image_url: "data:image/png;base64,AAAA".into(), ..subject };
+    let bad = pb::Subject { image_url: "data:image/png;base64,AAAA".into(), ..subject.clone() };
     let request = pb::CreateConversationRequest { subject: Some(bad), ..Default::default() };
     assert_invalid(app.session(&agent).create_conversation(request).await, "subject.image_url");
+    let long = pb::Subject { attributes: [("price".to_string(), "9".repeat(1025))].into(), ..subject };
+    let request = pb::CreateConversationRequest { subject: Some(long), ..Default::default() };
+    assert_invalid(app.session(&agent).create_conversation(request).await, "subject.attributes[\"price\"]");
 }
