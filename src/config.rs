@@ -40,7 +40,7 @@ pub struct Config {
     #[arg(long, env = "MISSIVE_EVENT_POLL_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub event_poll_interval: Duration,
     /// How often the database is probed for the health service.
-    #[arg(long, env = "MISSIVE_HEALTH_CHECK_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "MISSIVE_HEALTH_CHECK_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub health_check_interval: Duration,
     /// How far ahead a message may be scheduled (e.g. 365d).
     #[arg(long, env = "MISSIVE_SCHEDULE_HORIZON", default_value = "365d", value_parser = parse_duration)]
@@ -75,6 +75,61 @@ pub struct Config {
     /// What one key, one call and one connection may take.
     #[command(flatten)]
     pub limits: Limits,
+    /// How the database is connected to (PostgreSQL in production).
+    #[command(flatten)]
+    pub database: DatabaseOptions,
+}
+
+/// How the database is connected to and written. The pool and the timeouts matter on
+/// PostgreSQL, where several replicas share one server's connections (see the README's
+/// deployment section).
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct DatabaseOptions {
+    /// Connections this replica opens to PostgreSQL at most (replicas × this must stay
+    /// under the server's max_connections). SQLite uses 8.
+    #[arg(long, env = "MISSIVE_DATABASE_MAX_CONNECTIONS", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(2..=10_000))]
+    pub database_max_connections: u32,
+    /// Write transactions one replica runs at once on PostgreSQL (each holds a connection
+    /// while it runs). 1: one transaction at a time, batching what waits.
+    #[arg(long, env = "MISSIVE_DATABASE_WRITERS", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub database_writers: u32,
+    /// How long a call waits for a database connection before it fails as UNAVAILABLE.
+    #[arg(long, env = "MISSIVE_DATABASE_ACQUIRE_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    pub database_acquire_timeout: Duration,
+    /// PostgreSQL cancels a statement that runs longer (its `statement_timeout`).
+    #[arg(long, env = "MISSIVE_DATABASE_STATEMENT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub database_statement_timeout: Duration,
+    /// The name this replica's connections show in PostgreSQL's `pg_stat_activity`.
+    #[arg(long, env = "MISSIVE_DATABASE_APPLICATION_NAME", default_value = "missive")]
+    pub database_application_name: String,
+}
+
+impl DatabaseOptions {
+    /// What the store is opened with.
+    pub fn store_settings(&self) -> crate::store::StoreSettings {
+        crate::store::StoreSettings {
+            max_connections: self.database_max_connections,
+            acquire_timeout: self.database_acquire_timeout,
+            statement_timeout: Some(self.database_statement_timeout),
+            application_name: self.database_application_name.clone(),
+            writers: self.database_writers as usize,
+        }
+    }
+}
+
+impl Default for DatabaseOptions {
+    /// The same values as the flags' defaults.
+    fn default() -> Self {
+        Self {
+            database_max_connections: 32,
+            database_writers: 16,
+            database_acquire_timeout: Duration::from_secs(3),
+            database_statement_timeout: Duration::from_secs(30),
+            database_application_name: "missive".into(),
+        }
+    }
 }
 
 /// What one key, one call and one connection may take: the operators' limits. (Limits that
@@ -162,7 +217,7 @@ impl Default for Config {
             event_retention: Duration::from_secs(7 * 24 * 3600),
             event_prune_interval: Duration::from_secs(60),
             event_poll_interval: Duration::from_secs(30),
-            health_check_interval: Duration::from_secs(5),
+            health_check_interval: Duration::from_secs(1),
             schedule_horizon: Duration::from_secs(365 * 24 * 3600),
             schedule_interval: Duration::from_millis(500),
             shutdown_grace: Duration::from_secs(10),
@@ -172,6 +227,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             limits: Limits::default(),
+            database: DatabaseOptions::default(),
         }
     }
 }

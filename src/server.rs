@@ -93,7 +93,7 @@ impl Application {
     /// Opens (and migrates) the database, binds the listener and builds the services.
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let tls = crate::tls::load(&config)?;
-        let store = Arc::new(Store::open(&config.database_url).await?);
+        let store = Arc::new(Store::open_with(&config.database_url, &config.database.store_settings()).await?);
         let listener = TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind {
             flag: "--listen",
             addr: config.listen,

@@ -20,6 +20,7 @@ mod m20261202_000001_request_fingerprints;
 mod m20261202_000002_account_event_sequences;
 mod m20261202_000003_user_tokens;
 mod m20261203_000001_safety_and_attention;
+mod m20261204_000001_concurrent_event_log;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000002_account_event_sequences::Migration),
             Box::new(m20261202_000003_user_tokens::Migration),
             Box::new(m20261203_000001_safety_and_attention::Migration),
+            Box::new(m20261204_000001_concurrent_event_log::Migration),
         ]
     }
 }

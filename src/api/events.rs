@@ -7,7 +7,7 @@ use strum::IntoEnumIterator;
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
-use super::{ApiState, convert, gate::StreamSeat, pb};
+use super::{ApiState, convert, cursors::CursorSeal, gate::StreamSeat, pb};
 use crate::{
     domain::{
         Error,
@@ -16,6 +16,7 @@ use crate::{
         ids,
     },
     events::{StreamItem, stream},
+    store,
 };
 
 /// The EventService handlers.
@@ -28,19 +29,6 @@ impl EventApi {
     pub fn new(state: ApiState) -> Self {
         Self { state }
     }
-}
-
-/// A cursor from a request: empty for live only, else a non-negative log position.
-fn parse_cursor(value: &str) -> Result<stream::Start, Error> {
-    if value.is_empty() {
-        return Ok(stream::Start::Live);
-    }
-    value
-        .parse::<i64>()
-        .ok()
-        .filter(|cursor| *cursor >= 0)
-        .map(stream::Start::After)
-        .ok_or_else(|| Error::invalid("after", format!("{value:?} is not a cursor returned by Subscribe")))
 }
 
 fn parse_filter(request: &pb::SubscribeRequest) -> Result<EventFilter, Error> {
@@ -87,14 +75,15 @@ impl pb::event_service_server::EventService for EventApi {
         // The stream's place among its key's open streams, held for as long as it is open.
         let seat = request.extensions().get::<StreamSeat>().cloned();
         let request = request.into_inner();
-        let start = parse_cursor(&request.after)?;
+        let seal = CursorSeal::new(&store::accounts::cursor_key(&self.state.store, &caller.account_id).await?)?;
+        let start = seal.open("after", &request.after)?;
         let filter = parse_filter(&request)?;
         let receiver = stream::open(self.state.streams.clone(), caller, start, filter).await?;
         let events = ReceiverStream::new(receiver).map(move |item| {
             let _held = &seat;
             match item {
-                StreamItem::Event(event) => Ok(pb::Event::from(*event)),
-                StreamItem::Heartbeat { position } => Ok(convert::heartbeat(position)),
+                StreamItem::Event(event) => Ok(convert::event(*event, &seal)),
+                StreamItem::Heartbeat { position } => Ok(convert::heartbeat(seal.seal(position))),
                 StreamItem::End(err) => Err(Status::from(*err)),
             }
         });

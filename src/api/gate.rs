@@ -88,6 +88,8 @@ impl Gate {
 
     /// The caller, with what it holds while its call runs; or why it may not call now.
     async fn admit(&self, headers: &http::HeaderMap, path: &str) -> Result<(Caller, Admitted), Error> {
+        // While the database does not answer, nothing could be served: say so at once.
+        self.store.ensure_reachable()?;
         let caller = auth::authenticate(&self.store, headers).await?;
         if path == SUBSCRIBE_PATH {
             // The count first: a stream refused for it takes nothing from the rate.

@@ -12,6 +12,7 @@ mod codec;
 mod conversations;
 mod convert;
 pub mod cors;
+mod cursors;
 mod events;
 mod fingerprint;
 mod gate;

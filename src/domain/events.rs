@@ -198,11 +198,31 @@ pub struct NewEvent {
     pub payload: EventPayload,
 }
 
+/// A place in an account's log, in delivery order: the writing transaction, then the
+/// append order. Writers of one account commit concurrently (on PostgreSQL), so events are
+/// numbered before anyone knows their commit order; a reader delivers only events whose
+/// transaction is older than every transaction still running, in this order, so that a
+/// position once passed never has an event appear behind it. On SQLite every write holds
+/// the file's lock, `tx` is 0 and `seq` alone is the order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    /// The writing transaction (PostgreSQL's `pg_current_xact_id()`; 0 on SQLite and for
+    /// events written before positions had it).
+    pub tx: i64,
+    /// The event's number among all appends.
+    pub seq: i64,
+}
+
+impl Position {
+    /// Before every event.
+    pub const START: Position = Position { tx: 0, seq: 0 };
+}
+
 /// An event read back from the log.
 #[derive(Debug, Clone)]
 pub struct Event {
     /// Its position in the log: the cursor to resume after.
-    pub seq: i64,
+    pub position: Position,
     /// What changed.
     pub kind: EventKind,
     /// When.

@@ -22,7 +22,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use crate::{
     domain::{
         Error,
-        events::{LoggedEvent, Narrowing},
+        events::{LoggedEvent, Narrowing, Position},
     },
     store::{self, Store},
 };
@@ -32,6 +32,12 @@ pub const BACKLOG: usize = 64;
 
 /// How long a reader whose read failed waits before trying again.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
+
+/// How soon a reader looks again when committed events wait for an older transaction
+/// (PostgreSQL): first after this, then twice as long each time, up to [`HELD_BACK_MOST`].
+/// The older transaction's end wakes nobody when it appended nothing to this account.
+const HELD_BACK_FIRST: Duration = Duration::from_millis(2);
+const HELD_BACK_MOST: Duration = Duration::from_millis(100);
 
 /// How readers read.
 #[derive(Debug, Clone, Copy)]
@@ -47,9 +53,9 @@ pub struct FeedSettings {
 #[derive(Debug)]
 pub struct FeedBatch {
     /// The position the span starts after.
-    pub after: i64,
+    pub after: Position,
     /// The position it ends at (a stream's next cursor).
-    pub through: i64,
+    pub through: Position,
     /// Its events, in order; empty when the wake-up brought none (a revoke: streams then
     /// re-check their keys).
     pub events: Vec<LoggedEvent>,
@@ -153,30 +159,34 @@ impl Reader {
         // read the head sees from its `after` whether commits came between its own read
         // and the head, and reads them.
         let mut woken = true;
+        let mut held_back_wait = HELD_BACK_FIRST;
         loop {
-            match self.read_after(position, woken).await {
-                Ok(through) => position = through,
+            let held_back = match self.read_after(&mut position, woken).await {
+                Ok(held_back) => held_back,
                 Err(err) => {
                     // The wake-up that led here is spent: read again rather than wait.
                     self.pause(&err).await;
                     continue;
                 }
-            }
+            };
+            let wait = if held_back { held_back_wait } else { self.settings.poll_interval };
+            held_back_wait = if held_back { (held_back_wait * 2).min(HELD_BACK_MOST) } else { HELD_BACK_FIRST };
             woken = tokio::select! {
                 () = wakeups.next() => true,
-                () = tokio::time::sleep(self.settings.poll_interval) => false,
+                () = tokio::time::sleep(wait) => false,
             };
         }
     }
 
-    /// Reads and hands out everything after `position`; the new position. After a wake-up
-    /// an empty batch goes out too: the wake-up may have been a revoke.
-    async fn read_after(&self, mut position: i64, woken: bool) -> Result<i64, Error> {
+    /// Reads and hands out everything after `position`, moving it on; whether committed
+    /// events wait for an older transaction. After a wake-up an empty batch goes out too:
+    /// the wake-up may have been a revoke.
+    async fn read_after(&self, position: &mut Position, woken: bool) -> Result<bool, Error> {
         loop {
             let batch = store::events::read(
                 &self.store,
                 &self.account_id,
-                position,
+                *position,
                 self.settings.batch_size,
                 &Narrowing::none(),
             )
@@ -185,14 +195,14 @@ impl Reader {
             if !batch.events.is_empty() || woken {
                 // No stream listening is not an error: the next stream reads the log itself.
                 let _ = self.batches.send(Arc::new(FeedBatch {
-                    after: position,
+                    after: *position,
                     through: batch.position,
                     events: batch.events,
                 }));
             }
-            position = batch.position;
+            *position = batch.position;
             if !full {
-                return Ok(position);
+                return Ok(batch.held_back);
             }
         }
     }

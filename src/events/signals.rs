@@ -91,7 +91,7 @@ impl Signals {
             let wire = Wire { replica: self.replica_id.clone(), account: account_id.to_owned(), kind };
             let payload = serde_json::to_string(&wire)
                 .map_err(|err| Error::Internal(format!("could not encode a signal: {err}")))?;
-            store::wakeups::notify(&self.store, CHANNEL, &payload).await?;
+            self.store.notify(CHANNEL, payload).await?;
         }
         Ok(())
     }

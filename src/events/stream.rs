@@ -33,7 +33,7 @@ use super::{
 use crate::{
     domain::{
         Caller, Credential, Error,
-        events::{Event, EventFilter, EventKind, EventPayload, LoggedEvent, Membership, Narrowing},
+        events::{Event, EventFilter, EventKind, EventPayload, LoggedEvent, Membership, Narrowing, Position},
         now_micros,
     },
     store::{self, Store},
@@ -47,7 +47,7 @@ pub enum StreamItem {
     /// No change; the stream's position, safe to resume from.
     Heartbeat {
         /// The cursor to resume after.
-        position: i64,
+        position: Position,
     },
     /// The stream ends with this error. Boxed, like events, so that a stream's queue of
     /// idle slots stays small.
@@ -89,8 +89,11 @@ pub struct StreamStats {
 /// Where a stream starts.
 #[derive(Debug, Clone, Copy)]
 pub enum Start {
-    /// After this cursor.
-    After(i64),
+    /// After this position.
+    After(Position),
+    /// After the account's event with this number: a cursor handed out before events had
+    /// positions (when the log numbered each account's events 1, 2, 3…).
+    AfterNumber(i64),
     /// At the head of the log: live events only.
     Live,
 }
@@ -129,14 +132,14 @@ pub async fn open(
     let head = store::events::head(&context.store, &caller.account_id).await?;
     let position = match start {
         Start::Live => head,
-        Start::After(cursor) => {
-            if cursor > head {
-                return Err(Error::invalid("after", format!("cursor {cursor} is ahead of the event log (at {head})")));
-            }
-            ensure_retained(&context.store, &caller, cursor).await?;
-            cursor
-        }
+        Start::After(cursor) => cursor,
+        Start::AfterNumber(number) => numbered(&context.store, &caller, number).await?,
     };
+    // A cursor of a transaction still running would be a position no stream gave out.
+    if position > head {
+        return Err(Error::invalid("after", "the cursor is ahead of the event log"));
+    }
+    ensure_retained(&context.store, &caller, position).await?;
     let membership = membership_of(&context.store, &caller).await?;
     let (sender, receiver) = mpsc::channel(context.settings.queue_capacity);
     let online = context.presence.opened(&caller.account_id, &caller.user_id);
@@ -165,15 +168,41 @@ async fn membership_of(store: &Store, caller: &Caller) -> Result<Membership, Err
     store::participants::membership(store, &caller.user_id).await
 }
 
-async fn ensure_retained(store: &Store, caller: &Caller, cursor: i64) -> Result<(), Error> {
-    let pruned_through = store::events::pruned_through(store, &caller.account_id).await?;
-    if cursor < pruned_through {
-        return Err(Error::FailedPrecondition(format!(
-            "cursor {cursor} is older than the event retention window (events up to {pruned_through} were pruned): \
-             resync with the unary API, then subscribe without a cursor"
-        )));
+/// FAILED_PRECONDITION: the cursor lies before what pruning left.
+fn pruned_away() -> Error {
+    Error::FailedPrecondition(
+        "the cursor is older than the event retention window (its events were pruned): \
+         resync with the unary API, then subscribe without a cursor"
+            .into(),
+    )
+}
+
+async fn ensure_retained(store: &Store, caller: &Caller, cursor: Position) -> Result<(), Error> {
+    if cursor < store::events::pruned(store, &caller.account_id).await?.through {
+        return Err(pruned_away());
     }
     Ok(())
+}
+
+/// Where a cursor from before positions (an account number) resumes: after the event it
+/// names. Numbers after every numbered event name nothing that was handed out.
+async fn numbered(store: &Store, caller: &Caller, number: i64) -> Result<Position, Error> {
+    let pruned = store::events::pruned(store, &caller.account_id).await?;
+    if number < pruned.through_number {
+        return Err(pruned_away());
+    }
+    if let Some(position) = store::events::numbered(store, &caller.account_id, number).await? {
+        return Ok(position);
+    }
+    // Nothing numbered is left at or after the cursor: it was the last number when pruning
+    // took everything up to it (a heartbeat's), or what it named has been pruned since.
+    if number == 0 || number == pruned.through_number {
+        return Ok(Position::START);
+    }
+    if pruned.through > Position::START {
+        return Err(pruned_away());
+    }
+    Err(Error::invalid("after", "the cursor is ahead of the event log"))
 }
 
 struct Stream {
@@ -181,13 +210,13 @@ struct Stream {
     caller: Caller,
     filter: EventFilter,
     /// Every event up to here was delivered or filtered out.
-    position: i64,
+    position: Position,
     sender: mpsc::Sender<StreamItem>,
     subscription: Subscription,
     /// The conversations a member takes part in: as of `opened_at`, then followed.
     membership: Membership,
     /// The head of the log when the stream opened, before its membership was loaded.
-    opened_at: i64,
+    opened_at: Position,
     /// When the client was last sent something: heartbeats fill silences.
     last_sent: Instant,
     /// The account's typing and presence signals.
@@ -287,7 +316,7 @@ impl Stream {
             return Ok(false);
         }
         let position = self.position;
-        for logged in batch.events.iter().filter(|logged| logged.event.seq > position) {
+        for logged in batch.events.iter().filter(|logged| logged.event.position > position) {
             if !self.consider(logged).await {
                 return Ok(false);
             }
@@ -336,7 +365,7 @@ impl Stream {
         let event = &logged.event;
         // Membership was loaded as of `opened_at`: events up to there are judged by it, as
         // replays always were; later ones move it.
-        if event.seq > self.opened_at {
+        if event.position > self.opened_at {
             self.membership.follow(&self.caller.user_id, event);
         }
         let takes_part = self.membership.takes_part(event.conversation_id.as_deref());
@@ -346,7 +375,7 @@ impl Stream {
         {
             return false;
         }
-        self.position = event.seq;
+        self.position = event.position;
         true
     }
 
@@ -375,7 +404,7 @@ impl Stream {
             return true;
         }
         let event = Event {
-            seq: self.position,
+            position: self.position,
             kind,
             create_time: now_micros(),
             actor_id: user_id.clone(),

@@ -5,7 +5,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use strum::IntoEnumIterator;
 
 use super::{
@@ -79,16 +81,31 @@ pub fn participant_from_row(row: &participant::Model) -> Participant {
     Participant { user_id: row.user_id.clone(), label: row.label.clone(), join_time: row.join_time }
 }
 
+/// A connection the kernel reads through. In a unit's transaction, loading a conversation
+/// locks its row until commit (`FOR UPDATE` on PostgreSQL; SQLite's writers hold the file):
+/// units of one conversation then run one after another, and every unit takes the
+/// conversation before its participants, messages and notifications, so two units never
+/// hold each other's rows. Reads through the pool lock nothing.
+pub trait Conn: ConnectionTrait {
+    /// Whether this is a unit's transaction.
+    const IN_UNIT: bool;
+}
+
+impl Conn for DatabaseTransaction {
+    const IN_UNIT: bool = true;
+}
+
+impl Conn for DatabaseConnection {
+    const IN_UNIT: bool = false;
+}
+
 /// Reads a conversation and its participants, or NOT_FOUND when `caller` may not see it.
-pub async fn load_visible<C: ConnectionTrait>(
-    conn: &C,
-    caller: &Caller,
-    id: &str,
-) -> Result<ConversationRecord, Error> {
-    let row = conversation::Entity::find_by_id(id.to_owned())
-        .one(conn)
-        .await?
-        .ok_or_else(|| Error::not_found("conversation", id))?;
+pub async fn load_visible<C: Conn>(conn: &C, caller: &Caller, id: &str) -> Result<ConversationRecord, Error> {
+    let mut query = conversation::Entity::find_by_id(id.to_owned());
+    if C::IN_UNIT {
+        query = query.lock_exclusive();
+    }
+    let row = query.one(conn).await?.ok_or_else(|| Error::not_found("conversation", id))?;
     let participants = participants_of(conn, std::slice::from_ref(&row.id)).await?;
     let record = ConversationRecord { row, participants };
     record.ensure_visible(caller)?;
@@ -132,7 +149,7 @@ async fn participants_of<C: ConnectionTrait>(
 
 /// Reads a message `caller` may see, with its conversation: NOT_FOUND otherwise (a
 /// member never learns that a private note exists).
-pub async fn load_message<C: ConnectionTrait>(
+pub async fn load_message<C: Conn>(
     conn: &C,
     caller: &Caller,
     id: &str,

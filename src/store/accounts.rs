@@ -22,8 +22,8 @@ pub async fn create(store: &Store, name: &str) -> Result<String, Error> {
                     name: Set(name),
                     create_time: Set(tx.now),
                     conversation_count: Set(0),
-                    event_seq: Set(0),
                     token_secret: Set(None),
+                    cursor_key: Set(hex::encode(rand::random::<[u8; 16]>())),
                 }
                 .insert(tx.conn())
                 .await?;
@@ -66,6 +66,17 @@ pub async fn ids(store: &Store, limit: u64) -> Result<Vec<String>, Error> {
         .into_tuple()
         .all(&store.db)
         .await?)
+}
+
+/// The key that seals the account's event cursors (NOT_FOUND for an unknown account).
+pub async fn cursor_key(store: &Store, account_id: &str) -> Result<String, Error> {
+    let key: Option<String> = account::Entity::find_by_id(account_id.to_owned())
+        .select_only()
+        .column(account::Column::CursorKey)
+        .into_tuple()
+        .one(&store.db)
+        .await?;
+    key.ok_or_else(|| Error::not_found("account", account_id))
 }
 
 /// Whether the account exists.

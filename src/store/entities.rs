@@ -22,10 +22,10 @@ pub mod account {
         pub create_time: i64,
         /// Its conversations, kept in the unit of every create and delete.
         pub conversation_count: i64,
-        /// The account sequence of its newest event: the next event gets this plus one.
-        pub event_seq: i64,
         /// Signs its user tokens: made at the first, replaced by a rotation. Never sent.
         pub token_secret: Option<String>,
+        /// Seals its event cursors (32 hex digits): made with the account. Never sent.
+        pub cursor_key: String,
     }
 
     no_relations!();
@@ -340,7 +340,10 @@ pub mod event {
         #[sea_orm(primary_key)]
         pub seq: i64,
         pub account_id: String,
-        /// The subscriber's cursor: 1, 2, 3… within the account, in commit order.
+        /// The transaction that appended it (0 on SQLite): with `seq`, its position.
+        pub tx: i64,
+        /// Its number within the account, for events appended before positions (cursors
+        /// from then name these); 0 for later ones.
         pub account_seq: i64,
         pub event_type: String,
         pub conversation_id: Option<String>,
@@ -366,8 +369,12 @@ pub mod event_retention {
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub account_id: String,
-        /// Every event of the account up to this sequence has been pruned.
+        /// Every event of the account up to this account number has been pruned (for
+        /// cursors from before positions).
         pub pruned_through: i64,
+        /// Every event of the account up to this position has been pruned.
+        pub pruned_tx: i64,
+        pub pruned_seq: i64,
     }
 
     no_relations!();

@@ -8,17 +8,18 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, DatabaseTransaction, DbBackend, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder, QueryResult, QuerySelect, Select,
     sea_query::{Expr, ExprTrait, OnConflict},
 };
 
 use super::{
     Store, columns,
-    entities::{account, event, event_retention},
+    entities::{event, event_retention},
 };
 use crate::domain::{
     Error, Micros,
-    events::{Audience, Event, EventPayload, LoggedEvent, Narrowing, NewEvent},
+    events::{Audience, Event, EventPayload, LoggedEvent, Narrowing, NewEvent, Position},
 };
 
 /// Events read from the log, and how far the log was scanned.
@@ -26,11 +27,14 @@ use crate::domain::{
 pub struct EventBatch {
     /// The events, in order.
     pub events: Vec<LoggedEvent>,
-    /// Every event up to this sequence is in `events` (or was in an earlier batch): the
+    /// Every event up to this position is in `events` (or was in an earlier batch): the
     /// cursor a client may resume from.
-    pub position: i64,
+    pub position: Position,
+    /// Events after `position` have committed but wait for an older transaction that is
+    /// still running (PostgreSQL): read again shortly, since that transaction's end may
+    /// wake nobody.
+    pub held_back: bool,
 }
-
 /// What one pruning pass removed.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RetentionReport {
@@ -88,7 +92,10 @@ fn narrowed(narrowing: &Narrowing) -> Condition {
     condition
 }
 
-/// Appends a unit's events, all at `now` by `actor_id`.
+/// Appends a unit's events, all at `now` by `actor_id`. Their positions come from the
+/// database: `seq` from its sequence, `tx` (on PostgreSQL) from the column's default, the
+/// writing transaction's id. Nothing here is shared by the account's writers, so they do
+/// not wait for one another.
 pub(super) async fn append(
     txn: &DatabaseTransaction,
     account_id: &str,
@@ -99,17 +106,16 @@ pub(super) async fn append(
     if events.is_empty() {
         return Ok(());
     }
-    let last = allocate(txn, account_id, events.len()).await?;
-    let first = last - events.len() as i64 + 1;
     let mut rows = Vec::with_capacity(events.len());
-    for (account_seq, new) in (first..).zip(events) {
+    for new in events {
         let payload = serde_json::to_string(&new.payload)
             .map_err(|err| Error::Internal(format!("could not encode an event payload: {err}")))?;
         let (only_user, also_user, staff_only, everyone) = audience_columns(new.audience);
         rows.push(event::ActiveModel {
             seq: NotSet,
+            tx: NotSet,
             account_id: Set(account_id.to_owned()),
-            account_seq: Set(account_seq),
+            account_seq: NotSet,
             event_type: Set(new.kind.as_str().to_owned()),
             conversation_id: Set(new.conversation_id),
             actor_id: Set(actor_id.to_owned()),
@@ -125,26 +131,15 @@ pub(super) async fn append(
     Ok(())
 }
 
-/// Takes the account's next `count` sequence numbers; the last of them. The account's row
-/// is the counter, so numbers are handed out in the order units commit (the writer holds
-/// the account's lock until then).
-async fn allocate(txn: &DatabaseTransaction, account_id: &str, count: usize) -> Result<i64, Error> {
-    let updated = account::Entity::update_many()
-        .col_expr(account::Column::EventSeq, Expr::col(account::Column::EventSeq).add(count as i64))
-        .filter(account::Column::Id.eq(account_id))
-        .exec_with_returning(txn)
-        .await?;
-    updated
-        .first()
-        .map(|account| account.event_seq)
-        .ok_or_else(|| Error::Internal(format!("events appended for account {account_id}, which does not exist")))
+fn position_of(row: &event::Model) -> Position {
+    Position { tx: row.tx, seq: row.seq }
 }
 
 fn event_from_row(row: event::Model) -> Result<LoggedEvent, Error> {
     let payload: EventPayload = serde_json::from_str(&row.payload)
-        .map_err(|err| Error::Internal(format!("stored event {} has an unreadable payload: {err}", row.account_seq)))?;
+        .map_err(|err| Error::Internal(format!("stored event {} has an unreadable payload: {err}", row.seq)))?;
     let event = Event {
-        seq: row.account_seq,
+        position: position_of(&row),
         kind: columns::stored("event type", &row.event_type)?,
         create_time: row.create_time,
         actor_id: row.actor_id,
@@ -157,100 +152,211 @@ fn event_from_row(row: event::Model) -> Result<LoggedEvent, Error> {
     })
 }
 
-/// The newest sequence of the account's log: its newest event, or where pruning left off
-/// when everything was pruned, 0 for an account without events.
-pub async fn head(store: &Store, account_id: &str) -> Result<i64, Error> {
-    let head: Option<Option<i64>> = event::Entity::find()
+/// The oldest transaction still running, as SQL: every transaction older than it has ended,
+/// and none can start below it, so events of older transactions are all there is and will
+/// ever be before it. On SQLite a reader sees only committed writes, and writes commit one
+/// at a time in `seq` order: nothing is ever pending.
+fn horizon(backend: DbBackend) -> Expr {
+    match backend {
+        DbBackend::Postgres => Expr::cust("pg_snapshot_xmin(pg_current_snapshot())::text::bigint"),
+        _ => Expr::cust(i64::MAX.to_string()),
+    }
+}
+
+/// An event's position, as SQL (a row value, which both databases compare in order).
+fn position_column() -> Expr {
+    Expr::tuple([Expr::col(event::Column::Tx), Expr::col(event::Column::Seq)])
+}
+
+fn position_value(position: Position) -> Expr {
+    Expr::tuple([Expr::val(position.tx), Expr::val(position.seq)])
+}
+
+/// Events after a position, in order.
+fn after(position: Position) -> Select<event::Entity> {
+    event::Entity::find()
+        .filter(
+            position_column()
+                .gt(position_value(position)),
+        )
+        .order_by_asc(event::Column::Tx)
+        .order_by_asc(event::Column::Seq)
+}
+
+/// An event row with the horizon its read saw.
+struct Sighted {
+    row: event::Model,
+    horizon: i64,
+}
+
+impl FromQueryResult for Sighted {
+    fn from_query_result(result: &QueryResult, prefix: &str) -> Result<Self, DbErr> {
+        Ok(Self { row: event::Model::from_query_result(result, prefix)?, horizon: result.try_get(prefix, "horizon")? })
+    }
+}
+
+/// The newest position of the account's log that no running transaction can precede: its
+/// newest such event, or where pruning left off.
+pub async fn head(store: &Store, account_id: &str) -> Result<Position, Error> {
+    let newest: Option<(i64, i64)> = event::Entity::find()
         .select_only()
-        .expr(Expr::col(event::Column::AccountSeq).max())
+        .columns([event::Column::Tx, event::Column::Seq])
         .filter(event::Column::AccountId.eq(account_id))
+        .filter(Expr::col(event::Column::Tx).lt(horizon(store.backend())))
+        .order_by_desc(event::Column::Tx)
+        .order_by_desc(event::Column::Seq)
+        .limit(1)
         .into_tuple()
         .one(&store.db)
         .await?;
-    match head.flatten() {
-        Some(head) => Ok(head),
-        None => pruned_through(store, account_id).await,
+    match newest {
+        Some((tx, seq)) => Ok(Position { tx, seq }),
+        None => Ok(pruned(store, account_id).await?.through),
     }
 }
 
-/// Every event of the account up to this sequence has been pruned (0: none).
-pub async fn pruned_through(store: &Store, account_id: &str) -> Result<i64, Error> {
-    let row = event_retention::Entity::find_by_id(account_id.to_owned()).one(&store.db).await?;
-    Ok(row.map_or(0, |r| r.pruned_through))
+/// How far the account's log was pruned.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pruned {
+    /// Every event up to this position is gone.
+    pub through: Position,
+    /// Every event up to this account number is gone (cursors from before positions).
+    pub through_number: i64,
 }
 
-/// Up to `limit` events of the account's log after `after` that `narrowing` leaves in, with
+/// How far the account's log was pruned (nothing: [`Position::START`] and 0).
+pub async fn pruned(store: &Store, account_id: &str) -> Result<Pruned, Error> {
+    let row = event_retention::Entity::find_by_id(account_id.to_owned()).one(&store.db).await?;
+    Ok(row.map_or_else(Pruned::default, |r| Pruned {
+        through: Position { tx: r.pruned_tx, seq: r.pruned_seq },
+        through_number: r.pruned_through,
+    }))
+}
+
+/// The position of the account's event numbered `number` by the account counter that
+/// cursors named before positions, if it is still in the log.
+pub async fn numbered(store: &Store, account_id: &str, number: i64) -> Result<Option<Position>, Error> {
+    let found: Option<(i64, i64)> = event::Entity::find()
+        .select_only()
+        .columns([event::Column::Tx, event::Column::Seq])
+        .filter(event::Column::AccountId.eq(account_id))
+        .filter(event::Column::AccountSeq.eq(number))
+        .filter(event::Column::AccountSeq.gt(0))
+        .into_tuple()
+        .one(&store.db)
+        .await?;
+    Ok(found.map(|(tx, seq)| Position { tx, seq }))
+}
+
+/// Up to `limit` events of the account's log after `from` that `narrowing` leaves in, with
 /// their audiences: every reader filters in memory by the one rule, `Audience::admits`.
+/// Only events that no running transaction can precede are read (one statement: the rows
+/// and the horizon they are judged by come from one snapshot).
 pub async fn read(
     store: &Store,
     account_id: &str,
-    after: i64,
+    from: Position,
     limit: u64,
     narrowing: &Narrowing,
 ) -> Result<EventBatch, Error> {
-    // Reading the head first bounds the scan: every event up to it has committed (the
-    // account's writers commit in sequence order), so the batch's position is safe to
-    // resume from.
-    let head = head(store, account_id).await?;
-    if head <= after {
-        return Ok(EventBatch { events: Vec::new(), position: after });
-    }
-    let rows = event::Entity::find()
+    let rows = after(from)
         .filter(event::Column::AccountId.eq(account_id))
-        .filter(event::Column::AccountSeq.gt(after))
-        .filter(event::Column::AccountSeq.lte(head))
         .filter(narrowed(narrowing))
-        .order_by_asc(event::Column::AccountSeq)
+        .expr_as(horizon(store.backend()), "horizon")
         .limit(limit)
+        .into_model::<Sighted>()
         .all(&store.db)
         .await?;
-    let position = if rows.len() as u64 == limit { rows.last().map_or(head, |r| r.account_seq) } else { head };
-    let events = rows.into_iter().map(event_from_row).collect::<Result<_, _>>()?;
-    Ok(EventBatch { events, position })
+    let mut held_back = false;
+    let mut events = Vec::with_capacity(rows.len());
+    let mut position = from;
+    for Sighted { row, horizon } in rows {
+        // Ordered by transaction: once one is too new, so is everything after it.
+        if row.tx >= horizon {
+            held_back = true;
+            break;
+        }
+        position = position_of(&row);
+        events.push(event_from_row(row)?);
+    }
+    Ok(EventBatch { events, position, held_back })
 }
 
 /// Deletes the events created before `cutoff` and records, per account, how far the log
 /// was pruned, so that a cursor from before then is told to resync. Each account's part is
-/// a unit of its own, through the door like any other write.
+/// a unit of its own, through the door like any other write; two replicas pruning at once
+/// delete the same rows and record the same place, so either order leaves one result.
 pub async fn prune(store: &Store, cutoff: Micros) -> Result<RetentionReport, Error> {
-    let expired: Vec<(String, Option<i64>)> = event::Entity::find()
+    let expired: Vec<String> = event::Entity::find()
         .select_only()
         .column(event::Column::AccountId)
-        .expr(Expr::col(event::Column::AccountSeq).max())
         .filter(event::Column::CreateTime.lt(cutoff))
         .group_by(event::Column::AccountId)
         .into_tuple()
         .all(&store.db)
         .await?;
     let mut report = RetentionReport::default();
-    for (account_id, through) in expired {
-        let Some(through) = through else { continue };
+    for account_id in expired {
         let account = account_id.clone();
         report.pruned_events += store
-            .write_as(&account_id, "", move |tx| {
-                Box::pin(async move {
-                    event_retention::Entity::insert(event_retention::ActiveModel {
-                        account_id: Set(account.clone()),
-                        pruned_through: Set(through),
-                    })
-                    .on_conflict(
-                        OnConflict::column(event_retention::Column::AccountId)
-                            .update_column(event_retention::Column::PrunedThrough)
-                            .to_owned(),
-                    )
-                    .exec_without_returning(tx.conn())
-                    .await?;
-                    let deleted = event::Entity::delete_many()
-                        .filter(event::Column::AccountId.eq(&account))
-                        .filter(event::Column::AccountSeq.lte(through))
-                        .exec(tx.conn())
-                        .await?;
-                    Ok(deleted.rows_affected)
-                })
-            })
+            .write_as(&account_id, "", move |tx| Box::pin(async move { prune_account(tx.conn(), &account, cutoff).await }))
             .await?;
     }
     Ok(report)
+}
+
+/// Deletes the account's events up to the newest one created before `cutoff`; how many.
+async fn prune_account(txn: &DatabaseTransaction, account_id: &str, cutoff: Micros) -> Result<u64, Error> {
+    let newest_expired: Option<(i64, i64)> = event::Entity::find()
+        .select_only()
+        .columns([event::Column::Tx, event::Column::Seq])
+        .filter(event::Column::AccountId.eq(account_id))
+        .filter(event::Column::CreateTime.lt(cutoff))
+        .order_by_desc(event::Column::Tx)
+        .order_by_desc(event::Column::Seq)
+        .limit(1)
+        .into_tuple()
+        .one(txn)
+        .await?;
+    let Some((tx, seq)) = newest_expired else { return Ok(0) };
+    let through = Position { tx, seq };
+    let through_number: Option<Option<i64>> = event::Entity::find()
+        .select_only()
+        .expr(Expr::col(event::Column::AccountSeq).max())
+        .filter(event::Column::AccountId.eq(account_id))
+        .filter(
+            position_column()
+                .lte(position_value(through)),
+        )
+        .into_tuple()
+        .one(txn)
+        .await?;
+    // Old cursors count in account numbers: they hear of pruning that reached numbered
+    // events; otherwise the number stays where it was.
+    let through_number = through_number.flatten().filter(|number| *number > 0);
+    let retention = event_retention::ActiveModel {
+        account_id: Set(account_id.to_owned()),
+        pruned_through: Set(through_number.unwrap_or(0)),
+        pruned_tx: Set(through.tx),
+        pruned_seq: Set(through.seq),
+    };
+    let mut updated = vec![event_retention::Column::PrunedTx, event_retention::Column::PrunedSeq];
+    if through_number.is_some() {
+        updated.push(event_retention::Column::PrunedThrough);
+    }
+    event_retention::Entity::insert(retention)
+        .on_conflict(OnConflict::column(event_retention::Column::AccountId).update_columns(updated).to_owned())
+        .exec_without_returning(txn)
+        .await?;
+    let deleted = event::Entity::delete_many()
+        .filter(event::Column::AccountId.eq(account_id))
+        .filter(
+            position_column()
+                .lte(position_value(through)),
+        )
+        .exec(txn)
+        .await?;
+    Ok(deleted.rows_affected)
 }
 
 #[cfg(test)]
@@ -342,7 +448,7 @@ mod tests {
             })
             .await
             .unwrap();
-        let everything = read(&store, &account, 0, total + 1, &Narrowing::none()).await.unwrap();
+        let everything = read(&store, &account, Position::START, total + 1, &Narrowing::none()).await.unwrap();
         assert_eq!(everything.events.len() as u64, total);
 
         let filters = [
@@ -359,16 +465,20 @@ mod tests {
             };
             for filter in &filters {
                 let narrowing = Narrowing::for_viewer(&viewer, filter);
-                let narrowed = read(&store, &account, 0, total + 1, &narrowing).await.unwrap();
-                assert_eq!(narrowed.position, everything.position);
-                let kept: std::collections::HashSet<i64> = narrowed.events.iter().map(|e| e.event.seq).collect();
+                let narrowed = read(&store, &account, Position::START, total + 1, &narrowing).await.unwrap();
+                // A narrowed read ends at the last event it kept: what it skipped after that
+                // is read again, and skipped again, by the next read.
+                assert_eq!(Some(narrowed.position), narrowed.events.last().map(|e| e.event.position));
+                assert!(!narrowed.held_back && narrowed.position <= everything.position);
+                let kept: std::collections::HashSet<Position> =
+                    narrowed.events.iter().map(|e| e.event.position).collect();
                 for logged in &everything.events {
                     let event = &logged.event;
                     let in_conversations = filter.conversation_ids.is_empty()
                         || event.conversation_id.as_ref().is_some_and(|id| filter.conversation_ids.contains(id));
                     let needed = filter.selects(event) || (event.kind.moves_membership() && in_conversations);
                     if logged.audience.admits(&viewer, true) && needed {
-                        assert!(kept.contains(&event.seq), "{role:?} {filter:?} lost {logged:?}");
+                        assert!(kept.contains(&event.position), "{role:?} {filter:?} lost {logged:?}");
                     }
                 }
                 assert!(kept.len() < everything.events.len(), "{role:?} {filter:?} narrowed nothing");

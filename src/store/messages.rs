@@ -65,6 +65,9 @@ pub async fn send(
     let sent = store
         .write(caller, move |tx, caller| {
             Box::pin(async move {
+                // The conversation first: it holds a retry of the same request until this
+                // one has committed, so that the retry finds what this one sent.
+                let record = access::load_visible(tx.conn(), caller, &conversation_id).await;
                 if let Some(key) = &new.fields().request_id
                     && let Some(found) = find_earlier(tx.conn(), &caller.user_id, &key.id).await?
                 {
@@ -78,7 +81,7 @@ pub async fn send(
                     key.check_retry("request_id", &what, found.fingerprint.as_deref())?;
                     return Ok(Sent::Earlier(found.earlier));
                 }
-                let mut record = access::load_visible(tx.conn(), caller, &conversation_id).await?;
+                let mut record = record?;
                 let new = templates::render_message(tx.conn(), caller, new).await?;
                 let message = if new.fields().schedule_time.is_some() {
                     new.check_schedule_time("schedule_time")?;

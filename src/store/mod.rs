@@ -50,7 +50,13 @@ mod views;
 pub mod wakeups;
 mod writer;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use crate::domain::Error;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, SqlErr, Statement};
@@ -58,6 +64,38 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 pub use credentials::Credentials;
 pub use tx::{UnitFuture, WriteTx};
 pub use wakeups::Hub;
+pub use writer::WriterSettings;
+
+/// How the store connects and writes; from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// Connections the pool opens at most, on PostgreSQL (a SQLite file gets 8, an
+    /// in-memory database 1).
+    pub max_connections: u32,
+    /// How long a call waits for a connection (or for one to be made) before it fails as
+    /// UNAVAILABLE.
+    pub acquire_timeout: Duration,
+    /// PostgreSQL cancels a statement that runs longer (`statement_timeout`); none when
+    /// unset.
+    pub statement_timeout: Option<Duration>,
+    /// How the connections name themselves to PostgreSQL (`application_name`, shown in
+    /// `pg_stat_activity`).
+    pub application_name: String,
+    /// Write transactions in flight at once on PostgreSQL.
+    pub writers: usize,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 32,
+            acquire_timeout: Duration::from_secs(3),
+            statement_timeout: Some(Duration::from_secs(30)),
+            application_name: "missive".into(),
+            writers: WriterSettings::default().lanes,
+        }
+    }
+}
 
 /// A page of a listing, with the cursor to the next one and a total.
 #[derive(Debug, Clone)]
@@ -90,20 +128,52 @@ pub struct Store {
     hub: Arc<Hub>,
     /// What keys act as, kept current by the writer (see `credentials.rs`).
     credentials: Arc<Credentials>,
+    /// Whether the database answered the last probe (`jobs::storage_health`): while it
+    /// does not, calls fail at once instead of each waiting out the pool.
+    reachable: AtomicBool,
 }
 
 impl Store {
-    /// Connects to `url` (`sqlite:…` or `postgres://…`) and brings the schema up to date.
+    /// Connects to `url` (`sqlite:…` or `postgres://…`) with the default settings and
+    /// brings the schema up to date.
     pub async fn open(url: &str) -> Result<Self, Error> {
-        let db = connect(url).await?;
+        Self::open_with(url, &StoreSettings::default()).await
+    }
+
+    /// Connects to `url` as `settings` say and brings the schema up to date.
+    pub async fn open_with(url: &str, settings: &StoreSettings) -> Result<Self, Error> {
+        let db = connect(url, settings).await?;
         migrate::migrate(&db, url).await?;
         let hub = Hub::new();
         // Replicas on PostgreSQL hear each other's revokes; processes sharing a SQLite file
         // cannot, so there cached keys expire.
         let max_age = (db.get_database_backend() == DbBackend::Sqlite).then_some(credentials::SHARED_FILE_MAX_AGE);
         let credentials = Arc::new(Credentials::new(max_age));
-        let writer = writer::Writer::start(db.clone(), Arc::clone(&hub), Arc::clone(&credentials));
-        Ok(Self { db, writer, hub, credentials })
+        let announcer = wakeups::Announcer::start(&db);
+        let lanes = WriterSettings { lanes: settings.writers };
+        let writer = writer::Writer::start(db.clone(), Arc::clone(&hub), Arc::clone(&credentials), announcer, lanes);
+        Ok(Self { db, writer, hub, credentials, reachable: AtomicBool::new(true) })
+    }
+
+    /// Sends `payload` to every replica listening on PostgreSQL channel `channel`.
+    pub async fn notify(&self, channel: &str, payload: String) -> Result<(), Error> {
+        wakeups::notify(&self.db, channel, &[payload]).await
+    }
+
+    /// Records whether the database answered the last probe.
+    pub fn set_reachable(&self, reachable: bool) {
+        self.reachable.store(reachable, Ordering::Relaxed);
+    }
+
+    /// UNAVAILABLE while the last probe found PostgreSQL unreachable: a call fails at once
+    /// rather than wait out the pool's acquire timeout. (A SQLite file is never away; a
+    /// slow one is busy, and its calls wait their turn.)
+    pub fn ensure_reachable(&self) -> Result<(), Error> {
+        if self.backend() != DbBackend::Postgres || self.reachable.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err(Error::Unavailable("the database is unreachable; retry shortly".into()))
+        }
     }
 
     /// The wake-ups that commits send, for the streams to listen to.
@@ -178,9 +248,9 @@ impl Store {
     }
 }
 
-async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
+async fn connect(url: &str, settings: &StoreSettings) -> Result<DatabaseConnection, Error> {
     let mut options = ConnectOptions::new(url.to_owned());
-    options.sqlx_logging(false).connect_timeout(Duration::from_secs(10)).acquire_timeout(Duration::from_secs(10));
+    options.sqlx_logging(false).connect_timeout(settings.acquire_timeout).acquire_timeout(settings.acquire_timeout);
     if url.starts_with("sqlite:") {
         options.map_sqlx_sqlite_opts(|sqlite| {
             use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -200,7 +270,14 @@ async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
             options.max_connections(8);
         }
     } else {
-        options.max_connections(32);
+        let (application_name, statement_timeout) = (settings.application_name.clone(), settings.statement_timeout);
+        options.max_connections(settings.max_connections).map_sqlx_postgres_opts(move |postgres| {
+            let postgres = postgres.application_name(&application_name);
+            match statement_timeout {
+                Some(timeout) => postgres.options([("statement_timeout", format!("{}ms", timeout.as_millis()))]),
+                None => postgres,
+            }
+        });
     }
     Database::connect(options)
         .await

@@ -14,8 +14,9 @@
 //! sender to see and dismiss.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::ExprTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+    sea_query::{ExprTrait, LockBehavior, LockType},
 };
 
 use super::{
@@ -299,9 +300,15 @@ pub async fn deliver_due(store: &Store) -> Result<usize, Error> {
 }
 
 /// The unit of one due delivery: false when the message is no longer waiting or due (sent
-/// by another replica, canceled, or moved later since it was found).
+/// by another replica, canceled, or moved later since it was found). The row is claimed
+/// first (`FOR UPDATE SKIP LOCKED` on PostgreSQL): of replicas that found the same message
+/// due, one delivers it and the others pass it by without waiting; once the delivery
+/// commits, the row is gone.
 async fn deliver_if_due(tx: &mut WriteTx, id: String) -> Result<bool, Error> {
-    let row = scheduled_message::Entity::find_by_id(id).one(tx.conn()).await?;
+    let row = scheduled_message::Entity::find_by_id(id)
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .one(tx.conn())
+        .await?;
     match row {
         Some(row) if row.state == MessageState::Scheduled.as_str() && row.schedule_time <= tx.now => {
             deliver(tx, row).await?;
@@ -324,7 +331,7 @@ async fn deliver(tx: &mut WriteTx, row: scheduled_message::Model) -> Result<Mess
 }
 
 /// Who sends a waiting message now, where, and what: or why it can no longer be sent.
-async fn prepare<C: ConnectionTrait>(
+async fn prepare<C: access::Conn>(
     conn: &C,
     row: &scheduled_message::Model,
 ) -> Result<Result<(Caller, ConversationRecord, NewMessage), String>, Error> {

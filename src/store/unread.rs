@@ -175,8 +175,8 @@ mod tests {
             name: Set("a".into()),
             create_time: Set(0),
             conversation_count: Set(1),
-            event_seq: Set(0),
             token_secret: Set(None),
+            cursor_key: Set(String::new()),
         }
         .insert(&store.db)
         .await

@@ -1,14 +1,19 @@
 //! Per-account wake-ups: the writer wakes an account after a commit appended events to its
 //! log or changed what one of its keys acts as; the account's log reader (in `events`)
-//! listens. It lives with the store because the store owns the commit; `events` only
-//! listens and, for other replicas, forwards PostgreSQL notifications on [`CHANNEL`].
+//! listens. Other replicas hear of the commit from the [`Announcer`], by PostgreSQL NOTIFY
+//! on [`CHANNEL`] after commit. It lives with the store because the store owns the commit;
+//! `events` only listens and forwards other replicas' notifications.
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, Mutex, Weak},
+    time::Duration,
 };
 
-use tokio::sync::watch;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use tokio::sync::{Notify, watch};
+
+use crate::domain::Error;
 
 /// The PostgreSQL NOTIFY channel on which commits announce their account to other
 /// replicas.
@@ -83,15 +88,84 @@ impl Drop for Wakeups {
     }
 }
 
-/// Sends `payload` on PostgreSQL channel `channel`, outside any transaction: delivered to
-/// every replica listening at once.
-pub async fn notify(store: &super::Store, channel: &str, payload: &str) -> Result<(), crate::domain::Error> {
-    use sea_orm::{ConnectionTrait, DbBackend, Statement};
-    let statement = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT pg_notify($1, $2)",
-        [channel.into(), payload.into()],
-    );
-    store.db.execute_raw(statement).await?;
+/// Sends each of `payloads` on PostgreSQL channel `channel`, in one statement outside any
+/// write's transaction: delivered to every replica listening at once.
+pub async fn notify(db: &DatabaseConnection, channel: &str, payloads: &[String]) -> Result<(), Error> {
+    if payloads.is_empty() {
+        return Ok(());
+    }
+    let rows = (2..payloads.len() + 2).map(|n| format!("(${n})")).collect::<Vec<_>>().join(", ");
+    let sql = format!("SELECT pg_notify($1, payload) FROM (VALUES {rows}) AS sent(payload)");
+    let values = std::iter::once(channel.into()).chain(payloads.iter().map(|payload| payload.as_str().into()));
+    db.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values)).await?;
     Ok(())
+}
+
+/// How long an announcer waits after announcing before it announces again: the accounts
+/// that commit meanwhile go in the next NOTIFY together, each once.
+const ANNOUNCE_EVERY: Duration = Duration::from_millis(5);
+
+/// Tells other replicas (PostgreSQL NOTIFY on [`CHANNEL`]) which accounts' logs grew:
+/// one statement for every account that changed since the last one, at most one per
+/// [`ANNOUNCE_EVERY`], so that a busy account costs one notification per few milliseconds
+/// however many writes it commits. A NOTIFY that fails is tried again with the next; the
+/// listeners' polls and their catch-up after reconnecting cover what never arrives.
+#[derive(Clone)]
+pub struct Announcer {
+    pending: Option<Arc<Pending>>,
+}
+
+#[derive(Default)]
+struct Pending {
+    accounts: Mutex<BTreeSet<String>>,
+    added: Notify,
+}
+
+impl Announcer {
+    /// Starts announcing on `db` if it is PostgreSQL; for SQLite, an announcer that tells
+    /// nobody (processes sharing a file poll).
+    pub fn start(db: &DatabaseConnection) -> Self {
+        if db.get_database_backend() != DbBackend::Postgres {
+            return Self { pending: None };
+        }
+        let pending = Arc::new(Pending::default());
+        tokio::spawn(announce(db.clone(), Arc::downgrade(&pending)));
+        Self { pending: Some(pending) }
+    }
+
+    /// Queues `account_id` for the next announcement.
+    pub fn announce(&self, account_id: &str) {
+        if let Some(pending) = &self.pending {
+            let mut accounts = pending.accounts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if !accounts.contains(account_id) {
+                accounts.insert(account_id.to_owned());
+            }
+            pending.added.notify_one();
+        }
+    }
+}
+
+/// Announces until every [`Announcer`] is gone.
+async fn announce(db: DatabaseConnection, pending: Weak<Pending>) {
+    loop {
+        let Some(waiting) = pending.upgrade() else { return };
+        // Wait for an account, but not for ever: the last announcer may go meanwhile.
+        let _ = tokio::time::timeout(Duration::from_secs(1), waiting.added.notified()).await;
+        let accounts: Vec<String> = {
+            let mut accounts = waiting.accounts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            std::mem::take(&mut *accounts).into_iter().collect()
+        };
+        if accounts.is_empty() {
+            continue;
+        }
+        if let Err(err) = notify(&db, CHANNEL, &accounts).await {
+            tracing::warn!(error = %err, "could not announce new events to other replicas; will retry");
+            waiting.accounts.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).extend(accounts);
+            drop(waiting);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        drop(waiting);
+        tokio::time::sleep(ANNOUNCE_EVERY).await;
+    }
 }

@@ -1,35 +1,43 @@
-//! The one door for writes, [`Store::write`], and the group commit behind it: every write
-//! of this process runs on one writer task, which takes the units
-//! that are waiting (at most [`MAX_BATCH`], never waiting for more to arrive), runs them
-//! one after another in one transaction, each in its own savepoint, commits once and only
-//! then answers each of them and wakes the accounts whose logs grew.
+//! The one door for writes, [`Store::write`], and the writers behind it. Every write of
+//! this process waits in one queue for a writer *lane*: a task with a connection that takes
+//! the units waiting (at most its batch, never waiting for more to arrive), runs them one
+//! after another in one transaction, each in its own savepoint, commits once and only then
+//! answers each of them and wakes the accounts whose logs grew.
 //!
-//! Why: a commit on SQLite with `synchronous=FULL` is a flush, and each transaction costs
-//! its begin, commit and hand-offs; under load the next batch gathers while the current one
-//! commits, so the flush and the transaction are shared by everything that arrived
-//! meanwhile, and a lone write still goes at once. A unit that fails rolls back to its
-//! savepoint and fails alone; a batch that cannot commit fails every unit in it (nothing of
-//! it was written). Nobody is answered before the batch holding their write is durable, so
-//! an acknowledged write survives a crash.
+//! - **SQLite** has one lane with batches of up to [`MAX_BATCH`] (group commit): the file
+//!   takes one writer at a time anyway, and a commit with `synchronous=FULL` is a flush,
+//!   so the next batch gathers while the current one commits and the flush is shared by
+//!   everything that arrived meanwhile; a lone write still goes at once.
+//! - **PostgreSQL** has [`WriterSettings::lanes`] lanes of one unit each: writes of one
+//!   account (and of every replica) run concurrently, each in its own transaction, and the
+//!   database shares the WAL flushes of concurrent commits itself. One unit per
+//!   transaction because two batches could lock the same rows in opposite orders; a unit
+//!   locks its conversation first (`access::lock_visible`), so units of one conversation
+//!   queue there and others pass. Events stay in one order per account without any
+//!   account-wide lock: see `events.rs`. With one lane, PostgreSQL batches like SQLite.
 //!
-//! On PostgreSQL the batch first takes the advisory lock of every account it writes, in one
-//! fixed order (by lock key), so that two replicas' batches cannot deadlock; see
-//! [`Store::write`](super::Store::write) for why the lock exists.
+//! A unit that fails rolls back to its savepoint and fails alone; a batch that cannot commit
+//! fails every unit in it (nothing of it was written). Nobody is answered before the batch
+//! holding their write is durable, so an acknowledged write survives a crash.
+//!
+//! After commit, other replicas hear of it by NOTIFY, never sent inside the write's
+//! transaction (which would take PostgreSQL's notify lock at commit, one committer at a
+//! time): a changed key is announced before its caller is answered; grown logs are
+//! announced by the [`Announcer`](super::wakeups::Announcer), coalesced per account.
 
 use std::{any::Any, collections::BTreeSet, panic::AssertUnwindSafe, sync::Arc};
 
 use futures::FutureExt;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, SqliteTransactionMode, Statement,
-    TransactionOptions, TransactionTrait,
+    DatabaseConnection, DatabaseTransaction, DbBackend, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{
     Store,
     credentials::{self, Credentials},
     tx::{UnitFuture, WriteTx},
-    wakeups::{self, Hub},
+    wakeups::{self, Announcer, Hub},
 };
 use crate::domain::{Caller, Error};
 
@@ -38,8 +46,21 @@ use crate::domain::{Caller, Error};
 /// large unit, such as a bulk import, holds the writer for as long as it runs).
 pub const MAX_BATCH: usize = 128;
 
-/// How many units may wait for the writer before submitters wait for room.
+/// How many units may wait for a writer before submitters wait for room.
 const QUEUE: usize = 4 * MAX_BATCH;
+
+/// How writes run; from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterSettings {
+    /// Transactions in flight at once on PostgreSQL (SQLite always has one).
+    pub lanes: usize,
+}
+
+impl Default for WriterSettings {
+    fn default() -> Self {
+        Self { lanes: 16 }
+    }
+}
 
 /// A unit's value, type-erased for the trip through the writer and back.
 type Value = Box<dyn Any + Send>;
@@ -66,22 +87,37 @@ struct Changes {
     credentials: BTreeSet<(String, String)>,
 }
 
-/// Where the writer tells what its commits changed.
+/// Where a lane tells what its commits changed.
 struct Listeners {
+    db: DatabaseConnection,
     hub: Arc<Hub>,
     credentials: Arc<Credentials>,
+    announcer: Announcer,
 }
 
-/// The handle to the writer task; the task ends when the handle is dropped.
+/// The handle to the writer lanes; they end when the handle is dropped.
 pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
 }
 
 impl Writer {
-    /// Starts the writer task on `db`; commits wake `hub` and clear `credentials`.
-    pub(super) fn start(db: DatabaseConnection, hub: Arc<Hub>, credentials: Arc<Credentials>) -> Self {
+    /// Starts the lanes on `db`; commits wake `hub` (and, through `announcer`, other
+    /// replicas) and clear `credentials`.
+    pub(super) fn start(
+        db: DatabaseConnection,
+        hub: Arc<Hub>,
+        credentials: Arc<Credentials>,
+        announcer: Announcer,
+        settings: WriterSettings,
+    ) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run(db, Listeners { hub, credentials }, queue));
+        let lanes = if db.get_database_backend() == DbBackend::Postgres { settings.lanes.max(1) } else { 1 };
+        let batch = if lanes == 1 { MAX_BATCH } else { 1 };
+        let queue = Arc::new(Mutex::new(queue));
+        let listeners = Arc::new(Listeners { db, hub, credentials, announcer });
+        for _ in 0..lanes {
+            tokio::spawn(run(Arc::clone(&listeners), Arc::clone(&queue), batch));
+        }
         Self { jobs }
     }
 
@@ -98,12 +134,6 @@ impl Writer {
 
 impl Store {
     /// Runs `unit` as `caller`'s write; the unit gets the caller alongside the transaction.
-    ///
-    /// On PostgreSQL the writer's transaction first takes an advisory lock on every account
-    /// of the batch, held until commit: sequence values are handed out before commit, so
-    /// without it a subscriber could read event 11 before event 10 commits and skip 10 for
-    /// ever. With it, the account's writes commit in sequence order, and unread counters
-    /// are never updated by two writers of one account at once.
     pub async fn write<T, F>(&self, caller: &Caller, unit: F) -> Result<T, Error>
     where
         F: for<'t> FnOnce(&'t mut WriteTx, &'t Caller) -> UnitFuture<'t, T> + Send + 'static,
@@ -140,13 +170,18 @@ fn restore<T: 'static>(value: Value) -> T {
     *value.downcast::<T>().expect("the writer answers each unit with its own value")
 }
 
-async fn run(db: DatabaseConnection, listeners: Listeners, mut queue: mpsc::Receiver<Job>) {
-    // Units' panics are caught; should the writer itself ever panic, every later write
-    // fails as UNAVAILABLE, and the log must say why.
+/// One lane: takes up to `batch` waiting units at a time and commits them.
+async fn run(listeners: Arc<Listeners>, queue: Arc<Mutex<mpsc::Receiver<Job>>>, batch: usize) {
+    // Units' panics are caught; should a lane itself ever panic, the log must say why.
     let _alarm = PanicAlarm;
-    let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        commit_batch(&db, &listeners, std::mem::take(&mut jobs)).await;
+    let mut jobs = Vec::with_capacity(batch);
+    loop {
+        // The queue is held only while taking: other lanes take while this one commits.
+        let taken = queue.lock().await.recv_many(&mut jobs, batch).await;
+        if taken == 0 {
+            return;
+        }
+        commit_batch(&listeners, std::mem::take(&mut jobs)).await;
     }
 }
 
@@ -156,31 +191,30 @@ struct PanicAlarm;
 impl Drop for PanicAlarm {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            tracing::error!("the writer task panicked: writes will fail until the server restarts");
+            tracing::error!("a writer lane panicked: writes will slow or fail until the server restarts");
         }
     }
 }
 
-/// Runs one batch and answers every job in it. Keys go from the cache before anyone is
-/// answered, so that a revoke's caller never sees its key still working here.
-async fn commit_batch(db: &DatabaseConnection, listeners: &Listeners, jobs: Vec<Job>) {
+/// Runs one batch and answers every job in it. Keys go from the caches (this replica's,
+/// then every other's by NOTIFY) before anyone is answered, so that a revoke's caller never
+/// sees its key still working.
+async fn commit_batch(listeners: &Listeners, jobs: Vec<Job>) {
     let (pending, replies): (Vec<_>, Vec<_>) =
         jobs.into_iter().map(|job| ((job.account_id, job.actor_id, job.unit), job.reply)).unzip();
     let mut results = Vec::with_capacity(pending.len());
     let units = pending.len();
-    let outcome = run_batch(db, pending, &mut results).await;
+    let outcome = run_batch(&listeners.db, pending, &mut results).await;
     metrics::histogram!("missive_write_batch_units").record(units as f64);
     let committed = if outcome.is_ok() { "committed" } else { "failed" };
     metrics::counter!("missive_write_batches_total", "outcome" => committed).increment(1);
     if let Ok(changes) = &outcome {
         metrics::counter!("missive_events_appended_total").increment(changes.events as u64);
-        for (account_id, user_id) in &changes.credentials {
-            listeners.credentials.forget_user(user_id);
+        announce_credentials(listeners, &changes.credentials).await;
+        for account_id in changes.logs.iter().chain(changes.credentials.iter().map(|(account_id, _)| account_id)) {
             // Its streams re-check their keys now rather than at their next event.
             listeners.hub.wake(account_id);
-        }
-        for account_id in &changes.logs {
-            listeners.hub.wake(account_id);
+            listeners.announcer.announce(account_id);
         }
     }
     let mut results = results.into_iter();
@@ -197,6 +231,21 @@ async fn commit_batch(db: &DatabaseConnection, listeners: &Listeners, jobs: Vec<
     }
 }
 
+/// Forgets changed keys here and, on PostgreSQL, tells every replica to (one NOTIFY per
+/// user, after commit). A NOTIFY that fails is logged: other replicas then forget the key
+/// when their cached copy expires or their listener reconnects.
+async fn announce_credentials(listeners: &Listeners, changed: &BTreeSet<(String, String)>) {
+    for (account_id, user_id) in changed {
+        listeners.credentials.forget_user(user_id);
+        if listeners.db.get_database_backend() == DbBackend::Postgres {
+            let payload = format!("{account_id} {user_id}");
+            if let Err(err) = wakeups::notify(&listeners.db, credentials::CHANNEL, &[payload]).await {
+                tracing::warn!(error = %err, "could not announce a changed key to other replicas");
+            }
+        }
+    }
+}
+
 /// Runs the units in one transaction, pushing each one's result to `results` in order; what
 /// the batch changed once it committed. On an error of the batch itself (begin, a
 /// savepoint, commit) nothing of the batch was written.
@@ -205,8 +254,7 @@ async fn run_batch(
     pending: Vec<(String, String, Unit)>,
     results: &mut Vec<Result<Value, Error>>,
 ) -> Result<Changes, Error> {
-    let accounts: BTreeSet<String> = pending.iter().map(|(account_id, _, _)| account_id.clone()).collect();
-    let batch = begin(db, &accounts).await?;
+    let batch = begin(db).await?;
     let mut changes = Changes::default();
     for (account_id, actor_id, unit) in pending {
         let mut tx = WriteTx::new(batch.begin().await?, account_id, actor_id);
@@ -237,58 +285,20 @@ async fn run_batch(
             }
         }
     }
-    announce(&batch, &changes).await?;
     batch.commit().await?;
     Ok(changes)
 }
 
 /// Begins a batch's transaction. On SQLite it is `BEGIN IMMEDIATE`: it takes the write lock
 /// at once, waiting out other processes (busy timeout), instead of failing with SQLITE_BUSY
-/// when its first write finds that another process wrote since its first read. On
-/// PostgreSQL it takes the lock of every account of the batch, in the order of their lock
-/// keys (the subquery's ORDER BY), so that all batches lock in one order.
-async fn begin(db: &DatabaseConnection, accounts: &BTreeSet<String>) -> Result<DatabaseTransaction, Error> {
-    let txn = db
+/// when its first write finds that another process wrote since its first read.
+async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, Error> {
+    Ok(db
         .begin_with_options(TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         })
-        .await?;
-    if txn.get_database_backend() == DbBackend::Postgres {
-        let rows = (1..=accounts.len()).map(|n| format!("(${n})")).collect::<Vec<_>>().join(", ");
-        let sql = format!(
-            "SELECT pg_advisory_xact_lock(key) FROM \
-             (SELECT DISTINCT hashtext(account_id) AS key FROM (VALUES {rows}) AS batch(account_id) ORDER BY key) AS keys"
-        );
-        let values = accounts.iter().map(|account_id| account_id.as_str().into());
-        txn.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values)).await?;
-    }
-    Ok(txn)
-}
-
-/// On PostgreSQL, queues one NOTIFY per user whose keys changed and per account whose log
-/// grew, delivered at commit to every replica's listener (see `events::listener`) in this
-/// order: keys first, so that a replica's streams woken by the log re-check their keys
-/// against a cache that has already forgotten them.
-async fn announce(batch: &DatabaseTransaction, changes: &Changes) -> Result<(), Error> {
-    if batch.get_database_backend() != DbBackend::Postgres {
-        return Ok(());
-    }
-    let logs = changes.logs.iter().map(|account_id| (wakeups::CHANNEL, account_id.clone()));
-    let credentials = changes
-        .credentials
-        .iter()
-        .map(|(account_id, user_id)| (credentials::CHANNEL, format!("{account_id} {user_id}")));
-    for (channel, payload) in credentials.chain(logs) {
-        batch
-            .execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_notify($1, $2)",
-                [channel.into(), payload.into()],
-            ))
-            .await?;
-    }
-    Ok(())
+        .await?)
 }
 
 #[cfg(test)]
@@ -337,8 +347,8 @@ mod tests {
                                 name: Set(format!("unit {n}")),
                                 create_time: Set(tx.now),
                                 conversation_count: Set(0),
-                                event_seq: Set(0),
                                 token_secret: Set(None),
+                                cursor_key: Set(String::new()),
                             }
                             .insert(tx.conn())
                             .await?;

@@ -4,7 +4,7 @@ use strum::IntoEnumIterator;
 
 use super::{enum_field, optional_timestamp, timestamp};
 use crate::{
-    api::pb,
+    api::{cursors::CursorSeal, pb},
     domain::{
         Error,
         events::{Event, EventKind, EventPayload},
@@ -97,23 +97,22 @@ impl From<EventPayload> for pb::event::Payload {
     }
 }
 
-impl From<Event> for pb::Event {
-    fn from(event: Event) -> Self {
-        pb::Event {
-            cursor: event.seq.to_string(),
-            r#type: pb::EventType::from(event.kind) as i32,
-            create_time: Some(timestamp(event.create_time)),
-            actor_id: event.actor_id,
-            conversation_id: event.conversation_id.unwrap_or_default(),
-            payload: Some(event.payload.into()),
-        }
+/// An event as its subscriber gets it, with its cursor sealed by `seal`.
+pub fn event(event: Event, seal: &CursorSeal) -> pb::Event {
+    pb::Event {
+        cursor: seal.seal(event.position),
+        r#type: pb::EventType::from(event.kind) as i32,
+        create_time: Some(timestamp(event.create_time)),
+        actor_id: event.actor_id,
+        conversation_id: event.conversation_id.unwrap_or_default(),
+        payload: Some(event.payload.into()),
     }
 }
 
-/// A heartbeat at `position`: the cursor to resume after.
-pub fn heartbeat(position: i64) -> pb::Event {
+/// A heartbeat with the cursor to resume after.
+pub fn heartbeat(cursor: String) -> pb::Event {
     pb::Event {
-        cursor: position.to_string(),
+        cursor,
         r#type: pb::EventType::Heartbeat as i32,
         create_time: Some(timestamp(crate::domain::now_micros())),
         actor_id: String::new(),

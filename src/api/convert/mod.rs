@@ -14,7 +14,7 @@ mod users;
 use prost_types::Timestamp;
 
 pub use conversations::subject_parts;
-pub use events::{event_kind_from, heartbeat};
+pub use events::{event, event_kind_from, heartbeat};
 pub use json::struct_to_json;
 pub use messages::{content_type_from, direction_from, envelope_from, message_kind_from};
 pub use reports::{report_action_from, report_reason_from, report_status_from};
