@@ -4,6 +4,9 @@
 //! counter that numbered events 1, 2, 3… (`accounts.event_seq`) made every write of an
 //! account wait for the one before it to commit, and goes.
 //!
+//! `message_reads` gets the account it belongs to, the one table that lacked it, so that
+//! every table can be distributed by account.
+//!
 //! Cursors become opaque tokens sealed with a key of the account's own
 //! (`accounts.cursor_key`), so that the transaction ids and global numbers inside them
 //! reveal nothing of other accounts. Cursors handed out before (the account numbers) keep
@@ -31,6 +34,12 @@ enum Events {
     AccountSeq,
     Tx,
     Seq,
+}
+
+#[derive(DeriveIden)]
+enum MessageReads {
+    Table,
+    AccountId,
 }
 
 #[derive(DeriveIden)]
@@ -70,6 +79,13 @@ impl MigrationTrait for Migration {
         };
         db.execute_unprepared(&format!("UPDATE accounts SET cursor_key = {random_key}")).await?;
 
+        // Every table names its account, so that it can be distributed by account.
+        add_columns(manager, MessageReads::Table, vec![string(MessageReads::AccountId).default("").to_owned()]).await?;
+        db.execute_unprepared(
+            "UPDATE message_reads SET account_id = (SELECT account_id FROM messages WHERE messages.id = message_reads.message_id)",
+        )
+        .await?;
+
         add_columns(
             manager,
             EventRetention::Table,
@@ -85,6 +101,7 @@ impl MigrationTrait for Migration {
         let db = manager.get_connection();
         drop_columns(manager, EventRetention::Table, [EventRetention::PrunedTx, EventRetention::PrunedSeq]).await?;
         drop_columns(manager, Accounts::Table, [Accounts::CursorKey]).await?;
+        drop_columns(manager, MessageReads::Table, [MessageReads::AccountId]).await?;
         db.execute_unprepared("ALTER TABLE accounts ADD COLUMN event_seq BIGINT NOT NULL DEFAULT 0").await?;
         db.execute_unprepared(
             "UPDATE accounts SET event_seq = COALESCE((SELECT MAX(account_seq) FROM events WHERE events.account_id = accounts.id), 0)",

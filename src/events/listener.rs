@@ -1,6 +1,6 @@
-//! Wake-ups across replicas: on PostgreSQL every commit that appends events also sends a
-//! `NOTIFY missive_events, '<account>'`, delivered at commit; each replica LISTENs and wakes
-//! its own streams of that account. So a subscriber on replica B sees a message sent through
+//! Wake-ups across replicas: on PostgreSQL, after commits append events, the writer's
+//! announcer sends `NOTIFY missive_events, '<account>'` (coalesced, outside the write's
+//! transaction); each replica LISTENs and wakes its own streams of that account. So a subscriber on replica B sees a message sent through
 //! replica A at once, not at the next poll. A revoke or role change sends
 //! `NOTIFY missive_credentials, '<account> <user>'`: the user's keys leave this replica's
 //! cache and the account's streams re-check theirs. Signals (typing, presence) arrive on
@@ -8,6 +8,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use sea_orm::sqlx::postgres::PgListener;
 
 use tokio_util::sync::CancellationToken;
@@ -15,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 use super::signals::{self, Signals};
 use crate::store::{Store, credentials, wakeups};
 
-/// Listens until shutdown, reconnecting when the connection drops. A notification missed
-/// while disconnected is made up for by forgetting every cached key and waking every
-/// stream once reconnected.
+/// Listens until shutdown, reconnecting when the connection drops (after a backoff that
+/// grows while the database stays away). A notification missed while disconnected is made
+/// up for by forgetting every cached key and waking every stream once reconnected: the
+/// account readers then read on from their place in the log.
 pub async fn run(database_url: String, store: Arc<Store>, signals: Arc<Signals>, shutdown: CancellationToken) {
     // A signal may need a read (who shares a conversation with a user whose presence
     // changed): it is handed to a task of its own, so that wake-ups and revokes never
@@ -34,8 +36,19 @@ fn start_over(store: &Store) {
     store.wakeups().wake_all();
 }
 
+/// Waits between reconnection attempts: from 100 ms, doubling with jitter, to 5 s.
+fn reconnect_delays() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
 async fn listen(database_url: &str, store: &Store, signals: &Arc<Signals>) {
     let hub = store.wakeups();
+    let mut delays = reconnect_delays();
     loop {
         match PgListener::connect(database_url).await {
             Ok(mut listener) => {
@@ -44,6 +57,7 @@ async fn listen(database_url: &str, store: &Store, signals: &Arc<Signals>) {
                     tracing::warn!(error = %err, "LISTEN failed; retrying");
                 } else {
                     tracing::debug!("listening for event notifications");
+                    delays = reconnect_delays();
                     // Anything committed before LISTEN took effect is found by this read.
                     start_over(store);
                     loop {
@@ -77,6 +91,6 @@ async fn listen(database_url: &str, store: &Store, signals: &Arc<Signals>) {
             Err(err) => tracing::warn!(error = %err, "cannot connect for event notifications; retrying"),
         }
         start_over(store);
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(5))).await;
     }
 }

@@ -324,6 +324,7 @@ pub mod message_read {
         #[sea_orm(primary_key, auto_increment = false)]
         pub user_id: String,
         pub conversation_id: String,
+        pub account_id: String,
         pub read_time: i64,
     }
 

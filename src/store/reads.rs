@@ -90,6 +90,7 @@ async fn insert_receipts(
             message_id: Set(id.clone()),
             user_id: Set(reader.user_id.to_owned()),
             conversation_id: Set(conversation_id.to_owned()),
+            account_id: Set(tx.account_id().to_owned()),
             read_time: Set(tx.now),
         }))
         .exec_without_returning(tx.conn())

@@ -1,5 +1,6 @@
 //! What a unit of work writes through: [`WriteTx`], its savepoint in the writer's batch
-//! (`writer.rs`), with the events it will append. Units never hold the transaction itself
+//! (`writer.rs`), or the transaction itself when the batch is the unit alone, with the
+//! events it will append. Units never hold the transaction itself
 //! (they cannot commit, roll back or keep it), so how they are batched is the writer's
 //! business alone.
 //!
@@ -54,13 +55,13 @@ impl WriteTx {
         self.credentials_changed.push(user_id.to_owned());
     }
 
-    /// A unit's transaction: `txn` is its savepoint.
+    /// A unit's transaction: `txn` is its savepoint, or its own transaction.
     pub(super) fn new(txn: DatabaseTransaction, account_id: String, actor_id: String) -> Self {
         Self { txn, account_id, actor_id, now: now_micros(), events: Vec::new(), credentials_changed: Vec::new() }
     }
 
     /// The account the unit writes in.
-    pub(super) fn account_id(&self) -> &str {
+    pub fn account_id(&self) -> &str {
         &self.account_id
     }
 

@@ -222,6 +222,7 @@ mod tests {
                                 message_id: Set(id.clone()),
                                 user_id: Set(reader.into()),
                                 conversation_id: Set("conv".into()),
+                                account_id: Set("acc".into()),
                                 read_time: Set(1),
                             }
                             .insert(&store.db)

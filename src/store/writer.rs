@@ -248,45 +248,65 @@ async fn announce_credentials(listeners: &Listeners, changed: &BTreeSet<(String,
 
 /// Runs the units in one transaction, pushing each one's result to `results` in order; what
 /// the batch changed once it committed. On an error of the batch itself (begin, a
-/// savepoint, commit) nothing of the batch was written.
+/// savepoint, commit) nothing of the batch was written. A lone unit (PostgreSQL's lanes
+/// take one at a time) runs in the transaction itself: its savepoint would cost two round
+/// trips and guard nothing, since its failure rolls back only its own work either way.
 async fn run_batch(
     db: &DatabaseConnection,
-    pending: Vec<(String, String, Unit)>,
+    mut pending: Vec<(String, String, Unit)>,
     results: &mut Vec<Result<Value, Error>>,
 ) -> Result<Changes, Error> {
-    let batch = begin(db).await?;
     let mut changes = Changes::default();
+    if pending.len() == 1
+        && let Some((account_id, actor_id, unit)) = pending.pop()
+    {
+        // Keeping the unit commits the transaction.
+        run_unit(WriteTx::new(begin(db).await?, account_id, actor_id), unit, &mut changes, results).await?;
+        return Ok(changes);
+    }
+    let batch = begin(db).await?;
     for (account_id, actor_id, unit) in pending {
-        let mut tx = WriteTx::new(batch.begin().await?, account_id, actor_id);
-        let result = AssertUnwindSafe(unit(&mut tx))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| Err(Error::Internal("a write panicked".into())));
-        match result {
-            Ok(value) => {
-                let account_id = tx.account_id().to_owned();
-                match tx.keep().await? {
-                    Ok(kept) => {
-                        for user_id in kept.credentials_changed {
-                            changes.credentials.insert((account_id.clone(), user_id));
-                        }
-                        if kept.appended > 0 {
-                            changes.events += kept.appended;
-                            changes.logs.insert(account_id);
-                        }
-                        results.push(Ok(value));
-                    }
-                    Err(err) => results.push(Err(err)),
-                }
-            }
-            Err(err) => {
-                tx.discard().await?;
-                results.push(Err(err));
-            }
-        }
+        run_unit(WriteTx::new(batch.begin().await?, account_id, actor_id), unit, &mut changes, results).await?;
     }
     batch.commit().await?;
     Ok(changes)
+}
+
+/// Runs one unit in `tx` and keeps it (or rolls it back when it fails), pushing its result
+/// and adding what it changed. The error is the transaction's own (see [`WriteTx::keep`]).
+async fn run_unit(
+    mut tx: WriteTx,
+    unit: Unit,
+    changes: &mut Changes,
+    results: &mut Vec<Result<Value, Error>>,
+) -> Result<(), Error> {
+    let result = AssertUnwindSafe(unit(&mut tx))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(Error::Internal("a write panicked".into())));
+    let value = match result {
+        Ok(value) => value,
+        Err(err) => {
+            tx.discard().await?;
+            results.push(Err(err));
+            return Ok(());
+        }
+    };
+    let account_id = tx.account_id().to_owned();
+    match tx.keep().await? {
+        Ok(kept) => {
+            for user_id in kept.credentials_changed {
+                changes.credentials.insert((account_id.clone(), user_id));
+            }
+            if kept.appended > 0 {
+                changes.events += kept.appended;
+                changes.logs.insert(account_id);
+            }
+            results.push(Ok(value));
+        }
+        Err(err) => results.push(Err(err)),
+    }
+    Ok(())
 }
 
 /// Begins a batch's transaction. On SQLite it is `BEGIN IMMEDIATE`: it takes the write lock

@@ -24,6 +24,7 @@ mod presence;
 mod profiles;
 mod properties;
 mod raw_codec;
+mod replicas;
 mod reports;
 mod scheduled;
 mod templates;

@@ -11,9 +11,11 @@
 //!
 //! - `seed`: the data set; `server`: the server process and its CPU and memory;
 //! - `load`: closed-loop load with N calls in flight, and latency statistics;
-//! - `scenarios`: what is measured; `report`: the table and the JSON.
+//! - `scenarios`: what is measured (`replicas`: several servers on one PostgreSQL
+//!   database); `report`: the table and the JSON.
 
 mod load;
+mod replicas;
 mod report;
 mod scenarios;
 mod seed;
@@ -54,7 +56,10 @@ struct Args {
     /// Streams of the idle-streams scenario.
     #[arg(long, default_value_t = 10_000)]
     idle_streams: usize,
-    /// Only these scenarios: health, send64, send64_muted, send16, lists, fanout, idle.
+    /// Only these scenarios: health, send64, send64_muted, send16, lists, fanout, idle;
+    /// with --database-url also send64_one_writer (one write transaction at a time, as
+    /// before concurrent writers) and replicas (two servers, 64 in flight over both).
+    /// Without --only: all but the PostgreSQL ones.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Also write the results as JSON to this file.
@@ -81,6 +86,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let server = server::Server::start(&binary, &database_url).await?;
     let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
+    let postgres_only = |name: &str| args.database_url.is_some() && args.only.iter().any(|o| o == name);
+    // The other servers of the PostgreSQL scenarios, on the same database.
+    let one_writer = if postgres_only("send64_one_writer") {
+        Some(server::Server::start_with(&binary, &database_url, &["--database-writers", "1"]).await?)
+    } else {
+        None
+    };
+    let second_replica = if postgres_only("replicas") {
+        Some(server::Server::start(&binary, &database_url).await?)
+    } else {
+        None
+    };
     let plan = scenarios::Plan {
         duration: args.duration,
         subscribers: args.subscribers,
@@ -104,6 +121,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if wanted("send16") {
             results.add(scenarios::send(&server, &fixture, &plan, 16, false).await?.against(baseline_rate));
         }
+        if let Some(single) = &one_writer {
+            let measured = scenarios::send(single, &fixture, &plan, 64, false).await?;
+            results.add(measured.renamed("send_message_64_in_flight_one_writer").against(baseline_rate));
+        }
+        if let Some(second) = &second_replica {
+            for measured in replicas::replicas(&[&server, second], &fixture, &plan, 64).await? {
+                results.add(measured.against(baseline_rate));
+            }
+        }
         if wanted("lists") {
             for measured in scenarios::lists(&server, &fixture, &plan).await? {
                 results.add(measured);
@@ -117,6 +143,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     server.stop().await;
+    for other in one_writer.into_iter().chain(second_replica) {
+        other.stop().await;
+    }
     let summary = results.summarize();
     println!("{}", report::table(&summary));
     if let Some(path) = &args.json {

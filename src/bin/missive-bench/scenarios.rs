@@ -20,7 +20,7 @@ use crate::{
     server::Server,
 };
 
-type Failure = Box<dyn std::error::Error>;
+pub type Failure = Box<dyn std::error::Error>;
 
 /// How scenarios run.
 pub struct Plan {
@@ -54,7 +54,7 @@ pub struct Measured {
 }
 
 impl Measured {
-    fn from_load(scenario: &str, server: &Server, cpu_before: f64, mut outcome: load::Outcome) -> Self {
+    pub fn from_load(scenario: &str, server: &Server, cpu_before: f64, mut outcome: load::Outcome) -> Self {
         let cpu = server.cpu_seconds() - cpu_before;
         Self {
             scenario: scenario.to_owned(),
@@ -71,6 +71,12 @@ impl Measured {
         }
     }
 
+    /// The same figures under another scenario name.
+    pub fn renamed(mut self, scenario: &str) -> Self {
+        self.scenario = scenario.to_owned();
+        self
+    }
+
     /// The rate as a share of the Health baseline `health_rate`.
     pub fn against(mut self, health_rate: f64) -> Self {
         self.percent_of_health = Some(100.0 * self.rate / health_rate);
@@ -78,7 +84,7 @@ impl Measured {
     }
 }
 
-fn authed<T>(key: &str, message: T) -> Request<T> {
+pub fn authed<T>(key: &str, message: T) -> Request<T> {
     let mut request = Request::new(message);
     request.metadata_mut().insert("authorization", format!("Bearer {key}").parse().expect("an ASCII key"));
     request

@@ -20,9 +20,19 @@ impl Server {
     /// Starts `binary` serving `database_url` on a free loopback port and waits until its
     /// health service answers.
     pub async fn start(binary: &Path, database_url: &str) -> Result<Self, Box<dyn std::error::Error>> {
+        Self::start_with(binary, database_url, &[]).await
+    }
+
+    /// Starts `binary` with `flags` besides, as [`Server::start`] does.
+    pub async fn start_with(
+        binary: &Path,
+        database_url: &str,
+        flags: &[&str],
+    ) -> Result<Self, Box<dyn std::error::Error>> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let child = Command::new(binary)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--database-url", database_url])
+            .args(flags)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
