@@ -111,7 +111,7 @@ impl Signals {
             return;
         };
         let membership = match &kind {
-            SignalKind::Presence { user_id, .. } => match store::participants::membership(&self.store, user_id).await {
+            SignalKind::Presence { user_id, .. } => match store::participants::membership(&self.store, account_id, user_id).await {
                 Ok(membership) => Some(Arc::new(membership)),
                 Err(err) => {
                     tracing::warn!(error = %err, "a presence change was not told: its conversations could not be read");

@@ -165,7 +165,7 @@ pub async fn open(
 /// and presence it is told (staff see every conversation, but are told of those only
 /// where they take part).
 async fn membership_of(store: &Store, caller: &Caller) -> Result<Membership, Error> {
-    store::participants::membership(store, &caller.user_id).await
+    store::participants::membership(store, &caller.account_id, &caller.user_id).await
 }
 
 /// FAILED_PRECONDITION: the cursor lies before what pruning left.

@@ -101,12 +101,13 @@ impl Conn for DatabaseConnection {
 
 /// Reads a conversation and its participants, or NOT_FOUND when `caller` may not see it.
 pub async fn load_visible<C: Conn>(conn: &C, caller: &Caller, id: &str) -> Result<ConversationRecord, Error> {
-    let mut query = conversation::Entity::find_by_id(id.to_owned());
+    let mut query =
+        conversation::Entity::find_by_id(id.to_owned()).filter(of_account::<conversation::Entity>(&caller.account_id));
     if C::IN_UNIT {
         query = query.lock_exclusive();
     }
     let row = query.one(conn).await?.ok_or_else(|| Error::not_found("conversation", id))?;
-    let participants = participants_of(conn, std::slice::from_ref(&row.id)).await?;
+    let participants = participants_of(conn, &caller.account_id, std::slice::from_ref(&row.id)).await?;
     let record = ConversationRecord { row, participants };
     record.ensure_visible(caller)?;
     Ok(record)
@@ -114,8 +115,13 @@ pub async fn load_visible<C: Conn>(conn: &C, caller: &Caller, id: &str) -> Resul
 
 /// Reads conversations by id, in the order of `ids` (missing ones left out), with no
 /// visibility check: for listings whose query already applied it.
-pub async fn load_many<C: ConnectionTrait>(conn: &C, ids: &[String]) -> Result<Vec<ConversationRecord>, Error> {
+pub async fn load_many<C: ConnectionTrait>(
+    conn: &C,
+    account_id: &str,
+    ids: &[String],
+) -> Result<Vec<ConversationRecord>, Error> {
     let mut rows: HashMap<String, conversation::Model> = conversation::Entity::find()
+        .filter(of_account::<conversation::Entity>(account_id))
         .filter(conversation::Column::Id.is_in(ids.to_vec()))
         .all(conn)
         .await?
@@ -123,7 +129,7 @@ pub async fn load_many<C: ConnectionTrait>(conn: &C, ids: &[String]) -> Result<V
         .map(|row| (row.id.clone(), row))
         .collect();
     let mut participants: HashMap<String, Vec<participant::Model>> = HashMap::new();
-    for row in participants_of(conn, ids).await? {
+    for row in participants_of(conn, account_id, ids).await? {
         participants.entry(row.conversation_id.clone()).or_default().push(row);
     }
     Ok(ids
@@ -137,9 +143,11 @@ pub async fn load_many<C: ConnectionTrait>(conn: &C, ids: &[String]) -> Result<V
 
 async fn participants_of<C: ConnectionTrait>(
     conn: &C,
+    account_id: &str,
     conversation_ids: &[String],
 ) -> Result<Vec<participant::Model>, Error> {
     Ok(participant::Entity::find()
+        .filter(of_account::<participant::Entity>(account_id))
         .filter(participant::Column::ConversationId.is_in(conversation_ids.to_vec()))
         .order_by_asc(participant::Column::JoinTime)
         .order_by_asc(participant::Column::UserId)
@@ -166,7 +174,11 @@ pub async fn load_message<C: Conn>(
 }
 
 /// The ids of the staff among `user_ids`, by their role as stored now.
-pub async fn staff_among<C: ConnectionTrait>(conn: &C, mut ids: Vec<String>) -> Result<HashSet<String>, Error> {
+pub async fn staff_among<C: ConnectionTrait>(
+    conn: &C,
+    account_id: &str,
+    mut ids: Vec<String>,
+) -> Result<HashSet<String>, Error> {
     ids.sort_unstable();
     ids.dedup();
     if ids.is_empty() {
@@ -176,6 +188,7 @@ pub async fn staff_among<C: ConnectionTrait>(conn: &C, mut ids: Vec<String>) -> 
     let rows: Vec<String> = user::Entity::find()
         .select_only()
         .column(user::Column::Id)
+        .filter(of_account::<user::Entity>(account_id))
         .filter(user::Column::Id.is_in(ids))
         .filter(user::Column::Role.is_in(staff_roles))
         .into_tuple()
@@ -185,8 +198,8 @@ pub async fn staff_among<C: ConnectionTrait>(conn: &C, mut ids: Vec<String>) -> 
 }
 
 /// Whether `user_id` is staff as stored now (not as it was when its key was checked).
-pub async fn is_staff<C: ConnectionTrait>(conn: &C, user_id: &str) -> Result<bool, Error> {
-    Ok(!staff_among(conn, vec![user_id.to_owned()]).await?.is_empty())
+pub async fn is_staff<C: ConnectionTrait>(conn: &C, account_id: &str, user_id: &str) -> Result<bool, Error> {
+    Ok(!staff_among(conn, account_id, vec![user_id.to_owned()]).await?.is_empty())
 }
 
 /// User `id` of `account_id`, as stored; NOT_FOUND when the account has no such user.
@@ -208,10 +221,31 @@ where
     C: ConnectionTrait,
 {
     E::find_by_id(id.to_owned())
+        .filter(of_account::<E>(account_id))
         .one(conn)
         .await?
         .filter(|row| account_of(row) == account_id)
         .ok_or_else(|| Error::not_found(kind, id))
+}
+
+/// Saves the changed columns of one of the account's rows (an update by primary key that
+/// also names the account, see [`of_account`]); the row as saved.
+pub async fn save<A, C>(conn: &C, account_id: &str, row: A) -> Result<<A::Entity as EntityTrait>::Model, Error>
+where
+    A: sea_orm::ActiveModelTrait,
+    <A::Entity as EntityTrait>::Model: sea_orm::IntoActiveModel<A>,
+    C: ConnectionTrait,
+{
+    Ok(A::Entity::update(row).validate()?.filter(of_account::<A::Entity>(account_id)).exec(conn).await?)
+}
+
+/// The condition that keeps a statement on one of an account's tables to that account.
+/// Every statement names its account this way (or by inserting it): on a database sharded
+/// by account (Citus, see the README) that is what sends it to the account's shard alone,
+/// and `tests/api/sharding.rs` checks it.
+pub fn of_account<E: EntityTrait>(account_id: &str) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait};
+    Expr::col((E::default(), Alias::new("account_id"))).eq(account_id)
 }
 
 /// Every listed user must exist in the account; `field` names the i-th one's field.

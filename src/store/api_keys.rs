@@ -98,7 +98,7 @@ pub async fn revoke(store: &Store, admin: &Admin, id: String) -> Result<ApiKey, 
                 tx.credentials_changed(&row.user_id);
                 let mut active: api_key::ActiveModel = row.into();
                 active.revoke_time = Set(Some(tx.now));
-                Ok(key_from_row(active.update(tx.conn()).await?))
+                Ok(key_from_row(access::save(tx.conn(), tx.account_id(), active).await?))
             })
         })
         .await

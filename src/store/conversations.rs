@@ -156,6 +156,7 @@ async fn insert_rows(
 async fn created(store: &Store, caller: &Caller, id: &str) -> Result<Created, Error> {
     let record = access::load_visible(&store.db, caller, id).await?;
     let first = message::Entity::find()
+        .filter(access::of_account::<message::Entity>(&caller.account_id))
         .filter(message::Column::ConversationId.eq(id))
         .filter(message::Column::SenderId.eq(&record.row.creator_id))
         .filter(message::Column::CreateTime.eq(record.row.create_time))
@@ -187,7 +188,7 @@ pub async fn list(
     let keys = page_keys(store, caller, filter, page).await?;
     let (keys, next_page_token) = page.finish(keys, |key| (key.activity, key.id.clone()));
     let ids: Vec<String> = keys.into_iter().map(|k| k.id).collect();
-    let records = access::load_many(&store.db, &ids).await?;
+    let records = access::load_many(&store.db, &caller.account_id, &ids).await?;
     let items = views::present(&store.db, caller, records, view).await?;
     let total = counts(store, caller, filter).await?;
     Ok(Listing { items, next_page_token, total })
@@ -217,6 +218,7 @@ async fn counts(store: &Store, caller: &Caller, filter: &ConversationFilter) -> 
         select
             .from(participant::Entity)
             .expr_as(Func::count(Expr::col((participant::Entity, participant::Column::ConversationId))), "n")
+            .and_where(access::of_account::<participant::Entity>(&caller.account_id))
             .and_where(Expr::col((participant::Entity, participant::Column::UserId)).eq(caller.user_id.clone()))
             .cond_where(condition);
         select
@@ -292,6 +294,11 @@ fn listing(caller: &Caller, filter: &ConversationFilter) -> SelectStatement {
             Expr::col((participant::Entity, participant::Column::ConversationId))
                 .equals((conversation::Entity, conversation::Column::Id)),
         )
+        // Rows of one account meet on one shard when the tables are sharded by account.
+        .add(
+            Expr::col((participant::Entity, participant::Column::AccountId))
+                .equals((conversation::Entity, conversation::Column::AccountId)),
+        )
         .add(Expr::col((participant::Entity, participant::Column::UserId)).eq(caller.user_id.clone()));
     let join = if caller.is_staff() && !filter.participating_only { JoinType::LeftJoin } else { JoinType::InnerJoin };
     select
@@ -363,7 +370,7 @@ pub async fn update(
                 }
                 active.update_time = Set(tx.now);
                 active.public_update_time = Set(tx.now);
-                let record = ConversationRecord { row: active.update(tx.conn()).await?, ..record };
+                let record = ConversationRecord { row: access::save(tx.conn(), tx.account_id(), active).await?, ..record };
                 emit(tx, EventKind::ConversationUpdated, &record, Audience::Conversation)
             })
         })
@@ -419,7 +426,7 @@ where
                 let Some(OwnChange { row, kind, payload }) = change(own, tx.now) else {
                     return Ok(());
                 };
-                row.update(tx.conn()).await?;
+                access::save(tx.conn(), tx.account_id(), row).await?;
                 tx.emit(NewEvent {
                     kind,
                     conversation_id: Some(record.row.id.clone()),
@@ -440,8 +447,11 @@ pub async fn delete(store: &Store, caller: &Caller, id: String) -> Result<(), Er
         .write(caller, move |tx, caller| {
             Box::pin(async move {
                 let record = access::load_visible(tx.conn(), caller, &id).await?;
-                let staff = access::staff_among(tx.conn(), record.participant_ids()).await?;
-                conversation::Entity::delete_by_id(id.clone()).exec(tx.conn()).await?;
+                let staff = access::staff_among(tx.conn(), &caller.account_id, record.participant_ids()).await?;
+                conversation::Entity::delete_by_id(id.clone())
+                    .filter(access::of_account::<conversation::Entity>(&caller.account_id))
+                    .exec(tx.conn())
+                    .await?;
                 accounts::count_conversations(tx, &caller.account_id, -1).await?;
                 notifications::forget_conversation(tx, &id, None).await?;
                 scheduled::strand(tx, &id, None, &scheduled::deleted_reason(&id)).await?;

@@ -386,6 +386,67 @@ mod tests {
         }
     }
 
+    /// Cursors handed out before events had positions were the account's event numbers:
+    /// after the migration, such a number still resumes right after its event.
+    #[tokio::test]
+    async fn a_cursor_from_before_positions_resumes_after_its_event() {
+        use migrations::MigratorTrait;
+        use sea_orm::ConnectionTrait;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite:{}", dir.path().join("old.db").display())).await.unwrap();
+        let account = crate::store::accounts::create(&store, "a").await.unwrap();
+        // Back to the numbered log, with three events as it wrote them.
+        migrations::Migrator::down(&store.db, Some(1)).await.unwrap();
+        for number in 1..=3 {
+            let payload = serde_json::to_string(&EventPayload::Typing { user_id: format!("u{number}"), typing: true })
+                .unwrap();
+            store
+                .db
+                .execute_raw(sea_orm::Statement::from_sql_and_values(
+                    sea_orm::DbBackend::Sqlite,
+                    "INSERT INTO events (account_id, account_seq, event_type, actor_id, staff_only, everyone, \
+                     create_time, payload) VALUES (?, ?, 'typing', '', false, true, 0, ?)",
+                    [account.clone().into(), number.into(), payload.into()],
+                ))
+                .await
+                .unwrap();
+        }
+        migrations::Migrator::up(&store.db, None).await.unwrap();
+
+        let second = numbered(&store, &account, 2).await.unwrap().expect("event 2 is still there");
+        let rest = read(&store, &account, second, 10, &Narrowing::none()).await.unwrap();
+        let actors: Vec<String> = rest
+            .events
+            .iter()
+            .map(|logged| match &logged.event.payload {
+                EventPayload::Typing { user_id, .. } => user_id.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(actors, ["u3"]);
+        // New events follow the old ones.
+        store
+            .write_as(&account, "", |tx| {
+                Box::pin(async move {
+                    tx.emit(NewEvent {
+                        kind: EventKind::Typing,
+                        conversation_id: None,
+                        audience: Audience::Account,
+                        payload: EventPayload::Typing { user_id: "u4".into(), typing: true },
+                    });
+                    Ok(())
+                })
+            })
+            .await
+            .unwrap();
+        let after_third = numbered(&store, &account, 3).await.unwrap().unwrap();
+        let newer = read(&store, &account, after_third, 10, &Narrowing::none()).await.unwrap();
+        assert_eq!(newer.events.len(), 1);
+        assert_eq!(head(&store, &account).await.unwrap(), newer.position);
+        assert!(numbered(&store, &account, 4).await.unwrap().is_none(), "new events have no number");
+    }
+
     #[test]
     fn every_audience_reads_back_from_its_columns() {
         for audience in [

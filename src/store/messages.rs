@@ -69,7 +69,7 @@ pub async fn send(
                 // one has committed, so that the retry finds what this one sent.
                 let record = access::load_visible(tx.conn(), caller, &conversation_id).await;
                 if let Some(key) = &new.fields().request_id
-                    && let Some(found) = find_earlier(tx.conn(), &caller.user_id, &key.id).await?
+                    && let Some(found) = find_earlier(tx.conn(), caller, &key.id).await?
                 {
                     if found.conversation_id != conversation_id {
                         return Err(Error::invalid(
@@ -155,7 +155,7 @@ pub(super) async fn ensure_unused_request_id(
     request_id: &str,
     field: &str,
 ) -> Result<(), Error> {
-    match find_earlier(tx.conn(), &caller.user_id, request_id).await? {
+    match find_earlier(tx.conn(), caller, request_id).await? {
         Some(found) => Err(Error::invalid(field, format!("was already used for message {}", found.earlier.id()))),
         None => Ok(()),
     }
@@ -169,15 +169,17 @@ struct EarlierSend {
     fingerprint: Option<String>,
 }
 
-/// The message `sender_id` sent or scheduled with this request id, if any.
+/// The message `sender` sent or scheduled with this request id, if any.
 async fn find_earlier<C: ConnectionTrait>(
     conn: &C,
-    sender_id: &str,
+    sender: &Caller,
     request_id: &str,
 ) -> Result<Option<EarlierSend>, Error> {
+    let sender_id = sender.user_id.as_str();
     let sent: Option<(String, String, Option<String>)> = message::Entity::find()
         .select_only()
         .columns([message::Column::Id, message::Column::ConversationId, message::Column::RequestFingerprint])
+        .filter(access::of_account::<message::Entity>(&sender.account_id))
         .filter(message::Column::SenderId.eq(sender_id))
         .filter(message::Column::SendRequestId.eq(request_id))
         .into_tuple()
@@ -186,7 +188,7 @@ async fn find_earlier<C: ConnectionTrait>(
     if let Some((id, conversation_id, fingerprint)) = sent {
         return Ok(Some(EarlierSend { earlier: Earlier::Sent(id), conversation_id, fingerprint }));
     }
-    Ok(pending::find_by_request(conn, sender_id, request_id).await?.map(|(id, conversation_id, fingerprint)| {
+    Ok(pending::find_by_request(conn, sender, request_id).await?.map(|(id, conversation_id, fingerprint)| {
         EarlierSend { earlier: Earlier::Scheduled(id), conversation_id, fingerprint }
     }))
 }
@@ -212,7 +214,7 @@ pub(super) async fn insert(
     let row = insert_row(tx, caller, &record.row, id, &draft, direction.as_str()).await?;
     let attachments = insert_attachments(tx, &row, draft.attachments, attachment_ids).await?;
     advance_summary(tx, record, &row).await?;
-    let staff = access::staff_among(tx.conn(), record.participant_ids()).await?;
+    let staff = access::staff_among(tx.conn(), tx.account_id(), record.participant_ids()).await?;
     let facts = MessageFacts { sender_id: &row.sender_id, private: row.private, deleted: false };
     let readers = unread::readers_of(facts, &record.participants, &staff);
     unread::adjust(tx, &record.row.id, &readers, 1).await?;
@@ -350,7 +352,7 @@ async fn advance_summary(tx: &WriteTx, record: &mut ConversationRecord, message:
         summary.public_update_time = Set(tx.now);
         summary.last_public_message_id = Set(Some(message.id.clone()));
     }
-    record.row = summary.update(tx.conn()).await?;
+    record.row = access::save(tx.conn(), tx.account_id(), summary).await?;
     Ok(())
 }
 
@@ -381,7 +383,9 @@ pub async fn list(
     view: View,
 ) -> Result<Listing<MessageView>, Error> {
     let record = access::load_visible(&store.db, caller, &query.conversation_id).await?;
-    let mut find = message::Entity::find().filter(message::Column::ConversationId.eq(&query.conversation_id));
+    let mut find = message::Entity::find()
+        .filter(access::of_account::<message::Entity>(&caller.account_id))
+        .filter(message::Column::ConversationId.eq(&query.conversation_id));
     if !caller.is_staff() {
         find = find.filter(message::Column::Private.eq(false));
     }
@@ -439,7 +443,7 @@ pub async fn update(store: &Store, caller: &Caller, id: String, patch: MessagePa
                     active.metadata = Set(columns::metadata_to_column(metadata));
                 }
                 active.edit_time = Set(Some(tx.now));
-                let row = active.update(tx.conn()).await?;
+                let row = access::save(tx.conn(), tx.account_id(), active).await?;
                 let message = views::assemble_one(tx.conn(), row, &record).await?;
                 emit(tx, EventKind::MessageUpdated, &message);
                 notifications::restate(tx, &message).await?;
@@ -478,21 +482,26 @@ pub(super) async fn tombstone(
     let read_by: Vec<String> = message_read::Entity::find()
         .select_only()
         .column(message_read::Column::UserId)
+        .filter(access::of_account::<message_read::Entity>(&row.account_id))
         .filter(message_read::Column::MessageId.eq(&row.id))
         .into_tuple()
         .all(tx.conn())
         .await?;
-    let staff = access::staff_among(tx.conn(), record.participant_ids()).await?;
+    let staff = access::staff_among(tx.conn(), tx.account_id(), record.participant_ids()).await?;
     let facts = MessageFacts { sender_id: &row.sender_id, private: row.private, deleted: row.delete_time.is_some() };
     let mut unread_by = unread::readers_of(facts, &record.participants, &staff);
     unread_by.retain(|user_id| !read_by.contains(user_id));
     unread::adjust(tx, &row.conversation_id, &unread_by, -1).await?;
-    attachment::Entity::delete_many().filter(attachment::Column::MessageId.eq(&row.id)).exec(tx.conn()).await?;
+    attachment::Entity::delete_many()
+        .filter(access::of_account::<attachment::Entity>(&row.account_id))
+        .filter(attachment::Column::MessageId.eq(&row.id))
+        .exec(tx.conn())
+        .await?;
     let mut active: message::ActiveModel = row.into();
     active.content = Set(String::new());
     active.content_attributes = Set(None);
     active.delete_time = Set(Some(tx.now));
-    let row = active.update(tx.conn()).await?;
+    let row = access::save(tx.conn(), tx.account_id(), active).await?;
     let message = views::assemble_one(tx.conn(), row, record).await?;
     emit(tx, EventKind::MessageDeleted, &message);
     notifications::restate(tx, &message).await?;

@@ -142,8 +142,9 @@ impl Store {
 
     /// Connects to `url` as `settings` say and brings the schema up to date.
     pub async fn open_with(url: &str, settings: &StoreSettings) -> Result<Self, Error> {
-        let db = connect(url, settings).await?;
+        let mut db = connect(url, settings).await?;
         migrate::migrate(&db, url).await?;
+        log_statements(&mut db);
         let hub = Hub::new();
         // Replicas on PostgreSQL hear each other's revokes; processes sharing a SQLite file
         // cannot, so there cached keys expire.
@@ -284,6 +285,24 @@ async fn connect(url: &str, settings: &StoreSettings) -> Result<DatabaseConnecti
         .map_err(|err| Error::Unavailable(format!("could not open the database {}: {err}", redact(url))))
 }
 
+/// Logs every statement the service sends from now on (the migrations' are not its own):
+/// `RUST_LOG=missive::sql=trace` shows them, and the tests read them to prove that each
+/// names its account (see the README's Citus section).
+fn log_statements(db: &mut DatabaseConnection) {
+    db.set_metric_callback(|info| {
+        tracing::trace!(
+            target: STATEMENTS,
+            sql = %info.statement.sql,
+            micros = info.elapsed.as_micros() as u64,
+            failed = info.failed,
+            "statement"
+        );
+    });
+}
+
+/// The tracing target of the statement log.
+pub const STATEMENTS: &str = "missive::sql";
+
 /// The URL without its password, for messages. A URL too broken to parse may still hold
 /// one: then everything between the scheme and the last `@` goes.
 fn redact(url: &str) -> String {
@@ -364,6 +383,11 @@ fn storage_condition(sqlite: bool, code: &str, err: &DbErr) -> Option<Error> {
             Some(Error::Unavailable(err.to_string()))
         }
         "57P01" | "57P02" | "57P03" | "25006" => Some(Error::Unavailable(err.to_string())),
+        // Cancelled: over --database-statement-timeout, which an overloaded database is.
+        "57014" => {
+            tracing::warn!(%err, "a statement ran past the statement timeout");
+            Some(Error::Unavailable(err.to_string()))
+        }
         _ => None,
     }
 }
@@ -433,6 +457,32 @@ mod tests {
             Statement::from_string(DbBackend::Sqlite, "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'users'");
         let rows = store.db.query_one_raw(statement).await.unwrap().unwrap().try_get_by_index::<i64>(0).unwrap();
         assert!(rows > 0, "users was analyzed");
+    }
+
+    /// PostgreSQL only (MISSIVE_TEST_DATABASE_URL): the settings reach every session.
+    #[tokio::test]
+    async fn postgres_sessions_carry_the_configured_timeout_and_name() {
+        let Ok(url) = std::env::var("MISSIVE_TEST_DATABASE_URL") else { return };
+        if !url.starts_with("postgres") {
+            return;
+        }
+        let settings = StoreSettings {
+            statement_timeout: Some(Duration::from_millis(1500)),
+            application_name: "missive-settings-test".into(),
+            ..StoreSettings::default()
+        };
+        let store = Store::open_with(&url, &settings).await.unwrap();
+        let show = |name: &'static str| {
+            let db = &store.db;
+            async move {
+                let statement = Statement::from_string(DbBackend::Postgres, format!("SHOW {name}"));
+                db.query_one_raw(statement).await.unwrap().unwrap().try_get_by_index::<String>(0).unwrap()
+            }
+        };
+        assert_eq!(show("statement_timeout").await, "1500ms");
+        assert_eq!(show("application_name").await, "missive-settings-test");
+        let slow = Statement::from_string(DbBackend::Postgres, "SELECT pg_sleep(3)");
+        assert!(matches!(store.db.execute_raw(slow).await.map_err(Error::from), Err(Error::Unavailable(_))));
     }
 
     #[test]

@@ -136,7 +136,7 @@ async fn count_in<C: ConnectionTrait>(conn: &C, account_id: &str, user_id: &str)
     let sql = format!(
         "SELECT (SELECT COUNT(*) FROM notifications WHERE account_id = {account} AND user_id = {user} \
          AND read_time IS NULL), (SELECT CAST(COALESCE(SUM(unread_count), 0) AS BIGINT) FROM participants \
-         WHERE user_id = {user} AND archived = {no})",
+         WHERE account_id = {account} AND user_id = {user} AND archived = {no})",
         no = if backend == DbBackend::Postgres { "false" } else { "0" },
     );
     let statement = Statement::from_sql_and_values(backend, sql, [account_id.into(), user_id.into()]);
@@ -197,7 +197,7 @@ pub async fn mark_read(store: &Store, caller: &Caller, id: String) -> Result<Not
                 let mut active: notification::ActiveModel = row.into();
                 active.read_time = Set(Some(tx.now));
                 active.coalesce_key = Set(None);
-                let row = active.update(tx.conn()).await?;
+                let row = super::access::save(tx.conn(), tx.account_id(), active).await?;
                 let count = count_in(tx.conn(), &caller.account_id, &caller.user_id).await?;
                 emit(tx, &caller.user_id, None, count);
                 notification_from_row(row)

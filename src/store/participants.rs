@@ -27,10 +27,11 @@ pub async fn ensure_taking_part(store: &Store, caller: &Caller, conversation_id:
 }
 
 /// The conversations `user_id` takes part in now, for a stream to follow.
-pub async fn membership(store: &Store, user_id: &str) -> Result<Membership, Error> {
+pub async fn membership(store: &Store, account_id: &str, user_id: &str) -> Result<Membership, Error> {
     let ids: Vec<String> = participant::Entity::find()
         .select_only()
         .column(participant::Column::ConversationId)
+        .filter(access::of_account::<participant::Entity>(account_id))
         .filter(participant::Column::UserId.eq(user_id))
         .into_tuple()
         .all(&store.db)
@@ -58,8 +59,8 @@ pub async fn add(store: &Store, caller: &Caller, id: String, new: NewParticipant
                 })
                 .await?;
                 let reader =
-                    Reader { user_id: &new.user_id, is_staff: access::is_staff(tx.conn(), &new.user_id).await? };
-                let unread_count = unread::recount(tx.conn(), &id, reader).await?;
+                    Reader { user_id: &new.user_id, is_staff: access::is_staff(tx.conn(), &caller.account_id, &new.user_id).await? };
+                let unread_count = unread::recount(tx.conn(), &caller.account_id, &id, reader).await?;
                 let joined = participant::ActiveModel {
                     conversation_id: Set(id.clone()),
                     user_id: Set(new.user_id.clone()),
@@ -103,11 +104,14 @@ pub async fn remove(store: &Store, caller: &Caller, id: String, user_id: String)
                     .participant(&user_id)
                     .cloned()
                     .ok_or_else(|| Error::not_found("participant", format!("{user_id} of conversation {id}")))?;
-                participant::Entity::delete_by_id((id.clone(), user_id.clone())).exec(tx.conn()).await?;
+                participant::Entity::delete_by_id((id.clone(), user_id.clone()))
+                    .filter(access::of_account::<participant::Entity>(&caller.account_id))
+                    .exec(tx.conn())
+                    .await?;
                 record.participants.retain(|p| p.user_id != user_id);
                 touch(tx, &mut record).await?;
                 // Staff may still write to it; a member's scheduled messages there cannot be sent.
-                if !access::is_staff(tx.conn(), &user_id).await? {
+                if !access::is_staff(tx.conn(), &caller.account_id, &user_id).await? {
                     notifications::forget_conversation(tx, &id, Some(&user_id)).await?;
                     scheduled::strand(tx, &id, Some(&user_id), &scheduled::left_reason(&id)).await?;
                 }
@@ -129,7 +133,7 @@ async fn touch(tx: &WriteTx, record: &mut ConversationRecord) -> Result<(), Erro
     let mut active: conversation::ActiveModel = record.row.clone().into();
     active.update_time = Set(tx.now);
     active.public_update_time = Set(tx.now);
-    record.row = active.update(tx.conn()).await?;
+    record.row = access::save(tx.conn(), tx.account_id(), active).await?;
     Ok(())
 }
 

@@ -104,11 +104,11 @@ async fn store_attachments(
     Ok(attachments)
 }
 
-/// The waiting message `sender_id` scheduled with this request id: (id, conversation,
+/// The waiting message `sender` scheduled with this request id: (id, conversation,
 /// request fingerprint).
 pub(super) async fn find_by_request<C: ConnectionTrait>(
     conn: &C,
-    sender_id: &str,
+    sender: &Caller,
     request_id: &str,
 ) -> Result<Option<(String, String, Option<String>)>, Error> {
     Ok(scheduled_message::Entity::find()
@@ -118,7 +118,8 @@ pub(super) async fn find_by_request<C: ConnectionTrait>(
             scheduled_message::Column::ConversationId,
             scheduled_message::Column::RequestFingerprint,
         ])
-        .filter(scheduled_message::Column::SenderId.eq(sender_id))
+        .filter(access::of_account::<scheduled_message::Entity>(&sender.account_id))
+        .filter(scheduled_message::Column::SenderId.eq(&sender.user_id))
         .filter(scheduled_message::Column::SendRequestId.eq(request_id))
         .into_tuple()
         .one(conn)
@@ -142,6 +143,8 @@ pub(super) async fn present_all<C: ConnectionTrait>(
     conn: &C,
     rows: Vec<scheduled_message::Model>,
 ) -> Result<Vec<Message>, Error> {
+    let Some(account_id) = rows.first().map(|row| row.account_id.clone()) else { return Ok(Vec::new()) };
+    let account_id = account_id.as_str();
     let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
     let described: Vec<views::AttachmentColumns> = scheduled_attachment::Entity::find()
         .select_only()
@@ -153,6 +156,7 @@ pub(super) async fn present_all<C: ConnectionTrait>(
             scheduled_attachment::Column::SizeBytes,
             scheduled_attachment::Column::Sha256,
         ])
+        .filter(access::of_account::<scheduled_attachment::Entity>(account_id))
         .filter(scheduled_attachment::Column::ScheduledMessageId.is_in(ids))
         .order_by_asc(scheduled_attachment::Column::Position)
         .into_tuple()
@@ -174,6 +178,7 @@ pub(super) async fn to_deliver<C: ConnectionTrait>(
     row: &scheduled_message::Model,
 ) -> Result<NewMessage, Error> {
     let files = scheduled_attachment::Entity::find()
+        .filter(access::of_account::<scheduled_attachment::Entity>(&row.account_id))
         .filter(scheduled_attachment::Column::ScheduledMessageId.eq(&row.id))
         .order_by_asc(scheduled_attachment::Column::Position)
         .all(conn)

@@ -34,9 +34,9 @@ pub async fn mark_read(
                 // The role as it is in this unit, not as it was at authentication: counters
                 // follow what the reader may see now.
                 let reader =
-                    Reader { user_id: &caller.user_id, is_staff: access::is_staff(tx.conn(), &caller.user_id).await? };
+                    Reader { user_id: &caller.user_id, is_staff: access::is_staff(tx.conn(), &caller.account_id, &caller.user_id).await? };
                 if !message_ids.is_empty() {
-                    check_messages_in(tx.conn(), reader, &conversation_id, &message_ids).await?;
+                    check_messages_in(tx.conn(), &caller.account_id, reader, &conversation_id, &message_ids).await?;
                 }
                 let (public, private) = insert_receipts(tx, reader, &conversation_id, &message_ids).await?;
                 let marked = (public.len() + private.len()) as i64;
@@ -49,7 +49,8 @@ pub async fn mark_read(
                 // exist: notes go in a staff-only event, and the public one carries the
                 // reader's count of public messages only.
                 let public_unread = if reader.is_staff {
-                    unread::recount(tx.conn(), &conversation_id, Reader { is_staff: false, ..reader }).await?
+                    let public = Reader { is_staff: false, ..reader };
+                    unread::recount(tx.conn(), &caller.account_id, &conversation_id, public).await?
                 } else {
                     unread_count
                 };
@@ -72,7 +73,7 @@ async fn insert_receipts(
 ) -> Result<(Vec<String>, Vec<String>), Error> {
     let (mut public, mut private) = (Vec::new(), Vec::new());
     loop {
-        let mut find = unread::unread_messages(conversation_id, reader);
+        let mut find = unread::unread_messages(tx.account_id(), conversation_id, reader);
         if !only.is_empty() {
             find = find.filter(message::Column::Id.is_in(only.to_vec()));
         }
@@ -129,6 +130,7 @@ fn emit_reads(
 /// Every id must name a message of the conversation that the reader may see.
 async fn check_messages_in<C: ConnectionTrait>(
     conn: &C,
+    account_id: &str,
     reader: Reader<'_>,
     conversation_id: &str,
     ids: &[String],
@@ -136,6 +138,7 @@ async fn check_messages_in<C: ConnectionTrait>(
     let mut find = message::Entity::find()
         .select_only()
         .column(message::Column::Id)
+        .filter(access::of_account::<message::Entity>(account_id))
         .filter(message::Column::ConversationId.eq(conversation_id))
         .filter(message::Column::Id.is_in(ids.to_vec()));
     if !reader.is_staff {
@@ -157,6 +160,7 @@ pub async fn totals(store: &Store, caller: &Caller) -> Result<UnreadTotals, Erro
     let counters: Vec<i64> = participant::Entity::find()
         .select_only()
         .column(participant::Column::UnreadCount)
+        .filter(access::of_account::<participant::Entity>(&caller.account_id))
         .filter(participant::Column::UserId.eq(&caller.user_id))
         .filter(participant::Column::Archived.eq(false))
         .filter(participant::Column::UnreadCount.gt(0))

@@ -144,7 +144,7 @@ pub async fn resolve(
                 active.resolve_time = Set(Some(tx.now));
                 active.resolver_id = Set(Some(caller.user_id.clone()));
                 active.resolution_note = Set(Some(note));
-                let report = report_from_row(active.update(tx.conn()).await?)?;
+                let report = report_from_row(access::save(tx.conn(), tx.account_id(), active).await?)?;
                 emit(tx, EventKind::ReportResolved, &report);
                 let outcome = match action {
                     Action::Dismiss => "no action was needed",

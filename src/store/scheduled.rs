@@ -146,7 +146,7 @@ pub async fn update(
                 }
                 active.edit_time = Set(Some(tx.now));
                 active.update_time = Set(tx.now);
-                let message = pending::present(tx.conn(), active.update(tx.conn()).await?).await?;
+                let message = pending::present(tx.conn(), access::save(tx.conn(), tx.account_id(), active).await?).await?;
                 emit(tx, EventKind::ScheduledMessageUpdated, &message);
                 Ok(MessageView::from(message))
             })
@@ -166,13 +166,14 @@ pub async fn cancel(store: &Store, caller: &Caller, id: String) -> Result<Messag
                     return pending::present(tx.conn(), row).await.map(MessageView::from);
                 }
                 scheduled_attachment::Entity::delete_many()
+                    .filter(access::of_account::<scheduled_attachment::Entity>(&row.account_id))
                     .filter(scheduled_attachment::Column::ScheduledMessageId.eq(&row.id))
                     .exec(tx.conn())
                     .await?;
                 let mut active: scheduled_message::ActiveModel = row.into();
                 active.state = Set(MessageState::Canceled.as_str().to_owned());
                 active.update_time = Set(tx.now);
-                let message = pending::present(tx.conn(), active.update(tx.conn()).await?).await?;
+                let message = pending::present(tx.conn(), access::save(tx.conn(), tx.account_id(), active).await?).await?;
                 emit(tx, EventKind::ScheduledMessageCanceled, &message);
                 Ok(MessageView::from(message))
             })
@@ -221,6 +222,7 @@ pub(super) async fn strand(
     reason: &str,
 ) -> Result<(), Error> {
     let mut find = scheduled_message::Entity::find()
+        .filter(access::of_account::<scheduled_message::Entity>(tx.account_id()))
         .filter(scheduled_message::Column::ConversationId.eq(conversation_id))
         .filter(scheduled_message::Column::State.eq(MessageState::Scheduled.as_str()));
     if let Some(sender_id) = sender_id {
@@ -306,6 +308,7 @@ pub async fn deliver_due(store: &Store) -> Result<usize, Error> {
 /// commits, the row is gone.
 async fn deliver_if_due(tx: &mut WriteTx, id: String) -> Result<bool, Error> {
     let row = scheduled_message::Entity::find_by_id(id)
+        .filter(access::of_account::<scheduled_message::Entity>(tx.account_id()))
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
         .one(tx.conn())
         .await?;
@@ -323,7 +326,10 @@ async fn deliver_if_due(tx: &mut WriteTx, id: String) -> Result<bool, Error> {
 async fn deliver(tx: &mut WriteTx, row: scheduled_message::Model) -> Result<Message, Error> {
     match prepare(tx.conn(), &row).await? {
         Ok((sender, mut record, new)) => {
-            scheduled_message::Entity::delete_by_id(row.id.clone()).exec(tx.conn()).await?;
+            scheduled_message::Entity::delete_by_id(row.id.clone())
+                .filter(access::of_account::<scheduled_message::Entity>(&row.account_id))
+                .exec(tx.conn())
+                .await?;
             messages::insert(tx, &sender, &mut record, new, messages::Notify::Readers).await
         }
         Err(reason) => fail(tx, row, reason).await,
@@ -335,7 +341,11 @@ async fn prepare<C: access::Conn>(
     conn: &C,
     row: &scheduled_message::Model,
 ) -> Result<Result<(Caller, ConversationRecord, NewMessage), String>, Error> {
-    let Some(sender) = user::Entity::find_by_id(row.sender_id.clone()).one(conn).await? else {
+    let sender = user::Entity::find_by_id(row.sender_id.clone())
+        .filter(access::of_account::<user::Entity>(&row.account_id))
+        .one(conn)
+        .await?;
+    let Some(sender) = sender else {
         return Ok(Err(format!("the sender {} no longer exists", row.sender_id)));
     };
     if sender.deactivate_time.is_some() {
@@ -350,7 +360,11 @@ async fn prepare<C: access::Conn>(
     let record = match access::load_visible(conn, &sender, &row.conversation_id).await {
         Ok(record) => record,
         Err(Error::NotFound { .. }) => {
-            let exists = conversation::Entity::find_by_id(row.conversation_id.clone()).one(conn).await?.is_some();
+            let exists = conversation::Entity::find_by_id(row.conversation_id.clone())
+                .filter(access::of_account::<conversation::Entity>(&row.account_id))
+                .one(conn)
+                .await?
+                .is_some();
             return Ok(Err(if exists {
                 format!("the sender can no longer write in conversation {}", row.conversation_id)
             } else {
@@ -372,7 +386,7 @@ async fn fail(tx: &mut WriteTx, row: scheduled_message::Model, reason: String) -
     active.state = Set(MessageState::Failed.as_str().to_owned());
     active.failure_reason = Set(Some(reason));
     active.update_time = Set(tx.now);
-    let message = pending::present(tx.conn(), active.update(tx.conn()).await?).await?;
+    let message = pending::present(tx.conn(), access::save(tx.conn(), tx.account_id(), active).await?).await?;
     emit(tx, EventKind::ScheduledMessageFailed, &message);
     let notice = Notice {
         user_id: message.sender_id.clone(),

@@ -132,7 +132,7 @@ pub async fn update(store: &Store, caller: &Caller, id: String, patch: TemplateP
                     active.variables = Set(variables_to_column(&variables));
                 }
                 active.update_time = Set(tx.now);
-                let template = template_from_row(active.update(tx.conn()).await?)?;
+                let template = template_from_row(super::access::save(tx.conn(), tx.account_id(), active).await?)?;
                 emit(tx, EventKind::TemplateUpdated, &template);
                 Ok(template)
             })
@@ -147,7 +147,10 @@ pub async fn delete(store: &Store, caller: &Caller, id: String) -> Result<(), Er
             Box::pin(async move {
                 let (row, template) = load_visible(tx.conn(), caller, &id).await?;
                 template.may_change(caller)?;
-                row.delete(tx.conn()).await?;
+                template::Entity::delete_by_id(row.id)
+                    .filter(super::access::of_account::<template::Entity>(&caller.account_id))
+                    .exec(tx.conn())
+                    .await?;
                 emit(tx, EventKind::TemplateDeleted, &template);
                 Ok(())
             })
@@ -184,8 +187,11 @@ async fn load_visible<C: ConnectionTrait>(
     caller: &Caller,
     id: &str,
 ) -> Result<(template::Model, Template), Error> {
-    let row =
-        template::Entity::find_by_id(id.to_owned()).one(conn).await?.ok_or_else(|| Error::not_found("template", id))?;
+    let row = template::Entity::find_by_id(id.to_owned())
+        .filter(super::access::of_account::<template::Entity>(&caller.account_id))
+        .one(conn)
+        .await?
+        .ok_or_else(|| Error::not_found("template", id))?;
     let template = template_from_row(row.clone())?;
     if template.visible_to(caller) { Ok((row, template)) } else { Err(Error::not_found("template", id)) }
 }

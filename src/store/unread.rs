@@ -37,8 +37,13 @@ pub struct UnreadDrift {
 
 /// The messages of a conversation that count as unread for `reader`: the query form of
 /// `counts_for`, with no read receipt of the reader.
-pub(super) fn unread_messages(conversation_id: &str, reader: Reader<'_>) -> sea_orm::Select<message::Entity> {
+pub(super) fn unread_messages(
+    account_id: &str,
+    conversation_id: &str,
+    reader: Reader<'_>,
+) -> sea_orm::Select<message::Entity> {
     let mut find = message::Entity::find()
+        .filter(access::of_account::<message::Entity>(account_id))
         .filter(message::Column::ConversationId.eq(conversation_id))
         .filter(message::Column::SenderId.ne(reader.user_id))
         .filter(message::Column::DeleteTime.is_null())
@@ -47,6 +52,7 @@ pub(super) fn unread_messages(conversation_id: &str, reader: Reader<'_>) -> sea_
                 Query::select()
                     .column(message_read::Column::MessageId)
                     .from(message_read::Entity)
+                    .and_where(Expr::col(message_read::Column::AccountId).eq(account_id))
                     .and_where(Expr::col(message_read::Column::ConversationId).eq(conversation_id))
                     .and_where(Expr::col(message_read::Column::UserId).eq(reader.user_id))
                     .to_owned(),
@@ -74,10 +80,11 @@ pub(super) fn readers_of(
 /// Counts, from the messages themselves, what `reader` has unread in a conversation.
 pub(super) async fn recount<C: ConnectionTrait>(
     conn: &C,
+    account_id: &str,
     conversation_id: &str,
     reader: Reader<'_>,
 ) -> Result<i64, Error> {
-    Ok(unread_messages(conversation_id, reader).count(conn).await? as i64)
+    Ok(unread_messages(account_id, conversation_id, reader).count(conn).await? as i64)
 }
 
 /// Adds `delta` to the unread counters of `readers` in a conversation.
@@ -87,6 +94,7 @@ pub(super) async fn adjust(tx: &WriteTx, conversation_id: &str, readers: &[Strin
     }
     participant::Entity::update_many()
         .col_expr(participant::Column::UnreadCount, Expr::col(participant::Column::UnreadCount).add(delta))
+        .filter(access::of_account::<participant::Entity>(tx.account_id()))
         .filter(participant::Column::ConversationId.eq(conversation_id))
         .filter(participant::Column::UserId.is_in(readers.to_vec()))
         .exec(tx.conn())
@@ -96,15 +104,18 @@ pub(super) async fn adjust(tx: &WriteTx, conversation_id: &str, readers: &[Strin
 
 /// Recounts every counter of one user (after its role changed what it may see).
 pub(super) async fn recount_user(tx: &WriteTx, user_id: &str) -> Result<(), Error> {
-    let reader = Reader { user_id, is_staff: access::is_staff(tx.conn(), user_id).await? };
-    let memberships =
-        participant::Entity::find().filter(participant::Column::UserId.eq(user_id)).all(tx.conn()).await?;
+    let reader = Reader { user_id, is_staff: access::is_staff(tx.conn(), tx.account_id(), user_id).await? };
+    let memberships = participant::Entity::find()
+        .filter(access::of_account::<participant::Entity>(tx.account_id()))
+        .filter(participant::Column::UserId.eq(user_id))
+        .all(tx.conn())
+        .await?;
     for membership in memberships {
-        let unread = recount(tx.conn(), &membership.conversation_id, reader).await?;
+        let unread = recount(tx.conn(), tx.account_id(), &membership.conversation_id, reader).await?;
         if unread != membership.unread_count {
             let mut active: participant::ActiveModel = membership.into();
             active.unread_count = Set(unread);
-            active.update(tx.conn()).await?;
+            access::save(tx.conn(), tx.account_id(), active).await?;
         }
     }
     Ok(())
@@ -115,11 +126,11 @@ pub(super) async fn recount_user(tx: &WriteTx, user_id: &str) -> Result<(), Erro
 pub async fn drift(store: &Store, account_id: &str) -> Result<Vec<UnreadDrift>, Error> {
     let participants =
         participant::Entity::find().filter(participant::Column::AccountId.eq(account_id)).all(&store.db).await?;
-    let staff = access::staff_among(&store.db, participants.iter().map(|p| p.user_id.clone()).collect()).await?;
+    let staff = access::staff_among(&store.db, account_id, participants.iter().map(|p| p.user_id.clone()).collect()).await?;
     let mut drift = Vec::new();
     for row in participants {
         let reader = Reader { user_id: &row.user_id, is_staff: staff.contains(&row.user_id) };
-        let recounted = recount(&store.db, &row.conversation_id, reader).await?;
+        let recounted = recount(&store.db, account_id, &row.conversation_id, reader).await?;
         if recounted != row.unread_count {
             drift.push(UnreadDrift {
                 conversation_id: row.conversation_id,
@@ -245,7 +256,7 @@ mod tests {
                 })
                 .count() as i64;
             assert!(expected > 0);
-            assert_eq!(recount(&store.db, "conv", reader).await.unwrap(), expected, "{user_id}");
+            assert_eq!(recount(&store.db, "acc", "conv", reader).await.unwrap(), expected, "{user_id}");
         }
     }
 

@@ -49,6 +49,7 @@ pub async fn reauthenticate(store: &Store, caller: &Caller) -> Result<Caller, Er
     }
     let generation = store.credentials.generation();
     let found = api_key::Entity::find_by_id(key_id.to_owned())
+        .filter(access::of_account::<api_key::Entity>(&caller.account_id))
         .one(&store.db)
         .await?
         .ok_or_else(|| Error::Unauthenticated("the API key no longer exists".into()))?;
@@ -63,6 +64,7 @@ async fn caller_of(store: &Store, found: api_key::Model) -> Result<Caller, Error
         return Err(Error::Unauthenticated("the API key has been revoked".into()));
     }
     let owner = user::Entity::find_by_id(found.user_id.clone())
+        .filter(access::of_account::<user::Entity>(&found.account_id))
         .one(&store.db)
         .await?
         .ok_or_else(|| Error::Unauthenticated("the API key's user no longer exists".into()))?;
@@ -175,7 +177,7 @@ pub async fn update(store: &Store, admin: &Admin, id: String, patch: UserPatch) 
                     active.verified = Set(verified);
                 }
                 active.update_time = Set(tx.now);
-                let row = active.update(tx.conn()).await?;
+                let row = access::save(tx.conn(), tx.account_id(), active).await?;
                 if role_changed {
                     unread::recount_user(tx, &id).await?;
                     tx.credentials_changed(&id);
@@ -208,7 +210,7 @@ pub async fn set_active(store: &Store, admin: &Admin, id: String, active: bool) 
                     changed.token_generation = Set(generation + 1);
                 }
                 changed.update_time = Set(tx.now);
-                let row = changed.update(tx.conn()).await?;
+                let row = access::save(tx.conn(), tx.account_id(), changed).await?;
                 // Every replica forgets its keys, and its account's streams re-check now.
                 tx.credentials_changed(&id);
                 views::user_from_row(row)

@@ -143,9 +143,12 @@ pub async fn assemble<C: ConnectionTrait>(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
+    // One account's messages, always.
+    let account_id = rows[0].account_id.clone();
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let mut attachments = attachments_of(conn, &ids).await?;
+    let mut attachments = attachments_of(conn, &account_id, &ids).await?;
     let reads: Reads = message_read::Entity::find()
+        .filter(access::of_account::<message_read::Entity>(&account_id))
         .filter(message_read::Column::MessageId.is_in(ids))
         .all(conn)
         .await?
@@ -153,7 +156,8 @@ pub async fn assemble<C: ConnectionTrait>(
         .map(|r| ((r.message_id, r.user_id), r.read_time))
         .collect();
     let staff = if rows.iter().any(|r| r.private) {
-        access::staff_among(conn, conversations.iter().flat_map(ConversationRecord::participant_ids).collect()).await?
+        let participants = conversations.iter().flat_map(ConversationRecord::participant_ids).collect();
+        access::staff_among(conn, &account_id, participants).await?
     } else {
         HashSet::new()
     };
@@ -185,6 +189,7 @@ pub async fn assemble_one<C: ConnectionTrait>(
 /// The attachments of these messages (without their bytes), in order, by message.
 async fn attachments_of<C: ConnectionTrait>(
     conn: &C,
+    account_id: &str,
     ids: &[String],
 ) -> Result<HashMap<String, Vec<Attachment>>, Error> {
     let rows: Vec<AttachmentColumns> = attachment::Entity::find()
@@ -197,6 +202,7 @@ async fn attachments_of<C: ConnectionTrait>(
             attachment::Column::SizeBytes,
             attachment::Column::Sha256,
         ])
+        .filter(access::of_account::<attachment::Entity>(account_id))
         .filter(attachment::Column::MessageId.is_in(ids.to_vec()))
         .order_by_asc(attachment::Column::MessageId)
         .order_by_asc(attachment::Column::Position)
@@ -236,7 +242,11 @@ pub async fn present<C: ConnectionTrait>(
     let last_rows = if last_ids.is_empty() {
         Vec::new()
     } else {
-        message::Entity::find().filter(message::Column::Id.is_in(last_ids)).all(conn).await?
+        message::Entity::find()
+            .filter(access::of_account::<message::Entity>(&caller.account_id))
+            .filter(message::Column::Id.is_in(last_ids))
+            .all(conn)
+            .await?
     };
     let mut last_by_conversation: HashMap<String, Message> =
         assemble(conn, last_rows, &records).await?.into_iter().map(|m| (m.conversation_id.clone(), m)).collect();

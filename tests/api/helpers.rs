@@ -43,19 +43,25 @@ use tonic::{
     transport::{Channel, Endpoint},
 };
 
-/// Installs the tracing subscriber once per test binary when TEST_LOG is set.
+/// Installs the tracing subscriber once per test binary: the statement recorder
+/// (`statements.rs`), and a log to the test's output when TEST_LOG is set.
 fn init_test_log() {
+    use tracing_subscriber::{Layer, filter::Targets, layer::SubscriberExt, util::SubscriberInitExt};
     static TEST_LOG: Once = Once::new();
     TEST_LOG.call_once(|| {
-        if std::env::var("TEST_LOG").is_ok_and(|value| !value.is_empty()) {
+        let log = std::env::var("TEST_LOG").is_ok_and(|value| !value.is_empty()).then(|| {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(filter)
+            tracing_subscriber::fmt::layer()
                 .with_test_writer()
                 .with_ansi(std::io::stdout().is_terminal())
-                .try_init();
-        }
+                .with_filter(filter)
+        });
+        let statements = Targets::new().with_target(missive::store::STATEMENTS, tracing::Level::TRACE);
+        let _ = tracing_subscriber::registry()
+            .with(log)
+            .with(crate::statements::Recorder.with_filter(statements))
+            .try_init();
     });
 }
 

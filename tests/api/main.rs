@@ -27,6 +27,8 @@ mod raw_codec;
 mod replicas;
 mod reports;
 mod scheduled;
+mod sharding;
+mod statements;
 mod templates;
 mod tls;
 mod tokens;

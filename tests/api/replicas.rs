@@ -383,3 +383,40 @@ async fn an_outage_of_postgres_mid_load_loses_nothing_and_passes_without_a_resta
     );
     app.assert_no_unread_drift().await;
 }
+
+/// PostgreSQL only: a URL with `sslmode=require` connects over TLS, and the connections
+/// carry the configured name (the statement timeout: `store`'s own tests).
+#[tokio::test]
+async fn connections_use_tls_when_the_url_asks_and_carry_their_settings() {
+    let Ok(server_url) = std::env::var("MISSIVE_TEST_DATABASE_URL") else { return };
+    if !server_url.starts_with("postgres") {
+        return;
+    }
+    let admin = Database::connect(&server_url).await.unwrap();
+    let ssl = admin.query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, "SHOW ssl")).await;
+    if ssl.ok().flatten().and_then(|row| row.try_get_by_index::<String>(0).ok()).as_deref() != Some("on") {
+        eprintln!("skipped: this PostgreSQL server does not offer TLS");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("{}?sslmode=require", fresh_database(&dir).await);
+    let name = format!("missive-{}", uuid::Uuid::now_v7().simple());
+    let app = spawn_app_on(&database_url, |config| {
+        config.database.database_application_name = name.clone();
+    })
+    .await;
+    app.member("someone").await;
+    let query = format!(
+        "SELECT bool_and(s.ssl), count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s ON s.pid = a.pid \
+         WHERE a.application_name = '{name}'"
+    );
+    let row = admin
+        .query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, query))
+        .await
+        .unwrap()
+        .unwrap();
+    let (all_tls, connections): (Option<bool>, i64) =
+        (row.try_get_by_index(0).unwrap(), row.try_get_by_index(1).unwrap());
+    assert!(connections > 0, "the replica's connections carry its application_name");
+    assert_eq!(all_tls, Some(true), "every connection uses TLS");
+}
