@@ -57,8 +57,10 @@ impl MigrationTrait for Migration {
         add_columns(manager, Events::Table, vec![big_integer(Events::Tx).default(0).to_owned()]).await?;
         if postgres {
             // Filled in by the database, so that no write needs a round trip for it.
-            db.execute_unprepared("ALTER TABLE events ALTER COLUMN tx SET DEFAULT (pg_current_xact_id()::text::bigint)")
-                .await?;
+            db.execute_unprepared(
+                "ALTER TABLE events ALTER COLUMN tx SET DEFAULT (pg_current_xact_id()::text::bigint)",
+            )
+            .await?;
         }
         index(manager, "ix_events_position", Events::Table, [Events::AccountId, Events::Tx, Events::Seq]).await?;
         drop_index(manager, "ux_events_account_seq").await?;

@@ -59,11 +59,8 @@ impl CursorSeal {
         if cursor.bytes().all(|byte| byte.is_ascii_digit()) {
             return cursor.parse().map(Start::AfterNumber).map_err(|_| not_a_cursor());
         }
-        let block: [u8; 16] = URL_SAFE_NO_PAD
-            .decode(cursor)
-            .ok()
-            .and_then(|bytes| bytes.try_into().ok())
-            .ok_or_else(not_a_cursor)?;
+        let block: [u8; 16] =
+            URL_SAFE_NO_PAD.decode(cursor).ok().and_then(|bytes| bytes.try_into().ok()).ok_or_else(not_a_cursor)?;
         let mut block = Block::from(block);
         self.cipher.decrypt_block(&mut block);
         let number = |bytes: &[u8]| i64::from_be_bytes(bytes.try_into().expect("8 bytes"));

@@ -111,13 +111,15 @@ impl Signals {
             return;
         };
         let membership = match &kind {
-            SignalKind::Presence { user_id, .. } => match store::participants::membership(&self.store, account_id, user_id).await {
-                Ok(membership) => Some(Arc::new(membership)),
-                Err(err) => {
-                    tracing::warn!(error = %err, "a presence change was not told: its conversations could not be read");
-                    return;
+            SignalKind::Presence { user_id, .. } => {
+                match store::participants::membership(&self.store, account_id, user_id).await {
+                    Ok(membership) => Some(Arc::new(membership)),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "a presence change was not told: its conversations could not be read");
+                        return;
+                    }
                 }
-            },
+            }
             SignalKind::Typing { .. } => None,
         };
         // Nobody listening any more is fine: signals are live only.

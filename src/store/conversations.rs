@@ -370,7 +370,8 @@ pub async fn update(
                 }
                 active.update_time = Set(tx.now);
                 active.public_update_time = Set(tx.now);
-                let record = ConversationRecord { row: access::save(tx.conn(), tx.account_id(), active).await?, ..record };
+                let record =
+                    ConversationRecord { row: access::save(tx.conn(), tx.account_id(), active).await?, ..record };
                 emit(tx, EventKind::ConversationUpdated, &record, Audience::Conversation)
             })
         })

@@ -8,8 +8,8 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, DatabaseTransaction, DbBackend, DbErr, EntityTrait, FromQueryResult,
-    QueryFilter, QueryOrder, QueryResult, QuerySelect, Select,
+    ColumnTrait, Condition, DatabaseTransaction, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QueryResult, QuerySelect, Select,
     sea_query::{Expr, ExprTrait, OnConflict},
 };
 
@@ -175,10 +175,7 @@ fn position_value(position: Position) -> Expr {
 /// Events after a position, in order.
 fn after(position: Position) -> Select<event::Entity> {
     event::Entity::find()
-        .filter(
-            position_column()
-                .gt(position_value(position)),
-        )
+        .filter(position_column().gt(position_value(position)))
         .order_by_asc(event::Column::Tx)
         .order_by_asc(event::Column::Seq)
 }
@@ -299,7 +296,9 @@ pub async fn prune(store: &Store, cutoff: Micros) -> Result<RetentionReport, Err
     for account_id in expired {
         let account = account_id.clone();
         report.pruned_events += store
-            .write_as(&account_id, "", move |tx| Box::pin(async move { prune_account(tx.conn(), &account, cutoff).await }))
+            .write_as(&account_id, "", move |tx| {
+                Box::pin(async move { prune_account(tx.conn(), &account, cutoff).await })
+            })
             .await?;
     }
     Ok(report)
@@ -324,10 +323,7 @@ async fn prune_account(txn: &DatabaseTransaction, account_id: &str, cutoff: Micr
         .select_only()
         .expr(Expr::col(event::Column::AccountSeq).max())
         .filter(event::Column::AccountId.eq(account_id))
-        .filter(
-            position_column()
-                .lte(position_value(through)),
-        )
+        .filter(position_column().lte(position_value(through)))
         .into_tuple()
         .one(txn)
         .await?;
@@ -350,10 +346,7 @@ async fn prune_account(txn: &DatabaseTransaction, account_id: &str, cutoff: Micr
         .await?;
     let deleted = event::Entity::delete_many()
         .filter(event::Column::AccountId.eq(account_id))
-        .filter(
-            position_column()
-                .lte(position_value(through)),
-        )
+        .filter(position_column().lte(position_value(through)))
         .exec(txn)
         .await?;
     Ok(deleted.rows_affected)
@@ -399,8 +392,8 @@ mod tests {
         // Back to the numbered log, with three events as it wrote them.
         migrations::Migrator::down(&store.db, Some(1)).await.unwrap();
         for number in 1..=3 {
-            let payload = serde_json::to_string(&EventPayload::Typing { user_id: format!("u{number}"), typing: true })
-                .unwrap();
+            let payload =
+                serde_json::to_string(&EventPayload::Typing { user_id: format!("u{number}"), typing: true }).unwrap();
             store
                 .db
                 .execute_raw(sea_orm::Statement::from_sql_and_values(

@@ -58,8 +58,10 @@ pub async fn add(store: &Store, caller: &Caller, id: String, new: NewParticipant
                     "participant.user_id".into()
                 })
                 .await?;
-                let reader =
-                    Reader { user_id: &new.user_id, is_staff: access::is_staff(tx.conn(), &caller.account_id, &new.user_id).await? };
+                let reader = Reader {
+                    user_id: &new.user_id,
+                    is_staff: access::is_staff(tx.conn(), &caller.account_id, &new.user_id).await?,
+                };
                 let unread_count = unread::recount(tx.conn(), &caller.account_id, &id, reader).await?;
                 let joined = participant::ActiveModel {
                     conversation_id: Set(id.clone()),

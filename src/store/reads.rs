@@ -33,8 +33,10 @@ pub async fn mark_read(
                 let before = record.own_row(caller)?.unread_count;
                 // The role as it is in this unit, not as it was at authentication: counters
                 // follow what the reader may see now.
-                let reader =
-                    Reader { user_id: &caller.user_id, is_staff: access::is_staff(tx.conn(), &caller.account_id, &caller.user_id).await? };
+                let reader = Reader {
+                    user_id: &caller.user_id,
+                    is_staff: access::is_staff(tx.conn(), &caller.account_id, &caller.user_id).await?,
+                };
                 if !message_ids.is_empty() {
                     check_messages_in(tx.conn(), &caller.account_id, reader, &conversation_id, &message_ids).await?;
                 }

@@ -14,8 +14,8 @@
 //! sender to see and dismiss.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set,
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{ExprTrait, LockBehavior, LockType},
 };
 
@@ -146,7 +146,8 @@ pub async fn update(
                 }
                 active.edit_time = Set(Some(tx.now));
                 active.update_time = Set(tx.now);
-                let message = pending::present(tx.conn(), access::save(tx.conn(), tx.account_id(), active).await?).await?;
+                let message =
+                    pending::present(tx.conn(), access::save(tx.conn(), tx.account_id(), active).await?).await?;
                 emit(tx, EventKind::ScheduledMessageUpdated, &message);
                 Ok(MessageView::from(message))
             })
@@ -173,7 +174,8 @@ pub async fn cancel(store: &Store, caller: &Caller, id: String) -> Result<Messag
                 let mut active: scheduled_message::ActiveModel = row.into();
                 active.state = Set(MessageState::Canceled.as_str().to_owned());
                 active.update_time = Set(tx.now);
-                let message = pending::present(tx.conn(), access::save(tx.conn(), tx.account_id(), active).await?).await?;
+                let message =
+                    pending::present(tx.conn(), access::save(tx.conn(), tx.account_id(), active).await?).await?;
                 emit(tx, EventKind::ScheduledMessageCanceled, &message);
                 Ok(MessageView::from(message))
             })

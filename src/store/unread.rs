@@ -7,7 +7,6 @@
 use std::collections::HashSet;
 
 use sea_orm::{
-    ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
     sea_query::{Expr, ExprTrait, Query},
@@ -126,7 +125,8 @@ pub(super) async fn recount_user(tx: &WriteTx, user_id: &str) -> Result<(), Erro
 pub async fn drift(store: &Store, account_id: &str) -> Result<Vec<UnreadDrift>, Error> {
     let participants =
         participant::Entity::find().filter(participant::Column::AccountId.eq(account_id)).all(&store.db).await?;
-    let staff = access::staff_among(&store.db, account_id, participants.iter().map(|p| p.user_id.clone()).collect()).await?;
+    let staff =
+        access::staff_among(&store.db, account_id, participants.iter().map(|p| p.user_id.clone()).collect()).await?;
     let mut drift = Vec::new();
     for row in participants {
         let reader = Reader { user_id: &row.user_id, is_staff: staff.contains(&row.user_id) };

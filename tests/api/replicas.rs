@@ -16,7 +16,9 @@ use tokio::process::Child;
 use tonic::{Code, Streaming, transport::Channel};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
-use crate::helpers::{Session, TestApp, TestUser, connected, fresh_database, free_port, missive_process, spawn_app_on, text};
+use crate::helpers::{
+    Session, TestApp, TestUser, connected, free_port, fresh_database, missive_process, spawn_app_on, text,
+};
 
 /// A replica: its process (killed when dropped) and a channel to it.
 struct Replica {
@@ -27,8 +29,7 @@ struct Replica {
 /// `count` replicas on `database_url`, started at the same moment.
 async fn start_replicas(database_url: &str, count: usize) -> Vec<Replica> {
     // Processes sharing a SQLite file hear of each other's events by polling.
-    let flags: &[&str] =
-        if database_url.starts_with("postgres") { &[] } else { &["--event-poll-interval", "100ms"] };
+    let flags: &[&str] = if database_url.starts_with("postgres") { &[] } else { &["--event-poll-interval", "100ms"] };
     let ports: Vec<u16> = (0..count).map(|_| free_port()).collect();
     let processes: Vec<Child> = ports.iter().map(|&port| missive_process(database_url, port, flags)).collect();
     let mut replicas = Vec::new();
@@ -105,11 +106,7 @@ impl Follower {
     async fn read_messages(&mut self, messages: usize, within: Duration) {
         let deadline = Instant::now() + within;
         while messages_in(&self.events) < messages {
-            assert!(
-                Instant::now() < deadline,
-                "{} of {messages} messages after {within:?}",
-                messages_in(&self.events)
-            );
+            assert!(Instant::now() < deadline, "{} of {messages} messages after {within:?}", messages_in(&self.events));
             let Some(stream) = self.stream.as_mut() else {
                 match self.session.subscribe_after(&self.cursor).await {
                     Ok(stream) => {
@@ -220,7 +217,8 @@ async fn every_replica_delivers_one_identical_order_under_concurrent_writes() {
         assert_eq!(follower.cursors_through(total), order, "one order on every replica");
     }
     // The log holds that order: a replay from the same start gives it again.
-    let mut replay = Follower::replay(Session::over(replicas[1].channel.clone(), &agent.key), &followers[0].start).await;
+    let mut replay =
+        Follower::replay(Session::over(replicas[1].channel.clone(), &agent.key), &followers[0].start).await;
     replay.read_messages(total, Duration::from_secs(30)).await;
     assert_eq!(replay.cursors_through(total), order);
 
@@ -294,7 +292,8 @@ async fn an_outage_of_postgres_mid_load_loses_nothing_and_passes_without_a_resta
     for (replica, seen) in replicas.iter().zip(&health) {
         watchers.push(tokio::spawn(watch_health(replica.channel.clone(), Arc::clone(seen), stop.clone())));
     }
-    let (acknowledged, refusals) = (Arc::<Mutex<Vec<String>>>::default(), Arc::<Mutex<Vec<(Code, Duration)>>>::default());
+    let (acknowledged, refusals) =
+        (Arc::<Mutex<Vec<String>>>::default(), Arc::<Mutex<Vec<(Code, Duration)>>>::default());
     let mut senders = Vec::new();
     for replica in &replicas {
         for (member, conversation_id) in &conversations {

@@ -105,9 +105,16 @@ pub fn tables_of(sql: &str) -> Vec<&'static str> {
         .iter()
         .copied()
         .filter(|table| {
-            [format!("FROM \"{table}\""), format!("FROM {table} "), format!("INTO \"{table}\""), format!("UPDATE \"{table}\""), format!("JOIN \"{table}\""), format!("FROM {table}\n")]
-                .iter()
-                .any(|needle| sql.contains(needle.as_str()))
+            [
+                format!("FROM \"{table}\""),
+                format!("FROM {table} "),
+                format!("INTO \"{table}\""),
+                format!("UPDATE \"{table}\""),
+                format!("JOIN \"{table}\""),
+                format!("FROM {table}\n"),
+            ]
+            .iter()
+            .any(|needle| sql.contains(needle.as_str()))
         })
         .collect()
 }

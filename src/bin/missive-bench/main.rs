@@ -93,11 +93,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         None
     };
-    let second_replica = if postgres_only("replicas") {
-        Some(server::Server::start(&binary, &database_url).await?)
-    } else {
-        None
-    };
+    let second_replica =
+        if postgres_only("replicas") { Some(server::Server::start(&binary, &database_url).await?) } else { None };
     let plan = scenarios::Plan {
         duration: args.duration,
         subscribers: args.subscribers,

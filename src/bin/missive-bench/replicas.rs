@@ -87,7 +87,9 @@ pub async fn replicas(
     let loaded = std::mem::take(&mut *sent.lock().unwrap());
     // Then a light load, 100 sends a second, for the receipt latency of a replica that is
     // not saturated.
+    let paced_cpu_before: f64 = servers.iter().map(|server| server.cpu_seconds()).sum();
     let paced = send_paced(&channels, &conversations, 100, plan.duration / 2).await?;
+    let paced_cpu = servers.iter().map(|server| server.cpu_seconds()).sum::<f64>() - paced_cpu_before;
     let everything: Vec<&str> = loaded.iter().chain(&paced).map(|(id, _, _)| id.as_str()).collect();
     let seen = collect(watchers, &everything).await;
     let (mut missed, mut duplicated) = (0, 0);
@@ -116,6 +118,7 @@ pub async fn replicas(
     light.rate = paced.len() as f64 / (plan.duration / 2).as_secs_f64();
     light.calls = paced.len() as u64;
     light.latency = Latency::of(&mut receipts(&paced, &seen));
+    light.cpu_us_per_call = paced_cpu * 1e6 / paced.len().max(1) as f64;
     Ok(vec![send, receipt, light])
 }
 
