@@ -1,6 +1,13 @@
 //! The event log: appended in the unit of the change it describes (by the door), read back
-//! in sequence order with each event's audience (readers filter by `Audience::admits`),
-//! pruned after the retention window.
+//! in position order (`Position`: writing transaction, then number) with each event's
+//! audience (readers filter by `Audience::admits`), pruned after the retention window.
+//!
+//! Writers of one account commit concurrently on PostgreSQL, so an event's number is
+//! taken before anyone knows when it commits. A read therefore stops at the *horizon*, the
+//! oldest transaction still running: nothing can commit below it any more, so a position
+//! once read past never has an event appear behind it, and every reader on every replica
+//! sees one order. Events above the horizon that have committed are *held back* until it
+//! moves (the reader looks again shortly: the older transaction's end may wake nobody).
 //!
 //! An [`Audience`] is stored in four columns, encoded and decoded here only:
 //! `audience_user_id` (only this user), `subject_user_id` (this user too), `staff_only`

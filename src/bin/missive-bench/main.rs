@@ -70,6 +70,84 @@ struct Args {
     server_binary: Option<PathBuf>,
 }
 
+/// The servers under test: the one every scenario uses, and those of the PostgreSQL
+/// scenarios, on the same database.
+struct Servers {
+    main: server::Server,
+    /// `--database-writers 1`: one write transaction at a time.
+    one_writer: Option<server::Server>,
+    /// A second replica.
+    second_replica: Option<server::Server>,
+}
+
+impl Servers {
+    async fn start(
+        args: &Args,
+        binary: &std::path::Path,
+        database_url: &str,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
+        let postgres_only = |name: &str| args.database_url.is_some() && args.only.iter().any(|o| o == name);
+        let main = server::Server::start(binary, database_url).await?;
+        let one_writer = if postgres_only("send64_one_writer") {
+            Some(server::Server::start_with(binary, database_url, &["--database-writers", "1"]).await?)
+        } else {
+            None
+        };
+        let second_replica =
+            if postgres_only("replicas") { Some(server::Server::start(binary, database_url).await?) } else { None };
+        Ok(Self { main, one_writer, second_replica })
+    }
+
+    async fn stop(self) {
+        for server in [Some(self.main), self.one_writer, self.second_replica].into_iter().flatten() {
+            server.stop().await;
+        }
+    }
+}
+
+/// One run of every wanted scenario, each next to the Health baseline measured first.
+async fn one_run(
+    args: &Args,
+    servers: &Servers,
+    fixture: &seed::Fixture,
+    plan: &scenarios::Plan,
+    results: &mut report::Results,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
+    let server = &servers.main;
+    let baseline = scenarios::health(server, plan).await?;
+    let baseline_rate = baseline.rate;
+    if wanted("health") {
+        results.add(baseline);
+    }
+    for (name, in_flight, muted) in [("send64", 64, false), ("send64_muted", 64, true), ("send16", 16, false)] {
+        if wanted(name) {
+            results.add(scenarios::send(server, fixture, plan, in_flight, muted).await?.against(baseline_rate));
+        }
+    }
+    if let Some(single) = &servers.one_writer {
+        let measured = scenarios::send(single, fixture, plan, 64, false).await?;
+        results.add(measured.renamed("send_message_64_in_flight_one_writer").against(baseline_rate));
+    }
+    if let Some(second) = &servers.second_replica {
+        for measured in replicas::replicas(&[server, second], fixture, plan, 64).await? {
+            results.add(measured.against(baseline_rate));
+        }
+    }
+    if wanted("lists") {
+        for measured in scenarios::lists(server, fixture, plan).await? {
+            results.add(measured);
+        }
+    }
+    if wanted("fanout") {
+        results.add(scenarios::fanout(server, fixture, plan).await?);
+    }
+    if wanted("idle") {
+        results.add(scenarios::idle(server, fixture, plan).await?);
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
@@ -84,17 +162,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => path.clone(),
         None => std::env::current_exe()?.with_file_name("missive"),
     };
-    let server = server::Server::start(&binary, &database_url).await?;
-    let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
-    let postgres_only = |name: &str| args.database_url.is_some() && args.only.iter().any(|o| o == name);
-    // The other servers of the PostgreSQL scenarios, on the same database.
-    let one_writer = if postgres_only("send64_one_writer") {
-        Some(server::Server::start_with(&binary, &database_url, &["--database-writers", "1"]).await?)
-    } else {
-        None
-    };
-    let second_replica =
-        if postgres_only("replicas") { Some(server::Server::start(&binary, &database_url).await?) } else { None };
+    let servers = Servers::start(&args, &binary, &database_url).await?;
     let plan = scenarios::Plan {
         duration: args.duration,
         subscribers: args.subscribers,
@@ -104,45 +172,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut results = report::Results::new(if args.database_url.is_some() { "postgres" } else { "sqlite" }, &args);
     for run in 1..=args.runs {
         eprintln!("run {run} of {}", args.runs);
-        let baseline = scenarios::health(&server, &plan).await?;
-        let baseline_rate = baseline.rate;
-        if wanted("health") {
-            results.add(baseline);
-        }
-        if wanted("send64") {
-            results.add(scenarios::send(&server, &fixture, &plan, 64, false).await?.against(baseline_rate));
-        }
-        if wanted("send64_muted") {
-            results.add(scenarios::send(&server, &fixture, &plan, 64, true).await?.against(baseline_rate));
-        }
-        if wanted("send16") {
-            results.add(scenarios::send(&server, &fixture, &plan, 16, false).await?.against(baseline_rate));
-        }
-        if let Some(single) = &one_writer {
-            let measured = scenarios::send(single, &fixture, &plan, 64, false).await?;
-            results.add(measured.renamed("send_message_64_in_flight_one_writer").against(baseline_rate));
-        }
-        if let Some(second) = &second_replica {
-            for measured in replicas::replicas(&[&server, second], &fixture, &plan, 64).await? {
-                results.add(measured.against(baseline_rate));
-            }
-        }
-        if wanted("lists") {
-            for measured in scenarios::lists(&server, &fixture, &plan).await? {
-                results.add(measured);
-            }
-        }
-        if wanted("fanout") {
-            results.add(scenarios::fanout(&server, &fixture, &plan).await?);
-        }
-        if wanted("idle") {
-            results.add(scenarios::idle(&server, &fixture, &plan).await?);
-        }
+        one_run(&args, &servers, &fixture, &plan, &mut results).await?;
     }
-    server.stop().await;
-    for other in one_writer.into_iter().chain(second_replica) {
-        other.stop().await;
-    }
+    servers.stop().await;
     let summary = results.summarize();
     println!("{}", report::table(&summary));
     if let Some(path) = &args.json {

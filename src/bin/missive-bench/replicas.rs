@@ -44,8 +44,11 @@ async fn watch(server: &Server, key: &str) -> Result<(Received, tokio::task::Joi
     Ok((received, task))
 }
 
-/// The load through `servers` (task i through server i mod n) and what the subscribers
-/// saw of it: the send row, and the cross-replica receipt row.
+/// Channels to the replicas (four each), with the index of the replica each reaches.
+type Channels = Arc<Vec<(usize, tonic::transport::Channel)>>;
+
+/// The load through `servers` (task i through server i mod n), then a light load, and what
+/// the subscribers saw of both: the send row and the two cross-replica receipt rows.
 pub async fn replicas(
     servers: &[&Server],
     fixture: &Fixture,
@@ -62,16 +65,64 @@ pub async fn replicas(
             channels.push((channels.len() % servers.len(), server.channel().await?));
         }
     }
-    let channels = Arc::new(channels);
-    let conversations = Arc::new(fixture.conversations.clone());
-    let (load_channels, load_conversations) = (Arc::clone(&channels), Arc::clone(&conversations));
-    // What each acknowledged send was.
+    let (channels, conversations) = (Arc::new(channels), Arc::new(fixture.conversations.clone()));
+    let cpu = Cpu::start(servers);
+    let (outcome, loaded) = send_loaded(&channels, &conversations, plan, in_flight).await;
+    let cpu_loaded = cpu.used(servers);
+    // Then a light load, 100 sends a second, for the receipt latency of a replica that is
+    // not saturated.
+    let cpu = Cpu::start(servers);
+    let paced = send_paced(&channels, &conversations, 100, plan.duration / 2).await?;
+    let cpu_paced = cpu.used(servers);
+    let everything: Vec<&str> = loaded.iter().chain(&paced).map(|(id, _, _)| id.as_str()).collect();
+    let seen = collect(watchers, &everything).await;
+    let (missed, duplicated) = deliveries(&seen, &everything)?;
+
+    let calls = outcome.calls;
+    let name = format!("send_message_{in_flight}_in_flight_{}_replicas", servers.len());
+    let mut send = Measured::from_load(&name, servers[0], 0.0, outcome);
+    send.cpu_us_per_call = cpu_loaded * 1e6 / calls.max(1) as f64;
+    send.missed = Some(missed);
+    send.duplicated = Some(duplicated);
+    let mut receipt = send.clone();
+    receipt.scenario = format!("{name}_receipt_on_the_other");
+    receipt.latency = Latency::of(&mut receipts(&loaded, &seen));
+    let mut light = receipt.clone();
+    light.scenario = format!("send_100_per_s_{}_replicas_receipt_on_the_other", servers.len());
+    light.rate = paced.len() as f64 / (plan.duration / 2).as_secs_f64();
+    light.calls = paced.len() as u64;
+    light.latency = Latency::of(&mut receipts(&paced, &seen));
+    light.cpu_us_per_call = cpu_paced * 1e6 / paced.len().max(1) as f64;
+    Ok(vec![send, receipt, light])
+}
+
+/// The servers' CPU seconds at a start.
+struct Cpu(f64);
+
+impl Cpu {
+    fn start(servers: &[&Server]) -> Self {
+        Self(servers.iter().map(|server| server.cpu_seconds()).sum())
+    }
+
+    /// CPU seconds the servers used since the start.
+    fn used(&self, servers: &[&Server]) -> f64 {
+        servers.iter().map(|server| server.cpu_seconds()).sum::<f64>() - self.0
+    }
+}
+
+/// `in_flight` tasks sending as fast as they are answered for the plan's duration: the
+/// load's outcome and every acknowledged send.
+async fn send_loaded(
+    channels: &Channels,
+    conversations: &Arc<Vec<(String, String)>>,
+    plan: &Plan,
+    in_flight: usize,
+) -> (load::Outcome, Sent) {
     let sent: Arc<Mutex<Sent>> = Arc::default();
-    let cpu_before: Vec<f64> = servers.iter().map(|server| server.cpu_seconds()).collect();
-    let record = Arc::clone(&sent);
+    let (channels, conversations, record) = (Arc::clone(channels), Arc::clone(conversations), Arc::clone(&sent));
     let outcome = load::run(in_flight, plan.duration, move |task, n| {
-        let (replica, channel) = load_channels[task % load_channels.len()].clone();
-        let (conversation_id, key) = load_conversations[task % load_conversations.len()].clone();
+        let (replica, channel) = channels[task % channels.len()].clone();
+        let (conversation_id, key) = conversations[task % conversations.len()].clone();
         let record = Arc::clone(&record);
         async move {
             let started = Instant::now();
@@ -83,19 +134,17 @@ pub async fn replicas(
         }
     })
     .await;
-    let cpu: f64 = servers.iter().zip(&cpu_before).map(|(server, before)| server.cpu_seconds() - before).sum();
-    let loaded = std::mem::take(&mut *sent.lock().unwrap());
-    // Then a light load, 100 sends a second, for the receipt latency of a replica that is
-    // not saturated.
-    let paced_cpu_before: f64 = servers.iter().map(|server| server.cpu_seconds()).sum();
-    let paced = send_paced(&channels, &conversations, 100, plan.duration / 2).await?;
-    let paced_cpu = servers.iter().map(|server| server.cpu_seconds()).sum::<f64>() - paced_cpu_before;
-    let everything: Vec<&str> = loaded.iter().chain(&paced).map(|(id, _, _)| id.as_str()).collect();
-    let seen = collect(watchers, &everything).await;
+    let sent = std::mem::take(&mut *sent.lock().unwrap());
+    (outcome, sent)
+}
+
+/// Deliveries missed and duplicated over every subscriber; an error when two subscribers
+/// received the messages in different orders.
+fn deliveries(seen: &[Vec<(String, Instant)>], wanted: &[&str]) -> Result<(u64, u64), Failure> {
     let (mut missed, mut duplicated) = (0, 0);
-    for received in &seen {
+    for received in seen {
         let ids: HashSet<&str> = received.iter().map(|(id, _)| id.as_str()).collect();
-        missed += everything.iter().filter(|id| !ids.contains(*id)).count() as u64;
+        missed += wanted.iter().filter(|id| !ids.contains(*id)).count() as u64;
         duplicated += (received.len() - ids.len()) as u64;
     }
     let orders: Vec<Vec<&str>> =
@@ -103,23 +152,7 @@ pub async fn replicas(
     if orders.windows(2).any(|pair| pair[0] != pair[1]) {
         return Err("the replicas' subscribers received the messages in different orders".into());
     }
-
-    let calls = outcome.calls;
-    let name = format!("send_message_{in_flight}_in_flight_{}_replicas", servers.len());
-    let mut send = Measured::from_load(&name, servers[0], 0.0, outcome);
-    send.cpu_us_per_call = cpu * 1e6 / calls.max(1) as f64;
-    send.missed = Some(missed);
-    send.duplicated = Some(duplicated);
-    let mut receipt = send.clone();
-    receipt.scenario = format!("{name}_receipt_on_the_other");
-    receipt.latency = Latency::of(&mut receipts(&loaded, &seen));
-    let mut light = receipt.clone();
-    light.scenario = format!("send_100_per_s_{}_replicas_receipt_on_the_other", servers.len());
-    light.rate = paced.len() as f64 / (plan.duration / 2).as_secs_f64();
-    light.calls = paced.len() as u64;
-    light.latency = Latency::of(&mut receipts(&paced, &seen));
-    light.cpu_us_per_call = paced_cpu * 1e6 / paced.len().max(1) as f64;
-    Ok(vec![send, receipt, light])
+    Ok((missed, duplicated))
 }
 
 /// A send: its message, when it started, through which replica.
@@ -128,7 +161,7 @@ type Sent = Vec<(String, Instant, usize)>;
 /// Sends `per_second` messages a second for `duration`, each through the next replica in
 /// turn, without waiting for one to finish before the next starts.
 async fn send_paced(
-    channels: &[(usize, tonic::transport::Channel)],
+    channels: &Channels,
     conversations: &[(String, String)],
     per_second: u32,
     duration: Duration,
