@@ -91,7 +91,8 @@ pub struct DatabaseOptions {
           value_parser = clap::value_parser!(u32).range(2..=10_000))]
     pub database_max_connections: u32,
     /// Write transactions one replica runs at once on PostgreSQL (each holds a connection
-    /// while it runs). 1: one transaction at a time, batching what waits.
+    /// while it runs). 1: one transaction at a time, batching what waits (for one replica:
+    /// batches of several can deadlock, which PostgreSQL breaks by failing one).
     #[arg(long, env = "MISSIVE_DATABASE_WRITERS", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..=1_000))]
     pub database_writers: u32,

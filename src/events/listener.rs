@@ -1,7 +1,8 @@
 //! Wake-ups across replicas: on PostgreSQL, after commits append events, the writer's
 //! announcer sends `NOTIFY missive_events, '<account>'` (coalesced, outside the write's
-//! transaction); each replica LISTENs and wakes its own streams of that account. So a subscriber on replica B sees a message sent through
-//! replica A at once, not at the next poll. A revoke or role change sends
+//! transaction); each replica LISTENs and wakes its own streams of that account. So a
+//! subscriber on replica B sees a message sent through replica A at once, not at the next
+//! poll. A revoke or role change sends
 //! `NOTIFY missive_credentials, '<account> <user>'`: the user's keys leave this replica's
 //! cache and the account's streams re-check theirs. Signals (typing, presence) arrive on
 //! `missive_signals` and go to this replica's streams.

@@ -1,7 +1,7 @@
 //! One `Subscribe` stream: every visible event after a cursor, then live ones, with no gap
 //! and no duplicate. Replay reads the log; live events come from the account's feed
 //! (`feed.rs`), which reads each span of the log once for every stream of the account. Both
-//! are spans of the one log in sequence order, so the stream only has to keep its position:
+//! are spans of the one log in position order, so the stream only has to keep its position:
 //! it takes from a feed batch what lies after it, and reads the log itself when a batch
 //! starts beyond it (it fell behind). Each event is judged in memory by
 //! `Audience::admits`, with the caller's membership followed from the events themselves
@@ -194,13 +194,15 @@ async fn numbered(store: &Store, caller: &Caller, number: i64) -> Result<Positio
     if let Some(position) = store::events::numbered(store, &caller.account_id, number).await? {
         return Ok(position);
     }
-    // Nothing numbered is left at or after the cursor: it was the last number when pruning
-    // took everything up to it (a heartbeat's), or what it named has been pruned since.
-    if number == 0 || number == pruned.through_number {
-        return Ok(Position::START);
-    }
+    // Nothing numbered is left at or after the cursor. If anything was pruned since
+    // positions came, what the cursor named may be gone with it: resync.
     if pruned.through > Position::START {
         return Err(pruned_away());
+    }
+    // Otherwise it named the start, or the last number when pruning took everything up to
+    // it (a heartbeat's): every event left comes after it.
+    if number == 0 || number == pruned.through_number {
+        return Ok(Position::START);
     }
     Err(Error::invalid("after", "the cursor is ahead of the event log"))
 }

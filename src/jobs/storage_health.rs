@@ -5,7 +5,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
     time::Duration,
 };
@@ -16,18 +16,25 @@ use crate::{health, shutdown::Shutdown, store::Store};
 
 /// A database slower than this to answer a one-row read counts as not answering. Fixed, not
 /// the probe interval: a short interval must not make a busy database look down. With the
-/// default interval of a second, an outage shows within about two and a half.
+/// default interval of a second, an outage shows on health within about two and a half
+/// seconds, and calls are refused at once from about a second later.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// Probes every `interval` and reports what it finds, until shutdown (which reports
 /// NOT_SERVING itself).
 pub async fn run(reporter: HealthReporter, store: Arc<Store>, interval: Duration, shutdown: Shutdown) {
-    let serving = AtomicBool::new(true);
-    let (reporter, store, serving, watched) = (&reporter, &store, &serving, &shutdown);
+    let (serving, failures) = (AtomicBool::new(true), AtomicU32::new(0));
+    let (reporter, store, serving, failures, watched) = (&reporter, &store, &serving, &failures, &shutdown);
     super::every(interval, shutdown.clone(), || async move {
         let answers = store.answers(PROBE_TIMEOUT).await;
-        // Calls fail at once while the database does not answer (see Store::ensure_reachable).
-        store.set_reachable(answers);
+        // Calls fail at once while the database does not answer (see Store::ensure_reachable),
+        // from the second probe in a row that fails: one slow probe under load must not
+        // turn a busy replica into one that refuses everything.
+        let failed_in_a_row = if answers { 0 } else { failures.fetch_add(1, Ordering::Relaxed) + 1 };
+        if answers {
+            failures.store(0, Ordering::Relaxed);
+        }
+        store.set_reachable(failed_in_a_row < 2);
         if serving.swap(answers, Ordering::Relaxed) == answers {
             return;
         }

@@ -83,10 +83,10 @@ pub fn participant_from_row(row: &participant::Model) -> Participant {
 }
 
 /// A connection the kernel reads through. In a unit's transaction, loading a conversation
-/// locks its row until commit (`FOR UPDATE` on PostgreSQL; SQLite's writers hold the file):
-/// units of one conversation then run one after another, and every unit takes the
-/// conversation before its participants, messages and notifications, so two units never
-/// hold each other's rows. Reads through the pool lock nothing.
+/// locks it until commit ([`lock_conversation`]): units of one conversation then run one
+/// after another, and a unit takes the conversation before its participants, messages and
+/// notifications, so two units never hold each other's rows. Reads through the pool lock
+/// nothing.
 pub trait Conn: ConnectionTrait {
     /// Whether this is a unit's transaction.
     const IN_UNIT: bool;
@@ -102,16 +102,42 @@ impl Conn for DatabaseConnection {
 
 /// Reads a conversation and its participants, or NOT_FOUND when `caller` may not see it.
 pub async fn load_visible<C: Conn>(conn: &C, caller: &Caller, id: &str) -> Result<ConversationRecord, Error> {
-    let mut query =
-        conversation::Entity::find_by_id(id.to_owned()).filter(of_account::<conversation::Entity>(&caller.account_id));
     if C::IN_UNIT {
-        query = query.lock_exclusive();
+        lock_conversation(conn, id).await?;
     }
-    let row = query.one(conn).await?.ok_or_else(|| Error::not_found("conversation", id))?;
+    let row = conversation::Entity::find_by_id(id.to_owned())
+        .filter(of_account::<conversation::Entity>(&caller.account_id))
+        .one(conn)
+        .await?
+        .ok_or_else(|| Error::not_found("conversation", id))?;
     let participants = participants_of(conn, &caller.account_id, std::slice::from_ref(&row.id)).await?;
     let record = ConversationRecord { row, participants };
     record.ensure_visible(caller)?;
     Ok(record)
+}
+
+/// The advisory locks of conversations, apart from every other advisory lock (the
+/// migrations' takes a single 64-bit key, a space of its own).
+const CONVERSATION_LOCKS: i32 = 0x4d73_7643;
+
+/// Locks conversation `id` for the rest of the unit's transaction (PostgreSQL; SQLite's
+/// writers hold the whole file). It must be the unit's first lock or write, and it is an
+/// advisory lock, not the row's, for the same reason: PostgreSQL gives a transaction its id
+/// at its first lock or write, and events are delivered in the order of those ids
+/// (`store::events`). An advisory lock takes no id, so the unit gets its id only once it
+/// holds the conversation, after every earlier unit of the conversation has committed:
+/// the conversation's events are delivered in the order its changes were made.
+pub async fn lock_conversation<C: ConnectionTrait>(conn: &C, id: &str) -> Result<(), Error> {
+    if conn.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    let statement = sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        [CONVERSATION_LOCKS.into(), id.into()],
+    );
+    conn.execute_raw(statement).await?;
+    Ok(())
 }
 
 /// Reads conversations by id, in the order of `ids` (missing ones left out), with no
@@ -168,6 +194,13 @@ pub async fn load_message<C: Conn>(
         Error::NotFound { .. } => Error::not_found("message", id),
         other => other,
     })?;
+    // In a unit, read the message again now that its conversation is locked: a change
+    // that committed while this unit waited (an edit, a deletion) is in the row.
+    let row = if C::IN_UNIT {
+        find_in_account::<message::Entity, _>(conn, "message", id, &caller.account_id, |m| &m.account_id).await?
+    } else {
+        row
+    };
     if row.private && !caller.is_staff() {
         return Err(Error::not_found("message", id));
     }
@@ -204,8 +237,14 @@ pub async fn is_staff<C: ConnectionTrait>(conn: &C, account_id: &str, user_id: &
 }
 
 /// User `id` of `account_id`, as stored; NOT_FOUND when the account has no such user.
-pub async fn user_in<C: ConnectionTrait>(conn: &C, account_id: &str, id: &str) -> Result<user::Model, Error> {
-    find_in_account::<user::Entity, _>(conn, "user", id, account_id, |u| &u.account_id).await
+/// In a unit the row is locked until commit: changes to one user run one after another,
+/// each seeing what the last one left (its role, its token generation).
+pub async fn user_in<C: Conn>(conn: &C, account_id: &str, id: &str) -> Result<user::Model, Error> {
+    let mut query = user::Entity::find_by_id(id.to_owned()).filter(of_account::<user::Entity>(account_id));
+    if C::IN_UNIT {
+        query = query.lock_exclusive();
+    }
+    query.one(conn).await?.ok_or_else(|| Error::not_found("user", id))
 }
 
 /// Reads one row by primary key within the caller's account, or NOT_FOUND.

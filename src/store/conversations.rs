@@ -95,6 +95,9 @@ async fn insert(tx: &mut WriteTx, caller: &Caller, new: NewConversation) -> Resu
             templates::render_message(tx.conn(), caller, first).await.map_err(|err| err.within("first_message."))?;
         messages::insert(tx, caller, &mut record, first, messages::Notify::Readers).await?;
     }
+    // Last: the account's row is the one every create of the account writes, so its lock
+    // is held for as short a time as the unit allows.
+    accounts::count_conversations(tx, &caller.account_id, 1).await?;
     Ok(record.row.id)
 }
 
@@ -142,7 +145,6 @@ async fn insert_rows(
             mute_expire_time: None,
         })
         .collect();
-    accounts::count_conversations(tx, &caller.account_id, 1).await?;
     if !participants.is_empty() {
         participant::Entity::insert_many(participants.iter().cloned().map(participant::ActiveModel::from))
             .exec_without_returning(tx.conn())
@@ -453,7 +455,6 @@ pub async fn delete(store: &Store, caller: &Caller, id: String) -> Result<(), Er
                     .filter(access::of_account::<conversation::Entity>(&caller.account_id))
                     .exec(tx.conn())
                     .await?;
-                accounts::count_conversations(tx, &caller.account_id, -1).await?;
                 notifications::forget_conversation(tx, &id, None).await?;
                 scheduled::strand(tx, &id, None, &scheduled::deleted_reason(&id)).await?;
                 // The participants are gone with it, so members would not see a
@@ -468,7 +469,8 @@ pub async fn delete(store: &Store, caller: &Caller, id: String) -> Result<(), Er
                 for member in record.participants.iter().filter(|p| !staff.contains(&p.user_id)) {
                     tx.emit(deleted(Audience::User(member.user_id.clone())));
                 }
-                Ok(())
+                // Last, as in a create: the account's row is every create's and delete's.
+                accounts::count_conversations(tx, &caller.account_id, -1).await
             })
         })
         .await

@@ -3,8 +3,9 @@
 //! Every change of one request is one *unit of work*, a function over a [`WriteTx`] run by
 //! the one door, [`Store::write`] (`writer.rs`), which also appends the unit's events to the
 //! log in the same transaction, so that the log and the data never disagree. Units run on
-//! one writer task that commits the units waiting together (group commit, `writer`) and,
-//! after commit, wakes the accounts' log readers ([`wakeups`]) and clears changed keys
+//! the writer's lanes (`writer`: on SQLite one, committing the units waiting together; on
+//! PostgreSQL several, one unit per transaction, concurrently) and, after commit, wake the
+//! accounts' log readers here and on other replicas ([`wakeups`]) and clear changed keys
 //! from the key cache ([`credentials`]).
 //!
 //! Aggregates (each a module of use cases: commands are units over `&mut WriteTx`, queries

@@ -73,17 +73,20 @@ pub async fn get(store: &Store, caller: &Caller, id: &str) -> Result<Report, Err
     Ok(report_from_row(row)?.seen_by(caller))
 }
 
-async fn load_visible<C: sea_orm::ConnectionTrait>(
-    conn: &C,
-    caller: &Caller,
-    id: &str,
-) -> Result<report::Model, Error> {
-    report::Entity::find_by_id(id)
-        .filter(report::Column::AccountId.eq(&caller.account_id))
+async fn load_visible<C: access::Conn>(conn: &C, caller: &Caller, id: &str) -> Result<report::Model, Error> {
+    let find = || report::Entity::find_by_id(id).filter(access::of_account::<report::Entity>(&caller.account_id));
+    let row = find()
         .one(conn)
         .await?
         .filter(|row| Report::visible_to(caller, &row.reporter_id))
-        .ok_or_else(|| Error::not_found("report", id))
+        .ok_or_else(|| Error::not_found("report", id))?;
+    if !C::IN_UNIT {
+        return Ok(row);
+    }
+    // A unit locks the report's conversation first (see `access::Conn`; it may be gone),
+    // then the report: two staff resolving it at once resolve it once.
+    access::lock_conversation(conn, &row.conversation_id).await?;
+    find().lock_exclusive().one(conn).await?.ok_or_else(|| Error::not_found("report", id))
 }
 
 /// Reports oldest first: for staff the account's review queue, for a member its own.

@@ -5,9 +5,10 @@
 //!
 //! Exactly once: a delivery is a unit that re-reads the row, inserts the message and
 //! deletes the row in one transaction, so a message is either waiting or sent, never both.
-//! Units of one account never overlap (one writer per process; on PostgreSQL, the
-//! account's lock across replicas), so of two replicas that found the same due message
-//! the second finds it gone; the messages table's primary key is the backstop.
+//! A delivery locks the message's conversation, then claims the row (`FOR UPDATE SKIP
+//! LOCKED` on PostgreSQL; SQLite's writers hold the file), so of two replicas that found
+//! the same due message the second finds it gone; the messages table's primary key is the
+//! backstop.
 //!
 //! A delivery that has become impossible (the conversation deleted, the sender gone from
 //! it or no longer allowed to send it) leaves the message FAILED with the reason, for the
@@ -74,7 +75,10 @@ async fn load_waiting(
     may: fn(&Caller, &str) -> Result<(), Error>,
 ) -> Result<scheduled_message::Model, Error> {
     match load_visible(tx.conn(), caller, id).await {
-        Ok(row) => may(caller, &row.sender_id).map(|()| row),
+        Ok(row) => {
+            may(caller, &row.sender_id)?;
+            lock_waiting(tx, row).await
+        }
         Err(Error::NotFound { .. }) => match access::load_message(tx.conn(), caller, id).await {
             Ok((row, _)) if row.schedule_time.is_some() && (row.sender_id == caller.user_id || caller.is_staff()) => {
                 may(caller, &row.sender_id)?;
@@ -84,6 +88,20 @@ async fn load_waiting(
         },
         Err(other) => Err(other),
     }
+}
+
+/// The waiting message as it is once its conversation, then the row itself, are locked
+/// (see `access::Conn`): a delivery, a cancel or another change that committed meanwhile
+/// is in it, and none can start until this unit ends. NOT_FOUND when it was delivered
+/// meanwhile (its row is gone).
+async fn lock_waiting(tx: &WriteTx, row: scheduled_message::Model) -> Result<scheduled_message::Model, Error> {
+    access::lock_conversation(tx.conn(), &row.conversation_id).await?;
+    scheduled_message::Entity::find_by_id(row.id.clone())
+        .filter(access::of_account::<scheduled_message::Entity>(tx.account_id()))
+        .lock_exclusive()
+        .one(tx.conn())
+        .await?
+        .ok_or_else(|| Error::FailedPrecondition(format!("message {} was already sent", row.id)))
 }
 
 /// The caller's scheduled and failed messages, soonest first; with a conversation, only
@@ -304,13 +322,17 @@ pub async fn deliver_due(store: &Store) -> Result<usize, Error> {
 }
 
 /// The unit of one due delivery: false when the message is no longer waiting or due (sent
-/// by another replica, canceled, or moved later since it was found). The row is claimed
-/// first (`FOR UPDATE SKIP LOCKED` on PostgreSQL): of replicas that found the same message
-/// due, one delivers it and the others pass it by without waiting; once the delivery
-/// commits, the row is gone.
+/// by another replica, canceled, or moved later since it was found). Its conversation is
+/// locked first, as every unit's is (see `access::Conn`); then the row is claimed
+/// (`FOR UPDATE SKIP LOCKED` on PostgreSQL): of replicas that found the same message due,
+/// one delivers it and the others find it gone once it commits.
 async fn deliver_if_due(tx: &mut WriteTx, id: String) -> Result<bool, Error> {
+    let of_account = || access::of_account::<scheduled_message::Entity>(tx.account_id());
+    let found = scheduled_message::Entity::find_by_id(id.clone()).filter(of_account()).one(tx.conn()).await?;
+    let Some(found) = found else { return Ok(false) };
+    access::lock_conversation(tx.conn(), &found.conversation_id).await?;
     let row = scheduled_message::Entity::find_by_id(id)
-        .filter(access::of_account::<scheduled_message::Entity>(tx.account_id()))
+        .filter(of_account())
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
         .one(tx.conn())
         .await?;

@@ -78,7 +78,7 @@ pub async fn create(
 
 /// A template the caller may see, or NOT_FOUND.
 pub async fn get(store: &Store, caller: &Caller, id: &str) -> Result<Template, Error> {
-    load_visible(&store.db, caller, id).await.map(|(_, template)| template)
+    load_visible(&store.db, caller, id, false).await.map(|(_, template)| template)
 }
 
 /// The account's templates and the caller's personal ones, by name.
@@ -115,7 +115,7 @@ pub async fn update(store: &Store, caller: &Caller, id: String, patch: TemplateP
     store
         .write(caller, move |tx, caller| {
             Box::pin(async move {
-                let (row, template) = load_visible(tx.conn(), caller, &id).await?;
+                let (row, template) = load_visible(tx.conn(), caller, &id, true).await?;
                 template.may_change(caller)?;
                 if let Some(name) = &patch.name {
                     ensure_name_free(tx.conn(), &row.account_id, &row.namespace, name, Some(&row.id)).await?;
@@ -145,7 +145,7 @@ pub async fn delete(store: &Store, caller: &Caller, id: String) -> Result<(), Er
     store
         .write(caller, move |tx, caller| {
             Box::pin(async move {
-                let (row, template) = load_visible(tx.conn(), caller, &id).await?;
+                let (row, template) = load_visible(tx.conn(), caller, &id, true).await?;
                 template.may_change(caller)?;
                 template::Entity::delete_by_id(row.id)
                     .filter(super::access::of_account::<template::Entity>(&caller.account_id))
@@ -177,7 +177,7 @@ pub(super) async fn render_message<C: ConnectionTrait>(
     new: NewMessage,
 ) -> Result<NewMessage, Error> {
     let Some(used) = new.template_to_render() else { return Ok(new) };
-    let (_, template) = load_visible(conn, caller, &used.template_id).await?;
+    let (_, template) = load_visible(conn, caller, &used.template_id, false).await?;
     let content = template.render(&used.variables)?;
     Ok(new.rendered(content))
 }
@@ -186,12 +186,16 @@ async fn load_visible<C: ConnectionTrait>(
     conn: &C,
     caller: &Caller,
     id: &str,
+    lock: bool,
 ) -> Result<(template::Model, Template), Error> {
-    let row = template::Entity::find_by_id(id.to_owned())
-        .filter(super::access::of_account::<template::Entity>(&caller.account_id))
-        .one(conn)
-        .await?
-        .ok_or_else(|| Error::not_found("template", id))?;
+    let mut query = template::Entity::find_by_id(id.to_owned())
+        .filter(super::access::of_account::<template::Entity>(&caller.account_id));
+    // A unit that changes the template locks it: changes to one template run one after
+    // another. (Rendering it for a send does not: sends need not wait for each other.)
+    if lock {
+        query = query.lock_exclusive();
+    }
+    let row = query.one(conn).await?.ok_or_else(|| Error::not_found("template", id))?;
     let template = template_from_row(row.clone())?;
     if template.visible_to(caller) { Ok((row, template)) } else { Err(Error::not_found("template", id)) }
 }

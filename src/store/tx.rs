@@ -1,16 +1,16 @@
 //! What a unit of work writes through: [`WriteTx`], its savepoint in the writer's batch
 //! (`writer.rs`), or the transaction itself when the batch is the unit alone, with the
-//! events it will append. Units never hold the transaction itself
-//! (they cannot commit, roll back or keep it), so how they are batched is the writer's
-//! business alone.
+//! events it will append. Units cannot commit, roll back or keep it themselves, so how
+//! they are batched is the writer's business alone.
 //!
-//! A unit's run is separate steps: the writer opens its savepoint, runs it, then either
-//! keeps it (appends its events with its own time and actor, releases the savepoint) or
-//! discards it (rolls back to the savepoint, leaving nothing behind).
+//! A unit's run is separate steps: the writer opens its savepoint (or transaction), runs
+//! it, then either keeps it (appends its events with its own time and actor, announces
+//! changed keys, releases the savepoint or commits) or discards it (rolls back, leaving
+//! nothing behind).
 
 use std::{future::Future, pin::Pin};
 
-use sea_orm::{DatabaseTransaction, DbErr};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr};
 
 use super::events;
 use crate::domain::{Error, Micros, events::NewEvent, now_micros};
@@ -71,12 +71,30 @@ impl WriteTx {
     pub(super) async fn keep(mut self) -> Result<Result<Kept, Error>, Error> {
         let events = std::mem::take(&mut self.events);
         let appended = events.len();
-        if let Err(err) = events::append(&self.txn, &self.account_id, &self.actor_id, self.now, events).await {
+        let appended_and_announced = async {
+            events::append(&self.txn, &self.account_id, &self.actor_id, self.now, events).await?;
+            self.announce_credentials().await
+        };
+        if let Err(err) = appended_and_announced.await {
             self.txn.rollback().await?;
             return Ok(Err(err));
         }
         self.txn.commit().await?;
         Ok(Ok(Kept { appended, credentials_changed: self.credentials_changed }))
+    }
+
+    /// On PostgreSQL, tells every replica which keys act differently now, in the unit's
+    /// transaction: delivered at its commit or never, so that no replica can miss a revoke
+    /// that committed (a NOTIFY after commit could be lost to a crash in between). Rare
+    /// enough that the notify lock it takes at commit costs nothing; event wake-ups, which
+    /// every write makes, go after commit instead (see `wakeups::Announcer`).
+    async fn announce_credentials(&self) -> Result<(), Error> {
+        if self.credentials_changed.is_empty() || self.txn.get_database_backend() != DbBackend::Postgres {
+            return Ok(());
+        }
+        let payloads: Vec<String> =
+            self.credentials_changed.iter().map(|user_id| format!("{} {user_id}", self.account_id)).collect();
+        super::wakeups::notify(&self.txn, super::credentials::CHANNEL, &payloads).await
     }
 
     /// Rolls back to the unit's savepoint.

@@ -88,9 +88,9 @@ impl Drop for Wakeups {
     }
 }
 
-/// Sends each of `payloads` on PostgreSQL channel `channel`, in one statement outside any
-/// write's transaction: delivered to every replica listening at once.
-pub async fn notify(db: &DatabaseConnection, channel: &str, payloads: &[String]) -> Result<(), Error> {
+/// Sends each of `payloads` on PostgreSQL channel `channel`, in one statement: delivered to
+/// every replica listening when `db`'s transaction commits (at once outside one).
+pub async fn notify<C: ConnectionTrait>(db: &C, channel: &str, payloads: &[String]) -> Result<(), Error> {
     if payloads.is_empty() {
         return Ok(());
     }

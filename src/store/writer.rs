@@ -20,10 +20,11 @@
 //! fails every unit in it (nothing of it was written). Nobody is answered before the batch
 //! holding their write is durable, so an acknowledged write survives a crash.
 //!
-//! After commit, other replicas hear of it by NOTIFY, never sent inside the write's
+//! Other replicas hear of grown logs by NOTIFY after commit, never inside the write's
 //! transaction (which would take PostgreSQL's notify lock at commit, one committer at a
-//! time): a changed key is announced before its caller is answered; grown logs are
-//! announced by the [`Announcer`](super::wakeups::Announcer), coalesced per account.
+//! time), from the [`Announcer`](super::wakeups::Announcer), coalesced per account. A
+//! changed key, which is rare and must never be missed, is announced in its unit's
+//! transaction (`WriteTx::keep`).
 
 use std::{any::Any, collections::BTreeSet, panic::AssertUnwindSafe, sync::Arc};
 
@@ -35,9 +36,9 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{
     Store,
-    credentials::{self, Credentials},
+    credentials::Credentials,
     tx::{UnitFuture, WriteTx},
-    wakeups::{self, Announcer, Hub},
+    wakeups::{Announcer, Hub},
 };
 use crate::domain::{Caller, Error};
 
@@ -210,7 +211,7 @@ async fn commit_batch(listeners: &Listeners, jobs: Vec<Job>) {
     metrics::counter!("missive_write_batches_total", "outcome" => committed).increment(1);
     if let Ok(changes) = &outcome {
         metrics::counter!("missive_events_appended_total").increment(changes.events as u64);
-        announce_credentials(listeners, &changes.credentials).await;
+        forget_credentials(listeners, &changes.credentials);
         for account_id in changes.logs.iter().chain(changes.credentials.iter().map(|(account_id, _)| account_id)) {
             // Its streams re-check their keys now rather than at their next event.
             listeners.hub.wake(account_id);
@@ -231,18 +232,11 @@ async fn commit_batch(listeners: &Listeners, jobs: Vec<Job>) {
     }
 }
 
-/// Forgets changed keys here and, on PostgreSQL, tells every replica to (one NOTIFY per
-/// user, after commit). A NOTIFY that fails is logged: other replicas then forget the key
-/// when their cached copy expires or their listener reconnects.
-async fn announce_credentials(listeners: &Listeners, changed: &BTreeSet<(String, String)>) {
-    for (account_id, user_id) in changed {
+/// Forgets changed keys here (other replicas were told in the unit's own transaction, see
+/// `WriteTx::keep`).
+fn forget_credentials(listeners: &Listeners, changed: &BTreeSet<(String, String)>) {
+    for (_, user_id) in changed {
         listeners.credentials.forget_user(user_id);
-        if listeners.db.get_database_backend() == DbBackend::Postgres {
-            let payload = format!("{account_id} {user_id}");
-            if let Err(err) = wakeups::notify(&listeners.db, credentials::CHANNEL, &[payload]).await {
-                tracing::warn!(error = %err, "could not announce a changed key to other replicas");
-            }
-        }
     }
 }
 

@@ -109,7 +109,7 @@ async fn resuming_from_the_last_cursor_delivers_exactly_what_was_missed() {
 }
 
 #[tokio::test]
-async fn concurrent_senders_are_delivered_once_each_in_cursor_order() {
+async fn concurrent_senders_are_delivered_once_each_in_one_order() {
     let app = spawn_app().await;
     let agent = app.agent("agent").await;
     let mut members = Vec::new();

@@ -151,6 +151,20 @@ impl Follower {
         cursors
     }
 
+    /// Within each conversation, messages arrive in the order the conversation numbered
+    /// them: the log's order follows the conversation's lock, whoever wrote.
+    fn assert_conversation_order(&self) {
+        let mut last: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+        for event in &self.events {
+            if let Some(pb::event::Payload::Message(message)) = &event.payload
+                && event.r#type == pb::EventType::MessageCreated as i32
+            {
+                let previous = last.insert(message.conversation_id.clone(), message.sequence).unwrap_or(0);
+                assert!(message.sequence > previous, "message {} after {previous}", message.sequence);
+            }
+        }
+    }
+
     fn message_ids(&self) -> Vec<String> {
         self.events.iter().filter_map(message_id).map(str::to_owned).collect()
     }
@@ -181,6 +195,19 @@ async fn every_replica_delivers_one_identical_order_under_concurrent_writes() {
         followers.push(Follower::open(Session::over(replica.channel.clone(), &agent.key)).await);
     }
 
+    // Messages that fall due during the load: deliveries by any replica's job race the
+    // sends for their conversations.
+    let mut acknowledged = HashSet::new();
+    for (member, conversation_id) in &conversations {
+        for index in 0..2 {
+            let request = pb::SendMessageRequest {
+                schedule_time: Some(crate::helpers::in_future(Duration::from_millis(700 + 300 * index))),
+                ..text(conversation_id, "scheduled")
+            };
+            acknowledged.insert(app.session(member).send_message(request).await.unwrap().id);
+        }
+    }
+    let scheduled = acknowledged.len();
     // Every member sends through every replica at once: writers of one account, and of one
     // conversation, on three processes.
     let per_task = 8;
@@ -199,18 +226,20 @@ async fn every_replica_delivers_one_identical_order_under_concurrent_writes() {
             }));
         }
     }
-    let mut acknowledged = HashSet::new();
     for send in sends {
         acknowledged.extend(send.await.unwrap());
     }
     let total = acknowledged.len();
-    assert_eq!(total, replicas.len() * conversations.len() * per_task);
+    assert_eq!(total, replicas.len() * conversations.len() * per_task + scheduled);
 
     for follower in &mut followers {
         follower.read_messages(total, Duration::from_secs(30)).await;
         let ids = follower.message_ids();
         assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len(), "each message once");
         assert_eq!(ids.into_iter().collect::<HashSet<_>>(), acknowledged, "every acknowledged message");
+    }
+    for follower in &followers {
+        follower.assert_conversation_order();
     }
     let order = followers[0].cursors_through(total);
     for follower in &followers[1..] {
