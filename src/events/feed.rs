@@ -59,6 +59,10 @@ pub struct FeedBatch {
     /// Its events, in order; empty when the wake-up brought none (a revoke: streams then
     /// re-check their keys).
     pub events: Vec<LoggedEvent>,
+    /// Read on a timer, not after a wake-up (events held back for an older transaction,
+    /// or the poll): its events may have committed after a revoke whose notification this
+    /// replica has not handled yet, so streams check their keys against the database.
+    pub unannounced: bool,
 }
 
 /// The readers of this replica, one per account with streams.
@@ -198,6 +202,7 @@ impl Reader {
                     after: *position,
                     through: batch.position,
                     events: batch.events,
+                    unannounced: !woken,
                 }));
             }
             *position = batch.position;

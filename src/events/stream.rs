@@ -262,6 +262,14 @@ impl Stream {
             let token_expiry = self.token_expiry();
             let more = tokio::select! {
                 received = self.subscription.next() => {
+                    if let Received::Batch(batch) = &received
+                        && batch.unannounced
+                        && !batch.events.is_empty()
+                    {
+                        // Not the key cache, which a revoke's notification may not have
+                        // reached yet (see `FeedBatch::unannounced`).
+                        self.context.store.credentials().forget_user(&self.caller.user_id);
+                    }
                     // The reads are boxed, here and below: an idle stream's task then holds
                     // only what waiting needs, not the largest query's state.
                     Box::pin(self.recheck_caller()).await?;

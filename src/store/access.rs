@@ -189,7 +189,7 @@ pub async fn load_message<C: Conn>(
     caller: &Caller,
     id: &str,
 ) -> Result<(message::Model, ConversationRecord), Error> {
-    let row = find_in_account::<message::Entity, _>(conn, "message", id, &caller.account_id, |m| &m.account_id).await?;
+    let row = find_in_account::<message::Entity, _>(conn, "message", id, &caller.account_id).await?;
     let record = load_visible(conn, caller, &row.conversation_id).await.map_err(|err| match err {
         Error::NotFound { .. } => Error::not_found("message", id),
         other => other,
@@ -197,7 +197,7 @@ pub async fn load_message<C: Conn>(
     // In a unit, read the message again now that its conversation is locked: a change
     // that committed while this unit waited (an edit, a deletion) is in the row.
     let row = if C::IN_UNIT {
-        find_in_account::<message::Entity, _>(conn, "message", id, &caller.account_id, |m| &m.account_id).await?
+        find_in_account::<message::Entity, _>(conn, "message", id, &caller.account_id).await?
     } else {
         row
     };
@@ -248,13 +248,7 @@ pub async fn user_in<C: Conn>(conn: &C, account_id: &str, id: &str) -> Result<us
 }
 
 /// Reads one row by primary key within the caller's account, or NOT_FOUND.
-pub async fn find_in_account<E, C>(
-    conn: &C,
-    kind: &'static str,
-    id: &str,
-    account_id: &str,
-    account_of: impl Fn(&E::Model) -> &str,
-) -> Result<E::Model, Error>
+pub async fn find_in_account<E, C>(conn: &C, kind: &'static str, id: &str, account_id: &str) -> Result<E::Model, Error>
 where
     E: EntityTrait,
     E::PrimaryKey: sea_orm::PrimaryKeyTrait<ValueType = String>,
@@ -264,7 +258,6 @@ where
         .filter(of_account::<E>(account_id))
         .one(conn)
         .await?
-        .filter(|row| account_of(row) == account_id)
         .ok_or_else(|| Error::not_found(kind, id))
 }
 
@@ -298,7 +291,7 @@ pub async fn check_users_exist<C: ConnectionTrait>(
     let found: HashSet<String> = user::Entity::find()
         .select_only()
         .column(user::Column::Id)
-        .filter(user::Column::AccountId.eq(account_id))
+        .filter(of_account::<user::Entity>(account_id))
         .filter(user::Column::Id.is_in(user_ids.iter().copied()))
         .into_tuple::<String>()
         .all(conn)

@@ -87,10 +87,7 @@ pub async fn revoke(store: &Store, admin: &Admin, id: String) -> Result<ApiKey, 
     store
         .write(admin.caller(), move |tx, caller| {
             Box::pin(async move {
-                let row =
-                    access::find_in_account::<api_key::Entity, _>(tx.conn(), "api key", &id, &caller.account_id, |k| {
-                        &k.account_id
-                    })
+                let row = access::find_in_account::<api_key::Entity, _>(tx.conn(), "api key", &id, &caller.account_id)
                     .await?;
                 if row.revoke_time.is_some() {
                     return Ok(key_from_row(row));

@@ -510,10 +510,7 @@ pub(super) async fn tombstone(
 
 /// An attachment's description, its message's id and its bytes.
 pub async fn attachment(store: &Store, caller: &Caller, id: &str) -> Result<AttachmentContent, Error> {
-    let row = access::find_in_account::<attachment::Entity, _>(&store.db, "attachment", id, &caller.account_id, |a| {
-        &a.account_id
-    })
-    .await?;
+    let row = access::find_in_account::<attachment::Entity, _>(&store.db, "attachment", id, &caller.account_id).await?;
     access::load_message(&store.db, caller, &row.message_id).await.map_err(|err| match err {
         Error::NotFound { .. } => Error::not_found("attachment", id),
         other => other,

@@ -199,14 +199,9 @@ pub(super) async fn load_visible<C: ConnectionTrait>(
     caller: &Caller,
     id: &str,
 ) -> Result<scheduled_message::Model, Error> {
-    let row = access::find_in_account::<scheduled_message::Entity, _>(
-        conn,
-        "scheduled message",
-        id,
-        &caller.account_id,
-        |row| &row.account_id,
-    )
-    .await?;
+    let row =
+        access::find_in_account::<scheduled_message::Entity, _>(conn, "scheduled message", id, &caller.account_id)
+            .await?;
     if row.sender_id == caller.user_id || caller.is_staff() {
         Ok(row)
     } else {

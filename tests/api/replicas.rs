@@ -89,6 +89,15 @@ impl Follower {
         }
     }
 
+    /// A live follower as `user` on each replica.
+    async fn on_each(replicas: &[Replica], user: &TestUser) -> Vec<Follower> {
+        let mut followers = Vec::new();
+        for replica in replicas {
+            followers.push(Follower::open(Session::over(replica.channel.clone(), &user.key)).await);
+        }
+        followers
+    }
+
     /// A follower that replays from `start`.
     async fn replay(session: Session, start: &str) -> Follower {
         let stream = session.subscribe_after(start).await.expect("subscribe");
@@ -190,10 +199,7 @@ async fn every_replica_delivers_one_identical_order_under_concurrent_writes() {
     let app = spawn_app_on(&database_url, |_| {}).await;
     let (agent, conversations) = marketplace(&app, 6).await;
     let replicas = start_replicas(&database_url, 3).await;
-    let mut followers = Vec::new();
-    for replica in &replicas {
-        followers.push(Follower::open(Session::over(replica.channel.clone(), &agent.key)).await);
-    }
+    let mut followers = Follower::on_each(&replicas, &agent).await;
 
     // Messages that fall due during the load: deliveries by any replica's job race the
     // sends for their conversations.
@@ -311,10 +317,7 @@ async fn an_outage_of_postgres_mid_load_loses_nothing_and_passes_without_a_resta
     let app = spawn_app_on(&database_url, |_| {}).await;
     let (agent, conversations) = marketplace(&app, 4).await;
     let replicas = start_replicas(&database_url, 2).await;
-    let mut followers = Vec::new();
-    for replica in &replicas {
-        followers.push(Follower::open(Session::over(replica.channel.clone(), &agent.key)).await);
-    }
+    let mut followers = Follower::on_each(&replicas, &agent).await;
     let stop = tokio_util::sync::CancellationToken::new();
     let health: Vec<Arc<Mutex<Vec<i32>>>> = replicas.iter().map(|_| Arc::default()).collect();
     let mut watchers = Vec::new();
