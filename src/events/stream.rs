@@ -129,6 +129,9 @@ pub async fn open(
     // stream one way or the other.
     let subscription = context.feeds.subscribe(&caller.account_id);
     let signals = context.signals.subscribe(&caller.account_id);
+    if matches!(start, Start::Live) {
+        store::events::settle(&context.store, Duration::from_secs(1)).await?;
+    }
     let head = store::events::head(&context.store, &caller.account_id).await?;
     let position = match start {
         Start::Live => head,

@@ -12,7 +12,11 @@ use std::{
 
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::{health, shutdown::Shutdown, store::Store};
+use crate::{
+    health,
+    shutdown::Shutdown,
+    store::{Probe, Store},
+};
 
 /// A database slower than this to answer a one-row read counts as not answering. Fixed, not
 /// the probe interval: a short interval must not make a busy database look down. With the
@@ -26,14 +30,19 @@ pub async fn run(reporter: HealthReporter, store: Arc<Store>, interval: Duration
     let (serving, failures) = (AtomicBool::new(true), AtomicU32::new(0));
     let (reporter, store, serving, failures, watched) = (&reporter, &store, &serving, &failures, &shutdown);
     super::every(interval, shutdown.clone(), || async move {
-        let answers = store.answers(PROBE_TIMEOUT).await;
-        // Calls fail at once while the database does not answer (see Store::ensure_reachable),
-        // from the second probe in a row that fails: one slow probe under load must not
-        // turn a busy replica into one that refuses everything.
-        let failed_in_a_row = if answers { 0 } else { failures.fetch_add(1, Ordering::Relaxed) + 1 };
-        if answers {
-            failures.store(0, Ordering::Relaxed);
-        }
+        let probe = store.probe(PROBE_TIMEOUT).await;
+        let answers = probe == Probe::Answers;
+        // Calls fail at once while the database refuses (see Store::ensure_reachable), from
+        // the second probe in a row that failed outright. A probe that was only slow does
+        // not count: a busy replica, whose probe waits for a connection like its calls do,
+        // must not start refusing everything.
+        let failed_in_a_row = match probe {
+            Probe::Fails => failures.fetch_add(1, Ordering::Relaxed) + 1,
+            Probe::Answers | Probe::Slow => {
+                failures.store(0, Ordering::Relaxed);
+                0
+            }
+        };
         store.set_reachable(failed_in_a_row < 2);
         if serving.swap(answers, Ordering::Relaxed) == answers {
             return;

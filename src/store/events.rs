@@ -219,6 +219,35 @@ pub async fn head(store: &Store, account_id: &str) -> Result<Position, Error> {
     }
 }
 
+/// Waits (at most `patience`) until every transaction running now has ended, so that
+/// [`head`] then covers every event committed before the call: a live stream starts after
+/// them, not before one that an older, unrelated transaction still held back. Nothing to
+/// wait for on SQLite.
+pub async fn settle(store: &Store, patience: std::time::Duration) -> Result<(), Error> {
+    use sea_orm::{ConnectionTrait, Statement};
+    if store.backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let number = |sql: &str| {
+        let statement = Statement::from_string(DbBackend::Postgres, sql.to_owned());
+        async move {
+            let row = store.db.query_one_raw(statement).await?;
+            row.ok_or_else(|| Error::Internal("a snapshot query returned no row".into()))?
+                .try_get_by_index::<i64>(0)
+                .map_err(Error::from)
+        }
+    };
+    // Every transaction that may be running now has an id below this.
+    let running_below = number("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint").await?;
+    let deadline = tokio::time::Instant::now() + patience;
+    while number("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").await? < running_below
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    Ok(())
+}
+
 /// How far the account's log was pruned.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Pruned {

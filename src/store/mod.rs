@@ -98,6 +98,17 @@ impl Default for StoreSettings {
     }
 }
 
+/// What a probe of the database found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// A read answered in time.
+    Answers,
+    /// The read failed: the connection was refused, dropped or terminated.
+    Fails,
+    /// No answer in time: down, or only busy.
+    Slow,
+}
+
 /// A page of a listing, with the cursor to the next one and a total.
 #[derive(Debug, Clone)]
 pub struct Listing<T, Total = u64> {
@@ -206,8 +217,17 @@ impl Store {
     /// A read of a table, not a bare ping: a database that is locked or gone must count as
     /// not answering.
     pub async fn answers(&self, timeout: Duration) -> bool {
+        self.probe(timeout).await == Probe::Answers
+    }
+
+    /// What a real read within `timeout` found (see [`Store::answers`]).
+    pub async fn probe(&self, timeout: Duration) -> Probe {
         let probe = Statement::from_string(self.backend(), "SELECT id FROM accounts LIMIT 1");
-        matches!(tokio::time::timeout(timeout, self.db.query_one_raw(probe)).await, Ok(Ok(_)))
+        match tokio::time::timeout(timeout, self.db.query_one_raw(probe)).await {
+            Ok(Ok(_)) => Probe::Answers,
+            Ok(Err(_)) => Probe::Fails,
+            Err(_) => Probe::Slow,
+        }
     }
 
     /// Brings SQLite's query-planner statistics up to date (PostgreSQL's autovacuum does this
