@@ -2,8 +2,14 @@
 //! on one database (replicas after an upgrade, or on a new database): each takes a lock
 //! first, runs what is left to run (nothing, for all but the first) and lets go. Without
 //! it, two processes create the same table at once and one exits. On PostgreSQL the lock
-//! is a session advisory lock; on SQLite an exclusive `flock` on the database file (SQLite's
-//! own locks are `fcntl` ones, which it does not touch).
+//! is a session advisory lock; on SQLite an exclusive `flock` on a file of its own beside
+//! the database, `<database>-lock`, never on the database file itself: SQLite's locks are
+//! POSIX `fcntl` locks, and closing *any* descriptor of a file drops every such lock the
+//! process holds on it. A lock taken and let go on the database file dropped the read locks
+//! of the server's open connections, so the next outside process to close the file (the
+//! `sqlite3` shell, a backup, a monitoring query) believed itself the last user,
+//! checkpointed and deleted the WAL under the server, and acknowledged writes were lost.
+//! The lock file is kept: removing it would let two processes lock two different files.
 
 use migrations::MigratorTrait;
 use sea_orm::{DatabaseConnection, DbBackend, sqlx};
@@ -29,7 +35,7 @@ pub(super) async fn migrate(db: &DatabaseConnection, url: &str) -> Result<(), Er
         }
         _ => {
             let _held = match sqlite_file(url) {
-                Some(path) => Some(lock_file(path).await.map_err(|err| failed(&err))?),
+                Some(path) => Some(lock_file(lock_path(&path)).await.map_err(|err| failed(&err))?),
                 None => None,
             };
             migrations::Migrator::up(db, None).await.map_err(|err| failed(&err))
@@ -38,17 +44,23 @@ pub(super) async fn migrate(db: &DatabaseConnection, url: &str) -> Result<(), Er
 }
 
 /// The file of a `sqlite:` URL; none for an in-memory database, which no one shares.
-fn sqlite_file(url: &str) -> Option<String> {
+pub(super) fn sqlite_file(url: &str) -> Option<String> {
     let rest = url.strip_prefix("sqlite:")?;
     let path = rest.strip_prefix("//").unwrap_or(rest).split('?').next().unwrap_or_default();
     let in_memory = path.is_empty() || path == ":memory:" || url.contains("mode=memory");
     (!in_memory).then(|| path.to_owned())
 }
 
-/// The database file, locked exclusively (waiting for another process's migration).
+/// The migrations' lock file of database file `path`.
+fn lock_path(path: &str) -> String {
+    format!("{path}-lock")
+}
+
+/// The lock file at `path`, created if missing and locked exclusively (waiting for another
+/// process's migration).
 async fn lock_file(path: String) -> std::io::Result<std::fs::File> {
     tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&path)?;
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
         file.lock()?;
         Ok(file)
     })

@@ -68,3 +68,81 @@ async fn every_acknowledged_message_survives_repeated_sigkills_during_a_send_loa
     assert_eq!(sequences, (1..=sequences.len() as i64).collect::<Vec<_>>());
     app.assert_no_unread_drift().await;
 }
+
+/// Whether this run is on SQLite: the tests below are about the SQLite file itself, and
+/// run in the SQLite pass of the suite (the PostgreSQL pass has no file to open).
+fn on_sqlite() -> bool {
+    !std::env::var("MISSIVE_TEST_DATABASE_URL").is_ok_and(|url| url.starts_with("postgres"))
+}
+
+/// A member with a key, made by `missive keys create` (a process that exits) on the file.
+async fn member_key(database_url: &str, name: &str) -> String {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_missive"))
+        .args(["keys", "create", "--role", "member", "--display-name", name, "--database-url", database_url])
+        .output()
+        .await
+        .expect("missive keys create runs");
+    assert!(output.status.success(), "keys create: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// What an outside tool does: open the file with Python's `sqlite3`, read, close.
+async fn read_from_outside(path: &std::path::Path) -> i64 {
+    let script = "import sqlite3, sys\n\
+                  db = sqlite3.connect(sys.argv[1])\n\
+                  print(db.execute('SELECT count(*) FROM messages').fetchone()[0])\n\
+                  db.close()\n";
+    let output = tokio::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .await
+        .expect("python3 runs");
+    assert!(output.status.success(), "the outside read failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap().trim().parse().unwrap()
+}
+
+/// Sends `count` messages as `session`, each acknowledged; their ids.
+async fn send_acknowledged(session: &Session, conversation_id: &str, count: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for index in 0..count {
+        ids.push(session.send_message(text(conversation_id, &format!("m{index}"))).await.expect("acknowledged").id);
+    }
+    ids
+}
+
+#[tokio::test]
+async fn a_process_that_opens_and_closes_the_file_takes_nothing_acknowledged_with_it() {
+    if !on_sqlite() {
+        return;
+    }
+    // One server process is the file's only user; a second process opens it, reads and
+    // closes it between two bursts of sends; then the server is killed.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missive.db");
+    let url = format!("sqlite:{}", path.display());
+    let (buyer, seller) = (member_key(&url, "buyer").await, member_key(&url, "seller").await);
+    let (mut child, channel) = serve_in_a_process(&url, &[]).await;
+    let (buyer, seller_session) = (Session::over(channel.clone(), &buyer), Session::over(channel, &seller));
+    let seller_id = seller_session.get_caller().await.unwrap().id;
+    let conversation = buyer
+        .create_conversation(pb::CreateConversationRequest {
+            participants: vec![pb::NewParticipant { user_id: seller_id, label: "seller".into() }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .conversation
+        .unwrap();
+    let mut acknowledged = send_acknowledged(&buyer, &conversation.id, 50).await;
+    assert_eq!(read_from_outside(&path).await, 50);
+    acknowledged.extend(send_acknowledged(&buyer, &conversation.id, 50).await);
+    child.start_kill().expect("SIGKILL");
+    child.wait().await.unwrap();
+
+    let (_restarted, channel) = serve_in_a_process(&url, &[]).await;
+    let stored = Session::over(channel, &seller).all_messages_in(&conversation.id, 100).await.unwrap();
+    let stored: HashSet<String> = stored.into_iter().map(|m| m.id).collect();
+    let lost = acknowledged.iter().filter(|id| !stored.contains(*id)).count();
+    assert_eq!(lost, 0, "{lost} of {} acknowledged messages were lost", acknowledged.len());
+}
