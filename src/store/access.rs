@@ -140,6 +140,37 @@ pub async fn lock_conversation<C: ConnectionTrait>(conn: &C, id: &str) -> Result
     Ok(())
 }
 
+/// The advisory locks of request ids, apart from the conversations'.
+const REQUEST_LOCKS: i32 = 0x4d73_7652;
+
+/// Holds the request id `id` of user `user_id` for creates of `resource` (the id's scope: "user",
+/// "conversation", "template", "message") until the unit's transaction ends, on
+/// PostgreSQL (SQLite's writer runs one unit at a time). Without it, retries of one
+/// create running at once on several writer lanes each found no earlier result, each
+/// inserted, and all but one met the unique index: ALREADY_EXISTS, where AIP-155 promises
+/// every retry the first result. With it a retry waits for the first attempt to end, then
+/// finds what it made. An advisory lock takes no transaction id, so it may come before a
+/// conversation's lock ([`lock_conversation`]); it is taken before any other lock.
+pub async fn claim_request_id<C: ConnectionTrait>(
+    conn: &C,
+    account_id: &str,
+    user_id: &str,
+    resource: &str,
+    id: &str,
+) -> Result<(), Error> {
+    if conn.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    let claimed = format!("{account_id}/{user_id}/{resource}/{id}");
+    let statement = sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        [REQUEST_LOCKS.into(), claimed.into()],
+    );
+    conn.execute_raw(statement).await?;
+    Ok(())
+}
+
 /// Reads conversations by id, in the order of `ids` (missing ones left out), with no
 /// visibility check: for listings whose query already applied it.
 pub async fn load_many<C: ConnectionTrait>(

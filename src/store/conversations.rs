@@ -57,6 +57,12 @@ pub async fn create(store: &Store, caller: &Caller, new: NewConversation) -> Res
 /// same request id made.
 async fn insert(tx: &mut WriteTx, caller: &Caller, new: NewConversation) -> Result<String, Error> {
     if let Some(key) = &new.request_id {
+        access::claim_request_id(tx.conn(), &caller.account_id, &caller.user_id, "conversation", &key.id).await?;
+    }
+    if let Some(key) = new.first_message.as_ref().and_then(|first| first.fields().request_id.as_ref()) {
+        access::claim_request_id(tx.conn(), &caller.account_id, &caller.user_id, "message", &key.id).await?;
+    }
+    if let Some(key) = &new.request_id {
         let earlier: Option<(String, Option<String>)> = conversation::Entity::find()
             .select_only()
             .columns([conversation::Column::Id, conversation::Column::RequestFingerprint])

@@ -65,8 +65,12 @@ pub async fn send(
     let sent = store
         .write(caller, move |tx, caller| {
             Box::pin(async move {
-                // The conversation first: it holds a retry of the same request until this
-                // one has committed, so that the retry finds what this one sent.
+                // The request id first: it holds a retry of the same request until this
+                // one has committed, so that the retry finds what this one sent (also
+                // when the retry names another conversation).
+                if let Some(key) = &new.fields().request_id {
+                    access::claim_request_id(tx.conn(), &caller.account_id, &caller.user_id, "message", &key.id).await?;
+                }
                 let record = access::load_visible(tx.conn(), caller, &conversation_id).await;
                 if let Some(key) = &new.fields().request_id
                     && let Some(found) = find_earlier(tx.conn(), caller, &key.id).await?

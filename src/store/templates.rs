@@ -11,7 +11,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, sea_query::ExprTrait,
 };
 
-use super::{Listing, Store, WriteTx, columns, entities::template};
+use super::{Listing, Store, WriteTx, access, columns, entities::template};
 use crate::domain::{
     Caller, Error,
     events::{Audience, EventKind, EventPayload, NewEvent},
@@ -35,6 +35,8 @@ pub async fn create(
         .write(caller, move |tx, caller| {
             Box::pin(async move {
                 if let Some(key) = &request_id {
+                    access::claim_request_id(tx.conn(), &caller.account_id, &caller.user_id, "template", &key.id)
+                        .await?;
                     let earlier = template::Entity::find()
                         .filter(template::Column::AccountId.eq(&caller.account_id))
                         .filter(template::Column::CreatorId.eq(&caller.user_id))
@@ -132,7 +134,7 @@ pub async fn update(store: &Store, caller: &Caller, id: String, patch: TemplateP
                     active.variables = Set(variables_to_column(&variables));
                 }
                 active.update_time = Set(tx.now);
-                let template = template_from_row(super::access::save(tx.conn(), tx.account_id(), active).await?)?;
+                let template = template_from_row(access::save(tx.conn(), tx.account_id(), active).await?)?;
                 emit(tx, EventKind::TemplateUpdated, &template);
                 Ok(template)
             })
@@ -148,7 +150,7 @@ pub async fn delete(store: &Store, caller: &Caller, id: String) -> Result<(), Er
                 let (row, template) = load_visible(tx.conn(), caller, &id, true).await?;
                 template.may_change(caller)?;
                 template::Entity::delete_by_id(row.id)
-                    .filter(super::access::of_account::<template::Entity>(&caller.account_id))
+                    .filter(access::of_account::<template::Entity>(&caller.account_id))
                     .exec(tx.conn())
                     .await?;
                 emit(tx, EventKind::TemplateDeleted, &template);
@@ -189,7 +191,7 @@ async fn load_visible<C: ConnectionTrait>(
     lock: bool,
 ) -> Result<(template::Model, Template), Error> {
     let mut query = template::Entity::find_by_id(id.to_owned())
-        .filter(super::access::of_account::<template::Entity>(&caller.account_id));
+        .filter(access::of_account::<template::Entity>(&caller.account_id));
     // A unit that changes the template locks it: changes to one template run one after
     // another. (Rendering it for a send does not: sends need not wait for each other.)
     if lock {

@@ -100,3 +100,54 @@ async fn a_template_create_retried_with_other_content_is_refused() {
     assert_eq!(seller.create_template_request(create("Hello {{name}}")).await.unwrap().id, first.id);
     assert_invalid(seller.create_template_request(create("Bye {{name}}")).await, "request_id");
 }
+
+/// Sends `request` `RETRIES` times at once through `call`; the ids of what each answered.
+async fn all_at_once<R, T, F, Fut>(request: R, call: F, id: impl Fn(&T) -> String) -> Vec<String>
+where
+    R: Clone,
+    F: Fn(R) -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    const RETRIES: usize = 80;
+    let answers = futures::future::join_all((0..RETRIES).map(|_| call(request.clone()))).await;
+    let refused: Vec<tonic::Code> = answers.iter().filter_map(|answer| answer.as_ref().err()).map(|s| s.code()).collect();
+    assert!(refused.is_empty(), "{} of {RETRIES} retries were refused: {refused:?}", refused.len());
+    answers.into_iter().map(|answer| id(&answer.unwrap())).collect()
+}
+
+/// Retries of one create all arriving at once (a client whose first attempt timed out, a
+/// queue redelivering) each get the first result, with any number of writer lanes.
+#[tokio::test]
+async fn retries_of_one_create_sent_at_once_all_get_the_first_result() {
+    let app = spawn_app().await;
+    let admin = app.as_admin();
+    let buyer = app.member("buyer").await;
+    let seller = app.member("seller").await;
+    let as_buyer = app.session(&buyer);
+    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    let distinct = |ids: Vec<String>| ids.into_iter().collect::<std::collections::HashSet<_>>().len();
+
+    let users =
+        all_at_once(new_user(pb::Role::Member, "Retried", "race-user"), |r| admin.create_user(r), |u| u.id.clone()).await;
+    assert_eq!(distinct(users), 1, "one user");
+    let create = pb::CreateConversationRequest {
+        participants: vec![pb::NewParticipant { user_id: seller.id.clone(), label: "seller".into() }],
+        request_id: "race-conversation".into(),
+        ..Default::default()
+    };
+    let conversations = all_at_once(create, |r| as_buyer.create_conversation(r), |c| {
+        c.conversation.as_ref().unwrap().id.clone()
+    })
+    .await;
+    assert_eq!(distinct(conversations), 1, "one conversation");
+    let template = pb::CreateTemplateRequest {
+        template: Some(pb::Template { name: "Greeting".into(), content: "Hello".into(), ..Default::default() }),
+        request_id: "race-template".into(),
+    };
+    let templates = all_at_once(template, |r| as_buyer.create_template_request(r), |t| t.id.clone()).await;
+    assert_eq!(distinct(templates), 1, "one template");
+    let send = pb::SendMessageRequest { request_id: "race-send".into(), ..text(&conversation.id, "once") };
+    let messages = all_at_once(send, |r| as_buyer.send_message(r), |m| m.id.clone()).await;
+    assert_eq!(distinct(messages), 1, "one message");
+    assert_eq!(app.session(&seller).all_messages_in(&conversation.id, 100).await.unwrap().len(), 1);
+}

@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""lazyfs.py: a FUSE pass-through file system that simulates power loss.
+
+It works like LazyFS, which Jepsen uses. Tests mount it over a scratch
+directory, run Missive's SQLite store on it, "pull the plug", and then check
+what survived in the backing directory.
+
+What this module is responsible for:
+  * Metadata passes straight through to BACKING_DIR. This covers create,
+    mkdir, unlink, rename, chmod, chown, utimens and links. The backing
+    directory is fsynced only by fsyncdir, but metadata is never dropped.
+  * Data is held back. write() and truncate() go into an in-memory overlay
+    for each inode, kept as 4 KiB pages plus a logical size. read() and
+    getattr() show the logical content: the backing file with the overlay
+    on top. fsync()/fdatasync() of a file write the net effect of that
+    file's pending changes to the backing file and os.fsync it. Closing a
+    file (flush/release) persists nothing, like a real page cache. Because
+    the overlay is keyed by inode, rename carries it along. Unlinking a
+    file's last link throws it away.
+  * Power cut. SIGUSR1 throws away every pending change. From then on every
+    operation fails with EIO, like a dead disk, and the script prints "cut".
+  * Exit. SIGTERM/SIGINT are also treated as a power cut: pending data is
+    discarded, NOT written. Then the mount is lazily detached and the
+    process exits 0.
+
+Usage:  python3 lazyfs.py BACKING_DIR MOUNT_DIR   (run as root; needs /dev/fuse)
+It prints "mounted" once the mount is live. If the process is SIGKILLed, clear
+the mount point with `umount -l MOUNT_DIR` (or `fusermount3 -u MOUNT_DIR`).
+
+Kernel caching: direct_io stays off. This is required for the MAP_SHARED mmap
+that SQLite WAL uses on "-shm". The page cache is not kept across open()
+(no kernel_cache), so a new open reads through this layer. Writeback cache
+is off (the libfuse3 default), so every write() reaches us at once.
+Attribute and entry timeouts keep the libfuse default of 1 s. Locks (POSIX
+fcntl and flock) are left to the kernel, which handles them locally.
+"""
+import ctypes, errno, functools, os, signal, sys, threading, time
+
+os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
+from mfusepy import FUSE, FuseOSError, Operations  # noqa: E402
+
+PAGE = 4096
+
+
+class Pending:
+    """Unsynced changes of one inode: overlay pages, logical size, and a floor.
+    Backing bytes at or beyond `floor` count as zero (they were truncated away).
+    Invariants: floor <= size, and overlay bytes beyond size are zero."""
+
+    def __init__(self, size):
+        self.size = self.floor = size
+        self.pages = {}
+
+    def _page(self, fd, idx):
+        if idx in self.pages:
+            return self.pages[idx]
+        base = os.pread(fd, PAGE, idx * PAGE)[: max(0, self.floor - idx * PAGE)]
+        return bytearray(base.ljust(PAGE, b"\0"))
+
+    def read(self, fd, off, n):
+        end = min(off + n, self.size)
+        out = bytearray()
+        for idx in range(off // PAGE, (end + PAGE - 1) // PAGE):
+            out += self._page(fd, idx)
+        start = off - (off // PAGE) * PAGE
+        return bytes(out[start : start + max(0, end - off)])
+
+    def write(self, fd, off, data):
+        pos = 0
+        while pos < len(data):
+            idx, inpage = divmod(off + pos, PAGE)
+            chunk = data[pos : pos + PAGE - inpage]
+            page = self.pages[idx] = self._page(fd, idx)
+            page[inpage : inpage + len(chunk)] = chunk
+            pos += len(chunk)
+        if data:
+            self.size = max(self.size, off + len(data))
+
+    def truncate(self, length):
+        if length < self.size:
+            for idx in [i for i in self.pages if i * PAGE >= length]:
+                del self.pages[idx]
+            idx, inpage = divmod(length, PAGE)
+            if idx in self.pages:
+                self.pages[idx][inpage:] = bytes(PAGE - inpage)
+            self.floor = min(self.floor, length)
+        self.size = length
+
+    def apply(self, fd):
+        os.ftruncate(fd, min(self.floor, os.fstat(fd).st_size))
+        for idx, page in sorted(self.pages.items()):
+            os.pwrite(fd, page[: max(0, min(PAGE, self.size - idx * PAGE))], idx * PAGE)
+        os.ftruncate(fd, self.size)
+        os.fsync(fd)
+
+
+def op(fn):
+    """Serialize every operation under one lock, and fail with EIO after a cut."""
+    @functools.wraps(fn)
+    def wrapper(self, *args):
+        with self._mutex:
+            if self._dead:
+                raise FuseOSError(errno.EIO)
+            return fn(self, *args)
+    return wrapper
+
+
+class LazyFS(Operations):
+    use_ns = True
+
+    def __init__(self, root):
+        self._root, self._mutex, self._dead = os.path.realpath(root), threading.RLock(), False
+        self._pending = {}  # (st_dev, st_ino) -> Pending
+        self._handles = {}  # fh (= backing fd) -> [key, o_sync]
+
+    def _real(self, path):
+        return self._root + path
+
+    def _state(self, key, size):
+        return self._pending.setdefault(key, Pending(size))
+
+    def _forget(self, real, keep=None):  # real's link is going away: drop its data if it was the last link
+        try:
+            st = os.lstat(real)
+        except FileNotFoundError:
+            return
+        if st.st_nlink <= 1 and (st.st_dev, st.st_ino) != keep:
+            self._pending.pop((st.st_dev, st.st_ino), None)
+
+    def cut(self):
+        with self._mutex:
+            self._dead = True
+            self._pending.clear()
+
+    # ---- metadata: straight through ----
+    @op
+    def getattr(self, path, fh=None):
+        st = os.lstat(self._real(path))
+        attrs = {k: getattr(st, k) for k in ("st_mode", "st_nlink", "st_uid", "st_gid", "st_size", "st_blocks")}
+        attrs.update(st_atime=st.st_atime_ns, st_mtime=st.st_mtime_ns, st_ctime=st.st_ctime_ns)
+        p = self._pending.get((st.st_dev, st.st_ino))
+        if p is not None:
+            attrs["st_size"] = p.size
+        return attrs
+
+    @op
+    def readdir(self, path, fh):
+        return [".", ".."] + os.listdir(self._real(path))
+
+    @op
+    def readlink(self, path):
+        return os.readlink(self._real(path))
+
+    @op
+    def statfs(self, path):
+        sv = os.statvfs(self._real(path))
+        return {k: getattr(sv, k) for k in dir(sv) if k.startswith("f_")}
+
+    @op
+    def mkdir(self, path, mode):
+        os.mkdir(self._real(path), mode)
+
+    @op
+    def rmdir(self, path):
+        os.rmdir(self._real(path))
+
+    @op
+    def unlink(self, path):
+        self._forget(self._real(path))
+        os.unlink(self._real(path))
+
+    @op
+    def rename(self, old, new):
+        st = os.lstat(self._real(old))
+        self._forget(self._real(new), keep=(st.st_dev, st.st_ino))
+        os.rename(self._real(old), self._real(new))
+
+    @op
+    def symlink(self, target, source):
+        os.symlink(source, self._real(target))
+
+    @op
+    def link(self, target, source):
+        os.link(self._real(source), self._real(target))
+
+    @op
+    def chmod(self, path, mode):
+        os.chmod(self._real(path), mode)
+
+    @op
+    def chown(self, path, uid, gid):
+        os.chown(self._real(path), uid, gid, follow_symlinks=False)
+
+    @op
+    def utimens(self, path, times=None):
+        os.utime(self._real(path), ns=times) if times else os.utime(self._real(path))
+
+    @op
+    def fsyncdir(self, path, datasync, fh):
+        fd = os.open(self._real(path), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # ---- data: held in memory until fsync ----
+    def _open(self, path, flags, mode=0o666):
+        strip = os.O_ACCMODE | os.O_TRUNC | os.O_APPEND | os.O_SYNC | os.O_DSYNC | os.O_DIRECT
+        fd = os.open(self._real(path), (flags & ~strip) | os.O_RDWR | os.O_CLOEXEC, mode)
+        st = os.fstat(fd)
+        key = (st.st_dev, st.st_ino)
+        self._handles[fd] = [key, bool(flags & (os.O_SYNC | os.O_DSYNC))]
+        if flags & os.O_TRUNC:
+            self._state(key, st.st_size).truncate(0)
+        return fd
+
+    @op
+    def open(self, path, flags):
+        return self._open(path, flags)
+
+    @op
+    def create(self, path, mode, flags=os.O_WRONLY | os.O_CREAT | os.O_TRUNC):
+        return self._open(path, flags | os.O_CREAT, mode)
+
+    @op
+    def read(self, path, size, offset, fh):
+        p = self._pending.get(self._handles[fh][0])
+        return p.read(fh, offset, size) if p else os.pread(fh, size, offset)
+
+    @op
+    def write(self, path, data, offset, fh):
+        key, o_sync = self._handles[fh]
+        p = self._pending.get(key) or self._state(key, os.fstat(fh).st_size)
+        p.write(fh, offset, data)
+        if o_sync:
+            self._sync(fh)
+        return len(data)
+
+    @op
+    def truncate(self, path, length, fh=None):
+        st = os.fstat(fh) if fh is not None else os.stat(self._real(path))
+        self._state((st.st_dev, st.st_ino), st.st_size).truncate(length)
+
+    def _sync(self, fh):
+        p = self._pending.pop(self._handles[fh][0], None)
+        p.apply(fh) if p else os.fsync(fh)
+
+    @op
+    def fsync(self, path, datasync, fh):
+        self._sync(fh)
+
+    @op
+    def flush(self, path, fh):
+        return 0  # close() persists nothing
+
+    def release(self, path, fh):  # no @op: always close the backing fd, even after a cut
+        with self._mutex:
+            self._handles.pop(fh, None)
+            os.close(fh)
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit("usage: lazyfs.py BACKING_DIR MOUNT_DIR")
+    backing, mnt = sys.argv[1], os.path.realpath(sys.argv[2])
+    fs = LazyFS(backing)
+    sigs = {signal.SIGUSR1, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    signal.pthread_sigmask(signal.SIG_BLOCK, sigs)  # only the main thread takes them, via sigtimedwait
+    t = threading.Thread(target=FUSE, args=(fs, mnt), kwargs=dict(foreground=True, fsname="lazyfs"), daemon=True)
+    t.start()
+    while not os.path.ismount(mnt):
+        if not t.is_alive():
+            sys.exit("lazyfs: mount failed")
+        time.sleep(0.02)
+    print("mounted", flush=True)
+    while t.is_alive():
+        info = signal.sigtimedwait(sigs, 0.5)
+        if info is None:
+            continue
+        fs.cut()
+        if info.si_signo == signal.SIGUSR1:
+            print("cut", flush=True)
+            continue
+        # Exit is a power cut too. Detach lazily so MOUNT_DIR is usable at once.
+        # The kernel drops the connection when the last open file goes away.
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.umount2(mnt.encode(), 2)  # MNT_DETACH
+        t.join(5)
+        break
+    sys.stdout.flush()
+    os._exit(0)  # the FUSE thread may still hold C frames; skip interpreter teardown
+
+
+if __name__ == "__main__":
+    main()
