@@ -140,6 +140,25 @@ pub async fn lock_conversation<C: ConnectionTrait>(conn: &C, id: &str) -> Result
     Ok(())
 }
 
+/// Locks every conversation `user_id` takes part in, in id order (so that two units doing
+/// this never wait for each other in a circle), in one statement; as
+/// [`lock_conversation`] does for one. For a change that moves the user's counters in all
+/// of them at once (a role change): a send in one of them then either committed before
+/// (and the recount sees its message) or waits for this unit (and reads the new role).
+pub async fn lock_conversations_of<C: ConnectionTrait>(conn: &C, account_id: &str, user_id: &str) -> Result<(), Error> {
+    if conn.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    let statement = sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1, hashtext(id)) FROM (SELECT conversation_id AS id FROM participants \
+         WHERE account_id = $2 AND user_id = $3 ORDER BY conversation_id) AS taken",
+        [CONVERSATION_LOCKS.into(), account_id.into(), user_id.into()],
+    );
+    conn.execute_raw(statement).await?;
+    Ok(())
+}
+
 /// The advisory locks of request ids, apart from the conversations'.
 const REQUEST_LOCKS: i32 = 0x4d73_7652;
 
@@ -265,6 +284,21 @@ pub async fn staff_among<C: ConnectionTrait>(
 /// Whether `user_id` is staff as stored now (not as it was when its key was checked).
 pub async fn is_staff<C: ConnectionTrait>(conn: &C, account_id: &str, user_id: &str) -> Result<bool, Error> {
     Ok(!staff_among(conn, account_id, vec![user_id.to_owned()]).await?.is_empty())
+}
+
+/// Whether `user_id` is staff, read in a unit with the user's row share-locked until
+/// commit: a role change in flight (which holds the row) is waited for, so a counter
+/// started from this answer is never one the role change's recount missed.
+pub async fn is_staff_held(conn: &DatabaseTransaction, account_id: &str, user_id: &str) -> Result<bool, Error> {
+    let role: Option<String> = user::Entity::find_by_id(user_id.to_owned())
+        .select_only()
+        .column(user::Column::Role)
+        .filter(of_account::<user::Entity>(account_id))
+        .lock_shared()
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(role.is_some_and(|role| Role::iter().any(|staff| staff.is_staff() && staff.as_str() == role)))
 }
 
 /// User `id` of `account_id`, as stored; NOT_FOUND when the account has no such user.

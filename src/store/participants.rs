@@ -60,7 +60,7 @@ pub async fn add(store: &Store, caller: &Caller, id: String, new: NewParticipant
                 .await?;
                 let reader = Reader {
                     user_id: &new.user_id,
-                    is_staff: access::is_staff(tx.conn(), &caller.account_id, &new.user_id).await?,
+                    is_staff: access::is_staff_held(tx.conn(), &caller.account_id, &new.user_id).await?,
                 };
                 let unread_count = unread::recount(tx.conn(), &caller.account_id, &id, reader).await?;
                 let joined = participant::ActiveModel {

@@ -119,3 +119,81 @@ async fn private_notes_are_unread_for_staff_only_and_a_role_change_recounts() {
     assert_eq!(app.unread(&supervisor).await, (1, 1), "a member does not see notes");
     app.assert_no_unread_drift().await;
 }
+
+/// A user whose role flips between member and agent every 20 ms while staff send messages
+/// and private notes in its conversations and add it to new ones: its counters always
+/// equal a recount (on PostgreSQL the role change, the sends and the joins run on several
+/// writer lanes at once).
+#[tokio::test]
+async fn role_changes_racing_sends_notes_and_joins_leave_exact_counters() {
+    let app = spawn_app().await;
+    let flipper = app.member("flipper").await;
+    let agent = app.agent("agent").await;
+    let mut conversations = Vec::new();
+    for _ in 0..6 {
+        conversations.push(app.conversation(&agent, &[(&flipper, "customer")]).await.id);
+    }
+    let later: Vec<String> = {
+        let mut later = Vec::new();
+        for _ in 0..6 {
+            later.push(app.conversation(&agent, &[]).await.id);
+        }
+        later
+    };
+
+    // Flips go on until every send is done: each flip recounts what the last one may have
+    // got wrong, so what counts is that the last flips race sends too.
+    let sending = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (admin, flipper_id, still_sending) = (app.as_admin(), flipper.id.clone(), std::sync::Arc::clone(&sending));
+    let flips = tokio::spawn(async move {
+        let mut round = 0;
+        while still_sending.load(std::sync::atomic::Ordering::Relaxed) {
+            let role = if round % 2 == 0 { pb::Role::Agent } else { pb::Role::Member };
+            let user = pb::User { id: flipper_id.clone(), role: role as i32, ..Default::default() };
+            let mask = FieldMask { paths: vec!["role".into()] };
+            admin.update_user(pb::UpdateUserRequest { user: Some(user), update_mask: Some(mask) }).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            round += 1;
+        }
+    });
+    let mut tasks = Vec::new();
+    for conversation_id in &conversations {
+        for sender in 0..4 {
+            let (as_agent, conversation_id) = (app.session(&agent), conversation_id.clone());
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..30 {
+                    let request = if sender % 2 == 0 { note(&conversation_id, "n") } else { text(&conversation_id, "m") };
+                    as_agent.send_message(request).await.unwrap();
+                }
+            }));
+        }
+    }
+    // The flipper reads as it goes: each read recounts its counter by its role.
+    let (as_flipper, reading) = (app.session(&flipper), conversations.clone());
+    tasks.push(tokio::spawn(async move {
+        for _ in 0..20 {
+            for conversation_id in &reading {
+                as_flipper.mark_all_read(conversation_id).await.unwrap();
+            }
+        }
+    }));
+    for (index, conversation_id) in later.iter().enumerate() {
+        let (as_agent, conversation_id, flipper_id) = (app.session(&agent), conversation_id.clone(), flipper.id.clone());
+        tasks.push(tokio::spawn(async move {
+            for round in 0..10 {
+                let request = if round % 2 == 0 { note(&conversation_id, "n") } else { text(&conversation_id, "m") };
+                as_agent.send_message(request).await.unwrap();
+                if round == 3 + index {
+                    as_agent.add_participant(&conversation_id, &flipper_id, "customer").await.unwrap();
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    sending.store(false, std::sync::atomic::Ordering::Relaxed);
+    flips.await.unwrap();
+
+    app.assert_no_unread_drift().await;
+}

@@ -100,6 +100,16 @@ def test_files(tmp):
         check("backing untouched before fsync", open(f"{b}/b", "rb").read() == b"old-B"
               and os.path.getsize(f"{b}/c") == 0 and os.path.getsize(f"{b}/d") == 10000)
         check("unlink discards pending data", read_fresh(f"{m}/f") == b"")
+        fd = os.open(f"{m}/tmpfile", os.O_CREAT | os.O_RDWR)  # unlink-while-open, as SQLite temp files do
+        os.write(fd, b"still readable"); os.unlink(f"{m}/tmpfile")
+        alive = os.pread(fd, 100, 0) == b"still readable" and os.fstat(fd).st_size == 14
+        os.close(fd)
+        for _ in range(100):  # release (and libfuse's removal of .fuse_hidden*) is asynchronous to close
+            if sorted(os.listdir(b)) == ["a", "b", "c", "d", "e2", "f"]:
+                break
+            time.sleep(0.02)
+        check("unlinked open file keeps its data until close, leaves nothing behind",
+              alive and sorted(os.listdir(b)) == sorted(os.listdir(m)) == ["a", "b", "c", "d", "e2", "f"])
         fd = os.open(f"{m}/e2", os.O_RDONLY); os.fsync(fd); os.close(fd)  # new fd, after the writer closed
         check("rename carries pending data, fsync on a new fd persists it",
               open(f"{b}/e2", "rb").read() == b"moved then synced")
@@ -202,7 +212,7 @@ def test_sqlite(tmp, sync, rows):
 
 
 def main():
-    rows = int(sys.argv[sys.argv.index("--rows") + 1]) if "--rows" in sys.argv else 1500
+    rows = int(sys.argv[sys.argv.index("--rows") + 1]) if "--rows" in sys.argv else 3000
     if os.geteuid() != 0:
         sys.exit("check_lazyfs.py must run as root (FUSE mount)")
     base = tempfile.mkdtemp(prefix="lazyfs-check-")

@@ -94,12 +94,17 @@ class Pending:
         os.fsync(fd)
 
 
+def key(st):
+    return (st.st_dev, st.st_ino)
+
+
 def op(fn):
-    """Serialize every operation under one lock, and fail with EIO after a cut."""
+    """Serialize every operation under one lock, and fail with EIO after a cut. The one exception:
+    libfuse may still remove its .fuse_hidden* files (unlinked while open), as a reboot would."""
     @functools.wraps(fn)
     def wrapper(self, *args):
         with self._mutex:
-            if self._dead:
+            if self._dead and not (fn.__name__ == "unlink" and "/.fuse_hidden" in args[0]):
                 raise FuseOSError(errno.EIO)
             return fn(self, *args)
     return wrapper
@@ -111,7 +116,7 @@ class LazyFS(Operations):
     def __init__(self, root):
         self._root, self._mutex, self._dead = os.path.realpath(root), threading.RLock(), False
         self._pending = {}  # (st_dev, st_ino) -> Pending
-        self._handles = {}  # fh (= backing fd) -> [key, o_sync]
+        self._handles = {}  # fh (= backing fd, always O_RDWR) -> [key, o_sync]
 
     def _real(self, path):
         return self._root + path
@@ -119,13 +124,9 @@ class LazyFS(Operations):
     def _state(self, key, size):
         return self._pending.setdefault(key, Pending(size))
 
-    def _forget(self, real, keep=None):  # real's link is going away: drop its data if it was the last link
-        try:
-            st = os.lstat(real)
-        except FileNotFoundError:
-            return
-        if st.st_nlink <= 1 and (st.st_dev, st.st_ino) != keep:
-            self._pending.pop((st.st_dev, st.st_ino), None)
+    def _gc(self, key, nlink):  # an inode with no links and no open handles left loses its pending data
+        if nlink <= 0 and all(h[0] != key for h in self._handles.values()):
+            self._pending.pop(key, None)
 
     def cut(self):
         with self._mutex:
@@ -136,9 +137,9 @@ class LazyFS(Operations):
     @op
     def getattr(self, path, fh=None):
         st = os.lstat(self._real(path))
-        attrs = {k: getattr(st, k) for k in ("st_mode", "st_nlink", "st_uid", "st_gid", "st_size", "st_blocks")}
+        attrs = {a: getattr(st, a) for a in ("st_mode", "st_nlink", "st_uid", "st_gid", "st_size", "st_blocks")}
         attrs.update(st_atime=st.st_atime_ns, st_mtime=st.st_mtime_ns, st_ctime=st.st_ctime_ns)
-        p = self._pending.get((st.st_dev, st.st_ino))
+        p = self._pending.get(key(st))
         if p is not None:
             attrs["st_size"] = p.size
         return attrs
@@ -166,14 +167,16 @@ class LazyFS(Operations):
 
     @op
     def unlink(self, path):
-        self._forget(self._real(path))
+        st = os.lstat(self._real(path))
         os.unlink(self._real(path))
+        self._gc(key(st), st.st_nlink - 1)
 
     @op
-    def rename(self, old, new):
-        st = os.lstat(self._real(old))
-        self._forget(self._real(new), keep=(st.st_dev, st.st_ino))
+    def rename(self, old, new):  # pending data is keyed by inode, so it moves along by itself
+        src, dst = os.lstat(self._real(old)), os.path.lexists(self._real(new)) and os.lstat(self._real(new))
         os.rename(self._real(old), self._real(new))
+        if dst and key(dst) != key(src):
+            self._gc(key(dst), dst.st_nlink - 1)
 
     @op
     def symlink(self, target, source):
@@ -208,10 +211,9 @@ class LazyFS(Operations):
         strip = os.O_ACCMODE | os.O_TRUNC | os.O_APPEND | os.O_SYNC | os.O_DSYNC | os.O_DIRECT
         fd = os.open(self._real(path), (flags & ~strip) | os.O_RDWR | os.O_CLOEXEC, mode)
         st = os.fstat(fd)
-        key = (st.st_dev, st.st_ino)
-        self._handles[fd] = [key, bool(flags & (os.O_SYNC | os.O_DSYNC))]
+        self._handles[fd] = [key(st), bool(flags & (os.O_SYNC | os.O_DSYNC))]
         if flags & os.O_TRUNC:
-            self._state(key, st.st_size).truncate(0)
+            self._state(key(st), st.st_size).truncate(0)
         return fd
 
     @op
@@ -229,8 +231,8 @@ class LazyFS(Operations):
 
     @op
     def write(self, path, data, offset, fh):
-        key, o_sync = self._handles[fh]
-        p = self._pending.get(key) or self._state(key, os.fstat(fh).st_size)
+        k, o_sync = self._handles[fh]
+        p = self._pending.get(k) or self._state(k, os.fstat(fh).st_size)
         p.write(fh, offset, data)
         if o_sync:
             self._sync(fh)
@@ -239,7 +241,7 @@ class LazyFS(Operations):
     @op
     def truncate(self, path, length, fh=None):
         st = os.fstat(fh) if fh is not None else os.stat(self._real(path))
-        self._state((st.st_dev, st.st_ino), st.st_size).truncate(length)
+        self._state(key(st), st.st_size).truncate(length)
 
     def _sync(self, fh):
         p = self._pending.pop(self._handles[fh][0], None)
@@ -255,8 +257,9 @@ class LazyFS(Operations):
 
     def release(self, path, fh):  # no @op: always close the backing fd, even after a cut
         with self._mutex:
-            self._handles.pop(fh, None)
+            k, nlink = self._handles.pop(fh)[0], os.fstat(fh).st_nlink
             os.close(fh)
+            self._gc(k, nlink)
 
 
 def main():
@@ -266,7 +269,7 @@ def main():
     fs = LazyFS(backing)
     sigs = {signal.SIGUSR1, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
     signal.pthread_sigmask(signal.SIG_BLOCK, sigs)  # only the main thread takes them, via sigtimedwait
-    t = threading.Thread(target=FUSE, args=(fs, mnt), kwargs=dict(foreground=True, fsname="lazyfs"), daemon=True)
+    t = threading.Thread(target=FUSE, args=(fs, mnt), kwargs=dict(foreground=True, fsname="lazyfs", max_threads=8), daemon=True)
     t.start()
     while not os.path.ismount(mnt):
         if not t.is_alive():
