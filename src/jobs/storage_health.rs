@@ -32,10 +32,10 @@ pub async fn run(reporter: HealthReporter, store: Arc<Store>, interval: Duration
     super::every(interval, shutdown.clone(), || async move {
         let probe = store.probe(PROBE_TIMEOUT).await;
         let answers = probe == Probe::Answers;
-        // Calls fail at once while the database refuses (see Store::ensure_reachable), from
-        // the second probe in a row that failed outright. A probe that was only slow does
-        // not count: a busy replica, whose probe waits for a connection like its calls do,
-        // must not start refusing everything.
+        // Calls fail at once while the database refuses or cannot be reached (see
+        // Store::ensure_reachable), from the second probe in a row that failed. A probe
+        // that was only slow on a working connection does not count: a busy database must
+        // not make a replica refuse everything.
         let failed_in_a_row = match probe {
             Probe::Fails => failures.fetch_add(1, Ordering::Relaxed) + 1,
             Probe::Answers | Probe::Slow => {

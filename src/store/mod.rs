@@ -37,6 +37,7 @@ pub mod notifications;
 pub mod participants;
 mod pending;
 pub mod presence;
+mod probe;
 pub mod reads;
 pub mod reports;
 pub mod scheduled;
@@ -60,7 +61,7 @@ use std::{
 };
 
 use crate::domain::Error;
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, SqlErr, Statement};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, SqlErr};
 
 pub use credentials::Credentials;
 pub use tx::{UnitFuture, WriteTx};
@@ -103,9 +104,10 @@ impl Default for StoreSettings {
 pub enum Probe {
     /// A read answered in time.
     Answers,
-    /// The read failed: the connection was refused, dropped or terminated.
+    /// The read failed: the connection was refused, dropped or terminated, or (on
+    /// PostgreSQL) no connection could be made in time.
     Fails,
-    /// No answer in time: down, or only busy.
+    /// No answer in time from a working connection: busy.
     Slow,
 }
 
@@ -143,6 +145,8 @@ pub struct Store {
     /// Whether the database answered the last probe (`jobs::storage_health`): while it
     /// does not, calls fail at once instead of each waiting out the pool.
     reachable: AtomicBool,
+    /// How the database is probed.
+    prober: probe::Prober,
 }
 
 impl Store {
@@ -165,7 +169,8 @@ impl Store {
         let announcer = wakeups::Announcer::start(&db);
         let lanes = WriterSettings { lanes: settings.writers };
         let writer = writer::Writer::start(db.clone(), Arc::clone(&hub), Arc::clone(&credentials), announcer, lanes);
-        Ok(Self { db, writer, hub, credentials, reachable: AtomicBool::new(true) })
+        let prober = probe::Prober::new(&db);
+        Ok(Self { db, writer, hub, credentials, reachable: AtomicBool::new(true), prober })
     }
 
     /// Sends `payload` to every replica listening on PostgreSQL channel `channel`.
@@ -222,12 +227,7 @@ impl Store {
 
     /// What a real read within `timeout` found (see [`Store::answers`]).
     pub async fn probe(&self, timeout: Duration) -> Probe {
-        let probe = Statement::from_string(self.backend(), "SELECT id FROM accounts LIMIT 1");
-        match tokio::time::timeout(timeout, self.db.query_one_raw(probe)).await {
-            Ok(Ok(_)) => Probe::Answers,
-            Ok(Err(_)) => Probe::Fails,
-            Err(_) => Probe::Slow,
-        }
+        self.prober.probe(&self.db, timeout).await
     }
 
     /// Brings SQLite's query-planner statistics up to date (PostgreSQL's autovacuum does this

@@ -323,3 +323,84 @@ async fn replicas_started_together_on_a_new_database_all_serve() {
         assert!(replica.try_wait().unwrap().is_none(), "every replica is still running");
     }
 }
+
+/// A TCP relay to PostgreSQL that can be cut: while cut, its port refuses connections and
+/// every relayed connection is gone, as when PostgreSQL is stopped or its host is away.
+struct Relay {
+    listen: std::net::SocketAddr,
+    upstream: std::net::SocketAddr,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Relay {
+    async fn start(upstream: std::net::SocketAddr) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let relay = Relay { listen: listener.local_addr().unwrap(), upstream, tasks: Default::default() };
+        relay.serve(listener);
+        relay
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let (upstream, tasks) = (self.upstream, std::sync::Arc::clone(&self.tasks));
+        let accepting = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let relayed = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                tasks.lock().unwrap().push(relayed.abort_handle());
+            }
+        });
+        self.tasks.lock().unwrap().push(accepting.abort_handle());
+    }
+
+    fn cut(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    async fn mend(&self) {
+        self.serve(tokio::net::TcpListener::bind(self.listen).await.unwrap());
+    }
+}
+
+/// PostgreSQL only: while PostgreSQL cannot be reached (connections refused, the open ones
+/// gone), calls made once health says NOT_SERVING are refused UNAVAILABLE at once instead
+/// of each waiting out the pool's acquire timeout; the service serves again when it ends.
+#[tokio::test]
+async fn calls_while_postgres_is_unreachable_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let direct = crate::helpers::fresh_database(&dir).await;
+    let Some(address) = url::Url::parse(&direct).ok().filter(|url| url.scheme() == "postgres") else {
+        eprintln!("skipped on SQLite: a file is never unreachable");
+        return;
+    };
+    let upstream = tokio::net::lookup_host((address.host_str().unwrap(), address.port().unwrap_or(5432)))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let relay = Relay::start(upstream).await;
+    let mut relayed = address.clone();
+    relayed.set_host(Some("127.0.0.1")).unwrap();
+    relayed.set_port(Some(relay.listen.port())).unwrap();
+    let app = crate::helpers::spawn_app_on(relayed.as_str(), |_| {}).await;
+    let member = app.member("member").await;
+
+    relay.cut();
+    await_health(&app, ServingStatus::NotServing).await;
+    // The second failed probe in a row switches refusals on: at most one more interval.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut slow = Vec::new();
+    for _ in 0..24 {
+        let started = std::time::Instant::now();
+        assert_code(app.session(&member).get_unread_count().await, tonic::Code::Unavailable);
+        slow.extend(Some(started.elapsed()).filter(|took| *took > Duration::from_millis(500)));
+    }
+    relay.mend().await;
+    assert!(slow.is_empty(), "{} of 24 refusals took over 500 ms: {slow:?}", slow.len());
+    await_health(&app, ServingStatus::Serving).await;
+    assert_eq!(app.unread(&member).await, (0, 0), "calls are served again");
+}
