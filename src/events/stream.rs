@@ -291,7 +291,7 @@ impl Stream {
                     Box::pin(self.recheck_caller()).await?;
                     true
                 }
-                signal = next_signal(&mut self.signals) => self.consider_signal(&signal).await,
+                signal = next_signal(&mut self.signals) => Box::pin(self.consider_signal(&signal)).await?,
                 () = self.context.shutdown.cancelled() => false,
                 _ = self.sender.closed() => false,
             };
@@ -395,8 +395,9 @@ impl Stream {
     /// Delivers a signal at the stream's position if it concerns the caller (it takes
     /// part in the conversation someone types in; it shares a conversation with the user
     /// whose presence changed) and the caller asked for it; never the caller's own. False
-    /// when the client left or the server is shutting down.
-    async fn consider_signal(&mut self, signal: &Signal) -> bool {
+    /// when the client left or the server is shutting down. Like every event, a signal goes
+    /// only to a key that still works: it is checked first (UNAUTHENTICATED once revoked).
+    async fn consider_signal(&mut self, signal: &Signal) -> Result<bool, Error> {
         let (kind, user_id, conversation_id, payload, visible) = match &signal.kind {
             SignalKind::Typing { conversation_id, user_id, typing } => (
                 EventKind::Typing,
@@ -414,8 +415,9 @@ impl Stream {
             ),
         };
         if !visible || *user_id == self.caller.user_id {
-            return true;
+            return Ok(true);
         }
+        Box::pin(self.recheck_caller()).await?;
         let event = Event {
             position: self.position,
             kind,
@@ -424,7 +426,7 @@ impl Stream {
             conversation_id,
             payload,
         };
-        !self.filter.selects(&event) || self.deliver(StreamItem::Event(Box::new(event))).await
+        Ok(!self.filter.selects(&event) || self.deliver(StreamItem::Event(Box::new(event))).await)
     }
 
     /// Sends the stream's position. False when the client left or the server is stopping.

@@ -654,3 +654,34 @@ async fn cursors_reveal_nothing_of_other_accounts() {
     let again = next_events(&mut resumed, 2).await;
     assert_eq!(cursors(&again), positions);
 }
+
+/// Typing and presence signals are live only, never in the log, but go only to a key that
+/// still works: after a revoke is answered, the stream gets none, only its end.
+#[tokio::test]
+async fn no_signal_reaches_a_stream_after_its_key_was_revoked() {
+    let app = spawn_app().await;
+    for round in 0..10 {
+        // New users each round: typing is rate-limited per user.
+        let other = app.member(&format!("other {round}")).await;
+        let member = app.member(&format!("member {round}")).await;
+        let conversation = app.conversation(&other, &[(&member, "member")]).await;
+        let mut stream = subscribe(&app, &member, "").await;
+        tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
+        let key_id = key_of(&app, &member).await;
+
+        app.as_admin().revoke_api_key(&key_id).await.unwrap();
+        // Signals at once: typing, and presence (another stream of the other user opens).
+        app.session(&other).typing(&conversation.id, true).await.unwrap();
+        let _presence = subscribe(&app, &other, "").await;
+
+        let status = loop {
+            match tokio::time::timeout(WAIT, stream.message()).await.expect("the stream ends in time") {
+                Ok(Some(event)) if event.r#type == pb::EventType::Heartbeat as i32 => {}
+                Ok(Some(event)) => panic!("round {round}: delivered after the revoke: {event:?}"),
+                Ok(None) => panic!("the stream ended without a status"),
+                Err(status) => break status,
+            }
+        };
+        assert_eq!(status.code(), Code::Unauthenticated);
+    }
+}

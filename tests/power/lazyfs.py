@@ -115,33 +115,32 @@ class LazyFS(Operations):
 
     def __init__(self, root):
         self._root, self._mutex, self._dead = os.path.realpath(root), threading.RLock(), False
-        self._pending = {}  # (st_dev, st_ino) -> Pending
-        self._handles = {}  # fh (= backing fd, always O_RDWR) -> [key, o_sync]
+        self._pending = {}  # inode key -> Pending
+        self._handles = {}  # fh (= our backing fd, always O_RDWR) -> [inode key, opened with O_SYNC/O_DSYNC]
 
     def _real(self, path):
         return self._root + path
 
-    def _state(self, key, size):
-        return self._pending.setdefault(key, Pending(size))
+    def _state(self, k, size):
+        return self._pending.setdefault(k, Pending(size))
 
-    def _gc(self, key, nlink):  # an inode with no links and no open handles left loses its pending data
-        if nlink <= 0 and all(h[0] != key for h in self._handles.values()):
-            self._pending.pop(key, None)
+    def _gc(self, k, nlink):  # an inode with no links and no open handles left loses its pending data
+        if nlink <= 0 and all(h[0] != k for h in self._handles.values()):
+            self._pending.pop(k, None)
 
     def cut(self):
         with self._mutex:
             self._dead = True
             self._pending.clear()
 
-    # ---- metadata: straight through ----
+    # ---- metadata: straight through to the backing dir ----
     @op
     def getattr(self, path, fh=None):
         st = os.lstat(self._real(path))
         attrs = {a: getattr(st, a) for a in ("st_mode", "st_nlink", "st_uid", "st_gid", "st_size", "st_blocks")}
         attrs.update(st_atime=st.st_atime_ns, st_mtime=st.st_mtime_ns, st_ctime=st.st_ctime_ns)
-        p = self._pending.get(key(st))
-        if p is not None:
-            attrs["st_size"] = p.size
+        if key(st) in self._pending:
+            attrs["st_size"] = self._pending[key(st)].size
         return attrs
 
     @op
@@ -149,21 +148,9 @@ class LazyFS(Operations):
         return [".", ".."] + os.listdir(self._real(path))
 
     @op
-    def readlink(self, path):
-        return os.readlink(self._real(path))
-
-    @op
     def statfs(self, path):
         sv = os.statvfs(self._real(path))
-        return {k: getattr(sv, k) for k in dir(sv) if k.startswith("f_")}
-
-    @op
-    def mkdir(self, path, mode):
-        os.mkdir(self._real(path), mode)
-
-    @op
-    def rmdir(self, path):
-        os.rmdir(self._real(path))
+        return {f: getattr(sv, f) for f in dir(sv) if f.startswith("f_")}
 
     @op
     def unlink(self, path):
@@ -179,22 +166,6 @@ class LazyFS(Operations):
             self._gc(key(dst), dst.st_nlink - 1)
 
     @op
-    def symlink(self, target, source):
-        os.symlink(source, self._real(target))
-
-    @op
-    def link(self, target, source):
-        os.link(self._real(source), self._real(target))
-
-    @op
-    def chmod(self, path, mode):
-        os.chmod(self._real(path), mode)
-
-    @op
-    def chown(self, path, uid, gid):
-        os.chown(self._real(path), uid, gid, follow_symlinks=False)
-
-    @op
     def utimens(self, path, times=None):
         os.utime(self._real(path), ns=times) if times else os.utime(self._real(path))
 
@@ -205,6 +176,14 @@ class LazyFS(Operations):
             os.fsync(fd)
         finally:
             os.close(fd)
+
+    readlink = op(lambda self, path: os.readlink(self._real(path)))
+    mkdir = op(lambda self, path, mode: os.mkdir(self._real(path), mode))
+    rmdir = op(lambda self, path: os.rmdir(self._real(path)))
+    symlink = op(lambda self, target, source: os.symlink(source, self._real(target)))
+    link = op(lambda self, target, source: os.link(self._real(source), self._real(target)))
+    chmod = op(lambda self, path, mode: os.chmod(self._real(path), mode))
+    chown = op(lambda self, path, uid, gid: os.chown(self._real(path), uid, gid, follow_symlinks=False))
 
     # ---- data: held in memory until fsync ----
     def _open(self, path, flags, mode=0o666):
@@ -221,7 +200,7 @@ class LazyFS(Operations):
         return self._open(path, flags)
 
     @op
-    def create(self, path, mode, flags=os.O_WRONLY | os.O_CREAT | os.O_TRUNC):
+    def create(self, path, mode, flags=os.O_WRONLY | os.O_TRUNC):
         return self._open(path, flags | os.O_CREAT, mode)
 
     @op
@@ -239,7 +218,7 @@ class LazyFS(Operations):
         return len(data)
 
     @op
-    def truncate(self, path, length, fh=None):
+    def truncate(self, path, length, fh=None):  # mfusepy passes fh=None on libfuse3; the path is always valid
         st = os.fstat(fh) if fh is not None else os.stat(self._real(path))
         self._state(key(st), st.st_size).truncate(length)
 
@@ -266,10 +245,14 @@ def main():
     if len(sys.argv) != 3:
         sys.exit("usage: lazyfs.py BACKING_DIR MOUNT_DIR")
     backing, mnt = sys.argv[1], os.path.realpath(sys.argv[2])
+    if os.path.ismount(mnt) or not os.path.isdir(backing):
+        sys.exit(f"lazyfs: {mnt} is already a mount point, or {backing} is not a directory")
     fs = LazyFS(backing)
     sigs = {signal.SIGUSR1, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
-    signal.pthread_sigmask(signal.SIG_BLOCK, sigs)  # only the main thread takes them, via sigtimedwait
-    t = threading.Thread(target=FUSE, args=(fs, mnt), kwargs=dict(foreground=True, fsname="lazyfs", max_threads=8), daemon=True)
+    signal.pthread_sigmask(signal.SIG_BLOCK, sigs)  # blocked in every thread; main takes them via sigtimedwait
+    # max_idle_threads only silences a bogus libfuse 3.14.0 warning about max threads.
+    opts = dict(foreground=True, fsname="lazyfs", max_idle_threads=8)
+    t = threading.Thread(target=FUSE, args=(fs, mnt), kwargs=opts, daemon=True)
     t.start()
     while not os.path.ismount(mnt):
         if not t.is_alive():
