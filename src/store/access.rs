@@ -116,6 +116,23 @@ pub async fn load_visible<C: Conn>(conn: &C, caller: &Caller, id: &str) -> Resul
     Ok(record)
 }
 
+/// For a listing filtered to conversation `id` that found nothing on its first page:
+/// NOT_FOUND when `caller` may not see the conversation (as every RPC naming one answers),
+/// rather than an empty page that tells nothing apart. A page with items needs no check:
+/// what a listing shows a caller is the caller's own (its reports, its scheduled messages,
+/// also where it no longer takes part).
+pub async fn ensure_filter_visible(
+    db: &DatabaseConnection,
+    caller: &Caller,
+    id: &str,
+    found_nothing: bool,
+) -> Result<(), Error> {
+    if found_nothing {
+        load_visible(db, caller, id).await?;
+    }
+    Ok(())
+}
+
 /// The advisory locks of conversations, apart from every other advisory lock (the
 /// migrations' takes a single 64-bit key, a space of its own).
 const CONVERSATION_LOCKS: i32 = 0x4d73_7643;

@@ -115,6 +115,10 @@ pub async fn list(
         find = find.filter(report::Column::Id.gt(after));
     }
     let rows = find.order_by_asc(report::Column::Id).limit(page.fetch_limit()).all(&store.db).await?;
+    if let Some(conversation_id) = &query.conversation_id {
+        let found_nothing = rows.is_empty() && page.after.is_none();
+        access::ensure_filter_visible(&store.db, caller, conversation_id, found_nothing).await?;
+    }
     let (rows, next_page_token) = page.finish(rows, |row| row.id.clone());
     let items = rows
         .into_iter()

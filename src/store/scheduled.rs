@@ -130,6 +130,10 @@ pub async fn list(
         find = find.filter(time.gt(*after_time).or(time.eq(*after_time).and(id.gt(after_id))));
     }
     let rows = find.order_by_asc(time).order_by_asc(id).limit(page.fetch_limit()).all(&store.db).await?;
+    if let Some(conversation_id) = conversation_id {
+        let found_nothing = rows.is_empty() && page.after.is_none();
+        access::ensure_filter_visible(&store.db, caller, conversation_id, found_nothing).await?;
+    }
     let (rows, next_page_token) = page.finish(rows, |row| (row.schedule_time, row.id.clone()));
     let messages = pending::present_all(&store.db, rows).await?.into_iter().map(MessageView::from).collect();
     Ok((messages, next_page_token))

@@ -193,3 +193,28 @@ async fn a_members_messages_always_come_in() {
     };
     assert_eq!(app.session(&agent).send_message(simulated).await.unwrap().direction, pb::Direction::Incoming as i32);
 }
+
+/// A conversation the caller may not see, named as a listing's filter, is NOT_FOUND as
+/// everywhere else (not an empty page): another account's for staff, one a member does
+/// not take part in for a member.
+#[tokio::test]
+async fn listings_filtered_to_a_conversation_the_caller_may_not_see_are_not_found() {
+    let app = spawn_app().await;
+    let buyer = app.member("buyer").await;
+    let seller = app.member("seller").await;
+    let outsider = app.member("outsider").await;
+    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    let other_account = app.create_account("other").await;
+    let other_admin = app.session(&app.bootstrap_user(&other_account, pb::Role::Admin, "other admin").await);
+    let reports = |id: &str| pb::ListReportsRequest { conversation_id: id.into(), ..Default::default() };
+
+    for stranger in [other_admin, app.session(&outsider)] {
+        assert_code(stranger.list_reports(reports(&conversation.id)).await, Code::NotFound);
+        assert_code(stranger.list_scheduled(&conversation.id).await, Code::NotFound);
+    }
+    // Those who may see it get a (here empty) page.
+    for viewer in [app.session(&buyer), app.as_admin()] {
+        assert!(viewer.list_reports(reports(&conversation.id)).await.unwrap().reports.is_empty());
+        assert!(viewer.list_scheduled(&conversation.id).await.unwrap().is_empty());
+    }
+}

@@ -1,38 +1,34 @@
 #!/usr/bin/env python3
-"""lazyfs.py: a FUSE pass-through file system that simulates power loss.
+"""lazyfs.py: a FUSE pass-through file system that simulates power loss (like
+LazyFS, which Jepsen uses). Tests mount it, run Missive's SQLite store on it, pull
+the plug, and then check what survived in the backing directory.
 
-It works like LazyFS, which Jepsen uses. Tests mount it over a scratch
-directory, run Missive's SQLite store on it, "pull the plug", and then check
-what survived in the backing directory.
+Usage:  python3 lazyfs.py BACKING_DIR MOUNT_DIR   (run as root: /dev/fuse, mount(2))
+  It prints "mounted" once the mount is live. SIGUSR1 is the power cut: every
+  unsynced change is dropped, every later operation fails with EIO, and it prints
+  "cut". SIGTERM/SIGINT/SIGHUP are a power cut too: pending data is discarded,
+  NOT written. The mount is then lazily detached and the process exits 0. After
+  a SIGKILL, clear the mount point with `umount -l MOUNT_DIR` (or `fusermount3 -u`).
 
-What this module is responsible for:
-  * Metadata passes straight through to BACKING_DIR. This covers create,
-    mkdir, unlink, rename, chmod, chown, utimens and links. The backing
-    directory is fsynced only by fsyncdir, but metadata is never dropped.
-  * Data is held back. write() and truncate() go into an in-memory overlay
-    for each inode, kept as 4 KiB pages plus a logical size. read() and
-    getattr() show the logical content: the backing file with the overlay
-    on top. fsync()/fdatasync() of a file write the net effect of that
-    file's pending changes to the backing file and os.fsync it. Closing a
-    file (flush/release) persists nothing, like a real page cache. Because
-    the overlay is keyed by inode, rename carries it along. Unlinking a
-    file's last link throws it away.
-  * Power cut. SIGUSR1 throws away every pending change. From then on every
-    operation fails with EIO, like a dead disk, and the script prints "cut".
-  * Exit. SIGTERM/SIGINT are also treated as a power cut: pending data is
-    discarded, NOT written. Then the mount is lazily detached and the
-    process exits 0.
-
-Usage:  python3 lazyfs.py BACKING_DIR MOUNT_DIR   (run as root; needs /dev/fuse)
-It prints "mounted" once the mount is live. If the process is SIGKILLed, clear
-the mount point with `umount -l MOUNT_DIR` (or `fusermount3 -u MOUNT_DIR`).
-
-Kernel caching: direct_io stays off. This is required for the MAP_SHARED mmap
-that SQLite WAL uses on "-shm". The page cache is not kept across open()
-(no kernel_cache), so a new open reads through this layer. Writeback cache
-is off (the libfuse3 default), so every write() reaches us at once.
-Attribute and entry timeouts keep the libfuse default of 1 s. Locks (POSIX
-fcntl and flock) are left to the kernel, which handles them locally.
+What this module owns, and why:
+  * Metadata passes straight through: create, mkdir, unlink, rename, chmod,
+    utimens, links. It is never lost. A real fs can lose an unsynced create;
+    this one is lenient about that.
+  * Data is held back. write()/truncate() go into an in-memory overlay for each
+    backing inode (4 KiB pages plus a logical size). read() and getattr() show
+    the logical content. fsync/fdatasync of a file writes the net effect of that
+    file's pending changes into the backing file and os.fsyncs it. close
+    (flush/release) persists nothing, as with a real page cache. O_SYNC/O_DSYNC
+    writes are synced at once. Because the key is the inode, rename carries the
+    pending data along. An inode with no links and no open handles left loses it.
+    libfuse renames files that are unlinked while open to .fuse_hidden*, and
+    removes them on close, even after a cut.
+  * One lock serializes all operations. Locking (fcntl/flock) is left to the
+    kernel, which handles it locally.
+Kernel cache: direct_io stays off, because SQLite WAL mmaps "-shm" MAP_SHARED.
+There is no kernel_cache, so each open() drops cached pages and reads come
+through here. Writeback cache is off (the libfuse3 default), so each write()
+reaches us at once. Attribute and entry timeouts stay at libfuse's 1 s.
 """
 import ctypes, errno, functools, os, signal, sys, threading, time
 
@@ -166,8 +162,11 @@ class LazyFS(Operations):
             self._gc(key(dst), dst.st_nlink - 1)
 
     @op
-    def utimens(self, path, times=None):
-        os.utime(self._real(path), ns=times) if times else os.utime(self._real(path))
+    def utimens(self, path, times=None):  # mfusepy hands over UTIME_NOW/UTIME_OMIT as raw nanoseconds
+        st, now = os.lstat(self._real(path)), time.time_ns()
+        fix = lambda t, old: now if t == (1 << 30) - 1 else old if t == (1 << 30) - 2 else t
+        times = times and (fix(times[0], st.st_atime_ns), fix(times[1], st.st_mtime_ns))
+        os.utime(self._real(path), ns=times or (now, now))
 
     @op
     def fsyncdir(self, path, datasync, fh):
@@ -248,6 +247,7 @@ def main():
     if os.path.ismount(mnt) or not os.path.isdir(backing):
         sys.exit(f"lazyfs: {mnt} is already a mount point, or {backing} is not a directory")
     fs = LazyFS(backing)
+    os.umask(0)  # the kernel has already applied the caller's umask to create/mkdir modes
     sigs = {signal.SIGUSR1, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
     signal.pthread_sigmask(signal.SIG_BLOCK, sigs)  # blocked in every thread; main takes them via sigtimedwait
     # max_idle_threads only silences a bogus libfuse 3.14.0 warning about max threads.
