@@ -145,10 +145,15 @@ pub struct Limits {
     /// Unary calls one API key may make at once above the sustained rate.
     #[arg(long, env = "MISSIVE_CALL_BURST", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub call_burst: u32,
-    /// Calls one API key may have in progress at once (each holds at most its decode limit
-    /// in memory).
+    /// Calls one API key may have in progress at once.
     #[arg(long, env = "MISSIVE_MAX_CALLS_IN_FLIGHT_PER_KEY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_calls_in_flight_per_key: u32,
+    /// Bytes of request bodies one API key's calls in progress may hold in memory at once;
+    /// a request that would take it over is refused RESOURCE_EXHAUSTED. At least the
+    /// largest request a method accepts (a message with the most attachments). Unset:
+    /// twice that (about 105 MiB with the default --max-attachment-bytes).
+    #[arg(long, env = "MISSIVE_MAX_REQUEST_MEMORY_PER_KEY", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_request_memory_per_key: Option<u64>,
     /// `Subscribe` streams one API key may have open at once.
     #[arg(long, env = "MISSIVE_MAX_STREAMS_PER_KEY", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_streams_per_key: u32,
@@ -175,9 +180,23 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// What the gate holds each key to.
-    pub fn per_key(&self) -> crate::api::KeyLimits {
-        crate::api::KeyLimits {
+    /// What the gate holds each key to, where the largest request a method accepts is
+    /// `largest_request` bytes; an error naming the flag when the memory budget cannot hold
+    /// that request.
+    pub fn per_key(&self, largest_request: usize) -> Result<crate::api::KeyLimits, String> {
+        let max_request_memory = match self.max_request_memory_per_key {
+            None => largest_request.saturating_mul(2),
+            Some(bytes) if (bytes as usize) < largest_request => {
+                return Err(format!(
+                    "--max-request-memory-per-key {bytes} is smaller than the largest request a method accepts \
+                     ({largest_request} bytes, a message with the most attachments of --max-attachment-bytes): \
+                     raise it, or leave it unset for twice that"
+                ));
+            }
+            Some(bytes) => bytes as usize,
+        };
+        Ok(crate::api::KeyLimits {
+            max_request_memory,
             calls_per_second: self.calls_per_second,
             call_burst: self.call_burst,
             max_calls_in_flight: self.max_calls_in_flight_per_key,
@@ -185,7 +204,7 @@ impl Limits {
             stream_open_burst: self.stream_open_burst,
             max_streams: self.max_streams_per_key,
             request_timeout: self.request_timeout,
-        }
+        })
     }
 }
 
@@ -196,6 +215,7 @@ impl Default for Limits {
             calls_per_second: 500,
             call_burst: 1000,
             max_calls_in_flight_per_key: 32,
+            max_request_memory_per_key: None,
             max_streams_per_key: 100,
             stream_opens_per_second: 10,
             stream_open_burst: 100,
@@ -281,6 +301,15 @@ pub fn parse_database_url(value: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_keys_memory_budget_holds_the_largest_request_or_the_server_does_not_start() {
+        let limits = |bytes| Limits { max_request_memory_per_key: bytes, ..Limits::default() };
+        assert_eq!(limits(None).per_key(1000).unwrap().max_request_memory, 2000, "twice the largest by default");
+        assert_eq!(limits(Some(1000)).per_key(1000).unwrap().max_request_memory, 1000);
+        let refused = limits(Some(999)).per_key(1000).unwrap_err();
+        assert!(refused.starts_with("--max-request-memory-per-key 999"), "{refused}");
+    }
 
     #[test]
     fn durations_are_bounded() {

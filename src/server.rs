@@ -51,6 +51,9 @@ pub enum StartError {
     /// The reflection service could not read the descriptors.
     #[error("could not build server reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// A limit cannot be met as configured.
+    #[error("{0}")]
+    Limit(String),
     /// The TLS files are missing or unusable.
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
@@ -117,6 +120,8 @@ impl Application {
         let (state, background) = api_state(&config, &store, &stream_stats, &shutdown);
         let (health, health_service) = tonic_health::server::health_reporter();
         health::report(&health, ServingStatus::Serving).await;
+        let largest_request = api::DecodeLimits::new(&state.limits).with_files;
+        let key_limits = config.limits.per_key(largest_request).map_err(StartError::Limit)?;
         let mut routes = api::routes(state);
         routes.add_service(health_service);
         let reflection = || {
@@ -127,7 +132,7 @@ impl Application {
         };
         routes.add_service(reflection().build_v1()?).add_service(reflection().build_v1alpha()?);
         let routes = routes.routes();
-        let gate = Gate::new(Arc::clone(&store), config.limits.per_key());
+        let gate = Gate::new(Arc::clone(&store), key_limits);
         Ok(Self {
             listener,
             addr,

@@ -1,10 +1,10 @@
 //! The gate every Missive call passes before its body is read: the caller's key is
 //! checked, and the key is held to its limits (calls per second, calls in progress,
-//! streams opened per second, streams open). A call without a valid key, or over a rate
-//! or stream limit, is answered at once; a call beyond the key's calls in progress waits
-//! for one of them to finish, its body unread. So no one can make the server read (and
-//! hold) a request body without a key, and a key holds at most its in-flight calls' worth
-//! of memory.
+//! streams opened per second, streams open, request bytes held: `memory.rs`). A call
+//! without a valid key, or over a rate or stream limit, is answered at once; a call beyond
+//! the key's calls in progress waits for one of them to finish, its body unread. So no one
+//! can make the server read (and hold) a request body without a key, and a key holds at
+//! most its memory budget of request bodies.
 //!
 //! The gate hands the handler its [`Caller`] (and a Subscribe its [`StreamSeat`]) in the
 //! request's extensions. Only health and reflection need no key and pass through; every
@@ -25,7 +25,7 @@ use governor::Quota;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Code, Status, body::Body};
 
-use super::{rates::KeyedRate, status};
+use super::{memory::RequestMemory, rates::KeyedRate, status};
 use crate::{
     auth,
     domain::{Caller, Error},
@@ -60,6 +60,8 @@ pub struct KeyLimits {
     pub max_streams: u32,
     /// The longest a unary call may take, from admission to answer.
     pub request_timeout: std::time::Duration,
+    /// Bytes of request bodies one key's calls may hold at once.
+    pub max_request_memory: usize,
 }
 
 /// The gate's state, shared by every connection.
@@ -70,6 +72,7 @@ pub struct Gate {
     stream_opens: KeyedRate,
     in_flight: Arc<CallQueues>,
     open_streams: Arc<Occupancy>,
+    memory: Arc<RequestMemory>,
 }
 
 impl Gate {
@@ -83,6 +86,7 @@ impl Gate {
             limits,
             in_flight: Arc::default(),
             open_streams: Arc::default(),
+            memory: RequestMemory::new(limits.max_request_memory),
         })
     }
 
@@ -252,9 +256,10 @@ type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 impl<S, B> tower::Service<http::Request<B>> for GateService<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
     S::Future: Send,
-    B: Send + 'static,
+    B: http_body::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
@@ -272,7 +277,7 @@ where
         Box::pin(async move {
             let path = request.uri().path().to_owned();
             if OPEN_PATHS.iter().any(|open| path.starts_with(open)) {
-                return Ok(proper_code(inner.call(request).await?, &path));
+                return Ok(proper_code(inner.call(request.map(Body::new)).await?, &path));
             }
             if path == SUBSCRIBE_PATH {
                 return pass(&gate, inner, request, &path).await;
@@ -298,16 +303,21 @@ where
 async fn pass<S, B>(
     gate: &Gate,
     mut inner: S,
-    mut request: http::Request<B>,
+    request: http::Request<B>,
     path: &str,
 ) -> Result<http::Response<Body>, S::Error>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<Body>>,
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>>,
+    B: http_body::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
 {
     let (caller, admitted) = match gate.admit(request.headers(), path).await {
         Ok(admitted) => admitted,
         Err(err) => return Ok(Status::from(err).into_http()),
     };
+    let (parts, body) = request.into_parts();
+    let (body, _memory) = gate.memory.count(&caller.limit_key(), body);
+    let mut request = http::Request::from_parts(parts, Body::new(body));
     request.extensions_mut().insert(caller);
     let held = match admitted {
         Admitted::Call(seat) => Some(seat),

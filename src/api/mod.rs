@@ -16,6 +16,7 @@ mod cursors;
 mod events;
 mod fingerprint;
 mod gate;
+mod memory;
 mod messages;
 mod notifications;
 mod rates;

@@ -156,3 +156,54 @@ async fn a_frame_with_a_bad_compression_flag_is_invalid_argument() {
     assert!(head.contains("grpc-status: 3\r\n"), "{head}");
     assert!(head.contains("invalid%20compression%20flag"), "the message (percent-encoded) says why: {head}");
 }
+
+/// A key's requests in progress hold at most its memory budget: large sends from one key
+/// all at once are refused RESOURCE_EXHAUSTED naming the flag once the budget is taken
+/// (none fails otherwise, and each accepted one is stored), while another key is not held
+/// back, and the budget comes back as calls answer.
+#[tokio::test]
+async fn a_key_holds_at_most_its_memory_budget_of_request_bodies() {
+    const MIB: usize = 1024 * 1024;
+    let app = spawn_app_with(|config| {
+        config.max_attachment_bytes = MIB as u32;
+        // The least allowed: one request of the largest kind (ten 1 MiB attachments).
+        config.limits.max_request_memory_per_key = Some(14 * MIB as u64);
+    })
+    .await;
+    let buyer = app.member("buyer").await;
+    let seller = app.member("seller").await;
+    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    let large = |label: &str| pb::SendMessageRequest {
+        kind: pb::MessageKind::Document as i32,
+        attachments: (0..5)
+            .map(|index| pb::NewAttachment {
+                filename: format!("{label}-{index}.bin"),
+                media_type: "application/octet-stream".into(),
+                data: vec![index as u8; MIB - 1024],
+            })
+            .collect(),
+        ..text(&conversation.id, label)
+    };
+
+    let as_buyer = app.session(&buyer);
+    let sends = (0..16).map(|index| {
+        let (as_buyer, request) = (as_buyer.clone(), large(&format!("b{index}")));
+        async move { as_buyer.send_message(request).await }
+    });
+    let as_seller = app.session(&seller);
+    let other_key = as_seller.send_message(large("seller"));
+    let (answers, other) = tokio::join!(futures::future::join_all(sends), other_key);
+
+    other.expect("another key has a budget of its own");
+    let refused: Vec<&Status> = answers.iter().filter_map(|answer| answer.as_ref().err()).collect();
+    assert!(!refused.is_empty(), "16 sends of 5 MiB at once fit a 14 MiB budget");
+    for status in &refused {
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert!(status.message().contains("--max-request-memory-per-key"), "{status:?}");
+    }
+    let accepted = answers.iter().filter(|answer| answer.is_ok()).count();
+    let stored = app.session(&seller).all_messages_in(&conversation.id, 100).await.unwrap();
+    assert_eq!(stored.len(), accepted + 1, "every accepted send is stored, no refused one");
+    // Everything was given back: the budget holds a whole large request again.
+    as_buyer.send_message(large("after")).await.expect("the budget is free again");
+}
