@@ -30,6 +30,10 @@ async fn main() -> ExitCode {
         Some(Command::Conversations(ConversationsCommand::List(args))) => remote::list_conversations(args).await,
         Some(Command::Messages(MessagesCommand::List(args))) => remote::list_messages(args).await,
         Some(Command::Tail(args)) => remote::tail(args).await,
+        Some(Command::Backup(args)) => {
+            missive::telemetry::init("warn");
+            missive::cli::backup(args).await.map(|made| eprintln!("{made}")).map_err(|err| err.to_string())
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -51,6 +51,29 @@ pub enum Command {
     Messages(remote::MessagesCommand),
     /// Follow the event stream of a running server: one JSON line per event.
     Tail(remote::TailArgs),
+    /// Copy the SQLite database to a new file while servers keep using it.
+    ///
+    /// The copy is a consistent snapshot (writes go on meanwhile), checked and flushed to
+    /// disk before it gets its name. Restore: stop every server on the database, delete its
+    /// `-wal` and `-shm` files, put the backup in its place, start. On PostgreSQL use
+    /// pg_dump or point-in-time recovery.
+    Backup(BackupArgs),
+}
+
+/// `missive backup` flags.
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    /// The backup file to write; it must not exist.
+    pub path: std::path::PathBuf,
+    /// Database URL (as for `serve`).
+    #[arg(long, env = "MISSIVE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, value_parser = parse_database_url)]
+    pub database_url: String,
+}
+
+/// Backs up the database as `args` say; the line to print about it.
+pub async fn backup(args: BackupArgs) -> Result<String, Error> {
+    let made = crate::store::backup::backup(&args.database_url, &args.path).await?;
+    Ok(format!("backed up {} to {} ({} bytes)", args.database_url, made.path.display(), made.bytes))
 }
 
 /// `missive keys …`

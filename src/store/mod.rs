@@ -25,11 +25,13 @@
 mod access;
 pub mod accounts;
 pub mod api_keys;
+pub mod backup;
 mod columns;
 pub mod conversations;
 pub mod credentials;
 pub mod entities;
 pub mod events;
+mod integrity;
 pub mod messages;
 mod migrate;
 pub mod mutes;
@@ -159,6 +161,9 @@ impl Store {
     /// Connects to `url` as `settings` say and brings the schema up to date.
     pub async fn open_with(url: &str, settings: &StoreSettings) -> Result<Self, Error> {
         let mut db = connect(url, settings).await?;
+        if let Some(path) = migrate::sqlite_file(url) {
+            integrity::check(&db, &path).await?;
+        }
         migrate::migrate(&db, url).await?;
         log_statements(&mut db);
         let hub = Hub::new();
@@ -301,9 +306,10 @@ async fn connect(url: &str, settings: &StoreSettings) -> Result<DatabaseConnecti
             }
         });
     }
-    Database::connect(options)
-        .await
-        .map_err(|err| Error::Unavailable(format!("could not open the database {}: {err}", redact(url))))
+    Database::connect(options).await.map_err(|err| match migrate::sqlite_file(url) {
+        Some(path) if integrity::is_damage(&err) => integrity::damaged(&path, &err.to_string()),
+        _ => Error::Unavailable(format!("could not open the database {}: {err}", redact(url))),
+    })
 }
 
 /// Logs every statement the service sends from now on (the migrations' are not its own):
