@@ -150,7 +150,7 @@ mod tests {
         let (first, first_held) = memory.count("k", body(&[30, 30]));
         assert!(first.collect().await.is_ok(), "60 of 100");
         let (second, _second_held) = memory.count("k", body(&[30, 20]));
-        let refused = second.collect().await.err().expect("60 + 50 is over 100");
+        let Err(refused) = second.collect().await else { panic!("60 + 50 is over 100") };
         let status = refused.downcast::<Status>().expect("a status");
         assert_eq!(status.code(), tonic::Code::ResourceExhausted);
         assert!(status.message().contains("--max-request-memory-per-key"), "{status:?}");

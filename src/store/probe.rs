@@ -28,8 +28,14 @@ const READ: &str = "SELECT id FROM accounts LIMIT 1";
 pub(super) enum Prober {
     /// Through the pool (SQLite).
     Pool,
-    /// Through a PostgreSQL connection of the probe's own, made again after a failure.
-    Own { options: PgConnectOptions, connection: Mutex<Option<PgConnection>> },
+    /// Through a PostgreSQL connection of the probe's own.
+    Own(Box<OwnConnection>),
+}
+
+/// The probe's own PostgreSQL connection, made again after a failure.
+pub(super) struct OwnConnection {
+    options: PgConnectOptions,
+    connection: Mutex<Option<PgConnection>>,
 }
 
 impl Prober {
@@ -38,7 +44,7 @@ impl Prober {
         match db.get_database_backend() {
             DbBackend::Postgres => {
                 let options = db.get_postgres_connection_pool().connect_options().as_ref().clone();
-                Self::Own { options, connection: Mutex::new(None) }
+                Self::Own(Box::new(OwnConnection { options, connection: Mutex::new(None) }))
             }
             _ => Self::Pool,
         }
@@ -55,7 +61,8 @@ impl Prober {
                     Err(_) => Probe::Slow,
                 }
             }
-            Self::Own { options, connection } => {
+            Self::Own(own) => {
+                let OwnConnection { options, connection } = own.as_ref();
                 let mut held = connection.lock().await;
                 let connected = match held.take() {
                     Some(connected) => connected,

@@ -3,7 +3,7 @@
 //! gap-free and counters equal to a recount; so does one whose SQLite file other processes
 //! open, read and close meanwhile, and a backup taken under the load holds everything
 //! acknowledged before it began. (Power loss, which a SIGKILL cannot show, is
-//! `tests/power.rs`.)
+//! `power.rs`.)
 
 use std::{
     collections::HashSet,
@@ -74,12 +74,12 @@ async fn every_acknowledged_message_survives_repeated_sigkills_during_a_send_loa
 
 /// Whether this run is on SQLite: the tests below are about the SQLite file itself, and
 /// run in the SQLite pass of the suite (the PostgreSQL pass has no file to open).
-fn on_sqlite() -> bool {
+pub(crate) fn on_sqlite() -> bool {
     !std::env::var("MISSIVE_TEST_DATABASE_URL").is_ok_and(|url| url.starts_with("postgres"))
 }
 
 /// A member with a key, made by `missive keys create` (a process that exits) on the file.
-async fn member_key(database_url: &str, name: &str) -> String {
+pub(crate) async fn member_key(database_url: &str, name: &str) -> String {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_missive"))
         .args(["keys", "create", "--role", "member", "--display-name", name, "--database-url", database_url])
         .output()
@@ -151,7 +151,7 @@ async fn a_process_that_opens_and_closes_the_file_takes_nothing_acknowledged_wit
 }
 
 /// A server on `url` in this process, with the database's one account as its own.
-async fn verifier(url: &str) -> TestApp {
+pub(crate) async fn verifier(url: &str) -> TestApp {
     let mut app = TestApp::serve_database(url).await;
     let accounts = missive::store::accounts::ids(&app.store, 2).await.unwrap();
     app.account_id = accounts.into_iter().next().expect("an account");
@@ -159,7 +159,7 @@ async fn verifier(url: &str) -> TestApp {
 }
 
 /// The messages of a conversation as its participant with `key` reads them through `app`.
-async fn stored_in(app: &TestApp, key: &str, conversation_id: &str) -> Vec<pb::Message> {
+pub(crate) async fn stored_in(app: &TestApp, key: &str, conversation_id: &str) -> Vec<pb::Message> {
     app.session_with_key(key).all_messages_in(conversation_id, 100).await.unwrap()
 }
 

@@ -20,6 +20,7 @@ mod metrics;
 mod notifications;
 mod operations;
 mod pagination;
+mod power;
 mod presence;
 mod profiles;
 mod properties;
@@ -29,6 +30,8 @@ mod reports;
 mod scheduled;
 mod sharding;
 mod statements;
+#[path = "../support/mod.rs"]
+mod support;
 mod templates;
 mod tls;
 mod tokens;
