@@ -3,10 +3,7 @@
 //! Python environment they need (grpcio, grpcio-reflection, pytest) is made on first use in
 //! `target/python-venv` from `tests/python/requirements.txt`.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::{path::Path, process::Command};
 
 mod support;
 

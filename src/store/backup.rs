@@ -39,7 +39,8 @@ pub async fn backup(url: &str, destination: &Path) -> Result<Backup, Error> {
     options.sqlx_logging(false).max_connections(1).map_sqlx_sqlite_opts(|sqlite| {
         sqlite.create_if_missing(false).busy_timeout(std::time::Duration::from_secs(10))
     });
-    let db = Database::connect(options).await.map_err(|err| Error::Unavailable(format!("could not open {url}: {err}")))?;
+    let db =
+        Database::connect(options).await.map_err(|err| Error::Unavailable(format!("could not open {url}: {err}")))?;
     let copy = Statement::from_sql_and_values(
         DbBackend::Sqlite,
         "VACUUM INTO ?",

@@ -69,7 +69,8 @@ pub async fn send(
                 // one has committed, so that the retry finds what this one sent (also
                 // when the retry names another conversation).
                 if let Some(key) = &new.fields().request_id {
-                    access::claim_request_id(tx.conn(), &caller.account_id, &caller.user_id, "message", &key.id).await?;
+                    access::claim_request_id(tx.conn(), &caller.account_id, &caller.user_id, "message", &key.id)
+                        .await?;
                 }
                 let record = access::load_visible(tx.conn(), caller, &conversation_id).await;
                 if let Some(key) = &new.fields().request_id

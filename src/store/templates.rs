@@ -190,8 +190,8 @@ async fn load_visible<C: ConnectionTrait>(
     id: &str,
     lock: bool,
 ) -> Result<(template::Model, Template), Error> {
-    let mut query = template::Entity::find_by_id(id.to_owned())
-        .filter(access::of_account::<template::Entity>(&caller.account_id));
+    let mut query =
+        template::Entity::find_by_id(id.to_owned()).filter(access::of_account::<template::Entity>(&caller.account_id));
     // A unit that changes the template locks it: changes to one template run one after
     // another. (Rendering it for a send does not: sends need not wait for each other.)
     if lock {

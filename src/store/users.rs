@@ -251,7 +251,8 @@ async fn insert(
 ) -> Result<User, Error> {
     let Creator { account_id, user_id: creator_id } = creator;
     if let Some(key) = &request_id {
-        access::claim_request_id(tx.conn(), &account_id, creator_id.as_deref().unwrap_or_default(), "user", &key.id).await?;
+        access::claim_request_id(tx.conn(), &account_id, creator_id.as_deref().unwrap_or_default(), "user", &key.id)
+            .await?;
         let earlier = user::Entity::find()
             .filter(user::Column::AccountId.eq(&account_id))
             // Users created before request ids were the creator's belong to the account.

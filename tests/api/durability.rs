@@ -95,12 +95,8 @@ async fn read_from_outside(path: &std::path::Path) -> i64 {
                   db = sqlite3.connect(sys.argv[1])\n\
                   print(db.execute('SELECT count(*) FROM messages').fetchone()[0])\n\
                   db.close()\n";
-    let output = tokio::process::Command::new("python3")
-        .args(["-c", script])
-        .arg(path)
-        .output()
-        .await
-        .expect("python3 runs");
+    let output =
+        tokio::process::Command::new("python3").args(["-c", script]).arg(path).output().await.expect("python3 runs");
     assert!(output.status.success(), "the outside read failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap().trim().parse().unwrap()
 }
@@ -260,7 +256,12 @@ async fn outside_readers_and_a_backup_during_a_send_load_lose_nothing() {
     let stored = stored_in(&restored, &seller, &conversation.id).await;
     let ids: HashSet<&String> = stored.iter().map(|m| &m.id).collect();
     let missing = before_backup.iter().filter(|id| !ids.contains(id)).count();
-    assert_eq!(missing, 0, "{missing} of {} messages acknowledged before the backup are not in it", before_backup.len());
+    assert_eq!(
+        missing,
+        0,
+        "{missing} of {} messages acknowledged before the backup are not in it",
+        before_backup.len()
+    );
     let sequences: Vec<i64> = stored.iter().map(|m| m.sequence).collect();
     assert_eq!(sequences, (1..=sequences.len() as i64).collect::<Vec<_>>());
     restored.assert_no_unread_drift().await;

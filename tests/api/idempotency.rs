@@ -110,7 +110,8 @@ where
 {
     const RETRIES: usize = 80;
     let answers = futures::future::join_all((0..RETRIES).map(|_| call(request.clone()))).await;
-    let refused: Vec<tonic::Code> = answers.iter().filter_map(|answer| answer.as_ref().err()).map(|s| s.code()).collect();
+    let refused: Vec<tonic::Code> =
+        answers.iter().filter_map(|answer| answer.as_ref().err()).map(|s| s.code()).collect();
     assert!(refused.is_empty(), "{} of {RETRIES} retries were refused: {refused:?}", refused.len());
     answers.into_iter().map(|answer| id(&answer.unwrap())).collect()
 }
@@ -128,17 +129,16 @@ async fn retries_of_one_create_sent_at_once_all_get_the_first_result() {
     let distinct = |ids: Vec<String>| ids.into_iter().collect::<std::collections::HashSet<_>>().len();
 
     let users =
-        all_at_once(new_user(pb::Role::Member, "Retried", "race-user"), |r| admin.create_user(r), |u| u.id.clone()).await;
+        all_at_once(new_user(pb::Role::Member, "Retried", "race-user"), |r| admin.create_user(r), |u| u.id.clone())
+            .await;
     assert_eq!(distinct(users), 1, "one user");
     let create = pb::CreateConversationRequest {
         participants: vec![pb::NewParticipant { user_id: seller.id.clone(), label: "seller".into() }],
         request_id: "race-conversation".into(),
         ..Default::default()
     };
-    let conversations = all_at_once(create, |r| as_buyer.create_conversation(r), |c| {
-        c.conversation.as_ref().unwrap().id.clone()
-    })
-    .await;
+    let conversations =
+        all_at_once(create, |r| as_buyer.create_conversation(r), |c| c.conversation.as_ref().unwrap().id.clone()).await;
     assert_eq!(distinct(conversations), 1, "one conversation");
     let template = pb::CreateTemplateRequest {
         template: Some(pb::Template { name: "Greeting".into(), content: "Hello".into(), ..Default::default() }),

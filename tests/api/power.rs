@@ -164,10 +164,10 @@ async fn a_power_cut_under_a_send_load_loses_nothing_acknowledged() {
         if event.r#type == pb::EventType::Heartbeat as i32 {
             break;
         }
-        if let Some(pb::event::Payload::Message(message)) = event.payload {
-            if event.r#type == pb::EventType::MessageCreated as i32 {
-                replayed.push(message.id);
-            }
+        if let Some(pb::event::Payload::Message(message)) = event.payload
+            && event.r#type == pb::EventType::MessageCreated as i32
+        {
+            replayed.push(message.id);
         }
     }
     assert_eq!(replayed, stored.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), "the log replays what is stored");

@@ -162,7 +162,8 @@ async fn role_changes_racing_sends_notes_and_joins_leave_exact_counters() {
             let (as_agent, conversation_id) = (app.session(&agent), conversation_id.clone());
             tasks.push(tokio::spawn(async move {
                 for _ in 0..30 {
-                    let request = if sender % 2 == 0 { note(&conversation_id, "n") } else { text(&conversation_id, "m") };
+                    let request =
+                        if sender % 2 == 0 { note(&conversation_id, "n") } else { text(&conversation_id, "m") };
                     as_agent.send_message(request).await.unwrap();
                 }
             }));
@@ -178,7 +179,8 @@ async fn role_changes_racing_sends_notes_and_joins_leave_exact_counters() {
         }
     }));
     for (index, conversation_id) in later.iter().enumerate() {
-        let (as_agent, conversation_id, flipper_id) = (app.session(&agent), conversation_id.clone(), flipper.id.clone());
+        let (as_agent, conversation_id, flipper_id) =
+            (app.session(&agent), conversation_id.clone(), flipper.id.clone());
         tasks.push(tokio::spawn(async move {
             for round in 0..10 {
                 let request = if round % 2 == 0 { note(&conversation_id, "n") } else { text(&conversation_id, "m") };
