@@ -656,10 +656,23 @@ async fn cursors_reveal_nothing_of_other_accounts() {
 }
 
 /// Typing and presence signals are live only, never in the log, but go only to a key that
-/// still works: after a revoke is answered, the stream gets none, only its end.
+/// still works: after a revoke is answered, the stream gets none, only its end. Others send
+/// meanwhile, so that the log's wake-up of the revoke may come after a signal.
 #[tokio::test]
 async fn no_signal_reaches_a_stream_after_its_key_was_revoked() {
     let app = spawn_app().await;
+    let (first, second) = (app.member("first").await, app.member("second").await);
+    let busy = app.conversation(&first, &[(&second, "second")]).await.id;
+    let sending = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut load = Vec::new();
+    for sender in [&first, &second, &first, &second] {
+        let (session, busy, sending) = (app.session(sender), busy.clone(), std::sync::Arc::clone(&sending));
+        load.push(tokio::spawn(async move {
+            while sending.load(std::sync::atomic::Ordering::Relaxed) {
+                session.send_message(text(&busy, "busy")).await.unwrap();
+            }
+        }));
+    }
     for round in 0..10 {
         // New users each round: typing is rate-limited per user.
         let other = app.member(&format!("other {round}")).await;
@@ -683,5 +696,9 @@ async fn no_signal_reaches_a_stream_after_its_key_was_revoked() {
             }
         };
         assert_eq!(status.code(), Code::Unauthenticated);
+    }
+    sending.store(false, std::sync::atomic::Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
     }
 }

@@ -185,5 +185,5 @@ fn the_power_loss_layer_drops_exactly_what_was_not_flushed() {
     }
     let python = python_environment("power-venv", "tests/power/requirements.txt");
     let check = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/power/check_lazyfs.py");
-    crate::support::run(std::process::Command::new(python).arg(check).args(["--rows", "500"]));
+    crate::support::run(std::process::Command::new(python).arg(check).args(["--rows", "1000"]));
 }
