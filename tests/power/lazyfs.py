@@ -33,7 +33,7 @@ reaches us at once. Attribute and entry timeouts stay at libfuse's 1 s.
 import ctypes, errno, functools, os, signal, sys, threading, time
 
 os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
-from mfusepy import FUSE, FuseOSError, Operations  # noqa: E402
+from mfusepy import FUSE, FuseOSError, Operations, fuse_get_context  # noqa: E402
 
 PAGE = 4096
 
@@ -177,9 +177,17 @@ class LazyFS(Operations):
             os.close(fd)
 
     readlink = op(lambda self, path: os.readlink(self._real(path)))
-    mkdir = op(lambda self, path, mode: os.mkdir(self._real(path), mode))
+    @op
+    def mkdir(self, path, mode):  # new entries belong to the caller, as on a real fs
+        os.mkdir(self._real(path), mode)
+        os.chown(self._real(path), *fuse_get_context()[:2])
+
     rmdir = op(lambda self, path: os.rmdir(self._real(path)))
-    symlink = op(lambda self, target, source: os.symlink(source, self._real(target)))
+    @op
+    def symlink(self, target, source):
+        os.symlink(source, self._real(target))
+        os.chown(self._real(target), *fuse_get_context()[:2], follow_symlinks=False)
+
     link = op(lambda self, target, source: os.link(self._real(source), self._real(target)))
     chmod = op(lambda self, path, mode: os.chmod(self._real(path), mode))
     chown = op(lambda self, path, uid, gid: os.chown(self._real(path), uid, gid, follow_symlinks=False))
@@ -200,7 +208,9 @@ class LazyFS(Operations):
 
     @op
     def create(self, path, mode, flags=os.O_WRONLY | os.O_TRUNC):
-        return self._open(path, flags | os.O_CREAT, mode)
+        fd = self._open(path, flags | os.O_CREAT, mode)
+        os.fchown(fd, *fuse_get_context()[:2])
+        return fd
 
     @op
     def read(self, path, size, offset, fh):
@@ -251,7 +261,7 @@ def main():
     sigs = {signal.SIGUSR1, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
     signal.pthread_sigmask(signal.SIG_BLOCK, sigs)  # blocked in every thread; main takes them via sigtimedwait
     # max_idle_threads only silences a bogus libfuse 3.14.0 warning about max threads.
-    opts = dict(foreground=True, fsname="lazyfs", max_idle_threads=8)
+    opts = dict(foreground=True, fsname="lazyfs", max_idle_threads=8, allow_other=True)
     t = threading.Thread(target=FUSE, args=(fs, mnt), kwargs=opts, daemon=True)
     t.start()
     while not os.path.ismount(mnt):
