@@ -61,6 +61,8 @@ impl Prober {
                     Err(_) => Probe::Slow,
                 }
             }
+            // The pool closed (at shutdown): nothing can be served, whatever the database.
+            Self::Own(_) if db.get_postgres_connection_pool().is_closed() => Probe::Fails,
             Self::Own(own) => {
                 let OwnConnection { options, connection } = own.as_ref();
                 let mut held = connection.lock().await;
