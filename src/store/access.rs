@@ -145,15 +145,19 @@ const CONVERSATION_LOCKS: i32 = 0x4d73_7643;
 /// holds the conversation, after every earlier unit of the conversation has committed:
 /// the conversation's events are delivered in the order its changes were made.
 pub async fn lock_conversation<C: ConnectionTrait>(conn: &C, id: &str) -> Result<(), Error> {
-    if conn.get_database_backend() != sea_orm::DbBackend::Postgres {
-        return Ok(());
+    advisory_locks(conn, "SELECT pg_advisory_xact_lock($1, hashtext($2))", [CONVERSATION_LOCKS.into(), id.into()]).await
+}
+
+/// Runs `sql`, a statement taking transaction advisory locks, on PostgreSQL; nothing on
+/// SQLite, whose writers hold the whole file.
+async fn advisory_locks<C: ConnectionTrait, const N: usize>(
+    conn: &C,
+    sql: &str,
+    values: [sea_orm::Value; N],
+) -> Result<(), Error> {
+    if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        conn.execute_raw(sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, values)).await?;
     }
-    let statement = sea_orm::Statement::from_sql_and_values(
-        sea_orm::DbBackend::Postgres,
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-        [CONVERSATION_LOCKS.into(), id.into()],
-    );
-    conn.execute_raw(statement).await?;
     Ok(())
 }
 
@@ -163,24 +167,16 @@ pub async fn lock_conversation<C: ConnectionTrait>(conn: &C, id: &str) -> Result
 /// of them at once (a role change): a send in one of them then either committed before
 /// (and the recount sees its message) or waits for this unit (and reads the new role).
 pub async fn lock_conversations_of<C: ConnectionTrait>(conn: &C, account_id: &str, user_id: &str) -> Result<(), Error> {
-    if conn.get_database_backend() != sea_orm::DbBackend::Postgres {
-        return Ok(());
-    }
-    let statement = sea_orm::Statement::from_sql_and_values(
-        sea_orm::DbBackend::Postgres,
-        "SELECT pg_advisory_xact_lock($1, hashtext(id)) FROM (SELECT conversation_id AS id FROM participants \
-         WHERE account_id = $2 AND user_id = $3 ORDER BY conversation_id) AS taken",
-        [CONVERSATION_LOCKS.into(), account_id.into(), user_id.into()],
-    );
-    conn.execute_raw(statement).await?;
-    Ok(())
+    let sql = "SELECT pg_advisory_xact_lock($1, hashtext(id)) FROM (SELECT conversation_id AS id FROM participants \
+               WHERE account_id = $2 AND user_id = $3 ORDER BY conversation_id) AS taken";
+    advisory_locks(conn, sql, [CONVERSATION_LOCKS.into(), account_id.into(), user_id.into()]).await
 }
 
 /// The advisory locks of request ids, apart from the conversations'.
 const REQUEST_LOCKS: i32 = 0x4d73_7652;
 
-/// Holds the request id `id` of user `user_id` for creates of `resource` (the id's scope: "user",
-/// "conversation", "template", "message") until the unit's transaction ends, on
+/// Holds the request id `id` of user `user_id` for creates of `resource` (the id's scope:
+/// "user", "conversation", "template", "message") until the unit's transaction ends, on
 /// PostgreSQL (SQLite's writer runs one unit at a time). Without it, retries of one
 /// create running at once on several writer lanes each found no earlier result, each
 /// inserted, and all but one met the unique index: ALREADY_EXISTS, where AIP-155 promises
@@ -194,17 +190,8 @@ pub async fn claim_request_id<C: ConnectionTrait>(
     resource: &str,
     id: &str,
 ) -> Result<(), Error> {
-    if conn.get_database_backend() != sea_orm::DbBackend::Postgres {
-        return Ok(());
-    }
     let claimed = format!("{account_id}/{user_id}/{resource}/{id}");
-    let statement = sea_orm::Statement::from_sql_and_values(
-        sea_orm::DbBackend::Postgres,
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-        [REQUEST_LOCKS.into(), claimed.into()],
-    );
-    conn.execute_raw(statement).await?;
-    Ok(())
+    advisory_locks(conn, "SELECT pg_advisory_xact_lock($1, hashtext($2))", [REQUEST_LOCKS.into(), claimed.into()]).await
 }
 
 /// Reads conversations by id, in the order of `ids` (missing ones left out), with no

@@ -78,6 +78,18 @@ pub(crate) fn on_sqlite() -> bool {
     !std::env::var("MISSIVE_TEST_DATABASE_URL").is_ok_and(|url| url.starts_with("postgres"))
 }
 
+/// A new SQLite file in a folder of its own (the folder, the file, its URL); none in the
+/// PostgreSQL pass.
+fn a_new_file() -> Option<(tempfile::TempDir, std::path::PathBuf, String)> {
+    if !on_sqlite() {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missive.db");
+    let url = format!("sqlite:{}", path.display());
+    Some((dir, path, url))
+}
+
 /// A member with a key, made by `missive keys create` (a process that exits) on the file.
 pub(crate) async fn member_key(database_url: &str, name: &str) -> String {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_missive"))
@@ -110,40 +122,127 @@ async fn send_acknowledged(session: &Session, conversation_id: &str, count: usiz
     ids
 }
 
+/// A `missive` process alone on `url`, with two members (made by `keys create`) in a
+/// conversation.
+pub(crate) struct Served {
+    pub child: tokio::process::Child,
+    pub channel: tonic::transport::Channel,
+    pub buyer: String,
+    pub seller: String,
+    pub conversation_id: String,
+}
+
+impl Served {
+    pub(crate) async fn start(url: &str) -> Served {
+        let (buyer, seller) = (member_key(url, "buyer").await, member_key(url, "seller").await);
+        let (child, channel) = serve_in_a_process(url, &[]).await;
+        let seller_id = Session::over(channel.clone(), &seller).get_caller().await.unwrap().id;
+        let conversation = Session::over(channel.clone(), &buyer)
+            .create_conversation(pb::CreateConversationRequest {
+                participants: vec![pb::NewParticipant { user_id: seller_id, label: "seller".into() }],
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .conversation
+            .unwrap();
+        Served { child, channel, buyer, seller, conversation_id: conversation.id }
+    }
+
+    /// Eight senders, buyer and seller in turn, each sending until a send fails.
+    pub(crate) fn load(&self) -> SendLoad {
+        let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+        let senders = (0..8)
+            .map(|sender| {
+                let session =
+                    Session::over(self.channel.clone(), if sender % 2 == 0 { &self.buyer } else { &self.seller });
+                let (conversation_id, acknowledged) = (self.conversation_id.clone(), Arc::clone(&acknowledged));
+                tokio::spawn(async move {
+                    for index in 0.. {
+                        match session.send_message(text(&conversation_id, &format!("{sender}/{index}"))).await {
+                            Ok(message) => acknowledged.lock().unwrap().push(message.id),
+                            Err(_) => return,
+                        }
+                    }
+                })
+            })
+            .collect();
+        SendLoad { acknowledged, senders }
+    }
+
+    /// SIGKILL, waited for.
+    pub(crate) async fn kill(&mut self) {
+        self.child.start_kill().expect("SIGKILL");
+        self.child.wait().await.unwrap();
+    }
+}
+
+/// Sends under way, and what they were told.
+pub(crate) struct SendLoad {
+    acknowledged: Arc<Mutex<Vec<String>>>,
+    senders: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl SendLoad {
+    /// Waits until at least `count` sends were acknowledged (30 s at most).
+    pub(crate) async fn until(&self, count: usize) {
+        for _ in 0..1500 {
+            if self.acknowledged.lock().unwrap().len() >= count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("fewer than {count} sends were acknowledged");
+    }
+
+    /// What was acknowledged so far.
+    pub(crate) fn acknowledged(&self) -> Vec<String> {
+        self.acknowledged.lock().unwrap().clone()
+    }
+
+    /// Once the server is gone: everything acknowledged.
+    pub(crate) async fn finish(self) -> Vec<String> {
+        for sender in self.senders {
+            sender.await.unwrap();
+        }
+        self.acknowledged.lock().unwrap().clone()
+    }
+}
+
+/// Asserts that `app` holds every message of `expected` (`what` names them) in the
+/// conversation its participant with `key` reads, with gap-free sequences and counters
+/// equal to a recount; what is stored.
+pub(crate) async fn holds_every(
+    app: &TestApp,
+    key: &str,
+    conversation_id: &str,
+    expected: &[String],
+    what: &str,
+) -> Vec<pb::Message> {
+    let stored = app.session_with_key(key).all_messages_in(conversation_id, 100).await.unwrap();
+    let ids: HashSet<&String> = stored.iter().map(|m| &m.id).collect();
+    let lost = expected.iter().filter(|id| !ids.contains(id)).count();
+    assert_eq!(lost, 0, "{lost} of {} {what} are missing", expected.len());
+    let sequences: Vec<i64> = stored.iter().map(|m| m.sequence).collect();
+    assert_eq!(sequences, (1..=sequences.len() as i64).collect::<Vec<_>>());
+    app.assert_no_unread_drift().await;
+    stored
+}
+
 #[tokio::test]
 async fn a_process_that_opens_and_closes_the_file_takes_nothing_acknowledged_with_it() {
-    if !on_sqlite() {
-        return;
-    }
     // One server process is the file's only user; a second process opens it, reads and
     // closes it between two bursts of sends; then the server is killed.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("missive.db");
-    let url = format!("sqlite:{}", path.display());
-    let (buyer, seller) = (member_key(&url, "buyer").await, member_key(&url, "seller").await);
-    let (mut child, channel) = serve_in_a_process(&url, &[]).await;
-    let (buyer, seller_session) = (Session::over(channel.clone(), &buyer), Session::over(channel, &seller));
-    let seller_id = seller_session.get_caller().await.unwrap().id;
-    let conversation = buyer
-        .create_conversation(pb::CreateConversationRequest {
-            participants: vec![pb::NewParticipant { user_id: seller_id, label: "seller".into() }],
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .conversation
-        .unwrap();
-    let mut acknowledged = send_acknowledged(&buyer, &conversation.id, 50).await;
+    let Some((_dir, path, url)) = a_new_file() else { return };
+    let mut served = Served::start(&url).await;
+    let buyer = Session::over(served.channel.clone(), &served.buyer);
+    let mut acknowledged = send_acknowledged(&buyer, &served.conversation_id, 50).await;
     assert_eq!(read_from_outside(&path).await, 50);
-    acknowledged.extend(send_acknowledged(&buyer, &conversation.id, 50).await);
-    child.start_kill().expect("SIGKILL");
-    child.wait().await.unwrap();
+    acknowledged.extend(send_acknowledged(&buyer, &served.conversation_id, 50).await);
+    served.kill().await;
 
-    let (_restarted, channel) = serve_in_a_process(&url, &[]).await;
-    let stored = Session::over(channel, &seller).all_messages_in(&conversation.id, 100).await.unwrap();
-    let stored: HashSet<String> = stored.into_iter().map(|m| m.id).collect();
-    let lost = acknowledged.iter().filter(|id| !stored.contains(*id)).count();
-    assert_eq!(lost, 0, "{lost} of {} acknowledged messages were lost", acknowledged.len());
+    let app = verifier(&url).await;
+    holds_every(&app, &served.seller, &served.conversation_id, &acknowledged, "acknowledged messages").await;
 }
 
 /// A server on `url` in this process, with the database's one account as its own.
@@ -154,31 +253,10 @@ pub(crate) async fn verifier(url: &str) -> TestApp {
     app
 }
 
-/// The messages of a conversation as its participant with `key` reads them through `app`.
-pub(crate) async fn stored_in(app: &TestApp, key: &str, conversation_id: &str) -> Vec<pb::Message> {
-    app.session_with_key(key).all_messages_in(conversation_id, 100).await.unwrap()
-}
-
 #[tokio::test]
 async fn outside_readers_and_a_backup_during_a_send_load_lose_nothing() {
-    if !on_sqlite() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("missive.db");
-    let url = format!("sqlite:{}", path.display());
-    let (buyer, seller) = (member_key(&url, "buyer").await, member_key(&url, "seller").await);
-    let (mut child, channel) = serve_in_a_process(&url, &[]).await;
-    let seller_id = Session::over(channel.clone(), &seller).get_caller().await.unwrap().id;
-    let conversation = Session::over(channel.clone(), &buyer)
-        .create_conversation(pb::CreateConversationRequest {
-            participants: vec![pb::NewParticipant { user_id: seller_id, label: "seller".into() }],
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .conversation
-        .unwrap();
+    let Some((dir, path, url)) = a_new_file() else { return };
+    let mut served = Served::start(&url).await;
     // Another process opens the file, reads and closes it, over and over.
     let reader = "import sqlite3, sys, time\n\
                   while True:\n    db = sqlite3.connect(sys.argv[1])\n    \
@@ -189,35 +267,9 @@ async fn outside_readers_and_a_backup_during_a_send_load_lose_nothing() {
         .kill_on_drop(true)
         .spawn()
         .expect("python3 runs");
-    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
-    let mut senders = Vec::new();
-    for sender in 0..8 {
-        let session = Session::over(channel.clone(), if sender % 2 == 0 { &buyer } else { &seller });
-        let (conversation_id, acknowledged) = (conversation.id.clone(), Arc::clone(&acknowledged));
-        senders.push(tokio::spawn(async move {
-            for index in 0.. {
-                let request = text(&conversation_id, &format!("{sender}/{index}"));
-                match session.send_message(request).await {
-                    Ok(message) => acknowledged.lock().unwrap().push(message.id),
-                    Err(_) => return,
-                }
-            }
-        }));
-    }
-    let acknowledged_at_least = |count: usize| {
-        let acknowledged = Arc::clone(&acknowledged);
-        async move {
-            for _ in 0..500 {
-                if acknowledged.lock().unwrap().len() >= count {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            panic!("fewer than {count} sends were acknowledged");
-        }
-    };
-    acknowledged_at_least(150).await;
-    let before_backup = acknowledged.lock().unwrap().clone();
+    let load = served.load();
+    load.until(150).await;
+    let before_backup = load.acknowledged();
     let backup = dir.path().join("backup.db");
     let backed_up = tokio::process::Command::new(env!("CARGO_BIN_EXE_missive"))
         .arg("backup")
@@ -227,25 +279,15 @@ async fn outside_readers_and_a_backup_during_a_send_load_lose_nothing() {
         .await
         .unwrap();
     assert!(backed_up.status.success(), "backup: {}", String::from_utf8_lossy(&backed_up.stderr));
-    acknowledged_at_least(before_backup.len() + 150).await;
-    child.start_kill().expect("SIGKILL");
-    child.wait().await.unwrap();
-    for sender in senders {
-        sender.await.unwrap();
-    }
+    load.until(before_backup.len() + 150).await;
+    served.kill().await;
+    let acknowledged = load.finish().await;
     outside.start_kill().unwrap();
     outside.wait().await.unwrap();
 
     // The killed server's file holds everything it acknowledged, gap-free and exact.
-    let acknowledged = acknowledged.lock().unwrap().clone();
     let app = verifier(&url).await;
-    let stored = stored_in(&app, &seller, &conversation.id).await;
-    let ids: HashSet<&String> = stored.iter().map(|m| &m.id).collect();
-    let lost = acknowledged.iter().filter(|id| !ids.contains(id)).count();
-    assert_eq!(lost, 0, "{lost} of {} acknowledged messages were lost", acknowledged.len());
-    let sequences: Vec<i64> = stored.iter().map(|m| m.sequence).collect();
-    assert_eq!(sequences, (1..=sequences.len() as i64).collect::<Vec<_>>());
-    app.assert_no_unread_drift().await;
+    holds_every(&app, &served.seller, &served.conversation_id, &acknowledged, "acknowledged messages").await;
 
     // The backup, restored as the README says into a new place, holds everything
     // acknowledged before it began.
@@ -253,18 +295,8 @@ async fn outside_readers_and_a_backup_during_a_send_load_lose_nothing() {
     let restored_path = restored_dir.path().join("missive.db");
     std::fs::copy(&backup, &restored_path).unwrap();
     let restored = verifier(&format!("sqlite:{}", restored_path.display())).await;
-    let stored = stored_in(&restored, &seller, &conversation.id).await;
-    let ids: HashSet<&String> = stored.iter().map(|m| &m.id).collect();
-    let missing = before_backup.iter().filter(|id| !ids.contains(id)).count();
-    assert_eq!(
-        missing,
-        0,
-        "{missing} of {} messages acknowledged before the backup are not in it",
-        before_backup.len()
-    );
-    let sequences: Vec<i64> = stored.iter().map(|m| m.sequence).collect();
-    assert_eq!(sequences, (1..=sequences.len() as i64).collect::<Vec<_>>());
-    restored.assert_no_unread_drift().await;
+    let what = "messages acknowledged before the backup";
+    holds_every(&restored, &served.seller, &served.conversation_id, &before_backup, what).await;
 }
 
 /// What `missive serve` on `url` printed when it stopped; fails if it served instead.
@@ -280,12 +312,7 @@ async fn refused_to_serve(url: &str) -> String {
 
 #[tokio::test]
 async fn a_damaged_file_is_refused_at_start_saying_what_to_do() {
-    if !on_sqlite() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("missive.db");
-    let url = format!("sqlite:{}", path.display());
+    let Some((_dir, path, url)) = a_new_file() else { return };
     member_key(&url, "someone").await;
     let pristine = std::fs::read(&path).unwrap();
 

@@ -14,13 +14,7 @@
 //! installed on first run in `target/power-venv`. Without them they fail under CI, and
 //! elsewhere say they were skipped.
 
-use std::{
-    collections::HashSet,
-    path::Path,
-    process::Stdio,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{path::Path, process::Stdio, time::Duration};
 
 use missive::api::pb;
 use tokio::{
@@ -29,8 +23,7 @@ use tokio::{
 };
 
 use crate::{
-    durability::{member_key, on_sqlite, stored_in, verifier},
-    helpers::{Session, serve_in_a_process, text},
+    durability::{Served, holds_every, on_sqlite, verifier},
     support::python_environment,
 };
 
@@ -112,49 +105,15 @@ struct Loaded {
 /// the process is killed. Every acknowledgement counts, also one that arrives after the
 /// cut: a commit is acknowledged only once flushed, and a flush after the cut fails.
 async fn load_until_the_power_cut(url: &str, lazyfs: &mut LazyFs) -> Loaded {
-    let (buyer, seller) = (member_key(url, "buyer").await, member_key(url, "seller").await);
-    let (mut child, channel) = serve_in_a_process(url, &[]).await;
-    let seller_id = Session::over(channel.clone(), &seller).get_caller().await.unwrap().id;
-    let conversation = Session::over(channel.clone(), &buyer)
-        .create_conversation(pb::CreateConversationRequest {
-            participants: vec![pb::NewParticipant { user_id: seller_id, label: "seller".into() }],
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .conversation
-        .unwrap();
-    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
-    let mut senders = Vec::new();
-    for sender in 0..8 {
-        let session = Session::over(channel.clone(), if sender % 2 == 0 { &buyer } else { &seller });
-        let (conversation_id, acknowledged) = (conversation.id.clone(), Arc::clone(&acknowledged));
-        senders.push(tokio::spawn(async move {
-            for index in 0.. {
-                match session.send_message(text(&conversation_id, &format!("{sender}/{index}"))).await {
-                    Ok(message) => acknowledged.lock().unwrap().push(message.id),
-                    Err(_) => return,
-                }
-            }
-        }));
-    }
-    for _ in 0..1500 {
-        if acknowledged.lock().unwrap().len() >= 300 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut served = Served::start(url).await;
+    let load = served.load();
+    load.until(300).await;
     lazyfs.cut_power().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    child.start_kill().expect("SIGKILL");
-    child.wait().await.unwrap();
-    for sender in senders {
-        sender.await.unwrap();
-    }
-    let acknowledged = acknowledged.lock().unwrap().clone();
-    assert!(acknowledged.len() >= 100, "only {} sends were acknowledged before the cut", acknowledged.len());
+    served.kill().await;
+    let acknowledged = load.finish().await;
     eprintln!("{} sends acknowledged before the power cut", acknowledged.len());
-    Loaded { conversation_id: conversation.id, seller, acknowledged }
+    Loaded { conversation_id: served.conversation_id, seller: served.seller, acknowledged }
 }
 
 /// A new server on what was flushed (`url`) finds every acknowledged message, gap-free
@@ -162,13 +121,8 @@ async fn load_until_the_power_cut(url: &str, lazyfs: &mut LazyFs) -> Loaded {
 /// once, in order.
 async fn nothing_acknowledged_was_lost(url: &str, loaded: &Loaded) {
     let app = verifier(url).await;
-    let stored = stored_in(&app, &loaded.seller, &loaded.conversation_id).await;
-    let ids: HashSet<&String> = stored.iter().map(|m| &m.id).collect();
-    let lost = loaded.acknowledged.iter().filter(|id| !ids.contains(id)).count();
-    assert_eq!(lost, 0, "{lost} of {} acknowledged messages were lost to the power cut", loaded.acknowledged.len());
-    let sequences: Vec<i64> = stored.iter().map(|m| m.sequence).collect();
-    assert_eq!(sequences, (1..=sequences.len() as i64).collect::<Vec<_>>());
-    app.assert_no_unread_drift().await;
+    let what = "acknowledged messages (lost to the power cut)";
+    let stored = holds_every(&app, &loaded.seller, &loaded.conversation_id, &loaded.acknowledged, what).await;
 
     let mut stream = app.session_with_key(&loaded.seller).subscribe_after("0").await.unwrap();
     let mut replayed = Vec::new();
