@@ -95,6 +95,9 @@ struct Background {
 impl Application {
     /// Opens (and migrates) the database, binds the listener and builds the services.
     pub async fn build(config: Config) -> Result<Self, StartError> {
+        // Checked before anything is opened: a limit that cannot work stops the start.
+        let largest_request = api::DecodeLimits::new(&message_limits(&config)).with_files;
+        let key_limits = config.limits.per_key(largest_request).map_err(StartError::Limit)?;
         let tls = crate::tls::load(&config)?;
         let store = Arc::new(Store::open_with(&config.database_url, &config.database.store_settings()).await?);
         let listener = TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind {
@@ -120,8 +123,6 @@ impl Application {
         let (state, background) = api_state(&config, &store, &stream_stats, &shutdown);
         let (health, health_service) = tonic_health::server::health_reporter();
         health::report(&health, ServingStatus::Serving).await;
-        let largest_request = api::DecodeLimits::new(&state.limits).with_files;
-        let key_limits = config.limits.per_key(largest_request).map_err(StartError::Limit)?;
         let mut routes = api::routes(state);
         routes.add_service(health_service);
         let reflection = || {
@@ -255,10 +256,7 @@ fn api_state(
     let (tracker, presence) = PresenceTracker::new(Arc::clone(store), Arc::clone(&signals));
     let state = ApiState {
         store: Arc::clone(store),
-        limits: MessageLimits {
-            max_attachment_bytes: config.max_attachment_bytes as usize,
-            schedule_horizon: i64::try_from(config.schedule_horizon.as_micros()).unwrap_or(i64::MAX),
-        },
+        limits: message_limits(config),
         max_token_ttl: config.max_user_token_ttl,
         streams: StreamContext {
             store: Arc::clone(store),
@@ -323,5 +321,13 @@ async fn serve(
             tracing::warn!(?grace, "grace period over; closing the remaining connections");
             Ok(())
         }
+    }
+}
+
+/// What a message may carry, as configured.
+fn message_limits(config: &Config) -> MessageLimits {
+    MessageLimits {
+        max_attachment_bytes: config.max_attachment_bytes as usize,
+        schedule_horizon: i64::try_from(config.schedule_horizon.as_micros()).unwrap_or(i64::MAX),
     }
 }

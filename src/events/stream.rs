@@ -36,8 +36,11 @@ use crate::{
         events::{Event, EventFilter, EventKind, EventPayload, LoggedEvent, Membership, Narrowing, Position},
         now_micros,
     },
-    store::{self, Store},
+    store::{self, Store, credentials::Generation},
 };
+
+/// The longest a stream delivers signals without checking its key again.
+const KEY_RECHECK: Duration = store::credentials::SHARED_FILE_MAX_AGE;
 
 /// What a stream sends.
 #[derive(Debug)]
@@ -146,8 +149,10 @@ pub async fn open(
     let membership = membership_of(&context.store, &caller).await?;
     let (sender, receiver) = mpsc::channel(context.settings.queue_capacity);
     let online = context.presence.opened(&caller.account_id, &caller.user_id);
+    let checked = (context.store.credentials().generation(), Instant::now());
     let stream = Stream {
         signals,
+        checked,
         _online: online,
         context,
         caller,
@@ -228,6 +233,9 @@ struct Stream {
     signals: broadcast::Receiver<Arc<Signal>>,
     /// The caller counts as online while this lives.
     _online: Online,
+    /// When the caller's key was last checked: the key cache's generation then, and the
+    /// time (see `consider_signal`).
+    checked: (Generation, Instant),
 }
 
 impl Stream {
@@ -314,6 +322,7 @@ impl Stream {
     /// membership is reloaded when its role changed. A stream outlives the call that opened
     /// it, so this runs before every batch it delivers; the key cache makes it cheap.
     async fn recheck_caller(&mut self) -> Result<(), Error> {
+        self.checked = (self.context.store.credentials().generation(), Instant::now());
         let now = store::users::reauthenticate(&self.context.store, &self.caller).await?;
         if now.role != self.caller.role {
             self.membership = membership_of(&self.context.store, &now).await?;
@@ -396,8 +405,17 @@ impl Stream {
     /// part in the conversation someone types in; it shares a conversation with the user
     /// whose presence changed) and the caller asked for it; never the caller's own. False
     /// when the client left or the server is shutting down. Like every event, a signal goes
-    /// only to a key that still works: it is checked first (UNAUTHENTICATED once revoked).
+    /// only to a key that still works (UNAUTHENTICATED once revoked): the key is checked
+    /// again first when any key changed since its last check (the cache's generation moved:
+    /// a revoke, a role change, a deactivation here or, on PostgreSQL, on another replica),
+    /// and at least every second (processes sharing a SQLite file hear nothing of each
+    /// other's revokes). Signals are frequent and live only, and a check of a user token
+    /// reads the database: they are not worth one each.
     async fn consider_signal(&mut self, signal: &Signal) -> Result<bool, Error> {
+        let (generation, at) = self.checked;
+        if generation != self.context.store.credentials().generation() || at.elapsed() >= KEY_RECHECK {
+            Box::pin(self.recheck_caller()).await?;
+        }
         let (kind, user_id, conversation_id, payload, visible) = match &signal.kind {
             SignalKind::Typing { conversation_id, user_id, typing } => (
                 EventKind::Typing,
@@ -417,7 +435,6 @@ impl Stream {
         if !visible || *user_id == self.caller.user_id {
             return Ok(true);
         }
-        Box::pin(self.recheck_caller()).await?;
         let event = Event {
             position: self.position,
             kind,

@@ -85,8 +85,8 @@ pub fn participant_from_row(row: &participant::Model) -> Participant {
 /// A connection the kernel reads through. In a unit's transaction, loading a conversation
 /// locks it until commit ([`lock_conversation`]): units of one conversation then run one
 /// after another, and a unit takes the conversation before its participants, messages and
-/// notifications, so two units never hold each other's rows. Reads through the pool lock
-/// nothing.
+/// notifications (and, counting unread messages, before the roles of its readers: see
+/// [`staff_held`]). Reads through the pool lock nothing.
 pub trait Conn: ConnectionTrait {
     /// Whether this is a unit's transaction.
     const IN_UNIT: bool;
@@ -150,26 +150,15 @@ pub async fn lock_conversation<C: ConnectionTrait>(conn: &C, id: &str) -> Result
 
 /// Runs `sql`, a statement taking transaction advisory locks, on PostgreSQL; nothing on
 /// SQLite, whose writers hold the whole file.
-async fn advisory_locks<C: ConnectionTrait, const N: usize>(
+async fn advisory_locks<C: ConnectionTrait>(
     conn: &C,
     sql: &str,
-    values: [sea_orm::Value; N],
+    values: impl IntoIterator<Item = sea_orm::Value>,
 ) -> Result<(), Error> {
     if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
         conn.execute_raw(sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, values)).await?;
     }
     Ok(())
-}
-
-/// Locks every conversation `user_id` takes part in, in id order (so that two units doing
-/// this never wait for each other in a circle), in one statement; as
-/// [`lock_conversation`] does for one. For a change that moves the user's counters in all
-/// of them at once (a role change): a send in one of them then either committed before
-/// (and the recount sees its message) or waits for this unit (and reads the new role).
-pub async fn lock_conversations_of<C: ConnectionTrait>(conn: &C, account_id: &str, user_id: &str) -> Result<(), Error> {
-    let sql = "SELECT pg_advisory_xact_lock($1, hashtext(id)) FROM (SELECT conversation_id AS id FROM participants \
-               WHERE account_id = $2 AND user_id = $3 ORDER BY conversation_id) AS taken";
-    advisory_locks(conn, sql, [CONVERSATION_LOCKS.into(), account_id.into(), user_id.into()]).await
 }
 
 /// The advisory locks of request ids, apart from the conversations'.
@@ -290,19 +279,43 @@ pub async fn is_staff<C: ConnectionTrait>(conn: &C, account_id: &str, user_id: &
     Ok(!staff_among(conn, account_id, vec![user_id.to_owned()]).await?.is_empty())
 }
 
-/// Whether `user_id` is staff, read in a unit with the user's row share-locked until
-/// commit: a role change in flight (which holds the row) is waited for, so a counter
-/// started from this answer is never one the role change's recount missed.
-pub async fn is_staff_held(conn: &DatabaseTransaction, account_id: &str, user_id: &str) -> Result<bool, Error> {
-    let role: Option<String> = user::Entity::find_by_id(user_id.to_owned())
-        .select_only()
-        .column(user::Column::Role)
-        .filter(of_account::<user::Entity>(account_id))
-        .lock_shared()
-        .into_tuple()
-        .one(conn)
-        .await?;
-    Ok(role.is_some_and(|role| Role::iter().any(|staff| staff.is_staff() && staff.as_str() == role)))
+/// The advisory locks of users' roles, apart from every other advisory lock.
+const ROLE_LOCKS: i32 = 0x4d73_7672;
+
+/// The ids of the staff among `user_ids`, read in a unit that counts unread messages by
+/// role (a send, a deletion, a read, a join), with each user's role held until commit: a
+/// shared advisory lock per user, which a role change ([`hold_role`]) takes exclusively.
+/// So a role change and such a unit never overlap: either the unit counted by the old role
+/// and committed before the role change recounts, or it waits and reads the new role.
+/// (Locking the user's conversations instead took one lock per conversation, and an
+/// agent in thousands of them could exhaust PostgreSQL's lock table.)
+pub async fn staff_held(
+    tx: &DatabaseTransaction,
+    account_id: &str,
+    ids: Vec<String>,
+) -> Result<HashSet<String>, Error> {
+    if !ids.is_empty() {
+        let places: Vec<String> = (2..ids.len() + 2).map(|n| format!("(${n})")).collect();
+        let sql = format!(
+            "SELECT pg_advisory_xact_lock_shared($1, hashtext(u)) FROM (VALUES {}) AS held(u)",
+            places.join(", ")
+        );
+        let values = std::iter::once(ROLE_LOCKS.into()).chain(ids.iter().map(|id| id.as_str().into()));
+        advisory_locks(tx, &sql, values).await?;
+    }
+    staff_among(tx, account_id, ids).await
+}
+
+/// Whether `user_id` is staff, its role held as [`staff_held`] holds roles.
+pub async fn is_staff_held(tx: &DatabaseTransaction, account_id: &str, user_id: &str) -> Result<bool, Error> {
+    Ok(!staff_held(tx, account_id, vec![user_id.to_owned()]).await?.is_empty())
+}
+
+/// Holds `user_id`'s role for a change of it: waits for every unit counting by it to end,
+/// and holds off new ones until commit (see [`staff_held`]). An advisory lock, taken before
+/// the unit's first write, as a conversation's is.
+pub async fn hold_role<C: ConnectionTrait>(conn: &C, user_id: &str) -> Result<(), Error> {
+    advisory_locks(conn, "SELECT pg_advisory_xact_lock($1, hashtext($2))", [ROLE_LOCKS.into(), user_id.into()]).await
 }
 
 /// User `id` of `account_id`, as stored; NOT_FOUND when the account has no such user.

@@ -48,8 +48,9 @@ struct Inner {
     hash_of: HashMap<String, String>,
 }
 
-/// When a lookup began, for [`Credentials::remember`].
-#[derive(Debug, Clone, Copy)]
+/// When a lookup began, for [`Credentials::remember`]; a stream also compares it to tell
+/// whether any key changed since it last checked its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Generation(u64);
 
 impl Credentials {

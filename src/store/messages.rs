@@ -219,7 +219,7 @@ pub(super) async fn insert(
     let row = insert_row(tx, caller, &record.row, id, &draft, direction.as_str()).await?;
     let attachments = insert_attachments(tx, &row, draft.attachments, attachment_ids).await?;
     advance_summary(tx, record, &row).await?;
-    let staff = access::staff_among(tx.conn(), tx.account_id(), record.participant_ids()).await?;
+    let staff = access::staff_held(tx.conn(), tx.account_id(), record.participant_ids()).await?;
     let facts = MessageFacts { sender_id: &row.sender_id, private: row.private, deleted: false };
     let readers = unread::readers_of(facts, &record.participants, &staff);
     unread::adjust(tx, &record.row.id, &readers, 1).await?;
@@ -492,7 +492,7 @@ pub(super) async fn tombstone(
         .into_tuple()
         .all(tx.conn())
         .await?;
-    let staff = access::staff_among(tx.conn(), tx.account_id(), record.participant_ids()).await?;
+    let staff = access::staff_held(tx.conn(), tx.account_id(), record.participant_ids()).await?;
     let facts = MessageFacts { sender_id: &row.sender_id, private: row.private, deleted: row.delete_time.is_some() };
     let mut unread_by = unread::readers_of(facts, &record.participants, &staff);
     unread_by.retain(|user_id| !read_by.contains(user_id));

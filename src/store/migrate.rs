@@ -35,7 +35,7 @@ pub(super) async fn migrate(db: &DatabaseConnection, url: &str) -> Result<(), Er
         }
         _ => {
             let _held = match sqlite_file(url) {
-                Some(path) => Some(lock_file(lock_path(&path)).await.map_err(|err| failed(&err))?),
+                Some(path) => Some(lock_file(lock_path(&path), path).await.map_err(|err| failed(&err))?),
                 None => None,
             };
             migrations::Migrator::up(db, None).await.map_err(|err| failed(&err))
@@ -57,10 +57,23 @@ fn lock_path(path: &str) -> String {
 }
 
 /// The lock file at `path`, created if missing and locked exclusively (waiting for another
-/// process's migration).
-async fn lock_file(path: String) -> std::io::Result<std::fs::File> {
+/// process's migration). It is opened read-only (`flock` needs no more), and made with the
+/// owner and permissions of `database`: a lock file left by `sudo missive keys create` must
+/// not stop the service's own user from starting.
+async fn lock_file(path: String, database: String) -> std::io::Result<std::fs::File> {
     tokio::task::spawn_blocking(move || {
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        let file = match std::fs::File::open(&path) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                let owner = std::fs::metadata(&database)?;
+                let made =
+                    std::fs::OpenOptions::new().write(true).create(true).mode(owner.mode() & 0o666).open(&path)?;
+                // Only root may give it away; anyone else made it its own already.
+                let _ = std::os::unix::fs::chown(&path, Some(owner.uid()), Some(owner.gid()));
+                made
+            }
+            opened => opened?,
+        };
         file.lock()?;
         Ok(file)
     })

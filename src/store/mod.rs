@@ -87,6 +87,8 @@ pub struct StoreSettings {
     pub application_name: String,
     /// Write transactions in flight at once on PostgreSQL.
     pub writers: usize,
+    /// Whether a SQLite file's pages are checked before it is served (`integrity.rs`).
+    pub check_at_start: bool,
 }
 
 impl Default for StoreSettings {
@@ -97,6 +99,7 @@ impl Default for StoreSettings {
             statement_timeout: Some(Duration::from_secs(30)),
             application_name: "missive".into(),
             writers: WriterSettings::default().lanes,
+            check_at_start: true,
         }
     }
 }
@@ -106,10 +109,10 @@ impl Default for StoreSettings {
 pub enum Probe {
     /// A read answered in time.
     Answers,
-    /// The read failed: the connection was refused, dropped or terminated, or (on
-    /// PostgreSQL) no connection could be made in time.
+    /// The read failed: the database refused the connection, or broke it off.
     Fails,
-    /// No answer in time from a working connection: busy.
+    /// No answer in time, or (PostgreSQL) too many connections: busy, as far as the probe
+    /// can tell.
     Slow,
 }
 
@@ -161,7 +164,7 @@ impl Store {
     /// Connects to `url` as `settings` say and brings the schema up to date.
     pub async fn open_with(url: &str, settings: &StoreSettings) -> Result<Self, Error> {
         let mut db = connect(url, settings).await?;
-        if let Some(path) = migrate::sqlite_file(url) {
+        if let Some(path) = migrate::sqlite_file(url).filter(|_| settings.check_at_start) {
             integrity::check(&db, &path).await?;
         }
         migrate::migrate(&db, url).await?;
@@ -269,6 +272,7 @@ impl Store {
 
     /// Closes the connection pool: calls after this fail as UNAVAILABLE.
     pub async fn close(&self) {
+        self.prober.close().await;
         if let Err(err) = self.db.close_by_ref().await {
             tracing::warn!(error = %err, "closing the database pool failed");
         }

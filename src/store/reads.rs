@@ -35,7 +35,7 @@ pub async fn mark_read(
                 // follow what the reader may see now.
                 let reader = Reader {
                     user_id: &caller.user_id,
-                    is_staff: access::is_staff(tx.conn(), &caller.account_id, &caller.user_id).await?,
+                    is_staff: access::is_staff_held(tx.conn(), &caller.account_id, &caller.user_id).await?,
                 };
                 if !message_ids.is_empty() {
                     check_messages_in(tx.conn(), &caller.account_id, reader, &conversation_id, &message_ids).await?;

@@ -101,10 +101,9 @@ pub(super) async fn adjust(tx: &WriteTx, conversation_id: &str, readers: &[Strin
     Ok(())
 }
 
-/// Recounts every counter of one user (after its role changed what it may see), with
-/// each of its conversations locked as sends lock them.
+/// Recounts every counter of one user (after its role changed what it may see; the unit
+/// holds the role, see `access::hold_role`).
 pub(super) async fn recount_user(tx: &WriteTx, user_id: &str) -> Result<(), Error> {
-    access::lock_conversations_of(tx.conn(), tx.account_id(), user_id).await?;
     let reader = Reader { user_id, is_staff: access::is_staff(tx.conn(), tx.account_id(), user_id).await? };
     let memberships = participant::Entity::find()
         .filter(access::of_account::<participant::Entity>(tx.account_id()))

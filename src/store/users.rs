@@ -149,6 +149,9 @@ pub async fn update(store: &Store, admin: &Admin, id: String, patch: UserPatch) 
     store
         .write(admin.caller(), move |tx, caller| {
             Box::pin(async move {
+                if patch.role.is_some() {
+                    access::hold_role(tx.conn(), &id).await?;
+                }
                 let row = access::user_in(tx.conn(), &caller.account_id, &id).await?;
                 let role_changed = patch.role.is_some_and(|role| role.as_str() != row.role);
                 if let Some(Some(external_id)) = &patch.external_id {

@@ -12,8 +12,9 @@
 //!   account (and of every replica) run concurrently, each in its own transaction, and the
 //!   database shares the WAL flushes of concurrent commits itself. One unit per
 //!   transaction because two batches could lock the same rows in opposite orders; a unit
-//!   locks its conversation first (`access::lock_visible`), so units of one conversation
-//!   queue there and others pass. Events stay in one order per account without any
+//!   takes advisory locks before any row (its request id, `access::claim_request_id`; its
+//!   conversation, `access::lock_conversation`; a role it changes, `access::hold_role`),
+//!   so units of one conversation queue there and others pass. Events stay in one order per account without any
 //!   account-wide lock: see `events.rs`. With one lane, PostgreSQL batches like SQLite.
 //!
 //! A unit that fails rolls back to its savepoint and fails alone; a batch that cannot commit

@@ -332,3 +332,42 @@ async fn a_damaged_file_is_refused_at_start_saying_what_to_do() {
     let said = refused_to_serve(&url).await;
     assert!(said.contains("is damaged") && said.contains(".recover"), "{said}");
 }
+
+/// `missive backup` as a process; whether it succeeded, and what it said.
+async fn backup_to(url: &str, destination: &std::path::Path) -> (bool, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_missive"))
+        .arg("backup")
+        .arg(destination)
+        .args(["--database-url", url])
+        .output()
+        .await
+        .unwrap();
+    (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn a_backup_keeps_the_files_permissions_and_never_overwrites() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some((dir, path, url)) = a_new_file() else { return };
+    member_key(&url, "someone").await;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // Two at once: both whole, each readable by the file's owner only (it holds secrets).
+    let (first, second) = (dir.path().join("first.db"), dir.path().join("second.db"));
+    let (made_first, made_second) = tokio::join!(backup_to(&url, &first), backup_to(&url, &second));
+    assert!(made_first.0 && made_second.0, "{made_first:?} {made_second:?}");
+    for copy in [&first, &second] {
+        assert_eq!(std::fs::metadata(copy).unwrap().permissions().mode() & 0o777, 0o600, "{copy:?}");
+        verifier(&format!("sqlite:{}", copy.display())).await.shutdown().await;
+    }
+    // Never over an existing file, nor into a folder that is not there; no leftovers.
+    let before = std::fs::read(&first).unwrap();
+    let (made, said) = backup_to(&url, &first).await;
+    assert!(!made && said.contains("exists already"), "{said}");
+    assert_eq!(std::fs::read(&first).unwrap(), before);
+    let (made, said) = backup_to(&url, &dir.path().join("nowhere/backup.db")).await;
+    assert!(!made && said.contains("PATH") && said.contains("no folder"), "{said}");
+    let partial =
+        std::fs::read_dir(dir.path()).unwrap().flatten().any(|e| e.file_name().to_string_lossy().ends_with(".partial"));
+    assert!(!partial, "a partial copy was left behind");
+}

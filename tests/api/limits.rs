@@ -166,7 +166,8 @@ async fn a_key_holds_at_most_its_memory_budget_of_request_bodies() {
     const MIB: usize = 1024 * 1024;
     let app = spawn_app_with(|config| {
         config.max_attachment_bytes = MIB as u32;
-        // The least allowed: one request of the largest kind (ten 1 MiB attachments).
+        // Little more than one request of the largest kind (ten 1 MiB attachments, about
+        // 12.1 MiB with the text a message may carry).
         config.limits.max_request_memory_per_key = Some(14 * MIB as u64);
     })
     .await;

@@ -31,6 +31,17 @@ use crate::{
 struct LazyFs {
     process: Child,
     said: Lines<BufReader<ChildStdout>>,
+    mount: std::path::PathBuf,
+}
+
+impl Drop for LazyFs {
+    /// A test that failed half way kills the layer (`kill_on_drop`), which leaves its mount
+    /// point dead: detach it.
+    fn drop(&mut self) {
+        if self.process.id().is_some() {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.mount).status();
+        }
+    }
 }
 
 impl LazyFs {
@@ -45,7 +56,7 @@ impl LazyFs {
             .spawn()
             .expect("lazyfs starts");
         let said = BufReader::new(process.stdout.take().unwrap()).lines();
-        let mut lazyfs = LazyFs { process, said };
+        let mut lazyfs = LazyFs { process, said, mount: mount.to_owned() };
         lazyfs.expect("mounted").await;
         lazyfs
     }
@@ -218,7 +229,8 @@ impl Cluster {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
-    /// The power is gone: the postmaster is killed outright (its backends follow it).
+    /// The power is gone: the postmaster is killed outright (its backends end when they
+    /// notice; the next start waits for them to let go of shared memory).
     async fn kill(mut self) {
         self.process.start_kill().unwrap();
         self.process.wait().await.unwrap();

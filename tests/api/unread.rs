@@ -141,10 +141,12 @@ async fn role_changes_racing_sends_notes_and_joins_leave_exact_counters() {
             conversations.push(app.conversation(&agent, &[(&user, "customer")]).await.id);
         }
         let joined_later = app.conversation(&agent, &[]).await.id;
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut sends = Vec::new();
         for (index, conversation_id) in conversations.iter().chain([&joined_later]).enumerate() {
             for sender in 0..2 {
-                let (as_agent, conversation_id) = (app.session(&agent), conversation_id.clone());
+                let (as_agent, conversation_id, sent) =
+                    (app.session(&agent), conversation_id.clone(), std::sync::Arc::clone(&sent));
                 let (user_id, joins) = (user.id.clone(), index == conversations.len() && sender == 0);
                 sends.push(tokio::spawn(async move {
                     for round in 0..12 {
@@ -154,6 +156,7 @@ async fn role_changes_racing_sends_notes_and_joins_leave_exact_counters() {
                             text(&conversation_id, "m")
                         };
                         as_agent.send_message(request).await.unwrap();
+                        sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         if joins && round == 6 {
                             as_agent.add_participant(&conversation_id, &user_id, "customer").await.unwrap();
                         }
@@ -161,8 +164,13 @@ async fn role_changes_racing_sends_notes_and_joins_leave_exact_counters() {
                 }));
             }
         }
-        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        // The change comes once sends are under way, with most of them still to come.
+        let total = sends.len() * 12;
+        while sent.load(std::sync::atomic::Ordering::Relaxed) < 10 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
         set_role(&user.id, pb::Role::Agent).await.unwrap();
+        assert!(sent.load(std::sync::atomic::Ordering::Relaxed) < total, "the role change raced no send");
         for send in sends {
             send.await.unwrap();
         }
