@@ -40,13 +40,24 @@ impl RequestMemory {
             Arc::clone(budgets.entry(key.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(limit))))
         };
         let taken = Arc::new(Mutex::new(None));
+        let held = Held { memory: Arc::clone(self), key: key.to_owned(), budget, taken };
         let counted = Counted {
             inner: Box::pin(body),
-            budget: Arc::clone(&budget),
-            taken: Arc::clone(&taken),
+            budget: Arc::clone(&held.budget),
+            taken: Arc::clone(&held.taken),
             limit: self.limit,
+            owner: (Arc::clone(self), key.to_owned()),
         };
-        (counted, Held { memory: Arc::clone(self), key: key.to_owned(), budget, taken })
+        (counted, held)
+    }
+
+    /// Forgets `key`'s budget once nothing else holds it than the map and the one holder
+    /// letting go: its call's [`Held`], or its body, whichever goes last.
+    fn let_go(&self, key: &str, budget: &Arc<Semaphore>) {
+        let mut budgets = self.budgets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if Arc::strong_count(budget) == 2 && budgets.get(key).is_some_and(|kept| Arc::ptr_eq(kept, budget)) {
+            budgets.remove(key);
+        }
     }
 }
 
@@ -61,11 +72,7 @@ pub struct Held {
 impl Drop for Held {
     fn drop(&mut self) {
         drop(self.taken.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take());
-        let mut budgets = self.memory.budgets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        // Held only by the map and this call (its body is gone): no other call of the key.
-        if Arc::strong_count(&self.budget) == 2 {
-            budgets.remove(&self.key);
-        }
+        self.memory.let_go(&self.key, &self.budget);
     }
 }
 
@@ -75,6 +82,15 @@ pub struct Counted<B> {
     budget: Arc<Semaphore>,
     taken: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
     limit: usize,
+    /// The budgets and the key, to let go of the key's budget if the body outlives its call.
+    owner: (Arc<RequestMemory>, String),
+}
+
+impl<B> Drop for Counted<B> {
+    fn drop(&mut self) {
+        let (memory, key) = &self.owner;
+        memory.let_go(key, &self.budget);
+    }
 }
 
 impl<B> Counted<B> {
@@ -163,5 +179,15 @@ mod tests {
         drop(third_held);
         drop(_second_held);
         assert!(!memory.budgets.lock().unwrap().contains_key("k"), "a key with no call leaves no trace");
+    }
+
+    #[test]
+    fn a_body_that_outlives_its_call_leaves_no_trace_either() {
+        let memory = RequestMemory::new(100);
+        let (body, held) = memory.count("k", body(&[10]));
+        drop(held);
+        assert!(memory.budgets.lock().unwrap().contains_key("k"), "the body still holds the budget");
+        drop(body);
+        assert!(memory.budgets.lock().unwrap().is_empty());
     }
 }

@@ -207,18 +207,26 @@ impl Cluster {
     /// recovery, when it has any to do).
     async fn start(bin: &Path, ids: (u32, u32), data: &Path) -> Cluster {
         let port = crate::helpers::free_port();
-        let process = Self::as_postgres(&bin.join("postgres"), ids)
-            .arg("-D")
-            .arg(data)
-            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("postgres starts");
+        let spawn = || {
+            Self::as_postgres(&bin.join("postgres"), ids)
+                .arg("-D")
+                .arg(data)
+                .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("postgres starts")
+        };
+        let mut process = spawn();
         let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
         for _ in 0..600 {
             if sea_orm::Database::connect(&url).await.is_ok() {
                 return Cluster { process, port };
+            }
+            // After a kill, it refuses to start while the old backends still hold their
+            // shared memory: again, once they are gone.
+            if process.try_wait().unwrap().is_some() {
+                process = spawn();
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
