@@ -702,3 +702,36 @@ async fn no_signal_reaches_a_stream_after_its_key_was_revoked() {
         task.await.unwrap();
     }
 }
+
+/// Processes sharing a SQLite file hear nothing of each other's revokes: a stream on one
+/// checks its key again at least every second before it passes on a signal, so typing
+/// through it after a revoke through the other ends the stream instead. (On PostgreSQL the
+/// revoke's NOTIFY tells every replica at once; the test is SQLite's.)
+#[tokio::test]
+async fn a_revoke_through_another_process_stops_its_signals_within_a_second() {
+    let app = spawn_app().await;
+    if app.database_url.starts_with("postgres") {
+        return;
+    }
+    let other = app.replica(|_| {}).await;
+    let member = app.member("member").await;
+    let typer = app.member("typer").await;
+    let conversation = app.conversation(&typer, &[(&member, "member")]).await;
+    let mut stream = other.session(&member).subscribe_after("").await.unwrap();
+    tokio::time::timeout(WAIT, stream.message()).await.unwrap().unwrap().unwrap();
+    // Past the age of the other process's cached key and of the stream's last check.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    app.as_admin().revoke_api_key(&key_of(&app, &member).await).await.unwrap();
+    other.session(&typer).typing(&conversation.id, true).await.unwrap();
+
+    let status = loop {
+        match tokio::time::timeout(WAIT, stream.message()).await.expect("the stream ends in time") {
+            Ok(Some(event)) if event.r#type == pb::EventType::Heartbeat as i32 => {}
+            Ok(Some(event)) => panic!("delivered after the revoke: {event:?}"),
+            Ok(None) => panic!("the stream ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::Unauthenticated);
+}
