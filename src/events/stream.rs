@@ -401,21 +401,31 @@ impl Stream {
         true
     }
 
-    /// Delivers a signal at the stream's position if it concerns the caller (it takes
-    /// part in the conversation someone types in; it shares a conversation with the user
-    /// whose presence changed) and the caller asked for it; never the caller's own. False
-    /// when the client left or the server is shutting down. Like every event, a signal goes
-    /// only to a key that still works (UNAUTHENTICATED once revoked): the key is checked
-    /// again first when any key changed since its last check (the cache's generation moved:
-    /// a revoke, a role change, a deactivation here or, on PostgreSQL, on another replica),
-    /// and at least every second (processes sharing a SQLite file hear nothing of each
-    /// other's revokes). Signals are frequent and live only, and a check of a user token
-    /// reads the database: they are not worth one each.
+    /// Delivers a signal at the stream's position if it is for this stream (see
+    /// [`Stream::signal_event`]). False when the client left or the server is shutting
+    /// down. Like every event, a signal goes only to a key that still works
+    /// (UNAUTHENTICATED once revoked): before one is delivered, the key is checked again
+    /// when any key changed since its last check (the cache's generation moved: a revoke, a
+    /// role change, a deactivation here or, on PostgreSQL, on another replica), and at
+    /// least every second (processes sharing a SQLite file hear nothing of each other's
+    /// revokes). Signals are frequent and live only, and a check of a user token reads the
+    /// database: they are not worth one each, and those not for this stream none at all.
     async fn consider_signal(&mut self, signal: &Signal) -> Result<bool, Error> {
+        let Some(mut event) = self.signal_event(signal) else { return Ok(true) };
         let (generation, at) = self.checked;
         if generation != self.context.store.credentials().generation() || at.elapsed() >= KEY_RECHECK {
             Box::pin(self.recheck_caller()).await?;
+            // A changed role may have changed what the caller may see.
+            let Some(still) = self.signal_event(signal) else { return Ok(true) };
+            event = still;
         }
+        Ok(self.deliver(StreamItem::Event(Box::new(event))).await)
+    }
+
+    /// The event `signal` makes for this stream, if it concerns the caller (it takes part
+    /// in the conversation someone types in; it shares a conversation with the user whose
+    /// presence changed) and the caller asked for it; never the caller's own.
+    fn signal_event(&self, signal: &Signal) -> Option<Event> {
         let (kind, user_id, conversation_id, payload, visible) = match &signal.kind {
             SignalKind::Typing { conversation_id, user_id, typing } => (
                 EventKind::Typing,
@@ -433,7 +443,7 @@ impl Stream {
             ),
         };
         if !visible || *user_id == self.caller.user_id {
-            return Ok(true);
+            return None;
         }
         let event = Event {
             position: self.position,
@@ -443,7 +453,7 @@ impl Stream {
             conversation_id,
             payload,
         };
-        Ok(!self.filter.selects(&event) || self.deliver(StreamItem::Event(Box::new(event))).await)
+        self.filter.selects(&event).then_some(event)
     }
 
     /// Sends the stream's position. False when the client left or the server is stopping.
