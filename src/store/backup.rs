@@ -74,7 +74,8 @@ async fn copy(source: &Path, partial: &Path, mode: u32) -> Result<(), Error> {
         .map_err(|err| failed(&err))?;
     let found: Result<Vec<String>, _> = sqlx::query_scalar(integrity::QUICK_CHECK).fetch_all(&mut copy).await;
     let _ = copy.close().await;
-    integrity::verdict(&partial.display().to_string(), found.map_err(|err| failed(&err))?)
+    // A copy that fails its check is a damaged original: the message names the original.
+    integrity::verdict(&source.display().to_string(), found.map_err(|err| failed(&err))?)
 }
 
 /// Flushes the copy at `partial` to disk and links it to `destination` (failing if that

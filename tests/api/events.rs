@@ -25,6 +25,20 @@ async fn key_of(app: &TestApp, user: &TestUser) -> String {
     listed.api_keys[0].id.clone()
 }
 
+/// Reads `stream` until it ends, which must be UNAUTHENTICATED with nothing but heartbeats
+/// before it (`when` says which attempt, for the message).
+async fn ends_unauthenticated(stream: &mut Streaming<pb::Event>, when: &str) {
+    let status = loop {
+        match tokio::time::timeout(WAIT, stream.message()).await.expect("the stream ends in time") {
+            Ok(Some(event)) if event.r#type == pb::EventType::Heartbeat as i32 => {}
+            Ok(Some(event)) => panic!("{when} delivered after the revoke: {event:?}"),
+            Ok(None) => panic!("the stream ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::Unauthenticated, "{when}");
+}
+
 fn types(events: &[pb::Event]) -> Vec<pb::EventType> {
     events.iter().map(|e| pb::EventType::try_from(e.r#type).unwrap()).collect()
 }
@@ -436,15 +450,7 @@ async fn a_revoke_through_one_replica_ends_the_stream_on_another_before_its_next
     }
     primary.send(&buyer, &conversation.id, "after the revoke").await;
 
-    let status = loop {
-        match tokio::time::timeout(WAIT, stream.message()).await.expect("the stream ends") {
-            Ok(Some(event)) if event.r#type == pb::EventType::Heartbeat as i32 => {}
-            Ok(Some(event)) => panic!("delivered after the revoke: {event:?}"),
-            Ok(None) => panic!("the stream ended without a status"),
-            Err(status) => break status,
-        }
-    };
-    assert_eq!(status.code(), Code::Unauthenticated);
+    ends_unauthenticated(&mut stream, "").await;
 }
 
 #[tokio::test]
@@ -457,14 +463,7 @@ async fn a_revoked_key_ends_its_stream() {
 
     app.as_admin().revoke_api_key(&key_id).await.unwrap();
 
-    let status = loop {
-        match tokio::time::timeout(WAIT, stream.message()).await.expect("the stream ends in time") {
-            Ok(Some(event)) => assert_eq!(event.r#type, pb::EventType::Heartbeat as i32),
-            Ok(None) => panic!("the stream ended without a status"),
-            Err(status) => break status,
-        }
-    };
-    assert_eq!(status.code(), Code::Unauthenticated);
+    ends_unauthenticated(&mut stream, "").await;
 }
 
 #[tokio::test]
@@ -687,15 +686,7 @@ async fn no_signal_reaches_a_stream_after_its_key_was_revoked() {
         app.session(&other).typing(&conversation.id, true).await.unwrap();
         let _presence = subscribe(&app, &other, "").await;
 
-        let status = loop {
-            match tokio::time::timeout(WAIT, stream.message()).await.expect("the stream ends in time") {
-                Ok(Some(event)) if event.r#type == pb::EventType::Heartbeat as i32 => {}
-                Ok(Some(event)) => panic!("round {round}: delivered after the revoke: {event:?}"),
-                Ok(None) => panic!("the stream ended without a status"),
-                Err(status) => break status,
-            }
-        };
-        assert_eq!(status.code(), Code::Unauthenticated);
+        ends_unauthenticated(&mut stream, &format!("round {round}")).await;
     }
     sending.store(false, std::sync::atomic::Ordering::Relaxed);
     for task in load {
@@ -725,13 +716,5 @@ async fn a_revoke_through_another_process_stops_its_signals_within_a_second() {
     app.as_admin().revoke_api_key(&key_of(&app, &member).await).await.unwrap();
     other.session(&typer).typing(&conversation.id, true).await.unwrap();
 
-    let status = loop {
-        match tokio::time::timeout(WAIT, stream.message()).await.expect("the stream ends in time") {
-            Ok(Some(event)) if event.r#type == pb::EventType::Heartbeat as i32 => {}
-            Ok(Some(event)) => panic!("delivered after the revoke: {event:?}"),
-            Ok(None) => panic!("the stream ended without a status"),
-            Err(status) => break status,
-        }
-    };
-    assert_eq!(status.code(), Code::Unauthenticated);
+    ends_unauthenticated(&mut stream, "").await;
 }
