@@ -31,10 +31,15 @@ pub fn python_environment(name: &str, requirements: &str) -> PathBuf {
     let requirements = root.join(requirements);
     let stamp = venv.join("requirements.installed");
     let wanted = std::fs::read_to_string(&requirements).unwrap_or_else(|err| panic!("{requirements:?}: {err}"));
+    // Tests of one binary run in parallel and may ask for the same environment at once; two
+    // `venv` runs into one folder break each other's pip. The lock is released when dropped.
+    let lock = std::fs::File::create(root.join("target").join(format!("{name}.lock")))
+        .unwrap_or_else(|err| panic!("lock file for {name}: {err}"));
+    lock.lock().unwrap_or_else(|err| panic!("lock {name}: {err}"));
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) && python.exists() {
         return python;
     }
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+    run(Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv));
     run(Command::new(&python)
         .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
         .arg(&requirements));
