@@ -10,12 +10,11 @@
 use std::{
     os::unix::fs::{OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
-    time::Duration,
 };
 
-use sea_orm::sqlx::{self, Connection, sqlite::SqliteConnectOptions, sqlite::SqliteConnection};
+use rusqlite::{Connection, OpenFlags};
 
-use super::{integrity, migrate};
+use super::{integrity, migrate, sqlite};
 use crate::domain::Error;
 
 /// What a backup wrote.
@@ -63,19 +62,23 @@ async fn copy(source: &Path, partial: &Path, mode: u32) -> Result<(), Error> {
         .mode(mode & 0o777)
         .open(partial)
         .map_err(|err| failed(&err))?;
-    let options =
-        SqliteConnectOptions::new().filename(source).create_if_missing(false).busy_timeout(Duration::from_secs(10));
-    let mut live = SqliteConnection::connect_with(&options).await.map_err(|err| failed(&err))?;
-    let copied = sqlx::query("VACUUM INTO ?").bind(partial.to_string_lossy().into_owned()).execute(&mut live).await;
-    let _ = live.close().await;
-    copied.map_err(|err| failed(&err))?;
-    let mut copy = SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(partial))
-        .await
-        .map_err(|err| failed(&err))?;
-    let found: Result<Vec<String>, _> = sqlx::query_scalar(integrity::QUICK_CHECK).fetch_all(&mut copy).await;
-    let _ = copy.close().await;
+    let original = source.display().to_string();
+    let (source, partial) = (source.to_owned(), partial.to_owned());
+    let found = tokio::task::spawn_blocking(move || -> rusqlite::Result<Vec<String>> {
+        let live = Connection::open_with_flags(&source, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        live.busy_timeout(sqlite::BUSY_TIMEOUT)?;
+        live.execute("VACUUM INTO ?1", [partial.to_string_lossy()])?;
+        drop(live);
+        let copy = Connection::open_with_flags(&partial, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let mut check = copy.prepare(integrity::QUICK_CHECK)?;
+        let found = check.query_map([], |row| row.get::<_, String>(0))?.collect();
+        found
+    })
+    .await
+    .map_err(|err| failed(&err))?
+    .map_err(|err| failed(&err))?;
     // A copy that fails its check is a damaged original: the message names the original.
-    integrity::verdict(&source.display().to_string(), found.map_err(|err| failed(&err))?)
+    integrity::verdict(&original, found)
 }
 
 /// Flushes the copy at `partial` to disk and links it to `destination` (failing if that

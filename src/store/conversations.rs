@@ -53,6 +53,15 @@ pub async fn create(store: &Store, caller: &Caller, new: NewConversation) -> Res
     created(store, caller, &id).await
 }
 
+/// A conversation an earlier create with the same request id made, as read by column name.
+#[derive(Debug, FromQueryResult)]
+struct EarlierCreate {
+    /// Its id.
+    id: String,
+    /// The fingerprint of the request that created it.
+    request_fingerprint: Option<String>,
+}
+
 /// The unit of a create: the new conversation's id, or the one an earlier create with the
 /// same request id made.
 async fn insert(tx: &mut WriteTx, caller: &Caller, new: NewConversation) -> Result<String, Error> {
@@ -63,16 +72,16 @@ async fn insert(tx: &mut WriteTx, caller: &Caller, new: NewConversation) -> Resu
         access::claim_request_id(tx.conn(), &caller.account_id, &caller.user_id, "message", &key.id).await?;
     }
     if let Some(key) = &new.request_id {
-        let earlier: Option<(String, Option<String>)> = conversation::Entity::find()
+        let earlier: Option<EarlierCreate> = conversation::Entity::find()
             .select_only()
             .columns([conversation::Column::Id, conversation::Column::RequestFingerprint])
             .filter(conversation::Column::AccountId.eq(&caller.account_id))
             .filter(conversation::Column::CreatorId.eq(&caller.user_id))
             .filter(conversation::Column::CreateRequestId.eq(&key.id))
-            .into_tuple()
+            .into_model::<EarlierCreate>()
             .one(tx.conn())
             .await?;
-        if let Some((earlier, fingerprint)) = earlier {
+        if let Some(EarlierCreate { id: earlier, request_fingerprint: fingerprint }) = earlier {
             key.check_retry("request_id", &format!("conversation {earlier}"), fingerprint.as_deref())?;
             return Ok(earlier);
         }

@@ -199,10 +199,26 @@ impl FromQueryResult for Sighted {
     }
 }
 
+/// An event's position as read, by column name.
+#[derive(Debug, FromQueryResult)]
+struct PositionColumns {
+    /// Its writing transaction.
+    tx: i64,
+    /// Its number among all appends.
+    seq: i64,
+}
+
+impl PositionColumns {
+    /// The position these columns hold.
+    fn position(&self) -> Position {
+        Position { tx: self.tx, seq: self.seq }
+    }
+}
+
 /// The newest position of the account's log that no running transaction can precede: its
 /// newest such event, or where pruning left off.
 pub async fn head(store: &Store, account_id: &str) -> Result<Position, Error> {
-    let newest: Option<(i64, i64)> = event::Entity::find()
+    let newest: Option<PositionColumns> = event::Entity::find()
         .select_only()
         .columns([event::Column::Tx, event::Column::Seq])
         .filter(event::Column::AccountId.eq(account_id))
@@ -210,11 +226,11 @@ pub async fn head(store: &Store, account_id: &str) -> Result<Position, Error> {
         .order_by_desc(event::Column::Tx)
         .order_by_desc(event::Column::Seq)
         .limit(1)
-        .into_tuple()
+        .into_model::<PositionColumns>()
         .one(&store.db)
         .await?;
     match newest {
-        Some((tx, seq)) => Ok(Position { tx, seq }),
+        Some(newest) => Ok(newest.position()),
         None => Ok(pruned(store, account_id).await?.through),
     }
 }
@@ -269,16 +285,16 @@ pub async fn pruned(store: &Store, account_id: &str) -> Result<Pruned, Error> {
 /// The position of the account's event numbered `number` by the account counter that
 /// cursors named before positions, if it is still in the log.
 pub async fn numbered(store: &Store, account_id: &str, number: i64) -> Result<Option<Position>, Error> {
-    let found: Option<(i64, i64)> = event::Entity::find()
+    let found: Option<PositionColumns> = event::Entity::find()
         .select_only()
         .columns([event::Column::Tx, event::Column::Seq])
         .filter(event::Column::AccountId.eq(account_id))
         .filter(event::Column::AccountSeq.eq(number))
         .filter(event::Column::AccountSeq.gt(0))
-        .into_tuple()
+        .into_model::<PositionColumns>()
         .one(&store.db)
         .await?;
-    Ok(found.map(|(tx, seq)| Position { tx, seq }))
+    Ok(found.map(|found| found.position()))
 }
 
 /// Up to `limit` events of the account's log after `from` that `narrowing` leaves in, with
@@ -342,7 +358,7 @@ pub async fn prune(store: &Store, cutoff: Micros) -> Result<RetentionReport, Err
 
 /// Deletes the account's events up to the newest one created before `cutoff`; how many.
 async fn prune_account(txn: &DatabaseTransaction, account_id: &str, cutoff: Micros) -> Result<u64, Error> {
-    let newest_expired: Option<(i64, i64)> = event::Entity::find()
+    let newest_expired: Option<PositionColumns> = event::Entity::find()
         .select_only()
         .columns([event::Column::Tx, event::Column::Seq])
         .filter(event::Column::AccountId.eq(account_id))
@@ -350,11 +366,11 @@ async fn prune_account(txn: &DatabaseTransaction, account_id: &str, cutoff: Micr
         .order_by_desc(event::Column::Tx)
         .order_by_desc(event::Column::Seq)
         .limit(1)
-        .into_tuple()
+        .into_model::<PositionColumns>()
         .one(txn)
         .await?;
-    let Some((tx, seq)) = newest_expired else { return Ok(0) };
-    let through = Position { tx, seq };
+    let Some(newest_expired) = newest_expired else { return Ok(0) };
+    let through = newest_expired.position();
     let through_number: Option<Option<i64>> = event::Entity::find()
         .select_only()
         .expr(Expr::col(event::Column::AccountSeq).max())

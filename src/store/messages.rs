@@ -11,7 +11,9 @@ use super::{
     access::{self, ConversationRecord},
     columns,
     entities::{attachment, conversation, message, message_read},
-    notifications, pending, templates, unread, views,
+    notifications,
+    pending::{self, RequestedMessage},
+    templates, unread, views,
 };
 use crate::domain::{
     Caller, Error, View,
@@ -181,20 +183,26 @@ async fn find_earlier<C: ConnectionTrait>(
     request_id: &str,
 ) -> Result<Option<EarlierSend>, Error> {
     let sender_id = sender.user_id.as_str();
-    let sent: Option<(String, String, Option<String>)> = message::Entity::find()
+    let sent: Option<RequestedMessage> = message::Entity::find()
         .select_only()
         .columns([message::Column::Id, message::Column::ConversationId, message::Column::RequestFingerprint])
         .filter(access::of_account::<message::Entity>(&sender.account_id))
         .filter(message::Column::SenderId.eq(sender_id))
         .filter(message::Column::SendRequestId.eq(request_id))
-        .into_tuple()
+        .into_model::<RequestedMessage>()
         .one(conn)
         .await?;
-    if let Some((id, conversation_id, fingerprint)) = sent {
-        return Ok(Some(EarlierSend { earlier: Earlier::Sent(id), conversation_id, fingerprint }));
+    if let Some(sent) = sent {
+        return Ok(Some(EarlierSend {
+            earlier: Earlier::Sent(sent.id),
+            conversation_id: sent.conversation_id,
+            fingerprint: sent.request_fingerprint,
+        }));
     }
-    Ok(pending::find_by_request(conn, sender, request_id).await?.map(|(id, conversation_id, fingerprint)| {
-        EarlierSend { earlier: Earlier::Scheduled(id), conversation_id, fingerprint }
+    Ok(pending::find_by_request(conn, sender, request_id).await?.map(|scheduled| EarlierSend {
+        earlier: Earlier::Scheduled(scheduled.id),
+        conversation_id: scheduled.conversation_id,
+        fingerprint: scheduled.request_fingerprint,
     }))
 }
 
@@ -331,7 +339,7 @@ async fn insert_attachments(
             id: Set(described.id.clone()),
             account_id: Set(message.account_id.clone()),
             message_id: Set(message.id.clone()),
-            position: Set(position as i32),
+            position: Set(position as i64),
             filename: Set(upload.filename),
             media_type: Set(upload.media_type),
             size_bytes: Set(described.size_bytes),

@@ -43,6 +43,7 @@ mod probe;
 pub mod reads;
 pub mod reports;
 pub mod scheduled;
+mod sqlite;
 pub mod templates;
 #[cfg(test)]
 mod testing;
@@ -63,7 +64,7 @@ use std::{
 };
 
 use crate::domain::Error;
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, SqlErr};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
 pub use credentials::Credentials;
 pub use tx::{UnitFuture, WriteTx};
@@ -152,6 +153,8 @@ pub struct Store {
     reachable: AtomicBool,
     /// How the database is probed.
     prober: probe::Prober,
+    /// The SQLite engine's connections (`db` is its readers'); none on PostgreSQL.
+    sqlite: Option<sqlite::Sqlite>,
 }
 
 impl Store {
@@ -163,22 +166,33 @@ impl Store {
 
     /// Connects to `url` as `settings` say and brings the schema up to date.
     pub async fn open_with(url: &str, settings: &StoreSettings) -> Result<Self, Error> {
-        let mut db = connect(url, settings).await?;
-        if let Some(path) = migrate::sqlite_file(url).filter(|_| settings.check_at_start) {
-            integrity::check(&db, &path).await?;
+        let sqlite = match url.starts_with("sqlite:") {
+            true => Some(
+                sqlite::Sqlite::open(migrate::sqlite_file(url).as_deref()).await.map_err(|err| opening(url, err))?,
+            ),
+            false => None,
+        };
+        let db = match &sqlite {
+            Some(sqlite) => sqlite.readers.clone(),
+            None => connect_postgres(url, settings).await?,
+        };
+        let writes = sqlite.as_ref().map_or(&db, |sqlite| &sqlite.writer).clone();
+        prepare_schema(writes.clone(), url, settings).await?;
+        if let Some(sqlite) = &sqlite {
+            sqlite.log_writes();
         }
-        migrate::migrate(&db, url).await?;
-        log_statements(&mut db);
         let hub = Hub::new();
         // Replicas on PostgreSQL hear each other's revokes; processes sharing a SQLite file
         // cannot, so there cached keys expire.
-        let max_age = (db.get_database_backend() == DbBackend::Sqlite).then_some(credentials::SHARED_FILE_MAX_AGE);
+        let max_age = sqlite.is_some().then_some(credentials::SHARED_FILE_MAX_AGE);
         let credentials = Arc::new(Credentials::new(max_age));
         let announcer = wakeups::Announcer::start(&db);
         let lanes = WriterSettings { lanes: settings.writers };
-        let writer = writer::Writer::start(db.clone(), Arc::clone(&hub), Arc::clone(&credentials), announcer, lanes);
+        let engine = sqlite.as_ref().map(|sqlite| sqlite.writer_connection.clone());
+        let writer =
+            writer::Writer::start(writes, engine, Arc::clone(&hub), Arc::clone(&credentials), announcer, lanes);
         let prober = probe::Prober::new(&db);
-        Ok(Self { db, writer, hub, credentials, reachable: AtomicBool::new(true), prober })
+        Ok(Self { db, writer, hub, credentials, reachable: AtomicBool::new(true), prober, sqlite })
     }
 
     /// Sends `payload` to every replica listening on PostgreSQL channel `channel`.
@@ -257,78 +271,80 @@ impl Store {
         .await
     }
 
-    /// How the connection pool is used now, for the metrics.
+    /// How the connections are used now, for the metrics.
     pub fn pool_usage(&self) -> PoolUsage {
-        fn usage<DB: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<DB>) -> PoolUsage {
-            let open = pool.size();
-            let idle = u32::try_from(pool.num_idle()).unwrap_or(open);
-            PoolUsage { open, idle, max: pool.options().get_max_connections() }
+        if let Some(sqlite) = &self.sqlite {
+            return sqlite.usage();
         }
-        match self.backend() {
-            DbBackend::Postgres => usage(self.db.get_postgres_connection_pool()),
-            _ => usage(self.db.get_sqlite_connection_pool()),
-        }
+        let pool = self.db.get_postgres_connection_pool();
+        let open = pool.size();
+        let idle = u32::try_from(pool.num_idle()).unwrap_or(open);
+        PoolUsage { open, idle, max: pool.options().get_max_connections() }
     }
 
-    /// Closes the connection pool: calls after this fail as UNAVAILABLE.
+    /// Closes the connections: calls after this fail as UNAVAILABLE.
     pub async fn close(&self) {
         self.prober.close().await;
+        if let Some(sqlite) = &self.sqlite {
+            return sqlite.close();
+        }
         if let Err(err) = self.db.close_by_ref().await {
             tracing::warn!(error = %err, "closing the database pool failed");
         }
     }
 }
 
-async fn connect(url: &str, settings: &StoreSettings) -> Result<DatabaseConnection, Error> {
-    let mut options = ConnectOptions::new(url.to_owned());
-    options.sqlx_logging(false).connect_timeout(settings.acquire_timeout).acquire_timeout(settings.acquire_timeout);
-    if url.starts_with("sqlite:") {
-        options.map_sqlx_sqlite_opts(|sqlite| {
-            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-            // FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power loss,
-            // and an acknowledged message must survive that.
-            sqlite
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true)
-        });
-        if url.contains(":memory:") || url.contains("mode=memory") {
-            // Each connection to an in-memory database is a database of its own: keep one.
-            options.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
-        } else {
-            options.max_connections(8);
+/// Checks a SQLite file's pages (unless told not to) and brings the schema up to date,
+/// through `db`, the connection that writes. On SQLite this runs off the tokio workers: it
+/// waits on the disk.
+async fn prepare_schema(db: DatabaseConnection, url: &str, settings: &StoreSettings) -> Result<(), Error> {
+    let url = url.to_owned();
+    let check_at_start = settings.check_at_start;
+    let backend = db.get_database_backend();
+    let prepare = async move {
+        if let Some(path) = migrate::sqlite_file(&url).filter(|_| check_at_start) {
+            integrity::check(&db, &path).await?;
         }
-    } else {
-        let (application_name, statement_timeout) = (settings.application_name.clone(), settings.statement_timeout);
-        options.max_connections(settings.max_connections).map_sqlx_postgres_opts(move |postgres| {
-            let postgres = postgres.application_name(&application_name);
-            match statement_timeout {
-                Some(timeout) => postgres.options([("statement_timeout", format!("{}ms", timeout.as_millis()))]),
-                None => postgres,
-            }
-        });
+        migrate::migrate(&db, &url).await
+    };
+    if backend != DbBackend::Sqlite {
+        return prepare.await;
     }
-    Database::connect(options).await.map_err(|err| match migrate::sqlite_file(url) {
-        Some(path) if integrity::is_damage(&err) => integrity::damaged(&path, &err.to_string()),
-        _ => Error::Unavailable(format!("could not open the database {}: {err}", redact(url))),
-    })
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || runtime.block_on(prepare))
+        .await
+        .unwrap_or_else(|err| Err(Error::Internal(format!("preparing the database failed: {err}"))))
 }
 
-/// Logs every statement the service sends from now on (the migrations' are not its own):
-/// `RUST_LOG=missive::sql=trace` shows them, and the tests read them to prove that each
-/// names its account (see the README's Citus section).
-fn log_statements(db: &mut DatabaseConnection) {
-    db.set_metric_callback(|info| {
-        tracing::trace!(
-            target: STATEMENTS,
-            sql = %info.statement.sql,
-            micros = info.elapsed.as_micros() as u64,
-            failed = info.failed,
-            "statement"
-        );
+/// The error of a database that could not be opened.
+fn opening(url: &str, err: DbErr) -> Error {
+    match migrate::sqlite_file(url) {
+        Some(path) if integrity::is_damage(&err) => integrity::damaged(&path, &err.to_string()),
+        _ => Error::Unavailable(format!("could not open the database {}: {err}", redact(url))),
+    }
+}
+
+async fn connect_postgres(url: &str, settings: &StoreSettings) -> Result<DatabaseConnection, Error> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options.sqlx_logging(false).connect_timeout(settings.acquire_timeout).acquire_timeout(settings.acquire_timeout);
+    let (application_name, statement_timeout) = (settings.application_name.clone(), settings.statement_timeout);
+    options.max_connections(settings.max_connections).map_sqlx_postgres_opts(move |postgres| {
+        let postgres = postgres.application_name(&application_name);
+        match statement_timeout {
+            Some(timeout) => postgres.options([("statement_timeout", format!("{}ms", timeout.as_millis()))]),
+            None => postgres,
+        }
     });
+    let mut db = Database::connect(options).await.map_err(|err| opening(url, err))?;
+    db.set_metric_callback(|info| log_statement(&info.statement.sql, info.elapsed, info.failed));
+    Ok(db)
+}
+
+/// Logs a statement the service sent (the migrations' are not its own):
+/// `RUST_LOG=missive::sql=trace` shows them, and the tests read them to prove that each
+/// names its account (see the README's Citus section) and to hold statement budgets.
+fn log_statement(sql: &str, elapsed: Duration, failed: bool) {
+    tracing::trace!(target: STATEMENTS, sql = %sql, micros = elapsed.as_micros() as u64, failed, "statement");
 }
 
 /// The tracing target of the statement log.
@@ -353,20 +369,20 @@ fn redact(url: &str) -> String {
 
 impl From<DbErr> for Error {
     fn from(err: DbErr) -> Self {
-        if let Some(SqlErr::UniqueConstraintViolation(detail)) = err.sql_err() {
-            // Callers check the uniqueness they know of and say which field clashed; this is
-            // the backstop for a race, and the constraint's name stays in the log.
-            tracing::debug!(%detail, "unique constraint violated");
-            return Error::AlreadyExists("the resource already exists".into());
-        }
         use sea_orm::{RuntimeErr, sqlx};
-        let condition = |runtime: &RuntimeErr| match runtime {
+        let storage = |runtime: &RuntimeErr| match runtime {
             RuntimeErr::SqlxError(source) => match source.as_ref() {
                 sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
                     Some(Error::Unavailable(err.to_string()))
                 }
+                sqlx::Error::Database(database) if database.kind() == sqlx::error::ErrorKind::UniqueViolation => {
+                    // Callers check the uniqueness they know of and say which field clashed;
+                    // this is the backstop for a race, and the constraint's name stays in the log.
+                    tracing::debug!(detail = %database, "unique constraint violated");
+                    Some(Error::AlreadyExists("the resource already exists".into()))
+                }
                 sqlx::Error::Database(database) => {
-                    let sqlite = database.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some();
+                    let sqlite = database.try_downcast_ref::<sqlite::SqliteFailure>().is_some();
                     database.code().and_then(|code| storage_condition(sqlite, &code, &err))
                 }
                 _ => None,
@@ -374,10 +390,12 @@ impl From<DbErr> for Error {
             _ => None,
         };
         match &err {
-            DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => Error::Unavailable(err.to_string()),
-            DbErr::Query(runtime) | DbErr::Exec(runtime) => {
-                condition(runtime).unwrap_or_else(|| Error::Internal(err.to_string()))
-            }
+            DbErr::Conn(runtime) | DbErr::Query(runtime) | DbErr::Exec(runtime) => match storage(runtime) {
+                Some(mapped) => mapped,
+                None if matches!(err, DbErr::Conn(_)) => Error::Unavailable(err.to_string()),
+                None => Error::Internal(err.to_string()),
+            },
+            DbErr::ConnectionAcquire(_) => Error::Unavailable(err.to_string()),
             _ => Error::Internal(err.to_string()),
         }
     }

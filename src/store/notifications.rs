@@ -137,8 +137,9 @@ async fn count_in<C: ConnectionTrait>(conn: &C, account_id: &str, user_id: &str)
     };
     let sql = format!(
         "SELECT (SELECT COUNT(*) FROM notifications WHERE account_id = {account} AND user_id = {user} \
-         AND read_time IS NULL), (SELECT CAST(COALESCE(SUM(unread_count), 0) AS BIGINT) FROM participants \
-         WHERE account_id = {account} AND user_id = {user} AND archived = {no})",
+         AND read_time IS NULL) AS unread_notifications, (SELECT CAST(COALESCE(SUM(unread_count), 0) AS BIGINT) \
+         FROM participants WHERE account_id = {account} AND user_id = {user} AND archived = {no}) \
+         AS unread_messages",
         no = if backend == DbBackend::Postgres { "false" } else { "0" },
     );
     let statement = Statement::from_sql_and_values(backend, sql, [account_id.into(), user_id.into()]);
@@ -146,9 +147,10 @@ async fn count_in<C: ConnectionTrait>(conn: &C, account_id: &str, user_id: &str)
         .query_one_raw(statement)
         .await?
         .ok_or_else(|| Error::Internal("counting notifications returned no row".into()))?;
+    // Read by name: a row's columns need not come back in the order selected.
     Ok(NotificationCount {
-        unread_notifications: row.try_get_by_index::<i64>(0)?,
-        unread_messages: row.try_get_by_index::<i64>(1)?,
+        unread_notifications: row.try_get::<i64>("", "unread_notifications")?,
+        unread_messages: row.try_get::<i64>("", "unread_messages")?,
     })
 }
 

@@ -6,7 +6,8 @@
 //! send path (`messages`) shares with them.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 
 use super::{
@@ -90,7 +91,7 @@ async fn store_attachments(
             id: Set(attachment.id.clone()),
             account_id: Set(row.account_id.clone()),
             scheduled_message_id: Set(row.id.clone()),
-            position: Set(position as i32),
+            position: Set(position as i64),
             filename: Set(attachment.filename.clone()),
             media_type: Set(attachment.media_type.clone()),
             size_bytes: Set(attachment.size_bytes),
@@ -104,13 +105,24 @@ async fn store_attachments(
     Ok(attachments)
 }
 
-/// The waiting message `sender` scheduled with this request id: (id, conversation,
-/// request fingerprint).
+/// A message sent or scheduled with a request id, as read by column name: what a retry of
+/// the request is checked against.
+#[derive(Debug, FromQueryResult)]
+pub(super) struct RequestedMessage {
+    /// The message's id.
+    pub(super) id: String,
+    /// Its conversation.
+    pub(super) conversation_id: String,
+    /// The fingerprint of the request that sent or scheduled it.
+    pub(super) request_fingerprint: Option<String>,
+}
+
+/// The waiting message `sender` scheduled with this request id.
 pub(super) async fn find_by_request<C: ConnectionTrait>(
     conn: &C,
     sender: &Caller,
     request_id: &str,
-) -> Result<Option<(String, String, Option<String>)>, Error> {
+) -> Result<Option<RequestedMessage>, Error> {
     Ok(scheduled_message::Entity::find()
         .select_only()
         .columns([
@@ -121,7 +133,7 @@ pub(super) async fn find_by_request<C: ConnectionTrait>(
         .filter(access::of_account::<scheduled_message::Entity>(&sender.account_id))
         .filter(scheduled_message::Column::SenderId.eq(&sender.user_id))
         .filter(scheduled_message::Column::SendRequestId.eq(request_id))
-        .into_tuple()
+        .into_model::<RequestedMessage>()
         .one(conn)
         .await?)
 }
@@ -148,8 +160,9 @@ pub(super) async fn present_all<C: ConnectionTrait>(
     let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
     let described: Vec<views::AttachmentColumns> = scheduled_attachment::Entity::find()
         .select_only()
+        // Named as a sent message's attachment names its message, to read the same shape.
+        .column_as(scheduled_attachment::Column::ScheduledMessageId, "message_id")
         .columns([
-            scheduled_attachment::Column::ScheduledMessageId,
             scheduled_attachment::Column::Id,
             scheduled_attachment::Column::Filename,
             scheduled_attachment::Column::MediaType,
@@ -159,7 +172,7 @@ pub(super) async fn present_all<C: ConnectionTrait>(
         .filter(access::of_account::<scheduled_attachment::Entity>(account_id))
         .filter(scheduled_attachment::Column::ScheduledMessageId.is_in(ids))
         .order_by_asc(scheduled_attachment::Column::Position)
-        .into_tuple()
+        .into_model::<views::AttachmentColumns>()
         .all(conn)
         .await?;
     let mut attachments = views::group_attachments(described);

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QuerySelect};
 
 use super::{
     Store, WriteTx, access,
@@ -79,18 +79,18 @@ async fn insert_receipts(
         if !only.is_empty() {
             find = find.filter(message::Column::Id.is_in(only.to_vec()));
         }
-        let chunk: Vec<(String, bool)> = find
+        let chunk: Vec<UnreadColumns> = find
             .select_only()
             .columns([message::Column::Id, message::Column::Private])
             .limit(READ_CHUNK)
-            .into_tuple()
+            .into_model::<UnreadColumns>()
             .all(tx.conn())
             .await?;
         if chunk.is_empty() {
             return Ok((public, private));
         }
-        message_read::Entity::insert_many(chunk.iter().map(|(id, _)| message_read::ActiveModel {
-            message_id: Set(id.clone()),
+        message_read::Entity::insert_many(chunk.iter().map(|row| message_read::ActiveModel {
+            message_id: Set(row.id.clone()),
             user_id: Set(reader.user_id.to_owned()),
             conversation_id: Set(conversation_id.to_owned()),
             account_id: Set(tx.account_id().to_owned()),
@@ -98,10 +98,19 @@ async fn insert_receipts(
         }))
         .exec_without_returning(tx.conn())
         .await?;
-        for (id, is_private) in chunk {
+        for UnreadColumns { id, private: is_private } in chunk {
             if is_private { private.push(id) } else { public.push(id) }
         }
     }
+}
+
+/// An unread message as read, by column name.
+#[derive(Debug, FromQueryResult)]
+struct UnreadColumns {
+    /// Its id.
+    id: String,
+    /// Whether it is a private note.
+    private: bool,
 }
 
 /// One `message.read` event per chunk of ids.

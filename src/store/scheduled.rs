@@ -16,7 +16,7 @@
 
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{ExprTrait, LockBehavior, LockType},
 };
 
@@ -282,12 +282,23 @@ pub async fn send_now(store: &Store, caller: &Caller, id: String) -> Result<Mess
         .await
 }
 
+/// A message found due, as read by column name: what its delivery unit needs to start.
+#[derive(Debug, FromQueryResult)]
+struct DueMessage {
+    /// The waiting message's id.
+    id: String,
+    /// Its account.
+    account_id: String,
+    /// Its sender, whom the delivery acts as.
+    sender_id: String,
+}
+
 /// Delivers every message due by now, each in a unit of its account, and returns how many
 /// were delivered (or failed); messages another replica delivered meanwhile are skipped.
 pub async fn deliver_due(store: &Store) -> Result<usize, Error> {
     let mut handled = 0;
     loop {
-        let due: Vec<(String, String, String)> = scheduled_message::Entity::find()
+        let due: Vec<DueMessage> = scheduled_message::Entity::find()
             .select_only()
             .columns([
                 scheduled_message::Column::Id,
@@ -298,12 +309,12 @@ pub async fn deliver_due(store: &Store) -> Result<usize, Error> {
             .filter(scheduled_message::Column::ScheduleTime.lte(now_micros()))
             .order_by_asc(scheduled_message::Column::ScheduleTime)
             .limit(DUE_BATCH)
-            .into_tuple()
+            .into_model::<DueMessage>()
             .all(&store.db)
             .await?;
         let found = due.len() as u64;
         // Submitted together, so that the writer commits them in as few batches as it can.
-        let deliveries = due.into_iter().map(|(id, account_id, sender_id)| async move {
+        let deliveries = due.into_iter().map(|DueMessage { id, account_id, sender_id }| async move {
             store.write_as(&account_id, &sender_id, move |tx| Box::pin(deliver_if_due(tx, id))).await
         });
         let (mut delivered, mut failed) = (0, 0);

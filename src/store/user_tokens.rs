@@ -6,7 +6,8 @@
 
 use base64::Engine;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QuerySelect,
+    sea_query::Expr,
 };
 use sha2::{Digest, Sha256};
 
@@ -107,20 +108,31 @@ pub struct TokenHolder {
 /// The user a genuine token of `account_id` names: none when it is not there (any more),
 /// UNAUTHENTICATED when it is deactivated.
 pub async fn holder(store: &Store, account_id: &str, user_id: &str) -> Result<Option<TokenHolder>, Error> {
-    let found: Option<(String, Option<i64>, i64)> = user::Entity::find_by_id(user_id.to_owned())
+    let found: Option<HolderColumns> = user::Entity::find_by_id(user_id.to_owned())
         .select_only()
         .columns([user::Column::Role, user::Column::DeactivateTime, user::Column::TokenGeneration])
         .filter(user::Column::AccountId.eq(account_id))
-        .into_tuple()
+        .into_model::<HolderColumns>()
         .one(&store.db)
         .await?;
-    let Some((role, deactivated, generation)) = found else {
+    let Some(found) = found else {
         return Ok(None);
     };
-    if deactivated.is_some() {
+    if found.deactivate_time.is_some() {
         return Err(users::deactivated());
     }
-    Ok(Some(TokenHolder { role: columns::stored("role", &role)?, generation }))
+    Ok(Some(TokenHolder { role: columns::stored("role", &found.role)?, generation: found.token_generation }))
+}
+
+/// A token holder's state as read, by column name.
+#[derive(Debug, FromQueryResult)]
+struct HolderColumns {
+    /// Its role, as stored.
+    role: String,
+    /// When it was deactivated, if it was.
+    deactivate_time: Option<i64>,
+    /// Its token generation.
+    token_generation: i64,
 }
 
 /// Whether `grant` still holds for `holder` under the account's `secret`: UNAUTHENTICATED

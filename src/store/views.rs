@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect};
 
 use super::{
     access::{self, ConversationRecord},
@@ -206,20 +206,34 @@ async fn attachments_of<C: ConnectionTrait>(
         .filter(attachment::Column::MessageId.is_in(ids.to_vec()))
         .order_by_asc(attachment::Column::MessageId)
         .order_by_asc(attachment::Column::Position)
-        .into_tuple()
+        .into_model::<AttachmentColumns>()
         .all(conn)
         .await?;
     Ok(group_attachments(rows))
 }
 
-/// An attachment's description as read: (message id, id, file name, media type, size,
-/// SHA-256).
-pub type AttachmentColumns = (String, String, String, String, i64, String);
+/// An attachment's description as read, by column name (a sent or a waiting message's:
+/// the waiting one's message column is read as `message_id`).
+#[derive(Debug, FromQueryResult)]
+pub(super) struct AttachmentColumns {
+    /// The message it belongs to.
+    message_id: String,
+    /// Its id.
+    id: String,
+    /// Its file name.
+    filename: String,
+    /// Its media type.
+    media_type: String,
+    /// Its size in bytes.
+    size_bytes: i64,
+    /// Its SHA-256 digest.
+    sha256: String,
+}
 
 /// Attachment descriptions, in the order read, by message.
 pub fn group_attachments(rows: Vec<AttachmentColumns>) -> HashMap<String, Vec<Attachment>> {
     let mut attachments: HashMap<String, Vec<Attachment>> = HashMap::new();
-    for (message_id, id, filename, media_type, size_bytes, sha256) in rows {
+    for AttachmentColumns { message_id, id, filename, media_type, size_bytes, sha256 } in rows {
         attachments.entry(message_id).or_default().push(Attachment { id, filename, media_type, size_bytes, sha256 });
     }
     attachments
@@ -293,15 +307,26 @@ async fn presence_of<C: ConnectionTrait>(
         return Ok(HashMap::new());
     }
     let unique: HashSet<&String> = user_ids.iter().collect();
-    let rows: Vec<(String, bool, Option<i64>)> = user::Entity::find()
+    let rows: Vec<PresenceColumns> = user::Entity::find()
         .select_only()
         .columns([user::Column::Id, user::Column::Online, user::Column::LastSeenTime])
         .filter(user::Column::AccountId.eq(account_id))
         .filter(user::Column::Id.is_in(unique))
-        .into_tuple()
+        .into_model::<PresenceColumns>()
         .all(conn)
         .await?;
-    Ok(rows.into_iter().map(|(id, online, last_seen)| (id, Presence::from_columns(online, last_seen))).collect())
+    Ok(rows.into_iter().map(|row| (row.id, Presence::from_columns(row.online, row.last_seen_time))).collect())
+}
+
+/// A user's presence as read, by column name.
+#[derive(Debug, FromQueryResult)]
+struct PresenceColumns {
+    /// The user's id.
+    id: String,
+    /// Whether it is online.
+    online: bool,
+    /// When it was last seen, if ever.
+    last_seen_time: Option<i64>,
 }
 
 /// One conversation as `caller` sees it.

@@ -30,14 +30,13 @@
 use std::{any::Any, collections::BTreeSet, panic::AssertUnwindSafe, sync::Arc};
 
 use futures::FutureExt;
-use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, DbBackend, SqliteTransactionMode, TransactionOptions, TransactionTrait,
-};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{
     Store,
     credentials::Credentials,
+    sqlite::WriterConnection,
     tx::{UnitFuture, WriteTx},
     wakeups::{Announcer, Hub},
 };
@@ -89,9 +88,11 @@ struct Changes {
     credentials: BTreeSet<(String, String)>,
 }
 
-/// Where a lane tells what its commits changed.
+/// What a lane writes through, and where it tells what its commits changed.
 struct Listeners {
     db: DatabaseConnection,
+    /// SQLite's writer connection, whose begin and commit failures sea-orm cannot see.
+    sqlite: Option<WriterConnection>,
     hub: Arc<Hub>,
     credentials: Arc<Credentials>,
     announcer: Announcer,
@@ -103,10 +104,11 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the lanes on `db`; commits wake `hub` (and, through `announcer`, other
-    /// replicas) and clear `credentials`.
+    /// Starts the lanes on `db` (on SQLite, `sqlite` is its connection); commits wake `hub`
+    /// (and, through `announcer`, other replicas) and clear `credentials`.
     pub(super) fn start(
         db: DatabaseConnection,
+        sqlite: Option<WriterConnection>,
         hub: Arc<Hub>,
         credentials: Arc<Credentials>,
         announcer: Announcer,
@@ -116,7 +118,12 @@ impl Writer {
         let lanes = if db.get_database_backend() == DbBackend::Postgres { settings.lanes.max(1) } else { 1 };
         let batch = if lanes == 1 { MAX_BATCH } else { 1 };
         let queue = Arc::new(Mutex::new(queue));
-        let listeners = Arc::new(Listeners { db, hub, credentials, announcer });
+        let on_thread = sqlite.is_some();
+        let listeners = Arc::new(Listeners { db, sqlite, hub, credentials, announcer });
+        if on_thread {
+            run_on_own_thread(listeners, queue, batch);
+            return Self { jobs };
+        }
         for _ in 0..lanes {
             tokio::spawn(run(Arc::clone(&listeners), Arc::clone(&queue), batch));
         }
@@ -187,6 +194,21 @@ async fn run(listeners: Arc<Listeners>, queue: Arc<Mutex<mpsc::Receiver<Job>>>, 
     }
 }
 
+/// SQLite's one lane, on an OS thread of its own that owns the writer's connection: every
+/// statement of a batch, and its commit's flush, run there, on a runtime of the thread's
+/// own, never on a tokio worker and never handed between threads. The thread ends with the
+/// queue (when the store goes).
+fn run_on_own_thread(listeners: Arc<Listeners>, queue: Arc<Mutex<mpsc::Receiver<Job>>>, batch: usize) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    let lane = move || match runtime {
+        Ok(runtime) => runtime.block_on(run(listeners, queue, batch)),
+        Err(err) => tracing::error!(error = %err, "the SQLite writer could not start: writes fail"),
+    };
+    if let Err(err) = std::thread::Builder::new().name("missive-writer".into()).spawn(lane) {
+        tracing::error!(error = %err, "the SQLite writer's thread could not start: writes fail");
+    }
+}
+
 /// Logs when dropped by a panic.
 struct PanicAlarm;
 
@@ -206,7 +228,7 @@ async fn commit_batch(listeners: &Listeners, jobs: Vec<Job>) {
         jobs.into_iter().map(|job| ((job.account_id, job.actor_id, job.unit), job.reply)).unzip();
     let mut results = Vec::with_capacity(pending.len());
     let units = pending.len();
-    let outcome = run_batch(&listeners.db, pending, &mut results).await;
+    let outcome = run_batch(listeners, pending, &mut results).await;
     metrics::histogram!("missive_write_batch_units").record(units as f64);
     let committed = if outcome.is_ok() { "committed" } else { "failed" };
     metrics::counter!("missive_write_batches_total", "outcome" => committed).increment(1);
@@ -247,7 +269,7 @@ fn forget_credentials(listeners: &Listeners, changed: &BTreeSet<(String, String)
 /// take one at a time) runs in the transaction itself: its savepoint would cost two round
 /// trips and guard nothing, since its failure rolls back only its own work either way.
 async fn run_batch(
-    db: &DatabaseConnection,
+    listeners: &Listeners,
     mut pending: Vec<(String, String, Unit)>,
     results: &mut Vec<Result<Value, Error>>,
 ) -> Result<Changes, Error> {
@@ -256,15 +278,32 @@ async fn run_batch(
         && let Some((account_id, actor_id, unit)) = pending.pop()
     {
         // Keeping the unit commits the transaction.
-        run_unit(WriteTx::new(begin(db).await?, account_id, actor_id), unit, &mut changes, results).await?;
+        let tx = begin(listeners).await?;
+        run_unit(WriteTx::new(tx, account_id, actor_id), unit, &mut changes, results).await?;
+        listeners.committed()?;
         return Ok(changes);
     }
-    let batch = begin(db).await?;
+    let batch = begin(listeners).await?;
     for (account_id, actor_id, unit) in pending {
-        run_unit(WriteTx::new(batch.begin().await?, account_id, actor_id), unit, &mut changes, results).await?;
+        let savepoint = batch.begin().await?;
+        listeners.committed()?;
+        run_unit(WriteTx::new(savepoint, account_id, actor_id), unit, &mut changes, results).await?;
+        listeners.committed()?;
     }
     batch.commit().await?;
+    listeners.committed()?;
     Ok(changes)
+}
+
+impl Listeners {
+    /// On SQLite, the failure of the last begin, savepoint, release or commit, which sea-orm
+    /// cannot see (`sqlite/session.rs`): a batch whose commit failed answers no one OK.
+    fn committed(&self) -> Result<(), Error> {
+        match &self.sqlite {
+            Some(connection) => Ok(connection.take_failure()?),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Runs one unit in `tx` and keeps it (or rolls it back when it fails), pushing its result
@@ -304,16 +343,14 @@ async fn run_unit(
     Ok(())
 }
 
-/// Begins a batch's transaction. On SQLite it is `BEGIN IMMEDIATE`: it takes the write lock
-/// at once, waiting out other processes (busy timeout), instead of failing with SQLITE_BUSY
-/// when its first write finds that another process wrote since its first read.
-async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, Error> {
-    Ok(db
-        .begin_with_options(TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..TransactionOptions::default()
-        })
-        .await?)
+/// Begins a batch's transaction. On SQLite it is `BEGIN IMMEDIATE` (the writer's connection
+/// begins no other way): it takes the write lock at once, waiting out other processes (busy
+/// timeout), instead of failing with SQLITE_BUSY when its first write finds that another
+/// process wrote since its first read.
+async fn begin(listeners: &Listeners) -> Result<DatabaseTransaction, Error> {
+    let transaction = listeners.db.begin().await?;
+    listeners.committed()?;
+    Ok(transaction)
 }
 
 #[cfg(test)]

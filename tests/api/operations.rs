@@ -74,18 +74,21 @@ async fn health_follows_the_database_and_calls_without_it_are_unavailable() {
 /// every read of it fails until then.
 enum Outage {
     Postgres { _db: DatabaseConnection, lock: DatabaseTransaction },
-    Sqlite { db: DatabaseConnection },
+    Sqlite { db: rusqlite::Connection },
 }
 
 impl Outage {
     async fn begin(database_url: &str) -> Outage {
-        let db = Database::connect(database_url).await.expect("the test's own connection");
         if database_url.starts_with("postgres") {
+            let db = Database::connect(database_url).await.expect("the test's own connection");
             let lock = db.begin().await.expect("a transaction");
             lock.execute_unprepared("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE").await.expect("the table lock");
             Outage::Postgres { _db: db, lock }
         } else {
-            db.execute_unprepared("ALTER TABLE accounts RENAME TO accounts_away").await.expect("rename away");
+            let path = database_url.trim_start_matches("sqlite:");
+            let db = rusqlite::Connection::open(path).expect("the test's own connection");
+            db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+            db.execute_batch("ALTER TABLE accounts RENAME TO accounts_away").expect("rename away");
             Outage::Sqlite { db }
         }
     }
@@ -94,8 +97,8 @@ impl Outage {
         match self {
             Outage::Postgres { _db, lock } => lock.commit().await.expect("release the lock"),
             Outage::Sqlite { db } => {
-                db.execute_unprepared("ALTER TABLE accounts_away RENAME TO accounts").await.expect("rename back");
-                db.close().await.expect("close the test's connection");
+                db.execute_batch("ALTER TABLE accounts_away RENAME TO accounts").expect("rename back");
+                db.close().expect("close the test's connection");
             }
         }
     }
