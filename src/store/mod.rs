@@ -172,15 +172,18 @@ impl Store {
             ),
             false => None,
         };
-        let db = match &sqlite {
+        let mut db = match &sqlite {
             Some(sqlite) => sqlite.readers.clone(),
             None => connect_postgres(url, settings).await?,
         };
         let writes = sqlite.as_ref().map_or(&db, |sqlite| &sqlite.writer).clone();
-        prepare_schema(writes.clone(), url, settings).await?;
-        if let Some(sqlite) = &sqlite {
-            sqlite.log_writes();
+        prepare_schema(writes, url, settings).await?;
+        // From now on, the statements are the service's own (see `log_statement`).
+        match &sqlite {
+            Some(sqlite) => sqlite.log_writes(),
+            None => db.set_metric_callback(|info| log_statement(&info.statement.sql, info.elapsed, info.failed)),
         }
+        let writes = sqlite.as_ref().map_or(&db, |sqlite| &sqlite.writer).clone();
         let hub = Hub::new();
         // Replicas on PostgreSQL hear each other's revokes; processes sharing a SQLite file
         // cannot, so there cached keys expire.
@@ -335,9 +338,7 @@ async fn connect_postgres(url: &str, settings: &StoreSettings) -> Result<Databas
             None => postgres,
         }
     });
-    let mut db = Database::connect(options).await.map_err(|err| opening(url, err))?;
-    db.set_metric_callback(|info| log_statement(&info.statement.sql, info.elapsed, info.failed));
-    Ok(db)
+    Database::connect(options).await.map_err(|err| opening(url, err))
 }
 
 /// Logs a statement the service sent (the migrations' are not its own):
@@ -466,24 +467,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("missive.db").display());
         let store = Store::open(&url).await.unwrap();
-        let pragma = |name: &str| {
-            let db = &store.db;
-            let statement = Statement::from_string(DbBackend::Sqlite, format!("PRAGMA {name}"));
-            async move { db.query_one_raw(statement).await.unwrap().unwrap().try_get_by_index::<String>(0).ok() }
-        };
-        let number = |name: &'static str| {
-            let db = &store.db;
-            let statement = Statement::from_string(DbBackend::Sqlite, format!("PRAGMA {name}"));
-            async move { db.query_one_raw(statement).await.unwrap().unwrap().try_get_by_index::<i64>(0).unwrap() }
-        };
-
-        assert_eq!(pragma("journal_mode").await.as_deref(), Some("wal"));
-        assert_eq!(number("synchronous").await, 2, "FULL");
-        assert_eq!(number("foreign_keys").await, 1);
-        assert!(number("busy_timeout").await >= 1000);
+        const PRAGMAS: &str = "SELECT (SELECT journal_mode FROM pragma_journal_mode) AS journal_mode, \
+             (SELECT synchronous FROM pragma_synchronous) AS synchronous, \
+             (SELECT foreign_keys FROM pragma_foreign_keys) AS foreign_keys, \
+             (SELECT timeout FROM pragma_busy_timeout) AS busy_timeout";
+        async fn settings<C: ConnectionTrait>(conn: &C) -> (String, i64, i64, i64) {
+            let row = conn.query_one_raw(Statement::from_string(DbBackend::Sqlite, PRAGMAS)).await.unwrap().unwrap();
+            let number = |name| row.try_get::<i64>("", name).unwrap();
+            let journal = row.try_get::<String>("", "journal_mode").unwrap();
+            (journal, number("synchronous"), number("foreign_keys"), number("busy_timeout"))
+        }
+        // A reader's connection, and the writer's (through a unit).
+        let read = settings(&store.db).await;
+        let written =
+            store.write_as("", "", |tx| Box::pin(async move { Ok(settings(tx.conn()).await) })).await.unwrap();
+        for (journal, synchronous, foreign_keys, busy_timeout) in [read, written] {
+            assert_eq!(journal, "wal");
+            assert_eq!(synchronous, 2, "FULL");
+            assert_eq!(foreign_keys, 1);
+            assert!(busy_timeout >= 1000);
+        }
         assert!(store.answers(Duration::from_secs(1)).await);
         store.close().await;
-        assert!(!store.answers(Duration::from_secs(1)).await, "a closed pool does not answer");
+        assert!(!store.answers(Duration::from_secs(1)).await, "a closed store does not answer");
     }
 
     #[tokio::test]

@@ -138,6 +138,37 @@ async fn a_full_disk_answers_resource_exhausted_and_writes_resume_when_space_ret
     app.assert_no_unread_drift().await;
 }
 
+/// SQLite: another process holding the file's write lock (a `sqlite3` shell in a
+/// transaction, a bulk import) makes a write wait out the busy timeout, then fail as
+/// UNAVAILABLE with nothing of it stored; writes resume once the lock goes.
+#[tokio::test]
+async fn a_write_lock_held_by_another_process_fails_writes_unavailable_and_they_resume() {
+    let app = spawn_app().await;
+    let Some(path) = app.database_url.strip_prefix("sqlite:") else {
+        eprintln!("skipped on PostgreSQL: its locks are rows', not the file's");
+        return;
+    };
+    let buyer = app.member("Buyer").await;
+    let seller = app.member("Seller").await;
+    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    let before = app.session(&buyer).send_message(text(&conversation.id, "before")).await.unwrap();
+
+    let holder = rusqlite::Connection::open(path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    let refused = app.session(&buyer).send_message(text(&conversation.id, "while locked")).await.unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(waited >= Duration::from_secs(9) && waited < Duration::from_secs(30), "waited {waited:?}");
+    app.session(&seller).get_unread_count().await.expect("reads go on meanwhile");
+    holder.execute_batch("ROLLBACK").unwrap();
+
+    let after = app.session(&buyer).send_message(text(&conversation.id, "after")).await.unwrap();
+    let listed = app.session(&seller).all_messages_in(&conversation.id, 100).await.unwrap();
+    assert_eq!(listed.into_iter().map(|m| m.id).collect::<Vec<_>>(), [before.id, after.id]);
+    app.assert_no_unread_drift().await;
+}
+
 #[tokio::test]
 async fn a_read_only_database_answers_unavailable_and_writes_resume_when_it_is_writable() {
     let app = spawn_app().await;
