@@ -21,7 +21,10 @@ mod scenarios;
 mod seed;
 mod server;
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use clap::Parser;
 
@@ -70,86 +73,115 @@ struct Args {
     server_binary: Option<PathBuf>,
 }
 
-/// The servers under test: the one every scenario uses, and those of the PostgreSQL
-/// scenarios, on the same database.
-struct Servers {
-    main: server::Server,
-    /// `--database-writers 1`: one write transaction at a time.
-    one_writer: Option<server::Server>,
-    /// A second replica.
-    second_replica: Option<server::Server>,
-}
+/// The scenarios, by the names `--only` takes.
+const SCENARIOS: [&str; 6] = ["send64", "send64_muted", "send16", "lists", "fanout", "idle"];
 
-impl Servers {
-    async fn start(
-        args: &Args,
-        binary: &std::path::Path,
-        database_url: &str,
-    ) -> Result<Self, Box<dyn std::error::Error>> {
-        let postgres_only = |name: &str| args.database_url.is_some() && args.only.iter().any(|o| o == name);
-        let main = server::Server::start(binary, database_url).await?;
-        let one_writer = if postgres_only("send64_one_writer") {
-            Some(server::Server::start_with(binary, database_url, &["--database-writers", "1"]).await?)
-        } else {
-            None
-        };
-        let second_replica =
-            if postgres_only("replicas") { Some(server::Server::start(binary, database_url).await?) } else { None };
-        Ok(Self { main, one_writer, second_replica })
-    }
-
-    async fn stop(self) {
-        for server in [Some(self.main), self.one_writer, self.second_replica].into_iter().flatten() {
-            server.stop().await;
-        }
-    }
-}
-
-/// One run of every wanted scenario, each next to the Health baseline measured first.
+/// One run of every wanted scenario. Each scenario gets servers of its own, started for it
+/// and stopped after it, so that no scenario inherits another's streams, caches or memory;
+/// each rate stands next to the Health baseline measured on the same server just before.
 async fn one_run(
     args: &Args,
-    servers: &Servers,
+    binary: &Path,
+    database_url: &str,
     fixture: &seed::Fixture,
     plan: &scenarios::Plan,
     results: &mut report::Results,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<(), Failure> {
     let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
-    let server = &servers.main;
-    let baseline = scenarios::health(server, plan).await?;
-    let baseline_rate = baseline.rate;
+    let postgres_only = |name: &str| args.database_url.is_some() && args.only.iter().any(|o| o == name);
     if wanted("health") {
-        results.add(baseline);
+        let server = server::Server::start(binary, database_url).await?;
+        results.add(scenarios::health(&server, plan).await?);
+        server.stop().await;
     }
-    for (name, in_flight, muted) in [("send64", 64, false), ("send64_muted", 64, true), ("send16", 16, false)] {
-        if wanted(name) {
-            results.add(scenarios::send(server, fixture, plan, in_flight, muted).await?.against(baseline_rate));
+    for name in SCENARIOS.into_iter().filter(|name| wanted(name)) {
+        let server = server::Server::start(binary, database_url).await?;
+        let baseline = scenarios::health(&server, plan).await?.rate;
+        for measured in scenario(name, &server, fixture, plan).await? {
+            results.add(measured.against(baseline));
         }
+        server.stop().await;
     }
-    if let Some(single) = &servers.one_writer {
-        let measured = scenarios::send(single, fixture, plan, 64, false).await?;
-        results.add(measured.renamed("send_message_64_in_flight_one_writer").against(baseline_rate));
+    if postgres_only("send64_one_writer") {
+        let server = server::Server::start_with(binary, database_url, &["--database-writers", "1"]).await?;
+        let baseline = scenarios::health(&server, plan).await?.rate;
+        let measured = scenarios::send(&server, fixture, plan, 64, false).await?;
+        results.add(measured.renamed("send_message_64_in_flight_one_writer").against(baseline));
+        server.stop().await;
     }
-    if let Some(second) = &servers.second_replica {
-        for measured in replicas::replicas(&[server, second], fixture, plan, 64).await? {
-            results.add(measured.against(baseline_rate));
+    if postgres_only("replicas") {
+        let (first, second) =
+            (server::Server::start(binary, database_url).await?, server::Server::start(binary, database_url).await?);
+        let baseline = scenarios::health(&first, plan).await?.rate;
+        for measured in replicas::replicas(&[&first, &second], fixture, plan, 64).await? {
+            results.add(measured.against(baseline));
         }
-    }
-    if wanted("lists") {
-        for measured in scenarios::lists(server, fixture, plan).await? {
-            results.add(measured);
-        }
-    }
-    if wanted("fanout") {
-        results.add(scenarios::fanout(server, fixture, plan).await?);
-    }
-    if wanted("idle") {
-        results.add(scenarios::idle(server, fixture, plan).await?);
+        first.stop().await;
+        second.stop().await;
     }
     Ok(())
 }
 
+/// The scenario `name` on `server`.
+async fn scenario(
+    name: &str,
+    server: &server::Server,
+    fixture: &seed::Fixture,
+    plan: &scenarios::Plan,
+) -> Result<Vec<scenarios::Measured>, Failure> {
+    Ok(match name {
+        "send64" => vec![scenarios::send(server, fixture, plan, 64, false).await?],
+        "send64_muted" => vec![scenarios::send(server, fixture, plan, 64, true).await?],
+        "send16" => vec![scenarios::send(server, fixture, plan, 16, false).await?],
+        "lists" => scenarios::lists(server, fixture, plan).await?,
+        "fanout" => vec![scenarios::fanout(server, fixture, plan).await?],
+        "idle" => vec![scenarios::idle(server, fixture, plan).await?],
+        other => return Err(format!("no scenario {other}").into()),
+    })
+}
+
+/// The statements each scenario's calls run, counted once after the measured runs on a
+/// server that logs them (`missive::sql`), with a short, smaller load: counts, not times.
+/// Idle streams count what opening them and then [`scenarios::IDLE_WINDOW`] of idling ran,
+/// per stream.
+async fn count_statements(
+    args: &Args,
+    binary: &Path,
+    database_url: &str,
+    fixture: &seed::Fixture,
+    results: &mut report::Results,
+) -> Result<(), Failure> {
+    let log = tempfile::NamedTempFile::new()?;
+    let server = server::Server::start_counting(binary, database_url, log.path()).await?;
+    let plan = scenarios::Plan {
+        duration: Duration::from_secs(2),
+        subscribers: 100,
+        fanout_rate: args.fanout_rate,
+        idle_streams: 1_000.min(args.idle_streams),
+    };
+    let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
+    for name in SCENARIOS.into_iter().filter(|name| wanted(name) && *name != "fanout") {
+        if name == "lists" {
+            // Each page alone: the listing scenario measures several in one.
+            for measured in scenarios::lists_counted(&server, fixture, &plan, log.path()).await? {
+                results.count(&measured.0, measured.1);
+            }
+            continue;
+        }
+        let before = server::statements_in(log.path());
+        for measured in scenario(name, &server, fixture, &plan).await? {
+            let statements = server::statements_in(log.path()) - before;
+            results.count(&measured.scenario, statements as f64 / measured.calls.max(1) as f64);
+        }
+    }
+    server.stop().await;
+    Ok(())
+}
+
+type Failure = Box<dyn std::error::Error>;
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Failure> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
     let database_url =
@@ -162,7 +194,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => path.clone(),
         None => std::env::current_exe()?.with_file_name("missive"),
     };
-    let servers = Servers::start(&args, &binary, &database_url).await?;
     let plan = scenarios::Plan {
         duration: args.duration,
         subscribers: args.subscribers,
@@ -172,9 +203,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut results = report::Results::new(if args.database_url.is_some() { "postgres" } else { "sqlite" }, &args);
     for run in 1..=args.runs {
         eprintln!("run {run} of {}", args.runs);
-        one_run(&args, &servers, &fixture, &plan, &mut results).await?;
+        one_run(&args, &binary, &database_url, &fixture, &plan, &mut results).await?;
     }
-    servers.stop().await;
+    eprintln!("counting statements");
+    count_statements(&args, &binary, &database_url, &fixture, &mut results).await?;
     let summary = results.summarize();
     println!("{}", report::table(&summary));
     if let Some(path) = &args.json {

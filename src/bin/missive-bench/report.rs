@@ -18,6 +18,10 @@ pub struct Results {
     pub duration_s: f64,
     pub runs: usize,
     pub measurements: Vec<Measured>,
+    /// Statements per call of each scenario, from the counting pass.
+    pub statements: Vec<(String, f64)>,
+    /// The per-key limits the servers ran with.
+    pub limits: String,
 }
 
 /// Median, minimum and maximum of one figure over the runs.
@@ -54,6 +58,7 @@ pub struct Summary {
     pub missed: Option<u64>,
     pub duplicated: Option<u64>,
     pub kib_per_stream: Option<Spread>,
+    pub statements_per_call: Option<f64>,
 }
 
 impl Results {
@@ -67,7 +72,14 @@ impl Results {
             duration_s: args.duration.as_secs_f64(),
             runs: args.runs,
             measurements: Vec::new(),
+            statements: Vec::new(),
+            limits: crate::server::LIFTED_LIMITS.join(" "),
         }
+    }
+
+    /// Records that each call of `scenario` ran `statements` statements.
+    pub fn count(&mut self, scenario: &str, statements: f64) {
+        self.statements.push((scenario.to_owned(), statements));
     }
 
     pub fn add(&mut self, measured: Measured) {
@@ -107,6 +119,7 @@ impl Results {
                 .iter()
                 .all(|m| m.kib_per_stream.is_some())
                 .then(|| Spread::of(runs.iter().filter_map(|m| m.kib_per_stream).collect())),
+            statements_per_call: self.statements.iter().find(|(scenario, _)| scenario == name).map(|(_, n)| *n),
         }
     }
 }
@@ -114,8 +127,8 @@ impl Results {
 /// The summaries as a Markdown table: medians, with [min–max] where it matters.
 pub fn table(summaries: &[Summary]) -> String {
     let mut out = String::from(
-        "| scenario | rate /s median [min–max] | % of Health | p50 ms | p99 ms | server CPU µs/call | RSS MiB | errors | missed/dup |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | rate /s median [min–max] | % of Health | p50 ms | p99 ms | server CPU µs/call | statements/call | RSS MiB | errors | missed/dup |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for s in summaries {
         let percent =
@@ -124,8 +137,9 @@ pub fn table(summaries: &[Summary]) -> String {
             (Some(missed), Some(duplicated)) => format!("{missed}/{duplicated}"),
             _ => "–".to_owned(),
         };
+        let statements = s.statements_per_call.map_or("–".to_owned(), |n| format!("{n:.1}"));
         out.push_str(&format!(
-            "| {} | {:.0} [{:.0}–{:.0}] | {percent} | {:.2} | {:.2} [{:.2}–{:.2}] | {:.0} | {:.1} | {} | {delivery} |\n",
+            "| {} | {:.0} [{:.0}–{:.0}] | {percent} | {:.2} | {:.2} [{:.2}–{:.2}] | {:.0} | {statements} | {:.1} | {} | {delivery} |\n",
             s.scenario,
             s.rate.median,
             s.rate.min,
@@ -139,6 +153,10 @@ pub fn table(summaries: &[Summary]) -> String {
             s.errors,
         ));
     }
+    out.push_str(&format!(
+        "\nEvery server ran with the per-key limits lifted ({}): the benchmark's few keys carry many clients' load.\n",
+        crate::server::LIFTED_LIMITS.join(" ")
+    ));
     for s in summaries {
         if let Some(kib) = s.kib_per_stream {
             // The largest run: later runs reuse memory that the first run's streams freed

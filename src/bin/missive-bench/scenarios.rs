@@ -3,6 +3,8 @@
 
 use std::{
     collections::{HashMap, HashSet},
+    future::Future,
+    pin::Pin,
     sync::{Arc, Mutex, OnceLock},
     time::{Duration, Instant},
 };
@@ -144,27 +146,58 @@ pub async fn send(
 const DEEP_PAGE_SIZE: i32 = 10;
 const DEEP_PAGES: usize = 20;
 
+/// A page call: its next page token.
+type PageCall = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, tonic::Status>> + Send>> + Send + Sync>;
+
 /// First and deep pages, one call at a time: the staff and a member inbox, a
 /// conversation's messages, and a member's unread count. A deep page is the page after
 /// [`DEEP_PAGES`] pages of [`DEEP_PAGE_SIZE`] (or the last one, in a shorter listing).
 pub async fn lists(server: &Server, fixture: &Fixture, plan: &Plan) -> Result<Vec<Measured>, Failure> {
+    let mut measured = Vec::new();
+    for (name, call) in pages(server, fixture).await? {
+        measured.push(one_at_a_time(server, name, plan.duration / 2, call).await);
+    }
+    Ok(measured)
+}
+
+/// Each page of [`lists`] for a moment on a server logging its statements to `log`: the
+/// statements per call of each.
+pub async fn lists_counted(
+    server: &Server,
+    fixture: &Fixture,
+    plan: &Plan,
+    log: &std::path::Path,
+) -> Result<Vec<(String, f64)>, Failure> {
+    let mut counted = Vec::new();
+    for (name, call) in pages(server, fixture).await? {
+        let before = crate::server::statements_in(log);
+        let measured = one_at_a_time(server, name, plan.duration / 4, call).await;
+        let statements = crate::server::statements_in(log) - before;
+        counted.push((name.to_owned(), statements as f64 / measured.calls.max(1) as f64));
+    }
+    Ok(counted)
+}
+
+/// The page calls [`lists`] measures, by scenario name.
+async fn pages(server: &Server, fixture: &Fixture) -> Result<Vec<(&'static str, PageCall)>, Failure> {
     let channel = server.channel().await?;
     let (conversation_id, member_key) = fixture.conversations.first().cloned().ok_or("nothing was seeded")?;
     let (conversations, messages) =
         (ConversationServiceClient::new(channel.clone()), MessageServiceClient::new(channel));
-    let each = plan.duration / 2;
-    let inbox = |key: &str, page_size: i32, page_token: String| {
+    let inbox = |key: &str, page_size: i32, page_token: String| -> PageCall {
         let (client, key) = (conversations.clone(), key.to_owned());
-        move || {
+        Arc::new(move || {
             let request =
                 pb::ListConversationsRequest { page_size, page_token: page_token.clone(), ..Default::default() };
             let (mut client, request) = (client.clone(), authed(&key, request));
-            async move { client.list_conversations(request).await.map(|page| page.into_inner().next_page_token) }
-        }
+            Box::pin(
+                async move { client.list_conversations(request).await.map(|page| page.into_inner().next_page_token) },
+            )
+        })
     };
-    let page = |page_size: i32, page_token: String| {
+    let page = |page_size: i32, page_token: String| -> PageCall {
         let (client, key, conversation_id) = (messages.clone(), member_key.clone(), conversation_id.clone());
-        move || {
+        Arc::new(move || {
             let request = pb::ListMessagesRequest {
                 conversation_id: conversation_id.clone(),
                 page_size,
@@ -172,34 +205,27 @@ pub async fn lists(server: &Server, fixture: &Fixture, plan: &Plan) -> Result<Ve
                 ..Default::default()
             };
             let (mut client, request) = (client.clone(), authed(&key, request));
-            async move { client.list_messages(request).await.map(|page| page.into_inner().next_page_token) }
-        }
+            Box::pin(async move { client.list_messages(request).await.map(|page| page.into_inner().next_page_token) })
+        })
     };
-    let unread = {
+    let unread: PageCall = {
         let (client, key) = (conversations.clone(), member_key.clone());
-        move || {
+        Arc::new(move || {
             let (mut client, request) = (client.clone(), authed(&key, pb::GetUnreadCountRequest {}));
-            async move { client.get_unread_count(request).await.map(|_| String::new()) }
-        }
+            Box::pin(async move { client.get_unread_count(request).await.map(|_| String::new()) })
+        })
     };
     let staff_deep = deep_token(|token| inbox(&fixture.agent_key, DEEP_PAGE_SIZE, token)()).await?;
     let member_deep = deep_token(|token| inbox(&member_key, DEEP_PAGE_SIZE, token)()).await?;
     let messages_deep = deep_token(|token| page(DEEP_PAGE_SIZE, token)()).await?;
     Ok(vec![
-        one_at_a_time(server, "list_conversations_staff", each, inbox(&fixture.agent_key, 0, String::new())).await,
-        one_at_a_time(
-            server,
-            "list_conversations_staff_deep",
-            each,
-            inbox(&fixture.agent_key, DEEP_PAGE_SIZE, staff_deep),
-        )
-        .await,
-        one_at_a_time(server, "list_conversations_member", each, inbox(&member_key, 0, String::new())).await,
-        one_at_a_time(server, "list_conversations_member_deep", each, inbox(&member_key, DEEP_PAGE_SIZE, member_deep))
-            .await,
-        one_at_a_time(server, "list_messages", each, page(0, String::new())).await,
-        one_at_a_time(server, "list_messages_deep", each, page(DEEP_PAGE_SIZE, messages_deep)).await,
-        one_at_a_time(server, "get_unread_count", each, unread).await,
+        ("list_conversations_staff", inbox(&fixture.agent_key, 0, String::new())),
+        ("list_conversations_staff_deep", inbox(&fixture.agent_key, DEEP_PAGE_SIZE, staff_deep)),
+        ("list_conversations_member", inbox(&member_key, 0, String::new())),
+        ("list_conversations_member_deep", inbox(&member_key, DEEP_PAGE_SIZE, member_deep)),
+        ("list_messages", page(0, String::new())),
+        ("list_messages_deep", page(DEEP_PAGE_SIZE, messages_deep)),
+        ("get_unread_count", unread),
     ])
 }
 
@@ -208,7 +234,7 @@ pub async fn lists(server: &Server, fixture: &Fixture, plan: &Plan) -> Result<Ve
 async fn deep_token<F, Fut>(mut fetch: F) -> Result<String, Failure>
 where
     F: FnMut(String) -> Fut,
-    Fut: std::future::Future<Output = Result<String, tonic::Status>>,
+    Fut: Future<Output = Result<String, tonic::Status>>,
 {
     let mut token = String::new();
     for _ in 0..DEEP_PAGES {
@@ -221,11 +247,7 @@ where
 }
 
 /// `call`, one at a time for `duration`.
-async fn one_at_a_time<F, Fut>(server: &Server, scenario: &str, duration: Duration, call: F) -> Measured
-where
-    F: Fn() -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = Result<String, tonic::Status>> + Send,
-{
+async fn one_at_a_time(server: &Server, scenario: &str, duration: Duration, call: PageCall) -> Measured {
     let cpu = server.cpu_seconds();
     let outcome = load::run(1, duration, move |_, _| {
         let call = call();

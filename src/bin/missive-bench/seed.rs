@@ -4,6 +4,7 @@
 //! conversation has muted it, so that sending there makes no notification: the two
 //! halves measure what notifications cost a send.
 
+use futures::{StreamExt, TryStreamExt};
 use missive::{
     domain::{
         Caller,
@@ -49,6 +50,42 @@ pub fn text(content: String) -> Result<NewMessage, missive::domain::Error> {
     MessageDraft::text(content).validate(MessageLimits { max_attachment_bytes: 1, schedule_horizon: 0 }, "")
 }
 
+/// Conversations seeded at once.
+const SEEDING_IN_FLIGHT: usize = 64;
+
+/// One conversation between `creator` and `other` with `count` messages, muted by `other`
+/// when `index` is even; its id and the creator's key.
+async fn seed_conversation(
+    store: &Store,
+    index: usize,
+    creator: &User,
+    other: &User,
+    count: usize,
+) -> Result<(String, String), Box<dyn std::error::Error>> {
+    let new = NewConversation {
+        subject: Subject {
+            kind: "listing".into(),
+            external_id: format!("lst_{index}"),
+            title: String::new(),
+            ..Default::default()
+        },
+        ..NewConversation::between(
+            vec![NewParticipant { user_id: other.caller.user_id.clone(), label: "seller".into() }],
+            "buyer",
+        )
+    };
+    let id = conversations::create(store, &creator.caller, new).await?.conversation.conversation.id;
+    let batch = (0..count).map(|n| text(format!("message {n} of conversation {index}"))).collect::<Result<_, _>>()?;
+    messages::import(store, &creator.caller, id.clone(), batch).await?;
+    if index % 2 == 0 {
+        mutes::set(store, &other.caller, id.clone(), Some(Mute { expire_time: None })).await?;
+    }
+    if (index + 1) % 10_000 == 0 {
+        eprintln!("  {} conversations seeded", index + 1);
+    }
+    Ok((id, creator.key.clone()))
+}
+
 /// Seeds `database_url` (an empty database) and closes it.
 pub async fn seed(
     database_url: &str,
@@ -65,37 +102,18 @@ pub async fn seed(
         members.push(user(&store, &account_id, Role::Member, &format!("Member {index}")).await?);
     }
     let per_conversation = message_count / conversation_count.max(1);
-    let mut extra = message_count % conversation_count.max(1);
-    let mut seeded = Vec::with_capacity(conversation_count);
-    for index in 0..conversation_count {
-        let creator = &members[index % members.len()];
-        let other = &members[(index + 1) % members.len()];
-        let new = NewConversation {
-            subject: Subject {
-                kind: "listing".into(),
-                external_id: format!("lst_{index}"),
-                title: String::new(),
-                ..Default::default()
-            },
-            ..NewConversation::between(
-                vec![NewParticipant { user_id: other.caller.user_id.clone(), label: "seller".into() }],
-                "buyer",
-            )
-        };
-        let id = conversations::create(&store, &creator.caller, new).await?.conversation.conversation.id;
-        let count = per_conversation + usize::from(extra > 0);
-        extra = extra.saturating_sub(1);
-        let batch =
-            (0..count).map(|n| text(format!("message {n} of conversation {index}"))).collect::<Result<_, _>>()?;
-        messages::import(&store, &creator.caller, id.clone(), batch).await?;
-        if index % 2 == 0 {
-            mutes::set(&store, &other.caller, id.clone(), Some(Mute { expire_time: None })).await?;
-        }
-        seeded.push((id, creator.key.clone()));
-        if (index + 1) % 10_000 == 0 {
-            eprintln!("  {} conversations seeded", index + 1);
-        }
-    }
+    let extra = message_count % conversation_count.max(1);
+    // Many conversations at once, so that the writer commits them in shared batches (one
+    // flush for many): one at a time, each waited for its own flush.
+    let seeded: Vec<(String, String)> = futures::stream::iter(0..conversation_count)
+        .map(|index| {
+            let (creator, other) = (&members[index % members.len()], &members[(index + 1) % members.len()]);
+            let count = per_conversation + usize::from(index < extra);
+            seed_conversation(&store, index, creator, other, count)
+        })
+        .buffered(SEEDING_IN_FLIGHT)
+        .try_collect()
+        .await?;
     store.close().await;
     Ok(Fixture { admin_key: admin.key, agent_key: agent.key, conversations: seeded })
 }

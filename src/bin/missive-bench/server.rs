@@ -1,5 +1,10 @@
 //! The server under test: the `missive` binary in its own process, so that its CPU time
-//! and memory are its own, read from `/proc`.
+//! and memory are its own, read from `/proc`. It logs at `warn`, as under production load,
+//! except for the counting pass, whose server writes its statement log to a file.
+//!
+//! The benchmark's one key per simulated client carries far more calls than the per-key
+//! limits let one client make (500 calls/s by default), so every server under test runs with
+//! those limits lifted ([`LIFTED_LIMITS`]); the report says so.
 
 use std::{path::Path, process::Stdio, time::Duration};
 
@@ -29,13 +34,37 @@ impl Server {
         database_url: &str,
         flags: &[&str],
     ) -> Result<Self, Box<dyn std::error::Error>> {
+        Self::spawn(binary, database_url, flags, None).await
+    }
+
+    /// Starts `binary` writing every statement it runs to `log` (see [`statements_in`]).
+    pub async fn start_counting(
+        binary: &Path,
+        database_url: &str,
+        log: &Path,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
+        Self::spawn(binary, database_url, &[], Some(log)).await
+    }
+
+    async fn spawn(
+        binary: &Path,
+        database_url: &str,
+        flags: &[&str],
+        statement_log: Option<&Path>,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let (filter, stderr) = match statement_log {
+            Some(path) => ("warn,missive::sql=trace", Stdio::from(std::fs::File::create(path)?)),
+            None => ("warn", Stdio::inherit()),
+        };
         let child = Command::new(binary)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--database-url", database_url])
+            .args(LIFTED_LIMITS)
             .args(flags)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", filter)
+            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .map_err(|err| {
@@ -86,6 +115,15 @@ impl Server {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// The per-key limits every server under test runs with: far above any scenario's load.
+pub const LIFTED_LIMITS: [&str; 4] = ["--calls-per-second", "1000000", "--call-burst", "1000000"];
+
+/// How many statements the statement log at `path` holds so far.
+pub fn statements_in(path: &Path) -> u64 {
+    let log = std::fs::read_to_string(path).unwrap_or_default();
+    log.lines().filter(|line| line.contains("missive::sql")).count() as u64
 }
 
 fn clock_ticks_per_second() -> f64 {
