@@ -71,8 +71,7 @@ async fn copy(source: &Path, partial: &Path, mode: u32) -> Result<(), Error> {
         drop(live);
         let copy = Connection::open_with_flags(&partial, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         let mut check = copy.prepare(integrity::QUICK_CHECK)?;
-        let found = check.query_map([], |row| row.get::<_, String>(0))?.collect();
-        found
+        check.query_map([], |row| row.get::<_, String>(0))?.collect()
     })
     .await
     .map_err(|err| failed(&err))?

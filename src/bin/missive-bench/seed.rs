@@ -77,10 +77,10 @@ async fn seed_conversation(
     let id = conversations::create(store, &creator.caller, new).await?.conversation.conversation.id;
     let batch = (0..count).map(|n| text(format!("message {n} of conversation {index}"))).collect::<Result<_, _>>()?;
     messages::import(store, &creator.caller, id.clone(), batch).await?;
-    if index % 2 == 0 {
+    if index.is_multiple_of(2) {
         mutes::set(store, &other.caller, id.clone(), Some(Mute { expire_time: None })).await?;
     }
-    if (index + 1) % 10_000 == 0 {
+    if (index + 1).is_multiple_of(10_000) {
         eprintln!("  {} conversations seeded", index + 1);
     }
     Ok((id, creator.key.clone()))
