@@ -5,6 +5,7 @@
 mod admin;
 mod authorization;
 mod authorization_table;
+mod budgets;
 mod channels;
 mod cli;
 mod conversations;

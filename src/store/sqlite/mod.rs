@@ -115,8 +115,11 @@ fn closed() -> DbErr {
     DbErr::Conn(RuntimeErr::Internal("the database is closed".into()))
 }
 
-/// Runs `statement` through `run`, in the statement log.
+/// Runs `statement` through `run`, in the statement log (timed only when the log is on).
 fn logged<T>(statement: &Statement, run: impl FnOnce() -> Result<T, DbErr>) -> Result<T, DbErr> {
+    if !tracing::enabled!(target: super::STATEMENTS, tracing::Level::TRACE) {
+        return run();
+    }
     let started = Instant::now();
     let result = run();
     super::log_statement(&statement.sql, started.elapsed(), result.is_err());

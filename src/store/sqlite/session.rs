@@ -118,7 +118,7 @@ impl Session {
         let began = if depth == 0 {
             self.connection.execute_batch(self.begin)
         } else {
-            self.connection.execute_batch(&format!("SAVEPOINT level_{depth}"))
+            self.step(&format!("SAVEPOINT level_{depth}"))
         };
         match began {
             Ok(()) => self.levels.push(Level::Open),
@@ -134,7 +134,7 @@ impl Session {
         let Some(Level::Open) = self.levels.pop() else { return };
         let depth = self.levels.len();
         let sql = if depth == 0 { "COMMIT".to_owned() } else { format!("RELEASE level_{depth}") };
-        if let Err(err) = self.connection.execute_batch(&sql) {
+        if let Err(err) = self.step(&sql) {
             self.fail(failure(err, DbErr::Exec));
             // A COMMIT that failed may leave the transaction open: nothing of it stands.
             if depth == 0 && !self.connection.is_autocommit() {
@@ -158,6 +158,12 @@ impl Session {
         {
             self.fail(failure(err, DbErr::Exec));
         }
+    }
+
+    /// Runs one statement of a transaction's steps, compiled once per connection (a batch
+    /// opens and releases a savepoint per unit).
+    fn step(&self, sql: &str) -> rusqlite::Result<()> {
+        self.connection.prepare_cached(sql)?.execute([]).map(drop)
     }
 
     /// The failure of a begin, commit or rollback since the last call, if any.
