@@ -2,8 +2,11 @@
 //! viewer sees them, edit, delete to a tombstone, fetch attachment bytes.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::ExprTrait,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait,
+    sea_query::{Expr, ExprTrait, UnionType},
 };
 
 use super::{
@@ -70,11 +73,13 @@ pub async fn send(
                 // The request id first: it holds a retry of the same request until this
                 // one has committed, so that the retry finds what this one sent (also
                 // when the retry names another conversation).
-                if let Some(key) = &new.fields().request_id {
-                    access::claim_request_id(tx.conn(), &caller.account_id, &caller.user_id, "message", &key.id)
-                        .await?;
-                }
-                let record = access::load_visible(tx.conn(), caller, &conversation_id).await;
+                let record = match &new.fields().request_id {
+                    Some(key) => {
+                        access::claim_and_lock(tx.conn(), caller, "message", &key.id, &conversation_id).await?;
+                        access::load_visible_held(tx.conn(), caller, &conversation_id).await
+                    }
+                    None => access::load_visible(tx.conn(), caller, &conversation_id).await,
+                };
                 if let Some(key) = &new.fields().request_id
                     && let Some(found) = find_earlier(tx.conn(), caller, &key.id).await?
                 {
@@ -176,33 +181,28 @@ struct EarlierSend {
     fingerprint: Option<String>,
 }
 
-/// The message `sender` sent or scheduled with this request id, if any.
+/// The message `sender` sent or scheduled with this request id, if any: one statement over
+/// both tables (a sent message wins; a delivered scheduled message is one).
 async fn find_earlier<C: ConnectionTrait>(
     conn: &C,
     sender: &Caller,
     request_id: &str,
 ) -> Result<Option<EarlierSend>, Error> {
-    let sender_id = sender.user_id.as_str();
-    let sent: Option<RequestedMessage> = message::Entity::find()
+    let sent = message::Entity::find()
         .select_only()
+        .column_as(Expr::val(0i64), "scheduled")
         .columns([message::Column::Id, message::Column::ConversationId, message::Column::RequestFingerprint])
         .filter(access::of_account::<message::Entity>(&sender.account_id))
-        .filter(message::Column::SenderId.eq(sender_id))
+        .filter(message::Column::SenderId.eq(&sender.user_id))
         .filter(message::Column::SendRequestId.eq(request_id))
-        .into_model::<RequestedMessage>()
-        .one(conn)
-        .await?;
-    if let Some(sent) = sent {
-        return Ok(Some(EarlierSend {
-            earlier: Earlier::Sent(sent.id),
-            conversation_id: sent.conversation_id,
-            fingerprint: sent.request_fingerprint,
-        }));
-    }
-    Ok(pending::find_by_request(conn, sender, request_id).await?.map(|scheduled| EarlierSend {
-        earlier: Earlier::Scheduled(scheduled.id),
-        conversation_id: scheduled.conversation_id,
-        fingerprint: scheduled.request_fingerprint,
+        .into_query();
+    let mut both = pending::by_request(sender, request_id);
+    both.union(UnionType::All, sent);
+    let found = RequestedMessage::find_by_statement(conn.get_database_backend().build(&both)).all(conn).await?;
+    Ok(found.into_iter().min_by_key(|row| row.scheduled).map(|row| EarlierSend {
+        earlier: if row.scheduled == 0 { Earlier::Sent(row.id) } else { Earlier::Scheduled(row.id) },
+        conversation_id: row.conversation_id,
+        fingerprint: row.request_fingerprint,
     }))
 }
 

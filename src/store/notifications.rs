@@ -8,12 +8,13 @@
 //! notification with that key instead of making another; reading a notification clears
 //! its key, so the next notice starts a new one.
 
+use std::collections::HashMap;
+
 use sea_orm::{
-    ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     Statement,
-    sea_query::{Expr, ExprTrait},
+    sea_query::{Expr, ExprTrait, OnConflict},
 };
 
 use super::{Listing, Store, WriteTx, columns, entities::notification};
@@ -28,57 +29,78 @@ use crate::domain::{
     paging::Page,
 };
 
-/// Makes (or grows) each notice's notification and tells its user.
+/// Makes (or grows) each notice's notification and tells its user: one upsert for every
+/// notice, then one read of every notified user's counts, whatever the number of readers.
 pub(super) async fn notify(tx: &mut WriteTx, mut notices: Vec<Notice>) -> Result<(), Error> {
+    if notices.is_empty() {
+        return Ok(());
+    }
     // One order for the rows every unit locks, so that two units never wait on each other.
     notices.sort_by(|a, b| a.user_id.cmp(&b.user_id));
-    for notice in notices {
-        let row = upsert(tx, notice).await?;
+    let mut rows = Vec::with_capacity(notices.len());
+    for round in rounds(notices) {
+        rows.extend(upsert(tx, round).await?);
+    }
+    rows.sort_by(|a, b| (&a.user_id, &a.id).cmp(&(&b.user_id, &b.id)));
+    let users: Vec<&str> = rows.iter().map(|row| row.user_id.as_str()).collect();
+    let mut counts = counts_in(tx.conn(), tx.account_id(), &users).await?;
+    for row in rows {
         let user_id = row.user_id.clone();
-        let count = count_in(tx.conn(), tx.account_id(), &user_id).await?;
-        let notification = notification_from_row(row)?;
-        emit(tx, &user_id, Some(notification), count);
+        let count = counts.remove(&user_id).unwrap_or_default();
+        emit(tx, &user_id, Some(notification_from_row(row)?), count);
+        // A user notified twice in one unit: its later events carry the same counts.
+        counts.entry(user_id).or_insert(count);
     }
     Ok(())
 }
 
-async fn upsert(tx: &WriteTx, notice: Notice) -> Result<notification::Model, Error> {
-    let key = notice.coalesce_key();
-    if let Some(key) = &key {
-        // One statement finds and grows the unread notification, when there is one.
-        let grown = notification::Entity::update_many()
-            .col_expr(notification::Column::Count, Expr::col(notification::Column::Count).add(1))
-            .col_expr(notification::Column::ActorId, notice.actor_id.clone().into())
-            .col_expr(notification::Column::MessageId, notice.message_id.clone().into())
-            .col_expr(notification::Column::Summary, notice.summary.clone().into())
-            .col_expr(notification::Column::UpdateTime, tx.now.into())
-            .filter(notification::Column::AccountId.eq(tx.account_id()))
-            .filter(notification::Column::UserId.eq(&notice.user_id))
-            .filter(notification::Column::CoalesceKey.eq(key))
-            .exec_with_returning(tx.conn())
-            .await?;
-        if let Some(row) = grown.into_iter().next() {
-            return Ok(row);
+/// `notices` in rounds that each grow a notification at most once: one upsert may not
+/// touch a row twice (a unit notifying a user twice under one key takes two rounds).
+fn rounds(notices: Vec<Notice>) -> Vec<Vec<Notice>> {
+    let mut rounds: Vec<Vec<Notice>> = Vec::new();
+    for notice in notices {
+        let key = notice.coalesce_key();
+        let clashes = |round: &Vec<Notice>| {
+            key.is_some() && round.iter().any(|other| other.user_id == notice.user_id && other.coalesce_key() == key)
+        };
+        match rounds.iter_mut().find(|round| !clashes(round)) {
+            Some(round) => round.push(notice),
+            None => rounds.push(vec![notice]),
         }
     }
-    Ok(notification::ActiveModel {
-        id: Set(ids::new_id(ids::NOTIFICATION)),
-        account_id: Set(tx.account_id().to_owned()),
-        user_id: Set(notice.user_id),
-        kind: Set(notice.kind.as_str().to_owned()),
-        conversation_id: Set(notice.conversation_id),
-        actor_id: Set(notice.actor_id),
-        message_id: Set(notice.message_id),
-        report_id: Set(notice.report_id),
-        count: Set(1),
-        summary: Set(notice.summary),
-        coalesce_key: Set(key),
-        read_time: Set(None),
-        create_time: Set(tx.now),
-        update_time: Set(tx.now),
-    }
-    .insert(tx.conn())
-    .await?)
+    rounds
+}
+
+/// Inserts each notice's notification, or grows the unread one with its key (its count,
+/// what it shows, its time): one statement for all; the rows as they are now.
+async fn upsert(tx: &WriteTx, notices: Vec<Notice>) -> Result<Vec<notification::Model>, Error> {
+    use notification::Column;
+    let rows = notices.into_iter().map(|notice| {
+        let key = notice.coalesce_key();
+        notification::ActiveModel {
+            id: Set(ids::new_id(ids::NOTIFICATION)),
+            account_id: Set(tx.account_id().to_owned()),
+            user_id: Set(notice.user_id),
+            kind: Set(notice.kind.as_str().to_owned()),
+            conversation_id: Set(notice.conversation_id),
+            actor_id: Set(notice.actor_id),
+            message_id: Set(notice.message_id),
+            report_id: Set(notice.report_id),
+            count: Set(1),
+            summary: Set(notice.summary),
+            coalesce_key: Set(key),
+            read_time: Set(None),
+            create_time: Set(tx.now),
+            update_time: Set(tx.now),
+        }
+    });
+    // A read notification has no key (reading clears it), and NULLs never clash: only an
+    // unread one with the key grows.
+    let grow = OnConflict::columns([Column::AccountId, Column::UserId, Column::CoalesceKey])
+        .value(Column::Count, Expr::col((notification::Entity, Column::Count)).add(1))
+        .update_columns([Column::ActorId, Column::MessageId, Column::Summary, Column::UpdateTime])
+        .to_owned();
+    Ok(notification::Entity::insert_many(rows).on_conflict(grow).exec_with_returning(tx.conn()).await?)
 }
 
 fn emit(tx: &mut WriteTx, user_id: &str, notification: Option<Notification>, count: NotificationCount) {
@@ -126,32 +148,49 @@ pub(super) async fn forget_conversation(
     Ok(())
 }
 
-/// A user's counts, as of `conn`, in one statement (it runs for every notice a send
-/// makes). Unread messages count as GetUnreadCount does: archived conversations not.
-async fn count_in<C: ConnectionTrait>(conn: &C, account_id: &str, user_id: &str) -> Result<NotificationCount, Error> {
+/// Each of `user_ids`' counts, as of `conn`, in one statement (a send runs it once for all
+/// its readers). Unread messages count as GetUnreadCount does: archived conversations not.
+async fn counts_in<C: ConnectionTrait>(
+    conn: &C,
+    account_id: &str,
+    user_ids: &[&str],
+) -> Result<HashMap<String, NotificationCount>, Error> {
     let backend = conn.get_database_backend();
+    let parameter = |n: usize| if backend == DbBackend::Postgres { format!("${n}") } else { format!("?{n}") };
+    // The users as rows (`VALUES` cannot name its column on SQLite).
+    let users = (0..user_ids.len())
+        .map(|index| format!("SELECT CAST({} AS TEXT) AS user_id", parameter(index + 2)))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
     // SUM of a BIGINT is NUMERIC on PostgreSQL: cast back.
-    let (account, user) = match backend {
-        DbBackend::Postgres => ("$1", "$2"),
-        _ => ("?1", "?2"),
-    };
     let sql = format!(
-        "SELECT (SELECT COUNT(*) FROM notifications WHERE account_id = {account} AND user_id = {user} \
-         AND read_time IS NULL) AS unread_notifications, (SELECT CAST(COALESCE(SUM(unread_count), 0) AS BIGINT) \
-         FROM participants WHERE account_id = {account} AND user_id = {user} AND archived = {no}) \
-         AS unread_messages",
+        "SELECT users.user_id AS user_id, (SELECT COUNT(*) FROM notifications WHERE account_id = {account} \
+         AND user_id = users.user_id AND read_time IS NULL) AS unread_notifications, \
+         (SELECT CAST(COALESCE(SUM(unread_count), 0) AS BIGINT) FROM participants WHERE account_id = {account} \
+         AND user_id = users.user_id AND archived = {no}) AS unread_messages FROM ({users}) AS users",
+        account = parameter(1),
         no = if backend == DbBackend::Postgres { "false" } else { "0" },
     );
-    let statement = Statement::from_sql_and_values(backend, sql, [account_id.into(), user_id.into()]);
-    let row = conn
-        .query_one_raw(statement)
-        .await?
-        .ok_or_else(|| Error::Internal("counting notifications returned no row".into()))?;
+    let values = std::iter::once(account_id.into()).chain(user_ids.iter().map(|user_id| (*user_id).into()));
+    let rows = conn.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
     // Read by name: a row's columns need not come back in the order selected.
-    Ok(NotificationCount {
-        unread_notifications: row.try_get::<i64>("", "unread_notifications")?,
-        unread_messages: row.try_get::<i64>("", "unread_messages")?,
-    })
+    rows.iter()
+        .map(|row| {
+            let count = NotificationCount {
+                unread_notifications: row.try_get::<i64>("", "unread_notifications")?,
+                unread_messages: row.try_get::<i64>("", "unread_messages")?,
+            };
+            Ok((row.try_get::<String>("", "user_id")?, count))
+        })
+        .collect()
+}
+
+/// One user's counts, as of `conn`.
+async fn count_in<C: ConnectionTrait>(conn: &C, account_id: &str, user_id: &str) -> Result<NotificationCount, Error> {
+    counts_in(conn, account_id, &[user_id])
+        .await?
+        .remove(user_id)
+        .ok_or_else(|| Error::Internal("counting notifications returned no row".into()))
 }
 
 /// The caller's counts.

@@ -6,8 +6,10 @@
 //! send path (`messages`) shares with them.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    sea_query::{Expr, SelectStatement},
 };
 
 use super::{
@@ -105,10 +107,12 @@ async fn store_attachments(
     Ok(attachments)
 }
 
-/// A message sent or scheduled with a request id, as read by column name: what a retry of
-/// the request is checked against.
+/// A message sent or scheduled with a request id, with what a retry of the request is
+/// checked against.
 #[derive(Debug, FromQueryResult)]
 pub(super) struct RequestedMessage {
+    /// 1 when it is a scheduled message, 0 when sent.
+    pub(super) scheduled: i64,
     /// The message's id.
     pub(super) id: String,
     /// Its conversation.
@@ -117,14 +121,12 @@ pub(super) struct RequestedMessage {
     pub(super) request_fingerprint: Option<String>,
 }
 
-/// The waiting message `sender` scheduled with this request id.
-pub(super) async fn find_by_request<C: ConnectionTrait>(
-    conn: &C,
-    sender: &Caller,
-    request_id: &str,
-) -> Result<Option<RequestedMessage>, Error> {
-    Ok(scheduled_message::Entity::find()
+/// The query for the waiting message `sender` scheduled with this request id, as
+/// [`RequestedMessage`] rows.
+pub(super) fn by_request(sender: &Caller, request_id: &str) -> SelectStatement {
+    scheduled_message::Entity::find()
         .select_only()
+        .column_as(Expr::val(1i64), "scheduled")
         .columns([
             scheduled_message::Column::Id,
             scheduled_message::Column::ConversationId,
@@ -133,9 +135,7 @@ pub(super) async fn find_by_request<C: ConnectionTrait>(
         .filter(access::of_account::<scheduled_message::Entity>(&sender.account_id))
         .filter(scheduled_message::Column::SenderId.eq(&sender.user_id))
         .filter(scheduled_message::Column::SendRequestId.eq(request_id))
-        .into_model::<RequestedMessage>()
-        .one(conn)
-        .await?)
+        .into_query()
 }
 
 /// A waiting or failed message as `caller` may see it (its own, or any for staff).

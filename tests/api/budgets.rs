@@ -127,13 +127,16 @@ async fn a_send_runs_within_its_statement_budget() {
     as_buyer.send_message(text(&conversation.id, "warm-up")).await.unwrap();
     let mut request = text(&conversation.id, "counted");
     request.request_id = "counted-send".into();
-    let (sent, statements) = counted.during(as_buyer.send_message(request)).await;
+    let (sent, mut statements) = counted.during(as_buyer.send_message(request)).await;
     sent.unwrap();
+    // Other replicas hear of new events by one NOTIFY per account after commit, coalesced
+    // over every unit of the last few milliseconds: not a send's own.
+    statements.retain(|sql| !sql.contains("pg_notify"));
     let budget = if app.database_url.starts_with("postgres") { SEND_ON_POSTGRES } else { SEND_ON_SQLITE };
     assert!(statements.len() <= budget, "{} statements, budget {budget}:\n{}", statements.len(), statements.join("\n"));
 }
 
 /// Statements a send may run on PostgreSQL (each a round trip).
-const SEND_ON_POSTGRES: usize = 18;
+const SEND_ON_POSTGRES: usize = 12;
 /// On SQLite, where a statement is a function call, not a round trip.
-const SEND_ON_SQLITE: usize = 13;
+const SEND_ON_SQLITE: usize = 10;
