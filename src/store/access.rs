@@ -109,21 +109,61 @@ pub async fn load_visible<C: Conn>(conn: &C, caller: &Caller, id: &str) -> Resul
 }
 
 /// [`load_visible`] in a unit that holds the conversation's lock already
-/// ([`claim_and_lock`]).
+/// ([`claim_and_lock`]): the conversation and its participants in one statement.
 pub async fn load_visible_held<C: ConnectionTrait>(
     conn: &C,
     caller: &Caller,
     id: &str,
 ) -> Result<ConversationRecord, Error> {
-    let row = conversation::Entity::find_by_id(id.to_owned())
-        .filter(of_account::<conversation::Entity>(&caller.account_id))
-        .one(conn)
+    let record = load_with_participants(conn, &caller.account_id, id)
         .await?
         .ok_or_else(|| Error::not_found("conversation", id))?;
-    let participants = participants_of(conn, &caller.account_id, std::slice::from_ref(&row.id)).await?;
-    let record = ConversationRecord { row, participants };
     record.ensure_visible(caller)?;
     Ok(record)
+}
+
+/// Conversation `id` of the account with its participants in join order: one row per
+/// participant, the conversation's columns prefixed `c_`, the participant's `p_`.
+async fn load_with_participants<C: ConnectionTrait>(
+    conn: &C,
+    account_id: &str,
+    id: &str,
+) -> Result<Option<ConversationRecord>, Error> {
+    use sea_orm::{
+        FromQueryResult, IdenStatic, Iterable,
+        sea_query::{Expr, ExprTrait, JoinType, Query},
+    };
+    let mut select = Query::select();
+    for column in conversation::Column::iter() {
+        select.expr_as(Expr::col((conversation::Entity, column)), format!("c_{}", column.as_str()));
+    }
+    for column in participant::Column::iter() {
+        select.expr_as(Expr::col((participant::Entity, column)), format!("p_{}", column.as_str()));
+    }
+    let joined = Expr::col((participant::Entity, participant::Column::AccountId))
+        .equals((conversation::Entity, conversation::Column::AccountId))
+        .and(
+            Expr::col((participant::Entity, participant::Column::ConversationId))
+                .equals((conversation::Entity, conversation::Column::Id)),
+        );
+    select
+        .from(conversation::Entity)
+        .join(JoinType::LeftJoin, participant::Entity, joined)
+        .and_where(of_account::<conversation::Entity>(account_id))
+        .and_where(Expr::col((conversation::Entity, conversation::Column::Id)).eq(id))
+        .order_by((participant::Entity, participant::Column::JoinTime), sea_orm::Order::Asc)
+        .order_by((participant::Entity, participant::Column::UserId), sea_orm::Order::Asc);
+    let rows = conn.query_all(&select).await?;
+    let Some(first) = rows.first() else { return Ok(None) };
+    let row = conversation::Model::from_query_result(first, "c_")?;
+    let mut participants = Vec::with_capacity(rows.len());
+    for joined in &rows {
+        // A conversation without participants has one row, its participant columns NULL.
+        if joined.try_get::<Option<String>>("", "p_user_id")?.is_some() {
+            participants.push(participant::Model::from_query_result(joined, "p_")?);
+        }
+    }
+    Ok(Some(ConversationRecord { row, participants }))
 }
 
 /// For a listing filtered to conversation `id` that found nothing on its first page:
