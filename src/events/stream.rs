@@ -145,7 +145,10 @@ pub async fn open(
     if position > head {
         return Err(Error::invalid("after", "the cursor is ahead of the event log"));
     }
-    ensure_retained(&context.store, &caller, position).await?;
+    // The head is never older than what was pruned: only a resumed stream must check.
+    if !matches!(start, Start::Live) {
+        ensure_retained(&context.store, &caller, position).await?;
+    }
     let membership = membership_of(&context.store, &caller).await?;
     let (sender, receiver) = mpsc::channel(context.settings.queue_capacity);
     let online = context.presence.opened(&caller.account_id, &caller.user_id);
@@ -262,7 +265,10 @@ impl Stream {
         if live && !self.heartbeat().await {
             return Ok(());
         }
-        if !Box::pin(self.catch_up()).await? {
+        // A live stream starts at the head it read after joining the feed: everything
+        // after it arrives through the feed (a batch past its position catches up), so
+        // there is nothing to read first.
+        if !live && !Box::pin(self.catch_up()).await? {
             return Ok(());
         }
         if !live && !self.heartbeat().await {

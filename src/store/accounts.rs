@@ -70,13 +70,19 @@ pub async fn ids(store: &Store, limit: u64) -> Result<Vec<String>, Error> {
 
 /// The key that seals the account's event cursors (NOT_FOUND for an unknown account).
 pub async fn cursor_key(store: &Store, account_id: &str) -> Result<String, Error> {
+    if let Some(key) = store.cursor_keys.lock().unwrap_or_else(|p| p.into_inner()).get(account_id) {
+        return Ok(key.clone());
+    }
     let key: Option<String> = account::Entity::find_by_id(account_id.to_owned())
         .select_only()
         .column(account::Column::CursorKey)
         .into_tuple()
         .one(&store.db)
         .await?;
-    key.ok_or_else(|| Error::not_found("account", account_id))
+    let key = key.ok_or_else(|| Error::not_found("account", account_id))?;
+    // Made with the account and never changed: kept for every later stream.
+    store.cursor_keys.lock().unwrap_or_else(|p| p.into_inner()).insert(account_id.to_owned(), key.clone());
+    Ok(key)
 }
 
 /// Whether the account exists.

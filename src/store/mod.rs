@@ -155,6 +155,8 @@ pub struct Store {
     prober: probe::Prober,
     /// The SQLite engine's connections (`db` is its readers'); none on PostgreSQL.
     sqlite: Option<sqlite::Sqlite>,
+    /// Each account's cursor key, read once (`accounts::cursor_key`): it never changes.
+    cursor_keys: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Store {
@@ -195,7 +197,16 @@ impl Store {
         let writer =
             writer::Writer::start(writes, engine, Arc::clone(&hub), Arc::clone(&credentials), announcer, lanes);
         let prober = probe::Prober::new(&db);
-        Ok(Self { db, writer, hub, credentials, reachable: AtomicBool::new(true), prober, sqlite })
+        Ok(Self {
+            db,
+            writer,
+            hub,
+            credentials,
+            reachable: AtomicBool::new(true),
+            prober,
+            sqlite,
+            cursor_keys: Default::default(),
+        })
     }
 
     /// Sends `payload` to every replica listening on PostgreSQL channel `channel`.
