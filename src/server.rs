@@ -232,6 +232,9 @@ impl Application {
         if let Some(task) = self.background.presence.take() {
             jobs.spawn("presence", task.run(shutdown.clone()));
         }
+        if store.backend() == sea_orm::DbBackend::Sqlite {
+            jobs.spawn("key refresh", jobs::keys::run(Arc::clone(store), shutdown.clone()));
+        }
         if store.backend() == sea_orm::DbBackend::Postgres {
             let signals = Arc::clone(&self.background.signals);
             jobs.spawn(

@@ -6,8 +6,10 @@
 //! - [`delivery`]: sends scheduled messages when they are due.
 //! - [`storage_health`]: reads the database for the health service.
 //! - [`statistics`]: keeps SQLite's query-planner statistics current.
+//! - [`keys`]: keeps the API keys in use cached where cached keys expire (SQLite).
 
 pub mod delivery;
+pub mod keys;
 pub mod retention;
 pub mod statistics;
 pub mod storage_health;

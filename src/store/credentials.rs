@@ -10,7 +10,10 @@
 //!
 //! Several processes sharing one SQLite file have no channel between them: there an entry
 //! lives [`SHARED_FILE_MAX_AGE`] at most, so a revoke through one process takes effect on
-//! the others within that time.
+//! the others within that time. A job (`jobs::keys`) re-reads every cached key well within
+//! that age, one statement per account (`users::refresh_keys`), so that the keys in use
+//! stay cached: a stream re-checking its key at each heartbeat finds it here, and idle
+//! streams run no statement each.
 
 use std::{
     collections::HashMap,
@@ -99,6 +102,17 @@ impl Credentials {
             inner.hash_of.insert(key_id.clone(), key_hash.clone());
         }
         inner.by_hash.insert(key_hash, (caller, Instant::now()));
+    }
+
+    /// Every cached API key, by account: (its hash, what it acts as).
+    pub fn keys_by_account(&self) -> HashMap<String, Vec<(String, Caller)>> {
+        let mut keys: HashMap<String, Vec<(String, Caller)>> = HashMap::new();
+        for (hash, (caller, _)) in &self.inner().by_hash {
+            if matches!(caller.credential, Credential::ApiKey(_)) {
+                keys.entry(caller.account_id.clone()).or_default().push((hash.clone(), caller.clone()));
+            }
+        }
+        keys
     }
 
     /// Forgets every key of `user_id`.

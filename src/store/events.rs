@@ -15,8 +15,8 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QueryResult, QuerySelect, Select,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder, QueryResult, QuerySelect, Select,
     sea_query::{Expr, ExprTrait, OnConflict},
 };
 
@@ -261,22 +261,27 @@ pub async fn settle(store: &Store, patience: std::time::Duration) -> Result<(), 
     if store.backend() != DbBackend::Postgres {
         return Ok(());
     }
-    let number = |sql: &str| {
+    let snapshot = |sql: &str| {
         let statement = Statement::from_string(DbBackend::Postgres, sql.to_owned());
         async move {
             let row = store.db.query_one_raw(statement).await?;
-            row.ok_or_else(|| Error::Internal("a snapshot query returned no row".into()))?
-                .try_get_by_index::<i64>(0)
-                .map_err(Error::from)
+            let row = row.ok_or_else(|| Error::Internal("a snapshot query returned no row".into()))?;
+            let running_below = row.try_get::<Option<i64>>("", "running_below")?;
+            Ok::<_, Error>((row.try_get::<i64>("", "oldest")?, running_below))
         }
     };
-    // Every transaction that may be running now has an id below this.
-    let running_below = number("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint").await?;
+    // Every transaction that may be running now has an id below `running_below`; none is
+    // running when the oldest is that (one statement, as almost always).
+    let (mut oldest, running_below) = snapshot(
+        "SELECT pg_snapshot_xmin(s)::text::bigint AS oldest, pg_snapshot_xmax(s)::text::bigint AS running_below \
+         FROM pg_current_snapshot() AS s",
+    )
+    .await?;
+    let running_below = running_below.unwrap_or(oldest);
     let deadline = tokio::time::Instant::now() + patience;
-    while number("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").await? < running_below
-        && tokio::time::Instant::now() < deadline
-    {
+    while oldest < running_below && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        oldest = snapshot("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS oldest").await?.0;
     }
     Ok(())
 }

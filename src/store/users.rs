@@ -1,5 +1,7 @@
 //! Users: authentication of API keys to a caller, and the admin's user management.
 
+use std::collections::HashMap;
+
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -66,8 +68,16 @@ async fn caller_of(store: &Store, found: api_key::Model) -> Result<Caller, Error
     let owner = user::Entity::find_by_id(found.user_id.clone())
         .filter(access::of_account::<user::Entity>(&found.account_id))
         .one(&store.db)
-        .await?
-        .ok_or_else(|| Error::Unauthenticated("the API key's user no longer exists".into()))?;
+        .await?;
+    key_caller(found, owner)
+}
+
+/// What key `found` of user `owner` acts as, or UNAUTHENTICATED.
+fn key_caller(found: api_key::Model, owner: Option<user::Model>) -> Result<Caller, Error> {
+    if found.revoke_time.is_some() {
+        return Err(Error::Unauthenticated("the API key has been revoked".into()));
+    }
+    let owner = owner.ok_or_else(|| Error::Unauthenticated("the API key's user no longer exists".into()))?;
     if owner.deactivate_time.is_some() {
         return Err(users::deactivated());
     }
@@ -77,6 +87,59 @@ async fn caller_of(store: &Store, found: api_key::Model) -> Result<Caller, Error
         role: columns::stored("role", &owner.role)?,
         credential: Credential::ApiKey(found.id),
     })
+}
+
+/// Re-reads every key cached here (`credentials.rs`), one statement per account: the keys
+/// that act as they did stay cached for another while; the users of those that changed
+/// (revoked, deleted, another role, deactivated, by this process or another sharing the
+/// file) are forgotten, and their account's streams woken to re-check at once.
+pub async fn refresh_keys(store: &Store) -> Result<(), Error> {
+    use sea_orm::{
+        ConnectionTrait, FromQueryResult, IdenStatic, Iterable,
+        sea_query::{Expr, ExprTrait, Query},
+    };
+    for (account_id, cached) in store.credentials.keys_by_account() {
+        let generation = store.credentials.generation();
+        let hashes: Vec<String> = cached.iter().map(|(hash, _)| hash.clone()).collect();
+        let mut select = Query::select();
+        for column in api_key::Column::iter() {
+            select.expr_as(Expr::col((api_key::Entity, column)), format!("k_{}", column.as_str()));
+        }
+        for column in user::Column::iter() {
+            select.expr_as(Expr::col((user::Entity, column)), format!("u_{}", column.as_str()));
+        }
+        let owner = Expr::col((user::Entity, user::Column::AccountId))
+            .equals((api_key::Entity, api_key::Column::AccountId))
+            .and(Expr::col((user::Entity, user::Column::Id)).equals((api_key::Entity, api_key::Column::UserId)));
+        select
+            .from(api_key::Entity)
+            .left_join(user::Entity, owner)
+            .and_where(access::of_account::<api_key::Entity>(&account_id))
+            .and_where(Expr::col((api_key::Entity, api_key::Column::KeyHash)).is_in(hashes));
+        let mut now: HashMap<String, Result<Caller, Error>> = HashMap::new();
+        for row in store.db.query_all(&select).await? {
+            let key = api_key::Model::from_query_result(&row, "k_")?;
+            let owner = match row.try_get::<Option<String>>("", "u_id")? {
+                Some(_) => Some(user::Model::from_query_result(&row, "u_")?),
+                None => None,
+            };
+            now.insert(key.key_hash.clone(), key_caller(key, owner));
+        }
+        let mut changed = Vec::new();
+        for (hash, caller) in cached {
+            match now.remove(&hash) {
+                Some(Ok(current)) if current == caller => store.credentials.remember(generation, hash, current),
+                _ => changed.push(caller.user_id),
+            }
+        }
+        for user_id in &changed {
+            store.credentials.forget_user(user_id);
+        }
+        if !changed.is_empty() {
+            store.hub.wake(&account_id);
+        }
+    }
+    Ok(())
 }
 
 /// Creates a user in the admin's account. A retried create with the same request id (by

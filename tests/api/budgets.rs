@@ -25,6 +25,11 @@ struct Counted {
 impl Counted {
     /// The `missive` binary on `app`'s database, logging its statements.
     async fn start(app: &TestApp) -> Counted {
+        Self::start_with(app, &[]).await
+    }
+
+    /// [`Counted::start`] with `flags` besides.
+    async fn start_with(app: &TestApp, flags: &[&str]) -> Counted {
         let log = tempfile::NamedTempFile::new().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let far_apart = "1h";
@@ -33,6 +38,7 @@ impl Counted {
             .args(["--schedule-interval", far_apart, "--event-prune-interval", far_apart])
             .args(["--health-check-interval", far_apart, "--event-poll-interval", far_apart])
             .args(["--calls-per-second", "100000", "--call-burst", "100000"])
+            .args(flags)
             .env("RUST_LOG", "warn,missive::sql=trace")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
@@ -140,3 +146,51 @@ async fn a_send_runs_within_its_statement_budget() {
 const SEND_ON_POSTGRES: usize = 12;
 /// On SQLite, where a statement is a function call, not a round trip.
 const SEND_ON_SQLITE: usize = 10;
+
+/// Opening a stream runs a handful of statements whatever else is open, and open streams
+/// left idle run none each: over two heartbeat intervals the server's statements are the
+/// same few per account and replica (the key refresh, presence), not one per stream.
+#[tokio::test]
+async fn streams_open_in_a_few_statements_and_idle_ones_run_none_each() {
+    let app = spawn_app().await;
+    let host = app.member("host").await;
+    let mut users = Vec::new();
+    for n in 0..10 {
+        let user = app.member(&format!("member {n}")).await;
+        app.conversation(&host, &[(&user, "guest")]).await;
+        users.push(user);
+    }
+    let counted = Counted::start_with(&app, &["--heartbeat-interval", "1s"]).await;
+    for user in &users {
+        // Each key is looked up once by its first call, as a client's first call does.
+        counted.session(user).get_unread_count().await.unwrap();
+    }
+    let (streams, opening) = counted
+        .during(async {
+            let mut streams = Vec::new();
+            for user in users.iter().chain(&users).chain(&users) {
+                let mut stream = counted.session(user).subscribe_after("").await.unwrap();
+                stream.message().await.unwrap().expect("a first heartbeat");
+                streams.push(stream);
+            }
+            streams
+        })
+        .await;
+    let per_stream = opening.len() as f64 / streams.len() as f64;
+    assert!(per_stream <= OPENING, "{per_stream} statements per stream opened:\n{}", opening.join("\n"));
+
+    let (_, idle) = counted.during(tokio::time::sleep(Duration::from_millis(2500))).await;
+    assert!(
+        idle.len() < IDLE,
+        "{} statements while {} streams idled over two heartbeats:\n{}",
+        idle.len(),
+        streams.len(),
+        idle.join("\n")
+    );
+    drop(streams);
+}
+
+/// Statements per stream opened (live, its key cached).
+const OPENING: f64 = 5.0;
+/// Statements of a whole server over 2.5 s of idle streams: its jobs', per account.
+const IDLE: usize = 8;
