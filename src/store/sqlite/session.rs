@@ -56,9 +56,7 @@ impl Session {
         }
         let connection = Connection::open_with_flags(path, flags).map_err(|err| failure(err, DbErr::Conn))?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(|err| failure(err, DbErr::Conn))?;
-        let journal: String = connection
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(|err| failure(err, DbErr::Conn))?;
+        let journal = wal_mode(&connection).map_err(|err| failure(err, DbErr::Conn))?;
         if !journal.eq_ignore_ascii_case("wal") {
             return Err(DbErr::Conn(RuntimeErr::Internal(format!(
                 "the database refused WAL (it is in {journal} mode)"
@@ -212,6 +210,23 @@ fn returned_kinds(
         }
     }
     Ok(())
+}
+
+/// Puts the file in WAL mode (a no-op once it is); the mode it is in. Processes starting
+/// together on a new file all ask at once, and SQLite answers "busy" at once to all but
+/// one (its busy timeout does not apply to this change): asked again, they find it done.
+fn wal_mode(connection: &Connection) -> rusqlite::Result<String> {
+    let started = std::time::Instant::now();
+    loop {
+        match connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(code, _))
+                if code.code == rusqlite::ErrorCode::DatabaseBusy && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            answered => return answered,
+        }
+    }
 }
 
 fn bind(prepared: &mut rusqlite::CachedStatement<'_>, statement: &Statement) -> rusqlite::Result<()> {
