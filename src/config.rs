@@ -86,7 +86,8 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct DatabaseOptions {
     /// Connections this replica opens to PostgreSQL at most (replicas × this must stay
-    /// under the server's max_connections). SQLite uses 8.
+    /// under the server's max_connections). SQLite opens one for writes and one per
+    /// thread that reads at once.
     #[arg(long, env = "MISSIVE_DATABASE_MAX_CONNECTIONS", default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(2..=10_000))]
     pub database_max_connections: u32,

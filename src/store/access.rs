@@ -130,16 +130,12 @@ async fn load_with_participants<C: ConnectionTrait>(
     id: &str,
 ) -> Result<Option<ConversationRecord>, Error> {
     use sea_orm::{
-        FromQueryResult, IdenStatic, Iterable,
+        FromQueryResult,
         sea_query::{Expr, ExprTrait, JoinType, Query},
     };
     let mut select = Query::select();
-    for column in conversation::Column::iter() {
-        select.expr_as(Expr::col((conversation::Entity, column)), format!("c_{}", column.as_str()));
-    }
-    for column in participant::Column::iter() {
-        select.expr_as(Expr::col((participant::Entity, column)), format!("p_{}", column.as_str()));
-    }
+    columns::select_prefixed::<conversation::Entity>(&mut select, "c_");
+    columns::select_prefixed::<participant::Entity>(&mut select, "p_");
     let joined = Expr::col((participant::Entity, participant::Column::AccountId))
         .equals((conversation::Entity, conversation::Column::AccountId))
         .and(

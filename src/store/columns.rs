@@ -1,10 +1,20 @@
 //! Column codecs: JSON columns (metadata maps and content attributes), enums stored by
-//! name (the domain enums' `as_str` names, read back with `FromStr`), and the column groups
-//! of a message's template and envelope, shared by sent and scheduled messages.
+//! name (the domain enums' `as_str` names, read back with `FromStr`), the column groups
+//! of a message's template and envelope, shared by sent and scheduled messages, and the
+//! prefixed columns of a join read back as two models ([`select_prefixed`]).
 
 use std::str::FromStr;
 
 use crate::domain::{Error, channels::Envelope, messages::TemplateUse, metadata::Metadata};
+
+/// Selects every column of `E` as `<prefix><column>`: a join of two tables in one
+/// statement, each row read back with `E::Model::from_query_result(row, prefix)`.
+pub fn select_prefixed<E: sea_orm::EntityTrait>(select: &mut sea_orm::sea_query::SelectStatement, prefix: &str) {
+    use sea_orm::{IdenStatic, Iterable, sea_query::Expr};
+    for column in E::Column::iter() {
+        select.expr_as(Expr::col((E::default(), column)), format!("{prefix}{}", column.as_str()));
+    }
+}
 
 /// A stored enum name back to its value; an unknown name is a corrupt row, INTERNAL.
 pub fn stored<T: FromStr>(what: &str, value: &str) -> Result<T, Error> {

@@ -45,11 +45,23 @@ pub struct Credentials {
 #[derive(Debug, Default)]
 struct Inner {
     generation: u64,
-    /// By the key's hash, for calls, with when it was read.
-    by_hash: HashMap<String, (Caller, Instant)>,
+    /// By the key's hash, for calls, with when it was read and when it was last used.
+    by_hash: HashMap<String, Entry>,
     /// The hash of a key id, for streams, which hold the id.
     hash_of: HashMap<String, String>,
 }
+
+/// A cached key: what it acts as, when that was read, when the key was last used.
+#[derive(Debug)]
+struct Entry {
+    caller: Caller,
+    read: Instant,
+    used: Instant,
+}
+
+/// Keys used within this long are kept cached by the refresh (`keys_by_account`): a stream
+/// uses its key at every heartbeat (15 s by default); keys nobody uses expire.
+const IN_USE: Duration = Duration::from_secs(60);
 
 /// When a lookup began, for [`Credentials::remember`]; a stream also compares it to tell
 /// whether any key changed since it last checked its own.
@@ -66,20 +78,23 @@ impl Credentials {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn fresh(&self, entry: &(Caller, Instant)) -> Option<Caller> {
-        let expired = self.max_age.is_some_and(|max_age| entry.1.elapsed() > max_age);
-        (!expired).then(|| entry.0.clone())
+    /// The entry's caller unless it expired, marking the key used.
+    fn fresh(&self, entry: &mut Entry) -> Option<Caller> {
+        let expired = self.max_age.is_some_and(|max_age| entry.read.elapsed() > max_age);
+        entry.used = Instant::now();
+        (!expired).then(|| entry.caller.clone())
     }
 
     /// The caller of the key with this hash, if cached.
     pub fn by_hash(&self, key_hash: &str) -> Option<Caller> {
-        self.inner().by_hash.get(key_hash).and_then(|entry| self.fresh(entry))
+        self.inner().by_hash.get_mut(key_hash).and_then(|entry| self.fresh(entry))
     }
 
     /// The caller of the key with this id, if cached.
     pub fn by_key_id(&self, key_id: &str) -> Option<Caller> {
-        let inner = self.inner();
-        inner.hash_of.get(key_id).and_then(|hash| inner.by_hash.get(hash)).and_then(|entry| self.fresh(entry))
+        let mut inner = self.inner();
+        let hash = inner.hash_of.get(key_id)?.clone();
+        inner.by_hash.get_mut(&hash).and_then(|entry| self.fresh(entry))
     }
 
     /// Taken before reading a key from the database.
@@ -101,25 +116,40 @@ impl Credentials {
         if let Credential::ApiKey(key_id) = &caller.credential {
             inner.hash_of.insert(key_id.clone(), key_hash.clone());
         }
-        inner.by_hash.insert(key_hash, (caller, Instant::now()));
+        let now = Instant::now();
+        inner.by_hash.insert(key_hash, Entry { caller, read: now, used: now });
     }
 
-    /// Every cached API key, by account: (its hash, what it acts as).
+    /// Every cached API key used lately ([`IN_USE`]), by account: (its hash, what it acts
+    /// as). A refresh renews these; the others expire.
     pub fn keys_by_account(&self) -> HashMap<String, Vec<(String, Caller)>> {
         let mut keys: HashMap<String, Vec<(String, Caller)>> = HashMap::new();
-        for (hash, (caller, _)) in &self.inner().by_hash {
-            if matches!(caller.credential, Credential::ApiKey(_)) {
-                keys.entry(caller.account_id.clone()).or_default().push((hash.clone(), caller.clone()));
+        for (hash, entry) in &self.inner().by_hash {
+            if matches!(entry.caller.credential, Credential::ApiKey(_)) && entry.used.elapsed() < IN_USE {
+                keys.entry(entry.caller.account_id.clone()).or_default().push((hash.clone(), entry.caller.clone()));
             }
         }
         keys
+    }
+
+    /// Marks the key with this hash as read again now (it acts as cached), unless
+    /// something was forgotten since `generation` or the key left the cache; when it was
+    /// last used stays as it was.
+    pub fn renew(&self, generation: Generation, key_hash: &str) {
+        let mut inner = self.inner();
+        if inner.generation != generation.0 {
+            return;
+        }
+        if let Some(entry) = inner.by_hash.get_mut(key_hash) {
+            entry.read = Instant::now();
+        }
     }
 
     /// Forgets every key of `user_id`.
     pub fn forget_user(&self, user_id: &str) {
         let mut inner = self.inner();
         inner.generation += 1;
-        inner.by_hash.retain(|_, (caller, _)| caller.user_id != user_id);
+        inner.by_hash.retain(|_, entry| entry.caller.user_id != user_id);
         let Inner { by_hash, hash_of, .. } = &mut *inner;
         hash_of.retain(|_, hash| by_hash.contains_key(hash));
     }

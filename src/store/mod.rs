@@ -3,10 +3,12 @@
 //! Every change of one request is one *unit of work*, a function over a [`WriteTx`] run by
 //! the one door, [`Store::write`] (`writer.rs`), which also appends the unit's events to the
 //! log in the same transaction, so that the log and the data never disagree. Units run on
-//! the writer's lanes (`writer`: on SQLite one, committing the units waiting together; on
-//! PostgreSQL several, one unit per transaction, concurrently) and, after commit, wake the
-//! accounts' log readers here and on other replicas ([`wakeups`]) and clear changed keys
-//! from the key cache ([`credentials`]).
+//! the writer's lanes (`writer`: on SQLite one, on a thread of its own that owns the
+//! writer's connection, committing the units waiting together; on PostgreSQL several, one
+//! unit per transaction, concurrently) and, after commit, wake the accounts' log readers
+//! here and on other replicas ([`wakeups`]) and clear changed keys from the key cache
+//! ([`credentials`]). SQLite runs on rusqlite through sea-orm's proxy (`sqlite`),
+//! PostgreSQL on sqlx.
 //!
 //! Aggregates (each a module of use cases: commands are units over `&mut WriteTx`, queries
 //! read the pool) sit above three shared kernels, which sit above the door:
@@ -19,6 +21,7 @@
 //!   (the counters, following `domain::unread`), `views` (what a viewer sees), `pending`
 //!   (waiting messages as stored, shared by the send path and [`scheduled`]);
 //! - below them: `writer` (the door, and group commit), `tx` (a unit's transaction),
+//!   `sqlite` (the SQLite engine's connections),
 //!   `migrate` (the schema, brought up to date once however many processes start),
 //!   [`wakeups`], [`credentials`] (the key cache), [`entities`], `columns`.
 
@@ -74,8 +77,8 @@ pub use writer::WriterSettings;
 /// How the store connects and writes; from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreSettings {
-    /// Connections the pool opens at most, on PostgreSQL (a SQLite file gets 8, an
-    /// in-memory database 1).
+    /// Connections the pool opens at most, on PostgreSQL (SQLite opens one for the writer
+    /// and one per thread that reads at once: see `sqlite/`).
     pub max_connections: u32,
     /// How long a call waits for a connection (or for one to be made) before it fails as
     /// UNAVAILABLE.

@@ -42,8 +42,13 @@ pub(super) async fn notify(tx: &mut WriteTx, mut notices: Vec<Notice>) -> Result
         rows.extend(upsert(tx, round).await?);
     }
     rows.sort_by(|a, b| (&a.user_id, &a.id).cmp(&(&b.user_id, &b.id)));
-    let users: Vec<&str> = rows.iter().map(|row| row.user_id.as_str()).collect();
-    let mut counts = counts_in(tx.conn(), tx.account_id(), &users).await?;
+    let mut users: Vec<&str> = rows.iter().map(|row| row.user_id.as_str()).collect();
+    users.dedup();
+    let mut counts = HashMap::new();
+    // SQLite takes at most 500 terms in one compound SELECT.
+    for some in users.chunks(COUNTED_AT_ONCE) {
+        counts.extend(counts_in(tx.conn(), tx.account_id(), some).await?);
+    }
     for row in rows {
         let user_id = row.user_id.clone();
         let count = counts.remove(&user_id).unwrap_or_default();
@@ -53,6 +58,9 @@ pub(super) async fn notify(tx: &mut WriteTx, mut notices: Vec<Notice>) -> Result
     }
     Ok(())
 }
+
+/// Users whose counts one statement reads.
+const COUNTED_AT_ONCE: usize = 400;
 
 /// `notices` in rounds that each grow a notification at most once: one upsert may not
 /// touch a row twice (a unit notifying a user twice under one key takes two rounds).

@@ -94,52 +94,74 @@ fn key_caller(found: api_key::Model, owner: Option<user::Model>) -> Result<Calle
 /// (revoked, deleted, another role, deactivated, by this process or another sharing the
 /// file) are forgotten, and their account's streams woken to re-check at once.
 pub async fn refresh_keys(store: &Store) -> Result<(), Error> {
-    use sea_orm::{
-        ConnectionTrait, FromQueryResult, IdenStatic, Iterable,
-        sea_query::{Expr, ExprTrait, Query},
-    };
+    let mut failed = None;
     for (account_id, cached) in store.credentials.keys_by_account() {
-        let generation = store.credentials.generation();
-        let hashes: Vec<String> = cached.iter().map(|(hash, _)| hash.clone()).collect();
-        let mut select = Query::select();
-        for column in api_key::Column::iter() {
-            select.expr_as(Expr::col((api_key::Entity, column)), format!("k_{}", column.as_str()));
-        }
-        for column in user::Column::iter() {
-            select.expr_as(Expr::col((user::Entity, column)), format!("u_{}", column.as_str()));
-        }
-        let owner = Expr::col((user::Entity, user::Column::AccountId))
-            .equals((api_key::Entity, api_key::Column::AccountId))
-            .and(Expr::col((user::Entity, user::Column::Id)).equals((api_key::Entity, api_key::Column::UserId)));
-        select
-            .from(api_key::Entity)
-            .left_join(user::Entity, owner)
-            .and_where(access::of_account::<api_key::Entity>(&account_id))
-            .and_where(Expr::col((api_key::Entity, api_key::Column::KeyHash)).is_in(hashes));
-        let mut now: HashMap<String, Result<Caller, Error>> = HashMap::new();
-        for row in store.db.query_all(&select).await? {
-            let key = api_key::Model::from_query_result(&row, "k_")?;
-            let owner = match row.try_get::<Option<String>>("", "u_id")? {
-                Some(_) => Some(user::Model::from_query_result(&row, "u_")?),
-                None => None,
-            };
-            now.insert(key.key_hash.clone(), key_caller(key, owner));
-        }
-        let mut changed = Vec::new();
-        for (hash, caller) in cached {
-            match now.remove(&hash) {
-                Some(Ok(current)) if current == caller => store.credentials.remember(generation, hash, current),
-                _ => changed.push(caller.user_id),
+        for some in cached.chunks(REFRESHED_AT_ONCE) {
+            // One account's failure leaves the others refreshed (its keys expire instead).
+            if let Err(err) = refresh_account_keys(store, &account_id, some.to_vec()).await {
+                failed = Some(err);
             }
         }
-        for user_id in &changed {
-            store.credentials.forget_user(user_id);
-        }
-        if !changed.is_empty() {
-            store.hub.wake(&account_id);
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+/// Keys one refresh statement reads (well under SQLite's limit on parameters).
+const REFRESHED_AT_ONCE: usize = 1_000;
+
+/// [`refresh_keys`] for keys `cached` of account `account_id`.
+async fn refresh_account_keys(store: &Store, account_id: &str, cached: Vec<(String, Caller)>) -> Result<(), Error> {
+    let generation = store.credentials.generation();
+    let hashes: Vec<String> = cached.iter().map(|(hash, _)| hash.clone()).collect();
+    let mut now = keys_as_now(store, account_id, hashes).await?;
+    let mut changed = Vec::new();
+    for (hash, caller) in cached {
+        match now.remove(&hash) {
+            Some(Ok(current)) if current == caller => store.credentials.renew(generation, &hash),
+            _ => changed.push(caller.user_id),
         }
     }
+    for user_id in &changed {
+        store.credentials.forget_user(user_id);
+    }
+    if !changed.is_empty() {
+        store.hub.wake(account_id);
+    }
     Ok(())
+}
+
+/// What each of the keys with these hashes acts as now, read in one statement (a key
+/// gone is missing from the answer).
+async fn keys_as_now(
+    store: &Store,
+    account_id: &str,
+    hashes: Vec<String>,
+) -> Result<HashMap<String, Result<Caller, Error>>, Error> {
+    use sea_orm::{
+        ConnectionTrait, FromQueryResult,
+        sea_query::{Expr, ExprTrait, Query},
+    };
+    let mut select = Query::select();
+    columns::select_prefixed::<api_key::Entity>(&mut select, "k_");
+    columns::select_prefixed::<user::Entity>(&mut select, "u_");
+    let owner = Expr::col((user::Entity, user::Column::AccountId))
+        .equals((api_key::Entity, api_key::Column::AccountId))
+        .and(Expr::col((user::Entity, user::Column::Id)).equals((api_key::Entity, api_key::Column::UserId)));
+    select
+        .from(api_key::Entity)
+        .left_join(user::Entity, owner)
+        .and_where(access::of_account::<api_key::Entity>(account_id))
+        .and_where(Expr::col((api_key::Entity, api_key::Column::KeyHash)).is_in(hashes));
+    let mut now = HashMap::new();
+    for row in store.db.query_all(&select).await? {
+        let key = api_key::Model::from_query_result(&row, "k_")?;
+        let owner = match row.try_get::<Option<String>>("", "u_id")? {
+            Some(_) => Some(user::Model::from_query_result(&row, "u_")?),
+            None => None,
+        };
+        now.insert(key.key_hash.clone(), key_caller(key, owner));
+    }
+    Ok(now)
 }
 
 /// Creates a user in the admin's account. A retried create with the same request id (by

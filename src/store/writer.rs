@@ -228,6 +228,11 @@ async fn commit_batch(listeners: &Listeners, jobs: Vec<Job>) {
         jobs.into_iter().map(|job| ((job.account_id, job.actor_id, job.unit), job.reply)).unzip();
     let mut results = Vec::with_capacity(pending.len());
     let units = pending.len();
+    // What the last batch's transactions left when they were dropped (a rollback that
+    // failed) is that batch's, not this one's.
+    if let Err(err) = listeners.committed() {
+        tracing::warn!(error = %err, "a failed batch's rollback failed too");
+    }
     let outcome = run_batch(listeners, pending, &mut results).await;
     metrics::histogram!("missive_write_batch_units").record(units as f64);
     let committed = if outcome.is_ok() { "committed" } else { "failed" };

@@ -97,7 +97,13 @@ async fn one_run(
     for name in SCENARIOS.into_iter().filter(|name| wanted(name)) {
         let server = server::Server::start(binary, database_url).await?;
         let baseline = scenarios::health(&server, plan).await?.rate;
-        for measured in scenario(name, &server, fixture, plan).await? {
+        let database_cpu = server::postgres_cpu_seconds();
+        let measured = scenario(name, &server, fixture, plan).await?;
+        // The database's CPU over the scenario, per call, where the scenario is one figure.
+        let database_cpu =
+            (args.database_url.is_some() && measured.len() == 1).then(|| server::postgres_cpu_seconds() - database_cpu);
+        for mut measured in measured {
+            measured.database_cpu_us_per_call = database_cpu.map(|cpu| cpu * 1e6 / measured.calls.max(1) as f64);
             results.add(measured.against(baseline));
         }
         server.stop().await;
@@ -143,7 +149,7 @@ async fn scenario(
 /// The statements each scenario's calls run, counted once after the measured runs on a
 /// server that logs them (`missive::sql`), with a short, smaller load: counts, not times.
 /// Idle streams count what opening them and then [`scenarios::IDLE_WINDOW`] of idling ran,
-/// per stream.
+/// per stream; the fan-out is not counted (its agents are made through the API first).
 async fn count_statements(
     args: &Args,
     binary: &Path,
@@ -157,7 +163,7 @@ async fn count_statements(
         duration: Duration::from_secs(2),
         subscribers: 100,
         fanout_rate: args.fanout_rate,
-        idle_streams: 1_000.min(args.idle_streams),
+        idle_streams: args.idle_streams,
     };
     let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
     for name in SCENARIOS.into_iter().filter(|name| wanted(name) && *name != "fanout") {

@@ -58,7 +58,9 @@ pub struct Summary {
     pub missed: Option<u64>,
     pub duplicated: Option<u64>,
     pub kib_per_stream: Option<Spread>,
+    pub open_cpu_us_per_stream: Option<Spread>,
     pub statements_per_call: Option<f64>,
+    pub database_cpu_us_per_call: Option<Spread>,
 }
 
 impl Results {
@@ -119,7 +121,15 @@ impl Results {
                 .iter()
                 .all(|m| m.kib_per_stream.is_some())
                 .then(|| Spread::of(runs.iter().filter_map(|m| m.kib_per_stream).collect())),
+            open_cpu_us_per_stream: runs
+                .iter()
+                .all(|m| m.open_cpu_us_per_stream.is_some())
+                .then(|| Spread::of(runs.iter().filter_map(|m| m.open_cpu_us_per_stream).collect())),
             statements_per_call: self.statements.iter().find(|(scenario, _)| scenario == name).map(|(_, n)| *n),
+            database_cpu_us_per_call: runs
+                .iter()
+                .all(|m| m.database_cpu_us_per_call.is_some())
+                .then(|| Spread::of(runs.iter().filter_map(|m| m.database_cpu_us_per_call).collect())),
         }
     }
 }
@@ -153,6 +163,14 @@ pub fn table(summaries: &[Summary]) -> String {
             s.errors,
         ));
     }
+    for s in summaries {
+        if let Some(cpu) = s.database_cpu_us_per_call {
+            out.push_str(&format!(
+                "\n{}: PostgreSQL's CPU {:.0} µs per call [{:.0}–{:.0}]\n",
+                s.scenario, cpu.median, cpu.min, cpu.max
+            ));
+        }
+    }
     out.push_str(&format!(
         "\nEvery server ran with the per-key limits lifted ({}): the benchmark's few keys carry many clients' load.\n",
         crate::server::LIFTED_LIMITS.join(" ")
@@ -162,11 +180,15 @@ pub fn table(summaries: &[Summary]) -> String {
             // The largest run: later runs reuse memory that the first run's streams freed
             // (the allocator keeps it), so only the first sees what streams really cost.
             out.push_str(&format!(
-                "\n{}: {:.1} KiB per stream (the largest of the runs); CPU while idle {:.1} µs per stream over {} s\n",
+                "\n{}: {:.1} KiB per stream (the largest of the runs); CPU while idle {:.1} µs per stream over {} s; \
+                 {:.0} µs of CPU to open each [{:.0}–{:.0}]\n",
                 s.scenario,
                 kib.max,
                 s.cpu_us_per_call.median,
                 crate::scenarios::IDLE_WINDOW.as_secs(),
+                s.open_cpu_us_per_stream.map_or(0.0, |o| o.median),
+                s.open_cpu_us_per_stream.map_or(0.0, |o| o.min),
+                s.open_cpu_us_per_stream.map_or(0.0, |o| o.max),
             ));
         }
     }

@@ -53,6 +53,10 @@ pub struct Measured {
     pub duplicated: Option<u64>,
     /// Idle streams only: the server's memory per open stream, in KiB.
     pub kib_per_stream: Option<f64>,
+    /// Idle streams only: the server's CPU time per stream opened, in microseconds.
+    pub open_cpu_us_per_stream: Option<f64>,
+    /// On PostgreSQL: the database's CPU time per call, in microseconds.
+    pub database_cpu_us_per_call: Option<f64>,
 }
 
 impl Measured {
@@ -70,6 +74,8 @@ impl Measured {
             missed: None,
             duplicated: None,
             kib_per_stream: None,
+            open_cpu_us_per_stream: None,
+            database_cpu_us_per_call: None,
         }
     }
 
@@ -353,6 +359,8 @@ pub async fn fanout(server: &Server, fixture: &Fixture, plan: &Plan) -> Result<M
         missed: Some(missed),
         duplicated: Some(duplicated),
         kib_per_stream: None,
+        open_cpu_us_per_stream: None,
+        database_cpu_us_per_call: None,
     })
 }
 
@@ -367,6 +375,7 @@ pub async fn idle(server: &Server, fixture: &Fixture, plan: &Plan) -> Result<Mea
     let rss_before = server.rss_kib();
     let channels = channels(server, plan.idle_streams.div_ceil(100).max(1)).await?;
     let started = Instant::now();
+    let open_cpu = server.cpu_seconds();
     let mut openers = Vec::new();
     for (index, channel) in channels.into_iter().enumerate() {
         let count = plan.idle_streams.saturating_sub(index * 100).min(100);
@@ -395,6 +404,7 @@ pub async fn idle(server: &Server, fixture: &Fixture, plan: &Plan) -> Result<Mea
         }
     }
     let opening = started.elapsed();
+    let open_cpu = server.cpu_seconds() - open_cpu;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let cpu = server.cpu_seconds();
     tokio::time::sleep(IDLE_WINDOW).await;
@@ -414,6 +424,8 @@ pub async fn idle(server: &Server, fixture: &Fixture, plan: &Plan) -> Result<Mea
         missed: None,
         duplicated: None,
         kib_per_stream: Some(rss.saturating_sub(rss_before) as f64 / count.max(1) as f64),
+        open_cpu_us_per_stream: Some(open_cpu * 1e6 / count.max(1) as f64),
+        database_cpu_us_per_call: None,
     })
 }
 

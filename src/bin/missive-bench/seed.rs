@@ -53,6 +53,9 @@ pub fn text(content: String) -> Result<NewMessage, missive::domain::Error> {
 /// Conversations seeded at once.
 const SEEDING_IN_FLIGHT: usize = 64;
 
+/// Conversations seeded between refreshes of the planner's statistics.
+const STATISTICS_EVERY: usize = 5_000;
+
 /// One conversation between `creator` and `other` with `count` messages, muted by `other`
 /// when `index` is even; its id and the creator's key.
 async fn seed_conversation(
@@ -105,15 +108,23 @@ pub async fn seed(
     let extra = message_count % conversation_count.max(1);
     // Many conversations at once, so that the writer commits them in shared batches (one
     // flush for many): one at a time, each waited for its own flush.
-    let seeded: Vec<(String, String)> = futures::stream::iter(0..conversation_count)
-        .map(|index| {
-            let (creator, other) = (&members[index % members.len()], &members[(index + 1) % members.len()]);
-            let count = per_conversation + usize::from(index < extra);
-            seed_conversation(&store, index, creator, other, count)
-        })
-        .buffered(SEEDING_IN_FLIGHT)
-        .try_collect()
-        .await?;
+    let mut seeded: Vec<(String, String)> = Vec::with_capacity(conversation_count);
+    for start in (0..conversation_count).step_by(STATISTICS_EVERY) {
+        let end = (start + STATISTICS_EVERY).min(conversation_count);
+        let chunk: Vec<(String, String)> = futures::stream::iter(start..end)
+            .map(|index| {
+                let (creator, other) = (&members[index % members.len()], &members[(index + 1) % members.len()]);
+                let count = per_conversation + usize::from(index < extra);
+                seed_conversation(&store, index, creator, other, count)
+            })
+            .buffered(SEEDING_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        seeded.extend(chunk);
+        // As the server does hourly: without statistics, SQLite's planner picks plans
+        // that grow with the tables, and seeding slowed to a crawl past 10,000.
+        store.refresh_statistics().await?;
+    }
     store.close().await;
     Ok(Fixture { admin_key: admin.key, agent_key: agent.key, conversations: seeded })
 }

@@ -120,6 +120,25 @@ impl Server {
 /// The per-key limits every server under test runs with: far above any scenario's load.
 pub const LIFTED_LIMITS: [&str; 4] = ["--calls-per-second", "1000000", "--call-burst", "1000000"];
 
+/// CPU seconds every PostgreSQL process of this machine has used so far (user + system),
+/// from `/proc`: the database's side of a scenario on a local server.
+pub fn postgres_cpu_seconds() -> f64 {
+    let ticks = clock_ticks_per_second();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
+    entries
+        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let (name, rest) = stat.split_once(" (")?.1.rsplit_once(')')?;
+            (name == "postgres").then_some(rest.to_owned())
+        })
+        .map(|rest| {
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let tick = |index: usize| fields.get(index).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+            (tick(11) + tick(12)) / ticks
+        })
+        .sum()
+}
+
 /// How many statements the statement log at `path` holds so far.
 pub fn statements_in(path: &Path) -> u64 {
     let log = std::fs::read_to_string(path).unwrap_or_default();

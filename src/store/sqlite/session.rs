@@ -175,6 +175,13 @@ impl Session {
     }
 
     fn ensure_in_good_level(&self) -> Result<(), DbErr> {
+        // A full disk or an I/O error may have made SQLite roll the transaction back
+        // itself: a statement now would run, and commit, on its own.
+        if !self.levels.is_empty() && self.connection.is_autocommit() {
+            return Err(self.failure.clone().unwrap_or_else(|| {
+                DbErr::Exec(RuntimeErr::Internal("SQLite rolled the transaction back after an error".into()))
+            }));
+        }
         if self.levels.contains(&Level::Failed) {
             return Err(self.failure.clone().unwrap_or_else(|| {
                 DbErr::Exec(RuntimeErr::Internal("the transaction this statement belongs to failed to begin".into()))
