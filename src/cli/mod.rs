@@ -192,4 +192,11 @@ mod tests {
         let err = Cli::try_parse_from(["missive", "serve", "--heartbeat-interval", "0s"]).unwrap_err().to_string();
         assert!(err.contains("--heartbeat-interval"), "{err}");
     }
+
+    #[test]
+    fn a_cursor_beginning_with_a_hyphen_is_a_cursor() {
+        // Cursors are base64url: one in 64 begins with '-'.
+        let cli = Cli::try_parse_from(["missive", "tail", "--key", "k", "--after", "-3abc"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Tail(tail)) if tail.after == "-3abc"));
+    }
 }

@@ -144,8 +144,9 @@ pub struct ListMessagesArgs {
 pub struct TailArgs {
     #[command(flatten)]
     pub connection: Connection,
-    /// Resume after this cursor (an event's `cursor`); without it, from now.
-    #[arg(long, default_value = "")]
+    /// Resume after this cursor (an event's `cursor`); without it, from now. A cursor may
+    /// begin with a hyphen (it is base64url): it is taken as the value all the same.
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
     pub after: String,
     /// Only events of these conversations (repeat the flag for several).
     #[arg(long = "conversation")]
