@@ -230,7 +230,7 @@ async fn commit_batch(listeners: &Listeners, jobs: Vec<Job>) {
     let units = pending.len();
     // What the last batch's transactions left when they were dropped (a rollback that
     // failed) is that batch's, not this one's.
-    if let Err(err) = listeners.committed() {
+    if let Err(err) = listeners.transaction_ok() {
         tracing::warn!(error = %err, "a failed batch's rollback failed too");
     }
     let outcome = run_batch(listeners, pending, &mut results).await;
@@ -285,25 +285,25 @@ async fn run_batch(
         // Keeping the unit commits the transaction.
         let tx = begin(listeners).await?;
         run_unit(WriteTx::new(tx, account_id, actor_id), unit, &mut changes, results).await?;
-        listeners.committed()?;
+        listeners.transaction_ok()?;
         return Ok(changes);
     }
     let batch = begin(listeners).await?;
     for (account_id, actor_id, unit) in pending {
         let savepoint = batch.begin().await?;
-        listeners.committed()?;
+        listeners.transaction_ok()?;
         run_unit(WriteTx::new(savepoint, account_id, actor_id), unit, &mut changes, results).await?;
-        listeners.committed()?;
+        listeners.transaction_ok()?;
     }
     batch.commit().await?;
-    listeners.committed()?;
+    listeners.transaction_ok()?;
     Ok(changes)
 }
 
 impl Listeners {
     /// On SQLite, the failure of the last begin, savepoint, release or commit, which sea-orm
     /// cannot see (`sqlite/session.rs`): a batch whose commit failed answers no one OK.
-    fn committed(&self) -> Result<(), Error> {
+    fn transaction_ok(&self) -> Result<(), Error> {
         match &self.sqlite {
             Some(connection) => Ok(connection.take_failure()?),
             None => Ok(()),
@@ -354,7 +354,7 @@ async fn run_unit(
 /// process wrote since its first read.
 async fn begin(listeners: &Listeners) -> Result<DatabaseTransaction, Error> {
     let transaction = listeners.db.begin().await?;
-    listeners.committed()?;
+    listeners.transaction_ok()?;
     Ok(transaction)
 }
 
