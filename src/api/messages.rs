@@ -34,35 +34,31 @@ impl MessageApi {
     }
 }
 
-/// Validates a send request; `prefix` is its path in the request ("" or "first_message.").
-pub(super) fn parse_new_message(
-    mut request: pb::SendMessageRequest,
-    limits: MessageLimits,
-    prefix: &str,
-) -> Result<NewMessage, Error> {
-    let field = |name: &str| format!("{prefix}{name}");
-    let request_id = RequestKey::parse(&field("request_id"), std::mem::take(&mut request.request_id), || {
+/// Validates a send request. Fields are named from the message; one inside another
+/// request names its place with `Error::within`.
+pub(super) fn parse_new_message(mut request: pb::SendMessageRequest, limits: MessageLimits) -> Result<NewMessage, Error> {
+    let request_id = RequestKey::parse("request_id", std::mem::take(&mut request.request_id), || {
         fingerprint::encoded(&mut request, |request: &mut pb::SendMessageRequest| Some(&mut request.attachments))
     })?;
     let template = if request.template_id.is_empty() {
         if !request.variables.is_empty() {
-            return Err(Error::invalid(field("variables"), "variables go with a template_id, and none was given"));
+            return Err(Error::invalid("variables", "variables go with a template_id, and none was given"));
         }
         None
     } else {
         Some(TemplateUse {
-            template_id: ids::parse(&field("template_id"), &request.template_id, ids::TEMPLATE)?,
+            template_id: ids::parse("template_id", &request.template_id, ids::TEMPLATE)?,
             variables: request.variables.into_iter().collect(),
         })
     };
     let unspecified_kind = if template.is_some() { MessageKind::Template } else { MessageKind::Text };
     let draft = MessageDraft {
-        kind: convert::message_kind_from(&field("kind"), request.kind, unspecified_kind)?,
+        kind: convert::message_kind_from("kind", request.kind, unspecified_kind)?,
         content: request.content,
-        content_type: convert::content_type_from(&field("content_type"), request.content_type)?,
+        content_type: convert::content_type_from("content_type", request.content_type)?,
         content_attributes: request.content_attributes.map(convert::struct_to_json),
         private: request.private,
-        direction: convert::direction_from(&field("direction"), request.direction)?,
+        direction: convert::direction_from("direction", request.direction)?,
         attachments: request
             .attachments
             .into_iter()
@@ -71,14 +67,14 @@ pub(super) fn parse_new_message(
         metadata: request.metadata.into_iter().collect(),
         request_id,
         template,
-        envelope: convert::envelope_from(prefix, request.envelope)?,
+        envelope: convert::envelope_from(request.envelope)?,
         schedule_time: request
             .schedule_time
             .as_ref()
-            .map(|t| convert::micros_from(&field("schedule_time"), t))
+            .map(|t| convert::micros_from("schedule_time", t))
             .transpose()?,
     };
-    draft.validate(limits, prefix)
+    draft.validate(limits)
 }
 
 /// The fields of a message its sender may change, and whether `message` populates them.
@@ -112,7 +108,7 @@ impl pb::message_service_server::MessageService for MessageApi {
         let caller = self.state.caller(&request).await?;
         let request = request.into_inner();
         let conversation_id = ids::parse("conversation_id", &request.conversation_id, ids::CONVERSATION)?;
-        let new = parse_new_message(request, self.state.limits, "")?;
+        let new = parse_new_message(request, self.state.limits)?;
         let message = store::messages::send(&self.state.store, &caller, conversation_id, new).await?;
         Ok(Response::new(message.into()))
     }

@@ -54,16 +54,15 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    /// The envelope of a request's `envelope.*` fields (`prefix` is the path before it): `None`
-    /// for an in-app message, which must carry no addresses or external id.
+    /// The envelope of a message's `envelope.*` fields: `None` for an in-app message, which
+    /// must carry no addresses or external id.
     pub fn parse(
-        prefix: &str,
         channel: Channel,
         from_address: String,
         to_address: String,
         external_id: String,
     ) -> Result<Option<Envelope>, Error> {
-        let field = |name: &str| format!("{prefix}envelope.{name}");
+        let field = |name: &str| format!("envelope.{name}");
         if channel == Channel::InApp {
             if [&from_address, &to_address, &external_id].iter().any(|value| !value.is_empty()) {
                 return Err(Error::invalid(
@@ -148,30 +147,30 @@ mod tests {
             ("+49 170 1234567", "+491701234567"),
             ("+44 20 7183 8750", "+442071838750"),
         ] {
-            let envelope = Envelope::parse("", Channel::Sms, given.into(), String::new(), "sm1".into()).unwrap();
+            let envelope = Envelope::parse(Channel::Sms, given.into(), String::new(), "sm1".into()).unwrap();
             assert_eq!(envelope.unwrap().from_address, stored, "{given}");
         }
     }
 
     #[test]
     fn addresses_must_fit_their_channel() {
-        let sms = Envelope::parse("", Channel::Sms, "a@b.example".into(), "12".into(), String::new());
+        let sms = Envelope::parse(Channel::Sms, "a@b.example".into(), "12".into(), String::new());
         assert_eq!(fields(sms), ["envelope.from_address", "envelope.to_address"]);
-        let extension = Envelope::parse("", Channel::Voice, "+14155552671 ext 5".into(), String::new(), String::new());
+        let extension = Envelope::parse(Channel::Voice, "+14155552671 ext 5".into(), String::new(), String::new());
         assert!(matches!(extension, Err(Error::InvalidArgument(v)) if v[0].description.contains("extension")));
-        let email = Envelope::parse("", Channel::Email, "a@b.example".into(), "+14155552671".into(), String::new());
+        let email = Envelope::parse(Channel::Email, "a@b.example".into(), "+14155552671".into(), String::new());
         assert_eq!(fields(email), ["envelope.to_address"]);
         let long = format!("a@{}.example", "b".repeat(MAX_ADDRESS_CHARS));
-        let refused = Envelope::parse("", Channel::Email, long, String::new(), String::new());
+        let refused = Envelope::parse(Channel::Email, long, String::new(), String::new());
         assert!(matches!(refused, Err(Error::InvalidArgument(v)) if v[0].description.contains("characters")));
-        let ok = Envelope::parse("", Channel::Email, "a@b.example".into(), "c@d.example".into(), "<id@x>".into());
+        let ok = Envelope::parse(Channel::Email, "a@b.example".into(), "c@d.example".into(), "<id@x>".into());
         assert_eq!(ok.unwrap().unwrap().external_id.as_deref(), Some("<id@x>"));
     }
 
     #[test]
     fn in_app_messages_have_no_envelope() {
-        assert!(Envelope::parse("", Channel::InApp, String::new(), String::new(), String::new()).unwrap().is_none());
-        let addressed = Envelope::parse("first_message.", Channel::InApp, "x".into(), String::new(), String::new());
-        assert_eq!(fields(addressed), ["first_message.envelope.channel"]);
+        assert!(Envelope::parse(Channel::InApp, String::new(), String::new(), String::new()).unwrap().is_none());
+        let addressed = Envelope::parse(Channel::InApp, "x".into(), String::new(), String::new());
+        assert_eq!(fields(addressed.map_err(|err| err.within("first_message."))), ["first_message.envelope.channel"]);
     }
 }

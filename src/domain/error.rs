@@ -87,13 +87,15 @@ impl Error {
         Self::NotFound { kind, id: id.into() }
     }
 
-    /// The error of a part of a request at `prefix` (`first_message.`): its violations'
-    /// fields are named from the request's root.
+    /// The error of a part of a request at `prefix` (`first_message.`): the fields its
+    /// violations (or its refusal, which starts with the field) name are named from the
+    /// request's root.
     pub fn within(self, prefix: &str) -> Self {
         match self {
             Error::InvalidArgument(violations) => Error::InvalidArgument(
                 violations.into_iter().map(|v| FieldViolation { field: format!("{prefix}{}", v.field), ..v }).collect(),
             ),
+            Error::PermissionDenied(message) => Error::PermissionDenied(format!("{prefix}{message}")),
             other => other,
         }
     }

@@ -379,20 +379,20 @@ impl MessageDraft {
         }
     }
 
-    /// Checks every field at once; `prefix` is the path of the message in the request (""
-    /// or "first_message.") so that violations name the exact field.
-    pub fn validate(self, limits: MessageLimits, prefix: &str) -> Result<NewMessage, Error> {
+    /// Checks every field at once. Violations name the fields from the message (`content`);
+    /// a message inside a request names its place with [`Error::within`].
+    pub fn validate(self, limits: MessageLimits) -> Result<NewMessage, Error> {
         let draft = self;
         let mut violations = Violations::new();
-        draft.check_body(prefix, &mut violations);
-        draft.check_attachments(limits, prefix, &mut violations);
-        violations.check(check_attributes(&format!("{prefix}content_attributes"), draft.content_attributes.as_ref()));
-        violations.check(super::metadata::check(&format!("{prefix}metadata"), &draft.metadata));
+        draft.check_body(&mut violations);
+        draft.check_attachments(limits, &mut violations);
+        violations.check(check_attributes("content_attributes", draft.content_attributes.as_ref()));
+        violations.check(super::metadata::check("metadata", &draft.metadata));
         if let Some(used) = &draft.template {
-            violations.check(templates::check_values(&format!("{prefix}variables"), &used.variables));
+            violations.check(templates::check_values("variables", &used.variables));
         }
         if draft.schedule_time.is_some() {
-            draft.check_scheduled(prefix, &mut violations);
+            draft.check_scheduled(&mut violations);
         }
         violations.finish()?;
         let rendered = draft.template.is_none();
@@ -406,44 +406,44 @@ impl MessageDraft {
     }
 
     /// The content, or the template it is to be rendered from (never both).
-    fn check_body(&self, prefix: &str, violations: &mut Violations) {
+    fn check_body(&self, violations: &mut Violations) {
         let captioned = matches!(self.kind, MessageKind::Image | MessageKind::Document);
         match (&self.template, self.kind) {
             (None, MessageKind::Template) => {
-                violations.add(format!("{prefix}template_id"), "a TEMPLATE message is sent from a template: name it")
+                violations.add("template_id", "a TEMPLATE message is sent from a template: name it")
             }
             (None, _) => {
-                violations.check(check_content(&format!("{prefix}content"), &self.content, captioned));
+                violations.check(check_content("content", &self.content, captioned));
             }
             (Some(_), kind) => {
                 if !self.content.is_empty() {
                     violations.add(
-                        format!("{prefix}template_id"),
+                        "template_id",
                         "give either content or template_id, not both: a template message's content is rendered",
                     );
                 }
                 if kind != MessageKind::Template {
-                    violations.add(format!("{prefix}kind"), "a message sent from a template is of kind TEMPLATE");
+                    violations.add("kind", "a message sent from a template is of kind TEMPLATE");
                 }
             }
         }
     }
 
     /// Each attachment, and whether the kind needs (image) attachments.
-    fn check_attachments(&self, limits: MessageLimits, prefix: &str, violations: &mut Violations) {
+    fn check_attachments(&self, limits: MessageLimits, violations: &mut Violations) {
         let needs_attachment = matches!(self.kind, MessageKind::Image | MessageKind::Document);
         if needs_attachment && self.attachments.is_empty() {
             violations.add(
-                format!("{prefix}attachments"),
+                "attachments",
                 format!("an {} message needs at least one attachment", self.kind.as_str()),
             );
         }
         if self.attachments.len() > MAX_ATTACHMENTS {
             violations
-                .add(format!("{prefix}attachments"), format!("at most {MAX_ATTACHMENTS} attachments are allowed"));
+                .add("attachments", format!("at most {MAX_ATTACHMENTS} attachments are allowed"));
         }
         for (index, attachment) in self.attachments.iter().enumerate() {
-            let field = format!("{prefix}attachments[{index}]");
+            let field = format!("attachments[{index}]");
             violations.check(check_filename(&format!("{field}.filename"), &attachment.filename));
             if !is_media_type(&attachment.media_type) {
                 violations.add(format!("{field}.media_type"), "must be a media type such as image/png");
@@ -465,10 +465,10 @@ impl MessageDraft {
 
     /// What a message sent later cannot carry. (Its time is checked by
     /// [`NewMessage::check_schedule_time`] once the send is known not to be a retry.)
-    fn check_scheduled(&self, prefix: &str, violations: &mut Violations) {
+    fn check_scheduled(&self, violations: &mut Violations) {
         if self.envelope.as_ref().is_some_and(|e| e.external_id.is_some()) {
             violations.add(
-                format!("{prefix}envelope.external_id"),
+                "envelope.external_id",
                 "a scheduled message has no external id yet: relayed messages are sent as they arrive",
             );
         }
@@ -499,23 +499,23 @@ impl NewMessage {
     /// direction and a channel's external id are staff's (a member's message always comes
     /// in; external ids are a relay's dedupe keys, which a member must not be able to take
     /// before the relay, nor probe).
-    pub fn authorize(&self, caller: &Caller, prefix: &str) -> Result<(), Error> {
+    pub fn authorize(&self, caller: &Caller) -> Result<(), Error> {
         let draft = &self.draft;
         if !caller.is_staff() && draft.direction.is_some_and(|d| d != Direction::Incoming) {
-            return Err(Error::PermissionDenied(format!(
-                "{prefix}direction: a member's messages are incoming; only staff send outgoing ones"
-            )));
+            return Err(Error::PermissionDenied(
+                "direction: a member's messages are incoming; only staff send outgoing ones".into(),
+            ));
         }
         if draft.private && !caller.is_staff() {
-            return Err(Error::PermissionDenied(format!("{prefix}private: only staff may write private notes")));
+            return Err(Error::PermissionDenied("private: only staff may write private notes".into()));
         }
         if draft.kind == MessageKind::System && !caller.is_staff() {
-            return Err(Error::PermissionDenied(format!("{prefix}kind: only staff may send system messages")));
+            return Err(Error::PermissionDenied("kind: only staff may send system messages".into()));
         }
         if draft.envelope.as_ref().is_some_and(|e| e.external_id.is_some()) && !caller.is_staff() {
-            return Err(Error::PermissionDenied(format!(
-                "{prefix}envelope.external_id: only staff (a relay's key) may set a channel's message id"
-            )));
+            return Err(Error::PermissionDenied(
+                "envelope.external_id: only staff (a relay's key) may set a channel's message id".into(),
+            ));
         }
         Ok(())
     }
@@ -705,24 +705,24 @@ mod tests {
 
     #[test]
     fn a_text_message_needs_content_within_the_limit() {
-        assert!(draft(MessageKind::Text, "hi").validate(LIMITS, "").is_ok());
-        assert_eq!(fields(draft(MessageKind::Text, "  ").validate(LIMITS, "")), ["content"]);
+        assert!(draft(MessageKind::Text, "hi").validate(LIMITS).is_ok());
+        assert_eq!(fields(draft(MessageKind::Text, "  ").validate(LIMITS)), ["content"]);
         let long = "x".repeat(MAX_CONTENT_CHARS + 1);
         assert_eq!(
-            fields(draft(MessageKind::Text, &long).validate(LIMITS, "first_message.")),
+            fields(draft(MessageKind::Text, &long).validate(LIMITS).map_err(|err| err.within("first_message."))),
             ["first_message.content"]
         );
-        assert_eq!(fields(draft(MessageKind::Text, "a\0").validate(LIMITS, "")), ["content"]);
+        assert_eq!(fields(draft(MessageKind::Text, "a\0").validate(LIMITS)), ["content"]);
     }
 
     #[test]
     fn an_image_needs_image_attachments_and_no_caption() {
-        assert_eq!(fields(draft(MessageKind::Image, "").validate(LIMITS, "")), ["attachments"]);
+        assert_eq!(fields(draft(MessageKind::Image, "").validate(LIMITS)), ["attachments"]);
         let mut image = draft(MessageKind::Image, "");
         image.attachments = vec![file("a.png", "image/png", 3)];
-        assert!(image.clone().validate(LIMITS, "").is_ok());
+        assert!(image.clone().validate(LIMITS).is_ok());
         image.attachments = vec![file("a.pdf", "application/pdf", 3)];
-        assert_eq!(fields(image.validate(LIMITS, "")), ["attachments[0].media_type"]);
+        assert_eq!(fields(image.validate(LIMITS)), ["attachments[0].media_type"]);
     }
 
     #[test]
@@ -730,12 +730,12 @@ mod tests {
         let mut message = draft(MessageKind::Document, "");
         message.attachments = vec![file("dir/a.txt", "pdf", 0), file("b.txt", "text/plain", 11)];
         assert_eq!(
-            fields(message.validate(LIMITS, "")),
+            fields(message.validate(LIMITS)),
             ["attachments[0].filename", "attachments[0].media_type", "attachments[0].data", "attachments[1].data"]
         );
         let mut many = draft(MessageKind::Document, "");
         many.attachments = vec![file("a", "text/plain", 1); MAX_ATTACHMENTS + 1];
-        assert_eq!(fields(many.validate(LIMITS, "")), ["attachments"]);
+        assert_eq!(fields(many.validate(LIMITS)), ["attachments"]);
     }
 
     #[test]
@@ -754,9 +754,9 @@ mod tests {
     fn attributes_are_bounded_and_nul_free() {
         let mut message = draft(MessageKind::Text, "hi");
         message.content_attributes = Some(serde_json::json!({"options": ["a\u{0}"]}));
-        assert_eq!(fields(message.clone().validate(LIMITS, "")), ["content_attributes"]);
+        assert_eq!(fields(message.clone().validate(LIMITS)), ["content_attributes"]);
         message.content_attributes = Some(serde_json::json!({"big": "x".repeat(MAX_ATTRIBUTES_BYTES)}));
-        assert_eq!(fields(message.validate(LIMITS, "")), ["content_attributes"]);
+        assert_eq!(fields(message.validate(LIMITS)), ["content_attributes"]);
     }
 
     #[test]
@@ -770,10 +770,10 @@ mod tests {
         let staff = Caller { role: super::super::users::Role::Agent, ..member.clone() };
         let mut note = draft(MessageKind::Text, "note");
         note.private = true;
-        let note = note.validate(LIMITS, "").unwrap();
-        assert!(matches!(note.authorize(&member, ""), Err(Error::PermissionDenied(_))));
-        assert!(note.authorize(&staff, "").is_ok());
-        let plain = draft(MessageKind::Text, "hi").validate(LIMITS, "").unwrap();
+        let note = note.validate(LIMITS).unwrap();
+        assert!(matches!(note.authorize(&member), Err(Error::PermissionDenied(_))));
+        assert!(note.authorize(&staff).is_ok());
+        let plain = draft(MessageKind::Text, "hi").validate(LIMITS).unwrap();
         assert_eq!(plain.direction_for(&member), Direction::Incoming);
         assert_eq!(plain.direction_for(&staff), Direction::Outgoing);
         assert!(may_edit(&member, "usr").is_ok());
@@ -786,20 +786,20 @@ mod tests {
     fn a_template_message_names_its_template_and_has_no_content() {
         let used = TemplateUse { template_id: "tpl_1".into(), variables: BTreeMap::new() };
         let from_template = MessageDraft { template: Some(used.clone()), ..draft(MessageKind::Template, "") };
-        let new = from_template.clone().validate(LIMITS, "").unwrap();
+        let new = from_template.clone().validate(LIMITS).unwrap();
         assert!(new.template_to_render().is_some(), "rendered in the store, where the template is");
         let both = MessageDraft { content: "hi".into(), ..from_template.clone() };
-        assert_eq!(fields(both.validate(LIMITS, "")), ["template_id"]);
+        assert_eq!(fields(both.validate(LIMITS)), ["template_id"]);
         let other_kind = MessageDraft { kind: MessageKind::Text, ..from_template };
-        assert_eq!(fields(other_kind.validate(LIMITS, "")), ["kind"]);
-        assert_eq!(fields(draft(MessageKind::Template, "").validate(LIMITS, "")), ["template_id"]);
+        assert_eq!(fields(other_kind.validate(LIMITS)), ["kind"]);
+        assert_eq!(fields(draft(MessageKind::Template, "").validate(LIMITS)), ["template_id"]);
     }
 
     #[test]
     fn a_schedule_time_is_in_the_future_within_the_horizon() {
         let now = crate::domain::now_micros();
         let at = |time| MessageDraft { schedule_time: Some(time), ..draft(MessageKind::Text, "later") };
-        let time_check = |draft: MessageDraft| draft.validate(LIMITS, "").unwrap().check_schedule_time("schedule_time");
+        let time_check = |draft: MessageDraft| draft.validate(LIMITS).unwrap().check_schedule_time("schedule_time");
         assert!(time_check(at(now + 60_000_000)).is_ok());
         assert!(matches!(time_check(at(now - 1)), Err(Error::InvalidArgument(_))));
         let Err(Error::InvalidArgument(too_far)) = time_check(at(now + 2 * LIMITS.schedule_horizon)) else {
@@ -813,7 +813,7 @@ mod tests {
             to_address: String::new(),
             external_id: Some("x".into()),
         });
-        assert_eq!(fields(relayed.validate(LIMITS, "")), ["envelope.external_id"]);
+        assert_eq!(fields(relayed.validate(LIMITS)), ["envelope.external_id"]);
     }
 
     #[test]

@@ -82,39 +82,10 @@ pub fn participant_from_row(row: &participant::Model) -> Participant {
     Participant { user_id: row.user_id.clone(), label: row.label.clone(), join_time: row.join_time }
 }
 
-/// A connection the kernel reads through. In a unit's transaction, loading a conversation
-/// locks it until commit ([`lock_conversation`]): units of one conversation then run one
-/// after another, and a unit takes the conversation before its participants, messages and
-/// notifications (and, counting unread messages, before the roles of its readers: see
-/// [`staff_held`]). Reads through the pool lock nothing.
-pub trait Conn: ConnectionTrait {
-    /// Whether this is a unit's transaction.
-    const IN_UNIT: bool;
-}
-
-impl Conn for DatabaseTransaction {
-    const IN_UNIT: bool = true;
-}
-
-impl Conn for DatabaseConnection {
-    const IN_UNIT: bool = false;
-}
-
 /// Reads a conversation and its participants, or NOT_FOUND when `caller` may not see it.
-pub async fn load_visible<C: Conn>(conn: &C, caller: &Caller, id: &str) -> Result<ConversationRecord, Error> {
-    if C::IN_UNIT {
-        lock_conversation(conn, id).await?;
-    }
-    load_visible_held(conn, caller, id).await
-}
-
-/// [`load_visible`] in a unit that holds the conversation's lock already
-/// ([`claim_and_lock`]): the conversation and its participants in one statement.
-pub async fn load_visible_held<C: ConnectionTrait>(
-    conn: &C,
-    caller: &Caller,
-    id: &str,
-) -> Result<ConversationRecord, Error> {
+/// It locks nothing: a unit that changes the conversation names it to the door
+/// (`door::InConversation`), which locks it first.
+pub async fn load_visible<C: ConnectionTrait>(conn: &C, caller: &Caller, id: &str) -> Result<ConversationRecord, Error> {
     let record = load_with_participants(conn, &caller.account_id, id)
         .await?
         .ok_or_else(|| Error::not_found("conversation", id))?;
@@ -179,24 +150,9 @@ pub async fn ensure_filter_visible(
     Ok(())
 }
 
-/// The advisory locks of conversations, apart from every other advisory lock (the
-/// migrations' takes a single 64-bit key, a space of its own).
-const CONVERSATION_LOCKS: i32 = 0x4d73_7643;
-
-/// Locks conversation `id` for the rest of the unit's transaction (PostgreSQL; SQLite's
-/// writers hold the whole file). It must be the unit's first lock or write, and it is an
-/// advisory lock, not the row's, for the same reason: PostgreSQL gives a transaction its id
-/// at its first lock or write, and events are delivered in the order of those ids
-/// (`store::events`). An advisory lock takes no id, so the unit gets its id only once it
-/// holds the conversation, after every earlier unit of the conversation has committed:
-/// the conversation's events are delivered in the order its changes were made.
-pub async fn lock_conversation<C: ConnectionTrait>(conn: &C, id: &str) -> Result<(), Error> {
-    advisory_locks(conn, "SELECT pg_advisory_xact_lock($1, hashtext($2))", [CONVERSATION_LOCKS.into(), id.into()]).await
-}
-
 /// Runs `sql`, a statement taking transaction advisory locks, on PostgreSQL; nothing on
 /// SQLite, whose writers hold the whole file.
-async fn advisory_locks<C: ConnectionTrait>(
+pub(super) async fn advisory_locks<C: ConnectionTrait>(
     conn: &C,
     sql: &str,
     values: impl IntoIterator<Item = sea_orm::Value>,
@@ -208,7 +164,7 @@ async fn advisory_locks<C: ConnectionTrait>(
 }
 
 /// The advisory locks of request ids, apart from the conversations'.
-const REQUEST_LOCKS: i32 = 0x4d73_7652;
+pub(super) const REQUEST_LOCKS: i32 = 0x4d73_7652;
 
 /// Holds the request id `id` of user `user_id` for creates of `resource` (the id's scope:
 /// "user", "conversation", "template", "message") until the unit's transaction ends, on
@@ -217,7 +173,7 @@ const REQUEST_LOCKS: i32 = 0x4d73_7652;
 /// inserted, and all but one met the unique index: ALREADY_EXISTS, where AIP-155 promises
 /// every retry the first result. With it a retry waits for the first attempt to end, then
 /// finds what it made. An advisory lock takes no transaction id, so it may come before a
-/// conversation's lock ([`lock_conversation`]); it is taken before any other lock.
+/// conversation's lock (`door.rs`); it is taken before any other lock.
 pub async fn claim_request_id<C: ConnectionTrait>(
     conn: &C,
     account_id: &str,
@@ -229,23 +185,9 @@ pub async fn claim_request_id<C: ConnectionTrait>(
     advisory_locks(conn, "SELECT pg_advisory_xact_lock($1, hashtext($2))", [REQUEST_LOCKS.into(), claimed.into()]).await
 }
 
-/// [`claim_request_id`] and [`lock_conversation`] in one statement, in that order (a send
-/// with a request id: one round trip instead of two). The locks read no table: a read in
-/// this statement would see the data as it was before the locks were waited for.
-pub async fn claim_and_lock<C: ConnectionTrait>(
-    conn: &C,
-    caller: &Caller,
-    resource: &str,
-    request_id: &str,
-    conversation_id: &str,
-) -> Result<(), Error> {
-    let claimed = format!("{}/{}/{resource}/{request_id}", caller.account_id, caller.user_id);
-    // VALUES … ORDER BY: the locks are taken in the rows' order, after sorting.
-    let sql = "SELECT pg_advisory_xact_lock(locks.space, hashtext(locks.name)) \
-               FROM (VALUES (1, $1::integer, $2::text), (2, $3::integer, $4::text)) AS locks(n, space, name) \
-               ORDER BY locks.n";
-    let values = [REQUEST_LOCKS.into(), claimed.into(), CONVERSATION_LOCKS.into(), conversation_id.into()];
-    advisory_locks(conn, sql, values).await
+/// The name a request id is claimed by ([`claim_request_id`]).
+pub(super) fn request_claim(caller: &Caller, resource: &str, request_id: &str) -> String {
+    format!("{}/{}/{resource}/{request_id}", caller.account_id, caller.user_id)
 }
 
 /// Reads conversations by id, in the order of `ids` (missing ones left out), with no
@@ -291,8 +233,9 @@ async fn participants_of<C: ConnectionTrait>(
 }
 
 /// Reads a message `caller` may see, with its conversation: NOT_FOUND otherwise (a
-/// member never learns that a private note exists).
-pub async fn load_message<C: Conn>(
+/// member never learns that a private note exists). It locks nothing (see
+/// `door::OfMessage`).
+pub async fn load_message<C: ConnectionTrait>(
     conn: &C,
     caller: &Caller,
     id: &str,
@@ -302,13 +245,6 @@ pub async fn load_message<C: Conn>(
         Error::NotFound { .. } => Error::not_found("message", id),
         other => other,
     })?;
-    // In a unit, read the message again now that its conversation is locked: a change
-    // that committed while this unit waited (an edit, a deletion) is in the row.
-    let row = if C::IN_UNIT {
-        find_in_account::<message::Entity, _>(conn, "message", id, &caller.account_id).await?
-    } else {
-        row
-    };
     if row.private && !caller.is_staff() {
         return Err(Error::not_found("message", id));
     }
@@ -384,14 +320,23 @@ pub async fn hold_role<C: ConnectionTrait>(conn: &C, user_id: &str) -> Result<()
 }
 
 /// User `id` of `account_id`, as stored; NOT_FOUND when the account has no such user.
-/// In a unit the row is locked until commit: changes to one user run one after another,
-/// each seeing what the last one left (its role, its token generation).
-pub async fn user_in<C: Conn>(conn: &C, account_id: &str, id: &str) -> Result<user::Model, Error> {
-    let mut query = user::Entity::find_by_id(id.to_owned()).filter(of_account::<user::Entity>(account_id));
-    if C::IN_UNIT {
-        query = query.lock_exclusive();
-    }
-    query.one(conn).await?.ok_or_else(|| Error::not_found("user", id))
+pub async fn user_in<C: ConnectionTrait>(conn: &C, account_id: &str, id: &str) -> Result<user::Model, Error> {
+    user::Entity::find_by_id(id.to_owned())
+        .filter(of_account::<user::Entity>(account_id))
+        .one(conn)
+        .await?
+        .ok_or_else(|| Error::not_found("user", id))
+}
+
+/// [`user_in`], its row locked until the unit commits: changes to one user run one after
+/// another, each seeing what the last one left (its role, its token generation).
+pub async fn hold_user(tx: &DatabaseTransaction, account_id: &str, id: &str) -> Result<user::Model, Error> {
+    user::Entity::find_by_id(id.to_owned())
+        .filter(of_account::<user::Entity>(account_id))
+        .lock_exclusive()
+        .one(tx)
+        .await?
+        .ok_or_else(|| Error::not_found("user", id))
 }
 
 /// Reads one row by primary key within the caller's account, or NOT_FOUND.

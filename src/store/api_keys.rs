@@ -47,7 +47,7 @@ pub async fn create(store: &Store, admin: &Admin, user_id: String, name: String)
     store
         .write(admin.caller(), move |tx, caller| {
             Box::pin(async move {
-                let owner = access::user_in(tx.conn(), &caller.account_id, &user_id).await?;
+                let owner = access::hold_user(tx.conn(), &caller.account_id, &user_id).await?;
                 users::ensure_active(&user_id, owner.deactivate_time)?;
                 insert(tx, &caller.account_id, &user_id, &name).await
             })

@@ -12,6 +12,7 @@ use super::{
     Listing, Store, WriteTx,
     access::{self, ConversationRecord},
     accounts, columns,
+    door::InConversation,
     entities::{conversation, message, participant},
     messages, notifications, scheduled, templates, views,
 };
@@ -41,7 +42,7 @@ pub struct Created {
 /// A retried create with the same request id returns the first result.
 pub async fn create(store: &Store, caller: &Caller, new: NewConversation) -> Result<Created, Error> {
     if let Some(first) = &new.first_message {
-        first.authorize(caller, "first_message.")?;
+        first.authorize(caller).map_err(|err| err.within("first_message."))?;
         if first.fields().schedule_time.is_some() {
             return Err(Error::invalid(
                 "first_message.schedule_time",
@@ -117,12 +118,13 @@ async fn insert(tx: &mut WriteTx, caller: &Caller, new: NewConversation) -> Resu
 }
 
 async fn insert_rows(
-    tx: &WriteTx,
+    tx: &mut WriteTx,
     caller: &Caller,
     new: &NewConversation,
     participants: Vec<crate::domain::conversations::NewParticipant>,
 ) -> Result<ConversationRecord, Error> {
     let id = ids::new_id(ids::CONVERSATION);
+    tx.created_conversation(&id);
     let row = conversation::ActiveModel {
         id: Set(id.clone()),
         account_id: Set(caller.account_id.clone()),
@@ -360,12 +362,9 @@ pub async fn update(
     patch: ConversationPatch,
 ) -> Result<ConversationView, Error> {
     caller.require_staff("update conversations")?;
-    let unit_id = id.clone();
     store
-        .write(caller, move |tx, caller| {
+        .write_in(caller, InConversation::new(caller, &id), move |tx, _, record| {
             Box::pin(async move {
-                let id = unit_id;
-                let record = access::load_visible(tx.conn(), caller, &id).await?;
                 let mut active: conversation::ActiveModel = record.row.into();
                 if let Some(kind) = patch.subject_kind {
                     active.subject_kind = Set(kind);
@@ -435,11 +434,9 @@ pub(super) async fn change_own_row<F>(
 where
     F: FnOnce(participant::Model, Micros) -> Option<OwnChange> + Send + 'static,
 {
-    let unit_id = id.clone();
     store
-        .write(caller, move |tx, caller| {
+        .write_in(caller, InConversation::new(caller, &id), move |tx, caller, record| {
             Box::pin(async move {
-                let record = access::load_visible(tx.conn(), caller, &unit_id).await?;
                 let own = record.own_row(caller)?.clone();
                 let Some(OwnChange { row, kind, payload }) = change(own, tx.now) else {
                     return Ok(());
@@ -462,9 +459,8 @@ where
 pub async fn delete(store: &Store, caller: &Caller, id: String) -> Result<(), Error> {
     caller.require_staff("delete conversations")?;
     store
-        .write(caller, move |tx, caller| {
+        .write_in(caller, InConversation::new(caller, &id), move |tx, caller, record| {
             Box::pin(async move {
-                let record = access::load_visible(tx.conn(), caller, &id).await?;
                 let staff = access::staff_among(tx.conn(), &caller.account_id, record.participant_ids()).await?;
                 conversation::Entity::delete_by_id(id.clone())
                     .filter(access::of_account::<conversation::Entity>(&caller.account_id))

@@ -565,17 +565,25 @@ mod tests {
             }
         }
         let total = events.len() as u64;
-        store
-            .write_as(&account, "", move |tx| {
-                Box::pin(async move {
-                    for event in events {
-                        tx.emit(event);
-                    }
-                    Ok(())
+        // One unit per conversation, as the door has them (a unit holds one conversation).
+        for conversation_id in [Some("c_1"), Some("c_2"), None] {
+            let of_it: Vec<NewEvent> =
+                events.iter().filter(|e| e.conversation_id.as_deref() == conversation_id).cloned().collect();
+            store
+                .write_as(&account, "", move |tx| {
+                    Box::pin(async move {
+                        if let Some(id) = conversation_id {
+                            tx.created_conversation(id);
+                        }
+                        for event in of_it {
+                            tx.emit(event);
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .await
-            .unwrap();
+                .await
+                .unwrap();
+        }
         let everything = read(&store, &account, Position::START, total + 1, &Narrowing::none()).await.unwrap();
         assert_eq!(everything.events.len() as u64, total);
 

@@ -13,6 +13,7 @@ use super::{
     Listing, Store, WriteTx,
     access::{self, ConversationRecord},
     columns,
+    door::{InConversation, OfMessage},
     entities::{attachment, conversation, message, message_read},
     notifications,
     pending::{self, RequestedMessage},
@@ -66,45 +67,29 @@ pub async fn send(
     conversation_id: String,
     new: NewMessage,
 ) -> Result<MessageView, Error> {
-    new.authorize(caller, "")?;
-    let sent = store
-        .write(caller, move |tx, caller| {
-            Box::pin(async move {
-                // The request id first: it holds a retry of the same request until this
-                // one has committed, so that the retry finds what this one sent (also
-                // when the retry names another conversation).
-                let record = match &new.fields().request_id {
-                    Some(key) => {
-                        access::claim_and_lock(tx.conn(), caller, "message", &key.id, &conversation_id).await?;
-                        access::load_visible_held(tx.conn(), caller, &conversation_id).await
-                    }
-                    None => access::load_visible(tx.conn(), caller, &conversation_id).await,
-                };
-                if let Some(key) = &new.fields().request_id
-                    && let Some(found) = find_earlier(tx.conn(), caller, &key.id).await?
-                {
-                    if found.conversation_id != conversation_id {
-                        return Err(Error::invalid(
-                            "request_id",
-                            format!("was already used for message {} in another conversation", found.earlier.id()),
-                        ));
-                    }
-                    let what = format!("message {}", found.earlier.id());
-                    key.check_retry("request_id", &what, found.fingerprint.as_deref())?;
-                    return Ok(Sent::Earlier(found.earlier));
-                }
-                let mut record = record?;
-                let new = templates::render_message(tx.conn(), caller, new).await?;
-                let message = if new.fields().schedule_time.is_some() {
-                    new.check_schedule_time("schedule_time")?;
-                    pending::schedule(tx, caller, &record, new).await?
-                } else {
-                    insert(tx, caller, &mut record, new, Notify::Readers).await?
-                };
-                Ok(Sent::New(Box::new(message)))
-            })
-        })
-        .await?;
+    new.authorize(caller)?;
+    // The request id first: it holds a retry of the same request until this one has
+    // committed, so that the retry finds what this one sent (also when the retry names
+    // another conversation, or one it may no longer see).
+    let sent = match new.fields().request_id.clone() {
+        Some(key) => {
+            let target = InConversation::new(caller, &conversation_id).claiming("message", &key.id);
+            store
+                .write_in(caller, target, move |tx, caller, record| {
+                    Box::pin(async move {
+                        if let Some(found) = find_earlier(tx.conn(), caller, &key.id).await? {
+                            return found.answer(&conversation_id, &key);
+                        }
+                        send_new(tx, caller, record?, new).await
+                    })
+                })
+                .await?
+        }
+        None => {
+            let target = InConversation::new(caller, &conversation_id);
+            store.write_in(caller, target, move |tx, caller, record| Box::pin(send_new(tx, caller, record, new))).await?
+        }
+    };
     match sent {
         Sent::New(message) => Ok(MessageView::from(*message)),
         Sent::Earlier(Earlier::Sent(id)) => get(store, caller, &id, View::Basic).await,
@@ -124,6 +109,18 @@ impl Earlier {
     }
 }
 
+/// The unit's part of a send that is not a retry: render, then schedule or insert.
+async fn send_new(tx: &mut WriteTx, caller: &Caller, mut record: ConversationRecord, new: NewMessage) -> Result<Sent, Error> {
+    let new = templates::render_message(tx.conn(), caller, new).await?;
+    let message = if new.fields().schedule_time.is_some() {
+        new.check_schedule_time("schedule_time")?;
+        pending::schedule(tx, caller, &record, new).await?
+    } else {
+        insert(tx, caller, &mut record, new, Notify::Readers).await?
+    };
+    Ok(Sent::New(Box::new(message)))
+}
+
 /// Imports messages into one conversation in one unit, each written exactly as a send
 /// writes it (sequence, attachments, counters, event) but notifying nobody (history is
 /// not news), for seeding benchmarks and bulk imports. Imports are not idempotent: a
@@ -135,15 +132,14 @@ pub async fn import(
     messages: Vec<NewMessage>,
 ) -> Result<usize, Error> {
     for (index, new) in messages.iter().enumerate() {
-        new.authorize(caller, &format!("messages[{index}]."))?;
+        new.authorize(caller).map_err(|err| err.within(&format!("messages[{index}].")))?;
         if new.fields().request_id.is_some() {
             return Err(Error::invalid(format!("messages[{index}].request_id"), "imports carry no request ids"));
         }
     }
     store
-        .write(caller, move |tx, caller| {
+        .write_in(caller, InConversation::new(caller, &conversation_id), move |tx, caller, mut record| {
             Box::pin(async move {
-                let mut record = access::load_visible(tx.conn(), caller, &conversation_id).await?;
                 let count = messages.len();
                 for (index, new) in messages.into_iter().enumerate() {
                     if new.fields().schedule_time.is_some() {
@@ -179,6 +175,22 @@ struct EarlierSend {
     conversation_id: String,
     /// The fingerprint of the request that sent it.
     fingerprint: Option<String>,
+}
+
+impl EarlierSend {
+    /// The answer to a retry naming `conversation_id`: the earlier message, unless the
+    /// retry is not one (another conversation, another request).
+    fn answer(self, conversation_id: &str, key: &RequestKey) -> Result<Sent, Error> {
+        if self.conversation_id != conversation_id {
+            return Err(Error::invalid(
+                "request_id",
+                format!("was already used for message {} in another conversation", self.earlier.id()),
+            ));
+        }
+        let what = format!("message {}", self.earlier.id());
+        key.check_retry("request_id", &what, self.fingerprint.as_deref())?;
+        Ok(Sent::Earlier(self.earlier))
+    }
 }
 
 /// The message `sender` sent or scheduled with this request id, if any: one statement over
@@ -437,9 +449,8 @@ pub async fn list(
 /// Edits the caller's own message.
 pub async fn update(store: &Store, caller: &Caller, id: String, patch: MessagePatch) -> Result<MessageView, Error> {
     store
-        .write(caller, move |tx, caller| {
+        .write_in(caller, OfMessage::new(caller, &id), move |tx, caller, (row, record)| {
             Box::pin(async move {
-                let (row, record) = access::load_message(tx.conn(), caller, &id).await?;
                 may_edit(caller, &row.sender_id)?;
                 if row.delete_time.is_some() {
                     return Err(Error::FailedPrecondition(format!("message {id} is deleted and cannot be edited")));
@@ -470,9 +481,8 @@ pub async fn update(store: &Store, caller: &Caller, id: String, patch: MessagePa
 /// its place in the conversation stay. The sender or staff; deleting again changes nothing.
 pub async fn delete(store: &Store, caller: &Caller, id: String) -> Result<MessageView, Error> {
     store
-        .write(caller, move |tx, caller| {
+        .write_in(caller, OfMessage::new(caller, &id), move |tx, caller, (row, record)| {
             Box::pin(async move {
-                let (row, record) = access::load_message(tx.conn(), caller, &id).await?;
                 may_delete(caller, &row.sender_id)?;
                 if row.delete_time.is_none() {
                     tombstone(tx, row, &record).await
@@ -548,7 +558,7 @@ mod tests {
 
     fn text(content: &str) -> NewMessage {
         MessageDraft::text(content)
-            .validate(MessageLimits { max_attachment_bytes: 1, schedule_horizon: 0 }, "")
+            .validate(MessageLimits { max_attachment_bytes: 1, schedule_horizon: 0 })
             .unwrap()
     }
 
@@ -572,7 +582,7 @@ mod tests {
         assert!(unread::drift(&store, &account_id).await.unwrap().is_empty());
         let mut replayed = text("again").into_fields();
         replayed.request_id = Some(RequestKey::stored("r1".into(), None));
-        let replayed = replayed.validate(MessageLimits { max_attachment_bytes: 1, schedule_horizon: 0 }, "").unwrap();
+        let replayed = replayed.validate(MessageLimits { max_attachment_bytes: 1, schedule_horizon: 0 }).unwrap();
         assert!(matches!(import(&store, &buyer, id, vec![replayed]).await, Err(Error::InvalidArgument(_))));
     }
 
@@ -587,7 +597,7 @@ mod tests {
         let id = conversation(&store, &agent, &[]).await;
         let mut note = text("a note").into_fields();
         note.private = true;
-        let note = note.validate(MessageLimits { max_attachment_bytes: 1, schedule_horizon: 0 }, "").unwrap();
+        let note = note.validate(MessageLimits { max_attachment_bytes: 1, schedule_horizon: 0 }).unwrap();
         send(&store, &agent, id.clone(), note.clone()).await.unwrap();
         send(&store, &agent, id.clone(), text("public")).await.unwrap();
         send(&store, &agent, id.clone(), note).await.unwrap();

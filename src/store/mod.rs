@@ -30,6 +30,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod backup;
 mod columns;
+mod door;
 pub mod conversations;
 pub mod credentials;
 pub mod entities;

@@ -7,6 +7,7 @@ use super::{
     Store, WriteTx,
     access::{self, ConversationRecord, participant_from_row},
     conversations,
+    door::InConversation,
     entities::{conversation, participant},
     notifications, scheduled, unread,
 };
@@ -44,10 +45,9 @@ pub async fn add(store: &Store, caller: &Caller, id: String, new: NewParticipant
     caller.require_staff("add participants")?;
     let unit_id = id.clone();
     store
-        .write(caller, move |tx, caller| {
+        .write_in(caller, InConversation::new(caller, &id), move |tx, caller, mut record| {
             Box::pin(async move {
                 let id = unit_id;
-                let mut record = access::load_visible(tx.conn(), caller, &id).await?;
                 if record.participant(&new.user_id).is_some() {
                     return Err(Error::AlreadyExists(format!(
                         "user {} already takes part in conversation {id}",
@@ -98,10 +98,9 @@ pub async fn remove(store: &Store, caller: &Caller, id: String, user_id: String)
     may_remove(caller, &user_id)?;
     let unit_id = id.clone();
     let left = store
-        .write(caller, move |tx, caller| {
+        .write_in(caller, InConversation::new(caller, &id), move |tx, caller, mut record| {
             Box::pin(async move {
                 let id = unit_id;
-                let mut record = access::load_visible(tx.conn(), caller, &id).await?;
                 let gone = record
                     .participant(&user_id)
                     .cloned()

@@ -140,7 +140,7 @@ pub(super) fn by_request(sender: &Caller, request_id: &str) -> SelectStatement {
 
 /// A waiting or failed message as `caller` may see it (its own, or any for staff).
 pub(super) async fn view<C: ConnectionTrait>(conn: &C, caller: &Caller, id: &str) -> Result<MessageView, Error> {
-    let row = load_visible(conn, caller, id).await?;
+    let row = load_scheduled(conn, caller, id).await?;
     Ok(MessageView::from(present(conn, row).await?))
 }
 
@@ -207,7 +207,7 @@ pub(super) async fn to_deliver<C: ConnectionTrait>(
 
 /// A waiting message of the caller's account that the caller may see: its own, or any for
 /// staff.
-pub(super) async fn load_visible<C: ConnectionTrait>(
+pub(super) async fn load_scheduled<C: ConnectionTrait>(
     conn: &C,
     caller: &Caller,
     id: &str,

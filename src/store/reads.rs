@@ -7,6 +7,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQ
 
 use super::{
     Store, WriteTx, access,
+    door::InConversation,
     entities::{message, message_read, participant},
     unread,
 };
@@ -27,9 +28,8 @@ pub async fn mark_read(
     message_ids: Vec<String>,
 ) -> Result<MarkedRead, Error> {
     store
-        .write(caller, move |tx, caller| {
+        .write_in(caller, InConversation::new(caller, &conversation_id), move |tx, caller, record| {
             Box::pin(async move {
-                let record = access::load_visible(tx.conn(), caller, &conversation_id).await?;
                 let before = record.own_row(caller)?.unread_count;
                 // The role as it is in this unit, not as it was at authentication: counters
                 // follow what the reader may see now.

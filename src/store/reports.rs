@@ -6,10 +6,16 @@
 //! staff only; the reporter hears of the resolution through its notifications.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 
-use super::{Listing, Store, WriteTx, access, columns, entities::report, messages, notifications, views};
+use super::{
+    Listing, Store, UnitFuture, WriteTx, access, columns,
+    door::{OfMessage, Target},
+    entities::report,
+    messages, notifications, views,
+};
 use crate::domain::{
     Caller, Error,
     events::{Audience, EventKind, EventPayload, NewEvent},
@@ -22,9 +28,8 @@ use crate::domain::{
 /// Files a report. The same user reporting the same message again is ALREADY_EXISTS.
 pub async fn create(store: &Store, caller: &Caller, new: NewReport) -> Result<Report, Error> {
     store
-        .write(caller, move |tx, caller| {
+        .write_in(caller, OfMessage::new(caller, &new.message_id), move |tx, caller, (row, record)| {
             Box::pin(async move {
-                let (row, record) = access::load_message(tx.conn(), caller, &new.message_id).await?;
                 let message = views::assemble_one(tx.conn(), row, &record).await?.seen_by(caller);
                 new.check_target(caller, &message)?;
                 let earlier = report::Entity::find()
@@ -69,24 +74,43 @@ pub async fn create(store: &Store, caller: &Caller, new: NewReport) -> Result<Re
 /// A report the caller may see (staff: any of the account; a member: its own), or
 /// NOT_FOUND.
 pub async fn get(store: &Store, caller: &Caller, id: &str) -> Result<Report, Error> {
-    let row = load_visible(&store.db, caller, id).await?;
+    let row = load_report(&store.db, caller, id).await?;
     Ok(report_from_row(row)?.seen_by(caller))
 }
 
-async fn load_visible<C: access::Conn>(conn: &C, caller: &Caller, id: &str) -> Result<report::Model, Error> {
-    let find = || report::Entity::find_by_id(id).filter(access::of_account::<report::Entity>(&caller.account_id));
-    let row = find()
+/// Report `id` if the caller may see it, or NOT_FOUND.
+async fn load_report<C: ConnectionTrait>(conn: &C, caller: &Caller, id: &str) -> Result<report::Model, Error> {
+    report::Entity::find_by_id(id)
+        .filter(access::of_account::<report::Entity>(&caller.account_id))
         .one(conn)
         .await?
         .filter(|row| Report::visible_to(caller, &row.reporter_id))
-        .ok_or_else(|| Error::not_found("report", id))?;
-    if !C::IN_UNIT {
-        return Ok(row);
+        .ok_or_else(|| Error::not_found("report", id))
+}
+
+/// A report to change: its conversation held (it may be gone since, which takes nothing
+/// from the report), then the report's row locked, so that two staff resolving it at once
+/// resolve it once.
+struct Reported {
+    caller: Caller,
+    id: String,
+}
+
+impl Target for Reported {
+    type Held = report::Model;
+
+    fn hold(self, tx: &mut WriteTx) -> UnitFuture<'_, report::Model> {
+        Box::pin(async move {
+            let found = load_report(tx.conn(), &self.caller, &self.id).await?;
+            tx.hold_conversation(&found.conversation_id).await?;
+            report::Entity::find_by_id(&self.id)
+                .filter(access::of_account::<report::Entity>(&self.caller.account_id))
+                .lock_exclusive()
+                .one(tx.conn())
+                .await?
+                .ok_or_else(|| Error::not_found("report", &self.id))
+        })
     }
-    // A unit locks the report's conversation first (see `access::Conn`; it may be gone),
-    // then the report: two staff resolving it at once resolve it once.
-    access::lock_conversation(conn, &row.conversation_id).await?;
-    find().lock_exclusive().one(conn).await?.ok_or_else(|| Error::not_found("report", id))
 }
 
 /// Reports oldest first: for staff the account's review queue, for a member its own.
@@ -138,9 +162,8 @@ pub async fn resolve(
     note: String,
 ) -> Result<Report, Error> {
     store
-        .write(caller, move |tx, caller| {
+        .write_in(caller, Reported { caller: caller.clone(), id }, move |tx, caller, row| {
             Box::pin(async move {
-                let row = load_visible(tx.conn(), caller, &id).await?;
                 caller.require_staff("resolve reports")?;
                 report_from_row(row.clone())?.ensure_open()?;
                 if action == Action::RemoveMessage {

@@ -16,17 +16,18 @@
 
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, Condition, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{ExprTrait, LockBehavior, LockType},
 };
 
 use super::{
-    Store, WriteTx,
+    Store, UnitFuture, WriteTx,
     access::{self, ConversationRecord},
     columns,
+    door::Target,
     entities::{conversation, scheduled_attachment, scheduled_message, user},
     messages, notifications,
-    pending::{self, emit, load_visible},
+    pending::{self, emit, load_scheduled},
 };
 use crate::domain::{
     Caller, Credential, Error, Micros, View,
@@ -65,43 +66,59 @@ async fn sent_as(store: &Store, caller: &Caller, id: &str) -> Result<Option<Mess
     Ok(scheduled_by_caller.then_some(sent))
 }
 
-/// A message `caller` may act on as `may` allows (the sender, or also staff); one that was
-/// delivered meanwhile is FAILED_PRECONDITION (a cancel that raced the delivery, a second
-/// "send now"), once the caller is known to be allowed.
-async fn load_waiting(
-    tx: &WriteTx,
-    caller: &Caller,
-    id: &str,
+/// A waiting message `caller` may act on as `may` allows (the sender, or also staff), as
+/// it is once its conversation is held and then its row locked: a delivery, a cancel or
+/// another change that committed meanwhile is in it, and none can start until this unit
+/// ends. One delivered meanwhile is FAILED_PRECONDITION (a cancel that raced the delivery,
+/// a second "send now"), once the caller is known to be allowed.
+struct Waiting {
+    caller: Caller,
+    id: String,
     may: fn(&Caller, &str) -> Result<(), Error>,
-) -> Result<scheduled_message::Model, Error> {
-    match load_visible(tx.conn(), caller, id).await {
-        Ok(row) => {
-            may(caller, &row.sender_id)?;
-            lock_waiting(tx, row).await
-        }
-        Err(Error::NotFound { .. }) => match access::load_message(tx.conn(), caller, id).await {
-            Ok((row, _)) if row.schedule_time.is_some() && (row.sender_id == caller.user_id || caller.is_staff()) => {
-                may(caller, &row.sender_id)?;
-                Err(Error::FailedPrecondition(format!("message {id} was already sent")))
+}
+
+impl Waiting {
+    fn new(caller: &Caller, id: &str, may: fn(&Caller, &str) -> Result<(), Error>) -> Self {
+        Self { caller: caller.clone(), id: id.to_owned(), may }
+    }
+
+    /// FAILED_PRECONDITION for a message the caller may act on that was sent already,
+    /// NOT_FOUND for anything else.
+    async fn already_sent(&self, tx: &WriteTx) -> Error {
+        match access::load_message(tx.conn(), &self.caller, &self.id).await {
+            Ok((row, _))
+                if row.schedule_time.is_some() && (row.sender_id == self.caller.user_id || self.caller.is_staff()) =>
+            {
+                (self.may)(&self.caller, &row.sender_id)
+                    .err()
+                    .unwrap_or_else(|| Error::FailedPrecondition(format!("message {} was already sent", self.id)))
             }
-            _ => Err(Error::not_found("scheduled message", id)),
-        },
-        Err(other) => Err(other),
+            Ok(_) | Err(Error::NotFound { .. }) => Error::not_found("scheduled message", &self.id),
+            Err(other) => other,
+        }
     }
 }
 
-/// The waiting message as it is once its conversation, then the row itself, are locked
-/// (see `access::Conn`): a delivery, a cancel or another change that committed meanwhile
-/// is in it, and none can start until this unit ends. NOT_FOUND when it was delivered
-/// meanwhile (its row is gone).
-async fn lock_waiting(tx: &WriteTx, row: scheduled_message::Model) -> Result<scheduled_message::Model, Error> {
-    access::lock_conversation(tx.conn(), &row.conversation_id).await?;
-    scheduled_message::Entity::find_by_id(row.id.clone())
-        .filter(access::of_account::<scheduled_message::Entity>(tx.account_id()))
-        .lock_exclusive()
-        .one(tx.conn())
-        .await?
-        .ok_or_else(|| Error::FailedPrecondition(format!("message {} was already sent", row.id)))
+impl Target for Waiting {
+    type Held = scheduled_message::Model;
+
+    fn hold(self, tx: &mut WriteTx) -> UnitFuture<'_, scheduled_message::Model> {
+        Box::pin(async move {
+            let found = match load_scheduled(tx.conn(), &self.caller, &self.id).await {
+                Ok(found) => found,
+                Err(Error::NotFound { .. }) => return Err(self.already_sent(tx).await),
+                Err(other) => return Err(other),
+            };
+            (self.may)(&self.caller, &found.sender_id)?;
+            tx.hold_conversation(&found.conversation_id).await?;
+            scheduled_message::Entity::find_by_id(self.id.clone())
+                .filter(access::of_account::<scheduled_message::Entity>(tx.account_id()))
+                .lock_exclusive()
+                .one(tx.conn())
+                .await?
+                .ok_or_else(|| Error::FailedPrecondition(format!("message {} was already sent", self.id)))
+        })
+    }
 }
 
 /// The caller's scheduled and failed messages, soonest first; with a conversation, only
@@ -148,9 +165,8 @@ pub async fn update(
     limits: MessageLimits,
 ) -> Result<MessageView, Error> {
     store
-        .write(caller, move |tx, caller| {
+        .write_in(caller, Waiting::new(caller, &id, may_edit), move |tx, _, row| {
             Box::pin(async move {
-                let row = load_waiting(tx, caller, &id, may_edit).await?;
                 ensure_waiting(&row)?;
                 patch.validate(columns::stored("message kind", &row.kind)?, limits)?;
                 let mut active: scheduled_message::ActiveModel = row.into();
@@ -182,9 +198,8 @@ pub async fn update(
 /// request id) returns it rather than scheduling it again; canceling again changes nothing.
 pub async fn cancel(store: &Store, caller: &Caller, id: String) -> Result<MessageView, Error> {
     store
-        .write(caller, move |tx, caller| {
+        .write_in(caller, Waiting::new(caller, &id, may_dispatch), move |tx, _, row| {
             Box::pin(async move {
-                let row = load_waiting(tx, caller, &id, may_dispatch).await?;
                 if row.state == MessageState::Canceled.as_str() {
                     return pending::present(tx.conn(), row).await.map(MessageView::from);
                 }
@@ -272,9 +287,8 @@ pub(super) fn left_reason(conversation_id: &str) -> String {
 /// when it can no longer be sent. The sender or staff.
 pub async fn send_now(store: &Store, caller: &Caller, id: String) -> Result<MessageView, Error> {
     store
-        .write(caller, move |tx, caller| {
+        .write_in(caller, Waiting::new(caller, &id, may_dispatch), move |tx, _, row| {
             Box::pin(async move {
-                let row = load_waiting(tx, caller, &id, may_dispatch).await?;
                 ensure_waiting(&row)?;
                 deliver(tx, row).await.map(MessageView::from)
             })
@@ -315,7 +329,7 @@ pub async fn deliver_due(store: &Store) -> Result<usize, Error> {
         let found = due.len() as u64;
         // Submitted together, so that the writer commits them in as few batches as it can.
         let deliveries = due.into_iter().map(|DueMessage { id, account_id, sender_id }| async move {
-            store.write_as(&account_id, &sender_id, move |tx| Box::pin(deliver_if_due(tx, id))).await
+            store.write_in_as(&account_id, &sender_id, Due(id), |tx, row| Box::pin(deliver_if_due(tx, row))).await
         });
         let (mut delivered, mut failed) = (0, 0);
         for result in futures::future::join_all(deliveries).await {
@@ -336,21 +350,32 @@ pub async fn deliver_due(store: &Store) -> Result<usize, Error> {
     }
 }
 
-/// The unit of one due delivery: false when the message is no longer waiting or due (sent
-/// by another replica, canceled, or moved later since it was found). Its conversation is
-/// locked first, as every unit's is (see `access::Conn`); then the row is claimed
+/// A message found due, to deliver: its conversation held first, then its row claimed
 /// (`FOR UPDATE SKIP LOCKED` on PostgreSQL): of replicas that found the same message due,
-/// one delivers it and the others find it gone once it commits.
-async fn deliver_if_due(tx: &mut WriteTx, id: String) -> Result<bool, Error> {
-    let of_account = || access::of_account::<scheduled_message::Entity>(tx.account_id());
-    let found = scheduled_message::Entity::find_by_id(id.clone()).filter(of_account()).one(tx.conn()).await?;
-    let Some(found) = found else { return Ok(false) };
-    access::lock_conversation(tx.conn(), &found.conversation_id).await?;
-    let row = scheduled_message::Entity::find_by_id(id)
-        .filter(of_account())
-        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-        .one(tx.conn())
-        .await?;
+/// one delivers it and the others find it gone once it commits. `None` when it is gone.
+struct Due(String);
+
+impl Target for Due {
+    type Held = Option<scheduled_message::Model>;
+
+    fn hold(self, tx: &mut WriteTx) -> UnitFuture<'_, Self::Held> {
+        Box::pin(async move {
+            let of_account = || access::of_account::<scheduled_message::Entity>(tx.account_id());
+            let found = scheduled_message::Entity::find_by_id(self.0.clone()).filter(of_account()).one(tx.conn()).await?;
+            let Some(found) = found else { return Ok(None) };
+            tx.hold_conversation(&found.conversation_id).await?;
+            Ok(scheduled_message::Entity::find_by_id(self.0)
+                .filter(access::of_account::<scheduled_message::Entity>(tx.account_id()))
+                .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+                .one(tx.conn())
+                .await?)
+        })
+    }
+}
+
+/// The unit of one due delivery: false when the message is no longer waiting or due (sent
+/// by another replica, canceled, or moved later since it was found).
+async fn deliver_if_due(tx: &mut WriteTx, row: Option<scheduled_message::Model>) -> Result<bool, Error> {
     match row {
         Some(row) if row.state == MessageState::Scheduled.as_str() && row.schedule_time <= tx.now => {
             deliver(tx, row).await?;
@@ -376,7 +401,7 @@ async fn deliver(tx: &mut WriteTx, row: scheduled_message::Model) -> Result<Mess
 }
 
 /// Who sends a waiting message now, where, and what: or why it can no longer be sent.
-async fn prepare<C: access::Conn>(
+async fn prepare<C: ConnectionTrait>(
     conn: &C,
     row: &scheduled_message::Model,
 ) -> Result<Result<(Caller, ConversationRecord, NewMessage), String>, Error> {
@@ -413,7 +438,7 @@ async fn prepare<C: access::Conn>(
         Err(other) => return Err(other),
     };
     let new = pending::to_deliver(conn, row).await?;
-    if let Err(Error::PermissionDenied(why)) = new.authorize(&sender, "") {
+    if let Err(Error::PermissionDenied(why)) = new.authorize(&sender) {
         return Ok(Err(format!("the sender may no longer send it: {why}")));
     }
     Ok(Ok((sender, record, new)))
@@ -469,7 +494,7 @@ mod tests {
 
     fn later(content: &str, after_micros: Micros) -> NewMessage {
         let draft = MessageDraft { schedule_time: Some(now_micros() + after_micros), ..MessageDraft::text(content) };
-        draft.validate(MessageLimits { max_attachment_bytes: 1, schedule_horizon: i64::MAX }, "").unwrap()
+        draft.validate(MessageLimits { max_attachment_bytes: 1, schedule_horizon: i64::MAX }).unwrap()
     }
 
     /// A canceled message stays for retries, then goes with the retention window.
@@ -505,13 +530,11 @@ mod tests {
         assert_eq!(scheduled.message.state, MessageState::Scheduled);
         tokio::time::sleep(std::time::Duration::from_millis(80)).await;
 
-        let first = store.write_as(&account_id, &buyer.user_id, {
-            let id = scheduled.message.id.clone();
-            move |tx| Box::pin(deliver_if_due(tx, id))
+        let first = store.write_in_as(&account_id, &buyer.user_id, Due(scheduled.message.id.clone()), |tx, row| {
+            Box::pin(deliver_if_due(tx, row))
         });
-        let second = store.write_as(&account_id, &buyer.user_id, {
-            let id = scheduled.message.id.clone();
-            move |tx| Box::pin(deliver_if_due(tx, id))
+        let second = store.write_in_as(&account_id, &buyer.user_id, Due(scheduled.message.id.clone()), |tx, row| {
+            Box::pin(deliver_if_due(tx, row))
         });
         let (first, second) = tokio::join!(first, second);
 

@@ -80,7 +80,7 @@ pub async fn create(
 
 /// A template the caller may see, or NOT_FOUND.
 pub async fn get(store: &Store, caller: &Caller, id: &str) -> Result<Template, Error> {
-    load_visible(&store.db, caller, id, false).await.map(|(_, template)| template)
+    load_template(&store.db, caller, id).await.map(|(_, template)| template)
 }
 
 /// The account's templates and the caller's personal ones, by name.
@@ -117,7 +117,7 @@ pub async fn update(store: &Store, caller: &Caller, id: String, patch: TemplateP
     store
         .write(caller, move |tx, caller| {
             Box::pin(async move {
-                let (row, template) = load_visible(tx.conn(), caller, &id, true).await?;
+                let (row, template) = hold_template(tx, caller, &id).await?;
                 template.may_change(caller)?;
                 if let Some(name) = &patch.name {
                     ensure_name_free(tx.conn(), &row.account_id, &row.namespace, name, Some(&row.id)).await?;
@@ -147,7 +147,7 @@ pub async fn delete(store: &Store, caller: &Caller, id: String) -> Result<(), Er
     store
         .write(caller, move |tx, caller| {
             Box::pin(async move {
-                let (row, template) = load_visible(tx.conn(), caller, &id, true).await?;
+                let (row, template) = hold_template(tx, caller, &id).await?;
                 template.may_change(caller)?;
                 template::Entity::delete_by_id(row.id)
                     .filter(access::of_account::<template::Entity>(&caller.account_id))
@@ -179,25 +179,31 @@ pub(super) async fn render_message<C: ConnectionTrait>(
     new: NewMessage,
 ) -> Result<NewMessage, Error> {
     let Some(used) = new.template_to_render() else { return Ok(new) };
-    let (_, template) = load_visible(conn, caller, &used.template_id, false).await?;
+    let (_, template) = load_template(conn, caller, &used.template_id).await?;
     let content = template.render(&used.variables)?;
     Ok(new.rendered(content))
 }
 
-async fn load_visible<C: ConnectionTrait>(
+/// Template `id` if the caller may use it, or NOT_FOUND.
+async fn load_template<C: ConnectionTrait>(
     conn: &C,
     caller: &Caller,
     id: &str,
-    lock: bool,
 ) -> Result<(template::Model, Template), Error> {
-    let mut query =
-        template::Entity::find_by_id(id.to_owned()).filter(access::of_account::<template::Entity>(&caller.account_id));
-    // A unit that changes the template locks it: changes to one template run one after
-    // another. (Rendering it for a send does not: sends need not wait for each other.)
-    if lock {
-        query = query.lock_exclusive();
-    }
-    let row = query.one(conn).await?.ok_or_else(|| Error::not_found("template", id))?;
+    let find = template::Entity::find_by_id(id.to_owned()).filter(access::of_account::<template::Entity>(&caller.account_id));
+    visible(find.one(conn).await?, caller, id)
+}
+
+/// [`load_template`] in a unit that changes the template, its row locked until commit:
+/// changes to one template run one after another. (Rendering it for a send does not lock:
+/// sends need not wait for each other.)
+async fn hold_template(tx: &WriteTx, caller: &Caller, id: &str) -> Result<(template::Model, Template), Error> {
+    let find = template::Entity::find_by_id(id.to_owned()).filter(access::of_account::<template::Entity>(&caller.account_id));
+    visible(find.lock_exclusive().one(tx.conn()).await?, caller, id)
+}
+
+fn visible(row: Option<template::Model>, caller: &Caller, id: &str) -> Result<(template::Model, Template), Error> {
+    let row = row.ok_or_else(|| Error::not_found("template", id))?;
     let template = template_from_row(row.clone())?;
     if template.visible_to(caller) { Ok((row, template)) } else { Err(Error::not_found("template", id)) }
 }

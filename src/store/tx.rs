@@ -28,6 +28,11 @@ pub struct WriteTx {
     events: Vec<NewEvent>,
     /// Users whose keys now act differently (revoked, another role).
     credentials_changed: Vec<String>,
+    /// The conversation the unit holds: locked by the door before the unit ran
+    /// (`door.rs`), or created by the unit. Its events may name no other.
+    held: Option<String>,
+    /// Whether the unit's own body runs: the door's locks come before it.
+    started: bool,
 }
 
 /// What a kept unit leaves for the writer to do after commit.
@@ -44,9 +49,52 @@ impl WriteTx {
         &self.txn
     }
 
-    /// Records an event to append when the unit is kept.
+    /// Records an event to append when the unit is kept. An event of a conversation needs
+    /// the conversation held ([`Store::write_in`](super::Store::write_in)): on PostgreSQL its
+    /// lock is what keeps a conversation's events in the order of its changes.
     pub fn emit(&mut self, event: NewEvent) {
+        debug_assert!(
+            event.conversation_id.is_none() || event.conversation_id == self.held,
+            "a unit emitted an event of conversation {:?} holding {:?}: a unit that changes a \
+             conversation names it to the door (Store::write_in)",
+            event.conversation_id,
+            self.held,
+        );
         self.events.push(event);
+    }
+
+    /// Locks conversation `id` until the unit ends, before the unit's body runs: only the
+    /// door's targets (`door.rs`) call it. On PostgreSQL it is an advisory lock taken before
+    /// any other lock or write but a request id's (see `door::CONVERSATION_LOCKS`); on
+    /// SQLite the writer holds the whole file already.
+    pub(super) async fn hold_conversation(&mut self, id: &str) -> Result<(), Error> {
+        self.mark_held(id);
+        super::door::lock_conversation(&self.txn, id).await
+    }
+
+    /// [`Self::hold_conversation`] and a request id's claim in one statement (a send with a
+    /// request id: one round trip instead of two).
+    pub(super) async fn claim_and_hold(&mut self, claimed: &str, id: &str) -> Result<(), Error> {
+        self.mark_held(id);
+        super::door::claim_and_lock(&self.txn, claimed, id).await
+    }
+
+    /// Says that the unit created conversation `id`: nobody else can write to it before the
+    /// unit commits, so it needs no lock, and the unit may emit its events.
+    pub(super) fn created_conversation(&mut self, id: &str) {
+        debug_assert!(self.held.is_none(), "a unit holds one conversation; it created {id} holding {:?}", self.held);
+        self.held = Some(id.to_owned());
+    }
+
+    fn mark_held(&mut self, id: &str) {
+        debug_assert!(!self.started, "conversation {id} locked by a unit's body: name it to the door (Store::write_in)");
+        debug_assert!(self.held.is_none(), "a unit holds one conversation; it asked for {id} holding {:?}", self.held);
+        self.held = Some(id.to_owned());
+    }
+
+    /// The door is done: the unit's own body runs from here on.
+    pub(super) fn start(&mut self) {
+        self.started = true;
     }
 
     /// Says that `user_id`'s keys act differently after this unit (revoked, another role):
@@ -57,7 +105,16 @@ impl WriteTx {
 
     /// A unit's transaction: `txn` is its savepoint, or its own transaction.
     pub(super) fn new(txn: DatabaseTransaction, account_id: String, actor_id: String) -> Self {
-        Self { txn, account_id, actor_id, now: now_micros(), events: Vec::new(), credentials_changed: Vec::new() }
+        Self {
+            txn,
+            account_id,
+            actor_id,
+            now: now_micros(),
+            events: Vec::new(),
+            credentials_changed: Vec::new(),
+            held: None,
+            started: false,
+        }
     }
 
     /// The account the unit writes in.

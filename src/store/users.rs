@@ -237,7 +237,7 @@ pub async fn update(store: &Store, admin: &Admin, id: String, patch: UserPatch) 
                 if patch.role.is_some() {
                     access::hold_role(tx.conn(), &id).await?;
                 }
-                let row = access::user_in(tx.conn(), &caller.account_id, &id).await?;
+                let row = access::hold_user(tx.conn(), &caller.account_id, &id).await?;
                 let role_changed = patch.role.is_some_and(|role| role.as_str() != row.role);
                 if let Some(Some(external_id)) = &patch.external_id {
                     ensure_external_id_free(tx, &caller.account_id, external_id, Some(&id)).await?;
@@ -285,7 +285,7 @@ pub async fn set_active(store: &Store, admin: &Admin, id: String, active: bool) 
     store
         .write(admin.caller(), move |tx, caller| {
             Box::pin(async move {
-                let row = access::user_in(tx.conn(), &caller.account_id, &id).await?;
+                let row = access::hold_user(tx.conn(), &caller.account_id, &id).await?;
                 if row.deactivate_time.is_none() == active {
                     return views::user_from_row(row);
                 }

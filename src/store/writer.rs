@@ -1,4 +1,5 @@
-//! The one door for writes, [`Store::write`], and the writers behind it. Every write of
+//! The door for writes, [`Store::write`] (and [`Store::write_in`] for units that change a
+//! conversation, `door.rs`), and the writers behind it. Every write of
 //! this process waits in one queue for a writer *lane*: a task with a connection that takes
 //! the units waiting (at most its batch, never waiting for more to arrive), runs them one
 //! after another in one transaction, each in its own savepoint, commits once and only then
@@ -13,9 +14,10 @@
 //!   database shares the WAL flushes of concurrent commits itself. One unit per
 //!   transaction because two batches could lock the same rows in opposite orders; a unit
 //!   takes advisory locks before any row (its request id, `access::claim_request_id`; its
-//!   conversation, `access::lock_conversation`; a role it changes, `access::hold_role`),
-//!   so units of one conversation queue there and others pass. Events stay in one order per account without any
-//!   account-wide lock: see `events.rs`. With one lane, PostgreSQL batches like SQLite.
+//!   conversation, taken by the door, `door.rs`; a role it changes, `access::hold_role`),
+//!   so units of one conversation queue there and others pass. Events stay in one order
+//!   per account without any account-wide lock: see `events.rs`. With one lane,
+//!   PostgreSQL batches like SQLite.
 //!
 //! A unit that fails rolls back to its savepoint and fails alone; a batch that cannot commit
 //! fails every unit in it (nothing of it was written). Nobody is answered before the batch
@@ -143,6 +145,7 @@ impl Writer {
 
 impl Store {
     /// Runs `unit` as `caller`'s write; the unit gets the caller alongside the transaction.
+    /// A unit that changes a conversation goes through [`Store::write_in`] instead.
     pub async fn write<T, F>(&self, caller: &Caller, unit: F) -> Result<T, Error>
     where
         F: for<'t> FnOnce(&'t mut WriteTx, &'t Caller) -> UnitFuture<'t, T> + Send + 'static,
@@ -158,6 +161,20 @@ impl Store {
     /// Runs `unit` in `account_id` as `actor_id` ("" for the operator's command line and
     /// the server's own jobs).
     pub async fn write_as<T, F>(&self, account_id: &str, actor_id: &str, unit: F) -> Result<T, Error>
+    where
+        F: for<'t> FnOnce(&'t mut WriteTx) -> UnitFuture<'t, T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit(account_id, actor_id, move |tx| {
+            tx.start();
+            unit(tx)
+        })
+        .await
+    }
+
+    /// Runs `unit` as it is: its body starts when it says so (`WriteTx::start`), after the
+    /// door's locks (`door.rs`).
+    pub(super) async fn submit<T, F>(&self, account_id: &str, actor_id: &str, unit: F) -> Result<T, Error>
     where
         F: for<'t> FnOnce(&'t mut WriteTx) -> UnitFuture<'t, T> + Send + 'static,
         T: Send + 'static,

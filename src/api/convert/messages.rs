@@ -117,11 +117,11 @@ pub fn channel_from(field: &str, value: i32) -> Result<Channel, Error> {
     })
 }
 
-/// The envelope of a request (`prefix` is the message's path in it); `None` in-app.
-pub fn envelope_from(prefix: &str, envelope: Option<pb::Envelope>) -> Result<Option<Envelope>, Error> {
+/// A message's envelope; `None` in-app.
+pub fn envelope_from(envelope: Option<pb::Envelope>) -> Result<Option<Envelope>, Error> {
     let Some(envelope) = envelope else { return Ok(None) };
-    let channel = channel_from(&format!("{prefix}envelope.channel"), envelope.channel)?;
-    Envelope::parse(prefix, channel, envelope.from_address, envelope.to_address, envelope.external_id)
+    let channel = channel_from("envelope.channel", envelope.channel)?;
+    Envelope::parse(channel, envelope.from_address, envelope.to_address, envelope.external_id)
 }
 
 impl From<Envelope> for pb::Envelope {

@@ -47,7 +47,7 @@ async fn user(store: &Store, account_id: &str, role: Role, name: &str) -> Result
 
 /// A text message, validated as a send would be.
 pub fn text(content: String) -> Result<NewMessage, missive::domain::Error> {
-    MessageDraft::text(content).validate(MessageLimits { max_attachment_bytes: 1, schedule_horizon: 0 }, "")
+    MessageDraft::text(content).validate(MessageLimits { max_attachment_bytes: 1, schedule_horizon: 0 })
 }
 
 /// Conversations seeded at once.
