@@ -68,7 +68,9 @@ fn parse_new_conversation(
     let metadata = violations.check(metadata::parse("metadata", request.metadata));
     let caller_label = violations.check(conversations::parse_label("caller_label", &request.caller_label));
     let first_message = match request.first_message {
-        Some(first) => violations.check(parse_new_message(first, state.limits).map_err(|err| err.within("first_message."))),
+        Some(first) => {
+            violations.check(parse_new_message(first, state.limits).map_err(|err| err.within("first_message.")))
+        }
         None => None,
     };
     violations.finish()?;

@@ -36,7 +36,10 @@ impl MessageApi {
 
 /// Validates a send request. Fields are named from the message; one inside another
 /// request names its place with `Error::within`.
-pub(super) fn parse_new_message(mut request: pb::SendMessageRequest, limits: MessageLimits) -> Result<NewMessage, Error> {
+pub(super) fn parse_new_message(
+    mut request: pb::SendMessageRequest,
+    limits: MessageLimits,
+) -> Result<NewMessage, Error> {
     let request_id = RequestKey::parse("request_id", std::mem::take(&mut request.request_id), || {
         fingerprint::encoded(&mut request, |request: &mut pb::SendMessageRequest| Some(&mut request.attachments))
     })?;
@@ -68,11 +71,7 @@ pub(super) fn parse_new_message(mut request: pb::SendMessageRequest, limits: Mes
         request_id,
         template,
         envelope: convert::envelope_from(request.envelope)?,
-        schedule_time: request
-            .schedule_time
-            .as_ref()
-            .map(|t| convert::micros_from("schedule_time", t))
-            .transpose()?,
+        schedule_time: request.schedule_time.as_ref().map(|t| convert::micros_from("schedule_time", t)).transpose()?,
     };
     draft.validate(limits)
 }

@@ -168,6 +168,12 @@ pub enum Audience {
 }
 
 impl Audience {
+    /// Who may see a message's event: as who may see the message
+    /// (`messages::visible_to`), private notes to staff only.
+    pub fn for_message(private: bool) -> Self {
+        if super::messages::visible_to(private, false) { Audience::Conversation } else { Audience::Staff }
+    }
+
     /// Whether `viewer` may see an event with this audience, where `takes_part` says whether
     /// it takes part in the event's conversation. The one visibility rule of the log: staff
     /// see everything but what is one other user's own; members see their conversations'

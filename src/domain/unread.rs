@@ -26,7 +26,9 @@ pub struct Reader<'a> {
 /// Whether `message` counts for `reader` until it reads it: someone else's, not deleted,
 /// and visible to it (private notes only for staff).
 pub fn counts_for(message: MessageFacts<'_>, reader: Reader<'_>) -> bool {
-    message.sender_id != reader.user_id && !message.deleted && (!message.private || reader.is_staff)
+    message.sender_id != reader.user_id
+        && !message.deleted
+        && super::messages::visible_to(message.private, reader.is_staff)
 }
 
 /// What a MarkRead did.

@@ -6,8 +6,8 @@
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use strum::IntoEnumIterator;
 
@@ -18,6 +18,7 @@ use super::{
 use crate::domain::{
     Caller, Error,
     conversations::{Conversation, Participant, Subject, can_view},
+    messages::{sees_notes, visible_to},
     users::Role,
 };
 
@@ -85,7 +86,11 @@ pub fn participant_from_row(row: &participant::Model) -> Participant {
 /// Reads a conversation and its participants, or NOT_FOUND when `caller` may not see it.
 /// It locks nothing: a unit that changes the conversation names it to the door
 /// (`door::InConversation`), which locks it first.
-pub async fn load_visible<C: ConnectionTrait>(conn: &C, caller: &Caller, id: &str) -> Result<ConversationRecord, Error> {
+pub async fn load_visible<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    id: &str,
+) -> Result<ConversationRecord, Error> {
     let record = load_with_participants(conn, &caller.account_id, id)
         .await?
         .ok_or_else(|| Error::not_found("conversation", id))?;
@@ -245,10 +250,20 @@ pub async fn load_message<C: ConnectionTrait>(
         Error::NotFound { .. } => Error::not_found("message", id),
         other => other,
     })?;
-    if row.private && !caller.is_staff() {
+    if !visible_to(row.private, caller.is_staff()) {
         return Err(Error::not_found("message", id));
     }
     Ok((row, record))
+}
+
+/// The messages a viewer may see, by `domain::messages::visible_to` ("private notes are for
+/// staff"): the rule's SQL form, which a test below proves equal to it.
+pub fn visible_messages(viewer_is_staff: bool) -> Condition {
+    if sees_notes(viewer_is_staff) {
+        Condition::all()
+    } else {
+        Condition::all().add(message::Column::Private.eq(false))
+    }
 }
 
 /// The ids of the staff among `user_ids`, by their role as stored now.
@@ -406,4 +421,59 @@ pub fn every_found(
         violations.add(field(index), missing(id));
     }
     violations.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+
+    use super::*;
+    use crate::{
+        domain::{messages::MessageDraft, users::Role},
+        store::{
+            Store, accounts, messages,
+            testing::{caller, conversation},
+        },
+    };
+
+    /// "Private notes are for staff": the query form keeps exactly the messages the rule
+    /// shows each viewer, public and private, deleted or not.
+    #[tokio::test]
+    async fn the_query_shows_exactly_what_the_note_rule_shows() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let account_id = accounts::create(&store, "a").await.unwrap();
+        let agent = caller(&store, &account_id, Role::Agent).await;
+        let member = caller(&store, &account_id, Role::Member).await;
+        let id = conversation(&store, &agent, &[&member]).await;
+        let limits = crate::domain::messages::MessageLimits { max_attachment_bytes: 1, schedule_horizon: 0 };
+        for (number, private) in [false, true, true, false, true].into_iter().enumerate() {
+            let draft = MessageDraft { private, ..MessageDraft::text(format!("m{number}")) };
+            let sent = messages::send(&store, &agent, id.clone(), draft.validate(limits).unwrap()).await.unwrap();
+            if number % 2 == 0 {
+                let mut deleted: message::ActiveModel =
+                    message::Entity::find_by_id(sent.message.id).one(&store.db).await.unwrap().unwrap().into();
+                deleted.delete_time = Set(Some(1));
+                deleted.update(&store.db).await.unwrap();
+            }
+        }
+        let rows =
+            message::Entity::find().filter(of_account::<message::Entity>(&account_id)).all(&store.db).await.unwrap();
+        assert!(rows.iter().any(|row| row.private) && rows.iter().any(|row| !row.private));
+        for viewer_is_staff in [false, true] {
+            let mut by_rule: Vec<String> =
+                rows.iter().filter(|row| visible_to(row.private, viewer_is_staff)).map(|row| row.id.clone()).collect();
+            let mut by_query: Vec<String> = message::Entity::find()
+                .filter(of_account::<message::Entity>(&account_id))
+                .filter(visible_messages(viewer_is_staff))
+                .all(&store.db)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|row| row.id)
+                .collect();
+            by_rule.sort();
+            by_query.sort();
+            assert_eq!(by_query, by_rule, "staff: {viewer_is_staff}");
+        }
+    }
 }

@@ -42,7 +42,7 @@ pub struct Created {
 /// A retried create with the same request id returns the first result.
 pub async fn create(store: &Store, caller: &Caller, new: NewConversation) -> Result<Created, Error> {
     if let Some(first) = &new.first_message {
-        first.authorize(caller).map_err(|err| err.within("first_message."))?;
+        first.fields().authorize(caller).map_err(|err| err.within("first_message."))?;
         if first.fields().schedule_time.is_some() {
             return Err(Error::invalid(
                 "first_message.schedule_time",

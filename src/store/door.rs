@@ -54,7 +54,13 @@ impl Store {
     }
 
     /// [`Store::write_in`] in `account_id` as `actor_id`, for the server's own jobs.
-    pub(super) async fn write_in_as<G, T, F>(&self, account_id: &str, actor_id: &str, target: G, unit: F) -> Result<T, Error>
+    pub(super) async fn write_in_as<G, T, F>(
+        &self,
+        account_id: &str,
+        actor_id: &str,
+        target: G,
+        unit: F,
+    ) -> Result<T, Error>
     where
         G: Target,
         F: for<'t> FnOnce(&'t mut WriteTx, G::Held) -> UnitFuture<'t, T> + Send + 'static,
@@ -141,8 +147,9 @@ impl Target for OfMessage {
 
     fn hold(self, tx: &mut WriteTx) -> UnitFuture<'_, Self::Held> {
         Box::pin(async move {
-            let found = access::find_in_account::<message::Entity, _>(tx.conn(), "message", &self.id, &self.caller.account_id)
-                .await?;
+            let found =
+                access::find_in_account::<message::Entity, _>(tx.conn(), "message", &self.id, &self.caller.account_id)
+                    .await?;
             tx.hold_conversation(&found.conversation_id).await?;
             // Read again now that the conversation is held: a change that committed while
             // this unit waited (an edit, a deletion) is in the row.
@@ -158,10 +165,11 @@ const CONVERSATION_LOCKS: i32 = 0x4d73_7643;
 /// Locks conversation `id` until the transaction ends (PostgreSQL; SQLite's writers hold
 /// the whole file).
 pub(super) async fn lock_conversation<C: ConnectionTrait>(conn: &C, id: &str) -> Result<(), Error> {
-    access::advisory_locks(conn, "SELECT pg_advisory_xact_lock($1, hashtext($2))", [
-        CONVERSATION_LOCKS.into(),
-        id.into(),
-    ])
+    access::advisory_locks(
+        conn,
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        [CONVERSATION_LOCKS.into(), id.into()],
+    )
     .await
 }
 
@@ -244,9 +252,8 @@ mod tests {
         let outsider = caller(&store, &account_id, Role::Member).await;
         let id = conversation(&store, &agent, &[]).await;
 
-        let ran = store
-            .write_in(&outsider, InConversation::new(&outsider, &id), |_, _, _| Box::pin(async { Ok(()) }))
-            .await;
+        let ran =
+            store.write_in(&outsider, InConversation::new(&outsider, &id), |_, _, _| Box::pin(async { Ok(()) })).await;
         assert!(matches!(ran, Err(Error::NotFound { kind: "conversation", .. })));
         let ran = store
             .write_in(&outsider, OfMessage::new(&outsider, "m_missing"), |_, _, _| Box::pin(async { Ok(()) }))

@@ -27,7 +27,7 @@ use crate::domain::{
     idempotency::RequestKey,
     messages::{
         Attachment, AttachmentContent, Message, MessageDraft, MessageKind, MessagePatch, MessageQuery, NewAttachment,
-        NewMessage, may_delete, may_edit,
+        NewMessage, Rendered, may_delete, may_edit, sees_notes,
     },
     notifications::Notice,
     paging::Page,
@@ -67,7 +67,7 @@ pub async fn send(
     conversation_id: String,
     new: NewMessage,
 ) -> Result<MessageView, Error> {
-    new.authorize(caller)?;
+    new.fields().authorize(caller)?;
     // The request id first: it holds a retry of the same request until this one has
     // committed, so that the retry finds what this one sent (also when the retry names
     // another conversation, or one it may no longer see).
@@ -87,7 +87,9 @@ pub async fn send(
         }
         None => {
             let target = InConversation::new(caller, &conversation_id);
-            store.write_in(caller, target, move |tx, caller, record| Box::pin(send_new(tx, caller, record, new))).await?
+            store
+                .write_in(caller, target, move |tx, caller, record| Box::pin(send_new(tx, caller, record, new)))
+                .await?
         }
     };
     match sent {
@@ -110,10 +112,15 @@ impl Earlier {
 }
 
 /// The unit's part of a send that is not a retry: render, then schedule or insert.
-async fn send_new(tx: &mut WriteTx, caller: &Caller, mut record: ConversationRecord, new: NewMessage) -> Result<Sent, Error> {
+async fn send_new(
+    tx: &mut WriteTx,
+    caller: &Caller,
+    mut record: ConversationRecord,
+    new: NewMessage,
+) -> Result<Sent, Error> {
+    new.check_schedule_time("schedule_time")?;
     let new = templates::render_message(tx.conn(), caller, new).await?;
     let message = if new.fields().schedule_time.is_some() {
-        new.check_schedule_time("schedule_time")?;
         pending::schedule(tx, caller, &record, new).await?
     } else {
         insert(tx, caller, &mut record, new, Notify::Readers).await?
@@ -132,7 +139,7 @@ pub async fn import(
     messages: Vec<NewMessage>,
 ) -> Result<usize, Error> {
     for (index, new) in messages.iter().enumerate() {
-        new.authorize(caller).map_err(|err| err.within(&format!("messages[{index}].")))?;
+        new.fields().authorize(caller).map_err(|err| err.within(&format!("messages[{index}].")))?;
         if new.fields().request_id.is_some() {
             return Err(Error::invalid(format!("messages[{index}].request_id"), "imports carry no request ids"));
         }
@@ -225,14 +232,11 @@ pub(super) async fn insert(
     tx: &mut WriteTx,
     caller: &Caller,
     record: &mut ConversationRecord,
-    new: NewMessage,
+    new: Rendered,
     notify: Notify,
 ) -> Result<Message, Error> {
-    let direction = new.direction_for(caller);
-    let mut new = new;
-    let id = new.take_id()?;
-    let attachment_ids = new.take_attachment_ids();
-    let draft = new.into_fields();
+    let direction = new.fields().direction_for(caller);
+    let (id, attachment_ids, draft) = new.into_stored();
     if let Some(envelope) = &draft.envelope {
         ensure_not_relayed(tx.conn(), &caller.account_id, envelope).await?;
     }
@@ -386,7 +390,7 @@ fn emit(tx: &mut WriteTx, kind: EventKind, message: &Message) {
     tx.emit(NewEvent {
         kind,
         conversation_id: Some(message.conversation_id.clone()),
-        audience: if message.private { Audience::Staff } else { Audience::Conversation },
+        audience: Audience::for_message(message.private),
         payload: EventPayload::Message(Box::new(message.clone())),
     });
 }
@@ -411,9 +415,7 @@ pub async fn list(
     let mut find = message::Entity::find()
         .filter(access::of_account::<message::Entity>(&caller.account_id))
         .filter(message::Column::ConversationId.eq(&query.conversation_id));
-    if !caller.is_staff() {
-        find = find.filter(message::Column::Private.eq(false));
-    }
+    find = find.filter(access::visible_messages(caller.is_staff()));
     if let Some(before) = query.before {
         find = find.filter(message::Column::CreateTime.lt(before));
     }
@@ -422,7 +424,7 @@ pub async fn list(
     }
     let total = match (query.before, query.after) {
         // Public messages are numbered 1..n without gaps, tombstones included.
-        (None, None) if caller.is_staff() => (record.row.message_sequence + record.row.note_count) as u64,
+        (None, None) if sees_notes(caller.is_staff()) => (record.row.message_sequence + record.row.note_count) as u64,
         (None, None) => record.row.message_sequence as u64,
         // A time window is counted, within the conversation's index.
         _ => find.clone().count(&store.db).await?,
@@ -557,9 +559,7 @@ mod tests {
     };
 
     fn text(content: &str) -> NewMessage {
-        MessageDraft::text(content)
-            .validate(MessageLimits { max_attachment_bytes: 1, schedule_horizon: 0 })
-            .unwrap()
+        MessageDraft::text(content).validate(MessageLimits { max_attachment_bytes: 1, schedule_horizon: 0 }).unwrap()
     }
 
     #[tokio::test]
@@ -580,7 +580,7 @@ mod tests {
             4
         );
         assert!(unread::drift(&store, &account_id).await.unwrap().is_empty());
-        let mut replayed = text("again").into_fields();
+        let mut replayed = MessageDraft::text("again");
         replayed.request_id = Some(RequestKey::stored("r1".into(), None));
         let replayed = replayed.validate(MessageLimits { max_attachment_bytes: 1, schedule_horizon: 0 }).unwrap();
         assert!(matches!(import(&store, &buyer, id, vec![replayed]).await, Err(Error::InvalidArgument(_))));
@@ -595,7 +595,7 @@ mod tests {
         let account_id = accounts::create(&store, "a").await.unwrap();
         let agent = caller(&store, &account_id, Role::Agent).await;
         let id = conversation(&store, &agent, &[]).await;
-        let mut note = text("a note").into_fields();
+        let mut note = MessageDraft::text("a note");
         note.private = true;
         let note = note.validate(MessageLimits { max_attachment_bytes: 1, schedule_horizon: 0 }).unwrap();
         send(&store, &agent, id.clone(), note.clone()).await.unwrap();

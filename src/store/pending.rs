@@ -25,7 +25,7 @@ use crate::domain::{
     events::{Audience, EventKind, EventPayload, NewEvent},
     idempotency::RequestKey,
     ids,
-    messages::{Attachment, Message, MessageDraft, MessageState, NewAttachment, NewMessage},
+    messages::{Attachment, Message, MessageDraft, MessageState, NewAttachment, Rendered},
     views::MessageView,
 };
 
@@ -35,12 +35,11 @@ pub(super) async fn schedule(
     tx: &mut WriteTx,
     caller: &Caller,
     record: &ConversationRecord,
-    new: NewMessage,
+    new: Rendered,
 ) -> Result<Message, Error> {
-    let direction = new.direction_for(caller);
-    let mut new = new;
-    let id = new.take_id()?;
-    let mut draft = new.into_fields();
+    let direction = new.fields().direction_for(caller);
+    // Its files get their ids when stored (`store_attachments`), and keep them when sent.
+    let (id, _, mut draft) = new.into_stored();
     let uploads = std::mem::take(&mut draft.attachments);
     let schedule_time =
         draft.schedule_time.ok_or_else(|| Error::Internal("a message was scheduled without a time".into()))?;
@@ -189,7 +188,7 @@ pub(super) async fn present_all<C: ConnectionTrait>(
 pub(super) async fn to_deliver<C: ConnectionTrait>(
     conn: &C,
     row: &scheduled_message::Model,
-) -> Result<NewMessage, Error> {
+) -> Result<Rendered, Error> {
     let files = scheduled_attachment::Entity::find()
         .filter(access::of_account::<scheduled_attachment::Entity>(&row.account_id))
         .filter(scheduled_attachment::Column::ScheduledMessageId.eq(&row.id))
@@ -202,7 +201,7 @@ pub(super) async fn to_deliver<C: ConnectionTrait>(
         ids.push(file.id);
         draft.attachments.push(NewAttachment { filename: file.filename, media_type: file.media_type, data: file.data });
     }
-    Ok(NewMessage::scheduled(draft, row.id.clone(), ids))
+    Ok(Rendered::scheduled(draft, row.id.clone(), ids))
 }
 
 /// A waiting message of the caller's account that the caller may see: its own, or any for

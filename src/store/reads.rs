@@ -152,9 +152,7 @@ async fn check_messages_in<C: ConnectionTrait>(
         .filter(access::of_account::<message::Entity>(account_id))
         .filter(message::Column::ConversationId.eq(conversation_id))
         .filter(message::Column::Id.is_in(ids.to_vec()));
-    if !reader.is_staff {
-        find = find.filter(message::Column::Private.eq(false));
-    }
+    find = find.filter(access::visible_messages(reader.is_staff));
     let found: HashSet<String> = find.into_tuple::<String>().all(conn).await?.into_iter().collect();
     let wanted: Vec<&str> = ids.iter().map(String::as_str).collect();
     access::every_found(

@@ -32,7 +32,7 @@ use super::{
 use crate::domain::{
     Caller, Credential, Error, Micros, View,
     events::EventKind,
-    messages::{Message, MessageLimits, MessageState, NewMessage, ScheduledPatch, may_dispatch, may_edit},
+    messages::{Message, MessageLimits, MessageState, Rendered, ScheduledPatch, may_dispatch, may_edit},
     notifications::{Notice, NotificationKind},
     now_micros,
     paging::Page,
@@ -361,7 +361,8 @@ impl Target for Due {
     fn hold(self, tx: &mut WriteTx) -> UnitFuture<'_, Self::Held> {
         Box::pin(async move {
             let of_account = || access::of_account::<scheduled_message::Entity>(tx.account_id());
-            let found = scheduled_message::Entity::find_by_id(self.0.clone()).filter(of_account()).one(tx.conn()).await?;
+            let found =
+                scheduled_message::Entity::find_by_id(self.0.clone()).filter(of_account()).one(tx.conn()).await?;
             let Some(found) = found else { return Ok(None) };
             tx.hold_conversation(&found.conversation_id).await?;
             Ok(scheduled_message::Entity::find_by_id(self.0)
@@ -404,7 +405,7 @@ async fn deliver(tx: &mut WriteTx, row: scheduled_message::Model) -> Result<Mess
 async fn prepare<C: ConnectionTrait>(
     conn: &C,
     row: &scheduled_message::Model,
-) -> Result<Result<(Caller, ConversationRecord, NewMessage), String>, Error> {
+) -> Result<Result<(Caller, ConversationRecord, Rendered), String>, Error> {
     let sender = user::Entity::find_by_id(row.sender_id.clone())
         .filter(access::of_account::<user::Entity>(&row.account_id))
         .one(conn)
@@ -438,7 +439,7 @@ async fn prepare<C: ConnectionTrait>(
         Err(other) => return Err(other),
     };
     let new = pending::to_deliver(conn, row).await?;
-    if let Err(Error::PermissionDenied(why)) = new.authorize(&sender) {
+    if let Err(Error::PermissionDenied(why)) = new.fields().authorize(&sender) {
         return Ok(Err(format!("the sender may no longer send it: {why}")));
     }
     Ok(Ok((sender, record, new)))
@@ -492,7 +493,7 @@ mod tests {
         },
     };
 
-    fn later(content: &str, after_micros: Micros) -> NewMessage {
+    fn later(content: &str, after_micros: Micros) -> crate::domain::messages::NewMessage {
         let draft = MessageDraft { schedule_time: Some(now_micros() + after_micros), ..MessageDraft::text(content) };
         draft.validate(MessageLimits { max_attachment_bytes: 1, schedule_horizon: i64::MAX }).unwrap()
     }

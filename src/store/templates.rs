@@ -17,7 +17,7 @@ use crate::domain::{
     events::{Audience, EventKind, EventPayload, NewEvent},
     idempotency::RequestKey,
     ids,
-    messages::NewMessage,
+    messages::{NewMessage, Rendered},
     paging::Page,
     templates::{NewTemplate, Template, TemplatePatch, TemplateQuery, TemplateScope, may_create},
 };
@@ -171,17 +171,18 @@ pub async fn render(
     Ok((template.render(variables)?, template.variables))
 }
 
-/// `new` with its content rendered from the template it names, which the caller must be
-/// able to use (NOT_FOUND otherwise); a message not from a template is returned as it is.
+/// `new` ready to store: its content rendered from the template it names, which the
+/// caller must be able to use (NOT_FOUND otherwise), or as it is when it names none.
 pub(super) async fn render_message<C: ConnectionTrait>(
     conn: &C,
     caller: &Caller,
     new: NewMessage,
-) -> Result<NewMessage, Error> {
-    let Some(used) = new.template_to_render() else { return Ok(new) };
-    let (_, template) = load_template(conn, caller, &used.template_id).await?;
-    let content = template.render(&used.variables)?;
-    Ok(new.rendered(content))
+) -> Result<Rendered, Error> {
+    let template = match new.template() {
+        Some(used) => Some(load_template(conn, caller, &used.template_id).await?.1),
+        None => None,
+    };
+    new.render(template.as_ref())
 }
 
 /// Template `id` if the caller may use it, or NOT_FOUND.
@@ -190,7 +191,8 @@ async fn load_template<C: ConnectionTrait>(
     caller: &Caller,
     id: &str,
 ) -> Result<(template::Model, Template), Error> {
-    let find = template::Entity::find_by_id(id.to_owned()).filter(access::of_account::<template::Entity>(&caller.account_id));
+    let find =
+        template::Entity::find_by_id(id.to_owned()).filter(access::of_account::<template::Entity>(&caller.account_id));
     visible(find.one(conn).await?, caller, id)
 }
 
@@ -198,7 +200,8 @@ async fn load_template<C: ConnectionTrait>(
 /// changes to one template run one after another. (Rendering it for a send does not lock:
 /// sends need not wait for each other.)
 async fn hold_template(tx: &WriteTx, caller: &Caller, id: &str) -> Result<(template::Model, Template), Error> {
-    let find = template::Entity::find_by_id(id.to_owned()).filter(access::of_account::<template::Entity>(&caller.account_id));
+    let find =
+        template::Entity::find_by_id(id.to_owned()).filter(access::of_account::<template::Entity>(&caller.account_id));
     visible(find.lock_exclusive().one(tx.conn()).await?, caller, id)
 }
 

@@ -87,7 +87,10 @@ impl WriteTx {
     }
 
     fn mark_held(&mut self, id: &str) {
-        debug_assert!(!self.started, "conversation {id} locked by a unit's body: name it to the door (Store::write_in)");
+        debug_assert!(
+            !self.started,
+            "conversation {id} locked by a unit's body: name it to the door (Store::write_in)"
+        );
         debug_assert!(self.held.is_none(), "a unit holds one conversation; it asked for {id} holding {:?}", self.held);
         self.held = Some(id.to_owned());
     }

@@ -41,7 +41,7 @@ pub(super) fn unread_messages(
     conversation_id: &str,
     reader: Reader<'_>,
 ) -> sea_orm::Select<message::Entity> {
-    let mut find = message::Entity::find()
+    let find = message::Entity::find()
         .filter(access::of_account::<message::Entity>(account_id))
         .filter(message::Column::ConversationId.eq(conversation_id))
         .filter(message::Column::SenderId.ne(reader.user_id))
@@ -57,10 +57,7 @@ pub(super) fn unread_messages(
                     .to_owned(),
             ),
         );
-    if !reader.is_staff {
-        find = find.filter(message::Column::Private.eq(false));
-    }
-    find
+    find.filter(access::visible_messages(reader.is_staff))
 }
 
 /// The participants for whom `message` counts (before any of them read it).

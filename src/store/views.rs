@@ -15,7 +15,7 @@ use super::{
 use crate::domain::{
     Caller, Error, View,
     conversations::{Mute, ViewerState},
-    messages::{Attachment, Message, MessageState, ReadReceipt},
+    messages::{Attachment, Message, MessageState, ReadReceipt, sees_notes, visible_to},
     now_micros,
     presence::Presence,
     users::{Profile, User},
@@ -86,7 +86,7 @@ pub fn receipts(
 ) -> Vec<ReadReceipt> {
     participants
         .iter()
-        .filter(|p| p.user_id != row.sender_id && (!row.private || staff.contains(&p.user_id)))
+        .filter(|p| p.user_id != row.sender_id && visible_to(row.private, staff.contains(&p.user_id)))
         .map(|p| ReadReceipt {
             user_id: p.user_id.clone(),
             read_time: reads.get(&(row.id.clone(), p.user_id.clone())).copied(),
@@ -250,7 +250,11 @@ pub async fn present<C: ConnectionTrait>(
     let last_ids: Vec<String> = records
         .iter()
         .filter_map(|c| {
-            if caller.is_staff() { c.row.last_message_id.clone() } else { c.row.last_public_message_id.clone() }
+            if sees_notes(caller.is_staff()) {
+                c.row.last_message_id.clone()
+            } else {
+                c.row.last_public_message_id.clone()
+            }
         })
         .collect();
     let last_rows = if last_ids.is_empty() {

@@ -1,231 +1,22 @@
-//! Messages: what may be sent, by whom, and what a reader sees of them.
-
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
+//! A message on its way in: a request's [`MessageDraft`], checked into a [`NewMessage`],
+//! rendered from its template into a [`Rendered`], which is what the store takes.
 
 use sha2::{Digest, Sha256};
 
 use super::{
-    Caller, Error, Micros, channels::Envelope, error::Violations, idempotency::RequestKey, ids, metadata::Metadata,
-    templates, text,
+    Attachment, ContentType, Direction, MAX_ATTACHMENTS, MAX_ATTRIBUTES_BYTES, MAX_CONTENT_CHARS, MAX_FILENAME_CHARS,
+    MessageKind, TemplateUse,
 };
-
-pub use super::text::MAX_CONTENT_CHARS;
-/// Most attachments on one message.
-pub const MAX_ATTACHMENTS: usize = 10;
-/// Most characters in an attachment's file name.
-pub const MAX_FILENAME_CHARS: usize = 255;
-/// Largest content_attributes, as JSON.
-pub const MAX_ATTRIBUTES_BYTES: usize = 64 * 1024;
-
-/// What a message is; stored by its snake_case name, as are the other enums here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumString, strum::IntoStaticStr)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum MessageKind {
-    /// Plain text.
-    Text,
-    /// One or more images, with an optional caption.
-    Image,
-    /// One or more files, with an optional caption.
-    Document,
-    /// A question with suggested answers (seed 001's quick replies).
-    QuickReply,
-    /// Written by the service or staff on behalf of the product (staff only).
-    System,
-    /// Rendered from a template.
-    Template,
-}
-
-/// Where a message is in its life: only sent messages are in their conversation.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, strum::EnumString, strum::IntoStaticStr,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum MessageState {
-    /// In the conversation.
-    #[default]
-    Sent,
-    /// Waiting for its schedule time.
-    Scheduled,
-    /// Its delivery was impossible.
-    Failed,
-    /// Canceled before delivery.
-    Canceled,
-}
-
-impl MessageState {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
-/// Which template made a message, with which values.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TemplateUse {
-    /// `tpl_…`
-    pub template_id: String,
-    /// The value of each placeholder.
-    pub variables: BTreeMap<String, String>,
-}
-
-/// How a client renders a message's content (seed 001's content types).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumString, strum::IntoStaticStr)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum ContentType {
-    /// Text only.
-    Text,
-    /// A choice among options in `content_attributes`.
-    InputSelect,
-    /// Asks for an email address.
-    InputEmail,
-    /// A satisfaction survey.
-    InputCsat,
-    /// A form described in `content_attributes`.
-    Form,
-    /// Cards described in `content_attributes`.
-    Cards,
-    /// An article link.
-    Article,
-}
-
-/// Which way a message goes from the host product's point of view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumString, strum::IntoStaticStr)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum Direction {
-    /// From an end user (a member).
-    Incoming,
-    /// From staff.
-    Outgoing,
-}
-
-impl MessageKind {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
-impl ContentType {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
-impl Direction {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-/// A file sent with a message, as described (its bytes are fetched on their own).
-pub struct Attachment {
-    /// `att_…`
-    pub id: String,
-    /// The name it was sent under.
-    pub filename: String,
-    /// Its media type, such as `image/png`.
-    pub media_type: String,
-    /// Its size.
-    pub size_bytes: i64,
-    /// The hex SHA-256 of its bytes.
-    pub sha256: String,
-}
-
-/// Whether one participant has read a message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReadReceipt {
-    /// The participant.
-    pub user_id: String,
-    /// When it read the message, if it has.
-    pub read_time: Option<Micros>,
-}
-
-/// A message as stored, and as events carry it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Message {
-    /// `msg_…`
-    pub id: String,
-    /// The account it belongs to.
-    pub account_id: String,
-    /// The conversation it is in.
-    pub conversation_id: String,
-    /// Position among the public messages.
-    pub sequence: i64,
-    /// 0 for a public message; a private note's position after message `sequence`.
-    pub note_sequence: i64,
-    /// Who sent it.
-    pub sender_id: String,
-    /// What it is.
-    pub kind: MessageKind,
-    /// Its text ("" once deleted).
-    pub content: String,
-    /// How to render it.
-    pub content_type: ContentType,
-    /// A JSON object, or `None`.
-    pub content_attributes: Option<serde_json::Value>,
-    /// A private note: staff only.
-    pub private: bool,
-    /// Incoming (from a member) or outgoing (from staff).
-    pub direction: Direction,
-    /// Its files, in the order sent (none once deleted).
-    pub attachments: Vec<Attachment>,
-    /// Free string metadata.
-    pub metadata: Metadata,
-    /// When it was sent.
-    pub create_time: Micros,
-    /// When it was last edited.
-    pub edit_time: Option<Micros>,
-    /// When it was deleted to a tombstone.
-    pub delete_time: Option<Micros>,
-    /// Who of those who may see it has read it.
-    pub read_receipts: Vec<ReadReceipt>,
-    /// The template it was rendered from.
-    #[serde(default)]
-    pub template: Option<TemplateUse>,
-    /// How it travelled, when relayed through another channel.
-    #[serde(default)]
-    pub envelope: Option<Envelope>,
-    /// The time it was scheduled for, when it was scheduled.
-    #[serde(default)]
-    pub schedule_time: Option<Micros>,
-    /// Sent, or where a scheduled message stands.
-    #[serde(default)]
-    pub state: MessageState,
-    /// Why its delivery failed.
-    #[serde(default)]
-    pub failure_reason: Option<String>,
-}
-
-impl Message {
-    /// The message as `viewer` may see it: the envelope's addresses are contact details,
-    /// which members see on their own messages only.
-    pub fn seen_by(mut self, viewer: &Caller) -> Self {
-        if !Envelope::visible_to(viewer, &self.sender_id) {
-            self.envelope = None;
-        }
-        self
-    }
-}
-
-/// An attachment with its bytes, as fetched on its own.
-#[derive(Debug, Clone)]
-pub struct AttachmentContent {
-    /// Its description.
-    pub attachment: Attachment,
-    /// The message it belongs to.
-    pub message_id: String,
-    /// The bytes.
-    pub data: Vec<u8>,
-}
+use crate::domain::{
+    Error, Micros,
+    channels::Envelope,
+    error::Violations,
+    idempotency::RequestKey,
+    ids,
+    metadata::Metadata,
+    templates::{self, Template},
+    text,
+};
 
 /// A file sent inline with a message.
 #[derive(Debug, Clone)]
@@ -292,16 +83,11 @@ pub struct MessageLimits {
 }
 
 /// A message that passed validation: only [`MessageDraft::validate`] makes one, so holding
-/// one proves the checks ran. A message from a template is ready to store once rendered
-/// ([`NewMessage::render`]).
+/// one proves the checks ran. One from a template is stored once rendered
+/// ([`NewMessage::render`]): storing takes a [`Rendered`].
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     draft: MessageDraft,
-    rendered: bool,
-    /// The id a scheduled message was given when scheduled, and keeps when delivered.
-    id: Option<String>,
-    /// Likewise for its attachments, by position.
-    attachment_ids: Vec<String>,
     /// How far ahead it may be scheduled.
     schedule_horizon: Micros,
 }
@@ -312,43 +98,24 @@ impl NewMessage {
         &self.draft
     }
 
-    /// The validated fields, to store.
-    pub fn into_fields(self) -> MessageDraft {
-        self.draft
+    /// The template its content is to be rendered from, if any.
+    pub fn template(&self) -> Option<&TemplateUse> {
+        self.draft.template.as_ref()
     }
 
-    /// The template the content is still to be rendered from.
-    pub fn template_to_render(&self) -> Option<&TemplateUse> {
-        self.draft.template.as_ref().filter(|_| !self.rendered)
-    }
-
-    /// The message with its content rendered from its template (`Template::render` with
-    /// the draft's variables).
-    pub fn rendered(mut self, content: String) -> Self {
-        self.draft.content = content;
-        self.rendered = true;
-        self
-    }
-
-    /// The id the message is stored under: its own when scheduled earlier, else a new one.
-    /// Fails for a template message not rendered yet, which must never be stored.
-    pub fn take_id(&mut self) -> Result<String, Error> {
-        if !self.rendered {
-            return Err(Error::Internal("a template message reached the store unrendered".into()));
+    /// The message ready to store: its content rendered from `template` (the one it names,
+    /// as loaded) with its variables, or, for a message not from a template, as it is.
+    pub fn render(mut self, template: Option<&Template>) -> Result<Rendered, Error> {
+        match (&self.draft.template, template) {
+            (None, _) => {}
+            (Some(used), Some(template)) if template.id == used.template_id => {
+                self.draft.content = template.render(&used.variables)?;
+            }
+            (Some(used), _) => {
+                return Err(Error::Internal(format!("message rendered without its template {}", used.template_id)));
+            }
         }
-        Ok(self.id.take().unwrap_or_else(|| ids::new_id(ids::MESSAGE)))
-    }
-
-    /// The ids its attachments are stored under: those they had while scheduled, else new.
-    pub fn take_attachment_ids(&mut self) -> Vec<String> {
-        let mut reserved = std::mem::take(&mut self.attachment_ids).into_iter();
-        self.draft.attachments.iter().map(|_| reserved.next().unwrap_or_else(|| ids::new_id(ids::ATTACHMENT))).collect()
-    }
-
-    /// A scheduled message, stored as `id` (its attachments as `attachment_ids`) with
-    /// rendered content, ready to deliver.
-    pub fn scheduled(draft: MessageDraft, id: String, attachment_ids: Vec<String>) -> Self {
-        Self { draft, rendered: true, id: Some(id), attachment_ids, schedule_horizon: 0 }
+        Ok(Rendered { draft: self.draft, id: None, attachment_ids: Vec::new() })
     }
 
     /// Its schedule time, if it has one: in the future, and at most the configured horizon
@@ -357,6 +124,44 @@ impl NewMessage {
     pub fn check_schedule_time(&self, field: &str) -> Result<(), Error> {
         let Some(schedule_time) = self.draft.schedule_time else { return Ok(()) };
         check_schedule_time(field, schedule_time, self.schedule_horizon)
+    }
+}
+
+/// A message ready to store: validated, and its content rendered from its template. Only
+/// [`NewMessage::render`] (or [`Rendered::scheduled`], for one stored rendered) makes one.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    draft: MessageDraft,
+    /// The id a scheduled message was given when scheduled, and keeps when delivered.
+    id: Option<String>,
+    /// Likewise for its attachments, by position.
+    attachment_ids: Vec<String>,
+}
+
+impl Rendered {
+    /// A scheduled message, stored as `id` (its attachments as `attachment_ids`) with its
+    /// content rendered when it was scheduled, ready to deliver.
+    pub fn scheduled(draft: MessageDraft, id: String, attachment_ids: Vec<String>) -> Self {
+        Self { draft, id: Some(id), attachment_ids }
+    }
+
+    /// The fields, to read.
+    pub fn fields(&self) -> &MessageDraft {
+        &self.draft
+    }
+
+    /// The ids it is stored under: the message's own and its attachments' (by position)
+    /// when scheduled earlier, else new ones; and its fields.
+    pub fn into_stored(self) -> (String, Vec<String>, MessageDraft) {
+        let id = self.id.unwrap_or_else(|| ids::new_id(ids::MESSAGE));
+        let mut reserved = self.attachment_ids.into_iter();
+        let attachment_ids = self
+            .draft
+            .attachments
+            .iter()
+            .map(|_| reserved.next().unwrap_or_else(|| ids::new_id(ids::ATTACHMENT)))
+            .collect();
+        (id, attachment_ids, self.draft)
     }
 }
 
@@ -387,7 +192,7 @@ impl MessageDraft {
         draft.check_body(&mut violations);
         draft.check_attachments(limits, &mut violations);
         violations.check(check_attributes("content_attributes", draft.content_attributes.as_ref()));
-        violations.check(super::metadata::check("metadata", &draft.metadata));
+        violations.check(crate::domain::metadata::check("metadata", &draft.metadata));
         if let Some(used) = &draft.template {
             violations.check(templates::check_values("variables", &used.variables));
         }
@@ -395,14 +200,7 @@ impl MessageDraft {
             draft.check_scheduled(&mut violations);
         }
         violations.finish()?;
-        let rendered = draft.template.is_none();
-        Ok(NewMessage {
-            draft,
-            rendered,
-            id: None,
-            attachment_ids: Vec::new(),
-            schedule_horizon: limits.schedule_horizon,
-        })
+        Ok(NewMessage { draft, schedule_horizon: limits.schedule_horizon })
     }
 
     /// The content, or the template it is to be rendered from (never both).
@@ -433,14 +231,10 @@ impl MessageDraft {
     fn check_attachments(&self, limits: MessageLimits, violations: &mut Violations) {
         let needs_attachment = matches!(self.kind, MessageKind::Image | MessageKind::Document);
         if needs_attachment && self.attachments.is_empty() {
-            violations.add(
-                "attachments",
-                format!("an {} message needs at least one attachment", self.kind.as_str()),
-            );
+            violations.add("attachments", format!("an {} message needs at least one attachment", self.kind.as_str()));
         }
         if self.attachments.len() > MAX_ATTACHMENTS {
-            violations
-                .add("attachments", format!("at most {MAX_ATTACHMENTS} attachments are allowed"));
+            violations.add("attachments", format!("at most {MAX_ATTACHMENTS} attachments are allowed"));
         }
         for (index, attachment) in self.attachments.iter().enumerate() {
             let field = format!("attachments[{index}]");
@@ -476,8 +270,8 @@ impl MessageDraft {
 }
 
 /// A schedule time: in the future, and at most `horizon` ahead.
-fn check_schedule_time(field: &str, schedule_time: Micros, horizon: Micros) -> Result<(), Error> {
-    let now = super::now_micros();
+pub(super) fn check_schedule_time(field: &str, schedule_time: Micros, horizon: Micros) -> Result<(), Error> {
+    let now = crate::domain::now_micros();
     if schedule_time <= now {
         return Err(Error::invalid(field, "must be in the future; to send now, leave it unset"));
     }
@@ -494,67 +288,8 @@ fn check_schedule_time(field: &str, schedule_time: Micros, horizon: Micros) -> R
     Ok(())
 }
 
-impl NewMessage {
-    /// Checks what the caller's role allows: private notes, system messages, choosing the
-    /// direction and a channel's external id are staff's (a member's message always comes
-    /// in; external ids are a relay's dedupe keys, which a member must not be able to take
-    /// before the relay, nor probe).
-    pub fn authorize(&self, caller: &Caller) -> Result<(), Error> {
-        let draft = &self.draft;
-        if !caller.is_staff() && draft.direction.is_some_and(|d| d != Direction::Incoming) {
-            return Err(Error::PermissionDenied(
-                "direction: a member's messages are incoming; only staff send outgoing ones".into(),
-            ));
-        }
-        if draft.private && !caller.is_staff() {
-            return Err(Error::PermissionDenied("private: only staff may write private notes".into()));
-        }
-        if draft.kind == MessageKind::System && !caller.is_staff() {
-            return Err(Error::PermissionDenied("kind: only staff may send system messages".into()));
-        }
-        if draft.envelope.as_ref().is_some_and(|e| e.external_id.is_some()) && !caller.is_staff() {
-            return Err(Error::PermissionDenied(
-                "envelope.external_id: only staff (a relay's key) may set a channel's message id".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    /// The direction to store: as requested, else outgoing from staff, incoming from members.
-    pub fn direction_for(&self, caller: &Caller) -> Direction {
-        self.draft.direction.unwrap_or(if caller.is_staff() { Direction::Outgoing } else { Direction::Incoming })
-    }
-}
-
-/// Only the sender may edit a message, sent or scheduled.
-pub fn may_edit(caller: &Caller, sender_id: &str) -> Result<(), Error> {
-    if caller.user_id == sender_id {
-        Ok(())
-    } else {
-        Err(Error::PermissionDenied("only the sender may edit a message".into()))
-    }
-}
-
-/// The sender or staff may delete a message.
-pub fn may_delete(caller: &Caller, sender_id: &str) -> Result<(), Error> {
-    sender_or_staff(caller, sender_id, "delete a message")
-}
-
-/// The sender or staff may cancel a scheduled message, or send it at once.
-pub fn may_dispatch(caller: &Caller, sender_id: &str) -> Result<(), Error> {
-    sender_or_staff(caller, sender_id, "cancel or send a scheduled message")
-}
-
-fn sender_or_staff(caller: &Caller, sender_id: &str, action: &str) -> Result<(), Error> {
-    if caller.user_id == sender_id || caller.is_staff() {
-        Ok(())
-    } else {
-        Err(Error::PermissionDenied(format!("only the sender or staff may {action}")))
-    }
-}
-
 /// Structured content: a JSON object of bounded size.
-fn check_attributes(field: &str, attributes: Option<&serde_json::Value>) -> Result<(), Error> {
+pub(super) fn check_attributes(field: &str, attributes: Option<&serde_json::Value>) -> Result<(), Error> {
     let Some(attributes) = attributes else { return Ok(()) };
     let size = serde_json::to_vec(attributes).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
     if size > MAX_ATTRIBUTES_BYTES {
@@ -577,7 +312,7 @@ fn has_nul(value: &serde_json::Value) -> bool {
 
 /// Content: bounded text, not blank unless `captioned` (images and documents may have
 /// no caption).
-fn check_content(field: &str, content: &str, captioned: bool) -> Result<(), Error> {
+pub(super) fn check_content(field: &str, content: &str, captioned: bool) -> Result<(), Error> {
     // Checked on a borrowed value: content can be large, and is only copied once stored.
     if content.contains('\0') || content.chars().count() > MAX_CONTENT_CHARS {
         text::bounded(field, content.to_owned(), MAX_CONTENT_CHARS)?;
@@ -609,82 +344,15 @@ fn is_media_type(value: &str) -> bool {
         .is_ok_and(|media| restricted_name(media.type_().as_str()) && restricted_name(media.subtype().as_str()))
 }
 
-/// The edits of an update; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct MessagePatch {
-    /// New content.
-    pub content: Option<String>,
-    /// New attributes, or `Some(None)` to remove them.
-    pub content_attributes: Option<Option<serde_json::Value>>,
-    /// New metadata.
-    pub metadata: Option<Metadata>,
-}
-
-impl MessagePatch {
-    /// Checks the edits against the same limits as a send of a message of `kind`.
-    pub fn validate(&self, kind: MessageKind) -> Result<(), Error> {
-        let mut violations = Violations::new();
-        if let Some(content) = &self.content {
-            let captioned = matches!(kind, MessageKind::Image | MessageKind::Document);
-            violations.check(check_content("message.content", content, captioned));
-        }
-        if let Some(attributes) = &self.content_attributes {
-            violations.check(check_attributes("message.content_attributes", attributes.as_ref()));
-        }
-        if let Some(metadata) = &self.metadata {
-            violations.check(super::metadata::check("message.metadata", metadata));
-        }
-        violations.finish()
-    }
-}
-
-/// The edits of a scheduled message before its time.
-#[derive(Debug, Clone, Default)]
-pub struct ScheduledPatch {
-    /// Content, attributes and metadata, as for a sent message.
-    pub message: MessagePatch,
-    /// A new time, checked like a send's.
-    pub schedule_time: Option<Micros>,
-}
-
-impl ScheduledPatch {
-    /// Checks the edits of a scheduled message of `kind`.
-    pub fn validate(&self, kind: MessageKind, limits: MessageLimits) -> Result<(), Error> {
-        let mut violations = Violations::new();
-        violations.check(self.message.validate(kind));
-        if let Some(schedule_time) = self.schedule_time {
-            violations.check(check_schedule_time("message.schedule_time", schedule_time, limits.schedule_horizon));
-        }
-        violations.finish()
-    }
-}
-
-/// Where a message list starts and in which order.
-#[derive(Debug, Clone)]
-pub struct MessageQuery {
-    /// The conversation listed.
-    pub conversation_id: String,
-    /// Only messages sent before this time.
-    pub before: Option<Micros>,
-    /// Only messages sent after this time.
-    pub after: Option<Micros>,
-    /// Newest first instead of oldest first.
-    pub newest_first: bool,
-}
-
-impl MessageQuery {
-    /// Identifies the query for page tokens.
-    pub fn fingerprint(&self, caller: &Caller) -> String {
-        format!(
-            "messages|{}|{}|{:?}|{:?}|{}",
-            caller.user_id, self.conversation_id, self.before, self.after, self.newest_first
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
+    use crate::domain::{
+        Caller,
+        messages::{MessagePatch, may_delete, may_edit},
+    };
 
     const LIMITS: MessageLimits = MessageLimits { max_attachment_bytes: 10, schedule_horizon: 1_000_000_000 };
 
@@ -764,18 +432,18 @@ mod tests {
         let member = Caller {
             account_id: "acc".into(),
             user_id: "usr".into(),
-            role: super::super::users::Role::Member,
+            role: crate::domain::users::Role::Member,
             credential: crate::domain::Credential::ApiKey("key".into()),
         };
-        let staff = Caller { role: super::super::users::Role::Agent, ..member.clone() };
+        let staff = Caller { role: crate::domain::users::Role::Agent, ..member.clone() };
         let mut note = draft(MessageKind::Text, "note");
         note.private = true;
         let note = note.validate(LIMITS).unwrap();
-        assert!(matches!(note.authorize(&member), Err(Error::PermissionDenied(_))));
-        assert!(note.authorize(&staff).is_ok());
+        assert!(matches!(note.fields().authorize(&member), Err(Error::PermissionDenied(_))));
+        assert!(note.fields().authorize(&staff).is_ok());
         let plain = draft(MessageKind::Text, "hi").validate(LIMITS).unwrap();
-        assert_eq!(plain.direction_for(&member), Direction::Incoming);
-        assert_eq!(plain.direction_for(&staff), Direction::Outgoing);
+        assert_eq!(plain.fields().direction_for(&member), Direction::Incoming);
+        assert_eq!(plain.fields().direction_for(&staff), Direction::Outgoing);
         assert!(may_edit(&member, "usr").is_ok());
         assert!(may_edit(&staff, "someone").is_err(), "not even staff edit others' words");
         assert!(may_delete(&staff, "someone").is_ok());
@@ -787,7 +455,7 @@ mod tests {
         let used = TemplateUse { template_id: "tpl_1".into(), variables: BTreeMap::new() };
         let from_template = MessageDraft { template: Some(used.clone()), ..draft(MessageKind::Template, "") };
         let new = from_template.clone().validate(LIMITS).unwrap();
-        assert!(new.template_to_render().is_some(), "rendered in the store, where the template is");
+        assert!(new.template().is_some(), "rendered in the store, where the template is");
         let both = MessageDraft { content: "hi".into(), ..from_template.clone() };
         assert_eq!(fields(both.validate(LIMITS)), ["template_id"]);
         let other_kind = MessageDraft { kind: MessageKind::Text, ..from_template };
@@ -808,7 +476,7 @@ mod tests {
         assert!(too_far[0].description.contains("at most 16m 40s"), "{too_far:?}");
         let mut relayed = at(now + 60_000_000);
         relayed.envelope = Some(Envelope {
-            channel: super::super::channels::Channel::Email,
+            channel: crate::domain::channels::Channel::Email,
             from_address: String::new(),
             to_address: String::new(),
             external_id: Some("x".into()),
