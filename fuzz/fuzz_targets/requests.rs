@@ -51,10 +51,10 @@ fn fixture() -> &'static Fixture {
             let app = Application::build(config).await.unwrap();
             let (addr, store) = (app.local_addr(), app.store());
             tokio::spawn(app.run_until(std::future::pending()));
-            let account = store::accounts::create(&store, "fuzz").await.unwrap();
+            let account = store::seed::create_account(&store, "fuzz").await.unwrap();
             let new = NewUser::parse(Some(Role::Admin), "fuzz".into(), String::new(), String::new(), String::new());
-            let admin = store::users::create_in(&store, &account, new.unwrap()).await.unwrap();
-            let key = store::api_keys::create_in(&store, &account, &admin.id, "fuzz").await.unwrap().secret;
+            let admin = store::seed::create_user(&store, &account, new.unwrap()).await.unwrap();
+            let key = store::seed::create_key(&store, &account, &admin.id, "fuzz").await.unwrap().secret;
             let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
             (channel, key)
         });

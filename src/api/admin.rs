@@ -69,13 +69,13 @@ fn user_patch(user: pb::User, paths: &[String]) -> Result<UserPatch, Error> {
 #[tonic::async_trait]
 impl pb::admin_service_server::AdminService for AdminApi {
     async fn get_caller(&self, request: Request<pb::GetCallerRequest>) -> Result<Response<pb::User>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let user = store::users::get_self(&self.state.store, &caller).await?;
         Ok(Response::new(user.into()))
     }
 
     async fn create_user(&self, request: Request<pb::CreateUserRequest>) -> Result<Response<pb::User>, Status> {
-        let admin = self.state.caller(&request).await?.require_admin()?;
+        let admin = self.state.caller(&request)?.require_admin()?;
         let mut request = request.into_inner();
         let request_id =
             RequestKey::parse("request_id", std::mem::take(&mut request.request_id), || request.encode_to_vec())?;
@@ -92,7 +92,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
     }
 
     async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Result<Response<pb::User>, Status> {
-        let admin = self.state.caller(&request).await?.require_admin()?;
+        let admin = self.state.caller(&request)?.require_admin()?;
         let id = ids::parse("id", &request.get_ref().id, ids::USER)?;
         let user = store::users::get(&self.state.store, &admin, &id).await?;
         Ok(Response::new(user.into()))
@@ -102,7 +102,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
         &self,
         request: Request<pb::ListUsersRequest>,
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        let admin = self.state.caller(&request).await?.require_admin()?;
+        let admin = self.state.caller(&request)?.require_admin()?;
         let request = request.into_inner();
         let filter = UserFilter {
             role: convert::role_from("role", request.role)?,
@@ -118,7 +118,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
     }
 
     async fn update_user(&self, request: Request<pb::UpdateUserRequest>) -> Result<Response<pb::User>, Status> {
-        let admin = self.state.caller(&request).await?.require_admin()?;
+        let admin = self.state.caller(&request)?.require_admin()?;
         let request = request.into_inner();
         let user = request.user.ok_or_else(|| Error::invalid("user", "is required"))?;
         let id = ids::parse("user.id", &user.id, ids::USER)?;
@@ -144,7 +144,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
         &self,
         request: Request<pb::CreateApiKeyRequest>,
     ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
-        let admin = self.state.caller(&request).await?.require_admin()?;
+        let admin = self.state.caller(&request)?.require_admin()?;
         let request = request.into_inner();
         let user_id = ids::parse("user_id", &request.user_id, ids::USER)?;
         let name = users::parse_key_name("name", request.name)?;
@@ -156,7 +156,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
         &self,
         request: Request<pb::ListApiKeysRequest>,
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
-        let admin = self.state.caller(&request).await?.require_admin()?;
+        let admin = self.state.caller(&request)?.require_admin()?;
         let request = request.into_inner();
         let user_id =
             if request.user_id.is_empty() { None } else { Some(ids::parse("user_id", &request.user_id, ids::USER)?) };
@@ -170,21 +170,21 @@ impl pb::admin_service_server::AdminService for AdminApi {
     }
 
     async fn revoke_api_key(&self, request: Request<pb::RevokeApiKeyRequest>) -> Result<Response<pb::ApiKey>, Status> {
-        let admin = self.state.caller(&request).await?.require_admin()?;
+        let admin = self.state.caller(&request)?.require_admin()?;
         let id = ids::parse("id", &request.get_ref().id, ids::API_KEY)?;
         let key = store::api_keys::revoke(&self.state.store, &admin, id).await?;
         Ok(Response::new(key.into()))
     }
 
     async fn deactivate_user(&self, request: Request<pb::DeactivateUserRequest>) -> Result<Response<pb::User>, Status> {
-        let admin = self.state.caller(&request).await?.require_admin()?;
+        let admin = self.state.caller(&request)?.require_admin()?;
         let id = ids::parse("id", &request.get_ref().id, ids::USER)?;
         let user = store::users::set_active(&self.state.store, &admin, id, false).await?;
         Ok(Response::new(user.into()))
     }
 
     async fn reactivate_user(&self, request: Request<pb::ReactivateUserRequest>) -> Result<Response<pb::User>, Status> {
-        let admin = self.state.caller(&request).await?.require_admin()?;
+        let admin = self.state.caller(&request)?.require_admin()?;
         let id = ids::parse("id", &request.get_ref().id, ids::USER)?;
         let user = store::users::set_active(&self.state.store, &admin, id, true).await?;
         Ok(Response::new(user.into()))
@@ -194,7 +194,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
         &self,
         request: Request<pb::CreateUserTokenRequest>,
     ) -> Result<Response<pb::CreateUserTokenResponse>, Status> {
-        let admin = self.state.caller(&request).await?.require_admin()?;
+        let admin = self.state.caller(&request)?.require_admin()?;
         let request = request.into_inner();
         let user_id = ids::parse("user_id", &request.user_id, ids::USER)?;
         let ttl = token_ttl(request.ttl, self.state.max_token_ttl)?;
@@ -207,7 +207,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
         &self,
         request: Request<pb::RotateUserTokenSecretRequest>,
     ) -> Result<Response<pb::RotateUserTokenSecretResponse>, Status> {
-        let admin = self.state.caller(&request).await?.require_admin()?;
+        let admin = self.state.caller(&request)?.require_admin()?;
         let rotated = store::user_tokens::rotate(&self.state.store, &admin).await?;
         Ok(Response::new(pb::RotateUserTokenSecretResponse { rotate_time: Some(convert::timestamp(rotated)) }))
     }

@@ -153,7 +153,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         &self,
         request: Request<pb::CreateConversationRequest>,
     ) -> Result<Response<pb::CreateConversationResponse>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let new = parse_new_conversation(request.into_inner(), &self.state)?;
         let created = store::conversations::create(&self.state.store, &caller, new).await?;
         Ok(Response::new(pb::CreateConversationResponse {
@@ -166,7 +166,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         &self,
         request: Request<pb::GetConversationRequest>,
     ) -> Result<Response<pb::Conversation>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let request = request.into_inner();
         let id = ids::parse("id", &request.id, ids::CONVERSATION)?;
         let view = convert::view_from("view", request.view)?;
@@ -178,7 +178,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         &self,
         request: Request<pb::ListConversationsRequest>,
     ) -> Result<Response<pb::ListConversationsResponse>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let request = request.into_inner();
         let filter = parse_filter(&request)?;
         let view = convert::view_from("view", request.view)?;
@@ -196,7 +196,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         &self,
         request: Request<pb::UpdateConversationRequest>,
     ) -> Result<Response<pb::Conversation>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let request = request.into_inner();
         let conversation = request.conversation.ok_or_else(|| Error::invalid("conversation", "is required"))?;
         let id = ids::parse("conversation.id", &conversation.id, ids::CONVERSATION)?;
@@ -222,7 +222,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         &self,
         request: Request<pb::AddParticipantRequest>,
     ) -> Result<Response<pb::Conversation>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let request = request.into_inner();
         let id = ids::parse("conversation_id", &request.conversation_id, ids::CONVERSATION)?;
         let participant = request.participant.ok_or_else(|| Error::invalid("participant", "is required"))?;
@@ -235,7 +235,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         &self,
         request: Request<pb::RemoveParticipantRequest>,
     ) -> Result<Response<pb::Conversation>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let request = request.into_inner();
         let id = ids::parse("conversation_id", &request.conversation_id, ids::CONVERSATION)?;
         let user_id = ids::parse("user_id", &request.user_id, ids::USER)?;
@@ -247,7 +247,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         &self,
         request: Request<pb::ArchiveConversationRequest>,
     ) -> Result<Response<pb::Conversation>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let id = ids::parse("id", &request.get_ref().id, ids::CONVERSATION)?;
         let conversation = store::conversations::set_archived(&self.state.store, &caller, id, true).await?;
         Ok(Response::new(conversation.into()))
@@ -257,14 +257,14 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         &self,
         request: Request<pb::UnarchiveConversationRequest>,
     ) -> Result<Response<pb::Conversation>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let id = ids::parse("id", &request.get_ref().id, ids::CONVERSATION)?;
         let conversation = store::conversations::set_archived(&self.state.store, &caller, id, false).await?;
         Ok(Response::new(conversation.into()))
     }
 
     async fn mark_read(&self, request: Request<pb::MarkReadRequest>) -> Result<Response<pb::MarkReadResponse>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let request = request.into_inner();
         let id = ids::parse("conversation_id", &request.conversation_id, ids::CONVERSATION)?;
         let message_ids = parse_message_ids(&request.message_ids)?;
@@ -276,7 +276,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         &self,
         request: Request<pb::GetUnreadCountRequest>,
     ) -> Result<Response<pb::GetUnreadCountResponse>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let totals = store::reads::totals(&self.state.store, &caller).await?;
         Ok(Response::new(pb::GetUnreadCountResponse {
             unread_count: totals.messages,
@@ -288,7 +288,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         &self,
         request: Request<pb::MuteConversationRequest>,
     ) -> Result<Response<pb::Conversation>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let request = request.into_inner();
         let id = ids::parse("id", &request.id, ids::CONVERSATION)?;
         let expire_time = request.expire_time.map(|end| convert::micros_from("expire_time", &end)).transpose()?;
@@ -301,7 +301,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         &self,
         request: Request<pb::UnmuteConversationRequest>,
     ) -> Result<Response<pb::Conversation>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let id = ids::parse("id", &request.get_ref().id, ids::CONVERSATION)?;
         let conversation = store::mutes::set(&self.state.store, &caller, id, None).await?;
         Ok(Response::new(conversation.into()))
@@ -311,7 +311,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         &self,
         request: Request<pb::SendTypingIndicatorRequest>,
     ) -> Result<Response<()>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let request = request.into_inner();
         let id = ids::parse("conversation_id", &request.conversation_id, ids::CONVERSATION)?;
         typing::send(&self.state, &caller, id, request.typing).await?;
@@ -322,7 +322,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         &self,
         request: Request<pb::DeleteConversationRequest>,
     ) -> Result<Response<()>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let id = ids::parse("id", &request.get_ref().id, ids::CONVERSATION)?;
         store::conversations::delete(&self.state.store, &caller, id).await?;
         Ok(Response::new(()))

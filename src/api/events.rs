@@ -71,7 +71,7 @@ impl pb::event_service_server::EventService for EventApi {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         // The stream's place among its key's open streams, held for as long as it is open.
         let seat = request.extensions().get::<StreamSeat>().cloned();
         let request = request.into_inner();

@@ -104,7 +104,7 @@ pub(super) fn parse_patch(message: &pb::Message, paths: &[String]) -> Result<Mes
 #[tonic::async_trait]
 impl pb::message_service_server::MessageService for MessageApi {
     async fn send_message(&self, request: Request<pb::SendMessageRequest>) -> Result<Response<pb::Message>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let request = request.into_inner();
         let conversation_id = ids::parse("conversation_id", &request.conversation_id, ids::CONVERSATION)?;
         let new = parse_new_message(request, self.state.limits)?;
@@ -113,7 +113,7 @@ impl pb::message_service_server::MessageService for MessageApi {
     }
 
     async fn get_message(&self, request: Request<pb::GetMessageRequest>) -> Result<Response<pb::Message>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let request = request.into_inner();
         let id = ids::parse("id", &request.id, ids::MESSAGE)?;
         let view = convert::view_from("view", request.view)?;
@@ -125,7 +125,7 @@ impl pb::message_service_server::MessageService for MessageApi {
         &self,
         request: Request<pb::ListMessagesRequest>,
     ) -> Result<Response<pb::ListMessagesResponse>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let request = request.into_inner();
         let query = MessageQuery {
             conversation_id: ids::parse("conversation_id", &request.conversation_id, ids::CONVERSATION)?,
@@ -147,7 +147,7 @@ impl pb::message_service_server::MessageService for MessageApi {
         &self,
         request: Request<pb::UpdateMessageRequest>,
     ) -> Result<Response<pb::Message>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let request = request.into_inner();
         let message = request.message.ok_or_else(|| Error::invalid("message", "is required"))?;
         let id = ids::parse("message.id", &message.id, ids::MESSAGE)?;
@@ -161,7 +161,7 @@ impl pb::message_service_server::MessageService for MessageApi {
         &self,
         request: Request<pb::DeleteMessageRequest>,
     ) -> Result<Response<pb::Message>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let id = ids::parse("id", &request.get_ref().id, ids::MESSAGE)?;
         let message = store::messages::delete(&self.state.store, &caller, id).await?;
         Ok(Response::new(message.into()))
@@ -171,7 +171,7 @@ impl pb::message_service_server::MessageService for MessageApi {
         &self,
         request: Request<pb::GetAttachmentRequest>,
     ) -> Result<Response<pb::AttachmentContent>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let id = ids::parse("id", &request.get_ref().id, ids::ATTACHMENT)?;
         let content = store::messages::attachment(&self.state.store, &caller, &id).await?;
         Ok(Response::new(pb::AttachmentContent {

@@ -26,7 +26,7 @@ impl pb::notification_service_server::NotificationService for NotificationApi {
         &self,
         request: Request<pb::ListNotificationsRequest>,
     ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let request = request.into_inner();
         let query = NotificationQuery { unread_only: request.unread_only };
         let page = Page::parse(request.page_size, &request.page_token, &query.fingerprint(&caller))?;
@@ -42,7 +42,7 @@ impl pb::notification_service_server::NotificationService for NotificationApi {
         &self,
         request: Request<pb::GetNotificationCountRequest>,
     ) -> Result<Response<pb::NotificationCount>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let count = store::notifications::count(&self.state.store, &caller).await?;
         Ok(Response::new(count.into()))
     }
@@ -51,7 +51,7 @@ impl pb::notification_service_server::NotificationService for NotificationApi {
         &self,
         request: Request<pb::MarkNotificationReadRequest>,
     ) -> Result<Response<pb::Notification>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let id = ids::parse("id", &request.get_ref().id, ids::NOTIFICATION)?;
         let notification = store::notifications::mark_read(&self.state.store, &caller, id).await?;
         Ok(Response::new(notification.into()))
@@ -61,7 +61,7 @@ impl pb::notification_service_server::NotificationService for NotificationApi {
         &self,
         request: Request<pb::MarkAllNotificationsReadRequest>,
     ) -> Result<Response<pb::MarkAllNotificationsReadResponse>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let marked = store::notifications::mark_all_read(&self.state.store, &caller).await?;
         Ok(Response::new(pb::MarkAllNotificationsReadResponse { marked: marked as i64 }))
     }

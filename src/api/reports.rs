@@ -30,7 +30,7 @@ impl ReportApi {
 #[tonic::async_trait]
 impl pb::report_service_server::ReportService for ReportApi {
     async fn create_report(&self, request: Request<pb::CreateReportRequest>) -> Result<Response<pb::Report>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let request = request.into_inner();
         let mut violations = Violations::new();
         let message_id = violations.check(ids::parse("message_id", &request.message_id, ids::MESSAGE));
@@ -49,7 +49,7 @@ impl pb::report_service_server::ReportService for ReportApi {
     }
 
     async fn get_report(&self, request: Request<pb::GetReportRequest>) -> Result<Response<pb::Report>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let id = ids::parse("id", &request.get_ref().id, ids::REPORT)?;
         let report = store::reports::get(&self.state.store, &caller, &id).await?;
         Ok(Response::new(report.into()))
@@ -59,7 +59,7 @@ impl pb::report_service_server::ReportService for ReportApi {
         &self,
         request: Request<pb::ListReportsRequest>,
     ) -> Result<Response<pb::ListReportsResponse>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let request = request.into_inner();
         let conversation_id = match request.conversation_id.as_str() {
             "" => None,
@@ -80,7 +80,7 @@ impl pb::report_service_server::ReportService for ReportApi {
     }
 
     async fn resolve_report(&self, request: Request<pb::ResolveReportRequest>) -> Result<Response<pb::Report>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let request = request.into_inner();
         let id = ids::parse("id", &request.id, ids::REPORT)?;
         let action = convert::report_action_from("action", request.action)?;

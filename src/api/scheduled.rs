@@ -31,7 +31,7 @@ impl pb::scheduled_message_service_server::ScheduledMessageService for Scheduled
         &self,
         request: Request<pb::GetScheduledMessageRequest>,
     ) -> Result<Response<pb::Message>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let id = ids::parse("id", &request.get_ref().id, ids::MESSAGE)?;
         let message = store::scheduled::get(&self.state.store, &caller, &id).await?;
         Ok(Response::new(message.into()))
@@ -41,7 +41,7 @@ impl pb::scheduled_message_service_server::ScheduledMessageService for Scheduled
         &self,
         request: Request<pb::ListScheduledMessagesRequest>,
     ) -> Result<Response<pb::ListScheduledMessagesResponse>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let request = request.into_inner();
         let conversation_id = if request.conversation_id.is_empty() {
             None
@@ -62,7 +62,7 @@ impl pb::scheduled_message_service_server::ScheduledMessageService for Scheduled
         &self,
         request: Request<pb::UpdateScheduledMessageRequest>,
     ) -> Result<Response<pb::Message>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let request = request.into_inner();
         let message = request.message.ok_or_else(|| Error::invalid("message", "is required"))?;
         let id = ids::parse("message.id", &message.id, ids::MESSAGE)?;
@@ -86,7 +86,7 @@ impl pb::scheduled_message_service_server::ScheduledMessageService for Scheduled
         &self,
         request: Request<pb::CancelScheduledMessageRequest>,
     ) -> Result<Response<pb::Message>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let id = ids::parse("id", &request.get_ref().id, ids::MESSAGE)?;
         let message = store::scheduled::cancel(&self.state.store, &caller, id).await?;
         Ok(Response::new(message.into()))
@@ -96,7 +96,7 @@ impl pb::scheduled_message_service_server::ScheduledMessageService for Scheduled
         &self,
         request: Request<pb::SendScheduledMessageNowRequest>,
     ) -> Result<Response<pb::Message>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let id = ids::parse("id", &request.get_ref().id, ids::MESSAGE)?;
         let message = store::scheduled::send_now(&self.state.store, &caller, id).await?;
         Ok(Response::new(message.into()))

@@ -38,7 +38,7 @@ impl pb::template_service_server::TemplateService for TemplateApi {
         &self,
         request: Request<pb::CreateTemplateRequest>,
     ) -> Result<Response<pb::Template>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let mut request = request.into_inner();
         let request_id =
             RequestKey::parse("request_id", std::mem::take(&mut request.request_id), || request.encode_to_vec())?;
@@ -50,7 +50,7 @@ impl pb::template_service_server::TemplateService for TemplateApi {
     }
 
     async fn get_template(&self, request: Request<pb::GetTemplateRequest>) -> Result<Response<pb::Template>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let id = ids::parse("id", &request.get_ref().id, ids::TEMPLATE)?;
         let template = store::templates::get(&self.state.store, &caller, &id).await?;
         Ok(Response::new(template.into()))
@@ -60,7 +60,7 @@ impl pb::template_service_server::TemplateService for TemplateApi {
         &self,
         request: Request<pb::ListTemplatesRequest>,
     ) -> Result<Response<pb::ListTemplatesResponse>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let request = request.into_inner();
         let query = TemplateQuery {
             category: text::filter("category", request.category)?,
@@ -79,7 +79,7 @@ impl pb::template_service_server::TemplateService for TemplateApi {
         &self,
         request: Request<pb::UpdateTemplateRequest>,
     ) -> Result<Response<pb::Template>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let request = request.into_inner();
         let template = request.template.ok_or_else(|| Error::invalid("template", "is required"))?;
         let id = ids::parse("template.id", &template.id, ids::TEMPLATE)?;
@@ -103,7 +103,7 @@ impl pb::template_service_server::TemplateService for TemplateApi {
     }
 
     async fn delete_template(&self, request: Request<pb::DeleteTemplateRequest>) -> Result<Response<()>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let id = ids::parse("id", &request.get_ref().id, ids::TEMPLATE)?;
         store::templates::delete(&self.state.store, &caller, id).await?;
         Ok(Response::new(()))
@@ -113,7 +113,7 @@ impl pb::template_service_server::TemplateService for TemplateApi {
         &self,
         request: Request<pb::RenderTemplateRequest>,
     ) -> Result<Response<pb::RenderTemplateResponse>, Status> {
-        let caller = self.state.caller(&request).await?;
+        let caller = self.state.caller(&request)?;
         let request = request.into_inner();
         let id = ids::parse("template_id", &request.template_id, ids::TEMPLATE)?;
         let variables = request.variables.into_iter().collect();

@@ -26,37 +26,38 @@
 //!   [`wakeups`], [`credentials`] (the key cache), [`entities`], `columns`.
 
 mod access;
-pub mod accounts;
-pub mod api_keys;
-pub mod backup;
+pub(crate) mod accounts;
+pub(crate) mod api_keys;
+pub(crate) mod backup;
 mod columns;
-pub mod conversations;
-pub mod credentials;
+pub(crate) mod conversations;
+pub(crate) mod credentials;
 mod door;
-pub mod entities;
-pub mod events;
+pub(crate) mod entities;
+pub(crate) mod events;
 mod integrity;
-pub mod messages;
+pub(crate) mod messages;
 mod migrate;
-pub mod mutes;
-pub mod notifications;
-pub mod participants;
+pub(crate) mod mutes;
+pub(crate) mod notifications;
+pub(crate) mod participants;
 mod pending;
-pub mod presence;
+pub(crate) mod presence;
 mod probe;
-pub mod reads;
-pub mod reports;
-pub mod scheduled;
+pub(crate) mod reads;
+pub(crate) mod reports;
+pub(crate) mod scheduled;
+pub mod seed;
 mod sqlite;
-pub mod templates;
+pub(crate) mod templates;
 #[cfg(test)]
 mod testing;
 mod tx;
-pub mod unread;
-pub mod user_tokens;
-pub mod users;
+pub(crate) mod unread;
+pub(crate) mod user_tokens;
+pub(crate) mod users;
 mod views;
-pub mod wakeups;
+pub(crate) mod wakeups;
 mod writer;
 
 use std::{

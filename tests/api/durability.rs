@@ -248,7 +248,7 @@ async fn a_process_that_opens_and_closes_the_file_takes_nothing_acknowledged_wit
 /// A server on `url` in this process, with the database's one account as its own.
 pub(crate) async fn verifier(url: &str) -> TestApp {
     let mut app = TestApp::serve_database(url).await;
-    let accounts = missive::store::accounts::ids(&app.store, 2).await.unwrap();
+    let accounts = missive::store::seed::account_ids(&app.store, 2).await.unwrap();
     app.account_id = accounts.into_iter().next().expect("an account");
     app
 }

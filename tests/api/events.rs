@@ -446,7 +446,7 @@ async fn a_revoke_through_one_replica_ends_the_stream_on_another_before_its_next
     primary.as_admin().revoke_api_key(&key_id).await.unwrap();
     if !on_postgres {
         // Processes sharing a SQLite file cannot tell each other: cached keys expire.
-        tokio::time::sleep(missive::store::credentials::SHARED_FILE_MAX_AGE).await;
+        tokio::time::sleep(missive::store::seed::SHARED_FILE_MAX_AGE).await;
     }
     primary.send(&buyer, &conversation.id, "after the revoke").await;
 

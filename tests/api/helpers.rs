@@ -621,7 +621,7 @@ impl TestApp {
     /// A new account made directly in the store (as `missive keys create --new-account`
     /// does); its id.
     pub async fn create_account(&self, name: &str) -> String {
-        store::accounts::create(&self.store, name).await.expect("an account")
+        store::seed::create_account(&self.store, name).await.expect("an account")
     }
 
     /// A user of any account made directly in the store (as `missive keys create` does),
@@ -634,8 +634,8 @@ impl TestApp {
             pb::Role::Unspecified => panic!("a bootstrapped user needs a role"),
         };
         let new = NewUser::parse(Some(role), name.into(), String::new(), String::new(), String::new()).unwrap();
-        let user = store::users::create_in(&self.store, account_id, new).await.expect("a user");
-        let key = store::api_keys::create_in(&self.store, account_id, &user.id, "test").await.expect("a key").secret;
+        let user = store::seed::create_user(&self.store, account_id, new).await.expect("a user");
+        let key = store::seed::create_key(&self.store, account_id, &user.id, "test").await.expect("a key").secret;
         TestUser { id: user.id, key }
     }
 
@@ -690,7 +690,7 @@ impl TestApp {
 
     /// Asserts that every stored unread counter equals a recount from the messages.
     pub async fn assert_no_unread_drift(&self) {
-        let drift = store::unread::drift(&self.store, &self.account_id).await.expect("recount");
+        let drift = store::seed::unread_drift(&self.store, &self.account_id).await.expect("recount");
         assert!(drift.is_empty(), "unread counters drifted: {drift:?}");
     }
 

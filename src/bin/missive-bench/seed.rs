@@ -1,4 +1,5 @@
-//! The data set, written through the store exactly as the API would write it: an account,
+//! The data set, written through the store's seeding entry point (`store::seed`: the
+//! use cases the API calls) exactly as the API would write it: an account,
 //! an admin, an agent, a pool of members, and conversations between two members each with
 //! their messages (counters and events included). The recipient of every other
 //! conversation has muted it, so that sending there makes no notification: the two
@@ -12,7 +13,7 @@ use missive::{
         messages::{MessageDraft, MessageLimits, NewMessage},
         users::{NewUser, Role},
     },
-    store::{Store, accounts, api_keys, conversations, messages, mutes, users},
+    store::{Store, seed},
 };
 
 /// What the scenarios need to know of the seeded data.
@@ -40,9 +41,9 @@ struct User {
 
 async fn user(store: &Store, account_id: &str, role: Role, name: &str) -> Result<User, missive::domain::Error> {
     let new = NewUser::parse(Some(role), name.into(), String::new(), String::new(), String::new())?;
-    let created = users::create_in(store, account_id, new).await?;
-    let key = api_keys::create_in(store, account_id, &created.id, "bench").await?.secret;
-    Ok(User { caller: users::authenticate(store, &key).await?, key })
+    let created = seed::create_user(store, account_id, new).await?;
+    let key = seed::create_key(store, account_id, &created.id, "bench").await?.secret;
+    Ok(User { caller: seed::authenticate(store, &key).await?, key })
 }
 
 /// A text message, validated as a send would be.
@@ -77,11 +78,11 @@ async fn seed_conversation(
             "buyer",
         )
     };
-    let id = conversations::create(store, &creator.caller, new).await?.conversation.conversation.id;
+    let id = seed::create_conversation(store, &creator.caller, new).await?.conversation.conversation.id;
     let batch = (0..count).map(|n| text(format!("message {n} of conversation {index}"))).collect::<Result<_, _>>()?;
-    messages::import(store, &creator.caller, id.clone(), batch).await?;
+    seed::import_messages(store, &creator.caller, id.clone(), batch).await?;
     if index.is_multiple_of(2) {
-        mutes::set(store, &other.caller, id.clone(), Some(Mute { expire_time: None })).await?;
+        seed::set_mute(store, &other.caller, id.clone(), Some(Mute { expire_time: None })).await?;
     }
     if (index + 1).is_multiple_of(10_000) {
         eprintln!("  {} conversations seeded", index + 1);
@@ -97,7 +98,7 @@ pub async fn seed(
     member_count: usize,
 ) -> Result<Fixture, Box<dyn std::error::Error>> {
     let store = Store::open(database_url).await?;
-    let account_id = accounts::create(&store, "bench").await?;
+    let account_id = seed::create_account(&store, "bench").await?;
     let admin = user(&store, &account_id, Role::Admin, "Admin").await?;
     let agent = user(&store, &account_id, Role::Agent, "Agent").await?;
     let mut members = Vec::with_capacity(member_count);
