@@ -81,8 +81,8 @@ pub struct Config {
 }
 
 /// How the database is connected to and written. The pool and the timeouts matter on
-/// PostgreSQL, where several replicas share one server's connections (see the README's
-/// deployment section).
+/// PostgreSQL, where several replicas share one server's connections (see
+/// docs/deployment.md).
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct DatabaseOptions {
     /// Connections this replica opens to PostgreSQL at most (replicas × this must stay

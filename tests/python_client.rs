@@ -1,7 +1,7 @@
 //! Runs the tests in `tests/python/`: a client that knows Missive only through server
-//! reflection, as grpcurl does, and the README's grpcurl walk-through run as written. The
-//! Python environment they need (grpcio, grpcio-reflection, pytest) is made on first use in
-//! `target/python-venv` from `tests/python/requirements.txt`.
+//! reflection, as grpcurl does, and the grpcurl walk-through, `docs/walkthrough.md`, run as
+//! written. The Python environment they need (grpcio, grpcio-reflection, pytest) is made on
+//! first use in `target/python-venv` from `tests/python/requirements.txt`.
 
 use std::{path::Path, process::Command};
 
@@ -10,7 +10,7 @@ mod support;
 use support::run;
 
 #[test]
-fn python_reflection_client_and_readme_walkthrough_pass() {
+fn python_reflection_client_and_docs_walkthrough_pass() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let python = support::python_environment("python-venv", "tests/python/requirements.txt");
     run(Command::new(python)

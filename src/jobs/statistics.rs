@@ -9,7 +9,7 @@ use crate::{shutdown::Shutdown, store::Store};
 /// only the tables whose size moved a lot since they were last analyzed.
 const INTERVAL: Duration = Duration::from_secs(3600);
 
-/// Refreshes now and every [`INTERVAL`] until shutdown.
+/// Refreshes now and every `INTERVAL` until shutdown.
 pub async fn run(store: Arc<Store>, shutdown: Shutdown) {
     super::every(INTERVAL, shutdown, || async {
         if let Err(err) = store.refresh_statistics().await {

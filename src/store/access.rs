@@ -379,10 +379,11 @@ where
     Ok(A::Entity::update(row).validate()?.filter(of_account::<A::Entity>(account_id)).exec(conn).await?)
 }
 
-/// The condition that keeps a statement on one of an account's tables to that account.
-/// Every statement names its account this way (or by inserting it): on a database sharded
-/// by account (Citus, see the README) that is what sends it to the account's shard alone,
-/// and `tests/api/sharding.rs` checks it.
+/// The condition that keeps a statement on one of an account's tables to that account, for
+/// code generic over the entity. Every statement names its account: this way, by its
+/// table's own `Column::AccountId`, or by inserting it. On a database sharded by account
+/// (Citus, see docs/deployment.md) that is what sends it to the account's shard alone, and
+/// `tests/api/sharding.rs` checks every statement the API makes.
 pub fn of_account<E: EntityTrait>(account_id: &str) -> sea_orm::sea_query::SimpleExpr {
     use sea_orm::sea_query::{Alias, Expr, ExprTrait};
     Expr::col((E::default(), Alias::new("account_id"))).eq(account_id)

@@ -32,7 +32,7 @@ pub async fn backup(url: &str, destination: &Path) -> Result<Backup, Error> {
         return Err(Error::invalid(
             "--database-url",
             "names no SQLite file: backups copy one; on PostgreSQL use pg_dump or point-in-time recovery \
-             (see the README's Backups)",
+             (see docs/operations.md, Backups)",
         ));
     };
     let folder = destination.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));

@@ -120,7 +120,7 @@ impl Credentials {
         inner.by_hash.insert(key_hash, Entry { caller, read: now, used: now });
     }
 
-    /// Every cached API key used lately ([`IN_USE`]), by account: (its hash, what it acts
+    /// Every cached API key used lately (`IN_USE`), by account: (its hash, what it acts
     /// as). A refresh renews these; the others expire.
     pub fn keys_by_account(&self) -> HashMap<String, Vec<(String, Caller)>> {
         let mut keys: HashMap<String, Vec<(String, Caller)>> = HashMap::new();

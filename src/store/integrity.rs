@@ -38,7 +38,7 @@ pub fn verdict(path: &str, found: Vec<String>) -> Result<(), Error> {
 pub fn damaged(path: &str, found: &str) -> Error {
     Error::Unavailable(format!(
         "the database file {path} is damaged ({found}); Missive will not serve it. Stop every process using \
-         it, then restore the latest backup (`missive backup`, see the README's Backups) or salvage what can be \
+         it, then restore the latest backup (`missive backup`, see docs/operations.md, Backups) or salvage what can be \
          read into a new file with `sqlite3 {path} .recover | sqlite3 recovered.db`"
     ))
 }

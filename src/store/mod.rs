@@ -1,29 +1,35 @@
 //! Persistence and the use cases that change it: sea-orm over SQLite or PostgreSQL.
 //!
-//! Every change of one request is one *unit of work*, a function over a [`WriteTx`] run by
-//! the one door, [`Store::write`] (`writer.rs`), which also appends the unit's events to the
-//! log in the same transaction, so that the log and the data never disagree. Units run on
-//! the writer's lanes (`writer`: on SQLite one, on a thread of its own that owns the
-//! writer's connection, committing the units waiting together; on PostgreSQL several, one
-//! unit per transaction, concurrently) and, after commit, wake the accounts' log readers
-//! here and on other replicas ([`wakeups`]) and clear changed keys from the key cache
-//! ([`credentials`]). SQLite runs on rusqlite through sea-orm's proxy (`sqlite`),
-//! PostgreSQL on sqlx.
+//! Words used throughout:
+//! - a **unit** (of work) is every change of one request: a function over a [`WriteTx`];
+//! - the **door** runs units: [`Store::write`] (`writer.rs`), or `Store::write_in` for a
+//!   unit that changes a conversation, which names its target and gets it locked, loaded
+//!   and checked before it runs (`door.rs`); the unit's events are appended to the log in
+//!   its transaction, so the log and the data never disagree;
+//! - a **lane** is a writer task with its connection (`writer.rs`): on SQLite one, on a
+//!   thread of its own, committing the units waiting together, each in a savepoint; on
+//!   PostgreSQL several, one unit per transaction, concurrently;
+//! - a **kernel** is a module the aggregates share (below);
+//! - the **horizon** is how far a log reader may deliver: events of transactions older
+//!   than every one still running; what lies beyond it is **held back** (`events.rs`).
 //!
-//! Aggregates (each a module of use cases: commands are units over `&mut WriteTx`, queries
-//! read the pool) sit above three shared kernels, which sit above the door:
+//! After commit the writer wakes the accounts' log readers here and on other replicas
+//! (`wakeups`) and clears changed keys from the key cache (`credentials`). SQLite runs on
+//! rusqlite through sea-orm's proxy (`sqlite`), PostgreSQL on sqlx. The modules are the
+//! crate's own; code outside it that seeds data goes through [`seed`].
 //!
-//! - aggregates: [`accounts`], [`users`], [`api_keys`], [`conversations`],
-//!   [`participants`], [`messages`] (with [`scheduled`] ones), [`reads`], [`templates`],
-//!   [`user_tokens`] (the accounts' token secrets),
-//!   and the log itself, [`events`];
-//! - kernels: `access` (load a conversation or message and check visibility), [`unread`]
-//!   (the counters, following `domain::unread`), `views` (what a viewer sees), `pending`
-//!   (waiting messages as stored, shared by the send path and [`scheduled`]);
-//! - below them: `writer` (the door, and group commit), `tx` (a unit's transaction),
-//!   `sqlite` (the SQLite engine's connections),
-//!   `migrate` (the schema, brought up to date once however many processes start),
-//!   [`wakeups`], [`credentials`] (the key cache), [`entities`], `columns`.
+//! - aggregates (use cases: commands are units, queries read the pool): `accounts`,
+//!   `users`, `api_keys`, `user_tokens` (the accounts' token secrets), `conversations`,
+//!   `participants`, `messages` (with `scheduled` ones), `reads`, `mutes`, `templates`,
+//!   `reports`, `notifications`, `presence`, `backup`, and the log itself, `events`;
+//! - kernels: `access` (load a conversation or message, check visibility, the note
+//!   rule's SQL form), `unread` (the counters, following `domain::unread`), `views` (what
+//!   a viewer sees), `pending` (waiting messages as stored, shared by the send path and
+//!   `scheduled`), `integrity` (the start-up check);
+//! - below them: `door`, `writer`, `tx` (a unit's transaction), `sqlite` (the SQLite
+//!   engine's connections), `migrate` (the schema, brought up to date once however many
+//!   processes start), `probe` (the health probe's connection), `wakeups`,
+//!   `credentials` (the key cache), `entities`, `columns`.
 
 mod access;
 pub(crate) mod accounts;
@@ -359,7 +365,7 @@ async fn connect_postgres(url: &str, settings: &StoreSettings) -> Result<Databas
 
 /// Logs a statement the service sent (the migrations' are not its own):
 /// `RUST_LOG=missive::sql=trace` shows them, and the tests read them to prove that each
-/// names its account (see the README's Citus section) and to hold statement budgets.
+/// names its account (see docs/deployment.md on Citus) and to hold statement budgets.
 fn log_statement(sql: &str, elapsed: Duration, failed: bool) {
     tracing::trace!(target: STATEMENTS, sql = %sql, micros = elapsed.as_micros() as u64, failed, "statement");
 }

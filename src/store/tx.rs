@@ -50,7 +50,7 @@ impl WriteTx {
     }
 
     /// Records an event to append when the unit is kept. An event of a conversation needs
-    /// the conversation held ([`Store::write_in`](super::Store::write_in)): on PostgreSQL its
+    /// the conversation held (`Store::write_in`): on PostgreSQL its
     /// lock is what keeps a conversation's events in the order of its changes.
     pub fn emit(&mut self, event: NewEvent) {
         debug_assert!(

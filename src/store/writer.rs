@@ -1,9 +1,9 @@
-//! The door for writes, [`Store::write`] (and [`Store::write_in`] for units that change a
-//! conversation, `door.rs`), and the writers behind it. Every write of
-//! this process waits in one queue for a writer *lane*: a task with a connection that takes
-//! the units waiting (at most its batch, never waiting for more to arrive), runs them one
-//! after another in one transaction, each in its own savepoint, commits once and only then
-//! answers each of them and wakes the accounts whose logs grew.
+//! The door for writes, [`Store::write`] (and `Store::write_in` for units that change a
+//! conversation, `door.rs`), and the writers behind it. Every write of this process waits
+//! in one queue for a writer *lane*: a task with a connection that takes the units waiting
+//! (at most its batch, never waiting for more to arrive), runs them one after another in
+//! one transaction (when the batch holds several, each in its own savepoint: SQLite's),
+//! commits once and only then answers each of them and wakes the accounts whose logs grew.
 //!
 //! - **SQLite** has one lane with batches of up to [`MAX_BATCH`] (group commit): the file
 //!   takes one writer at a time anyway, and a commit with `synchronous=FULL` is a flush,
@@ -145,7 +145,7 @@ impl Writer {
 
 impl Store {
     /// Runs `unit` as `caller`'s write; the unit gets the caller alongside the transaction.
-    /// A unit that changes a conversation goes through [`Store::write_in`] instead.
+    /// A unit that changes a conversation goes through `Store::write_in` instead.
     pub async fn write<T, F>(&self, caller: &Caller, unit: F) -> Result<T, Error>
     where
         F: for<'t> FnOnce(&'t mut WriteTx, &'t Caller) -> UnitFuture<'t, T> + Send + 'static,

