@@ -155,9 +155,32 @@ pub async fn ensure_filter_visible(
     Ok(())
 }
 
+/// The advisory locks of conversations, apart from every other advisory lock (the
+/// migrations' takes a single 64-bit key, a space of its own).
+const CONVERSATION_LOCKS: i32 = 0x4d73_7643;
+
+/// Locks conversation `id` until the transaction ends (PostgreSQL; SQLite's writers hold
+/// the whole file). Only the door takes it (`WriteTx::hold_conversation`), before a unit's
+/// body runs: see `door.rs` for why it must come first.
+pub(super) async fn lock_conversation<C: ConnectionTrait>(conn: &C, id: &str) -> Result<(), Error> {
+    advisory_locks(conn, "SELECT pg_advisory_xact_lock($1, hashtext($2))", [CONVERSATION_LOCKS.into(), id.into()]).await
+}
+
+/// The request id `claimed` ([`request_claim`]), then conversation `id`, locked in
+/// one statement, in that order. The locks read no table: a read in this statement would
+/// see the data as it was before the locks were waited for.
+pub(super) async fn claim_and_lock<C: ConnectionTrait>(conn: &C, claimed: &str, id: &str) -> Result<(), Error> {
+    // VALUES … ORDER BY: the locks are taken in the rows' order, after sorting.
+    let sql = "SELECT pg_advisory_xact_lock(locks.space, hashtext(locks.name)) \
+               FROM (VALUES (1, $1::integer, $2::text), (2, $3::integer, $4::text)) AS locks(n, space, name) \
+               ORDER BY locks.n";
+    let values = [REQUEST_LOCKS.into(), claimed.into(), CONVERSATION_LOCKS.into(), id.into()];
+    advisory_locks(conn, sql, values).await
+}
+
 /// Runs `sql`, a statement taking transaction advisory locks, on PostgreSQL; nothing on
 /// SQLite, whose writers hold the whole file.
-pub(super) async fn advisory_locks<C: ConnectionTrait>(
+async fn advisory_locks<C: ConnectionTrait>(
     conn: &C,
     sql: &str,
     values: impl IntoIterator<Item = sea_orm::Value>,
@@ -169,7 +192,7 @@ pub(super) async fn advisory_locks<C: ConnectionTrait>(
 }
 
 /// The advisory locks of request ids, apart from the conversations'.
-pub(super) const REQUEST_LOCKS: i32 = 0x4d73_7652;
+const REQUEST_LOCKS: i32 = 0x4d73_7652;
 
 /// Holds the request id `id` of user `user_id` for creates of `resource` (the id's scope:
 /// "user", "conversation", "template", "message") until the unit's transaction ends, on
@@ -178,7 +201,7 @@ pub(super) const REQUEST_LOCKS: i32 = 0x4d73_7652;
 /// inserted, and all but one met the unique index: ALREADY_EXISTS, where AIP-155 promises
 /// every retry the first result. With it a retry waits for the first attempt to end, then
 /// finds what it made. An advisory lock takes no transaction id, so it may come before a
-/// conversation's lock (`door.rs`); it is taken before any other lock.
+/// conversation's lock ([`lock_conversation`]); it is taken before any other lock.
 pub async fn claim_request_id<C: ConnectionTrait>(
     conn: &C,
     account_id: &str,

@@ -14,9 +14,7 @@
 //! Targets: [`InConversation`] (a conversation by id, optionally claiming a request id in
 //! the same statement) and [`OfMessage`] (a message's conversation) here; aggregates whose
 //! rows belong to a conversation (reports, waiting messages) define their own from
-//! [`WriteTx::hold_conversation`].
-
-use sea_orm::ConnectionTrait;
+//! [`WriteTx::hold_conversation`] (whose lock statement is `access::lock_conversation`).
 
 use super::{
     Store, WriteTx,
@@ -158,33 +156,6 @@ impl Target for OfMessage {
     }
 }
 
-/// The advisory locks of conversations, apart from every other advisory lock (the
-/// migrations' takes a single 64-bit key, a space of its own).
-const CONVERSATION_LOCKS: i32 = 0x4d73_7643;
-
-/// Locks conversation `id` until the transaction ends (PostgreSQL; SQLite's writers hold
-/// the whole file).
-pub(super) async fn lock_conversation<C: ConnectionTrait>(conn: &C, id: &str) -> Result<(), Error> {
-    access::advisory_locks(
-        conn,
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-        [CONVERSATION_LOCKS.into(), id.into()],
-    )
-    .await
-}
-
-/// The request id `claimed` (`access::request_claim`), then conversation `id`, locked in
-/// one statement, in that order. The locks read no table: a read in this statement would
-/// see the data as it was before the locks were waited for.
-pub(super) async fn claim_and_lock<C: ConnectionTrait>(conn: &C, claimed: &str, id: &str) -> Result<(), Error> {
-    // VALUES … ORDER BY: the locks are taken in the rows' order, after sorting.
-    let sql = "SELECT pg_advisory_xact_lock(locks.space, hashtext(locks.name)) \
-               FROM (VALUES (1, $1::integer, $2::text), (2, $3::integer, $4::text)) AS locks(n, space, name) \
-               ORDER BY locks.n";
-    let values = [access::REQUEST_LOCKS.into(), claimed.into(), CONVERSATION_LOCKS.into(), id.into()];
-    access::advisory_locks(conn, sql, values).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +179,11 @@ mod tests {
         }
     }
 
+    fn emit_typing(tx: &mut WriteTx, conversation_id: &str) -> Result<(), Error> {
+        tx.emit(typing_in(conversation_id));
+        Ok(())
+    }
+
     /// The door's promise, checked: a unit changes a conversation only holding it. A unit
     /// that skips the door, or takes the lock from its body, fails at once (the writer
     /// answers a unit's panic as INTERNAL and writes nothing of it).
@@ -220,7 +196,7 @@ mod tests {
         let id = conversation(&store, &agent, &[]).await;
 
         let unit_id = id.clone();
-        let skipped = store.write(&agent, move |tx, _| Box::pin(async move { Ok(tx.emit(typing_in(&unit_id))) }));
+        let skipped = store.write(&agent, move |tx, _| Box::pin(async move { emit_typing(tx, &unit_id) }));
         assert!(matches!(skipped.await, Err(Error::Internal(_))), "an event of a conversation not held");
 
         let unit_id = id.clone();
@@ -229,7 +205,7 @@ mod tests {
 
         let other = conversation(&store, &agent, &[]).await;
         let elsewhere = store.write_in(&agent, InConversation::new(&agent, &id), move |tx, _, _| {
-            Box::pin(async move { Ok(tx.emit(typing_in(&other))) })
+            Box::pin(async move { emit_typing(tx, &other) })
         });
         assert!(matches!(elsewhere.await, Err(Error::Internal(_))), "an event of another conversation");
 
@@ -237,7 +213,7 @@ mod tests {
         let through_the_door = store.write_in(&agent, InConversation::new(&agent, &id), move |tx, _, record| {
             Box::pin(async move {
                 assert_eq!(record.row.id, unit_id);
-                Ok(tx.emit(typing_in(&unit_id)))
+                emit_typing(tx, &unit_id)
             })
         });
         through_the_door.await.unwrap();

@@ -65,18 +65,18 @@ impl WriteTx {
 
     /// Locks conversation `id` until the unit ends, before the unit's body runs: only the
     /// door's targets (`door.rs`) call it. On PostgreSQL it is an advisory lock taken before
-    /// any other lock or write but a request id's (see `door::CONVERSATION_LOCKS`); on
+    /// any other lock or write but a request id's (see `door.rs`); on
     /// SQLite the writer holds the whole file already.
     pub(super) async fn hold_conversation(&mut self, id: &str) -> Result<(), Error> {
         self.mark_held(id);
-        super::door::lock_conversation(&self.txn, id).await
+        super::access::lock_conversation(&self.txn, id).await
     }
 
     /// [`Self::hold_conversation`] and a request id's claim in one statement (a send with a
     /// request id: one round trip instead of two).
     pub(super) async fn claim_and_hold(&mut self, claimed: &str, id: &str) -> Result<(), Error> {
         self.mark_held(id);
-        super::door::claim_and_lock(&self.txn, claimed, id).await
+        super::access::claim_and_lock(&self.txn, claimed, id).await
     }
 
     /// Says that the unit created conversation `id`: nobody else can write to it before the
