@@ -12,6 +12,7 @@ use sea_orm::{
 use super::{
     Listing, Store, WriteTx,
     access::{self, ConversationRecord},
+    body::Body,
     columns,
     door::{InConversation, OfMessage},
     entities::{attachment, conversation, message, message_read},
@@ -26,8 +27,8 @@ use crate::domain::{
     events::{Audience, EventKind, EventPayload, NewEvent},
     idempotency::RequestKey,
     messages::{
-        Attachment, AttachmentContent, Message, MessageDraft, MessageKind, MessagePatch, MessageQuery, NewAttachment,
-        NewMessage, Rendered, may_delete, may_edit, sees_notes,
+        Attachment, AttachmentContent, Direction, Message, MessageDraft, MessageKind, MessagePatch, MessageQuery,
+        NewAttachment, NewMessage, Rendered, may_delete, may_edit, sees_notes,
     },
     notifications::Notice,
     paging::Page,
@@ -240,7 +241,7 @@ pub(super) async fn insert(
     if let Some(envelope) = &draft.envelope {
         ensure_not_relayed(tx.conn(), &caller.account_id, envelope).await?;
     }
-    let row = insert_row(tx, caller, &record.row, id, &draft, direction.as_str()).await?;
+    let row = insert_row(tx, caller, &record.row, id, &draft, direction).await?;
     let attachments = insert_attachments(tx, &row, draft.attachments, attachment_ids).await?;
     advance_summary(tx, record, &row).await?;
     let staff = access::staff_held(tx.conn(), tx.account_id(), record.participant_ids()).await?;
@@ -276,44 +277,28 @@ async fn insert_row(
     conversation: &conversation::Model,
     id: String,
     draft: &MessageDraft,
-    direction: &str,
+    direction: Direction,
 ) -> Result<message::Model, Error> {
     let (sequence, note_sequence) = if draft.private {
         (conversation.message_sequence, conversation.note_sequence + 1)
     } else {
         (conversation.message_sequence + 1, 0)
     };
-    let (template_id, template_variables) = columns::template_to_columns(&draft.template);
-    let envelope = columns::envelope_to_columns(&draft.envelope);
-    Ok(message::ActiveModel {
+    let row = message::ActiveModel {
         id: Set(id),
         account_id: Set(caller.account_id.clone()),
         conversation_id: Set(conversation.id.clone()),
         sequence: Set(sequence),
         note_sequence: Set(note_sequence),
         sender_id: Set(caller.user_id.clone()),
-        kind: Set(draft.kind.as_str().to_owned()),
-        content: Set(draft.content.clone()),
-        content_type: Set(draft.content_type.as_str().to_owned()),
-        content_attributes: Set(columns::value_to_column(&draft.content_attributes)),
-        private: Set(draft.private),
-        direction: Set(direction.to_owned()),
-        metadata: Set(columns::metadata_to_column(&draft.metadata)),
-        send_request_id: Set(draft.request_id.as_ref().map(|key| key.id.clone())),
-        request_fingerprint: Set(draft.request_id.as_ref().and_then(RequestKey::stored_fingerprint)),
         create_time: Set(tx.now),
         edit_time: Set(None),
         delete_time: Set(None),
-        template_id: Set(template_id),
-        template_variables: Set(template_variables),
-        channel: Set(envelope.channel),
-        channel_from: Set(envelope.from),
-        channel_to: Set(envelope.to),
-        external_id: Set(envelope.external_id),
+        external_id: Set(draft.envelope.as_ref().and_then(|envelope| envelope.external_id.clone())),
         schedule_time: Set(draft.schedule_time),
-    }
-    .insert(tx.conn())
-    .await?)
+        ..Default::default()
+    };
+    Ok(Body::of_draft(draft, direction).into_message(row).insert(tx.conn()).await?)
 }
 
 /// ALREADY_EXISTS, naming the message, when the account already has a message with the

@@ -35,6 +35,7 @@ mod access;
 pub(crate) mod accounts;
 pub(crate) mod api_keys;
 pub(crate) mod backup;
+mod body;
 mod columns;
 pub(crate) mod conversations;
 pub(crate) mod credentials;

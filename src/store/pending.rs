@@ -15,15 +15,14 @@ use sea_orm::{
 use super::{
     WriteTx,
     access::{self, ConversationRecord},
+    body::Body,
     columns,
     entities::{scheduled_attachment, scheduled_message},
     views,
 };
 use crate::domain::{
     Caller, Error,
-    channels::Envelope,
     events::{Audience, EventKind, EventPayload, NewEvent},
-    idempotency::RequestKey,
     ids,
     messages::{Attachment, Message, MessageDraft, MessageState, NewAttachment, Rendered},
     views::MessageView,
@@ -43,36 +42,20 @@ pub(super) async fn schedule(
     let uploads = std::mem::take(&mut draft.attachments);
     let schedule_time =
         draft.schedule_time.ok_or_else(|| Error::Internal("a message was scheduled without a time".into()))?;
-    let (template_id, template_variables) = columns::template_to_columns(&draft.template);
-    let envelope = columns::envelope_to_columns(&draft.envelope);
     let row = scheduled_message::ActiveModel {
         id: Set(id),
         account_id: Set(caller.account_id.clone()),
         conversation_id: Set(record.row.id.clone()),
         sender_id: Set(caller.user_id.clone()),
-        kind: Set(draft.kind.as_str().to_owned()),
-        content: Set(draft.content),
-        content_type: Set(draft.content_type.as_str().to_owned()),
-        content_attributes: Set(columns::value_to_column(&draft.content_attributes)),
-        private: Set(draft.private),
-        direction: Set(direction.as_str().to_owned()),
-        metadata: Set(columns::metadata_to_column(&draft.metadata)),
-        template_id: Set(template_id),
-        template_variables: Set(template_variables),
-        channel: Set(envelope.channel),
-        channel_from: Set(envelope.from),
-        channel_to: Set(envelope.to),
-        send_request_id: Set(draft.request_id.as_ref().map(|key| key.id.clone())),
-        request_fingerprint: Set(draft.request_id.and_then(|key| key.stored_fingerprint())),
         schedule_time: Set(schedule_time),
         state: Set(MessageState::Scheduled.as_str().to_owned()),
         failure_reason: Set(None),
         create_time: Set(tx.now),
         edit_time: Set(None),
         update_time: Set(tx.now),
-    }
-    .insert(tx.conn())
-    .await?;
+        ..Default::default()
+    };
+    let row = Body::of_draft(&draft, direction).into_scheduled(row).insert(tx.conn()).await?;
     let attachments = store_attachments(tx, &row, uploads).await?;
     let message = message_from_row(row, attachments)?;
     emit(tx, EventKind::MessageScheduled, &message);
@@ -231,37 +214,15 @@ pub(super) fn emit(tx: &mut WriteTx, kind: EventKind, message: &Message) {
     });
 }
 
-/// The message to send, as it was scheduled (without its files).
+/// The message to send, as it was scheduled (without its files; its direction is in it).
 fn draft_from_row(row: &scheduled_message::Model) -> Result<MessageDraft, Error> {
-    Ok(MessageDraft {
-        kind: columns::stored("message kind", &row.kind)?,
-        content: row.content.clone(),
-        content_type: columns::stored("content type", &row.content_type)?,
-        content_attributes: columns::value_from_column(row.content_attributes.as_deref())?,
-        private: row.private,
-        direction: Some(columns::stored("direction", &row.direction)?),
-        attachments: Vec::new(),
-        metadata: columns::metadata_from_column(&row.metadata)?,
-        request_id: row.send_request_id.clone().map(|id| RequestKey::stored(id, row.request_fingerprint.clone())),
-        template: columns::template_from_columns(row.template_id.clone(), row.template_variables.as_deref())?,
-        envelope: envelope_of(row)?,
-        schedule_time: Some(row.schedule_time),
-    })
-}
-
-fn envelope_of(row: &scheduled_message::Model) -> Result<Option<Envelope>, Error> {
-    columns::envelope_from_columns(columns::EnvelopeColumns {
-        channel: row.channel.clone(),
-        from: row.channel_from.clone(),
-        to: row.channel_to.clone(),
-        external_id: None,
-    })
+    Ok(Body::take_scheduled(&mut row.clone()).into_draft(None, Some(row.schedule_time))?.0)
 }
 
 /// A waiting (or failed) message as a message not yet in its conversation: no sequence,
 /// no receipts.
-fn message_from_row(row: scheduled_message::Model, attachments: Vec<Attachment>) -> Result<Message, Error> {
-    let draft = draft_from_row(&row)?;
+fn message_from_row(mut row: scheduled_message::Model, attachments: Vec<Attachment>) -> Result<Message, Error> {
+    let (draft, direction) = Body::take_scheduled(&mut row).into_draft(None, Some(row.schedule_time))?;
     Ok(Message {
         id: row.id,
         account_id: row.account_id,
@@ -274,7 +235,7 @@ fn message_from_row(row: scheduled_message::Model, attachments: Vec<Attachment>)
         content_type: draft.content_type,
         content_attributes: draft.content_attributes,
         private: draft.private,
-        direction: columns::stored("direction", &row.direction)?,
+        direction,
         attachments,
         metadata: draft.metadata,
         create_time: row.create_time,

@@ -9,6 +9,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryF
 
 use super::{
     access::{self, ConversationRecord},
+    body::Body,
     columns,
     entities::{attachment, message, message_read, participant, user},
 };
@@ -96,37 +97,32 @@ pub fn receipts(
 
 /// A message row as a domain message with its attachments and receipts.
 pub fn message_from_row(
-    row: message::Model,
+    mut row: message::Model,
     attachments: Vec<Attachment>,
     read_receipts: Vec<ReadReceipt>,
 ) -> Result<Message, Error> {
-    let envelope = columns::envelope_from_columns(columns::EnvelopeColumns {
-        channel: row.channel,
-        from: row.channel_from,
-        to: row.channel_to,
-        external_id: row.external_id,
-    })?;
+    let (draft, direction) = Body::take_message(&mut row).into_draft(row.external_id, row.schedule_time)?;
     Ok(Message {
         read_receipts,
         attachments,
-        template: columns::template_from_columns(row.template_id, row.template_variables.as_deref())?,
-        envelope,
-        schedule_time: row.schedule_time,
+        template: draft.template,
+        envelope: draft.envelope,
+        schedule_time: draft.schedule_time,
         state: MessageState::Sent,
         failure_reason: None,
-        kind: columns::stored("message kind", &row.kind)?,
-        content_type: columns::stored("content type", &row.content_type)?,
-        direction: columns::stored("direction", &row.direction)?,
-        content_attributes: columns::value_from_column(row.content_attributes.as_deref())?,
-        metadata: columns::metadata_from_column(&row.metadata)?,
+        kind: draft.kind,
+        content_type: draft.content_type,
+        direction,
+        content_attributes: draft.content_attributes,
+        metadata: draft.metadata,
         id: row.id,
         account_id: row.account_id,
         conversation_id: row.conversation_id,
         sequence: row.sequence,
         note_sequence: row.note_sequence,
         sender_id: row.sender_id,
-        content: row.content,
-        private: row.private,
+        content: draft.content,
+        private: draft.private,
         create_time: row.create_time,
         edit_time: row.edit_time,
         delete_time: row.delete_time,
