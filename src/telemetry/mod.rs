@@ -17,7 +17,7 @@ use tower_http::{
     classify::{GrpcErrorsAsFailures, SharedClassifier},
     trace::{MakeSpan, TraceLayer},
 };
-use tracing::Span;
+use tracing::{Level, Span};
 use tracing_subscriber::{EnvFilter, fmt};
 
 /// Logs to stderr, so that stdout stays for command output (such as a created key); in
@@ -79,14 +79,19 @@ pub fn grpc_code(headers: &HeaderMap) -> Option<Code> {
     headers.get("grpc-status").map(|value| Code::from_bytes(value.as_bytes()))
 }
 
-/// The line a call's end logs, in its span.
-fn log_call(code: Code) {
-    match code {
-        Code::Ok => tracing::info!(status = ?code, "call ok"),
-        Code::Cancelled => tracing::info!(status = ?code, "call cancelled"),
+/// The line a call's end logs, in its span, at `level` (see [`calls::level`]).
+fn log_call(code: Code, level: Level) {
+    let outcome = match code {
+        Code::Ok => "call ok",
+        Code::Cancelled => "call cancelled",
         // Their causes were logged where the status was made (`api::status`).
-        Code::Internal | Code::Unavailable => tracing::info!(status = ?code, "call failed"),
-        Code::Unknown | Code::DataLoss => tracing::warn!(status = ?code, "call failed"),
-        _ => tracing::info!(status = ?code, "call refused"),
+        Code::Internal | Code::Unavailable | Code::Unknown | Code::DataLoss => "call failed",
+        _ => "call refused",
+    };
+    // tracing's macros take a level known when they are compiled.
+    match level {
+        Level::WARN => tracing::warn!(status = ?code, "{outcome}"),
+        Level::INFO => tracing::info!(status = ?code, "{outcome}"),
+        _ => tracing::debug!(status = ?code, "{outcome}"),
     }
 }
