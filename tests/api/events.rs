@@ -8,7 +8,7 @@ use tonic::{Code, Streaming};
 
 use crate::helpers::{
     Session, TestApp, TestUser, WAIT, assert_code, assert_invalid, next_events, next_of_type, note, spawn_app,
-    spawn_app_with, text,
+    spawn_app_on, spawn_app_with, sqlite_file, text,
 };
 
 async fn subscribe(app: &TestApp, user: &TestUser, after: &str) -> Streaming<pb::Event> {
@@ -698,13 +698,12 @@ async fn no_signal_reaches_a_stream_after_its_key_was_revoked() {
 /// keys it has cached twice a second (`jobs::keys`), so a revoke through one ends the
 /// streams of the other within a second, and no signal passes through it after that,
 /// however busy typing is there. (On PostgreSQL the revoke's NOTIFY tells every replica at
-/// once; the test is SQLite's.)
+/// once; the test is SQLite's, on a file of its own in both passes.)
 #[tokio::test]
 async fn a_revoke_through_another_process_stops_its_signals_within_a_second() {
-    let app = spawn_app().await;
-    if app.database_url.starts_with("postgres") {
-        return;
-    }
+    // A file of its own, in the PostgreSQL pass too.
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_on(&sqlite_file(&dir), |_| {}).await;
     let other = app.replica(|_| {}).await;
     let member = app.member("member").await;
     let typer = app.member("typer").await;

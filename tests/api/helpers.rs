@@ -98,8 +98,28 @@ pub async fn fresh_database(dir: &tempfile::TempDir) -> String {
             let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
             format!("{base}/{name}")
         }
-        _ => format!("sqlite:{}", dir.path().join("missive.db").display()),
+        _ => sqlite_file(dir),
     }
+}
+
+/// MISSIVE_TEST_DATABASE_URL, for a test that needs PostgreSQL. Such tests are ignored
+/// (`#[ignore = "needs PostgreSQL…"]`), so that a run without it shows them skipped; the
+/// PostgreSQL pass runs them with `-- --include-ignored`. Run without PostgreSQL, one fails
+/// here rather than pass having tested nothing.
+pub fn postgres_server() -> String {
+    match std::env::var("MISSIVE_TEST_DATABASE_URL") {
+        Ok(url) if url.starts_with("postgres") => url,
+        _ => panic!(
+            "this test needs PostgreSQL: set MISSIVE_TEST_DATABASE_URL=postgres://USER@HOST:PORT/DB \
+             (without it the test is ignored, unless asked for with --include-ignored or --ignored)"
+        ),
+    }
+}
+
+/// A new SQLite file in `dir`, for the tests about SQLite itself: they use one in the
+/// PostgreSQL pass too.
+pub fn sqlite_file(dir: &tempfile::TempDir) -> String {
+    format!("sqlite:{}", dir.path().join("missive.db").display())
 }
 
 pub async fn spawn_app() -> TestApp {
