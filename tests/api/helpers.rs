@@ -855,6 +855,16 @@ pub async fn connected(endpoint: Endpoint) -> Channel {
 /// How long a test waits for an event.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// Waits until `condition` holds, looking every 20 ms; fails naming `what` after `within`.
+/// For synchronising on a state a test can see, instead of sleeping and hoping.
+pub async fn wait_until(what: &str, within: Duration, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !condition().await {
+        assert!(tokio::time::Instant::now() < deadline, "waited {within:?} for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The next `count` changes of resources: events that are not heartbeats, notifications
 /// (which every send makes for its recipients) or signals (presence, typing, which come
 /// as streams open and close). `next_of_type` reads those.
