@@ -92,35 +92,93 @@ enum Phase {
 
 impl Watch {
     async fn next(&mut self) -> Option<Result<HealthCheckResponse, Status>> {
-        let not_serving = WireStatus::NotServing as i32;
         match self.phase {
-            Phase::Ended => return None,
-            Phase::Cut => {
-                self.phase = Phase::Ended;
-                return Some(Err(api::shutting_down()));
-            }
-            Phase::Open => {}
+            Phase::Ended => None,
+            Phase::Cut => self.end(),
+            Phase::Open => tokio::select! {
+                // A change already waiting goes out before the end.
+                biased;
+                item = self.statuses.next() => {
+                    match &item {
+                        Some(Ok(response)) => self.last = Some(response.status),
+                        Some(Err(_)) => {}
+                        None => self.phase = Phase::Ended,
+                    }
+                    item
+                }
+                () = self.shutdown.cancelled() => self.cut(),
+            },
         }
-        tokio::select! {
-            biased;
-            item = self.statuses.next() => {
-                if let Some(Ok(response)) = &item {
-                    self.last = Some(response.status);
+    }
+
+    /// Shutdown began: NOT_SERVING, unless the watcher has just been told, then the end.
+    fn cut(&mut self) -> Option<Result<HealthCheckResponse, Status>> {
+        let not_serving = WireStatus::NotServing as i32;
+        if self.last == Some(not_serving) {
+            return self.end();
+        }
+        self.phase = Phase::Cut;
+        self.last = Some(not_serving);
+        Some(Ok(HealthCheckResponse { status: not_serving }))
+    }
+
+    fn end(&mut self) -> Option<Result<HealthCheckResponse, Status>> {
+        self.phase = Phase::Ended;
+        Some(Err(api::shutting_down()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A watch of the server's status ("") through the service, for `shutdown`.
+    async fn watch(reporter: &HealthReporter, shutdown: &Shutdown) -> WatchStream {
+        let service =
+            ShutdownAware { inner: HealthService::from_health_reporter(reporter.clone()), shutdown: shutdown.clone() };
+        let request = Request::new(HealthCheckRequest { service: String::new() });
+        service.watch(request).await.unwrap().into_inner()
+    }
+
+    /// The statuses a watch sends, and the code it ends with.
+    async fn watched(mut watch: WatchStream) -> (Vec<i32>, Option<tonic::Code>) {
+        let mut statuses = Vec::new();
+        while let Some(item) = watch.next().await {
+            match item {
+                Ok(response) => statuses.push(response.status),
+                Err(status) => {
+                    assert!(watch.next().await.is_none(), "nothing after the end");
+                    return (statuses, Some(status.code()));
                 }
-                if item.is_none() {
-                    self.phase = Phase::Ended;
-                }
-                item
-            }
-            () = self.shutdown.cancelled() => {
-                self.phase = Phase::Cut;
-                if self.last == Some(not_serving) {
-                    self.phase = Phase::Ended;
-                    return Some(Err(api::shutting_down()));
-                }
-                self.last = Some(not_serving);
-                Some(Ok(HealthCheckResponse { status: not_serving }))
             }
         }
+        (statuses, None)
+    }
+
+    #[tokio::test]
+    async fn at_shutdown_a_watch_is_told_not_serving_once_and_ends_unavailable() {
+        let (serving, not_serving) = (WireStatus::Serving as i32, WireStatus::NotServing as i32);
+        let (reporter, shutdown) = (HealthReporter::new(), Shutdown::new());
+        let mut open = watch(&reporter, &shutdown).await;
+        assert_eq!(open.next().await.unwrap().unwrap().status, serving);
+        shutdown.cancel();
+        assert_eq!(watched(open).await, (vec![not_serving], Some(tonic::Code::Unavailable)));
+
+        // As the server does it: shutdown begins, then NOT_SERVING is reported.
+        let (reporter, shutdown) = (HealthReporter::new(), Shutdown::new());
+        let mut open = watch(&reporter, &shutdown).await;
+        assert_eq!(open.next().await.unwrap().unwrap().status, serving);
+        shutdown.cancel();
+        report(&reporter, ServingStatus::NotServing).await;
+        assert_eq!(watched(open).await, (vec![not_serving], Some(tonic::Code::Unavailable)));
+    }
+
+    #[tokio::test]
+    async fn a_watch_opened_during_shutdown_says_so_and_ends() {
+        let (reporter, shutdown) = (HealthReporter::new(), Shutdown::new());
+        shutdown.cancel();
+        report(&reporter, ServingStatus::NotServing).await;
+        let (statuses, end) = watched(watch(&reporter, &shutdown).await).await;
+        assert_eq!((statuses, end), (vec![WireStatus::NotServing as i32], Some(tonic::Code::Unavailable)));
     }
 }
