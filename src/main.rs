@@ -27,6 +27,7 @@ async fn main() -> ExitCode {
         Some(Command::Keys(KeysCommand::Revoke(args))) => remote::revoke_key(args).await,
         Some(Command::Users(UsersCommand::Create(args))) => remote::create_user(args).await,
         Some(Command::Send(args)) => remote::send(args).await,
+        Some(Command::Conversations(ConversationsCommand::Create(args))) => remote::create_conversation(args).await,
         Some(Command::Conversations(ConversationsCommand::List(args))) => remote::list_conversations(args).await,
         Some(Command::Messages(MessagesCommand::List(args))) => remote::list_messages(args).await,
         Some(Command::Tail(args)) => remote::tail(args).await,

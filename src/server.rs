@@ -1,8 +1,9 @@
 //! The server as a whole: [`Application::build`] opens (and migrates) the database, binds
 //! the listener and builds every service (Missive's, health, reflection v1 and v1alpha);
 //! [`Application::run_until`] starts the jobs, serves (with grpc-web and keepalives) until
-//! told to stop, then drains: streams end, in-flight calls get a grace period, jobs are
-//! awaited and the pool is closed. `main` and the tests start exactly this.
+//! told to stop, then drains: streams (`Subscribe`, health `Watch`) end UNAVAILABLE,
+//! in-flight calls get a grace period, jobs are awaited and the pool is closed. `main` and
+//! the tests start exactly this.
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -121,10 +122,10 @@ impl Application {
         let shutdown = Shutdown::new();
         let stream_stats = Arc::<StreamStats>::default();
         let (state, background) = api_state(&config, &store, &stream_stats, &shutdown);
-        let (health, health_service) = tonic_health::server::health_reporter();
+        let health = HealthReporter::new();
         health::report(&health, ServingStatus::Serving).await;
         let mut routes = api::routes(state);
-        routes.add_service(health_service);
+        routes.add_service(health::service(health.clone(), shutdown.clone()));
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)

@@ -1,6 +1,6 @@
 //! TLS for the gRPC listener: the certificate chain and private key (PEM files) named by
 //! `--tls-cert` and `--tls-key`, read and checked when the server starts so that a wrong
-//! file stops it at once, naming the flag. With them the listener speaks only TLS (rustls,
+//! file (a CA's certificate among them) stops it at once, naming the flag. With them the listener speaks only TLS (rustls,
 //! HTTP/2 negotiated by ALPN, as browsers and gRPC clients do).
 
 use std::{path::Path, time::Duration};
@@ -48,6 +48,14 @@ pub fn load(config: &Config) -> Result<Option<ServerTlsConfig>, TlsError> {
     if !contains(&cert_pem, "-----BEGIN CERTIFICATE-----") {
         return Err(unusable("--tls-cert", cert, "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"));
     }
+    if first_is_a_ca(&cert_pem) {
+        return Err(unusable(
+            "--tls-cert",
+            cert,
+            "is a CA certificate (basicConstraints CA:TRUE), which clients refuse as a server's own \
+             (rustls: CaUsedAsEndEntity): give the server a leaf certificate signed by this CA",
+        ));
+    }
     if contains(&key_pem, "ENCRYPTED PRIVATE KEY") {
         return Err(unusable("--tls-key", key, "is encrypted; give the key unencrypted (openssl pkey -in … -out …)"));
     }
@@ -64,6 +72,15 @@ pub fn load(config: &Config) -> Result<Option<ServerTlsConfig>, TlsError> {
 /// How long a connection may take to finish its TLS handshake: one that never does (a
 /// client that connects and stays silent) must not hold a task and a socket for ever.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether the chain's first certificate, the server's own, is a CA's. Clients that verify
+/// as rustls and webpki do refuse it, in words that do not lead an operator to the file.
+/// A file that does not parse is left to the check that builds the acceptor.
+fn first_is_a_ca(pem: &[u8]) -> bool {
+    let first =
+        x509_parser::pem::Pem::iter_from_buffer(pem).filter_map(Result::ok).find(|block| block.label == "CERTIFICATE");
+    first.is_some_and(|block| block.parse_x509().is_ok_and(|certificate| certificate.is_ca()))
+}
 
 fn contains(pem: &[u8], marker: &str) -> bool {
     pem.windows(marker.len()).any(|window| window == marker.as_bytes())

@@ -4,10 +4,10 @@ use std::pin::Pin;
 
 use strum::IntoEnumIterator;
 
-use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::{ApiState, convert, cursors::CursorSeal, gate::StreamSeat, pb};
+use super::{ApiState, convert, cursors::CursorSeal, gate::StreamSeat, pb, status};
 use crate::{
     domain::{
         Error,
@@ -78,13 +78,14 @@ impl pb::event_service_server::EventService for EventApi {
         let seal = CursorSeal::new(&store::accounts::cursor_key(&self.state.store, &caller.account_id).await?)?;
         let start = seal.open("after", &request.after)?;
         let filter = parse_filter(&request)?;
-        let receiver = stream::open(self.state.streams.clone(), caller, start, filter).await?;
-        let events = ReceiverStream::new(receiver).map(move |item| {
+        let items = stream::open(self.state.streams.clone(), caller, start, filter).await?;
+        let events = items.map(move |item| {
             let _held = &seat;
             match item {
                 StreamItem::Event(event) => Ok(convert::event(*event, &seal)),
                 StreamItem::Heartbeat { position } => Ok(convert::heartbeat(seal.seal(position))),
                 StreamItem::End(err) => Err(Status::from(*err)),
+                StreamItem::ShuttingDown => Err(status::shutting_down()),
             }
         });
         Ok(Response::new(Box::pin(events)))

@@ -38,6 +38,7 @@ pub use messages::MessageApi;
 pub use notifications::NotificationApi;
 pub use reports::ReportApi;
 pub use scheduled::ScheduledMessageApi;
+pub use status::shutting_down;
 pub use templates::TemplateApi;
 
 use crate::{

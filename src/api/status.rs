@@ -53,6 +53,16 @@ pub fn transport_reason(code: Code) -> &'static str {
     }
 }
 
+/// UNAVAILABLE for a stream the server's shutdown cut, so that the client can tell it from
+/// an end: it resumes from its last cursor, at once on another replica or here once back.
+pub fn shutting_down() -> Status {
+    with_reason(
+        Code::Unavailable,
+        "the server is shutting down: resume from the last cursor (another replica may serve it)",
+        "SERVER_SHUTTING_DOWN",
+    )
+}
+
 /// A status with an `ErrorInfo` of `reason` and no other details.
 pub fn with_reason(code: Code, message: impl Into<String>, reason: &str) -> Status {
     let mut details = ErrorDetails::new();

@@ -194,6 +194,38 @@ mod tests {
     }
 
     #[test]
+    fn usage_lines_do_not_ask_for_what_the_environment_or_a_default_gives() {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        let send = cli.find_subcommand_mut("send").unwrap();
+        let usage = send.render_usage().to_string();
+        assert_eq!(usage, "Usage: send [OPTIONS] <CONVERSATION_ID> <CONTENT>", "--key and --server are options");
+    }
+
+    #[test]
+    fn participants_are_user_ids_with_their_labels() {
+        let cli = Cli::try_parse_from([
+            "missive",
+            "conversations",
+            "create",
+            "--participant",
+            "usr_1=seller",
+            "--participant",
+            "usr_2",
+            "--subject-id",
+            "L-1",
+        ])
+        .unwrap();
+        let Some(Command::Conversations(remote::ConversationsCommand::Create(args))) = cli.command else {
+            panic!("conversations create")
+        };
+        let participants: Vec<_> = args.participants.iter().map(|p| (p.user_id.as_str(), p.label.as_str())).collect();
+        assert_eq!(participants, [("usr_1", "seller"), ("usr_2", "")]);
+        let err = Cli::try_parse_from(["missive", "conversations", "create", "--participant", "=seller"]).unwrap_err();
+        assert!(err.to_string().contains("a participant is a user id"), "{err}");
+    }
+
+    #[test]
     fn a_cursor_beginning_with_a_hyphen_is_a_cursor() {
         // Cursors are base64url: one in 64 begins with '-'.
         let cli = Cli::try_parse_from(["missive", "tail", "--key", "k", "--after", "-3abc"]).unwrap();

@@ -1,6 +1,6 @@
 //! Commands that talk to a running server with a key, as an operator or a script would:
-//! `keys list|revoke`, `users create`, `send`, `conversations list`, `messages list` and
-//! `tail`. Each prints what the server answered as JSON, one object per line, in the
+//! `keys list|revoke`, `users create`, `conversations create|list`, `send`, `messages list`
+//! and `tail`. Each prints what the server answered as JSON, one object per line, in the
 //! protobuf JSON mapping grpcurl also uses (from the descriptors; like grpcurl, fields at
 //! their default value are left out);
 //! `tail` prints one line per event and, resumed with `--after`, continues where it left
@@ -33,8 +33,10 @@ pub struct Connection {
     pub server: String,
     /// The API key (or user token) to call with. Prefer the environment variable: a flag's
     /// value shows in the process list and the shell's history.
+    // Optional to clap, which would otherwise print it as required in every usage line
+    // though the environment usually gives it; `Client::connect` says when neither did.
     #[arg(long, env = "MISSIVE_KEY", hide_env_values = true)]
-    pub key: String,
+    pub key: Option<String>,
     /// A PEM file of the CA that signed the server's certificate, for https servers whose
     /// certificate the system does not trust.
     #[arg(long, env = "MISSIVE_CA_CERT")]
@@ -106,8 +108,58 @@ pub struct SendArgs {
 /// `missive conversations …`
 #[derive(Debug, Subcommand)]
 pub enum ConversationsCommand {
+    /// Create a conversation, for `missive send` to write to.
+    ///
+    /// Example: `missive conversations create --participant usr_…=seller --subject-kind listing
+    /// --subject-id L-1042 --subject-title "2021 Volvo FH 500" --caller-label buyer`.
+    Create(CreateConversationArgs),
     /// List the conversations the key may see, newest activity first (every page).
     List(ListConversationsArgs),
+}
+
+/// `missive conversations create` flags.
+#[derive(Debug, Args)]
+pub struct CreateConversationArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// A participant: a user id, with its label (the part it plays) after `=`, as in
+    /// `usr_…=seller`. Repeat the flag for several.
+    #[arg(long = "participant", value_name = "USER_ID[=LABEL]", value_parser = parse_participant)]
+    pub participants: Vec<pb::NewParticipant>,
+    /// The caller's label, when a member creates and is added itself.
+    #[arg(long, default_value = "")]
+    pub caller_label: String,
+    /// The kind of thing the conversation is about, e.g. "listing".
+    #[arg(long, default_value = "")]
+    pub subject_kind: String,
+    /// The host product's id of that thing.
+    #[arg(long = "subject-id", default_value = "")]
+    pub subject_external_id: String,
+    /// A title for people, e.g. "2021 Volvo FH 500".
+    #[arg(long, default_value = "")]
+    pub subject_title: String,
+}
+
+impl CreateConversationArgs {
+    /// The subject, when any of its flags was given.
+    fn subject(&self) -> Option<pb::Subject> {
+        let subject = pb::Subject {
+            kind: self.subject_kind.clone(),
+            external_id: self.subject_external_id.clone(),
+            title: self.subject_title.clone(),
+            ..Default::default()
+        };
+        (subject != pb::Subject::default()).then_some(subject)
+    }
+}
+
+/// `USER_ID[=LABEL]` as a participant. The server checks the id and the label.
+fn parse_participant(value: &str) -> Result<pb::NewParticipant, String> {
+    let (user_id, label) = value.split_once('=').unwrap_or((value, ""));
+    if user_id.is_empty() {
+        return Err("a participant is a user id, with its label after `=` (usr_…=seller)".into());
+    }
+    Ok(pb::NewParticipant { user_id: user_id.to_owned(), label: label.to_owned() })
 }
 
 /// `missive conversations list` flags.
@@ -174,7 +226,7 @@ impl Client {
         if connection.ca_cert.is_some() && server.starts_with("http://") {
             return Err("--ca-cert is for https:// servers; this one is http://".into());
         }
-        let key = connection.key.trim();
+        let key = connection.key.as_deref().unwrap_or_default().trim();
         if key.is_empty() {
             return Err("no key: pass --key or set MISSIVE_KEY".into());
         }
@@ -284,6 +336,21 @@ pub async fn send(args: SendArgs) -> Result<(), String> {
     });
     let message = MessageServiceClient::new(client.channel.clone()).send_message(request).await.map_err(refused)?;
     client.print("Message", message.get_ref())
+}
+
+/// `missive conversations create`: prints the conversation.
+pub async fn create_conversation(args: CreateConversationArgs) -> Result<(), String> {
+    let client = Client::connect(&args.connection).await?;
+    let request = client.request(pb::CreateConversationRequest {
+        subject: args.subject(),
+        participants: args.participants,
+        caller_label: args.caller_label,
+        ..Default::default()
+    });
+    let created =
+        ConversationServiceClient::new(client.channel.clone()).create_conversation(request).await.map_err(refused)?;
+    let conversation = created.into_inner().conversation.ok_or("the server answered without the conversation")?;
+    client.print("Conversation", &conversation)
 }
 
 /// `missive conversations list`

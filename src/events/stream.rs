@@ -14,6 +14,7 @@ use std::{
         Arc,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
+    task::Poll,
     time::Duration,
 };
 
@@ -55,6 +56,10 @@ pub enum StreamItem {
     /// The stream ends with this error. Boxed, like events, so that a stream's queue of
     /// idle slots stays small.
     End(Box<Error>),
+    /// The server's shutdown ended the stream, after everything queued before it: not the
+    /// end of the events, so the client resumes from its last cursor (on another replica,
+    /// or on this one once it is back).
+    ShuttingDown,
 }
 
 /// How streams behave; from the configuration.
@@ -116,18 +121,19 @@ pub struct StreamContext {
     pub signals: Arc<Signals>,
     /// Who is online, from the streams open.
     pub presence: PresenceTracker,
-    /// Ends every stream cleanly.
+    /// Ends every stream, which then tells its client the server is shutting down.
     pub shutdown: CancellationToken,
 }
 
-/// Checks the cursor and starts the stream's task. A cursor past the head of the log is
-/// INVALID_ARGUMENT; one from before the pruned part is FAILED_PRECONDITION.
+/// Checks the cursor and starts the stream's task; what it hands over, for the client. A
+/// cursor past the head of the log is INVALID_ARGUMENT; one from before the pruned part is
+/// FAILED_PRECONDITION.
 pub async fn open(
     context: StreamContext,
     caller: Caller,
     start: Start,
     filter: EventFilter,
-) -> Result<mpsc::Receiver<StreamItem>, Error> {
+) -> Result<impl futures::Stream<Item = StreamItem> + Send + 'static, Error> {
     // Join the feed before the first read, so that what commits in between reaches the
     // stream one way or the other.
     let subscription = context.feeds.subscribe(&caller.account_id);
@@ -167,9 +173,34 @@ pub async fn open(
         opened_at: head,
         last_sent: Instant::now(),
     };
+    let shutdown = stream.context.shutdown.clone();
     let span = tracing::info_span!("subscribe", account = %stream.caller.account_id, user = %stream.caller.user_id);
     tokio::spawn(stream.run(matches!(start, Start::Live)).instrument(span));
-    Ok(receiver)
+    Ok(handed_over(receiver, shutdown))
+}
+
+/// What the stream's task queued, then [`StreamItem::ShuttingDown`] when the task stopped
+/// for the server's shutdown. The task stops only for that, for an error (which it queues
+/// as [`StreamItem::End`], the client's last item), or because the client left (then
+/// nobody reads this): so a queue that ends during shutdown was cut by it. Told here,
+/// behind the queue, rather than queued by the task: the queue may be full, and a client
+/// that reads slowly still gets everything handed over before the cut.
+fn handed_over(
+    mut receiver: mpsc::Receiver<StreamItem>,
+    shutdown: CancellationToken,
+) -> impl futures::Stream<Item = StreamItem> + Send + 'static {
+    let mut ended = false;
+    futures::stream::poll_fn(move |cx| {
+        if ended {
+            return Poll::Ready(None);
+        }
+        let item = std::task::ready!(receiver.poll_recv(cx));
+        if item.is_none() {
+            ended = true;
+            return Poll::Ready(shutdown.is_cancelled().then_some(StreamItem::ShuttingDown));
+        }
+        Poll::Ready(item)
+    })
 }
 
 /// What the caller takes part in: what a member may see, and for everyone whose typing
@@ -243,7 +274,8 @@ struct Stream {
 
 impl Stream {
     async fn run(mut self, live: bool) {
-        self.context.stats.active.fetch_add(1, Ordering::Relaxed);
+        let stats = Arc::clone(&self.context.stats);
+        stats.active.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!("missive_streams_open").increment(1);
         if let Err(err) = self.pump(live).await {
             tracing::debug!(error = %err, "stream ended with an error");
@@ -254,7 +286,10 @@ impl Stream {
                 () = self.context.shutdown.cancelled() => {}
             }
         }
-        self.context.stats.active.fetch_sub(1, Ordering::Relaxed);
+        // Closed (presence told, the queue's end handed over) before it stops counting as
+        // open: whoever sees the count drop knows the rest has happened.
+        drop(self);
+        stats.active.fetch_sub(1, Ordering::Relaxed);
         metrics::gauge!("missive_streams_open").decrement(1);
     }
 

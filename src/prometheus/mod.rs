@@ -7,9 +7,16 @@
 //!   every call;
 //! - open `Subscribe` streams and events delivered to them: `events::stream`;
 //! - write batches, their sizes, and events appended: the store's writer;
-//! - database pool use: sampled here at each scrape.
+//! - database pool use: sampled here at each scrape;
+//! - the process (`process_cpu_seconds_total`, `process_resident_memory_bytes`,
+//!   `process_open_fds`, `process_start_time_seconds`…, as Prometheus' own clients name
+//!   them; `metrics-process`): sampled here at each scrape;
+//! - what is running: `missive_build_info{version,rustc,profile} 1`, set once.
 
-use std::{net::SocketAddr, sync::Arc, sync::OnceLock};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, LazyLock, OnceLock},
+};
 
 use axum::{Router, extract::State, http::header, routing::get};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -29,6 +36,9 @@ const BATCH_UNITS: &str = "missive_write_batch_units";
 
 /// Units per write batch: one when idle, up to hundreds under load.
 const BATCH_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+
+/// Reads the process's figures from the OS.
+static PROCESS: LazyLock<metrics_process::Collector> = LazyLock::new(metrics_process::Collector::default);
 
 /// The process's recorder, installed on first use: every server of one process (tests run
 /// several) records into, and exports, the same registry.
@@ -52,6 +62,7 @@ fn recorder() -> &'static PrometheusHandle {
         metrics::counter!("missive_write_batches_total", "outcome" => "committed").absolute(0);
         metrics::counter!("missive_write_batches_total", "outcome" => "failed").absolute(0);
         metrics::gauge!("missive_streams_open").set(0.0);
+        build_info();
         handle
     })
 }
@@ -68,6 +79,21 @@ fn describe() {
     describe_histogram!(BATCH_UNITS, "Units of work (one per write request) per write batch");
     describe_gauge!("missive_db_pool_connections", "Database connections open, by state (idle, in_use)");
     describe_gauge!("missive_db_pool_max_connections", "The most database connections the pool opens");
+    describe_gauge!("missive_build_info", "Always 1: the version running, the compiler and the build profile");
+    PROCESS.describe();
+}
+
+/// `missive_build_info`: the labels say what runs, so that a dashboard can tell replicas'
+/// versions apart during a rollout.
+fn build_info() {
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    metrics::gauge!(
+        "missive_build_info",
+        "version" => env!("CARGO_PKG_VERSION"),
+        "rustc" => env!("MISSIVE_RUSTC_VERSION"),
+        "profile" => profile,
+    )
+    .set(1.0);
 }
 
 /// The metrics listener, bound at start so that a taken port stops the server at once.
@@ -99,8 +125,10 @@ impl MetricsEndpoint {
     }
 }
 
-/// One scrape: the pool's use now, then every metric in Prometheus' text format.
+/// One scrape: the pool's use and the process's figures now, then every metric in
+/// Prometheus' text format.
 async fn scrape(State(store): State<Arc<Store>>) -> ([(header::HeaderName, &'static str); 1], String) {
+    PROCESS.collect();
     let pool = store.pool_usage();
     metrics::gauge!("missive_db_pool_connections", "state" => "idle").set(pool.idle);
     metrics::gauge!("missive_db_pool_connections", "state" => "in_use").set(pool.open.saturating_sub(pool.idle));

@@ -1,6 +1,7 @@
-//! The end of every call: logged in the call's span (with its time, `millis`), counted by
-//! method and code (`missive_calls_total`) and timed (`missive_call_duration_seconds`, to
-//! the end of the response: for `Subscribe`, the stream's life). The code is read where
+//! The end of every call: logged in the call's span (with its time, `millis`; health
+//! checks and reflection at `debug`, see [`level`]), counted by method and code
+//! (`missive_calls_total`) and timed (`missive_call_duration_seconds`, to the end of the
+//! response: for `Subscribe`, the stream's life). The code is read where
 //! gRPC puts it: in the headers of a trailers-only answer, else in the trailers at the end
 //! of the body; a call dropped before its end (its handler or its body) is one the client
 //! cancelled. Methods are labelled by name only when they exist, so that requests for
@@ -21,13 +22,27 @@ use prost::Message;
 use tonic::{Code, Status, body::Body, codegen::Bytes};
 use tower::{Layer, Service};
 
-use tracing::Span;
+use tracing::{Level, Span};
 
 use super::{grpc_code, log_call};
 use crate::api::pb;
 
 /// The label of a path that names no method.
 const UNKNOWN_METHOD: &str = "unknown";
+
+/// The services whose calls are routine, not work: health checks (a load balancer's, every
+/// few seconds) and server reflection (tools reading the API).
+const ROUTINE_SERVICES: [&str; 2] = ["/grpc.health.v1.Health/", "/grpc.reflection."];
+
+/// The level of the line that logs a call's end: `warn` for what may be a bug, `debug` for
+/// routine calls, so that they do not bury the calls that do work, and `info` for the rest.
+pub fn level(method: &str, code: Code) -> Level {
+    match code {
+        Code::Unknown | Code::DataLoss => Level::WARN,
+        _ if ROUTINE_SERVICES.iter().any(|service| method.starts_with(service)) => Level::DEBUG,
+        _ => Level::INFO,
+    }
+}
 
 /// Logs and meters the end of every call of the services it wraps.
 #[derive(Debug, Clone)]
@@ -132,7 +147,7 @@ impl Call {
         let elapsed = self.start.elapsed();
         // Microseconds as milliseconds, without binary-fraction noise in the log.
         self.span.record("millis", elapsed.as_micros() as f64 / 1000.0);
-        self.span.in_scope(|| log_call(code));
+        self.span.in_scope(|| log_call(code, level(&self.method, code)));
         metrics::histogram!("missive_call_duration_seconds", "method" => self.method.clone())
             .record(elapsed.as_secs_f64());
         metrics::counter!("missive_calls_total", "method" => self.method.clone(), "code" => code_name(code))
@@ -209,5 +224,37 @@ fn code_name(code: Code) -> &'static str {
         Code::Unavailable => "Unavailable",
         Code::DataLoss => "DataLoss",
         Code::Unauthenticated => "Unauthenticated",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_checks_and_reflection_log_at_debug_and_other_calls_at_info() {
+        for method in [
+            "/grpc.health.v1.Health/Check",
+            "/grpc.health.v1.Health/Watch",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ] {
+            for code in [Code::Ok, Code::Cancelled, Code::NotFound, Code::Unavailable] {
+                assert_eq!(level(method, code), Level::DEBUG, "{method} {code:?}");
+            }
+        }
+        for method in ["/missive.v1.MessageService/SendMessage", "/missive.v1.EventService/Subscribe", UNKNOWN_METHOD] {
+            for code in [Code::Ok, Code::Cancelled, Code::NotFound, Code::Unavailable] {
+                assert_eq!(level(method, code), Level::INFO, "{method} {code:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn what_may_be_a_bug_warns_whatever_the_service() {
+        for method in ["/grpc.health.v1.Health/Check", "/missive.v1.MessageService/SendMessage"] {
+            assert_eq!(level(method, Code::Unknown), Level::WARN);
+            assert_eq!(level(method, Code::DataLoss), Level::WARN);
+        }
     }
 }

@@ -17,7 +17,7 @@ use tower_http::{
     classify::{GrpcErrorsAsFailures, SharedClassifier},
     trace::{MakeSpan, TraceLayer},
 };
-use tracing::Span;
+use tracing::{Level, Span};
 use tracing_subscriber::{EnvFilter, fmt};
 
 /// Logs to stderr, so that stdout stays for command output (such as a created key); in
@@ -63,12 +63,18 @@ impl<B> MakeSpan<B> for CallSpan {
 }
 
 /// An error with its causes, for a person to read ("transport error: … : invalid peer
-/// certificate: UnknownIssuer"): libraries' top-level messages alone are often empty.
+/// certificate: UnknownIssuer"): libraries' top-level messages alone are often empty. A
+/// cause that the text already ends with is said once: some errors repeat their cause's
+/// message in theirs, and some layers wrap an error in another with the same words.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
+        let said = cause.to_string();
+        if !text.ends_with(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
         source = cause.source();
     }
     text
@@ -79,14 +85,60 @@ pub fn grpc_code(headers: &HeaderMap) -> Option<Code> {
     headers.get("grpc-status").map(|value| Code::from_bytes(value.as_bytes()))
 }
 
-/// The line a call's end logs, in its span.
-fn log_call(code: Code) {
-    match code {
-        Code::Ok => tracing::info!(status = ?code, "call ok"),
-        Code::Cancelled => tracing::info!(status = ?code, "call cancelled"),
+/// The line a call's end logs, in its span, at `level` (see [`calls::level`]).
+fn log_call(code: Code, level: Level) {
+    let outcome = match code {
+        Code::Ok => "call ok",
+        Code::Cancelled => "call cancelled",
         // Their causes were logged where the status was made (`api::status`).
-        Code::Internal | Code::Unavailable => tracing::info!(status = ?code, "call failed"),
-        Code::Unknown | Code::DataLoss => tracing::warn!(status = ?code, "call failed"),
-        _ => tracing::info!(status = ?code, "call refused"),
+        Code::Internal | Code::Unavailable | Code::Unknown | Code::DataLoss => "call failed",
+        _ => "call refused",
+    };
+    // tracing's macros take a level known when they are compiled.
+    match level {
+        Level::WARN => tracing::warn!(status = ?code, "{outcome}"),
+        Level::INFO => tracing::info!(status = ?code, "{outcome}"),
+        _ => tracing::debug!(status = ?code, "{outcome}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error with a message and, perhaps, a cause.
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|cause| cause as _)
+        }
+    }
+
+    fn chain(messages: &[&'static str]) -> Layer {
+        let (last, rest) = messages.split_last().unwrap();
+        rest.iter().rev().fold(Layer(last, None), |cause, message| Layer(message, Some(Box::new(cause))))
+    }
+
+    #[test]
+    fn an_error_chain_names_each_cause_once() {
+        let refused = chain(&["transport error", "tcp connect error", "tcp connect error", "Connection refused"]);
+        assert_eq!(error_chain(&refused), "transport error: tcp connect error: Connection refused");
+        let certificate = chain(&[
+            "transport error",
+            "invalid peer certificate: CaUsedAsEndEntity",
+            "invalid peer certificate: CaUsedAsEndEntity",
+        ]);
+        assert_eq!(error_chain(&certificate), "transport error: invalid peer certificate: CaUsedAsEndEntity");
+        let repeats_its_cause = chain(&["could not connect: refused", "refused"]);
+        assert_eq!(error_chain(&repeats_its_cause), "could not connect: refused");
+        assert_eq!(error_chain(&chain(&["a", "b", "c"])), "a: b: c");
     }
 }

@@ -196,8 +196,12 @@ async fn users_are_validated_field_by_field() {
     assert_invalid(create(member("not-an-email", "")).await, "user.email");
     assert_invalid(create(member("", "555-12")).await, "user.phone");
     assert_invalid(create(pb::User::default()).await, "user.role");
-    assert!(create(member("a@example.com", "+4915112345678")).await.is_ok());
-    assert!(create(member("", "(555) 123-4567")).await.is_ok());
+    // Accepted, and stored as given: read back.
+    for (email, phone) in [("a@example.com", "+4915112345678"), ("", "(555) 123-4567")] {
+        let created = create(member(email, phone)).await.unwrap();
+        let stored = admin.get_user(&created.id).await.unwrap();
+        assert_eq!((stored.email.as_str(), stored.phone.as_str()), (email, phone));
+    }
 }
 
 /// Another account's user is NOT_FOUND to an admin everywhere, listing its keys included.

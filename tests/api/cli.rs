@@ -1,6 +1,6 @@
 //! The command line against a running server: `missive users create`, `keys list|revoke`,
-//! `send`, `conversations list`, `messages list` and `tail`, run as a user would (the real
-//! binary, `--server` and `--key`), their JSON lines parsed.
+//! `conversations create|list`, `send`, `messages list` and `tail`, run as a user would (the
+//! real binary, `--server` and `--key`), their JSON lines parsed; and its mistakes named.
 
 use serde_json::Value;
 use tokio::{
@@ -66,6 +66,55 @@ async fn an_operator_creates_users_sends_lists_and_revokes_from_the_command_line
     assert!(!success && stderr.contains("Unauthenticated"), "a revoked key is refused: {stderr}");
     let (success, _, stderr) = missive(&app, &admin_key, &["send", "conv_nope", "x"]).await;
     assert!(!success && stderr.contains("InvalidArgument: conversation_id"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_conversation_created_from_the_command_line_takes_messages_sent_from_it() {
+    let app = spawn_app().await;
+    let (buyer, seller) = (app.member("buyer").await, app.member("seller").await);
+    let created = ok(
+        &app,
+        &buyer.key,
+        &[
+            "conversations",
+            "create",
+            "--participant",
+            &format!("{}=seller", seller.id),
+            "--caller-label",
+            "buyer",
+            "--subject-kind",
+            "listing",
+            "--subject-id",
+            "L-1042",
+            "--subject-title",
+            "2021 Volvo FH 500",
+        ],
+    )
+    .await;
+    assert_eq!(created.len(), 1, "one line: the conversation");
+    let conversation_id = text(&created[0], "id");
+    let subject = &created[0]["subject"];
+    assert_eq!(
+        [text(subject, "kind"), text(subject, "externalId"), text(subject, "title")],
+        ["listing", "L-1042", "2021 Volvo FH 500"]
+    );
+    let mut labels: Vec<(String, String)> = created[0]["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|participant| (text(participant, "userId"), text(participant, "label")))
+        .collect();
+    labels.sort();
+    let mut expected = [(buyer.id.clone(), "buyer".to_owned()), (seller.id.clone(), "seller".to_owned())];
+    expected.sort();
+    assert_eq!(labels, expected);
+
+    ok(&app, &buyer.key, &["send", &conversation_id, "Is it still available?"]).await;
+    let listed = ok(&app, &seller.key, &["messages", "list", &conversation_id]).await;
+    assert_eq!(listed.iter().map(|m| text(m, "content")).collect::<Vec<_>>(), ["Is it still available?"]);
+
+    let (success, _, stderr) = missive(&app, &buyer.key, &["conversations", "create", "--participant", "bogus"]).await;
+    assert!(!success && stderr.contains("InvalidArgument: participants[0].user_id"), "{stderr}");
 }
 
 #[tokio::test]
@@ -155,6 +204,7 @@ async fn connection_mistakes_are_named() {
     let cases = [
         (vec!["conversations", "list", "--server", "127.0.0.1:1", "--key", "k"], "needs its scheme"),
         (vec!["conversations", "list", "--server", "http://127.0.0.1:1", "--key", " "], "no key"),
+        (vec!["conversations", "list", "--server", "http://127.0.0.1:1"], "no key: pass --key or set MISSIVE_KEY"),
         (
             vec!["conversations", "list", "--server", "http://127.0.0.1:1", "--key", "k"],
             "cannot reach http://127.0.0.1:1: ",
@@ -169,5 +219,8 @@ async fn connection_mistakes_are_named() {
             Command::new(env!("CARGO_BIN_EXE_missive")).args(&args).env_remove("MISSIVE_KEY").output().await.unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success() && stderr.contains(said), "{args:?}: {stderr}");
+        // Each cause once ("tcp connect error: tcp connect error: …" was twice).
+        let causes: Vec<&str> = stderr.trim_end().split(": ").collect();
+        assert!(causes.windows(2).all(|pair| pair[0] != pair[1]), "{args:?}: a cause repeats: {stderr}");
     }
 }

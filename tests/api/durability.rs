@@ -78,16 +78,13 @@ pub(crate) fn on_sqlite() -> bool {
     !std::env::var("MISSIVE_TEST_DATABASE_URL").is_ok_and(|url| url.starts_with("postgres"))
 }
 
-/// A new SQLite file in a folder of its own (the folder, the file, its URL); none in the
-/// PostgreSQL pass.
-fn a_new_file() -> Option<(tempfile::TempDir, std::path::PathBuf, String)> {
-    if !on_sqlite() {
-        return None;
-    }
+/// A new SQLite file in a folder of its own (the folder, the file, its URL), in the
+/// PostgreSQL pass too: the tests that take one are about the file.
+fn a_new_file() -> (tempfile::TempDir, std::path::PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("missive.db");
-    let url = format!("sqlite:{}", path.display());
-    Some((dir, path, url))
+    let url = crate::helpers::sqlite_file(&dir);
+    (dir, path, url)
 }
 
 /// A member with a key, made by `missive keys create` (a process that exits) on the file.
@@ -233,7 +230,7 @@ pub(crate) async fn holds_every(
 async fn a_process_that_opens_and_closes_the_file_takes_nothing_acknowledged_with_it() {
     // One server process is the file's only user; a second process opens it, reads and
     // closes it between two bursts of sends; then the server is killed.
-    let Some((_dir, path, url)) = a_new_file() else { return };
+    let (_dir, path, url) = a_new_file();
     let mut served = Served::start(&url).await;
     let buyer = Session::over(served.channel.clone(), &served.buyer);
     let mut acknowledged = send_acknowledged(&buyer, &served.conversation_id, 50).await;
@@ -255,7 +252,7 @@ pub(crate) async fn verifier(url: &str) -> TestApp {
 
 #[tokio::test]
 async fn outside_readers_and_a_backup_during_a_send_load_lose_nothing() {
-    let Some((dir, path, url)) = a_new_file() else { return };
+    let (dir, path, url) = a_new_file();
     let mut served = Served::start(&url).await;
     // Another process opens the file, reads and closes it, over and over.
     let reader = "import sqlite3, sys, time\n\
@@ -312,7 +309,7 @@ async fn refused_to_serve(url: &str) -> String {
 
 #[tokio::test]
 async fn a_damaged_file_is_refused_at_start_saying_what_to_do() {
-    let Some((_dir, path, url)) = a_new_file() else { return };
+    let (_dir, path, url) = a_new_file();
     member_key(&url, "someone").await;
     let pristine = std::fs::read(&path).unwrap();
 
@@ -348,7 +345,7 @@ async fn backup_to(url: &str, destination: &std::path::Path) -> (bool, String) {
 #[tokio::test]
 async fn a_backup_keeps_the_files_permissions_and_never_overwrites() {
     use std::os::unix::fs::PermissionsExt;
-    let Some((dir, path, url)) = a_new_file() else { return };
+    let (dir, path, url) = a_new_file();
     member_key(&url, "someone").await;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
 

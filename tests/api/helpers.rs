@@ -98,8 +98,28 @@ pub async fn fresh_database(dir: &tempfile::TempDir) -> String {
             let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
             format!("{base}/{name}")
         }
-        _ => format!("sqlite:{}", dir.path().join("missive.db").display()),
+        _ => sqlite_file(dir),
     }
+}
+
+/// MISSIVE_TEST_DATABASE_URL, for a test that needs PostgreSQL. Such tests are ignored
+/// (`#[ignore = "needs PostgreSQL…"]`), so that a run without it shows them skipped; the
+/// PostgreSQL pass runs them with `-- --include-ignored`. Run without PostgreSQL, one fails
+/// here rather than pass having tested nothing.
+pub fn postgres_server() -> String {
+    match std::env::var("MISSIVE_TEST_DATABASE_URL") {
+        Ok(url) if url.starts_with("postgres") => url,
+        _ => panic!(
+            "this test needs PostgreSQL: set MISSIVE_TEST_DATABASE_URL=postgres://USER@HOST:PORT/DB \
+             (without it the test is ignored, unless asked for with --include-ignored or --ignored)"
+        ),
+    }
+}
+
+/// A new SQLite file in `dir`, for the tests about SQLite itself: they use one in the
+/// PostgreSQL pass too.
+pub fn sqlite_file(dir: &tempfile::TempDir) -> String {
+    format!("sqlite:{}", dir.path().join("missive.db").display())
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -834,6 +854,16 @@ pub async fn connected(endpoint: Endpoint) -> Channel {
 
 /// How long a test waits for an event.
 pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Waits until `condition` holds, looking every 20 ms; fails naming `what` after `within`.
+/// For synchronising on a state a test can see, instead of sleeping and hoping.
+pub async fn wait_until(what: &str, within: Duration, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !condition().await {
+        assert!(tokio::time::Instant::now() < deadline, "waited {within:?} for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 /// The next `count` changes of resources: events that are not heartbeats, notifications
 /// (which every send makes for its recipients) or signals (presence, typing, which come

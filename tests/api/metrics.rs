@@ -1,6 +1,7 @@
 //! Prometheus metrics on their own address (`--metrics-listen`), scraped over HTTP from a
 //! server process and parsed: calls by method and code with latency histograms, open
-//! streams, events appended and delivered, write batches and their sizes, and the pool.
+//! streams, events appended and delivered, write batches and their sizes, the pool, the
+//! process (CPU, memory, descriptors, start time) and the build.
 
 use std::collections::HashMap;
 
@@ -30,7 +31,8 @@ async fn scrape(port: u16) -> HashMap<String, f64> {
 /// The value of `name` with exactly these labels (in the exporter's order).
 fn value(samples: &HashMap<String, f64>, sample: &str) -> f64 {
     *samples.get(sample).unwrap_or_else(|| {
-        let mut names: Vec<_> = samples.keys().filter(|key| key.starts_with("missive_")).collect();
+        let mut names: Vec<_> =
+            samples.keys().filter(|key| key.starts_with("missive_") || key.starts_with("process_")).collect();
         names.sort();
         panic!("no sample {sample} among {names:#?}")
     })
@@ -82,6 +84,37 @@ async fn a_scrape_shows_calls_streams_events_batches_and_the_pool() {
     assert_eq!(value(&samples, "missive_streams_open"), 0.0);
     let subscribe = r#"method="/missive.v1.EventService/Subscribe""#;
     assert_eq!(value(&samples, &format!(r#"missive_calls_total{{{subscribe},code="Canceled"}}"#)), 1.0);
+}
+
+#[tokio::test]
+async fn a_scrape_shows_the_process_and_the_build_it_runs() {
+    let app = spawn_app().await;
+    let metrics_port = free_port();
+    let (_server, channel) =
+        serve_in_a_process(&app.database_url, &["--metrics-listen", &format!("127.0.0.1:{metrics_port}")]).await;
+    Session::over(channel, &app.admin.key).get_caller().await.unwrap();
+
+    let samples = scrape(metrics_port).await;
+    // Counted in clock ticks (10 ms): a process that only started may show none yet.
+    assert!(value(&samples, "process_cpu_seconds_total") >= 0.0);
+    assert!(value(&samples, "process_resident_memory_bytes") > 1_000_000.0);
+    // At least the listeners, the database file and a connection.
+    assert!(value(&samples, "process_open_fds") >= 4.0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let started = value(&samples, "process_start_time_seconds");
+    assert!(started > now - 300.0 && started <= now + 1.0, "started at {started}, now {now}");
+
+    let build: Vec<_> = samples.keys().filter(|key| key.starts_with("missive_build_info{")).collect();
+    assert_eq!(build.len(), 1, "{build:?}");
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let labels = build[0].strip_prefix("missive_build_info{").and_then(|rest| rest.strip_suffix('}')).unwrap();
+    let labels: Vec<&str> = labels.split(',').collect();
+    let [version, rustc, built_as] = labels.as_slice() else { panic!("{labels:?}") };
+    assert_eq!(*version, format!(r#"version="{}""#, env!("CARGO_PKG_VERSION")));
+    let rustc = rustc.strip_prefix("rustc=\"").and_then(|rest| rest.strip_suffix('"')).unwrap();
+    assert!(rustc.starts_with("1.") && rustc.split('.').count() == 3, "the compiler's version: {rustc}");
+    assert_eq!(*built_as, format!(r#"profile="{profile}""#));
+    assert_eq!(value(&samples, build[0]), 1.0);
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use missive::api::pb;
 use tonic::{Code, Streaming};
 
-use crate::helpers::{TestApp, TestUser, assert_code, serve_in_a_process, spawn_app};
+use crate::helpers::{TestApp, TestUser, WAIT, assert_code, serve_in_a_process, spawn_app, wait_until};
 
 /// The next event of `kind` within `wait`, skipping others (heartbeats, notifications).
 async fn next_of(stream: &mut Streaming<pb::Event>, kind: pb::EventType, wait: Duration) -> Option<pb::Event> {
@@ -32,39 +32,86 @@ async fn participant(app: &TestApp, viewer: &TestUser, conversation_id: &str, us
     conversation.participants.into_iter().find(|p| p.user_id == user.id).unwrap()
 }
 
+/// The next presence change of `user` within `wait`, skipping other events.
+async fn next_presence_of(stream: &mut Streaming<pb::Event>, user: &TestUser, wait: Duration) -> Option<pb::Presence> {
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        let event = next_of(stream, pb::EventType::PresenceChanged, left).await?;
+        let presence = presence_of(&event);
+        if presence.user_id == user.id {
+            return Some(presence);
+        }
+    }
+}
+
+/// The presence changes `stream` delivers before the first event `marker` picks, which must
+/// come: a test that something does not arrive waits for a marker sent after it would have.
+async fn presence_before(stream: &mut Streaming<pb::Event>, marker: impl Fn(&pb::Event) -> bool) -> Vec<pb::Presence> {
+    let mut changes = Vec::new();
+    loop {
+        let event = tokio::time::timeout(WAIT, stream.message())
+            .await
+            .expect("the marker in time")
+            .expect("a healthy stream")
+            .expect("an open stream");
+        if marker(&event) {
+            return changes;
+        }
+        if event.r#type == pb::EventType::PresenceChanged as i32 {
+            changes.push(presence_of(&event));
+        }
+    }
+}
+
 #[tokio::test]
 async fn presence_follows_streams_debounced_and_only_to_those_who_share_a_conversation() {
     let app = spawn_app().await;
     let (buyer, seller, stranger) =
         (app.member("Buyer").await, app.member("Seller").await, app.member("Stranger").await);
-    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await;
+    // Markers: a witness shares a conversation with the buyer and the seller, and another
+    // with the stranger, who shares none with the seller.
+    let witness = app.member("Witness").await;
+    let conversation = app.conversation(&buyer, &[(&seller, "seller"), (&witness, "witness")]).await;
+    let aside = app.conversation(&witness, &[(&stranger, "stranger")]).await;
     assert!(!participant(&app, &buyer, &conversation.id, &seller).await.online);
 
     let mut buyers = app.session(&buyer).subscribe_after("").await.unwrap();
     let mut strangers = app.session(&stranger).subscribe_after("").await.unwrap();
 
     let sellers = app.session(&seller).subscribe_after("").await.unwrap();
-    let online = next_of(&mut buyers, pb::EventType::PresenceChanged, Duration::from_secs(5)).await.expect("online");
-    let online = presence_of(&online);
-    assert_eq!((online.user_id.as_str(), online.online), (seller.id.as_str(), true));
+    let online = next_presence_of(&mut buyers, &seller, Duration::from_secs(5)).await.expect("online");
+    assert!(online.online);
     let shown = participant(&app, &buyer, &conversation.id, &seller).await;
     assert!(shown.online && shown.last_seen_time.is_none());
 
     // A connection that drops and comes back at once changes nothing.
     drop(sellers);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until("the server to see the stream close", WAIT, async || app.open_streams() == 2).await;
     let sellers = app.session(&seller).subscribe_after("").await.unwrap();
-    assert!(next_of(&mut buyers, pb::EventType::PresenceChanged, Duration::from_secs(4)).await.is_none());
+    // The marker: the witness comes and goes after that, so it goes offline (announced
+    // OFFLINE_AFTER after its stream closed) after the seller would have.
+    drop(app.session(&witness).subscribe_after("").await.unwrap());
+    let witness_offline = |event: &pb::Event| {
+        event.r#type == pb::EventType::PresenceChanged as i32
+            && matches!(presence_of(event), pb::Presence { ref user_id, online: false, .. } if *user_id == witness.id)
+    };
+    let changes = presence_before(&mut buyers, witness_offline).await;
+    assert!(changes.iter().all(|change| change.user_id != seller.id), "{changes:?}");
+    assert!(participant(&app, &buyer, &conversation.id, &seller).await.online, "still online");
 
     drop(sellers);
-    let offline = next_of(&mut buyers, pb::EventType::PresenceChanged, Duration::from_secs(8)).await.expect("offline");
-    let offline = presence_of(&offline);
+    let offline = next_presence_of(&mut buyers, &seller, Duration::from_secs(8)).await.expect("offline");
     assert!(!offline.online && offline.last_seen_time.is_some());
     let shown = participant(&app, &buyer, &conversation.id, &seller).await;
     assert!(!shown.online);
     assert_eq!(shown.last_seen_time, offline.last_seen_time);
 
-    assert!(next_of(&mut strangers, pb::EventType::PresenceChanged, Duration::from_millis(200)).await.is_none());
+    // The stranger heard nothing of the seller: the witness's typing, told after the
+    // seller's going offline, reaches it after that would have.
+    app.session(&witness).typing(&aside.id, true).await.unwrap();
+    let changes = presence_before(&mut strangers, |event| event.r#type == pb::EventType::Typing as i32).await;
+    assert!(changes.iter().all(|change| change.user_id != seller.id), "{changes:?}");
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use missive::api::pb;
 
 use crate::{
-    helpers::{in_future, next_events, note, spawn_app, text},
+    helpers::{WAIT, in_future, next_events, note, spawn_app, text, wait_until},
     statements::{self, ACROSS_ACCOUNTS},
 };
 
@@ -90,7 +90,12 @@ async fn every_statement_on_an_accounts_tables_names_the_account() {
         .await
         .unwrap();
     as_buyer.get_scheduled(&again.id).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Delivered by the server's job, whose statements must be among those checked.
+    let sent = pb::MessageState::Sent as i32;
+    wait_until("the scheduled message's delivery", WAIT, async || {
+        as_buyer.get_scheduled(&again.id).await.unwrap().state == sent
+    })
+    .await;
 
     // Users, keys, tokens.
     let users = as_admin.list_users(pb::ListUsersRequest::default()).await.unwrap();
@@ -105,8 +110,10 @@ async fn every_statement_on_an_accounts_tables_names_the_account() {
     as_agent.delete_conversation(&conversation.id).await.unwrap();
     drop(stream);
 
-    let unnamed: Vec<String> = recording
-        .statements()
+    let recorded = recording.statements();
+    let due = "AND \"scheduled_messages\".\"schedule_time\" <=";
+    assert!(recorded.iter().any(|sql| sql.contains(due)), "the delivery job's statements were recorded");
+    let unnamed: Vec<String> = recorded
         .into_iter()
         .filter(|sql| !statements::tables_of(sql).is_empty() && !statements::names_its_account(sql))
         .filter(|sql| !ACROSS_ACCOUNTS.iter().any(|(piece, _)| sql.contains(piece)))

@@ -1,6 +1,7 @@
 //! TLS by flag: `missive serve --tls-cert --tls-key` speaks only TLS, to a client that
 //! verifies the server against a test CA; plaintext clients and clients that do not trust
-//! the CA get nowhere, and unusable files stop the server at start, naming the flag.
+//! the CA get nowhere, and unusable files (a CA's certificate as the server's among them)
+//! stop the server at start, naming the flag.
 
 use std::path::Path;
 
@@ -26,6 +27,15 @@ fn test_pki() -> TestPki {
     let server_cert =
         CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&server_key, &issuer).unwrap();
     TestPki { ca: ca.pem(), server_cert: server_cert.pem(), server_key: server_key.serialize_pem() }
+}
+
+/// A CA's self-signed certificate for `localhost` and its key, as PEM: what an operator might
+/// give the server by mistake.
+fn self_signed_ca() -> (String, String) {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
 }
 
 /// A client of `port` that trusts `ca` and expects the name `localhost`.
@@ -68,12 +78,15 @@ async fn unusable_tls_files_stop_the_server_naming_the_flag() {
     let (pki, other) = (test_pki(), test_pki());
     let cert = write(dir.path(), "cert.pem", &pki.server_cert);
     let other_key = write(dir.path(), "other.pem", &other.server_key);
-    let cases: [(&[&str], &str); 5] = [
+    let (ca_cert, ca_key) = self_signed_ca();
+    let (ca_cert, ca_key) = (write(dir.path(), "ca.pem", &ca_cert), write(dir.path(), "ca-key.pem", &ca_key));
+    let cases: [(&[&str], &str); 6] = [
         (&["--tls-cert", &missing, "--tls-key", &garbage], "could not read --tls-cert"),
         (&["--tls-cert", &garbage, "--tls-key", &garbage], "holds no PEM certificate"),
         (&["--tls-cert", &cert, "--tls-key", &garbage], "holds no PEM private key"),
         (&["--tls-cert", &cert, "--tls-key", &other_key], "are not a usable PEM certificate chain and private key"),
         (&["--tls-cert", &garbage], "--tls-key"),
+        (&["--tls-cert", &ca_cert, "--tls-key", &ca_key], "is a CA certificate (basicConstraints CA:TRUE)"),
     ];
     for (flags, named) in cases {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_missive"))

@@ -61,7 +61,19 @@ async fn an_attachment_over_the_configured_limit_is_rejected() {
         attachments: vec![attachment(1024)],
         ..text(&conversation.id, "")
     };
-    assert!(as_buyer.send_message(fits).await.is_ok());
+    let sent = as_buyer.send_message(fits).await.unwrap();
+
+    // Stored whole: the recipient reads back the 1024 bytes and what describes them.
+    let message = app.session(&seller).get_message(&sent.id).await.unwrap();
+    let [described] = message.attachments.as_slice() else { panic!("one attachment: {message:?}") };
+    assert_eq!(
+        (described.filename.as_str(), described.media_type.as_str(), described.size_bytes),
+        ("f.bin", "application/octet-stream", 1024)
+    );
+    let content = app.session(&seller).get_attachment(&described.id).await.unwrap();
+    assert_eq!(content.data, vec![7; 1024]);
+    assert_eq!(described.sha256, hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&content.data)));
+    assert_eq!(content.message_id, sent.id);
 }
 
 #[tokio::test]
