@@ -124,7 +124,7 @@ impl Watch {
 
     fn end(&mut self) -> Option<Result<HealthCheckResponse, Status>> {
         self.phase = Phase::Ended;
-        Some(Err(api::shutting_down()))
+        Some(Err(api::shutting_down("watch another replica, or this one once it is back")))
     }
 }
 

@@ -85,7 +85,9 @@ impl pb::event_service_server::EventService for EventApi {
                 StreamItem::Event(event) => Ok(convert::event(*event, &seal)),
                 StreamItem::Heartbeat { position } => Ok(convert::heartbeat(seal.seal(position))),
                 StreamItem::End(err) => Err(Status::from(*err)),
-                StreamItem::ShuttingDown => Err(status::shutting_down()),
+                StreamItem::ShuttingDown => {
+                    Err(status::shutting_down("resume from the last cursor (another replica may serve it)"))
+                }
             }
         });
         Ok(Response::new(Box::pin(events)))

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::{
     domain::{
-        Error,
+        Error, error,
         idempotency::RequestKey,
         ids,
         messages::{
@@ -106,8 +106,8 @@ impl pb::message_service_server::MessageService for MessageApi {
     async fn send_message(&self, request: Request<pb::SendMessageRequest>) -> Result<Response<pb::Message>, Status> {
         let caller = self.state.caller(&request)?;
         let request = request.into_inner();
-        let conversation_id = ids::parse("conversation_id", &request.conversation_id, ids::CONVERSATION)?;
-        let new = parse_new_message(request, self.state.limits)?;
+        let conversation_id = ids::parse("conversation_id", &request.conversation_id, ids::CONVERSATION);
+        let (conversation_id, new) = error::both(conversation_id, parse_new_message(request, self.state.limits))?;
         let message = store::messages::send(&self.state.store, &caller, conversation_id, new).await?;
         Ok(Response::new(message.into()))
     }

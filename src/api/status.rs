@@ -54,13 +54,10 @@ pub fn transport_reason(code: Code) -> &'static str {
 }
 
 /// UNAVAILABLE for a stream the server's shutdown cut, so that the client can tell it from
-/// an end: it resumes from its last cursor, at once on another replica or here once back.
-pub fn shutting_down() -> Status {
-    with_reason(
-        Code::Unavailable,
-        "the server is shutting down: resume from the last cursor (another replica may serve it)",
-        "SERVER_SHUTTING_DOWN",
-    )
+/// an end; `then` says what the client does next (a `Subscribe` resumes from its last
+/// cursor, a health watch watches another replica).
+pub fn shutting_down(then: &str) -> Status {
+    with_reason(Code::Unavailable, format!("the server is shutting down: {then}"), "SERVER_SHUTTING_DOWN")
 }
 
 /// A status with an `ErrorInfo` of `reason` and no other details.

@@ -272,11 +272,19 @@ impl Client {
 }
 
 /// A refused call, for stderr: its code and message, or what the transport says when
-/// there is no message (a plaintext client at a TLS port, say).
+/// there is no message (a plaintext client at a TLS port, say), with a hint when it was
+/// not Missive that answered.
 fn refused(status: Status) -> String {
-    match status.message() {
+    let said = match status.message() {
         "" | "transport error" => format!("{:?}: {}", status.code(), error_chain(&status)),
         message => format!("{:?}: {message}", status.code()),
+    };
+    // Every status Missive sends carries an ErrorInfo; one without came from the transport,
+    // such as a plaintext client at a TLS port ("h2 protocol error", "operation was canceled").
+    if status.details().is_empty() {
+        format!("{said} (no answer from Missive: check --server; a TLS server takes https://HOST:PORT)")
+    } else {
+        said
     }
 }
 
@@ -338,7 +346,8 @@ pub async fn send(args: SendArgs) -> Result<(), String> {
     client.print("Message", message.get_ref())
 }
 
-/// `missive conversations create`: prints the conversation.
+/// `missive conversations create`: prints what the server answered, the conversation (as
+/// `{"conversation": …}`, like grpcurl).
 pub async fn create_conversation(args: CreateConversationArgs) -> Result<(), String> {
     let client = Client::connect(&args.connection).await?;
     let request = client.request(pb::CreateConversationRequest {
@@ -349,8 +358,7 @@ pub async fn create_conversation(args: CreateConversationArgs) -> Result<(), Str
     });
     let created =
         ConversationServiceClient::new(client.channel.clone()).create_conversation(request).await.map_err(refused)?;
-    let conversation = created.into_inner().conversation.ok_or("the server answered without the conversation")?;
-    client.print("Conversation", &conversation)
+    client.print("CreateConversationResponse", &created.into_inner())
 }
 
 /// `missive conversations list`

@@ -114,6 +114,15 @@ impl Error {
     }
 }
 
+/// Both values, or one INVALID_ARGUMENT naming the fields of both errors (see
+/// [`Error::merge`]): two parts of one request checked independently.
+pub fn both<A, B>(a: Result<A, Error>, b: Result<B, Error>) -> Result<(A, B), Error> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (a, b) => Err(Error::merge(a.err().into_iter().chain(b.err()))),
+    }
+}
+
 /// Collects the violations of one request so that all of them are reported at once.
 #[derive(Debug, Default)]
 pub struct Violations(Vec<FieldViolation>);
@@ -165,6 +174,17 @@ mod tests {
         let Err(Error::InvalidArgument(found)) = violations.finish() else { panic!("violations expected") };
         assert_eq!(found, [FieldViolation::new("a", "bad"), FieldViolation::new("b", "worse")]);
         assert!(Violations::new().finish().is_ok());
+    }
+
+    #[test]
+    fn both_reports_the_fields_of_each() {
+        let Err(Error::InvalidArgument(found)) =
+            both::<(), ()>(Err(Error::invalid("a", "1")), Err(Error::invalid("b", "2")))
+        else {
+            panic!("INVALID_ARGUMENT expected")
+        };
+        assert_eq!(found.len(), 2);
+        assert_eq!(both(Ok(1), Ok("x")).unwrap(), (1, "x"));
     }
 
     #[test]

@@ -91,14 +91,15 @@ async fn a_conversation_created_from_the_command_line_takes_messages_sent_from_i
         ],
     )
     .await;
-    assert_eq!(created.len(), 1, "one line: the conversation");
-    let conversation_id = text(&created[0], "id");
-    let subject = &created[0]["subject"];
+    assert_eq!(created.len(), 1, "one line: what the server answered");
+    let conversation = &created[0]["conversation"];
+    let conversation_id = text(conversation, "id");
+    let subject = &conversation["subject"];
     assert_eq!(
         [text(subject, "kind"), text(subject, "externalId"), text(subject, "title")],
         ["listing", "L-1042", "2021 Volvo FH 500"]
     );
-    let mut labels: Vec<(String, String)> = created[0]["participants"]
+    let mut labels: Vec<(String, String)> = conversation["participants"]
         .as_array()
         .unwrap()
         .iter()

@@ -65,6 +65,14 @@ async fn a_client_verifying_the_test_ca_is_served_and_others_are_not() {
 
     let plaintext = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect_lazy();
     assert!(Session::over(plaintext, &app.admin.key).get_caller().await.is_err(), "plaintext must be refused");
+    // The command line, pointed at the TLS port over http://, says what to change.
+    let cli = tokio::process::Command::new(env!("CARGO_BIN_EXE_missive"))
+        .args(["conversations", "list", "--server", &format!("http://127.0.0.1:{port}"), "--key", &app.admin.key])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&cli.stderr);
+    assert!(!cli.status.success() && stderr.contains("a TLS server takes https://"), "{stderr}");
     let untrusting = tls_client(port, &test_pki().ca).connect().await;
     assert!(untrusting.is_err(), "a client that does not trust the CA must not connect");
 }

@@ -26,6 +26,11 @@ async fn message_content_must_be_present_and_bounded() {
         ..text(&conversation.id, "hi")
     };
     assert_invalid(as_buyer.send_message(too_much_metadata).await, "metadata");
+    // A malformed conversation id does not hide what else is wrong.
+    let status = assert_code(as_buyer.send_message(text("conv_bad", "")).await, Code::InvalidArgument);
+    let mut fields = violated_fields(&status);
+    fields.sort();
+    assert_eq!(fields, ["content", "conversation_id"], "{status:?}");
 
     let listed = app.session(&seller).messages_in(&conversation.id).await.unwrap();
     assert_eq!(listed.total_size, 0, "nothing was stored");
