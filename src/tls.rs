@@ -48,13 +48,24 @@ pub fn load(config: &Config) -> Result<Option<ServerTlsConfig>, TlsError> {
     if !contains(&cert_pem, "-----BEGIN CERTIFICATE-----") {
         return Err(unusable("--tls-cert", cert, "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"));
     }
-    if first_is_a_ca(&cert_pem) {
-        return Err(unusable(
-            "--tls-cert",
-            cert,
-            "is a CA certificate (basicConstraints CA:TRUE), which clients refuse as a server's own \
-             (rustls: CaUsedAsEndEntity): give the server a leaf certificate signed by this CA",
-        ));
+    match certificates_are_cas(&cert_pem).as_slice() {
+        [true, rest @ ..] if rest.contains(&false) => {
+            return Err(unusable(
+                "--tls-cert",
+                cert,
+                "lists a CA certificate first: put the server's own (leaf) certificate first, then the \
+                 CA certificates that signed it",
+            ));
+        }
+        [true, ..] => {
+            return Err(unusable(
+                "--tls-cert",
+                cert,
+                "is a CA certificate (basicConstraints CA:TRUE), which clients refuse as a server's own \
+                 (rustls: CaUsedAsEndEntity): give the server a leaf certificate signed by this CA",
+            ));
+        }
+        _ => {}
     }
     if contains(&key_pem, "ENCRYPTED PRIVATE KEY") {
         return Err(unusable("--tls-key", key, "is encrypted; give the key unencrypted (openssl pkey -in … -out …)"));
@@ -65,7 +76,14 @@ pub fn load(config: &Config) -> Result<Option<ServerTlsConfig>, TlsError> {
     let identity = Identity::from_pem(cert_pem, key_pem);
     let tls = ServerTlsConfig::new().identity(identity).timeout(HANDSHAKE_TIMEOUT);
     // Building an acceptor parses the PEM: a bad file is found now, not at the first handshake.
-    Server::builder().tls_config(tls.clone()).map_err(|err| TlsError::Invalid(crate::telemetry::error_chain(&err)))?;
+    Server::builder().tls_config(tls.clone()).map_err(|err| {
+        let why = crate::telemetry::error_chain(&err);
+        if why.contains("KeyMismatch") {
+            unusable("--tls-key", key, "is not the key of --tls-cert's certificate (the first in the file)")
+        } else {
+            TlsError::Invalid(why)
+        }
+    })?;
     Ok(Some(tls))
 }
 
@@ -73,13 +91,16 @@ pub fn load(config: &Config) -> Result<Option<ServerTlsConfig>, TlsError> {
 /// client that connects and stays silent) must not hold a task and a socket for ever.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Whether the chain's first certificate, the server's own, is a CA's. Clients that verify
-/// as rustls and webpki do refuse it, in words that do not lead an operator to the file.
-/// A file that does not parse is left to the check that builds the acceptor.
-fn first_is_a_ca(pem: &[u8]) -> bool {
-    let first =
-        x509_parser::pem::Pem::iter_from_buffer(pem).filter_map(Result::ok).find(|block| block.label == "CERTIFICATE");
-    first.is_some_and(|block| block.parse_x509().is_ok_and(|certificate| certificate.is_ca()))
+/// Whether each certificate of the chain, in order, is a CA's. The first must be the
+/// server's own: clients that verify as rustls and webpki refuse a CA's there, in words that
+/// do not lead an operator to the file. Certificates that do not parse are left out, to the
+/// check that builds the acceptor.
+fn certificates_are_cas(pem: &[u8]) -> Vec<bool> {
+    x509_parser::pem::Pem::iter_from_buffer(pem)
+        .filter_map(Result::ok)
+        .filter(|block| block.label == "CERTIFICATE")
+        .filter_map(|block| block.parse_x509().ok().map(|certificate| certificate.is_ca()))
+        .collect()
 }
 
 fn contains(pem: &[u8], marker: &str) -> bool {

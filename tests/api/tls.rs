@@ -88,11 +88,14 @@ async fn unusable_tls_files_stop_the_server_naming_the_flag() {
     let other_key = write(dir.path(), "other.pem", &other.server_key);
     let (ca_cert, ca_key) = self_signed_ca();
     let (ca_cert, ca_key) = (write(dir.path(), "ca.pem", &ca_cert), write(dir.path(), "ca-key.pem", &ca_key));
-    let cases: [(&[&str], &str); 6] = [
+    let server_key = write(dir.path(), "key.pem", &pki.server_key);
+    let ca_first = write(dir.path(), "ca-first.pem", &format!("{}{}", pki.ca, pki.server_cert));
+    let cases: [(&[&str], &str); 7] = [
         (&["--tls-cert", &missing, "--tls-key", &garbage], "could not read --tls-cert"),
         (&["--tls-cert", &garbage, "--tls-key", &garbage], "holds no PEM certificate"),
         (&["--tls-cert", &cert, "--tls-key", &garbage], "holds no PEM private key"),
-        (&["--tls-cert", &cert, "--tls-key", &other_key], "are not a usable PEM certificate chain and private key"),
+        (&["--tls-cert", &cert, "--tls-key", &other_key], "is not the key of --tls-cert's certificate"),
+        (&["--tls-cert", &ca_first, "--tls-key", &server_key], "lists a CA certificate first"),
         (&["--tls-cert", &garbage], "--tls-key"),
         (&["--tls-cert", &ca_cert, "--tls-key", &ca_key], "is a CA certificate (basicConstraints CA:TRUE)"),
     ];
