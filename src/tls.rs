@@ -49,7 +49,7 @@ pub fn load(config: &Config) -> Result<Option<ServerTlsConfig>, TlsError> {
         return Err(unusable("--tls-cert", cert, "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"));
     }
     match certificates_are_cas(&cert_pem).as_slice() {
-        [true, rest @ ..] if rest.contains(&false) => {
+        [Some(true), rest @ ..] if rest.contains(&Some(false)) => {
             return Err(unusable(
                 "--tls-cert",
                 cert,
@@ -57,7 +57,7 @@ pub fn load(config: &Config) -> Result<Option<ServerTlsConfig>, TlsError> {
                  CA certificates that signed it",
             ));
         }
-        [true, ..] => {
+        [Some(true), ..] => {
             return Err(unusable(
                 "--tls-cert",
                 cert,
@@ -91,15 +91,15 @@ pub fn load(config: &Config) -> Result<Option<ServerTlsConfig>, TlsError> {
 /// client that connects and stays silent) must not hold a task and a socket for ever.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Whether each certificate of the chain, in order, is a CA's. The first must be the
-/// server's own: clients that verify as rustls and webpki refuse a CA's there, in words that
-/// do not lead an operator to the file. Certificates that do not parse are left out, to the
-/// check that builds the acceptor.
-fn certificates_are_cas(pem: &[u8]) -> Vec<bool> {
+/// Whether each certificate of the chain, in order, is a CA's (`None`: it does not parse,
+/// which the check that builds the acceptor reports). The first must be the server's own:
+/// clients that verify as rustls and webpki refuse a CA's there, in words that do not lead
+/// an operator to the file.
+fn certificates_are_cas(pem: &[u8]) -> Vec<Option<bool>> {
     x509_parser::pem::Pem::iter_from_buffer(pem)
         .filter_map(Result::ok)
         .filter(|block| block.label == "CERTIFICATE")
-        .filter_map(|block| block.parse_x509().ok().map(|certificate| certificate.is_ca()))
+        .map(|block| block.parse_x509().ok().map(|certificate| certificate.is_ca()))
         .collect()
 }
 

@@ -26,21 +26,51 @@ fn sources(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// The root modules that the code of `text` names by `crate::<module>` (comments left out).
+/// The root modules that the code of `text` names by `crate::<module>` or in a group,
+/// `crate::{a::…, b}` (comments left out).
 fn uses(text: &str) -> Vec<String> {
-    let code = text.lines().filter(|line| !line.trim_start().starts_with("//"));
+    let code: Vec<&str> = text.lines().filter(|line| !line.trim_start().starts_with("//")).collect();
+    let code = code.join("\n");
     let mut found = Vec::new();
-    for line in code {
-        for (index, _) in line.match_indices("crate::") {
-            let preceded_by_word = line[..index].chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_');
-            let module: String =
-                line[index + "crate::".len()..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-            if !preceded_by_word && !module.is_empty() {
-                found.push(module);
-            }
+    for (index, _) in code.match_indices("crate::") {
+        if code[..index].chars().next_back().is_some_and(is_word) {
+            continue;
+        }
+        let rest = &code[index + "crate::".len()..];
+        match rest.strip_prefix('{') {
+            Some(group) => found.extend(group_heads(group)),
+            None => found.push(word(rest)),
         }
     }
+    found.retain(|module| !module.is_empty());
     found
+}
+
+/// The first name of each item of a group, from after its `{` to its closing `}`.
+fn group_heads(group: &str) -> Vec<String> {
+    let (mut heads, mut depth, mut item_starts) = (Vec::new(), 0, true);
+    for (index, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => break,
+            '}' => depth -= 1,
+            ',' if depth == 0 => item_starts = true,
+            c if item_starts && !c.is_whitespace() => {
+                heads.push(word(&group[index..]));
+                item_starts = false;
+            }
+            _ => {}
+        }
+    }
+    heads
+}
+
+fn word(text: &str) -> String {
+    text.chars().take_while(|c| is_word(*c)).collect()
+}
+
+fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
 }
 
 #[test]
@@ -67,5 +97,7 @@ fn the_check_sees_an_upward_path() {
         uses("use crate::api::pb;\n// crate::server in a comment\nlet x = crate::store::Store::open;"),
         ["api", "store"]
     );
+    let grouped = "use crate::{\n    domain::{Caller, Error},\n    // events\n    jobs, store::{self, Store},\n};";
+    assert_eq!(uses(grouped), ["domain", "jobs", "store"]);
     assert!(rank("api") > rank("store") && rank("server") > rank("api"));
 }

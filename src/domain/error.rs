@@ -115,7 +115,8 @@ impl Error {
 }
 
 /// Both values, or one INVALID_ARGUMENT naming the fields of both errors (see
-/// [`Error::merge`]): two parts of one request checked independently.
+/// [`Error::merge`]): two parts of one request checked independently, each typed. (For
+/// many optional parts, [`Violations`] collects as it goes.)
 pub fn both<A, B>(a: Result<A, Error>, b: Result<B, Error>) -> Result<(A, B), Error> {
     match (a, b) {
         (Ok(a), Ok(b)) => Ok((a, b)),

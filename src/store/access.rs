@@ -209,13 +209,19 @@ pub async fn claim_request_id<C: ConnectionTrait>(
     resource: &str,
     id: &str,
 ) -> Result<(), Error> {
-    let claimed = format!("{account_id}/{user_id}/{resource}/{id}");
+    let claimed = claim_name(account_id, user_id, resource, id);
     advisory_locks(conn, "SELECT pg_advisory_xact_lock($1, hashtext($2))", [REQUEST_LOCKS.into(), claimed.into()]).await
 }
 
-/// The name a request id is claimed by ([`claim_request_id`]).
+/// The name `caller`'s request id is claimed by ([`claim_request_id`]).
 pub(super) fn request_claim(caller: &Caller, resource: &str, request_id: &str) -> String {
-    format!("{}/{}/{resource}/{request_id}", caller.account_id, caller.user_id)
+    claim_name(&caller.account_id, &caller.user_id, resource, request_id)
+}
+
+/// One name per (account, user, resource, request id): both ways of claiming one must
+/// take the same lock.
+fn claim_name(account_id: &str, user_id: &str, resource: &str, request_id: &str) -> String {
+    format!("{account_id}/{user_id}/{resource}/{request_id}")
 }
 
 /// Reads conversations by id, in the order of `ids` (missing ones left out), with no
@@ -359,22 +365,14 @@ pub async fn hold_role<C: ConnectionTrait>(conn: &C, user_id: &str) -> Result<()
 
 /// User `id` of `account_id`, as stored; NOT_FOUND when the account has no such user.
 pub async fn user_in<C: ConnectionTrait>(conn: &C, account_id: &str, id: &str) -> Result<user::Model, Error> {
-    user::Entity::find_by_id(id.to_owned())
-        .filter(of_account::<user::Entity>(account_id))
-        .one(conn)
-        .await?
-        .ok_or_else(|| Error::not_found("user", id))
+    find_in_account::<user::Entity, _>(conn, "user", id, account_id).await
 }
 
 /// [`user_in`], its row locked until the unit commits: changes to one user run one after
 /// another, each seeing what the last one left (its role, its token generation).
 pub async fn hold_user(tx: &DatabaseTransaction, account_id: &str, id: &str) -> Result<user::Model, Error> {
-    user::Entity::find_by_id(id.to_owned())
-        .filter(of_account::<user::Entity>(account_id))
-        .lock_exclusive()
-        .one(tx)
-        .await?
-        .ok_or_else(|| Error::not_found("user", id))
+    let find = user::Entity::find_by_id(id.to_owned()).filter(of_account::<user::Entity>(account_id));
+    find.lock_exclusive().one(tx).await?.ok_or_else(|| Error::not_found("user", id))
 }
 
 /// Reads one row by primary key within the caller's account, or NOT_FOUND.

@@ -1,8 +1,11 @@
 //! The door for units that change a conversation, [`Store::write_in`]: the unit names its
 //! [`Target`], and the door locks the conversation, loads it and checks that the caller may
-//! see it before the unit's body runs. A unit cannot forget the lock, and cannot take it
-//! late: `WriteTx` refuses (in debug builds) a lock taken from a unit's body and an event
-//! of a conversation the unit does not hold.
+//! see it before the unit's body runs. A unit that names its target cannot forget the lock
+//! or take it late, and in debug builds `WriteTx` refuses a lock taken from a unit's body
+//! and an event of a conversation the unit does not hold: a unit that changes a
+//! conversation without naming it is caught by its events, not by its statements. (The
+//! lock exists for the order of events; a unit that emits none, such as the pruning of
+//! canceled scheduled messages, needs none.)
 //!
 //! Why the lock matters: on PostgreSQL a transaction gets its id at its first lock or
 //! write, and events are delivered in the order of those ids (`store::events`). The
@@ -179,6 +182,12 @@ mod tests {
         }
     }
 
+    /// The writer's answer to a unit that panicked: here, on a debug assertion of `WriteTx`.
+    #[track_caller]
+    fn assert_panicked(result: Result<(), Error>, what: &str) {
+        assert!(matches!(&result, Err(Error::Internal(why)) if why == "a write panicked"), "{what}: {result:?}");
+    }
+
     fn emit_typing(tx: &mut WriteTx, conversation_id: &str) -> Result<(), Error> {
         tx.emit(typing_in(conversation_id));
         Ok(())
@@ -197,17 +206,17 @@ mod tests {
 
         let unit_id = id.clone();
         let skipped = store.write(&agent, move |tx, _| Box::pin(async move { emit_typing(tx, &unit_id) }));
-        assert!(matches!(skipped.await, Err(Error::Internal(_))), "an event of a conversation not held");
+        assert_panicked(skipped.await, "an event of a conversation not held");
 
         let unit_id = id.clone();
         let late = store.write(&agent, move |tx, _| Box::pin(async move { tx.hold_conversation(&unit_id).await }));
-        assert!(matches!(late.await, Err(Error::Internal(_))), "a lock taken from the unit's body");
+        assert_panicked(late.await, "a lock taken from the unit's body");
 
         let other = conversation(&store, &agent, &[]).await;
         let elsewhere = store.write_in(&agent, InConversation::new(&agent, &id), move |tx, _, _| {
             Box::pin(async move { emit_typing(tx, &other) })
         });
-        assert!(matches!(elsewhere.await, Err(Error::Internal(_))), "an event of another conversation");
+        assert_panicked(elsewhere.await, "an event of another conversation");
 
         let unit_id = id.clone();
         let through_the_door = store.write_in(&agent, InConversation::new(&agent, &id), move |tx, _, record| {

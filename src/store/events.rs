@@ -573,7 +573,7 @@ mod tests {
                 .write_as(&account, "", move |tx| {
                     Box::pin(async move {
                         if let Some(id) = conversation_id {
-                            tx.created_conversation(id);
+                            tx.pretend_held(id);
                         }
                         for event in of_it {
                             tx.emit(event);

@@ -144,15 +144,15 @@ pub async fn import(
         if new.fields().request_id.is_some() {
             return Err(Error::invalid(format!("messages[{index}].request_id"), "imports carry no request ids"));
         }
+        if new.fields().schedule_time.is_some() {
+            return Err(Error::invalid(format!("messages[{index}].schedule_time"), "imports are sent now"));
+        }
     }
     store
         .write_in(caller, InConversation::new(caller, &conversation_id), move |tx, caller, mut record| {
             Box::pin(async move {
                 let count = messages.len();
                 for (index, new) in messages.into_iter().enumerate() {
-                    if new.fields().schedule_time.is_some() {
-                        return Err(Error::invalid(format!("messages[{index}].schedule_time"), "imports are sent now"));
-                    }
                     let new = templates::render_message(tx.conn(), caller, new)
                         .await
                         .map_err(|err| err.within(&format!("messages[{index}].")))?;

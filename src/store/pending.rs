@@ -24,7 +24,7 @@ use crate::domain::{
     Caller, Error,
     events::{Audience, EventKind, EventPayload, NewEvent},
     ids,
-    messages::{Attachment, Message, MessageDraft, MessageState, NewAttachment, Rendered},
+    messages::{Attachment, Message, MessageDraft, MessageState, NewAttachment, Rendered, sees_scheduled},
     views::MessageView,
 };
 
@@ -197,11 +197,7 @@ pub(super) async fn load_scheduled<C: ConnectionTrait>(
     let row =
         access::find_in_account::<scheduled_message::Entity, _>(conn, "scheduled message", id, &caller.account_id)
             .await?;
-    if row.sender_id == caller.user_id || caller.is_staff() {
-        Ok(row)
-    } else {
-        Err(Error::not_found("scheduled message", id))
-    }
+    if sees_scheduled(caller, &row.sender_id) { Ok(row) } else { Err(Error::not_found("scheduled message", id)) }
 }
 
 /// A scheduled-message event, to its sender only.

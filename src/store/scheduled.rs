@@ -32,7 +32,9 @@ use super::{
 use crate::domain::{
     Caller, Credential, Error, Micros, View,
     events::EventKind,
-    messages::{Message, MessageLimits, MessageState, Rendered, ScheduledPatch, may_dispatch, may_edit},
+    messages::{
+        Message, MessageLimits, MessageState, Rendered, ScheduledPatch, may_dispatch, may_edit, sees_scheduled,
+    },
     notifications::{Notice, NotificationKind},
     now_micros,
     paging::Page,
@@ -61,8 +63,7 @@ async fn sent_as(store: &Store, caller: &Caller, id: &str) -> Result<Option<Mess
         Err(Error::NotFound { .. }) => return Ok(None),
         Err(other) => return Err(other),
     };
-    let scheduled_by_caller =
-        sent.message.schedule_time.is_some() && (sent.message.sender_id == caller.user_id || caller.is_staff());
+    let scheduled_by_caller = sent.message.schedule_time.is_some() && sees_scheduled(caller, &sent.message.sender_id);
     Ok(scheduled_by_caller.then_some(sent))
 }
 
@@ -86,9 +87,7 @@ impl Waiting {
     /// NOT_FOUND for anything else.
     async fn already_sent(&self, tx: &WriteTx) -> Error {
         match access::load_message(tx.conn(), &self.caller, &self.id).await {
-            Ok((row, _))
-                if row.schedule_time.is_some() && (row.sender_id == self.caller.user_id || self.caller.is_staff()) =>
-            {
+            Ok((row, _)) if row.schedule_time.is_some() && sees_scheduled(&self.caller, &row.sender_id) => {
                 (self.may)(&self.caller, &row.sender_id)
                     .err()
                     .unwrap_or_else(|| Error::FailedPrecondition(format!("message {} was already sent", self.id)))

@@ -178,7 +178,7 @@ pub(super) async fn render_message<C: ConnectionTrait>(
     caller: &Caller,
     new: NewMessage,
 ) -> Result<Rendered, Error> {
-    let template = match new.template() {
+    let template = match &new.fields().template {
         Some(used) => Some(load_template(conn, caller, &used.template_id).await?.1),
         None => None,
     };
@@ -191,18 +191,19 @@ async fn load_template<C: ConnectionTrait>(
     caller: &Caller,
     id: &str,
 ) -> Result<(template::Model, Template), Error> {
-    let find =
-        template::Entity::find_by_id(id.to_owned()).filter(access::of_account::<template::Entity>(&caller.account_id));
-    visible(find.one(conn).await?, caller, id)
+    visible(by_id(caller, id).one(conn).await?, caller, id)
 }
 
 /// [`load_template`] in a unit that changes the template, its row locked until commit:
 /// changes to one template run one after another. (Rendering it for a send does not lock:
 /// sends need not wait for each other.)
 async fn hold_template(tx: &WriteTx, caller: &Caller, id: &str) -> Result<(template::Model, Template), Error> {
-    let find =
-        template::Entity::find_by_id(id.to_owned()).filter(access::of_account::<template::Entity>(&caller.account_id));
-    visible(find.lock_exclusive().one(tx.conn()).await?, caller, id)
+    visible(by_id(caller, id).lock_exclusive().one(tx.conn()).await?, caller, id)
+}
+
+/// Template `id` of the caller's account.
+fn by_id(caller: &Caller, id: &str) -> sea_orm::Select<template::Entity> {
+    template::Entity::find_by_id(id.to_owned()).filter(access::of_account::<template::Entity>(&caller.account_id))
 }
 
 fn visible(row: Option<template::Model>, caller: &Caller, id: &str) -> Result<(template::Model, Template), Error> {

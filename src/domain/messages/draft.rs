@@ -98,11 +98,6 @@ impl NewMessage {
         &self.draft
     }
 
-    /// The template its content is to be rendered from, if any.
-    pub fn template(&self) -> Option<&TemplateUse> {
-        self.draft.template.as_ref()
-    }
-
     /// The message ready to store: its content rendered from `template` (the one it names,
     /// as loaded) with its variables, or, for a message not from a template, as it is.
     pub fn render(mut self, template: Option<&Template>) -> Result<Rendered, Error> {
@@ -455,7 +450,7 @@ mod tests {
         let used = TemplateUse { template_id: "tpl_1".into(), variables: BTreeMap::new() };
         let from_template = MessageDraft { template: Some(used.clone()), ..draft(MessageKind::Template, "") };
         let new = from_template.clone().validate(LIMITS).unwrap();
-        assert!(new.template().is_some(), "rendered in the store, where the template is");
+        assert!(new.fields().template.is_some(), "rendered in the store, where the template is");
         let both = MessageDraft { content: "hi".into(), ..from_template.clone() };
         assert_eq!(fields(both.validate(LIMITS)), ["template_id"]);
         let other_kind = MessageDraft { kind: MessageKind::Text, ..from_template };

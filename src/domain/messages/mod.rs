@@ -14,7 +14,7 @@ mod rules;
 
 pub use draft::{MessageDraft, MessageLimits, NewAttachment, NewMessage, Rendered};
 pub use patch::{MessagePatch, ScheduledPatch};
-pub use rules::{may_delete, may_dispatch, may_edit, sees_notes, visible_to};
+pub use rules::{may_delete, may_dispatch, may_edit, sees_notes, sees_scheduled, visible_to};
 
 pub use super::text::MAX_CONTENT_CHARS;
 /// Most attachments on one message.

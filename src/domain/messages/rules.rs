@@ -49,6 +49,12 @@ impl MessageDraft {
     }
 }
 
+/// Who sees a scheduled (or failed, or canceled) message: its sender, and staff. Until it
+/// is sent it is nobody else's business.
+pub fn sees_scheduled(caller: &Caller, sender_id: &str) -> bool {
+    caller.user_id == sender_id || caller.is_staff()
+}
+
 /// Only the sender may edit a message, sent or scheduled.
 pub fn may_edit(caller: &Caller, sender_id: &str) -> Result<(), Error> {
     if caller.user_id == sender_id {
@@ -69,7 +75,7 @@ pub fn may_dispatch(caller: &Caller, sender_id: &str) -> Result<(), Error> {
 }
 
 fn sender_or_staff(caller: &Caller, sender_id: &str, action: &str) -> Result<(), Error> {
-    if caller.user_id == sender_id || caller.is_staff() {
+    if sees_scheduled(caller, sender_id) {
         Ok(())
     } else {
         Err(Error::PermissionDenied(format!("only the sender or staff may {action}")))
