@@ -18,6 +18,7 @@ use crate::{
         },
         metadata,
         paging::Page,
+        search,
     },
     store,
 };
@@ -141,6 +142,23 @@ impl pb::message_service_server::MessageService for MessageApi {
             next_page_token: listing.next_page_token,
             total_size: listing.total as i64,
         }))
+    }
+
+    async fn search_messages(
+        &self,
+        request: Request<pb::SearchMessagesRequest>,
+    ) -> Result<Response<pb::SearchMessagesResponse>, Status> {
+        let caller = self.state.caller(&request)?;
+        let request = request.into_inner();
+        let search = convert::search_from(&request)?;
+        let view = convert::view_from("view", request.view)?;
+        let size = match request.page_size {
+            0 => search::DEFAULT_PAGE_SIZE,
+            n => n.min(search::MAX_PAGE_SIZE),
+        };
+        let page = Page::parse(size, &request.page_token, &search.fingerprint(&caller))?;
+        let found = store::search::search(&self.state.store, &caller, &search, &page, view).await?;
+        Ok(Response::new(convert::hits(found.items, found.next_page_token, found.total)))
     }
 
     async fn update_message(

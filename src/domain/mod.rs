@@ -18,6 +18,7 @@ pub mod notifications;
 pub mod paging;
 pub mod presence;
 pub mod reports;
+pub mod search;
 pub mod templates;
 pub mod text;
 pub mod unread;

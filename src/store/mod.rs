@@ -54,6 +54,7 @@ mod probe;
 pub(crate) mod reads;
 pub(crate) mod reports;
 pub(crate) mod scheduled;
+pub(crate) mod search;
 pub mod seed;
 mod sqlite;
 pub(crate) mod templates;

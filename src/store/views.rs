@@ -351,19 +351,33 @@ pub async fn present_messages<C: ConnectionTrait>(
     record: ConversationRecord,
     view: View,
 ) -> Result<Vec<MessageView>, Error> {
+    present_across(conn, caller, rows, vec![record], view).await
+}
+
+/// Messages of any of `records`' conversations as `caller` sees them, in the order of
+/// `rows`; a full view also expands each sender and conversation (each read once).
+pub async fn present_across<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    rows: Vec<message::Model>,
+    records: Vec<ConversationRecord>,
+    view: View,
+) -> Result<Vec<MessageView>, Error> {
     let messages: Vec<Message> =
-        assemble(conn, rows, std::slice::from_ref(&record)).await?.into_iter().map(|m| m.seen_by(caller)).collect();
+        assemble(conn, rows, &records).await?.into_iter().map(|m| m.seen_by(caller)).collect();
     if view == View::Basic {
         return Ok(messages.into_iter().map(MessageView::from).collect());
     }
     let senders = users_by_id(conn, caller, messages.iter().map(|m| m.sender_id.clone()).collect()).await?;
-    let conversation = Box::new(present_one(conn, caller, record, View::Full).await?);
-    Ok(messages
+    let conversations: HashMap<String, Box<ConversationView>> = present(conn, caller, records, View::Full)
+        .await?
         .into_iter()
-        .map(|message| MessageView {
-            sender: senders.get(&message.sender_id).cloned(),
-            conversation: Some(conversation.clone()),
-            message,
-        })
-        .collect())
+        .map(|shown| (shown.conversation.id.clone(), Box::new(shown)))
+        .collect();
+    let mut shown = Vec::with_capacity(messages.len());
+    for message in messages {
+        let conversation = conversations.get(&message.conversation_id).cloned();
+        shown.push(MessageView { sender: senders.get(&message.sender_id).cloned(), conversation, message });
+    }
+    Ok(shown)
 }

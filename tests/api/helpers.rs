@@ -564,6 +564,32 @@ impl Session {
         }
     }
 
+    pub async fn search(&self, request: pb::SearchMessagesRequest) -> Result<pb::SearchMessagesResponse, Status> {
+        self.messages().search_messages(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    /// The ids of every message `query` finds for this caller (with `filters`), newest
+    /// first, read `page_size` at a time through every page.
+    pub async fn search_all(
+        &self,
+        query: &str,
+        filters: pb::SearchMessagesRequest,
+        page_size: i32,
+    ) -> Result<Vec<String>, Status> {
+        let mut found = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let request =
+                pb::SearchMessagesRequest { query: query.into(), page_size, page_token, ..filters.clone() };
+            let page = self.search(request).await?;
+            found.extend(page.hits.into_iter().map(|hit| hit.message.expect("a message").id));
+            if page.next_page_token.is_empty() {
+                return Ok(found);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
     pub async fn update_message(&self, request: pb::UpdateMessageRequest) -> Result<pb::Message, Status> {
         self.messages().update_message(self.request(request)).await.map(|r| r.into_inner())
     }

@@ -29,6 +29,7 @@ mod raw_codec;
 mod replicas;
 mod reports;
 mod scheduled;
+mod search;
 mod sharding;
 mod statements;
 #[path = "../support/mod.rs"]

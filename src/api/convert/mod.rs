@@ -8,6 +8,7 @@ mod json;
 mod messages;
 mod notifications;
 mod reports;
+mod search;
 mod templates;
 mod users;
 
@@ -18,6 +19,7 @@ pub use events::{event, event_kind_from, heartbeat};
 pub use json::struct_to_json;
 pub use messages::{content_type_from, direction_from, envelope_from, message_kind_from};
 pub use reports::{report_action_from, report_reason_from, report_status_from};
+pub use search::{hits, search_from};
 pub use templates::template_scope_from;
 pub use users::role_from;
 

@@ -1,0 +1,546 @@
+//! Message search: finds the messages a caller may read whose content matches a query,
+//! over each database's full-text index (kept by the database in the statement that
+//! writes a message: see the migration `m20261207_000001_message_search`).
+//!
+//! **Who finds what** is decided by the rules reads use, not by anything of search's own:
+//! the conversations a caller may see (`domain::conversations::can_view`: staff their
+//! account's, members those they take part in) and the note rule
+//! (`access::visible_messages`). Tombstones are never found. Every statement below holds
+//! those conditions; what narrows a search further (the conversations named inside an
+//! FTS5 query) only makes it faster.
+//!
+//! **How it is found**, each database as its index serves best (plans checked at 1 M
+//! messages for rare and frequent words alike: docs/benchmarks.md):
+//! - SQLite walks the FTS5 index newest first (its rowid order, the order messages were
+//!   stored), joining each match to its message, until a page is full: a word in many
+//!   messages fills it at once, a rare word's few matches are all there is. A caller held
+//!   to some conversations (a member, or a conversation filter) has them named in the FTS5
+//!   query, so that the index itself skips the rest ([`SCOPE_IN_QUERY`]).
+//! - PostgreSQL first asks the GIN index how many messages match, stopping at
+//!   [`FEW_MATCHES`]. Few: all are fetched and sorted ([`Drive::Matches`]). Many: a
+//!   member's (or one conversation's) messages are walked by conversation, each checked
+//!   ([`Drive::Conversations`]), never the account's matches one by one; staff walk the
+//!   account's timeline index newest first ([`Drive::Timeline`]). Newest first is the send
+//!   time, then the id.
+
+use std::collections::HashMap;
+
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
+    sea_query::{Alias, Condition, Expr, ExprTrait, JoinType, Order as SortOrder, Query, SelectStatement, SimpleExpr},
+};
+
+use super::{
+    Listing, Store, access,
+    entities::{attachment, conversation, message, participant},
+    views,
+};
+use crate::domain::{
+    Caller, Error, View,
+    channels::Channel,
+    paging::Page,
+    search::{
+        COUNT_LIMIT, Hit, HitKey, MATCH_END, MATCH_START, MessageSearch, RELEVANCE_WINDOW, SearchOrder, Snippet,
+        Term, Terms,
+    },
+};
+
+/// How many messages matched: exact, or at least [`COUNT_LIMIT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counted {
+    /// Matches counted, at most [`COUNT_LIMIT`].
+    pub total: u64,
+    /// More match than counted.
+    pub capped: bool,
+}
+
+/// A page of hits, newest first or by relevance.
+pub async fn search(
+    store: &Store,
+    caller: &Caller,
+    search: &MessageSearch,
+    page: &Page<HitKey>,
+    view: View,
+) -> Result<Listing<Hit, Counted>, Error> {
+    let db = &store.db;
+    if let Some(id) = &search.conversation_id {
+        // NOT_FOUND for a conversation the caller may not see, as every RPC naming one.
+        access::load_visible(db, caller, id).await?;
+    }
+    let backend = db.get_database_backend();
+    let scope = match backend {
+        DbBackend::Postgres => None,
+        _ => named_scope(db, caller, search).await?,
+    };
+    if scope.as_ref().is_some_and(Vec::is_empty) {
+        // A member in no conversation finds nothing.
+        return Ok(Listing { items: Vec::new(), next_page_token: String::new(), total: Counted::default() });
+    }
+    let index = TextIndex::of(backend, &search.terms, scope.as_deref());
+    let drive = Drive::choose(db, &index, caller, search).await?;
+    let plan = Plan { index: &index, drive, caller, search };
+    let (keys, next) = match search.order {
+        SearchOrder::Newest => {
+            let mut keys = plan.candidates(db, page.after.as_ref(), page.fetch_limit(), false).await?;
+            let next = if keys.len() as u64 > page.size {
+                keys.truncate(page.size as usize);
+                keys.last().map(|key| page.token_after(key.clone())).unwrap_or_default()
+            } else {
+                String::new()
+            };
+            (keys, next)
+        }
+        SearchOrder::Relevance => {
+            let mut window = plan.candidates(db, None, RELEVANCE_WINDOW, true).await?;
+            window.sort_by(HitKey::by_relevance);
+            if let Some(after) = &page.after {
+                window.retain(|key| HitKey::by_relevance(after, key).is_lt());
+            }
+            window.truncate(page.fetch_limit() as usize);
+            page.finish(window, HitKey::clone)
+        }
+    };
+    let counted = plan.count(db).await?;
+    let items = present(db, caller, &index, keys, view).await?;
+    Ok(Listing { items, next_page_token: next, total: counted })
+}
+
+/// The conversations a search is held to, when few enough to name in an FTS5 query: the
+/// filter's, or a member's (see [`SCOPE_IN_QUERY`]). Staff's whole account is none.
+async fn named_scope(
+    db: &DatabaseConnection,
+    caller: &Caller,
+    search: &MessageSearch,
+) -> Result<Option<Vec<String>>, Error> {
+    if let Some(id) = &search.conversation_id {
+        return Ok(Some(vec![id.clone()]));
+    }
+    if caller.is_staff() {
+        return Ok(None);
+    }
+    let mut select = taking_part(caller);
+    select.limit(SCOPE_IN_QUERY as u64 + 1);
+    let ids: Vec<String> = db
+        .query_all(&select)
+        .await?
+        .into_iter()
+        .map(|row| row.try_get::<String>("", "conversation_id"))
+        .collect::<Result<_, _>>()?;
+    Ok((ids.len() <= SCOPE_IN_QUERY).then_some(ids))
+}
+
+/// The hits of `keys`, in their order, with snippets.
+async fn present(
+    db: &DatabaseConnection,
+    caller: &Caller,
+    index: &TextIndex,
+    keys: Vec<HitKey>,
+    view: View,
+) -> Result<Vec<Hit>, Error> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = keys.iter().map(|key| key.id.clone()).collect();
+    let mut rows: HashMap<String, message::Model> = message::Entity::find()
+        .filter(access::of_account::<message::Entity>(&caller.account_id))
+        .filter(Expr::col((message::Entity, message::Column::Id)).is_in(ids.clone()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| (row.id.clone(), row))
+        .collect();
+    let rows: Vec<message::Model> = ids.iter().filter_map(|id| rows.remove(id)).collect();
+    let mut conversation_ids: Vec<String> = rows.iter().map(|row| row.conversation_id.clone()).collect();
+    conversation_ids.sort();
+    conversation_ids.dedup();
+    let records = access::load_many(db, &caller.account_id, &conversation_ids).await?;
+    let mut snippets = index.snippets(db, &caller.account_id, &ids).await?;
+    let shown = views::present_across(db, caller, rows, records, view).await?;
+    Ok(shown
+        .into_iter()
+        .map(|message| Hit { snippet: snippets.remove(&message.message.id).unwrap_or_default(), message })
+        .collect())
+}
+
+/// Each database's text index, as SQL over `messages` for a parsed query.
+enum TextIndex {
+    /// SQLite's FTS5 table `message_search` (`content`, `conversation_id`), keyed by the
+    /// messages' rowid: the query in FTS5's syntax.
+    Fts5 { query: String },
+    /// PostgreSQL's `messages.search` (`tsvector`, GIN): each term's tsquery function and
+    /// its text.
+    Tsvector { terms: Vec<(&'static str, String)> },
+}
+
+/// Characters of a message shown whole in its snippet.
+const SHORT_CONTENT: usize = 160;
+
+/// The text search configuration of PostgreSQL's index (the migration's).
+const TS_CONFIG: &str = "simple";
+
+/// Most conversations named inside an FTS5 query: the index intersects the words with
+/// them at once; beyond, the walk checks each match's conversation instead.
+pub const SCOPE_IN_QUERY: usize = 200;
+
+impl TextIndex {
+    /// The query in the database's own syntax, built from parsed terms: what a caller
+    /// typed is only ever a quoted string (FTS5) or a bound parameter (PostgreSQL). On
+    /// SQLite, `scope` (conversation ids) restricts the matches inside the index.
+    fn of(backend: DbBackend, terms: &Terms, scope: Option<&[String]>) -> Self {
+        match backend {
+            DbBackend::Postgres => Self::Tsvector {
+                terms: terms
+                    .iter()
+                    .map(|term| match term {
+                        // The database's parser splits the words as it split the messages.
+                        Term::Word(text) | Term::Phrase(text) => ("phraseto_tsquery", text.clone()),
+                        // Letters and digits only (`Terms::parse`), quoted as a lexeme.
+                        Term::Prefix(stem) => ("to_tsquery", format!("'{stem}':*")),
+                    })
+                    .collect(),
+            },
+            _ => {
+                let words: Vec<String> = terms
+                    .iter()
+                    .map(|term| match term {
+                        Term::Word(text) | Term::Phrase(text) => fts5_string(text),
+                        Term::Prefix(stem) => format!("{}*", fts5_string(stem)),
+                    })
+                    .collect();
+                // Only the content is searched: `conversation_id` is indexed for scopes.
+                let mut query = format!("content : ({})", words.join(" "));
+                if let Some(scope) = scope {
+                    // An id's random part is one token (the `conv` before it another).
+                    let ids: Vec<String> =
+                        scope.iter().map(|id| fts5_string(id.rsplit('_').next().unwrap_or(id))).collect();
+                    query.push_str(&format!(" AND conversation_id : ({})", ids.join(" OR ")));
+                }
+                Self::Fts5 { query }
+            }
+        }
+    }
+
+    /// The tsquery as SQL (`$1`… its parameters) and its parameters.
+    fn tsquery(terms: &[(&'static str, String)]) -> (String, Vec<String>) {
+        let sql: Vec<String> = terms
+            .iter()
+            .enumerate()
+            .map(|(n, (function, _))| format!("{function}('{TS_CONFIG}', ${})", n + 1))
+            .collect();
+        (format!("({})", sql.join(" && ")), terms.iter().map(|(_, text)| text.clone()).collect())
+    }
+
+    /// `sql` with the query in place of `{q}`: FTS5's as one parameter, PostgreSQL's as
+    /// its tsquery expression.
+    fn with_query(&self, sql: &str) -> SimpleExpr {
+        match self {
+            Self::Fts5 { query } => Expr::cust_with_values(sql.replace("{q}", "?"), [query.clone()]),
+            Self::Tsvector { terms } => {
+                let (tsquery, values) = Self::tsquery(terms);
+                Expr::cust_with_values(sql.replace("{q}", &tsquery), values)
+            }
+        }
+    }
+
+    /// The messages with their matches: on SQLite the index walked newest first, each
+    /// match joined to its message (FTS5 first: `CROSS JOIN` keeps SQLite's planner from
+    /// turning it round); on PostgreSQL the messages whose `search` matches.
+    fn source(&self) -> SelectStatement {
+        let mut select = Query::select();
+        match self {
+            Self::Fts5 { .. } => select
+                .from(Alias::new("message_search"))
+                .join(JoinType::CrossJoin, message::Entity, Condition::all())
+                .and_where(self.with_query("message_search MATCH {q}"))
+                .and_where(Expr::cust("messages.rowid = message_search.rowid")),
+            Self::Tsvector { .. } => select.from(message::Entity).and_where(self.with_query("messages.search @@ {q}")),
+        };
+        select
+    }
+
+    /// A found row's score, higher for a better match.
+    fn score(&self) -> SimpleExpr {
+        match self {
+            Self::Fts5 { .. } => Expr::cust("-bm25(message_search)"),
+            Self::Tsvector { .. } => self.with_query("ts_rank(messages.search, {q})::float8"),
+        }
+    }
+
+    /// How many messages of the account PostgreSQL's index holds for the words, up to
+    /// `limit`.
+    async fn probe(&self, db: &DatabaseConnection, account_id: &str, limit: u64) -> Result<u64, Error> {
+        let mut select = self.source();
+        select.expr(Expr::val(1)).and_where(access::of_account::<message::Entity>(account_id)).limit(limit);
+        count_of(db, select).await
+    }
+
+    /// Each message's snippet: its content around the matches, the matches marked.
+    async fn snippets(
+        &self,
+        db: &DatabaseConnection,
+        account_id: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, Snippet>, Error> {
+        let mut select = self.source();
+        let marked = match self {
+            Self::Fts5 { .. } => {
+                Expr::cust(format!("snippet(message_search, 0, '{MATCH_START}', '{MATCH_END}', '…', 24)"))
+            }
+            // Computed only for the page's rows (it reads the whole content). A short
+            // message is shown whole, as FTS5's snippet shows it.
+            Self::Tsvector { .. } => {
+                let marks = format!("StartSel={MATCH_START}, StopSel={MATCH_END}");
+                self.with_query(&format!(
+                    "CASE WHEN length(messages.content) <= {SHORT_CONTENT} \
+                     THEN ts_headline('{TS_CONFIG}', messages.content, {{q}}, '{marks}, HighlightAll=true') \
+                     ELSE ts_headline('{TS_CONFIG}', messages.content, {{q}}, '{marks}, MaxWords=24, \
+                     MinWords=12, MaxFragments=1, FragmentDelimiter=…') END"
+                ))
+            }
+        };
+        select
+            .column((message::Entity, message::Column::Id))
+            .expr_as(marked, Alias::new("marked"))
+            .and_where(access::of_account::<message::Entity>(account_id))
+            .and_where(Expr::col((message::Entity, message::Column::Id)).is_in(ids.to_vec()));
+        let rows = Marked::find_by_statement(db.get_database_backend().build(&select)).all(db).await?;
+        Ok(rows.into_iter().map(|row| (row.id, Snippet::from_marked(&row.marked.unwrap_or_default()))).collect())
+    }
+}
+
+/// A snippet as the database marked it.
+#[derive(FromQueryResult)]
+struct Marked {
+    id: String,
+    marked: Option<String>,
+}
+
+/// `text` as an FTS5 string: in double quotes, a quote inside doubled. FTS5 tokenizes a
+/// string as it tokenized the messages and finds its words as a phrase.
+fn fts5_string(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+/// How PostgreSQL reaches the messages (see the module's documentation); SQLite always
+/// walks its index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drive {
+    Walk,
+    Matches,
+    Conversations,
+    Timeline,
+}
+
+impl Drive {
+    async fn choose(
+        db: &DatabaseConnection,
+        index: &TextIndex,
+        caller: &Caller,
+        search: &MessageSearch,
+    ) -> Result<Self, Error> {
+        if matches!(index, TextIndex::Fts5 { .. }) {
+            Ok(Self::Walk)
+        } else if index.probe(db, &caller.account_id, FEW_MATCHES).await? < FEW_MATCHES {
+            Ok(Self::Matches)
+        } else if search.conversation_id.is_some() || !caller.is_staff() {
+            Ok(Self::Conversations)
+        } else {
+            Ok(Self::Timeline)
+        }
+    }
+}
+
+/// Matches PostgreSQL's index may hold for the words before search stops fetching them
+/// all and walks messages instead: sorting this many takes a few milliseconds.
+pub const FEW_MATCHES: u64 = 1000;
+
+/// One search's SQL.
+struct Plan<'a> {
+    index: &'a TextIndex,
+    drive: Drive,
+    caller: &'a Caller,
+    search: &'a MessageSearch,
+}
+
+impl Plan<'_> {
+    /// The messages found, keyed: after `after` in newest-first order, at most `limit`,
+    /// with their scores when `scored`.
+    async fn candidates(
+        &self,
+        db: &DatabaseConnection,
+        after: Option<&HitKey>,
+        limit: u64,
+        scored: bool,
+    ) -> Result<Vec<HitKey>, Error> {
+        let (order, sort) = self.order();
+        let id: SimpleExpr = Expr::col((message::Entity, message::Column::Id)).into();
+        let mut select = self.found();
+        select
+            .expr_as(order.clone(), Alias::new("k"))
+            .expr_as(id.clone(), Alias::new("id"))
+            .expr_as(if scored { self.index.score() } else { Expr::val(0.0f64).into() }, Alias::new("score"));
+        // SQLite's rowid is unique: the id only breaks PostgreSQL's ties of send time.
+        let tie = self.drive != Drive::Walk;
+        if let Some(after) = after {
+            let tied = order.clone().eq(after.k).and(id.clone().lt(after.id.clone()));
+            select.and_where(if tie { order.clone().lt(after.k).or(tied) } else { order.clone().lt(after.k) });
+        }
+        select.order_by_expr(sort, SortOrder::Desc);
+        if tie {
+            select.order_by_expr(id, SortOrder::Desc);
+        }
+        select.limit(limit);
+        let rows = Keyed::find_by_statement(db.get_database_backend().build(&select)).all(db).await?;
+        Ok(rows.into_iter().map(|row| HitKey { k: row.k, id: row.id, score: scored.then_some(row.score) }).collect())
+    }
+
+    /// How many match, up to [`COUNT_LIMIT`].
+    async fn count(&self, db: &DatabaseConnection) -> Result<Counted, Error> {
+        let mut select = self.found();
+        select.expr(Expr::val(1)).limit(COUNT_LIMIT + 1);
+        let found = count_of(db, select).await?;
+        Ok(Counted { total: Ord::min(found, COUNT_LIMIT), capped: found > COUNT_LIMIT })
+    }
+
+    /// Newest first, and how to sort by it. SQLite: the index's rowid, walked backwards.
+    /// PostgreSQL: the send time, which only the timeline walks in order; every other
+    /// drive sorts what it found, in a form no index serves (`+ 0`), so that the planner
+    /// does not walk the timeline checking every row for a rare word.
+    fn order(&self) -> (SimpleExpr, SimpleExpr) {
+        match self.drive {
+            Drive::Walk => (Expr::cust("message_search.rowid"), Expr::cust("message_search.rowid")),
+            Drive::Timeline => {
+                let time: SimpleExpr = Expr::col((message::Entity, message::Column::CreateTime)).into();
+                (time.clone(), time)
+            }
+            Drive::Matches | Drive::Conversations => {
+                let time: SimpleExpr = Expr::col((message::Entity, message::Column::CreateTime)).into();
+                (time.clone(), time.add(0))
+            }
+        }
+    }
+
+    /// The messages found, before columns: the words', the caller's, the filters'.
+    fn found(&self) -> SelectStatement {
+        let caller = self.caller;
+        let mut select = self.index.source();
+        select
+            .and_where(access::of_account::<message::Entity>(&caller.account_id))
+            .cond_where(access::visible_messages(caller.is_staff()))
+            .and_where(Expr::col((message::Entity, message::Column::DeleteTime)).is_null())
+            .cond_where(self.filters());
+        if !caller.is_staff() {
+            select.and_where(
+                Expr::col((message::Entity, message::Column::ConversationId)).in_subquery(taking_part(caller)),
+            );
+        }
+        select
+    }
+    /// The request's filters.
+    fn filters(&self) -> Condition {
+        let search = self.search;
+        let col = |column: message::Column| Expr::col((message::Entity, column));
+        let mut all = Condition::all();
+        if let Some(id) = &search.conversation_id {
+            all = all.add(col(message::Column::ConversationId).eq(id.clone()));
+        }
+        if let Some(id) = &search.sender_id {
+            all = all.add(col(message::Column::SenderId).eq(id.clone()));
+        }
+        if let Some(kind) = search.kind {
+            all = all.add(col(message::Column::Kind).eq(kind.as_str()));
+        }
+        if let Some(direction) = search.direction {
+            all = all.add(col(message::Column::Direction).eq(direction.as_str()));
+        }
+        if let Some(channel) = search.channel {
+            all = all.add(self.channel_seen(channel));
+        }
+        if let Some(after) = search.after {
+            all = all.add(col(message::Column::CreateTime).gte(after));
+        }
+        if let Some(before) = search.before {
+            all = all.add(col(message::Column::CreateTime).lt(before));
+        }
+        if let Some(with) = search.has_attachments {
+            let attached = Query::select()
+                .expr(Expr::val(1))
+                .from(attachment::Entity)
+                .and_where(access::of_account::<attachment::Entity>(&self.caller.account_id))
+                .and_where(
+                    Expr::col((attachment::Entity, attachment::Column::MessageId))
+                        .equals((message::Entity, message::Column::Id)),
+                )
+                .to_owned();
+            let exists = Expr::exists(attached);
+            all = all.add(if with { exists } else { exists.not() });
+        }
+        if search.subject_kind.is_some() || search.subject_external_id.is_some() {
+            let mut subject = Query::select();
+            subject
+                .column((conversation::Entity, conversation::Column::Id))
+                .from(conversation::Entity)
+                .and_where(access::of_account::<conversation::Entity>(&self.caller.account_id));
+            if let Some(kind) = &search.subject_kind {
+                subject.and_where(Expr::col((conversation::Entity, conversation::Column::SubjectKind)).eq(kind.clone()));
+            }
+            if let Some(id) = &search.subject_external_id {
+                subject.and_where(
+                    Expr::col((conversation::Entity, conversation::Column::SubjectExternalId)).eq(id.clone()),
+                );
+            }
+            all = all.add(col(message::Column::ConversationId).in_subquery(subject));
+        }
+        all
+    }
+
+    /// The channel as the caller sees it: a member sees only its own messages' envelopes
+    /// (`Message::seen_by`), so another's relayed message is in-app to it.
+    fn channel_seen(&self, channel: Channel) -> Condition {
+        let stored = Expr::col((message::Entity, message::Column::Channel));
+        let own = Expr::col((message::Entity, message::Column::SenderId)).eq(self.caller.user_id.clone());
+        let in_app = channel == Channel::InApp;
+        match (self.caller.is_staff(), in_app) {
+            (true, true) => Condition::all().add(stored.is_null()),
+            (true, false) => Condition::all().add(stored.eq(channel.as_str())),
+            (false, true) => Condition::any().add(stored.is_null()).add(own.not()),
+            (false, false) => Condition::all().add(stored.eq(channel.as_str())).add(own),
+        }
+    }
+}
+
+/// The conversations `caller` takes part in.
+fn taking_part(caller: &Caller) -> SelectStatement {
+    Query::select()
+        .column((participant::Entity, participant::Column::ConversationId))
+        .from(participant::Entity)
+        .and_where(access::of_account::<participant::Entity>(&caller.account_id))
+        .and_where(Expr::col((participant::Entity, participant::Column::UserId)).eq(caller.user_id.clone()))
+        .to_owned()
+}
+
+/// A candidate's key as selected.
+#[derive(FromQueryResult)]
+struct Keyed {
+    k: i64,
+    id: String,
+    score: f64,
+}
+
+/// The number of rows `select` finds.
+async fn count_of(db: &DatabaseConnection, select: SelectStatement) -> Result<u64, Error> {
+    let counting = Query::select()
+        .expr_as(Expr::cust("count(*)"), Alias::new("n"))
+        .from_subquery(select, Alias::new("found"))
+        .to_owned();
+    let row = db.query_one(&counting).await?;
+    Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0) as u64)
+}
+
+impl HitKey {
+    /// Best score first, then newest first.
+    fn by_relevance(a: &HitKey, b: &HitKey) -> std::cmp::Ordering {
+        let (sa, sb) = (a.score.unwrap_or_default(), b.score.unwrap_or_default());
+        sb.total_cmp(&sa).then(b.k.cmp(&a.k)).then_with(|| b.id.cmp(&a.id))
+    }
+}
