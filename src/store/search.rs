@@ -25,8 +25,10 @@
 
 use std::collections::HashMap;
 
+use strum::IntoEnumIterator;
+
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
+    ConnectionTrait, DatabaseConnection, DbBackend, FromQueryResult,
     sea_query::{Alias, Condition, Expr, ExprTrait, JoinType, Order as SortOrder, Query, SelectStatement, SimpleExpr},
 };
 
@@ -79,27 +81,11 @@ pub async fn search(
     let index = TextIndex::of(backend, &search.terms, scope.as_deref());
     let drive = Drive::choose(db, &index, caller, search).await?;
     let plan = Plan { index: &index, drive, caller, search };
-    let (keys, next) = match search.order {
-        SearchOrder::Newest => {
-            let mut keys = plan.candidates(db, page.after.as_ref(), page.fetch_limit(), false).await?;
-            let next = if keys.len() as u64 > page.size {
-                keys.truncate(page.size as usize);
-                keys.last().map(|key| page.token_after(key.clone())).unwrap_or_default()
-            } else {
-                String::new()
-            };
-            (keys, next)
-        }
-        SearchOrder::Relevance => {
-            let mut window = plan.candidates(db, None, RELEVANCE_WINDOW, true).await?;
-            window.sort_by(HitKey::by_relevance);
-            if let Some(after) = &page.after {
-                window.retain(|key| HitKey::by_relevance(after, key).is_lt());
-            }
-            window.truncate(page.fetch_limit() as usize);
-            page.finish(window, HitKey::clone)
-        }
+    let found = match search.order {
+        SearchOrder::Newest => plan.candidates(db, page.after.as_ref(), page.fetch_limit(), false).await?,
+        SearchOrder::Relevance => plan.ranked(db, page).await?,
     };
+    let (keys, next) = page.finish(found, HitKey::clone);
     let counted = plan.count(db).await?;
     let items = present(db, caller, &index, keys, view).await?;
     Ok(Listing { items, next_page_token: next, total: counted })
@@ -140,21 +126,19 @@ async fn present(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<String> = keys.iter().map(|key| key.id.clone()).collect();
-    let mut rows: HashMap<String, message::Model> = message::Entity::find()
-        .filter(access::of_account::<message::Entity>(&caller.account_id))
-        .filter(Expr::col((message::Entity, message::Column::Id)).is_in(ids.clone()))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|row| (row.id.clone(), row))
-        .collect();
-    let rows: Vec<message::Model> = ids.iter().filter_map(|id| rows.remove(id)).collect();
+    let mut found = index.hits(db, &caller.account_id, &keys).await?;
+    let (rows, mut snippets): (Vec<message::Model>, HashMap<String, Snippet>) = keys
+        .iter()
+        .filter_map(|key| found.remove(&key.id))
+        .map(|(row, snippet)| {
+            let id = row.id.clone();
+            (row, (id, snippet))
+        })
+        .unzip();
     let mut conversation_ids: Vec<String> = rows.iter().map(|row| row.conversation_id.clone()).collect();
     conversation_ids.sort();
     conversation_ids.dedup();
     let records = access::load_many(db, &caller.account_id, &conversation_ids).await?;
-    let mut snippets = index.snippets(db, &caller.account_id, &ids).await?;
     let shown = views::present_across(db, caller, rows, records, view).await?;
     Ok(shown
         .into_iter()
@@ -274,16 +258,21 @@ impl TextIndex {
         count_of(db, select).await
     }
 
-    /// Each message's snippet: its content around the matches, the matches marked.
-    async fn snippets(
+    /// The rows of `keys`' messages with their snippets (the content around the matches,
+    /// the matches marked), by id. On SQLite the index is walked only across the keys'
+    /// rowids: a word in most messages has many matches besides the page's.
+    async fn hits(
         &self,
         db: &DatabaseConnection,
         account_id: &str,
-        ids: &[String],
-    ) -> Result<HashMap<String, Snippet>, Error> {
+        keys: &[HitKey],
+    ) -> Result<HashMap<String, (message::Model, Snippet)>, Error> {
         let mut select = self.source();
         let marked = match self {
             Self::Fts5 { .. } => {
+                let low = keys.iter().map(|key| key.k).min().unwrap_or_default();
+                let high = keys.iter().map(|key| key.k).max().unwrap_or_default();
+                select.and_where(Expr::cust_with_values("message_search.rowid BETWEEN ? AND ?", [low, high]));
                 Expr::cust(format!("snippet(message_search, 0, '{MATCH_START}', '{MATCH_END}', '…', 24)"))
             }
             // Computed only for the page's rows (it reads the whole content). A short
@@ -298,21 +287,23 @@ impl TextIndex {
                 ))
             }
         };
+        let ids: Vec<String> = keys.iter().map(|key| key.id.clone()).collect();
+        for column in message::Column::iter() {
+            select.column((message::Entity, column));
+        }
         select
-            .column((message::Entity, message::Column::Id))
             .expr_as(marked, Alias::new("marked"))
             .and_where(access::of_account::<message::Entity>(account_id))
-            .and_where(Expr::col((message::Entity, message::Column::Id)).is_in(ids.to_vec()));
-        let rows = Marked::find_by_statement(db.get_database_backend().build(&select)).all(db).await?;
-        Ok(rows.into_iter().map(|row| (row.id, Snippet::from_marked(&row.marked.unwrap_or_default()))).collect())
+            .and_where(Expr::col((message::Entity, message::Column::Id)).is_in(ids));
+        let mut found = HashMap::new();
+        for row in db.query_all(&select).await? {
+            let message = message::Model::from_query_result(&row, "")?;
+            let marked: Option<String> = row.try_get("", "marked")?;
+            let snippet = Snippet::from_marked(&marked.unwrap_or_default());
+            found.insert(message.id.clone(), (message, snippet));
+        }
+        Ok(found)
     }
-}
-
-/// A snippet as the database marked it.
-#[derive(FromQueryResult)]
-struct Marked {
-    id: String,
-    marked: Option<String>,
 }
 
 /// `text` as an FTS5 string: in double quotes, a quote inside doubled. FTS5 tokenizes a
@@ -392,6 +383,18 @@ impl Plan<'_> {
         select.limit(limit);
         let rows = Keyed::find_by_statement(db.get_database_backend().build(&select)).all(db).await?;
         Ok(rows.into_iter().map(|row| HitKey { k: row.k, id: row.id, score: scored.then_some(row.score) }).collect())
+    }
+
+    /// The page after `page.after` (and one more) by relevance: the best of the
+    /// [`RELEVANCE_WINDOW`] newest matches, best first, then newest first.
+    async fn ranked(&self, db: &DatabaseConnection, page: &Page<HitKey>) -> Result<Vec<HitKey>, Error> {
+        let mut window = self.candidates(db, None, RELEVANCE_WINDOW, true).await?;
+        window.sort_by(HitKey::by_relevance);
+        if let Some(after) = &page.after {
+            window.retain(|key| HitKey::by_relevance(after, key).is_lt());
+        }
+        window.truncate(page.fetch_limit() as usize);
+        Ok(window)
     }
 
     /// How many match, up to [`COUNT_LIMIT`].

@@ -321,6 +321,23 @@ def check_attention(r: Run, expect, unary) -> None:
     typing = [c["stream_message"] for c in r.calls if "stream_message" in c
               and c["stream_message"]["type"] == "EVENT_TYPE_TYPING"]
     expect([e.get("actorId") for e in typing] == [v.get("BUYER_ID")], f"the seller's TYPING events: {typing}")
+    check_search(r, expect, unary)
+
+
+def check_search(r: Run, expect, unary) -> None:
+    """Section 17: searches find what the caller may read, with snippets; a bad query is refused."""
+    searches = unary("MessageService/SearchMessages")
+    expect([c.get("status") for c in searches] == ["OK", "OK", "OK", "OK", "INVALID_ARGUMENT"],
+           f"SearchMessages statuses: {[c.get('status') for c in searches]}")
+    if len(searches) == 5:
+        hits = [[h["message"]["content"] for h in c.get("response", {}).get("hits", [])] for c in searches[:4]]
+        expect(hits == [["Hi! Is the truck still available?"],
+                        ["Saturday at 10 works for me.", "Yes, it is. Want to see it on Saturday?"],
+                        ["Can I bring my mechanic?"], []], f"what the searches found: {hits}")
+        snippet = searches[0]["response"]["hits"][0]["snippet"]
+        expect([part["text"] for part in snippet if part.get("matched")] == ["truck"], f"the snippet: {snippet}")
+        expect("query" in searches[4].get("message", ""), f"the refused search: {searches[4]}")
+    expect("3 [Saturday] at 10 works for me." in r.stdout, "the rendered snippets are not printed")
 
 
 def main(argv: list[str]) -> int:

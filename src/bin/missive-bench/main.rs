@@ -18,6 +18,7 @@ mod load;
 mod replicas;
 mod report;
 mod scenarios;
+mod search;
 mod seed;
 mod server;
 
@@ -59,7 +60,7 @@ struct Args {
     /// Streams of the idle-streams scenario.
     #[arg(long, default_value_t = 10_000)]
     idle_streams: usize,
-    /// Only these scenarios: health, send64, send64_muted, send16, lists, fanout, idle;
+    /// Only these scenarios: health, send64, send64_muted, send16, lists, search, fanout, idle;
     /// with --database-url also send64_one_writer (one write transaction at a time, as
     /// before concurrent writers) and replicas (two servers, 64 in flight over both).
     /// Without --only: all but the PostgreSQL ones.
@@ -68,13 +69,17 @@ struct Args {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Drop the search index after seeding (SQLite: its triggers; PostgreSQL: the GIN
+    /// index, the tsvector column and the timeline index), to measure what it costs a send.
+    #[arg(long)]
+    without_search_index: bool,
     /// The `missive` binary to start [default: the one next to this binary].
     #[arg(long)]
     server_binary: Option<PathBuf>,
 }
 
 /// The scenarios, by the names `--only` takes.
-const SCENARIOS: [&str; 6] = ["send64", "send64_muted", "send16", "lists", "fanout", "idle"];
+const SCENARIOS: [&str; 7] = ["send64", "send64_muted", "send16", "lists", "search", "fanout", "idle"];
 
 /// One run of every wanted scenario. Each scenario gets servers of its own, started for it
 /// and stopped after it, so that no scenario inherits another's streams, caches or memory;
@@ -140,6 +145,7 @@ async fn scenario(
         "send64_muted" => vec![scenarios::send(server, fixture, plan, 64, true).await?],
         "send16" => vec![scenarios::send(server, fixture, plan, 16, false).await?],
         "lists" => scenarios::lists(server, fixture, plan).await?,
+        "search" => search::search(server, fixture, plan).await?,
         "fanout" => vec![scenarios::fanout(server, fixture, plan).await?],
         "idle" => vec![scenarios::idle(server, fixture, plan).await?],
         other => return Err(format!("no scenario {other}").into()),
@@ -167,9 +173,14 @@ async fn count_statements(
     };
     let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
     for name in SCENARIOS.into_iter().filter(|name| wanted(name) && *name != "fanout") {
-        if name == "lists" {
-            // Each page alone: the listing scenario measures several in one.
-            for measured in scenarios::lists_counted(&server, fixture, &plan, log.path()).await? {
+        if name == "lists" || name == "search" {
+            // Each call alone: these scenarios measure several in one.
+            let calls = if name == "lists" {
+                scenarios::pages(&server, fixture).await?.into_iter().map(|(n, c)| (n.to_owned(), c)).collect()
+            } else {
+                search::calls(&server, fixture).await?
+            };
+            for measured in scenarios::counted(&server, calls, &plan, log.path()).await {
                 results.count(&measured.0, measured.1);
             }
             continue;
@@ -195,6 +206,9 @@ async fn main() -> Result<(), Failure> {
     let started = std::time::Instant::now();
     let fixture = seed::seed(&database_url, args.conversations, args.messages, args.members).await?;
     eprintln!("seeded {} conversations, {} messages in {:.1?}", args.conversations, args.messages, started.elapsed());
+    if args.without_search_index {
+        seed::drop_search_index(&database_url).await?;
+    }
 
     let binary = match &args.server_binary {
         Some(path) => path.clone(),

@@ -153,7 +153,7 @@ const DEEP_PAGE_SIZE: i32 = 10;
 const DEEP_PAGES: usize = 20;
 
 /// A page call: its next page token.
-type PageCall = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, tonic::Status>> + Send>> + Send + Sync>;
+pub type PageCall = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, tonic::Status>> + Send>> + Send + Sync>;
 
 /// First and deep pages, one call at a time: the staff and a member inbox, a
 /// conversation's messages, and a member's unread count. A deep page is the page after
@@ -166,26 +166,26 @@ pub async fn lists(server: &Server, fixture: &Fixture, plan: &Plan) -> Result<Ve
     Ok(measured)
 }
 
-/// Each page of [`lists`] for a moment on a server logging its statements to `log`: the
+/// Each of `calls` for a moment on a server logging its statements to `log`: the
 /// statements per call of each.
-pub async fn lists_counted(
+pub async fn counted(
     server: &Server,
-    fixture: &Fixture,
+    calls: Vec<(String, PageCall)>,
     plan: &Plan,
     log: &std::path::Path,
-) -> Result<Vec<(String, f64)>, Failure> {
+) -> Vec<(String, f64)> {
     let mut counted = Vec::new();
-    for (name, call) in pages(server, fixture).await? {
+    for (name, call) in calls {
         let before = crate::server::statements_in(log);
-        let measured = one_at_a_time(server, name, plan.duration / 4, call).await;
+        let measured = one_at_a_time(server, &name, plan.duration / 4, call).await;
         let statements = crate::server::statements_in(log) - before;
-        counted.push((name.to_owned(), statements as f64 / measured.calls.max(1) as f64));
+        counted.push((name, statements as f64 / measured.calls.max(1) as f64));
     }
-    Ok(counted)
+    counted
 }
 
 /// The page calls [`lists`] measures, by scenario name.
-async fn pages(server: &Server, fixture: &Fixture) -> Result<Vec<(&'static str, PageCall)>, Failure> {
+pub async fn pages(server: &Server, fixture: &Fixture) -> Result<Vec<(&'static str, PageCall)>, Failure> {
     let channel = server.channel().await?;
     let (conversation_id, member_key) = fixture.conversations.first().cloned().ok_or("nothing was seeded")?;
     let (conversations, messages) =
@@ -253,7 +253,7 @@ where
 }
 
 /// `call`, one at a time for `duration`.
-async fn one_at_a_time(server: &Server, scenario: &str, duration: Duration, call: PageCall) -> Measured {
+pub async fn one_at_a_time(server: &Server, scenario: &str, duration: Duration, call: PageCall) -> Measured {
     let cpu = server.cpu_seconds();
     let outcome = load::run(1, duration, move |_, _| {
         let call = call();
