@@ -331,7 +331,7 @@ async fn a_damaged_file_is_refused_at_start_saying_what_to_do() {
 }
 
 /// `missive backup` as a process; whether it succeeded, and what it said.
-async fn backup_to(url: &str, destination: &std::path::Path) -> (bool, String) {
+pub(crate) async fn backup_to(url: &str, destination: &std::path::Path) -> (bool, String) {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_missive"))
         .arg("backup")
         .arg(destination)

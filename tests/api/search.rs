@@ -353,12 +353,8 @@ mod against_reads {
         }
     }
 
-    fn cases() -> u32 {
-        std::env::var("PROPTEST_CASES").ok().and_then(|cases| cases.parse().ok()).unwrap_or(8)
-    }
-
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(cases()))]
+        #![proptest_config(ProptestConfig::with_cases(crate::properties::cases(8)))]
 
         #[test]
         fn search_finds_what_list_messages_shows_every_caller(
@@ -407,14 +403,8 @@ async fn a_restored_backup_finds_what_the_live_file_found() {
     assert_eq!(live, ids(&kept));
 
     let backup = dir.path().join("backup.db");
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_missive"))
-        .arg("backup")
-        .arg(&backup)
-        .args(["--database-url", &url])
-        .output()
-        .await
-        .unwrap();
-    assert!(output.status.success(), "backup: {}", String::from_utf8_lossy(&output.stderr));
+    let (backed_up, said) = crate::durability::backup_to(&url, &backup).await;
+    assert!(backed_up, "backup: {said}");
     let check = "import sqlite3, sys\ndb = sqlite3.connect(sys.argv[1])\n\
                  db.execute(\"INSERT INTO message_search(message_search, rank) VALUES ('integrity-check', 1)\")\n";
     let checked = std::process::Command::new("python3").args(["-c", check]).arg(&backup).output().unwrap();
