@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use missive::{
     cli::{
-        Cli, Command, KeysCommand,
+        AccountsCommand, Cli, Command, KeysCommand,
         remote::{self, ConversationsCommand, MessagesCommand, UsersCommand},
     },
     config::Config,
@@ -31,6 +31,10 @@ async fn main() -> ExitCode {
         Some(Command::Conversations(ConversationsCommand::List(args))) => remote::list_conversations(args).await,
         Some(Command::Messages(MessagesCommand::List(args))) => remote::list_messages(args).await,
         Some(Command::Tail(args)) => remote::tail(args).await,
+        Some(Command::Accounts(AccountsCommand::SearchLanguage(args))) => {
+            missive::telemetry::init("warn");
+            missive::cli::set_search_language(args).await.map(|said| eprintln!("{said}")).map_err(|err| err.to_string())
+        }
         Some(Command::Backup(args)) => {
             missive::telemetry::init("warn");
             missive::cli::backup(args).await.map(|made| eprintln!("{made}")).map_err(|err| err.to_string())

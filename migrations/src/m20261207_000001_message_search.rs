@@ -3,25 +3,33 @@
 //! (send, import, scheduled delivery, edit, delete, a conversation's cascade) can forget
 //! it and a search never sees a message's old text after the unit that changed it:
 //!
-//! - SQLite: an FTS5 table over the messages' content and conversation (`content=
-//!   'messages'`: the text is not stored twice; the conversation lets a member's search
-//!   skip the rest of the index) with triggers on insert, update and delete. It is keyed
+//! - SQLite: an FTS5 table over the messages' content and conversation, read through a
+//!   view of `messages` (external content: the text is not stored twice; the conversation
+//!   lets a member's search skip the rest of the index) with triggers on insert, update
+//!   and delete. It is keyed
 //!   by the messages' rowid, which SQLite keeps for a table with an index (the primary
 //!   key's) through `VACUUM INTO`, the backups' copy.
-//! - PostgreSQL: a stored `tsvector` column generated from the content (text search
-//!   configuration `simple`: lower-cased words, no stemming, every language alike) with a
-//!   GIN index.
+//! - PostgreSQL: a stored `tsvector` column generated from the content in the account's
+//!   text search configuration (`accounts.search_language`: `simple` by default,
+//!   lower-cased words with no stemming, every language alike; `english`, `french`… stem
+//!   words), with a GIN index. SQLite has one tokenizer for every account (`simple`).
 //!
 //! PostgreSQL also gets an index of each account's messages by send time, newest first
 //! being the order of results there: a word in many messages is found by walking it
 //! (SQLite walks its FTS5 index in rowid order instead).
 
-use sea_orm_migration::{prelude::*, sea_orm::DbBackend};
+use sea_orm_migration::{prelude::*, schema::*, sea_orm::DbBackend};
 
-use crate::ddl::{drop_index, index};
+use crate::ddl::{add_columns, drop_columns, drop_index, index};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
+
+#[derive(DeriveIden)]
+enum Accounts {
+    Table,
+    SearchLanguage,
+}
 
 #[derive(DeriveIden)]
 enum Messages {
@@ -32,20 +40,25 @@ enum Messages {
 }
 
 const SQLITE_UP: &[&str] = &[
-    "CREATE VIRTUAL TABLE message_search USING fts5(content, conversation_id, content='messages', \
-     content_rowid='rowid', tokenize='unicode61 remove_diacritics 0')",
+    // What the index reads: a conversation id without its `conv_` prefix, which as a token
+    // of its own would be in every row (and make a phrase of every conversation filter).
+    "CREATE VIEW message_search_source AS \
+     SELECT rowid AS message_rowid, content, substr(conversation_id, 6) AS conversation_id FROM messages",
+    "CREATE VIRTUAL TABLE message_search USING fts5(content, conversation_id, \
+     content='message_search_source', content_rowid='message_rowid', \
+     tokenize='unicode61 remove_diacritics 0')",
     // An external-content index is told the old values to forget: exactly what it indexed.
     "CREATE TRIGGER messages_search_insert AFTER INSERT ON messages BEGIN \
      INSERT INTO message_search(rowid, content, conversation_id) \
-     VALUES (new.rowid, new.content, new.conversation_id); END",
+     VALUES (new.rowid, new.content, substr(new.conversation_id, 6)); END",
     "CREATE TRIGGER messages_search_delete AFTER DELETE ON messages BEGIN \
      INSERT INTO message_search(message_search, rowid, content, conversation_id) \
-     VALUES ('delete', old.rowid, old.content, old.conversation_id); END",
+     VALUES ('delete', old.rowid, old.content, substr(old.conversation_id, 6)); END",
     "CREATE TRIGGER messages_search_update AFTER UPDATE OF content, conversation_id ON messages BEGIN \
      INSERT INTO message_search(message_search, rowid, content, conversation_id) \
-     VALUES ('delete', old.rowid, old.content, old.conversation_id); \
+     VALUES ('delete', old.rowid, old.content, substr(old.conversation_id, 6)); \
      INSERT INTO message_search(rowid, content, conversation_id) \
-     VALUES (new.rowid, new.content, new.conversation_id); END",
+     VALUES (new.rowid, new.content, substr(new.conversation_id, 6)); END",
     "INSERT INTO message_search(message_search) VALUES ('rebuild')",
 ];
 
@@ -54,33 +67,60 @@ const SQLITE_DOWN: &[&str] = &[
     "DROP TRIGGER messages_search_delete",
     "DROP TRIGGER messages_search_insert",
     "DROP TABLE message_search",
+    "DROP VIEW message_search_source",
 ];
 
 const POSTGRES_UP: &[&str] = &[
+    // Each message is indexed in its account's language, set by the database as it is
+    // written, so that no insert can name another; a change of language re-indexes the
+    // account's messages (`store::accounts::set_search_language`).
+    "ALTER TABLE messages ADD COLUMN search_language regconfig NOT NULL DEFAULT 'simple'",
+    "CREATE FUNCTION missive_message_search_language() RETURNS trigger LANGUAGE plpgsql AS $$ \
+     BEGIN \
+       SELECT search_language::regconfig INTO NEW.search_language FROM accounts WHERE id = NEW.account_id; \
+       RETURN NEW; \
+     END $$",
+    "CREATE TRIGGER messages_search_language BEFORE INSERT ON messages \
+     FOR EACH ROW EXECUTE FUNCTION missive_message_search_language()",
     "ALTER TABLE messages ADD COLUMN search tsvector \
-     GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, content)) STORED",
+     GENERATED ALWAYS AS (to_tsvector(search_language, content)) STORED",
     "CREATE INDEX ix_messages_search ON messages USING gin (search)",
 ];
 
-const POSTGRES_DOWN: &[&str] = &["DROP INDEX ix_messages_search", "ALTER TABLE messages DROP COLUMN search"];
+const POSTGRES_DOWN: &[&str] = &[
+    "DROP INDEX ix_messages_search",
+    "ALTER TABLE messages DROP COLUMN search",
+    "DROP TRIGGER messages_search_language ON messages",
+    "DROP FUNCTION missive_message_search_language()",
+    "ALTER TABLE messages DROP COLUMN search_language",
+];
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        add_columns(manager, Accounts::Table, vec![string(Accounts::SearchLanguage).default("simple").to_owned()])
+            .await?;
         if !postgres(manager) {
             return run(manager, SQLITE_UP).await;
         }
         run(manager, POSTGRES_UP).await?;
-        index(manager, "ix_messages_timeline", Messages::Table, [Messages::AccountId, Messages::CreateTime, Messages::Id])
-            .await
+        index(
+            manager,
+            "ix_messages_timeline",
+            Messages::Table,
+            [Messages::AccountId, Messages::CreateTime, Messages::Id],
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if !postgres(manager) {
-            return run(manager, SQLITE_DOWN).await;
+        if postgres(manager) {
+            drop_index(manager, "ix_messages_timeline").await?;
+            run(manager, POSTGRES_DOWN).await?;
+        } else {
+            run(manager, SQLITE_DOWN).await?;
         }
-        drop_index(manager, "ix_messages_timeline").await?;
-        run(manager, POSTGRES_DOWN).await
+        drop_columns(manager, Accounts::Table, [Accounts::SearchLanguage]).await
     }
 }
 

@@ -38,6 +38,9 @@ pub enum Command {
     /// on a running server.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Accounts (tenants) in the database.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
     /// Users of a running server's account.
     #[command(subcommand)]
     Users(remote::UsersCommand),
@@ -115,6 +118,47 @@ pub struct CreateKeyArgs {
     /// Database URL (as for `serve`).
     #[arg(long, env = "MISSIVE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, value_parser = parse_database_url)]
     pub database_url: String,
+}
+
+/// `missive accounts …`
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Set the language an account's messages are searched in, and re-index them.
+    ///
+    /// On PostgreSQL, one of its text search configurations (`english`, `french`, …:
+    /// words are stemmed, so "running" finds "run"), or `simple` (the default: words
+    /// lower-cased, any language alike). SQLite searches every account alike (`simple`).
+    /// Example: `missive accounts search-language english`.
+    SearchLanguage(SearchLanguageArgs),
+}
+
+/// `missive accounts search-language` flags.
+#[derive(Debug, Clone, Args)]
+pub struct SearchLanguageArgs {
+    /// The language, e.g. english.
+    pub language: String,
+    /// The account (acc_…) [default: the database's only account].
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Database URL (as for `serve`).
+    #[arg(long, env = "MISSIVE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, value_parser = parse_database_url)]
+    pub database_url: String,
+}
+
+/// Sets an account's search language as `args` say; the line to print about it.
+pub async fn set_search_language(args: SearchLanguageArgs) -> Result<String, Error> {
+    let store = Store::open(&args.database_url).await?;
+    let account_id = match args.account {
+        Some(account_id) => account_id,
+        None => match accounts::ids(&store, 2).await?.as_slice() {
+            [only] => only.clone(),
+            _ => return Err(Error::invalid("--account", "name the account: the database has none or several")),
+        },
+    };
+    let language = args.language.trim().to_lowercase();
+    accounts::set_search_language(&store, &account_id, &language).await?;
+    store.close().await;
+    Ok(format!("account {account_id} is searched in {language}; its messages are re-indexed"))
 }
 
 /// A role on the command line.

@@ -3,7 +3,7 @@
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
     sea_query::{Expr, ExprTrait},
 };
 
@@ -24,6 +24,7 @@ pub async fn create(store: &Store, name: &str) -> Result<String, Error> {
                     conversation_count: Set(0),
                     token_secret: Set(None),
                     cursor_key: Set(hex::encode(rand::random::<[u8; 16]>())),
+                    search_language: Set(SIMPLE.into()),
                 }
                 .insert(tx.conn())
                 .await?;
@@ -32,6 +33,61 @@ pub async fn create(store: &Store, name: &str) -> Result<String, Error> {
         })
         .await?;
     Ok(id)
+}
+
+/// The search language of every account on SQLite, and of a new account: words
+/// lower-cased, not stemmed, any language alike.
+pub const SIMPLE: &str = "simple";
+
+/// Sets the language the account's messages are searched in (PostgreSQL's text search
+/// configuration: `english`, `french`, … or `simple`) and re-indexes its messages, in one
+/// unit: a search never mixes two languages. SQLite has one tokenizer for every account,
+/// so there only `simple` is accepted.
+pub async fn set_search_language(store: &Store, account_id: &str, language: &str) -> Result<(), Error> {
+    if !exists(store, account_id).await? {
+        return Err(Error::not_found("account", account_id));
+    }
+    let language = language.trim().to_lowercase();
+    let postgres = store.backend() == DbBackend::Postgres;
+    if postgres {
+        let known: Vec<String> = store
+            .db
+            .query_all_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT cfgname::text AS name FROM pg_ts_config",
+            ))
+            .await?
+            .into_iter()
+            .map(|row| row.try_get::<String>("", "name"))
+            .collect::<Result<_, _>>()?;
+        if !known.contains(&language) {
+            let why = format!("{language:?} is not a text search configuration here; one of {}", known.join(", "));
+            return Err(Error::invalid("language", why));
+        }
+    } else if language != SIMPLE {
+        return Err(Error::FailedPrecondition(format!(
+            "SQLite searches every account alike ({SIMPLE}); the language {language:?} needs PostgreSQL"
+        )));
+    }
+    let account = account_id.to_owned();
+    store
+        .write_as(account_id, "", move |tx| {
+            Box::pin(async move {
+                account::Entity::update_many()
+                    .col_expr(account::Column::SearchLanguage, Expr::val(language.clone()))
+                    .filter(account::Column::Id.eq(&account))
+                    .exec(tx.conn())
+                    .await?;
+                if postgres {
+                    // The stored tsvectors follow the column they are generated from.
+                    let reindex = "UPDATE messages SET search_language = $1::regconfig WHERE account_id = $2";
+                    let values = [language.into(), account.into()];
+                    tx.conn().execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, reindex, values)).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
 }
 
 /// Adds `delta` to the account's number of conversations, in the unit that creates or

@@ -26,6 +26,9 @@ pub mod account {
         pub token_secret: Option<String>,
         /// Seals its event cursors (32 hex digits): made with the account. Never sent.
         pub cursor_key: String,
+        /// The language its messages are searched in: PostgreSQL's text search
+        /// configuration (`simple`, `english`…); always `simple` on SQLite.
+        pub search_language: String,
     }
 
     no_relations!();

@@ -42,8 +42,8 @@ use crate::domain::{
     channels::Channel,
     paging::Page,
     search::{
-        COUNT_LIMIT, Hit, HitKey, MATCH_END, MATCH_START, MessageSearch, RELEVANCE_WINDOW, SearchOrder, Snippet,
-        Term, Terms,
+        COUNT_LIMIT, Hit, HitKey, MATCH_END, MATCH_START, MessageSearch, RELEVANCE_WINDOW, SearchOrder, Snippet, Term,
+        Terms,
     },
 };
 
@@ -78,7 +78,7 @@ pub async fn search(
         // A member in no conversation finds nothing.
         return Ok(Listing { items: Vec::new(), next_page_token: String::new(), total: Counted::default() });
     }
-    let index = TextIndex::of(backend, &search.terms, scope.as_deref());
+    let index = TextIndex::of(backend, &caller.account_id, &search.terms, scope.as_deref());
     let drive = Drive::choose(db, &index, caller, search).await?;
     let plan = Plan { index: &index, drive, caller, search };
     let found = match search.order {
@@ -152,15 +152,12 @@ enum TextIndex {
     /// messages' rowid: the query in FTS5's syntax.
     Fts5 { query: String },
     /// PostgreSQL's `messages.search` (`tsvector`, GIN): each term's tsquery function and
-    /// its text.
-    Tsvector { terms: Vec<(&'static str, String)> },
+    /// its text, parsed in the language of the account's index.
+    Tsvector { terms: Vec<(&'static str, String)>, account_id: String },
 }
 
 /// Characters of a message shown whole in its snippet.
 const SHORT_CONTENT: usize = 160;
-
-/// The text search configuration of PostgreSQL's index (the migration's).
-const TS_CONFIG: &str = "simple";
 
 /// Most conversations named inside an FTS5 query: the index intersects the words with
 /// them at once; beyond, the walk checks each match's conversation instead.
@@ -170,9 +167,10 @@ impl TextIndex {
     /// The query in the database's own syntax, built from parsed terms: what a caller
     /// typed is only ever a quoted string (FTS5) or a bound parameter (PostgreSQL). On
     /// SQLite, `scope` (conversation ids) restricts the matches inside the index.
-    fn of(backend: DbBackend, terms: &Terms, scope: Option<&[String]>) -> Self {
+    fn of(backend: DbBackend, account_id: &str, terms: &Terms, scope: Option<&[String]>) -> Self {
         match backend {
             DbBackend::Postgres => Self::Tsvector {
+                account_id: account_id.to_owned(),
                 terms: terms
                     .iter()
                     .map(|term| match term {
@@ -194,9 +192,9 @@ impl TextIndex {
                 // Only the content is searched: `conversation_id` is indexed for scopes.
                 let mut query = format!("content : ({})", words.join(" "));
                 if let Some(scope) = scope {
-                    // An id's random part is one token (the `conv` before it another).
+                    // Indexed without its `conv_` prefix (the migration's view).
                     let ids: Vec<String> =
-                        scope.iter().map(|id| fts5_string(id.rsplit('_').next().unwrap_or(id))).collect();
+                        scope.iter().map(|id| fts5_string(id.strip_prefix("conv_").unwrap_or(id))).collect();
                     query.push_str(&format!(" AND conversation_id : ({})", ids.join(" OR ")));
                 }
                 Self::Fts5 { query }
@@ -204,24 +202,25 @@ impl TextIndex {
         }
     }
 
-    /// The tsquery as SQL (`$1`… its parameters) and its parameters.
-    fn tsquery(terms: &[(&'static str, String)]) -> (String, Vec<String>) {
-        let sql: Vec<String> = terms
-            .iter()
-            .enumerate()
-            .map(|(n, (function, _))| format!("{function}('{TS_CONFIG}', ${})", n + 1))
-            .collect();
-        (format!("({})", sql.join(" && ")), terms.iter().map(|(_, text)| text.clone()).collect())
-    }
-
-    /// `sql` with the query in place of `{q}`: FTS5's as one parameter, PostgreSQL's as
-    /// its tsquery expression.
+    /// `sql` with the query in place of `{q}` (FTS5's as one parameter, PostgreSQL's as
+    /// its tsquery expression) and, on PostgreSQL, the account's text search configuration
+    /// in place of `{config}`.
     fn with_query(&self, sql: &str) -> SimpleExpr {
         match self {
             Self::Fts5 { query } => Expr::cust_with_values(sql.replace("{q}", "?"), [query.clone()]),
-            Self::Tsvector { terms } => {
-                let (tsquery, values) = Self::tsquery(terms);
-                Expr::cust_with_values(sql.replace("{q}", &tsquery), values)
+            Self::Tsvector { terms, account_id } => {
+                // `$1`… are the terms, the last parameter the account.
+                let config =
+                    format!("(SELECT search_language::regconfig FROM accounts WHERE id = ${})", terms.len() + 1);
+                let parts: Vec<String> = terms
+                    .iter()
+                    .enumerate()
+                    .map(|(n, (function, _))| format!("{function}({config}, ${})", n + 1))
+                    .collect();
+                let tsquery = format!("({})", parts.join(" && "));
+                let mut values: Vec<String> = terms.iter().map(|(_, text)| text.clone()).collect();
+                values.push(account_id.clone());
+                Expr::cust_with_values(sql.replace("{q}", &tsquery).replace("{config}", &config), values)
             }
         }
     }
@@ -281,8 +280,8 @@ impl TextIndex {
                 let marks = format!("StartSel={MATCH_START}, StopSel={MATCH_END}");
                 self.with_query(&format!(
                     "CASE WHEN length(messages.content) <= {SHORT_CONTENT} \
-                     THEN ts_headline('{TS_CONFIG}', messages.content, {{q}}, '{marks}, HighlightAll=true') \
-                     ELSE ts_headline('{TS_CONFIG}', messages.content, {{q}}, '{marks}, MaxWords=24, \
+                     THEN ts_headline({{config}}, messages.content, {{q}}, '{marks}, HighlightAll=true') \
+                     ELSE ts_headline({{config}}, messages.content, {{q}}, '{marks}, MaxWords=24, \
                      MinWords=12, MaxFragments=1, FragmentDelimiter=…') END"
                 ))
             }
@@ -364,12 +363,12 @@ impl Plan<'_> {
         scored: bool,
     ) -> Result<Vec<HitKey>, Error> {
         let (order, sort) = self.order();
-        let id: SimpleExpr = Expr::col((message::Entity, message::Column::Id)).into();
+        let id: SimpleExpr = Expr::col((message::Entity, message::Column::Id));
         let mut select = self.found();
         select
             .expr_as(order.clone(), Alias::new("k"))
             .expr_as(id.clone(), Alias::new("id"))
-            .expr_as(if scored { self.index.score() } else { Expr::val(0.0f64).into() }, Alias::new("score"));
+            .expr_as(if scored { self.index.score() } else { Expr::val(0.0f64) }, Alias::new("score"));
         // SQLite's rowid is unique: the id only breaks PostgreSQL's ties of send time.
         let tie = self.drive != Drive::Walk;
         if let Some(after) = after {
@@ -413,11 +412,11 @@ impl Plan<'_> {
         match self.drive {
             Drive::Walk => (Expr::cust("message_search.rowid"), Expr::cust("message_search.rowid")),
             Drive::Timeline => {
-                let time: SimpleExpr = Expr::col((message::Entity, message::Column::CreateTime)).into();
+                let time: SimpleExpr = Expr::col((message::Entity, message::Column::CreateTime));
                 (time.clone(), time)
             }
             Drive::Matches | Drive::Conversations => {
-                let time: SimpleExpr = Expr::col((message::Entity, message::Column::CreateTime)).into();
+                let time: SimpleExpr = Expr::col((message::Entity, message::Column::CreateTime));
                 (time.clone(), time.add(0))
             }
         }
@@ -485,7 +484,8 @@ impl Plan<'_> {
                 .from(conversation::Entity)
                 .and_where(access::of_account::<conversation::Entity>(&self.caller.account_id));
             if let Some(kind) = &search.subject_kind {
-                subject.and_where(Expr::col((conversation::Entity, conversation::Column::SubjectKind)).eq(kind.clone()));
+                subject
+                    .and_where(Expr::col((conversation::Entity, conversation::Column::SubjectKind)).eq(kind.clone()));
             }
             if let Some(id) = &search.subject_external_id {
                 subject.and_where(

@@ -6,7 +6,7 @@
 //! what the API would have written. Everything else in `store` is the crate's own.
 
 pub use super::{
-    accounts::{create as create_account, ids as account_ids},
+    accounts::{create as create_account, ids as account_ids, set_search_language},
     api_keys::create_in as create_key,
     conversations::create as create_conversation,
     credentials::SHARED_FILE_MAX_AGE,

@@ -186,6 +186,7 @@ mod tests {
             conversation_count: Set(1),
             token_secret: Set(None),
             cursor_key: Set(String::new()),
+            search_language: Set("simple".into()),
         }
         .insert(&store.db)
         .await

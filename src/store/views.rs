@@ -363,8 +363,7 @@ pub async fn present_across<C: ConnectionTrait>(
     records: Vec<ConversationRecord>,
     view: View,
 ) -> Result<Vec<MessageView>, Error> {
-    let messages: Vec<Message> =
-        assemble(conn, rows, &records).await?.into_iter().map(|m| m.seen_by(caller)).collect();
+    let messages: Vec<Message> = assemble(conn, rows, &records).await?.into_iter().map(|m| m.seen_by(caller)).collect();
     if view == View::Basic {
         return Ok(messages.into_iter().map(MessageView::from).collect());
     }

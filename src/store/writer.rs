@@ -423,6 +423,7 @@ mod tests {
                                 conversation_count: Set(0),
                                 token_secret: Set(None),
                                 cursor_key: Set(String::new()),
+                                search_language: Set("simple".into()),
                             }
                             .insert(tx.conn())
                             .await?;

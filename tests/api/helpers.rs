@@ -579,8 +579,7 @@ impl Session {
         let mut found = Vec::new();
         let mut page_token = String::new();
         loop {
-            let request =
-                pb::SearchMessagesRequest { query: query.into(), page_size, page_token, ..filters.clone() };
+            let request = pb::SearchMessagesRequest { query: query.into(), page_size, page_token, ..filters.clone() };
             let page = self.search(request).await?;
             found.extend(page.hits.into_iter().map(|hit| hit.message.expect("a message").id));
             if page.next_page_token.is_empty() {

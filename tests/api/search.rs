@@ -130,20 +130,43 @@ async fn filters_order_and_pages() {
         let staff = app.session(&agent);
         async move { staff.search_all("parcel", request, 2).await.unwrap().into_iter().collect::<HashSet<_>>() }
     };
-    let of = |pick: &dyn Fn(usize) -> bool| sent.iter().enumerate().filter(|(n, _)| pick(*n)).map(|(_, m)| m.id.clone()).collect::<HashSet<_>>();
-    assert_eq!(by(pb::SearchMessagesRequest { conversation_id: first.clone(), ..Default::default() }).await, of(&|n| n % 2 == 0));
-    assert_eq!(by(pb::SearchMessagesRequest { sender_id: seller.id.clone(), ..Default::default() }).await, of(&|n| n % 2 == 1));
+    let of = |pick: &dyn Fn(usize) -> bool| {
+        sent.iter().enumerate().filter(|(n, _)| pick(*n)).map(|(_, m)| m.id.clone()).collect::<HashSet<_>>()
+    };
     assert_eq!(
-        by(pb::SearchMessagesRequest { after: sent[2].create_time, before: sent[5].create_time, ..Default::default() }).await,
+        by(pb::SearchMessagesRequest { conversation_id: first.clone(), ..Default::default() }).await,
+        of(&|n| n % 2 == 0)
+    );
+    assert_eq!(
+        by(pb::SearchMessagesRequest { sender_id: seller.id.clone(), ..Default::default() }).await,
+        of(&|n| n % 2 == 1)
+    );
+    assert_eq!(
+        by(pb::SearchMessagesRequest { after: sent[2].create_time, before: sent[5].create_time, ..Default::default() })
+            .await,
         of(&|n| (2..5).contains(&n))
     );
-    assert_eq!(by(pb::SearchMessagesRequest { has_attachments: Some(true), ..Default::default() }).await, HashSet::new());
-    assert_eq!(by(pb::SearchMessagesRequest { has_attachments: Some(false), ..Default::default() }).await, of(&|_| true));
     assert_eq!(
-        by(pb::SearchMessagesRequest { direction: pb::Direction::Incoming.into(), kind: pb::MessageKind::Text.into(), ..Default::default() }).await,
+        by(pb::SearchMessagesRequest { has_attachments: Some(true), ..Default::default() }).await,
+        HashSet::new()
+    );
+    assert_eq!(
+        by(pb::SearchMessagesRequest { has_attachments: Some(false), ..Default::default() }).await,
         of(&|_| true)
     );
-    assert_eq!(by(pb::SearchMessagesRequest { channel: pb::Channel::Email.into(), ..Default::default() }).await, HashSet::new());
+    assert_eq!(
+        by(pb::SearchMessagesRequest {
+            direction: pb::Direction::Incoming.into(),
+            kind: pb::MessageKind::Text.into(),
+            ..Default::default()
+        })
+        .await,
+        of(&|_| true)
+    );
+    assert_eq!(
+        by(pb::SearchMessagesRequest { channel: pb::Channel::Email.into(), ..Default::default() }).await,
+        HashSet::new()
+    );
 
     // Relevance: the message that says it four times first, then newest first.
     let ranked = staff
@@ -221,12 +244,26 @@ async fn bad_searches_name_the_field() {
     assert!(status.message().contains("page_token"), "{status:?}");
     // The same search spelled differently continues it.
     let next = session
-        .search(pb::SearchMessagesRequest { query: "  ALPHA ".into(), page_size: 1, page_token: first.next_page_token, ..Default::default() })
+        .search(pb::SearchMessagesRequest {
+            query: "  ALPHA ".into(),
+            page_size: 1,
+            page_token: first.next_page_token,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(next.hits.len(), 1);
     // FTS5 and tsquery syntax typed by a caller is only text.
-    for query in ["alpha OR beta", "alpha NEAR(beta)", "alpha & !beta", "col:alpha", "content:alpha", "^alpha", "alpha'", "(alpha"] {
+    for query in [
+        "alpha OR beta",
+        "alpha NEAR(beta)",
+        "alpha & !beta",
+        "col:alpha",
+        "content:alpha",
+        "^alpha",
+        "alpha'",
+        "(alpha",
+    ] {
         let page = session.search(search(query)).await.unwrap_or_else(|status| panic!("{query}: {status:?}"));
         assert!(page.hits.len() <= 3, "{query}");
     }
@@ -318,7 +355,11 @@ mod against_reads {
                     let Some(newest) = self.newest(*conversation).await else { return };
                     let sender = self.members.iter().find(|m| m.id == newest.sender_id).unwrap_or(&self.agent);
                     let edit = pb::UpdateMessageRequest {
-                        message: Some(pb::Message { id: newest.id, content: WORDS[*word].into(), ..Default::default() }),
+                        message: Some(pb::Message {
+                            id: newest.id,
+                            content: WORDS[*word].into(),
+                            ..Default::default()
+                        }),
                         update_mask: Some(FieldMask { paths: vec!["content".into()] }),
                     };
                     // The sender may have left; then the edit is refused.
@@ -413,4 +454,59 @@ async fn a_restored_backup_finds_what_the_live_file_found() {
     let restored = TestApp::serve_database(&format!("sqlite:{}", backup.display())).await;
     assert_eq!(found(&restored, &buyer, "lantern").await, live);
     assert!(found(&restored, &buyer, "doomed").await.is_empty());
+}
+
+/// `missive accounts search-language` as a process on `url`: whether it succeeded, and
+/// what it said.
+async fn set_language(url: &str, account: &str, language: &str) -> (bool, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_missive"))
+        .args(["accounts", "search-language", language, "--account", account, "--database-url", url])
+        .output()
+        .await
+        .unwrap();
+    (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// SQLite searches every account alike: another language is refused, saying why.
+#[tokio::test]
+async fn sqlite_has_one_search_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = crate::helpers::sqlite_file(&dir);
+    let app = crate::helpers::spawn_app_on(&url, |_| {}).await;
+    let (ok, said) = set_language(&url, &app.account_id, "english").await;
+    assert!(!ok && said.contains("PostgreSQL"), "{said}");
+    let (ok, said) = set_language(&url, &app.account_id, "simple").await;
+    assert!(ok, "{said}");
+}
+
+/// On PostgreSQL an account's messages are searched in its language: set to english, the
+/// messages it had are re-indexed in the same unit and new ones follow (words stemmed:
+/// "running" finds "runs"), while another account stays `simple`.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: MISSIVE_TEST_DATABASE_URL=postgres://… and --include-ignored"]
+async fn a_postgres_account_is_searched_in_its_language() {
+    crate::helpers::postgres_server();
+    let dir = tempfile::tempdir().unwrap();
+    let url = crate::helpers::fresh_database(&dir).await;
+    let app = crate::helpers::spawn_app_on(&url, |_| {}).await;
+    let (buyer, seller) = (app.member("buyer").await, app.member("seller").await);
+    let conversation = app.conversation(&buyer, &[(&seller, "seller")]).await.id;
+    let before = app.send(&buyer, &conversation, "the engine runs smoothly").await;
+    assert!(found(&app, &buyer, "running").await.is_empty(), "simple does not stem");
+
+    let (ok, said) = set_language(&url, &app.account_id, "English").await;
+    assert!(ok, "{said}");
+    let after = app.send(&seller, &conversation, "I ran it for an hour").await;
+    let again = app.send(&seller, &conversation, "running costs are low").await;
+    assert_eq!(found(&app, &buyer, "running").await, ids([&before, &again]), "stemmed, old and new");
+    assert_eq!(found(&app, &buyer, "hour").await, ids([&after]));
+
+    let other_account = app.create_account("other").await;
+    let agent = app.bootstrap_user(&other_account, pb::Role::Agent, "agent").await;
+    let elsewhere = app.conversation(&agent, &[]).await.id;
+    app.send(&agent, &elsewhere, "the engine runs").await;
+    assert!(found(&app, &agent, "running").await.is_empty(), "another account stays simple");
+
+    let (ok, said) = set_language(&url, &app.account_id, "klingon").await;
+    assert!(!ok && said.contains("language") && said.contains("english"), "{said}");
 }

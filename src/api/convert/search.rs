@@ -4,8 +4,9 @@
 use super::{direction_from, enum_field, message_kind_from, messages::channel_from, micros_from, pb};
 use crate::{
     domain::{
-        Error, ids,
+        Error,
         error::Violations,
+        ids,
         messages::MessageKind,
         search::{Hit, MessageSearch, SearchOrder, Snippet, Terms},
         text,

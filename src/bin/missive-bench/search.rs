@@ -42,9 +42,9 @@ pub async fn calls(server: &Server, fixture: &Fixture) -> Result<Vec<(String, Pa
             let call: PageCall = Arc::new(move || {
                 let request = pb::SearchMessagesRequest { query: query.into(), ..Default::default() };
                 let (mut client, request) = (client.clone(), authed(&key, request));
-                Box::pin(async move {
-                    client.search_messages(request).await.map(|page| page.into_inner().next_page_token)
-                })
+                Box::pin(
+                    async move { client.search_messages(request).await.map(|page| page.into_inner().next_page_token) },
+                )
             });
             calls.push((format!("search_{caller}_{name}"), call));
         }
