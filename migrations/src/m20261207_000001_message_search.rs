@@ -71,6 +71,9 @@ const SQLITE_DOWN: &[&str] = &[
 ];
 
 const POSTGRES_UP: &[&str] = &[
+    // Rewriting a large messages table takes longer than the server's statement timeout,
+    // which its connections carry: lifted for this migration's transaction only.
+    "SET LOCAL statement_timeout = 0",
     // Each message is indexed in its account's language, set by the database as it is
     // written, so that no insert can name another; a change of language re-indexes the
     // account's messages (`store::accounts::set_search_language`).

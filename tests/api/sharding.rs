@@ -39,6 +39,12 @@ async fn every_statement_on_an_accounts_tables_names_the_account() {
         .unwrap();
     as_seller.get_message(&first.id).await.unwrap();
     as_seller.all_messages_in(&conversation.id, 2).await.unwrap();
+    for caller in [&as_seller, &as_agent] {
+        for order in [pb::SearchOrder::Newest, pb::SearchOrder::Relevance] {
+            let search = pb::SearchMessagesRequest { query: "hello".into(), order: order.into(), ..Default::default() };
+            assert!(!caller.search(search).await.unwrap().hits.is_empty());
+        }
+    }
     as_agent.list_conversations(pb::ListConversationsRequest::default()).await.unwrap();
     as_seller.list_conversations(pb::ListConversationsRequest::default()).await.unwrap();
     as_seller.get_conversation(&conversation.id).await.unwrap();
