@@ -22,7 +22,7 @@ mod m20261202_000003_user_tokens;
 mod m20261203_000001_safety_and_attention;
 mod m20261204_000001_concurrent_event_log;
 mod m20261206_000001_wide_attachment_positions;
-mod m20261207_000001_message_search;
+mod m20261206_000002_message_search;
 
 pub struct Migrator;
 
@@ -42,7 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_safety_and_attention::Migration),
             Box::new(m20261204_000001_concurrent_event_log::Migration),
             Box::new(m20261206_000001_wide_attachment_positions::Migration),
-            Box::new(m20261207_000001_message_search::Migration),
+            Box::new(m20261206_000002_message_search::Migration),
         ]
     }
 }

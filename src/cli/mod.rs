@@ -155,10 +155,9 @@ pub async fn set_search_language(args: SearchLanguageArgs) -> Result<String, Err
             _ => return Err(Error::invalid("--account", "name the account: the database has none or several")),
         },
     };
-    let language = args.language.trim().to_lowercase();
-    accounts::set_search_language(&store, &account_id, &language).await?;
+    accounts::set_search_language(&store, &account_id, &args.language).await?;
     store.close().await;
-    Ok(format!("account {account_id} is searched in {language}; its messages are re-indexed"))
+    Ok(format!("account {account_id} is searched in {}; its messages are re-indexed", args.language.trim()))
 }
 
 /// A role on the command line.

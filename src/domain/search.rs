@@ -203,17 +203,16 @@ impl MessageSearch {
     }
 }
 
-/// Where a page of hits continues: after this hit, in newest-first order or by relevance
-/// (score first).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// Where a page of hits continues: after the hit with this id, or in relevance order
+/// after this many hits. Only what the caller has seen: a token is readable, and the
+/// store's own numbers (rowids, scores) would tell of other accounts' messages.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct HitKey {
-    /// Its place in newest-first order, as the store numbers messages.
-    pub k: i64,
-    /// Its message's id, for hits in the same place.
+    /// The last hit's message id.
     pub id: String,
-    /// The hit's score, for relevance pages.
+    /// Hits returned so far, in relevance order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub score: Option<f64>,
+    pub rank: Option<u64>,
 }
 
 /// A message found, and the excerpt of it that matched.

@@ -50,20 +50,7 @@ pub async fn set_search_language(store: &Store, account_id: &str, language: &str
     let language = language.trim().to_lowercase();
     let postgres = store.backend() == DbBackend::Postgres;
     if postgres {
-        let known: Vec<String> = store
-            .db
-            .query_all_raw(Statement::from_string(
-                DbBackend::Postgres,
-                "SELECT cfgname::text AS name FROM pg_ts_config",
-            ))
-            .await?
-            .into_iter()
-            .map(|row| row.try_get::<String>("", "name"))
-            .collect::<Result<_, _>>()?;
-        if !known.contains(&language) {
-            let why = format!("{language:?} is not a text search configuration here; one of {}", known.join(", "));
-            return Err(Error::invalid("language", why));
-        }
+        ensure_text_search_configuration(store, &language).await?;
     } else if language != SIMPLE {
         return Err(Error::FailedPrecondition(format!(
             "SQLite searches every account alike ({SIMPLE}); the language {language:?} needs PostgreSQL"
@@ -73,14 +60,21 @@ pub async fn set_search_language(store: &Store, account_id: &str, language: &str
     store
         .write_as(account_id, "", move |tx| {
             Box::pin(async move {
+                if postgres {
+                    // A send that read the old language before this commits would keep it:
+                    // sends wait until the account's messages are re-indexed, which takes
+                    // longer than the statement timeout on a big account.
+                    let prepare = "SET LOCAL statement_timeout = 0; LOCK TABLE messages IN SHARE MODE";
+                    tx.conn().execute_unprepared(prepare).await?;
+                }
                 account::Entity::update_many()
                     .col_expr(account::Column::SearchLanguage, Expr::val(language.clone()))
                     .filter(account::Column::Id.eq(&account))
                     .exec(tx.conn())
                     .await?;
                 if postgres {
-                    // The stored tsvectors follow the column they are generated from.
-                    let reindex = "UPDATE messages SET search_language = $1::regconfig WHERE account_id = $2";
+                    // The trigger that keeps `search` re-indexes each row.
+                    let reindex = "UPDATE messages SET search_language = $1 WHERE account_id = $2";
                     let values = [language.into(), account.into()];
                     tx.conn().execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, reindex, values)).await?;
                 }
@@ -88,6 +82,27 @@ pub async fn set_search_language(store: &Store, account_id: &str, language: &str
             })
         })
         .await
+}
+
+/// INVALID_ARGUMENT naming `language` unless it names one of the server's text search
+/// configurations, as the index's trigger will read it (the search path's).
+async fn ensure_text_search_configuration(store: &Store, language: &str) -> Result<(), Error> {
+    let cast =
+        Statement::from_sql_and_values(DbBackend::Postgres, "SELECT $1::regconfig::text AS name", [language.into()]);
+    if store.db.query_one_raw(cast).await.is_ok_and(|row| row.is_some()) {
+        return Ok(());
+    }
+    let known: Vec<String> = store
+        .db
+        .query_all_raw(Statement::from_string(DbBackend::Postgres, "SELECT cfgname::text AS name FROM pg_ts_config"))
+        .await?
+        .into_iter()
+        .map(|row| row.try_get::<String>("", "name"))
+        .collect::<Result<_, _>>()?;
+    Err(Error::invalid(
+        "language",
+        format!("{language:?} is not a text search configuration here; one of {}", known.join(", ")),
+    ))
 }
 
 /// Adds `delta` to the account's number of conversations, in the unit that creates or

@@ -1,6 +1,6 @@
 //! Message search: finds the messages a caller may read whose content matches a query,
 //! over each database's full-text index (kept by the database in the statement that
-//! writes a message: see the migration `m20261207_000001_message_search`).
+//! writes a message: see the migration `m20261206_000002_message_search`).
 //!
 //! **Who finds what** is decided by the rules reads use, not by anything of search's own:
 //! the conversations a caller may see (`domain::conversations::can_view`: staff their
@@ -16,12 +16,17 @@
 //!   messages fills it at once, a rare word's few matches are all there is. A caller held
 //!   to some conversations (a member, or a conversation filter) has them named in the FTS5
 //!   query, so that the index itself skips the rest ([`SCOPE_IN_QUERY`]).
-//! - PostgreSQL first asks the GIN index how many messages match, stopping at
-//!   [`FEW_MATCHES`]. Few: all are fetched and sorted ([`Drive::Matches`]). Many: a
-//!   member's (or one conversation's) messages are walked by conversation, each checked
-//!   ([`Drive::Conversations`]), never the account's matches one by one; staff walk the
-//!   account's timeline index newest first ([`Drive::Timeline`]). Newest first is the send
-//!   time, then the id.
+//! - PostgreSQL, for a member (or staff whose words are in fewer than [`FEW_MATCHES`] of
+//!   the account's messages, which the GIN index counts cheaply), fetches what matches and
+//!   sorts it ([`Drive::Sorted`]), in a form that keeps the planner from walking the
+//!   account's timeline row by row for a rare word: it intersects the index's matches
+//!   with the member's conversations, or walks those conversations' messages, as its
+//!   statistics say. Staff whose words are in many messages walk the account's timeline
+//!   index newest first ([`Drive::Timeline`]): a page is full after a few rows. Newest
+//!   first is the send time, then the id.
+//!
+//! Page tokens hold only what the caller has seen (the last hit's id, its rank): never a
+//! rowid or a score, which are counted over every account.
 
 use std::collections::HashMap;
 
@@ -79,15 +84,25 @@ pub async fn search(
         return Ok(Listing { items: Vec::new(), next_page_token: String::new(), total: Counted::default() });
     }
     let index = TextIndex::of(backend, &caller.account_id, &search.terms, scope.as_deref());
-    let drive = Drive::choose(db, &index, caller, search).await?;
+    let drive = Drive::choose(db, &index, caller).await?;
     let plan = Plan { index: &index, drive, caller, search };
-    let found = match search.order {
-        SearchOrder::Newest => plan.candidates(db, page.after.as_ref(), page.fetch_limit(), false).await?,
+    let found: Vec<Found> = match search.order {
+        SearchOrder::Newest => {
+            let after = match &page.after {
+                Some(hit) => Some(plan.place_of(db, &hit.id).await?),
+                None => None,
+            };
+            plan.candidates(db, after, page.fetch_limit(), false).await?
+        }
         SearchOrder::Relevance => plan.ranked(db, page).await?,
     };
-    let (keys, next) = page.finish(found, HitKey::clone);
+    // Tokens hold what the caller has seen (the last hit's id, and its rank in relevance
+    // order), never a rowid or a score, which would tell of other accounts' messages.
+    let (found, next) = page.finish(found, |hit| HitKey { id: hit.id.clone(), rank: hit.rank });
+    let keys: Vec<HitKey> = found.iter().map(|hit| HitKey { id: hit.id.clone(), rank: hit.rank }).collect();
+    let places: Vec<i64> = found.iter().map(|hit| hit.place).collect();
     let counted = plan.count(db).await?;
-    let items = present(db, caller, &index, keys, view).await?;
+    let items = present(db, caller, &index, keys, &places, view).await?;
     Ok(Listing { items, next_page_token: next, total: counted })
 }
 
@@ -121,12 +136,13 @@ async fn present(
     caller: &Caller,
     index: &TextIndex,
     keys: Vec<HitKey>,
+    places: &[i64],
     view: View,
 ) -> Result<Vec<Hit>, Error> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let mut found = index.hits(db, &caller.account_id, &keys).await?;
+    let mut found = index.hits(db, &keys, places).await?;
     let (rows, mut snippets): (Vec<message::Model>, HashMap<String, Snippet>) = keys
         .iter()
         .filter_map(|key| found.remove(&key.id))
@@ -150,7 +166,7 @@ async fn present(
 enum TextIndex {
     /// SQLite's FTS5 table `message_search` (`content`, `conversation_id`), keyed by the
     /// messages' rowid: the query in FTS5's syntax.
-    Fts5 { query: String },
+    Fts5 { query: String, account_id: String },
     /// PostgreSQL's `messages.search` (`tsvector`, GIN): each term's tsquery function and
     /// its text, parsed in the language of the account's index.
     Tsvector { terms: Vec<(&'static str, String)>, account_id: String },
@@ -197,8 +213,15 @@ impl TextIndex {
                         scope.iter().map(|id| fts5_string(id.strip_prefix("conv_").unwrap_or(id))).collect();
                     query.push_str(&format!(" AND conversation_id : ({})", ids.join(" OR ")));
                 }
-                Self::Fts5 { query }
+                Self::Fts5 { query, account_id: account_id.to_owned() }
             }
+        }
+    }
+
+    /// The account searched.
+    fn account_id(&self) -> &str {
+        match self {
+            Self::Fts5 { account_id, .. } | Self::Tsvector { account_id, .. } => account_id,
         }
     }
 
@@ -207,7 +230,7 @@ impl TextIndex {
     /// in place of `{config}`.
     fn with_query(&self, sql: &str) -> SimpleExpr {
         match self {
-            Self::Fts5 { query } => Expr::cust_with_values(sql.replace("{q}", "?"), [query.clone()]),
+            Self::Fts5 { query, .. } => Expr::cust_with_values(sql.replace("{q}", "?"), [query.clone()]),
             Self::Tsvector { terms, account_id } => {
                 // `$1`… are the terms, the last parameter the account.
                 let config =
@@ -244,16 +267,21 @@ impl TextIndex {
     /// A found row's score, higher for a better match.
     fn score(&self) -> SimpleExpr {
         match self {
-            Self::Fts5 { .. } => Expr::cust("-bm25(message_search)"),
+            // The content alone is scored: the conversation ids a scope names are no match.
+            Self::Fts5 { .. } => Expr::cust("-bm25(message_search, 1.0, 0.0)"),
             Self::Tsvector { .. } => self.with_query("ts_rank(messages.search, {q})::float8"),
         }
     }
 
-    /// How many messages of the account PostgreSQL's index holds for the words, up to
-    /// `limit`.
-    async fn probe(&self, db: &DatabaseConnection, account_id: &str, limit: u64) -> Result<u64, Error> {
+    /// How many messages of the account the caller may see PostgreSQL's index holds for
+    /// the words, up to `limit`.
+    async fn probe(&self, db: &DatabaseConnection, caller: &Caller, limit: u64) -> Result<u64, Error> {
         let mut select = self.source();
-        select.expr(Expr::val(1)).and_where(access::of_account::<message::Entity>(account_id)).limit(limit);
+        select
+            .expr(Expr::val(1))
+            .and_where(access::of_account::<message::Entity>(&caller.account_id))
+            .cond_where(access::visible_messages(caller.is_staff()))
+            .limit(limit);
         count_of(db, select).await
     }
 
@@ -263,14 +291,14 @@ impl TextIndex {
     async fn hits(
         &self,
         db: &DatabaseConnection,
-        account_id: &str,
         keys: &[HitKey],
+        places: &[i64],
     ) -> Result<HashMap<String, (message::Model, Snippet)>, Error> {
         let mut select = self.source();
         let marked = match self {
             Self::Fts5 { .. } => {
-                let low = keys.iter().map(|key| key.k).min().unwrap_or_default();
-                let high = keys.iter().map(|key| key.k).max().unwrap_or_default();
+                let low = places.iter().copied().min().unwrap_or_default();
+                let high = places.iter().copied().max().unwrap_or_default();
                 select.and_where(Expr::cust_with_values("message_search.rowid BETWEEN ? AND ?", [low, high]));
                 Expr::cust(format!("snippet(message_search, 0, '{MATCH_START}', '{MATCH_END}', '…', 24)"))
             }
@@ -292,7 +320,7 @@ impl TextIndex {
         }
         select
             .expr_as(marked, Alias::new("marked"))
-            .and_where(access::of_account::<message::Entity>(account_id))
+            .and_where(access::of_account::<message::Entity>(self.account_id()))
             .and_where(Expr::col((message::Entity, message::Column::Id)).is_in(ids));
         let mut found = HashMap::new();
         for row in db.query_all(&select).await? {
@@ -311,38 +339,34 @@ fn fts5_string(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
 }
 
-/// How PostgreSQL reaches the messages (see the module's documentation); SQLite always
-/// walks its index.
+/// How the messages are reached (see the module's documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Drive {
+    /// SQLite: its index, newest first.
     Walk,
-    Matches,
-    Conversations,
+    /// PostgreSQL, few matches, or many in a member's conversations: what the planner
+    /// finds (the index's matches, or the conversations' messages), sorted.
+    Sorted,
+    /// PostgreSQL, many matches in the whole account: its timeline index, newest first.
     Timeline,
 }
 
 impl Drive {
-    async fn choose(
-        db: &DatabaseConnection,
-        index: &TextIndex,
-        caller: &Caller,
-        search: &MessageSearch,
-    ) -> Result<Self, Error> {
-        if matches!(index, TextIndex::Fts5 { .. }) {
-            Ok(Self::Walk)
-        } else if index.probe(db, &caller.account_id, FEW_MATCHES).await? < FEW_MATCHES {
-            Ok(Self::Matches)
-        } else if search.conversation_id.is_some() || !caller.is_staff() {
-            Ok(Self::Conversations)
+    async fn choose(db: &DatabaseConnection, index: &TextIndex, caller: &Caller) -> Result<Self, Error> {
+        Ok(if matches!(index, TextIndex::Fts5 { .. }) {
+            Self::Walk
+        } else if !caller.is_staff() || index.probe(db, caller, FEW_MATCHES).await? < FEW_MATCHES {
+            Self::Sorted
         } else {
-            Ok(Self::Timeline)
-        }
+            Self::Timeline
+        })
     }
 }
 
-/// Matches PostgreSQL's index may hold for the words before search stops fetching them
-/// all and walks messages instead: sorting this many takes a few milliseconds.
-pub const FEW_MATCHES: u64 = 1000;
+/// Matches PostgreSQL's index may hold for the words before staff's search stops
+/// fetching them all and walks the account's timeline: sorting this many takes a few
+/// milliseconds.
+const FEW_MATCHES: u64 = 1000;
 
 /// One search's SQL.
 struct Plan<'a> {
@@ -352,48 +376,80 @@ struct Plan<'a> {
     search: &'a MessageSearch,
 }
 
+/// A message found: its place in newest-first order (SQLite's rowid, PostgreSQL's send
+/// time) and id, its score when ranked, and its rank in relevance order.
+#[derive(Debug, Clone, FromQueryResult)]
+struct Found {
+    place: i64,
+    id: String,
+    score: f64,
+    #[sea_orm(skip)]
+    rank: Option<u64>,
+}
+
 impl Plan<'_> {
-    /// The messages found, keyed: after `after` in newest-first order, at most `limit`,
+    /// The messages found after `after` (a place and id) newest first, at most `limit`,
     /// with their scores when `scored`.
     async fn candidates(
         &self,
         db: &DatabaseConnection,
-        after: Option<&HitKey>,
+        after: Option<(i64, String)>,
         limit: u64,
         scored: bool,
-    ) -> Result<Vec<HitKey>, Error> {
-        let (order, sort) = self.order();
-        let id: SimpleExpr = Expr::col((message::Entity, message::Column::Id));
+    ) -> Result<Vec<Found>, Error> {
+        let (place, sort) = self.order();
+        let id = Expr::col((message::Entity, message::Column::Id));
         let mut select = self.found();
         select
-            .expr_as(order.clone(), Alias::new("k"))
+            .expr_as(place.clone(), Alias::new("place"))
             .expr_as(id.clone(), Alias::new("id"))
             .expr_as(if scored { self.index.score() } else { Expr::val(0.0f64) }, Alias::new("score"));
         // SQLite's rowid is unique: the id only breaks PostgreSQL's ties of send time.
         let tie = self.drive != Drive::Walk;
-        if let Some(after) = after {
-            let tied = order.clone().eq(after.k).and(id.clone().lt(after.id.clone()));
-            select.and_where(if tie { order.clone().lt(after.k).or(tied) } else { order.clone().lt(after.k) });
+        if let Some((at, last)) = after {
+            select.and_where(if tie {
+                Expr::tuple([place.clone(), id.clone().into()]).lt(Expr::tuple([Expr::val(at), Expr::val(last)]))
+            } else {
+                place.clone().lt(at)
+            });
         }
         select.order_by_expr(sort, SortOrder::Desc);
         if tie {
-            select.order_by_expr(id, SortOrder::Desc);
+            select.order_by_expr(id.into(), SortOrder::Desc);
         }
         select.limit(limit);
-        let rows = Keyed::find_by_statement(db.get_database_backend().build(&select)).all(db).await?;
-        Ok(rows.into_iter().map(|row| HitKey { k: row.k, id: row.id, score: scored.then_some(row.score) }).collect())
+        Ok(Found::find_by_statement(db.get_database_backend().build(&select)).all(db).await?)
+    }
+
+    /// The place of message `id`, which a page token names as the last hit: INVALID_ARGUMENT
+    /// when it is gone (its conversation deleted since).
+    async fn place_of(&self, db: &DatabaseConnection, id: &str) -> Result<(i64, String), Error> {
+        let (place, _) = self.order_of_messages();
+        let select = Query::select()
+            .expr_as(place, Alias::new("place"))
+            .from(message::Entity)
+            .and_where(access::of_account::<message::Entity>(&self.caller.account_id))
+            .and_where(Expr::col((message::Entity, message::Column::Id)).eq(id))
+            .to_owned();
+        let row = db.query_one(&select).await?;
+        let place = row.map(|row| row.try_get::<i64>("", "place")).transpose()?;
+        let gone = || Error::invalid("page_token", "continues after a message that is gone: search again");
+        Ok((place.ok_or_else(gone)?, id.to_owned()))
     }
 
     /// The page after `page.after` (and one more) by relevance: the best of the
     /// [`RELEVANCE_WINDOW`] newest matches, best first, then newest first.
-    async fn ranked(&self, db: &DatabaseConnection, page: &Page<HitKey>) -> Result<Vec<HitKey>, Error> {
+    async fn ranked(&self, db: &DatabaseConnection, page: &Page<HitKey>) -> Result<Vec<Found>, Error> {
         let mut window = self.candidates(db, None, RELEVANCE_WINDOW, true).await?;
-        window.sort_by(HitKey::by_relevance);
-        if let Some(after) = &page.after {
-            window.retain(|key| HitKey::by_relevance(after, key).is_lt());
-        }
-        window.truncate(page.fetch_limit() as usize);
-        Ok(window)
+        window.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.place.cmp(&a.place)).then_with(|| b.id.cmp(&a.id)));
+        let skipped = page.after.as_ref().and_then(|hit| hit.rank).unwrap_or(0);
+        Ok(window
+            .into_iter()
+            .enumerate()
+            .skip(skipped as usize)
+            .take(page.fetch_limit() as usize)
+            .map(|(index, found)| Found { rank: Some(index as u64 + 1), ..found })
+            .collect())
     }
 
     /// How many match, up to [`COUNT_LIMIT`].
@@ -405,18 +461,25 @@ impl Plan<'_> {
     }
 
     /// Newest first, and how to sort by it. SQLite: the index's rowid, walked backwards.
-    /// PostgreSQL: the send time, which only the timeline walks in order; every other
-    /// drive sorts what it found, in a form no index serves (`+ 0`), so that the planner
-    /// does not walk the timeline checking every row for a rare word.
+    /// PostgreSQL: the send time, which only the timeline walks in order; a sorted drive
+    /// sorts what it found in a form no index serves (`+ 0`), so that the planner does not
+    /// walk the timeline checking every row for a rare word (its trap).
     fn order(&self) -> (SimpleExpr, SimpleExpr) {
+        let (place, fenced) = self.order_of_messages();
         match self.drive {
             Drive::Walk => (Expr::cust("message_search.rowid"), Expr::cust("message_search.rowid")),
-            Drive::Timeline => {
-                let time: SimpleExpr = Expr::col((message::Entity, message::Column::CreateTime));
-                (time.clone(), time)
-            }
-            Drive::Matches | Drive::Conversations => {
-                let time: SimpleExpr = Expr::col((message::Entity, message::Column::CreateTime));
+            Drive::Timeline => (place.clone(), place),
+            Drive::Sorted => (place, fenced),
+        }
+    }
+
+    /// A message's place in newest-first order, as a column of `messages` (SQLite's rowid
+    /// is the index's), and in a form no index serves.
+    fn order_of_messages(&self) -> (SimpleExpr, SimpleExpr) {
+        match self.index {
+            TextIndex::Fts5 { .. } => (Expr::cust("messages.rowid"), Expr::cust("+messages.rowid")),
+            TextIndex::Tsvector { .. } => {
+                let time: SimpleExpr = Expr::col((message::Entity, message::Column::CreateTime)).into();
                 (time.clone(), time.add(0))
             }
         }
@@ -522,14 +585,6 @@ fn taking_part(caller: &Caller) -> SelectStatement {
         .to_owned()
 }
 
-/// A candidate's key as selected.
-#[derive(FromQueryResult)]
-struct Keyed {
-    k: i64,
-    id: String,
-    score: f64,
-}
-
 /// The number of rows `select` finds.
 async fn count_of(db: &DatabaseConnection, select: SelectStatement) -> Result<u64, Error> {
     let counting = Query::select()
@@ -538,12 +593,4 @@ async fn count_of(db: &DatabaseConnection, select: SelectStatement) -> Result<u6
         .to_owned();
     let row = db.query_one(&counting).await?;
     Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0) as u64)
-}
-
-impl HitKey {
-    /// Best score first, then newest first.
-    fn by_relevance(a: &HitKey, b: &HitKey) -> std::cmp::Ordering {
-        let (sa, sb) = (a.score.unwrap_or_default(), b.score.unwrap_or_default());
-        sb.total_cmp(&sa).then(b.k.cmp(&a.k)).then_with(|| b.id.cmp(&a.id))
-    }
 }

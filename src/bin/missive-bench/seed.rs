@@ -169,8 +169,9 @@ pub async fn seed(
     Ok(Fixture { admin_key: admin.key, agent_key: agent.key, conversations: seeded })
 }
 
-/// Drops what keeps the search index (see `--without-search-index`); searches then find
-/// nothing new, and sends cost what they cost without it.
+/// Drops what keeps the search index (see `--without-search-index`: SQLite's triggers;
+/// PostgreSQL's trigger, column and indexes); searches then find nothing new, and sends
+/// cost what they cost without it.
 pub async fn drop_search_index(database_url: &str) -> Result<(), Box<dyn std::error::Error>> {
     match database_url.strip_prefix("sqlite:") {
         Some(path) => {
@@ -184,7 +185,8 @@ pub async fn drop_search_index(database_url: &str) -> Result<(), Box<dyn std::er
             use sea_orm::ConnectionTrait;
             let db = sea_orm::Database::connect(database_url).await?;
             db.execute_unprepared(
-                "DROP INDEX ix_messages_search; ALTER TABLE messages DROP COLUMN search; DROP INDEX ix_messages_timeline",
+                "DROP INDEX ix_messages_search; DROP TRIGGER messages_search ON messages; \
+                 ALTER TABLE messages DROP COLUMN search; DROP INDEX ix_messages_timeline",
             )
             .await?;
             db.close().await?;

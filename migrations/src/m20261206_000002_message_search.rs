@@ -9,7 +9,7 @@
 //!   and delete. It is keyed
 //!   by the messages' rowid, which SQLite keeps for a table with an index (the primary
 //!   key's) through `VACUUM INTO`, the backups' copy.
-//! - PostgreSQL: a stored `tsvector` column generated from the content in the account's
+//! - PostgreSQL: a `tsvector` column kept by a trigger from the content in the account's
 //!   text search configuration (`accounts.search_language`: `simple` by default,
 //!   lower-cased words with no stemming, every language alike; `english`, `french`… stem
 //!   words), with a GIN index. SQLite has one tokenizer for every account (`simple`).
@@ -74,27 +74,33 @@ const POSTGRES_UP: &[&str] = &[
     // Rewriting a large messages table takes longer than the server's statement timeout,
     // which its connections carry: lifted for this migration's transaction only.
     "SET LOCAL statement_timeout = 0",
-    // Each message is indexed in its account's language, set by the database as it is
-    // written, so that no insert can name another; a change of language re-indexes the
-    // account's messages (`store::accounts::set_search_language`).
-    "ALTER TABLE messages ADD COLUMN search_language regconfig NOT NULL DEFAULT 'simple'",
-    "CREATE FUNCTION missive_message_search_language() RETURNS trigger LANGUAGE plpgsql AS $$ \
+    // The language is text, not `regconfig`: pg_upgrade refuses tables that store reg*
+    // types. So `search` is kept by a trigger (a generated column could only cast text to
+    // regconfig, which is not immutable): each message is indexed in its account's
+    // language, set by the database as it is written, so that no insert names another;
+    // a change of language re-indexes the account's messages
+    // (`store::accounts::set_search_language`).
+    "ALTER TABLE messages ADD COLUMN search_language text NOT NULL DEFAULT 'simple'",
+    "ALTER TABLE messages ADD COLUMN search tsvector",
+    "UPDATE messages SET search = to_tsvector('simple'::regconfig, content)",
+    "CREATE FUNCTION missive_message_search() RETURNS trigger LANGUAGE plpgsql AS $$ \
      BEGIN \
-       SELECT search_language::regconfig INTO NEW.search_language FROM accounts WHERE id = NEW.account_id; \
+       IF TG_OP = 'INSERT' THEN \
+         SELECT search_language INTO NEW.search_language FROM accounts WHERE id = NEW.account_id; \
+       END IF; \
+       NEW.search := to_tsvector(NEW.search_language::regconfig, NEW.content); \
        RETURN NEW; \
      END $$",
-    "CREATE TRIGGER messages_search_language BEFORE INSERT ON messages \
-     FOR EACH ROW EXECUTE FUNCTION missive_message_search_language()",
-    "ALTER TABLE messages ADD COLUMN search tsvector \
-     GENERATED ALWAYS AS (to_tsvector(search_language, content)) STORED",
+    "CREATE TRIGGER messages_search BEFORE INSERT OR UPDATE OF content, search_language ON messages \
+     FOR EACH ROW EXECUTE FUNCTION missive_message_search()",
     "CREATE INDEX ix_messages_search ON messages USING gin (search)",
 ];
 
 const POSTGRES_DOWN: &[&str] = &[
     "DROP INDEX ix_messages_search",
+    "DROP TRIGGER messages_search ON messages",
+    "DROP FUNCTION missive_message_search()",
     "ALTER TABLE messages DROP COLUMN search",
-    "DROP TRIGGER messages_search_language ON messages",
-    "DROP FUNCTION missive_message_search_language()",
     "ALTER TABLE messages DROP COLUMN search_language",
 ];
 
