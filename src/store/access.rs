@@ -295,6 +295,18 @@ pub fn visible_messages(viewer_is_staff: bool) -> Condition {
     }
 }
 
+/// The conversations `caller` takes part in: for a member, those it may see
+/// (`domain::conversations::can_view`, as a subquery; staff see their whole account).
+pub fn taking_part(caller: &Caller) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    Query::select()
+        .column((participant::Entity, participant::Column::ConversationId))
+        .from(participant::Entity)
+        .and_where(of_account::<participant::Entity>(&caller.account_id))
+        .and_where(Expr::col((participant::Entity, participant::Column::UserId)).eq(caller.user_id.clone()))
+        .to_owned()
+}
+
 /// The ids of the staff among `user_ids`, by their role as stored now.
 pub async fn staff_among<C: ConnectionTrait>(
     conn: &C,

@@ -84,6 +84,18 @@ pub async fn set_search_language(store: &Store, account_id: &str, language: &str
         .await
 }
 
+/// The language the account's messages are searched in (read each time: another process
+/// may change it, see [`set_search_language`]).
+pub(super) async fn search_language<C: ConnectionTrait>(conn: &C, account_id: &str) -> Result<String, Error> {
+    let language: Option<String> = account::Entity::find_by_id(account_id.to_owned())
+        .select_only()
+        .column(account::Column::SearchLanguage)
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(language.unwrap_or_else(|| SIMPLE.to_owned()))
+}
+
 /// INVALID_ARGUMENT naming `language` unless it names one of the server's text search
 /// configurations, as the index's trigger will read it (the search path's).
 async fn ensure_text_search_configuration(store: &Store, language: &str) -> Result<(), Error> {
