@@ -14,6 +14,7 @@ const PROTOS: &[&str] = &[
     "proto/missive/v1/templates.proto",
     "proto/missive/v1/scheduled.proto",
     "proto/missive/v1/reports.proto",
+    "proto/missive/v1/relays.proto",
     "proto/missive/v1/notifications.proto",
     "proto/missive/v1/events.proto",
 ];

@@ -23,6 +23,7 @@ mod m20261203_000001_safety_and_attention;
 mod m20261204_000001_concurrent_event_log;
 mod m20261206_000001_wide_attachment_positions;
 mod m20261206_000002_message_search;
+mod m20261207_000001_relays;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_concurrent_event_log::Migration),
             Box::new(m20261206_000001_wide_attachment_positions::Migration),
             Box::new(m20261206_000002_message_search::Migration),
+            Box::new(m20261207_000001_relays::Migration),
         ]
     }
 }

@@ -128,6 +128,7 @@ fn parse_filter(request: &pb::ListConversationsRequest) -> Result<ConversationFi
         subject_kind: text::filter("subject_kind", request.subject_kind.clone())?,
         subject_external_id: text::filter("subject_external_id", request.subject_external_id.clone())?,
         participating_only: request.participating_only,
+        handled: request.handled,
     })
 }
 
@@ -181,6 +182,9 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         let caller = self.state.caller(&request)?;
         let request = request.into_inner();
         let filter = parse_filter(&request)?;
+        if filter.handled.is_some() {
+            caller.require_staff("filter conversations on handled (a staff inbox's filter)")?;
+        }
         let view = convert::view_from("view", request.view)?;
         let page = Page::parse(request.page_size, &request.page_token, &filter.fingerprint(&caller))?;
         let listing = store::conversations::list(&self.state.store, &caller, &filter, &page, view).await?;
@@ -326,5 +330,16 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         let id = ids::parse("id", &request.get_ref().id, ids::CONVERSATION)?;
         store::conversations::delete(&self.state.store, &caller, id).await?;
         Ok(Response::new(()))
+    }
+
+    async fn set_conversation_handled(
+        &self,
+        request: Request<pb::SetConversationHandledRequest>,
+    ) -> Result<Response<pb::Conversation>, Status> {
+        let caller = self.state.caller(&request)?;
+        let request = request.into_inner();
+        let id = ids::parse("id", &request.id, ids::CONVERSATION)?;
+        let view = store::handling::set_conversation_handled(&self.state.store, &caller, id, request.handled).await?;
+        Ok(Response::new(view.into()))
     }
 }

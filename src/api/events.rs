@@ -11,6 +11,7 @@ use super::{ApiState, convert, cursors::CursorSeal, gate::StreamSeat, pb, status
 use crate::{
     domain::{
         Error,
+        channels::Channel,
         error::Violations,
         events::{EventFilter, EventKind, KindFilter, MAX_FILTER_CONVERSATIONS},
         ids,
@@ -30,6 +31,10 @@ impl EventApi {
         Self { state }
     }
 }
+
+/// The relays' channels (all but in-app) and the delivery states.
+const MOST_CHANNELS: usize = 4;
+const MOST_DELIVERY_STATES: usize = 4;
 
 fn parse_filter(request: &pb::SubscribeRequest) -> Result<EventFilter, Error> {
     if request.conversation_ids.len() > MAX_FILTER_CONVERSATIONS {
@@ -55,6 +60,26 @@ fn parse_filter(request: &pb::SubscribeRequest) -> Result<EventFilter, Error> {
         if let Some(id) = violations.check(ids::parse(&format!("conversation_ids[{index}]"), value, ids::CONVERSATION))
         {
             filter.conversation_ids.push(id);
+        }
+    }
+    // Each at most once: more entries can only be repeats.
+    if request.channels.len() > MOST_CHANNELS || request.delivery_states.len() > MOST_DELIVERY_STATES {
+        return Err(Error::invalid("channels", "each channel and delivery state at most once"));
+    }
+    for (index, value) in request.channels.iter().enumerate() {
+        let field = format!("channels[{index}]");
+        match violations.check(convert::channel_from(&field, *value)) {
+            Some(Channel::InApp) => violations.add(field, "in-app messages have no envelope: name a relay's channel"),
+            Some(channel) => filter.channels.push(channel),
+            None => {}
+        }
+    }
+    for (index, value) in request.delivery_states.iter().enumerate() {
+        let field = format!("delivery_states[{index}]");
+        match violations.check(convert::delivery_state_from(&field, *value)) {
+            Some(Some(state)) => filter.delivery_states.push(state),
+            Some(None) => violations.add(field, "DELIVERY_STATE_UNSPECIFIED is not a state"),
+            None => {}
         }
     }
     violations.finish()?;

@@ -18,7 +18,8 @@ use crate::{
         },
         metadata,
         paging::Page,
-        search,
+        relays, search,
+        templates::TemplateRef,
     },
     store,
 };
@@ -51,7 +52,8 @@ pub(super) fn parse_new_message(
         None
     } else {
         Some(TemplateUse {
-            template_id: ids::parse("template_id", &request.template_id, ids::TEMPLATE)?,
+            // An id or an alias: resolved to the template's id when rendered.
+            template_id: TemplateRef::parse("template_id", &request.template_id)?.as_str().to_owned(),
             variables: request.variables.into_iter().collect(),
         })
     };
@@ -73,6 +75,7 @@ pub(super) fn parse_new_message(
         template,
         envelope: convert::envelope_from(request.envelope)?,
         schedule_time: request.schedule_time.as_ref().map(|t| convert::micros_from("schedule_time", t)).transpose()?,
+        raw_payload: relays::parse_raw_payload("raw_payload", request.raw_payload)?,
     };
     draft.validate(limits)
 }
@@ -197,5 +200,16 @@ impl pb::message_service_server::MessageService for MessageApi {
             message_id: content.message_id,
             data: content.data,
         }))
+    }
+
+    async fn set_message_handled(
+        &self,
+        request: Request<pb::SetMessageHandledRequest>,
+    ) -> Result<Response<pb::Message>, Status> {
+        let caller = self.state.caller(&request)?;
+        let request = request.into_inner();
+        let id = ids::parse("id", &request.id, ids::MESSAGE)?;
+        let message = store::handling::set_message_handled(&self.state.store, &caller, id, request.handled).await?;
+        Ok(Response::new(message.into()))
     }
 }

@@ -20,6 +20,7 @@ mod memory;
 mod messages;
 mod notifications;
 mod rates;
+mod relays;
 mod reports;
 mod scheduled;
 mod status;
@@ -36,6 +37,7 @@ pub use events::EventApi;
 pub use gate::{Gate, GateLayer, KeyLimits};
 pub use messages::MessageApi;
 pub use notifications::NotificationApi;
+pub use relays::RelayApi;
 pub use reports::ReportApi;
 pub use scheduled::ScheduledMessageApi;
 pub use status::shutting_down;
@@ -64,18 +66,20 @@ pub mod pb {
 use pb::{
     admin_service_server::AdminServiceServer, conversation_service_server::ConversationServiceServer,
     event_service_server::EventServiceServer, message_service_server::MessageServiceServer,
-    notification_service_server::NotificationServiceServer, report_service_server::ReportServiceServer,
-    scheduled_message_service_server::ScheduledMessageServiceServer, template_service_server::TemplateServiceServer,
+    notification_service_server::NotificationServiceServer, relay_service_server::RelayServiceServer,
+    report_service_server::ReportServiceServer, scheduled_message_service_server::ScheduledMessageServiceServer,
+    template_service_server::TemplateServiceServer,
 };
 
 /// The full names of Missive's services, for health reporting.
-pub const SERVICES: [&str; 8] = [
+pub const SERVICES: [&str; 9] = [
     <AdminServiceServer<AdminApi> as NamedService>::NAME,
     <ConversationServiceServer<ConversationApi> as NamedService>::NAME,
     <MessageServiceServer<MessageApi> as NamedService>::NAME,
     <ScheduledMessageServiceServer<ScheduledMessageApi> as NamedService>::NAME,
     <TemplateServiceServer<TemplateApi> as NamedService>::NAME,
     <ReportServiceServer<ReportApi> as NamedService>::NAME,
+    <RelayServiceServer<RelayApi> as NamedService>::NAME,
     <NotificationServiceServer<NotificationApi> as NamedService>::NAME,
     <EventServiceServer<EventApi> as NamedService>::NAME,
 ];
@@ -101,6 +105,8 @@ pub fn routes(state: ApiState) -> tonic::service::RoutesBuilder {
             TemplateServiceServer::new(TemplateApi::new(state.clone())).max_decoding_message_size(limits.with_text),
         )
         .add_service(ReportServiceServer::new(ReportApi::new(state.clone())).max_decoding_message_size(limits.small))
+        // A report carries the channel's payload (64 KiB at most) and the channel's error.
+        .add_service(RelayServiceServer::new(RelayApi::new(state.clone())).max_decoding_message_size(limits.with_text))
         .add_service(
             NotificationServiceServer::new(NotificationApi::new(state.clone())).max_decoding_message_size(limits.small),
         )

@@ -14,7 +14,7 @@ use crate::{
         idempotency::RequestKey,
         ids,
         paging::Page,
-        templates::{self, NewTemplate, TemplatePatch, TemplateQuery, TemplateScope},
+        templates::{self, NewTemplate, TemplatePatch, TemplateQuery, TemplateRef, TemplateScope},
         text,
     },
     store,
@@ -44,7 +44,7 @@ impl pb::template_service_server::TemplateService for TemplateApi {
             RequestKey::parse("request_id", std::mem::take(&mut request.request_id), || request.encode_to_vec())?;
         let template = request.template.ok_or_else(|| Error::invalid("template", "is required"))?;
         let scope = convert::template_scope_from("template.scope", template.scope)?.unwrap_or(TemplateScope::Personal);
-        let new = NewTemplate::parse(scope, &template.name, &template.category, template.content)?;
+        let new = NewTemplate::parse(scope, &template.name, &template.category, template.content, &template.alias)?;
         let template = store::templates::create(&self.state.store, &caller, new, request_id).await?;
         Ok(Response::new(template.into()))
     }
@@ -89,6 +89,7 @@ impl pb::template_service_server::TemplateService for TemplateApi {
                 ("name", !template.name.is_empty()),
                 ("category", !template.category.is_empty()),
                 ("content", !template.content.is_empty()),
+                ("alias", !template.alias.is_empty()),
             ],
             &[],
         )?;
@@ -97,6 +98,7 @@ impl pb::template_service_server::TemplateService for TemplateApi {
             named("name").then_some(template.name.as_str()),
             named("category").then_some(template.category.as_str()),
             named("content").then_some(template.content),
+            named("alias").then_some(template.alias.as_str()),
         )?;
         let template = store::templates::update(&self.state.store, &caller, id, patch).await?;
         Ok(Response::new(template.into()))
@@ -115,10 +117,10 @@ impl pb::template_service_server::TemplateService for TemplateApi {
     ) -> Result<Response<pb::RenderTemplateResponse>, Status> {
         let caller = self.state.caller(&request)?;
         let request = request.into_inner();
-        let id = ids::parse("template_id", &request.template_id, ids::TEMPLATE)?;
+        let reference = TemplateRef::parse("template_id", &request.template_id)?;
         let variables = request.variables.into_iter().collect();
         templates::check_values("variables", &variables)?;
-        let (content, variables) = store::templates::render(&self.state.store, &caller, &id, &variables).await?;
+        let (content, variables) = store::templates::render(&self.state.store, &caller, &reference, &variables).await?;
         Ok(Response::new(pb::RenderTemplateResponse { content, variables }))
     }
 }

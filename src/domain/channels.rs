@@ -2,14 +2,12 @@
 //! voice (seed 000's `from_email`/`to_number`/`external_comm_id`, seed 003's internal and
 //! external addresses), validated for its channel.
 //!
-//! Email addresses follow the users' rule (`users::parse_email`); phone numbers are parsed
-//! by libphonenumber's rules (the `phonenumber` crate), as E.164 or, without a country
-//! code, as a North American number (seed 003's pattern), and stored in E.164 so that one
-//! number has one spelling.
+//! Email addresses follow the users' rule (`users::parse_email`), phone numbers the one
+//! rule of `phones` (stored in E.164), the same as users' phones.
 
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, Error, error::Violations, text, users::parse_email};
+use super::{Caller, Error, error::Violations, phones, relays::Delivery, text, users::parse_email};
 
 /// Most characters in an external id.
 pub const MAX_EXTERNAL_ID_CHARS: usize = 255;
@@ -51,6 +49,12 @@ pub struct Envelope {
     pub to_address: String,
     /// The id the channel gave the message, unique per channel in the account.
     pub external_id: Option<String>,
+    /// Sent even to an address suppressed on the channel (a receipt, a password reset).
+    #[serde(default)]
+    pub transactional: bool,
+    /// An outgoing message's delivery, as its relay reported it (`None` for incoming ones).
+    #[serde(default)]
+    pub delivery: Option<Delivery>,
 }
 
 impl Envelope {
@@ -61,10 +65,11 @@ impl Envelope {
         from_address: String,
         to_address: String,
         external_id: String,
+        transactional: bool,
     ) -> Result<Option<Envelope>, Error> {
         let field = |name: &str| format!("envelope.{name}");
         if channel == Channel::InApp {
-            if [&from_address, &to_address, &external_id].iter().any(|value| !value.is_empty()) {
+            if [&from_address, &to_address, &external_id].iter().any(|value| !value.is_empty()) || transactional {
                 return Err(Error::invalid(
                     field("channel"),
                     "an in-app message carries no addresses or external id: name the channel it came through",
@@ -82,6 +87,8 @@ impl Envelope {
             from_address: from_address.unwrap_or_default(),
             to_address: to_address.unwrap_or_default(),
             external_id: external_id.flatten(),
+            transactional,
+            delivery: None,
         }))
     }
 
@@ -93,7 +100,7 @@ impl Envelope {
 }
 
 /// An address for `channel`, normalized; "" stays "" (not given).
-fn parse_address(field: &str, channel: Channel, value: String) -> Result<String, Error> {
+pub fn parse_address(field: &str, channel: Channel, value: String) -> Result<String, Error> {
     if value.is_empty() {
         return Ok(value);
     }
@@ -101,29 +108,8 @@ fn parse_address(field: &str, channel: Channel, value: String) -> Result<String,
     match channel {
         Channel::InApp => Err(Error::invalid(field, "an in-app message has no addresses")),
         Channel::Email => parse_email(field, value),
-        Channel::Sms | Channel::Whatsapp | Channel::Voice => parse_phone(field, &value),
+        Channel::Sms | Channel::Whatsapp | Channel::Voice => phones::parse(field, &value),
     }
-}
-
-/// A phone number in E.164, from E.164 or a North American number without country code.
-fn parse_phone(field: &str, value: &str) -> Result<String, Error> {
-    // A number with its country code is parsed without a default region: with one,
-    // phonenumber 0.3 reads +49 151… as +49 51… (it strips the 1 as the region's prefix).
-    let region = (!value.trim_start().starts_with('+')).then_some(phonenumber::country::Id::US);
-    let number = phonenumber::parse(region, value).ok().filter(phonenumber::is_valid).ok_or_else(|| {
-        Error::invalid(
-            field,
-            format!(
-                "{value:?} is not a valid phone number: use E.164 (+4915112345678) or a North American \
-                     number ((415) 555-2671)"
-            ),
-        )
-    })?;
-    if number.extension().is_some() {
-        // The E.164 form has no room for it: refused rather than dropped.
-        return Err(Error::invalid(field, "an extension cannot be stored: give the number without it"));
-    }
-    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
 }
 
 #[cfg(test)]
@@ -138,39 +124,39 @@ mod tests {
     }
 
     #[test]
-    fn phone_numbers_are_stored_in_e164() {
+    fn envelope_phone_numbers_follow_the_one_rule() {
         for (given, stored) in [
             ("+1 (415) 555-2671", "+14155552671"),
             ("(415) 555-2671", "+14155552671"),
             ("415-555-2671", "+14155552671"),
             ("+4915112345678", "+4915112345678"),
-            ("+49 170 1234567", "+491701234567"),
-            ("+44 20 7183 8750", "+442071838750"),
+            ("(555) 123-4567", "+15551234567"),
         ] {
-            let envelope = Envelope::parse(Channel::Sms, given.into(), String::new(), "sm1".into()).unwrap();
+            let envelope = Envelope::parse(Channel::Sms, given.into(), String::new(), "sm1".into(), false).unwrap();
             assert_eq!(envelope.unwrap().from_address, stored, "{given}");
         }
     }
 
     #[test]
     fn addresses_must_fit_their_channel() {
-        let sms = Envelope::parse(Channel::Sms, "a@b.example".into(), "12".into(), String::new());
+        let sms = Envelope::parse(Channel::Sms, "a@b.example".into(), "12".into(), String::new(), false);
         assert_eq!(fields(sms), ["envelope.from_address", "envelope.to_address"]);
-        let extension = Envelope::parse(Channel::Voice, "+14155552671 ext 5".into(), String::new(), String::new());
+        let extension =
+            Envelope::parse(Channel::Voice, "+14155552671 ext 5".into(), String::new(), String::new(), false);
         assert!(matches!(extension, Err(Error::InvalidArgument(v)) if v[0].description.contains("extension")));
-        let email = Envelope::parse(Channel::Email, "a@b.example".into(), "+14155552671".into(), String::new());
+        let email = Envelope::parse(Channel::Email, "a@b.example".into(), "+14155552671".into(), String::new(), false);
         assert_eq!(fields(email), ["envelope.to_address"]);
         let long = format!("a@{}.example", "b".repeat(MAX_ADDRESS_CHARS));
-        let refused = Envelope::parse(Channel::Email, long, String::new(), String::new());
+        let refused = Envelope::parse(Channel::Email, long, String::new(), String::new(), false);
         assert!(matches!(refused, Err(Error::InvalidArgument(v)) if v[0].description.contains("characters")));
-        let ok = Envelope::parse(Channel::Email, "a@b.example".into(), "c@d.example".into(), "<id@x>".into());
+        let ok = Envelope::parse(Channel::Email, "a@b.example".into(), "c@d.example".into(), "<id@x>".into(), false);
         assert_eq!(ok.unwrap().unwrap().external_id.as_deref(), Some("<id@x>"));
     }
 
     #[test]
     fn in_app_messages_have_no_envelope() {
-        assert!(Envelope::parse(Channel::InApp, String::new(), String::new(), String::new()).unwrap().is_none());
-        let addressed = Envelope::parse(Channel::InApp, "x".into(), String::new(), String::new());
+        assert!(Envelope::parse(Channel::InApp, String::new(), String::new(), String::new(), false).unwrap().is_none());
+        let addressed = Envelope::parse(Channel::InApp, "x".into(), String::new(), String::new(), false);
         assert_eq!(fields(addressed.map_err(|err| err.within("first_message."))), ["first_message.envelope.channel"]);
     }
 }

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Caller, Error, Micros, error::Violations, idempotency::RequestKey, messages::NewMessage, metadata::Metadata, text,
+    Caller, Error, Micros, error::Violations, handling::Handling, idempotency::RequestKey, messages::NewMessage,
+    metadata::Metadata, text,
 };
 
 /// Most participants in one create.
@@ -112,6 +113,9 @@ pub struct Conversation {
     pub create_time: Micros,
     /// When it last changed, as the viewer sees it (staff also see private notes move it).
     pub update_time: Micros,
+    /// Marked handled by staff: in staff's view only.
+    #[serde(default)]
+    pub handled: Option<Handling>,
 }
 
 /// A participant to add, validated.
@@ -199,19 +203,22 @@ pub struct ConversationFilter {
     pub subject_external_id: Option<String>,
     /// Staff: only conversations they take part in.
     pub participating_only: bool,
+    /// Staff: only conversations marked handled (`Some(true)`) or not (`Some(false)`).
+    pub handled: Option<bool>,
 }
 
 impl ConversationFilter {
     /// Identifies the query for page tokens.
     pub fn fingerprint(&self, caller: &Caller) -> String {
         format!(
-            "conversations|{}|{:?}|{:?}|{:?}|{:?}|{}",
+            "conversations|{}|{:?}|{:?}|{:?}|{:?}|{}|{:?}",
             caller.user_id,
             self.status,
             self.label,
             self.subject_kind,
             self.subject_external_id,
-            self.participating_only
+            self.participating_only,
+            self.handled
         )
     }
 }

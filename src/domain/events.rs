@@ -7,10 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Caller, Micros,
+    channels::{Channel, Envelope},
     conversations::{Conversation, Mute, Participant},
     messages::Message,
     notifications::{Notification, NotificationCount},
     presence::Presence,
+    relays::DeliveryState,
     reports::Report,
     templates::Template,
 };
@@ -106,6 +108,15 @@ pub enum EventKind {
     /// A participant is typing, or stopped. A signal: never in the log.
     #[strum(serialize = "typing")]
     Typing,
+    /// An outgoing relayed message's delivery moved (to staff and its sender).
+    #[strum(serialize = "message.delivery_updated")]
+    MessageDeliveryUpdated,
+    /// Staff marked a message handled or not handled (to staff only).
+    #[strum(serialize = "message.handled")]
+    MessageHandled,
+    /// Staff marked a conversation handled or not handled (to staff only).
+    #[strum(serialize = "conversation.handled")]
+    ConversationHandled,
 }
 
 impl EventKind {
@@ -342,18 +353,42 @@ pub struct EventFilter {
     pub kinds: KindFilter,
     /// Only these conversations' events, when not empty.
     pub conversation_ids: Vec<String>,
+    /// Only message events of messages relayed through these channels, when not empty.
+    pub channels: Vec<Channel>,
+    /// Only message events of outgoing relayed messages in these delivery states, when not
+    /// empty.
+    pub delivery_states: Vec<DeliveryState>,
 }
 
 impl EventFilter {
-    /// Whether the subscriber asked for `event`.
-    pub fn selects(&self, event: &Event) -> bool {
+    /// Whether the subscriber asked for `event`, as the subscriber sees it (a member sees
+    /// the envelope of its own messages only, so another's relayed message matches no
+    /// channel).
+    pub fn selects(&self, event: &Event, viewer: &Caller) -> bool {
         let kind = match &self.kinds {
             KindFilter::Every => true,
             KindFilter::Only(kinds) => kinds.contains(&event.kind),
         };
         let conversation = self.conversation_ids.is_empty()
             || event.conversation_id.as_ref().is_some_and(|id| self.conversation_ids.contains(id));
-        kind && conversation
+        kind && conversation && self.selects_envelope(event, viewer)
+    }
+
+    /// The channel and delivery state filters: with either, only message events whose
+    /// envelope matches.
+    fn selects_envelope(&self, event: &Event, viewer: &Caller) -> bool {
+        if self.channels.is_empty() && self.delivery_states.is_empty() {
+            return true;
+        }
+        let EventPayload::Message(message) = &event.payload else { return false };
+        let Some(envelope) = message.envelope.as_ref().filter(|_| Envelope::visible_to(viewer, &message.sender_id))
+        else {
+            return false;
+        };
+        let channel = self.channels.is_empty() || self.channels.contains(&envelope.channel);
+        let state = self.delivery_states.is_empty()
+            || envelope.delivery.as_ref().is_some_and(|delivery| self.delivery_states.contains(&delivery.state));
+        channel && state
     }
 }
 

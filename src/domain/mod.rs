@@ -10,13 +10,16 @@ pub mod channels;
 pub mod conversations;
 pub mod error;
 pub mod events;
+pub mod handling;
 pub mod idempotency;
 pub mod ids;
 pub mod messages;
 pub mod metadata;
 pub mod notifications;
 pub mod paging;
+pub mod phones;
 pub mod presence;
+pub mod relays;
 pub mod reports;
 pub mod search;
 pub mod templates;
@@ -34,6 +37,12 @@ pub type Micros = i64;
 pub fn now_micros() -> Micros {
     let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// A time as people read it in an error message: RFC 3339, to the second, in UTC.
+pub fn format_time(time: Micros) -> String {
+    let since_epoch = std::time::Duration::from_micros(u64::try_from(time).unwrap_or_default());
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + since_epoch).to_string()
 }
 
 /// How much of a resource a read returns.

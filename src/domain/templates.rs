@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     Caller, Error, Micros,
     error::Violations,
+    ids,
     text::{self, MAX_CONTENT_CHARS},
 };
 
@@ -63,6 +64,8 @@ pub struct Template {
     pub content: String,
     /// The placeholder names, in order of first appearance.
     pub variables: Vec<String>,
+    /// A stable key to send it by, unique where the name is.
+    pub alias: Option<String>,
     /// Who created it.
     pub creator_id: String,
     /// When it was created.
@@ -151,6 +154,11 @@ pub fn check_content(field: &str, content: &str) -> Result<Vec<String>, Error> {
 }
 
 impl Template {
+    /// Whether `reference` (an id or an alias, as a request gave it) names this template.
+    pub fn is_named_by(&self, reference: &str) -> bool {
+        self.id == reference || self.alias.as_deref() == Some(reference)
+    }
+
     /// Whether `caller` (of the template's account) may see and use it.
     pub fn visible_to(&self, caller: &Caller) -> bool {
         self.account_id == caller.account_id
@@ -259,19 +267,88 @@ pub struct NewTemplate {
     pub content: String,
     /// The placeholder names of its content.
     pub variables: Vec<String>,
+    /// Its alias.
+    pub alias: Option<String>,
 }
 
 impl NewTemplate {
     /// Checks every field of `template.*` at once.
-    pub fn parse(scope: TemplateScope, name: &str, category: &str, content: String) -> Result<Self, Error> {
-        let name = check_name("template.name", name);
-        let category = text::trimmed("template.category", category, MAX_CATEGORY_CHARS);
-        let variables = check_content("template.content", &content);
-        match (name, category, variables) {
-            (Ok(name), Ok(category), Ok(variables)) => Ok(Self { scope, name, category, content, variables }),
-            (name, category, variables) => {
-                Err(Error::merge([name.err(), category.err(), variables.err()].into_iter().flatten()))
+    pub fn parse(
+        scope: TemplateScope,
+        name: &str,
+        category: &str,
+        content: String,
+        alias: &str,
+    ) -> Result<Self, Error> {
+        let mut violations = Violations::new();
+        let name = violations.check(check_name("template.name", name));
+        let category = violations.check(text::trimmed("template.category", category, MAX_CATEGORY_CHARS));
+        let variables = violations.check(check_content("template.content", &content));
+        let alias = violations.check(check_alias("template.alias", alias));
+        violations.finish()?;
+        match (name, category, variables, alias) {
+            (Some(name), Some(category), Some(variables), Some(alias)) => {
+                Ok(Self { scope, name, category, content, variables, alias })
             }
+            _ => Err(Error::Internal("a template's fields were checked, yet one is missing".into())),
+        }
+    }
+}
+
+/// Most characters in an alias.
+pub const MAX_ALIAS_CHARS: usize = 64;
+
+/// An alias, or `None` for "" (none): lower-case letters, digits, `_`, `-` and `.`,
+/// starting with a letter or digit, and never an id's shape, so that whatever names a
+/// template ([`TemplateRef`]) is one or the other.
+pub fn check_alias(field: &str, alias: &str) -> Result<Option<String>, Error> {
+    if alias.is_empty() {
+        return Ok(None);
+    }
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.');
+    let starts_well = alias.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if alias.len() > MAX_ALIAS_CHARS || !starts_well || !alias.chars().all(allowed) {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{:?} is not an alias: 1 to {MAX_ALIAS_CHARS} lower-case letters, digits, '_', '-' and '.', \
+                 starting with a letter or digit",
+                alias.chars().take(MAX_ALIAS_CHARS + 1).collect::<String>()
+            ),
+        ));
+    }
+    if alias.starts_with(&format!("{}_", ids::TEMPLATE)) {
+        return Err(Error::invalid(field, "must not look like a template id (tpl_…)"));
+    }
+    Ok(Some(alias.to_owned()))
+}
+
+/// How a request names a template: by id, or by alias.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateRef {
+    /// `tpl_…`
+    Id(String),
+    /// An alias: the caller's personal template of that alias first, else the account's.
+    Alias(String),
+}
+
+impl TemplateRef {
+    /// A template id or alias; required.
+    pub fn parse(field: &str, value: &str) -> Result<Self, Error> {
+        if value.starts_with(&format!("{}_", ids::TEMPLATE)) {
+            return ids::parse(field, value, ids::TEMPLATE).map(TemplateRef::Id);
+        }
+        match check_alias(field, value) {
+            Ok(Some(alias)) => Ok(TemplateRef::Alias(alias)),
+            Ok(None) => Err(Error::invalid(field, "is required: a template id (tpl_…) or alias")),
+            Err(_) => Err(Error::invalid(field, format!("{value:?} is neither a template id (tpl_…) nor an alias"))),
+        }
+    }
+
+    /// What the request gave, for messages that name it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            TemplateRef::Id(value) | TemplateRef::Alias(value) => value,
         }
     }
 }
@@ -285,21 +362,32 @@ pub struct TemplatePatch {
     pub category: Option<String>,
     /// New content, with its placeholder names.
     pub content: Option<(String, Vec<String>)>,
+    /// A new alias (`Some(None)` clears it).
+    pub alias: Option<Option<String>>,
 }
 
 impl TemplatePatch {
     /// Checks and normalizes the named fields of `template.*`.
-    pub fn parse(name: Option<&str>, category: Option<&str>, content: Option<String>) -> Result<Self, Error> {
-        let name = name.map(|name| check_name("template.name", name)).transpose();
-        let category = category.map(|c| text::trimmed("template.category", c, MAX_CATEGORY_CHARS)).transpose();
-        let content = content
-            .map(|content| check_content("template.content", &content).map(|variables| (content, variables)))
-            .transpose();
-        match (name, category, content) {
-            (Ok(name), Ok(category), Ok(content)) => Ok(Self { name, category, content }),
-            (name, category, content) => {
-                Err(Error::merge([name.err(), category.err(), content.err()].into_iter().flatten()))
-            }
+    pub fn parse(
+        name: Option<&str>,
+        category: Option<&str>,
+        content: Option<String>,
+        alias: Option<&str>,
+    ) -> Result<Self, Error> {
+        let mut violations = Violations::new();
+        let name = violations.check(name.map(|name| check_name("template.name", name)).transpose());
+        let category =
+            violations.check(category.map(|c| text::trimmed("template.category", c, MAX_CATEGORY_CHARS)).transpose());
+        let content = violations.check(
+            content
+                .map(|content| check_content("template.content", &content).map(|variables| (content, variables)))
+                .transpose(),
+        );
+        let alias = violations.check(alias.map(|alias| check_alias("template.alias", alias)).transpose());
+        violations.finish()?;
+        match (name, category, content, alias) {
+            (Some(name), Some(category), Some(content), Some(alias)) => Ok(Self { name, category, content, alias }),
+            _ => Err(Error::Internal("a template patch's fields were checked, yet one is missing".into())),
         }
     }
 }
@@ -345,6 +433,7 @@ mod tests {
             category: String::new(),
             content: content.into(),
             variables: check_content("content", content).unwrap(),
+            alias: None,
             creator_id: "usr".into(),
             create_time: 0,
             update_time: 0,
@@ -440,5 +529,17 @@ mod tests {
         t.owner_id = Some("usr".into());
         assert!(t.visible_to(&member) && t.may_change(&member).is_ok());
         assert!(may_create(&member, TemplateScope::Account).is_err());
+    }
+
+    #[test]
+    fn aliases_and_ids_never_meet() {
+        assert_eq!(check_alias("alias", "offer_accepted.v2").unwrap().as_deref(), Some("offer_accepted.v2"));
+        assert_eq!(check_alias("alias", "").unwrap(), None);
+        for bad in ["Offer", "-x", "a b", "tpl_x", &"a".repeat(65)] {
+            assert!(check_alias("alias", bad).is_err(), "{bad}");
+        }
+        assert_eq!(TemplateRef::parse("t", "welcome").unwrap(), TemplateRef::Alias("welcome".into()));
+        assert!(matches!(TemplateRef::parse("t", "tpl_0123456789abcdefghjkmnpqrs"), Ok(TemplateRef::Id(_)) | Err(_)));
+        assert!(TemplateRef::parse("t", "").is_err() && TemplateRef::parse("t", "Hello there").is_err());
     }
 }

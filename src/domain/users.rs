@@ -1,8 +1,5 @@
 //! Users, their roles and contact details, and API keys.
 
-use std::sync::LazyLock;
-
-use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::{Admin, Error, Micros, text};
@@ -221,22 +218,10 @@ pub fn parse_email(field: &str, value: String) -> Result<String, Error> {
     }
 }
 
-/// The North American pattern of the car-commerce API (seed 003), e.g. `+1 (555) 123-4567`.
-static NORTH_AMERICAN_PHONE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\+?1?[- ]?\(?([0-9]{3})\)?[- ]?([0-9]{3})-?([0-9]{4})$").expect("valid regex"));
-/// E.164: a plus, then up to 15 digits, the first not zero.
-static E164_PHONE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\+[1-9][0-9]{1,14}$").expect("valid regex"));
-
-/// A phone number in E.164 or the North American pattern, or empty for none.
+/// A phone number in E.164 or the North American pattern, stored in E.164 (`phones`), or
+/// empty for none.
 pub fn parse_phone(field: &str, value: String) -> Result<String, Error> {
-    if value.is_empty() || E164_PHONE.is_match(&value) || NORTH_AMERICAN_PHONE.is_match(&value) {
-        Ok(value)
-    } else {
-        Err(Error::invalid(
-            field,
-            format!("{value:?} is not a phone number: use E.164 (+4915112345678) or +1 (555) 123-4567"),
-        ))
-    }
+    super::phones::parse(field, &value)
 }
 
 /// An API key as listed: never its secret.
@@ -259,16 +244,6 @@ pub struct ApiKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn phones_in_either_pattern_are_accepted() {
-        for phone in ["+4915112345678", "+1 (555) 123-4567", "555-123-4567", "5551234567", ""] {
-            assert!(parse_phone("phone", phone.into()).is_ok(), "{phone}");
-        }
-        for phone in ["12", "+0123", "call me", "555-1234"] {
-            assert!(parse_phone("phone", phone.into()).is_err(), "{phone}");
-        }
-    }
 
     #[test]
     fn a_new_user_reports_every_bad_field_at_once() {

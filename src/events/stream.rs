@@ -433,7 +433,7 @@ impl Stream {
         }
         let takes_part = self.membership.takes_part(event.conversation_id.as_deref());
         if logged.audience.admits(&self.caller, takes_part)
-            && self.filter.selects(event)
+            && self.filter.selects(event, &self.caller)
             && !self.deliver(StreamItem::Event(Box::new(event.clone().seen_by(&self.caller)))).await
         {
             return false;
@@ -494,7 +494,7 @@ impl Stream {
             conversation_id,
             payload,
         };
-        self.filter.selects(&event).then_some(event)
+        self.filter.selects(&event, &self.caller).then_some(event)
     }
 
     /// Sends the stream's position. False when the client left or the server is stopping.

@@ -18,6 +18,7 @@ use super::{
 use crate::domain::{
     Caller, Error,
     conversations::{Conversation, Participant, Subject, can_view},
+    handling::Handling,
     messages::{sees_notes, visible_to},
     users::Role,
 };
@@ -58,6 +59,7 @@ impl ConversationRecord {
             participants: self.participants.iter().map(participant_from_row).collect(),
             create_time: self.row.create_time,
             update_time: if staff_view { self.row.update_time } else { self.row.public_update_time },
+            handled: Handling::from_columns(self.row.handle_time, self.row.handler_id.clone()).filter(|_| staff_view),
         })
     }
 

@@ -66,6 +66,7 @@ shared_columns! {
     channel: Option<String>,
     channel_from: Option<String>,
     channel_to: Option<String>,
+    transactional: bool,
 }
 
 impl Body {
@@ -89,6 +90,7 @@ impl Body {
             channel: envelope.channel,
             channel_from: envelope.from,
             channel_to: envelope.to,
+            transactional: envelope.transactional,
         }
     }
 
@@ -106,6 +108,7 @@ impl Body {
             from: self.channel_from,
             to: self.channel_to,
             external_id,
+            transactional: self.transactional,
         })?;
         let draft = MessageDraft {
             kind: columns::stored("message kind", &self.kind)?,
@@ -120,6 +123,7 @@ impl Body {
             template: columns::template_from_columns(self.template_id, self.template_variables.as_deref())?,
             envelope,
             schedule_time,
+            raw_payload: None,
         };
         Ok((draft, direction))
     }

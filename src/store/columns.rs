@@ -66,12 +66,14 @@ pub fn template_from_columns(id: Option<String>, variables: Option<&str>) -> Res
     Ok(Some(TemplateUse { template_id, variables }))
 }
 
-/// The envelope's columns: (channel, from, to, external id), all NULL in-app.
+/// The envelope's columns: (channel, from, to, external id), all NULL in-app, and whether
+/// it is transactional. (Its delivery is a sent message's own: `relays::delivery_of`.)
 pub struct EnvelopeColumns {
     pub channel: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
     pub external_id: Option<String>,
+    pub transactional: bool,
 }
 
 pub fn envelope_to_columns(envelope: &Option<Envelope>) -> EnvelopeColumns {
@@ -82,8 +84,9 @@ pub fn envelope_to_columns(envelope: &Option<Envelope>) -> EnvelopeColumns {
             from: non_empty(&envelope.from_address),
             to: non_empty(&envelope.to_address),
             external_id: envelope.external_id.clone(),
+            transactional: envelope.transactional,
         },
-        None => EnvelopeColumns { channel: None, from: None, to: None, external_id: None },
+        None => EnvelopeColumns { channel: None, from: None, to: None, external_id: None, transactional: false },
     }
 }
 
@@ -94,6 +97,8 @@ pub fn envelope_from_columns(columns: EnvelopeColumns) -> Result<Option<Envelope
         from_address: columns.from.unwrap_or_default(),
         to_address: columns.to.unwrap_or_default(),
         external_id: columns.external_id,
+        transactional: columns.transactional,
+        delivery: None,
     }))
 }
 

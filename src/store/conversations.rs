@@ -145,6 +145,8 @@ async fn insert_rows(
         note_count: Set(0),
         last_message_id: Set(None),
         last_public_message_id: Set(None),
+        handle_time: Set(None),
+        handler_id: Set(None),
     }
     .insert(tx.conn())
     .await?;
@@ -334,6 +336,11 @@ fn listing(caller: &Caller, filter: &ConversationFilter) -> SelectStatement {
         select.and_where(
             Expr::col((conversation::Entity, conversation::Column::SubjectExternalId)).eq(external_id.clone()),
         );
+    }
+    // Staff's own mark (the API refuses the filter to members, who never see it).
+    if let Some(handled) = filter.handled {
+        let handle_time = Expr::col((conversation::Entity, conversation::Column::HandleTime));
+        select.and_where(if handled { handle_time.is_not_null() } else { handle_time.is_null() });
     }
     select
 }

@@ -127,6 +127,9 @@ pub mod conversation {
         pub last_message_id: Option<String>,
         /// The newest message that is not a private note: what members see as the last one.
         pub last_public_message_id: Option<String>,
+        /// Set while staff have it marked handled, with who did.
+        pub handle_time: Option<i64>,
+        pub handler_id: Option<String>,
     }
 
     no_relations!();
@@ -197,6 +200,17 @@ pub mod message {
         pub external_id: Option<String>,
         /// The time it was scheduled for.
         pub schedule_time: Option<i64>,
+        /// Sent even to a suppressed address.
+        pub transactional: bool,
+        /// An outgoing relayed message's `domain::relays::DeliveryState` (NULL for any
+        /// other message), the channel's error when it failed, and when it last moved.
+        pub delivery_state: Option<String>,
+        pub delivery_error_code: Option<String>,
+        pub delivery_error_message: Option<String>,
+        pub delivery_update_time: Option<i64>,
+        /// Set while staff have it marked handled, with who did.
+        pub handle_time: Option<i64>,
+        pub handler_id: Option<String>,
     }
 
     no_relations!();
@@ -228,6 +242,7 @@ pub mod scheduled_message {
         pub channel: Option<String>,
         pub channel_from: Option<String>,
         pub channel_to: Option<String>,
+        pub transactional: bool,
         pub send_request_id: Option<String>,
         /// A digest of the request that created it (`domain::idempotency`).
         pub request_fingerprint: Option<String>,
@@ -277,9 +292,11 @@ pub mod template {
         pub account_id: String,
         pub scope: String,
         pub owner_id: Option<String>,
-        /// Where the name is unique: the owner's id, or the account's.
+        /// Where the name (and the alias) is unique: the owner's id, or the account's.
         pub namespace: String,
         pub name: String,
+        /// A stable key to send it by (`offer_accepted`), or NULL.
+        pub alias: Option<String>,
         pub category: String,
         pub content: String,
         /// JSON array of the placeholder names.
@@ -452,6 +469,47 @@ pub mod presence {
         /// Renewed while the streams stay open; a row not renewed for
         /// `presence::LEASE` belongs to a replica that is gone.
         pub renew_time: i64,
+    }
+
+    no_relations!();
+}
+
+pub mod suppression {
+    use sea_orm::entity::prelude::*;
+
+    /// An address the account does not write to on a channel (`domain::relays`).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "suppressions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub account_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub channel: String,
+        /// Normalized as envelopes store it.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub address: String,
+        pub reason: String,
+        pub note: String,
+        pub creator_id: String,
+        pub create_time: i64,
+    }
+
+    no_relations!();
+}
+
+pub mod raw_payload {
+    use sea_orm::entity::prelude::*;
+
+    /// The channel's original payload of a relayed message: apart from the message, so
+    /// that no read of messages carries it.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "raw_payloads")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub message_id: String,
+        pub account_id: String,
+        pub data: Vec<u8>,
+        pub update_time: i64,
     }
 
     no_relations!();

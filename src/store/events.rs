@@ -450,6 +450,7 @@ mod tests {
                 .collect(),
             create_time: 0,
             update_time: 0,
+            handled: None,
         }
     }
 
@@ -589,8 +590,8 @@ mod tests {
 
         let filters = [
             EventFilter::default(),
-            EventFilter { kinds: KindFilter::Only(vec![EventKind::MessageCreated]), conversation_ids: Vec::new() },
-            EventFilter { kinds: KindFilter::Every, conversation_ids: vec!["c_2".into()] },
+            EventFilter { kinds: KindFilter::Only(vec![EventKind::MessageCreated]), ..EventFilter::default() },
+            EventFilter { conversation_ids: vec!["c_2".into()], ..EventFilter::default() },
         ];
         for role in [Role::Admin, Role::Agent, Role::Member] {
             let viewer = Caller {
@@ -612,7 +613,7 @@ mod tests {
                     let event = &logged.event;
                     let in_conversations = filter.conversation_ids.is_empty()
                         || event.conversation_id.as_ref().is_some_and(|id| filter.conversation_ids.contains(id));
-                    let needed = filter.selects(event) || (event.kind.moves_membership() && in_conversations);
+                    let needed = filter.selects(event, &viewer) || (event.kind.moves_membership() && in_conversations);
                     if logged.audience.admits(&viewer, true) && needed {
                         assert!(kept.contains(&event.position), "{role:?} {filter:?} lost {logged:?}");
                     }

@@ -18,11 +18,11 @@ use super::{
     entities::{attachment, conversation, message, message_read},
     notifications,
     pending::{self, RequestedMessage},
-    templates, unread, views,
+    relays, templates, unread, views,
 };
 use crate::domain::{
     Caller, Error, View,
-    channels::Envelope,
+    channels::Channel,
     conversations::Mute,
     events::{Audience, EventKind, EventPayload, NewEvent},
     idempotency::RequestKey,
@@ -239,9 +239,15 @@ pub(super) async fn insert(
     let direction = new.fields().direction_for(caller);
     let (id, attachment_ids, draft) = new.into_stored();
     if let Some(envelope) = &draft.envelope {
-        ensure_not_relayed(tx.conn(), &caller.account_id, envelope).await?;
+        if let Some(external_id) = &envelope.external_id {
+            ensure_external_id_free(tx.conn(), &caller.account_id, envelope.channel, external_id).await?;
+        }
+        relays::ensure_not_suppressed(tx.conn(), &caller.account_id, envelope, direction).await?;
     }
     let row = insert_row(tx, caller, &record.row, id, &draft, direction).await?;
+    if let Some(data) = draft.raw_payload.clone() {
+        relays::keep_raw_payload(tx, &row.id, data).await?;
+    }
     let attachments = insert_attachments(tx, &row, draft.attachments, attachment_ids).await?;
     advance_summary(tx, record, &row).await?;
     let staff = access::staff_held(tx.conn(), tx.account_id(), record.participant_ids()).await?;
@@ -296,22 +302,29 @@ async fn insert_row(
         delete_time: Set(None),
         external_id: Set(draft.envelope.as_ref().and_then(|envelope| envelope.external_id.clone())),
         schedule_time: Set(draft.schedule_time),
+        delivery_state: Set(relays::first_delivery(&draft.envelope, direction)),
+        delivery_update_time: Set(None),
         ..Default::default()
     };
     Ok(Body::of_draft(draft, direction).into_message(row).insert(tx.conn()).await?)
 }
 
-/// ALREADY_EXISTS, naming the message, when the account already has a message with the
-/// envelope's channel and external id: a relay delivering the same message twice. Only staff
-/// set external ids (`NewMessage::authorize`), and staff see every message and envelope of
-/// their account, so naming it tells the caller nothing it could not read.
-async fn ensure_not_relayed<C: ConnectionTrait>(conn: &C, account_id: &str, envelope: &Envelope) -> Result<(), Error> {
-    let Some(external_id) = &envelope.external_id else { return Ok(()) };
+/// ALREADY_EXISTS, naming the message, when the account already has a message with this
+/// channel and external id: a relay delivering the same message twice. Only staff set
+/// external ids (`NewMessage::authorize`, `relays::report_delivery`), and staff see every
+/// message and envelope of their account, so naming it tells the caller nothing it could
+/// not read.
+pub(super) async fn ensure_external_id_free<C: ConnectionTrait>(
+    conn: &C,
+    account_id: &str,
+    channel: Channel,
+    external_id: &str,
+) -> Result<(), Error> {
     let existing: Option<String> = message::Entity::find()
         .select_only()
         .column(message::Column::Id)
         .filter(message::Column::AccountId.eq(account_id))
-        .filter(message::Column::Channel.eq(envelope.channel.as_str()))
+        .filter(message::Column::Channel.eq(channel.as_str()))
         .filter(message::Column::ExternalId.eq(external_id))
         .into_tuple()
         .one(conn)
@@ -319,7 +332,7 @@ async fn ensure_not_relayed<C: ConnectionTrait>(conn: &C, account_id: &str, enve
     match existing {
         Some(id) => Err(Error::AlreadyExists(format!(
             "envelope.external_id: message {id} already has {} external id {external_id:?}",
-            envelope.channel.as_str()
+            channel.as_str()
         ))),
         None => Ok(()),
     }
@@ -507,6 +520,7 @@ pub(super) async fn tombstone(
         .filter(attachment::Column::MessageId.eq(&row.id))
         .exec(tx.conn())
         .await?;
+    relays::forget_raw_payload(tx, &row.id).await?;
     let mut active: message::ActiveModel = row.into();
     active.content = Set(String::new());
     active.content_attributes = Set(None);

@@ -21,7 +21,8 @@
 //! - aggregates (use cases: commands are units, queries read the pool): `accounts`,
 //!   `users`, `api_keys`, `user_tokens` (the accounts' token secrets), `conversations`,
 //!   `participants`, `messages` (with `scheduled` ones), `reads`, `mutes`, `templates`,
-//!   `reports`, `notifications`, `presence`, `backup`, and the log itself, `events`;
+//!   `reports`, `notifications`, `presence`, `backup`, `relays` (deliveries, raw payloads,
+//!   suppressions), `handling` (staff's handled marks), and the log itself, `events`;
 //! - kernels: `access` (load a conversation or message, check visibility, the note
 //!   rule's SQL form), `unread` (the counters, following `domain::unread`), `views` (what
 //!   a viewer sees), `pending` (waiting messages as stored, shared by the send path and
@@ -42,6 +43,7 @@ pub(crate) mod credentials;
 mod door;
 pub(crate) mod entities;
 pub(crate) mod events;
+pub(crate) mod handling;
 mod integrity;
 pub(crate) mod messages;
 mod migrate;
@@ -52,6 +54,7 @@ mod pending;
 pub(crate) mod presence;
 mod probe;
 pub(crate) mod reads;
+pub(crate) mod relays;
 pub(crate) mod reports;
 pub(crate) mod scheduled;
 pub(crate) mod search;

@@ -243,5 +243,6 @@ fn message_from_row(mut row: scheduled_message::Model, attachments: Vec<Attachme
         schedule_time: Some(row.schedule_time),
         state: columns::stored("message state", &row.state)?,
         failure_reason: row.failure_reason,
+        handled: None,
     })
 }

@@ -19,7 +19,7 @@ use crate::domain::{
     ids,
     messages::{NewMessage, Rendered},
     paging::Page,
-    templates::{NewTemplate, Template, TemplatePatch, TemplateQuery, TemplateScope, may_create},
+    templates::{NewTemplate, Template, TemplatePatch, TemplateQuery, TemplateRef, TemplateScope, may_create},
 };
 
 /// Creates a template in the caller's account (personal: owned by the caller). A retried
@@ -52,6 +52,9 @@ pub async fn create(
                 let owner_id = (new.scope == TemplateScope::Personal).then(|| caller.user_id.clone());
                 let namespace = owner_id.clone().unwrap_or_else(|| caller.account_id.clone());
                 ensure_name_free(tx.conn(), &caller.account_id, &namespace, &new.name, None).await?;
+                if let Some(alias) = &new.alias {
+                    ensure_alias_free(tx.conn(), &caller.account_id, &namespace, alias, None).await?;
+                }
                 let row = template::ActiveModel {
                     id: Set(ids::new_id(ids::TEMPLATE)),
                     account_id: Set(caller.account_id.clone()),
@@ -59,6 +62,7 @@ pub async fn create(
                     owner_id: Set(owner_id),
                     namespace: Set(namespace),
                     name: Set(new.name),
+                    alias: Set(new.alias),
                     category: Set(new.category),
                     content: Set(new.content),
                     variables: Set(variables_to_column(&new.variables)),
@@ -122,12 +126,18 @@ pub async fn update(store: &Store, caller: &Caller, id: String, patch: TemplateP
                 if let Some(name) = &patch.name {
                     ensure_name_free(tx.conn(), &row.account_id, &row.namespace, name, Some(&row.id)).await?;
                 }
+                if let Some(Some(alias)) = &patch.alias {
+                    ensure_alias_free(tx.conn(), &row.account_id, &row.namespace, alias, Some(&row.id)).await?;
+                }
                 let mut active: template::ActiveModel = row.into();
                 if let Some(name) = patch.name {
                     active.name = Set(name);
                 }
                 if let Some(category) = patch.category {
                     active.category = Set(category);
+                }
+                if let Some(alias) = patch.alias {
+                    active.alias = Set(alias);
                 }
                 if let Some((content, variables)) = patch.content {
                     active.content = Set(content);
@@ -164,10 +174,10 @@ pub async fn delete(store: &Store, caller: &Caller, id: String) -> Result<(), Er
 pub async fn render(
     store: &Store,
     caller: &Caller,
-    id: &str,
+    reference: &TemplateRef,
     variables: &BTreeMap<String, String>,
 ) -> Result<(String, Vec<String>), Error> {
-    let template = get(store, caller, id).await?;
+    let template = load_named(&store.db, caller, reference).await?;
     Ok((template.render(variables)?, template.variables))
 }
 
@@ -179,10 +189,28 @@ pub(super) async fn render_message<C: ConnectionTrait>(
     new: NewMessage,
 ) -> Result<Rendered, Error> {
     let template = match &new.fields().template {
-        Some(used) => Some(load_template(conn, caller, &used.template_id).await?.1),
+        Some(used) => Some(load_named(conn, caller, &TemplateRef::parse("template_id", &used.template_id)?).await?),
         None => None,
     };
     new.render(template.as_ref())
+}
+
+/// The template `reference` names for the caller: by id, or by alias (the caller's own
+/// personal template of that alias first, else the account's); NOT_FOUND otherwise.
+async fn load_named<C: ConnectionTrait>(conn: &C, caller: &Caller, reference: &TemplateRef) -> Result<Template, Error> {
+    let alias = match reference {
+        TemplateRef::Id(id) => return load_template(conn, caller, id).await.map(|(_, template)| template),
+        TemplateRef::Alias(alias) => alias,
+    };
+    let rows = template::Entity::find()
+        .filter(access::of_account::<template::Entity>(&caller.account_id))
+        .filter(template::Column::Alias.eq(alias))
+        .filter(template::Column::Namespace.is_in([caller.user_id.clone(), caller.account_id.clone()]))
+        .all(conn)
+        .await?;
+    let own_first = rows.into_iter().min_by_key(|row| row.namespace != caller.user_id);
+    let row = own_first.ok_or_else(|| Error::not_found("template", alias))?;
+    visible(Some(row), caller, alias).map(|(_, template)| template)
 }
 
 /// Template `id` if the caller may use it, or NOT_FOUND.
@@ -236,6 +264,30 @@ async fn ensure_name_free<C: ConnectionTrait>(
     }
 }
 
+/// ALREADY_EXISTS when another template of the namespace has `alias`.
+async fn ensure_alias_free<C: ConnectionTrait>(
+    conn: &C,
+    account_id: &str,
+    namespace: &str,
+    alias: &str,
+    except_id: Option<&str>,
+) -> Result<(), Error> {
+    let mut find = template::Entity::find()
+        .filter(template::Column::AccountId.eq(account_id))
+        .filter(template::Column::Namespace.eq(namespace))
+        .filter(template::Column::Alias.eq(alias));
+    if let Some(id) = except_id {
+        find = find.filter(template::Column::Id.ne(id));
+    }
+    match find.one(conn).await? {
+        Some(existing) => Err(Error::AlreadyExists(format!(
+            "template.alias: template {} already has alias {alias:?} in this scope",
+            existing.id
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// A template's event, to those who can see it.
 fn emit(tx: &mut WriteTx, kind: EventKind, template: &Template) {
     let audience = match (&template.scope, &template.owner_id) {
@@ -263,6 +315,7 @@ fn template_from_row(row: template::Model) -> Result<Template, Error> {
         account_id: row.account_id,
         owner_id: row.owner_id,
         name: row.name,
+        alias: row.alias,
         category: row.category,
         content: row.content,
         creator_id: row.creator_id,

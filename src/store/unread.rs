@@ -213,6 +213,8 @@ mod tests {
             note_count: Set(0),
             last_message_id: Set(None),
             last_public_message_id: Set(None),
+            handle_time: Set(None),
+            handler_id: Set(None),
         }
         .insert(&store.db)
         .await

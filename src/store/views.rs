@@ -12,10 +12,13 @@ use super::{
     body::Body,
     columns,
     entities::{attachment, message, message_read, participant, user},
+    relays,
 };
 use crate::domain::{
     Caller, Error, View,
+    channels::Envelope,
     conversations::{Mute, ViewerState},
+    handling::Handling,
     messages::{Attachment, Message, MessageState, ReadReceipt, sees_notes, visible_to},
     now_micros,
     presence::Presence,
@@ -101,12 +104,14 @@ pub fn message_from_row(
     attachments: Vec<Attachment>,
     read_receipts: Vec<ReadReceipt>,
 ) -> Result<Message, Error> {
+    let delivery = relays::delivery_of(&row)?;
     let (draft, direction) = Body::take_message(&mut row).into_draft(row.external_id, row.schedule_time)?;
     Ok(Message {
         read_receipts,
         attachments,
         template: draft.template,
-        envelope: draft.envelope,
+        envelope: draft.envelope.map(|envelope| Envelope { delivery, ..envelope }),
+        handled: Handling::from_columns(row.handle_time, row.handler_id),
         schedule_time: draft.schedule_time,
         state: MessageState::Sent,
         failure_reason: None,

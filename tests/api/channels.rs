@@ -12,6 +12,7 @@ fn envelope(channel: pb::Channel, from: &str, to: &str, external_id: &str) -> Op
         from_address: from.into(),
         to_address: to.into(),
         external_id: external_id.into(),
+        ..Default::default()
     })
 }
 

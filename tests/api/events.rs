@@ -275,6 +275,7 @@ async fn filters_select_event_types_and_conversations() {
             after: "0".into(),
             types: vec![pb::EventType::MessageCreated as i32],
             conversation_ids: vec![second.id.clone()],
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -22,8 +22,8 @@ use missive::{
     api::pb::{
         self, admin_service_client::AdminServiceClient, conversation_service_client::ConversationServiceClient,
         event_service_client::EventServiceClient, message_service_client::MessageServiceClient,
-        notification_service_client::NotificationServiceClient, report_service_client::ReportServiceClient,
-        scheduled_message_service_client::ScheduledMessageServiceClient,
+        notification_service_client::NotificationServiceClient, relay_service_client::RelayServiceClient,
+        report_service_client::ReportServiceClient, scheduled_message_service_client::ScheduledMessageServiceClient,
         template_service_client::TemplateServiceClient,
     },
     config::Config,
@@ -615,6 +615,48 @@ impl Session {
     pub async fn subscribe_after(&self, after: &str) -> Result<Streaming<pb::Event>, Status> {
         self.subscribe(pb::SubscribeRequest { after: after.into(), ..Default::default() }).await
     }
+
+    // RelayService, and staff's handled marks.
+
+    fn relays(&self) -> RelayServiceClient<Channel> {
+        RelayServiceClient::new(self.channel.clone())
+    }
+
+    pub async fn report_delivery(&self, request: pb::ReportDeliveryRequest) -> Result<pb::Message, Status> {
+        self.relays().report_delivery(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn raw_payload(&self, message_id: &str) -> Result<pb::RawPayload, Status> {
+        let request = pb::GetRawPayloadRequest { message_id: message_id.into() };
+        self.relays().get_raw_payload(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn add_suppression(&self, suppression: pb::Suppression) -> Result<pb::Suppression, Status> {
+        let request = pb::AddSuppressionRequest { suppression: Some(suppression) };
+        self.relays().add_suppression(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn remove_suppression(&self, channel: pb::Channel, address: &str) -> Result<(), Status> {
+        let request = pb::RemoveSuppressionRequest { channel: channel as i32, address: address.into() };
+        self.relays().remove_suppression(self.request(request)).await.map(|_| ())
+    }
+
+    pub async fn list_suppressions(
+        &self,
+        request: pb::ListSuppressionsRequest,
+    ) -> Result<pb::ListSuppressionsResponse, Status> {
+        self.relays().list_suppressions(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn set_message_handled(&self, id: &str, handled: bool) -> Result<pb::Message, Status> {
+        let request = pb::SetMessageHandledRequest { id: id.into(), handled };
+        self.messages().set_message_handled(self.request(request)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn set_conversation_handled(&self, id: &str, handled: bool) -> Result<pb::Conversation, Status> {
+        let request = pb::SetConversationHandledRequest { id: id.into(), handled };
+        self.conversations().set_conversation_handled(self.request(request)).await.map(|r| r.into_inner())
+    }
 }
 
 impl TestApp {
@@ -682,6 +724,12 @@ impl TestApp {
         let user = store::seed::create_user(&self.store, account_id, new).await.expect("a user");
         let key = store::seed::create_key(&self.store, account_id, &user.id, "test").await.expect("a key").secret;
         TestUser { id: user.id, key }
+    }
+
+    /// An agent of a new account of its own.
+    pub async fn other_account_agent(&self) -> TestUser {
+        let account_id = self.create_account("Other").await;
+        self.bootstrap_user(&account_id, pb::Role::Agent, "Other agent").await
     }
 
     /// Creates a user through the API, with a key.
@@ -934,4 +982,19 @@ pub fn in_future(from_now: Duration) -> prost_types::Timestamp {
 pub fn micros(timestamp: Option<prost_types::Timestamp>) -> i64 {
     let timestamp = timestamp.expect("a timestamp");
     timestamp.seconds * 1_000_000 + i64::from(timestamp.nanos / 1_000)
+}
+
+/// Every change a stream replays before the heartbeat that says it caught up (a stream
+/// opened after a cursor), signals and notifications left out.
+pub async fn events_until_heartbeat(stream: &mut Streaming<pb::Event>) -> Vec<pb::Event> {
+    let aside = [pb::EventType::Notification, pb::EventType::PresenceChanged, pb::EventType::Typing];
+    let mut events = Vec::new();
+    loop {
+        match tokio::time::timeout(WAIT, stream.message()).await {
+            Ok(Ok(Some(event))) if event.r#type == pb::EventType::Heartbeat as i32 => return events,
+            Ok(Ok(Some(event))) if aside.iter().any(|kind| event.r#type == *kind as i32) => {}
+            Ok(Ok(Some(event))) => events.push(event),
+            other => panic!("the stream ended before catching up: {other:?}"),
+        }
+    }
 }

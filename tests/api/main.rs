@@ -26,6 +26,7 @@ mod presence;
 mod profiles;
 mod properties;
 mod raw_codec;
+mod relays;
 mod replicas;
 mod reports;
 mod scheduled;

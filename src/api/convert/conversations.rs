@@ -77,6 +77,7 @@ impl From<ConversationView> for pb::Conversation {
             mute_expire_time: optional_timestamp(mute.and_then(|mute| mute.expire_time)),
             create_time: Some(timestamp(conversation.create_time)),
             update_time: Some(timestamp(conversation.update_time)),
+            handled: conversation.handled.map(pb::Handling::from),
         }
     }
 }

@@ -39,6 +39,9 @@ impl From<EventKind> for pb::EventType {
             EventKind::ConversationUnmuted => pb::EventType::ConversationUnmuted,
             EventKind::PresenceChanged => pb::EventType::PresenceChanged,
             EventKind::Typing => pb::EventType::Typing,
+            EventKind::MessageDeliveryUpdated => pb::EventType::MessageDeliveryUpdated,
+            EventKind::MessageHandled => pb::EventType::MessageHandled,
+            EventKind::ConversationHandled => pb::EventType::ConversationHandled,
         }
     }
 }

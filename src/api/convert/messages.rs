@@ -121,7 +121,10 @@ pub fn channel_from(field: &str, value: i32) -> Result<Channel, Error> {
 pub fn envelope_from(envelope: Option<pb::Envelope>) -> Result<Option<Envelope>, Error> {
     let Some(envelope) = envelope else { return Ok(None) };
     let channel = channel_from("envelope.channel", envelope.channel)?;
-    Envelope::parse(channel, envelope.from_address, envelope.to_address, envelope.external_id)
+    if envelope.delivery.is_some() {
+        return Err(Error::invalid("envelope.delivery", "is the relay's to report (RelayService.ReportDelivery)"));
+    }
+    Envelope::parse(channel, envelope.from_address, envelope.to_address, envelope.external_id, envelope.transactional)
 }
 
 impl From<Envelope> for pb::Envelope {
@@ -131,6 +134,8 @@ impl From<Envelope> for pb::Envelope {
             from_address: envelope.from_address,
             to_address: envelope.to_address,
             external_id: envelope.external_id.unwrap_or_default(),
+            transactional: envelope.transactional,
+            delivery: envelope.delivery.map(pb::Delivery::from),
         }
     }
 }
@@ -186,6 +191,7 @@ impl From<MessageView> for pb::Message {
             schedule_time: optional_timestamp(message.schedule_time),
             state: pb::MessageState::from(message.state) as i32,
             failure_reason: message.failure_reason.unwrap_or_default(),
+            handled: message.handled.map(pb::Handling::from),
         }
     }
 }

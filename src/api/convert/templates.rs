@@ -37,6 +37,7 @@ impl From<Template> for pb::Template {
             category: template.category,
             content: template.content,
             variables: template.variables,
+            alias: template.alias.unwrap_or_default(),
             creator_id: template.creator_id,
             create_time: Some(timestamp(template.create_time)),
             update_time: Some(timestamp(template.update_time)),

@@ -71,6 +71,9 @@ pub struct MessageDraft {
     pub envelope: Option<Envelope>,
     /// Deliver at this time instead of now.
     pub schedule_time: Option<Micros>,
+    /// The channel's original payload of a relayed message (staff only; kept apart from
+    /// the message, never in reads or events).
+    pub raw_payload: Option<Vec<u8>>,
 }
 
 /// Limits that operators configure.
@@ -103,8 +106,10 @@ impl NewMessage {
     pub fn render(mut self, template: Option<&Template>) -> Result<Rendered, Error> {
         match (&self.draft.template, template) {
             (None, _) => {}
-            (Some(used), Some(template)) if template.id == used.template_id => {
+            (Some(used), Some(template)) if template.is_named_by(&used.template_id) => {
                 self.draft.content = template.render(&used.variables)?;
+                // Named by its alias, perhaps: the message records the template itself.
+                self.draft.template = Some(TemplateUse { template_id: template.id.clone(), ..used.clone() });
             }
             (Some(used), _) => {
                 return Err(Error::Internal(format!("message rendered without its template {}", used.template_id)));
@@ -176,6 +181,7 @@ impl MessageDraft {
             template: None,
             envelope: None,
             schedule_time: None,
+            raw_payload: None,
         }
     }
 
@@ -193,6 +199,9 @@ impl MessageDraft {
         }
         if draft.schedule_time.is_some() {
             draft.check_scheduled(&mut violations);
+        }
+        if draft.raw_payload.is_some() && draft.envelope.is_none() {
+            violations.add("raw_payload", "is a relayed message's: give the envelope it came with");
         }
         violations.finish()?;
         Ok(NewMessage { draft, schedule_horizon: limits.schedule_horizon })
@@ -260,6 +269,9 @@ impl MessageDraft {
                 "envelope.external_id",
                 "a scheduled message has no external id yet: relayed messages are sent as they arrive",
             );
+        }
+        if self.raw_payload.is_some() {
+            violations.add("raw_payload", "a scheduled message has no channel payload yet");
         }
     }
 }
@@ -475,6 +487,8 @@ mod tests {
             from_address: String::new(),
             to_address: String::new(),
             external_id: Some("x".into()),
+            transactional: false,
+            delivery: None,
         });
         assert_eq!(fields(relayed.validate(LIMITS)), ["envelope.external_id"]);
     }

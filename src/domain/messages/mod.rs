@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, Micros, channels::Envelope, metadata::Metadata};
+use super::{Caller, Micros, channels::Envelope, handling::Handling, metadata::Metadata};
 
 mod draft;
 mod patch;
@@ -208,14 +208,20 @@ pub struct Message {
     /// Why its delivery failed.
     #[serde(default)]
     pub failure_reason: Option<String>,
+    /// Marked handled by staff (staff only).
+    #[serde(default)]
+    pub handled: Option<Handling>,
 }
 
 impl Message {
     /// The message as `viewer` may see it: the envelope's addresses are contact details,
-    /// which members see on their own messages only.
+    /// which members see on their own messages only; handling is staff's own business.
     pub fn seen_by(mut self, viewer: &Caller) -> Self {
         if !Envelope::visible_to(viewer, &self.sender_id) {
             self.envelope = None;
+        }
+        if !viewer.is_staff() {
+            self.handled = None;
         }
         self
     }

@@ -40,6 +40,11 @@ impl MessageDraft {
                 "envelope.external_id: only staff (a relay's key) may set a channel's message id".into(),
             ));
         }
+        if draft.raw_payload.is_some() && !caller.is_staff() {
+            return Err(Error::PermissionDenied(
+                "raw_payload: only staff (a relay's key) may keep a channel's payload".into(),
+            ));
+        }
         Ok(())
     }
 

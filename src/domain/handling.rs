@@ -1,0 +1,23 @@
+//! Staff's handling of what customers write (seed 000's `handled` and `comm_handled`): a
+//! message or a whole conversation is marked handled by a member of staff, or unmarked.
+//! Staff's own business: members never see it.
+
+use serde::{Deserialize, Serialize};
+
+use super::Micros;
+
+/// Who marked something handled, and when; absent while it is not handled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handling {
+    /// When it was marked handled.
+    pub handle_time: Micros,
+    /// The member of staff who marked it.
+    pub handler_id: String,
+}
+
+impl Handling {
+    /// From its stored columns: handled while `handle_time` is set.
+    pub fn from_columns(handle_time: Option<Micros>, handler_id: Option<String>) -> Option<Self> {
+        handle_time.map(|handle_time| Handling { handle_time, handler_id: handler_id.unwrap_or_default() })
+    }
+}
