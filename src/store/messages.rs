@@ -122,6 +122,11 @@ async fn send_new(
     new.check_schedule_time("schedule_time")?;
     let new = templates::render_message(tx.conn(), caller, new).await?;
     let message = if new.fields().schedule_time.is_some() {
+        // Refused now rather than failed at its time (delivery checks again: `scheduled`).
+        if let Some(envelope) = &new.fields().envelope {
+            relays::ensure_not_suppressed(tx.conn(), &caller.account_id, envelope, new.fields().direction_for(caller))
+                .await?;
+        }
         pending::schedule(tx, caller, &record, new).await?
     } else {
         insert(tx, caller, &mut record, new, Notify::Readers).await?

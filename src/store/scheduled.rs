@@ -28,6 +28,7 @@ use super::{
     entities::{conversation, scheduled_attachment, scheduled_message, user},
     messages, notifications,
     pending::{self, emit, load_scheduled},
+    relays,
 };
 use crate::domain::{
     Caller, Credential, Error, Micros, View,
@@ -440,6 +441,14 @@ async fn prepare<C: ConnectionTrait>(
     let new = pending::to_deliver(conn, row).await?;
     if let Err(Error::PermissionDenied(why)) = new.fields().authorize(&sender) {
         return Ok(Err(format!("the sender may no longer send it: {why}")));
+    }
+    // Suppressed since it was scheduled: it fails, rather than being retried forever.
+    if let Some(envelope) = &new.fields().envelope {
+        let direction = new.fields().direction_for(&sender);
+        match relays::ensure_not_suppressed(conn, &row.account_id, envelope, direction).await {
+            Err(Error::FailedPrecondition(why)) => return Ok(Err(why)),
+            checked => checked?,
+        }
     }
     Ok(Ok((sender, record, new)))
 }

@@ -497,3 +497,29 @@ async fn the_seeds_phone_spellings_are_stored_in_e164_for_users_and_envelopes_al
         .await;
     assert_invalid(refused, "user.phone");
 }
+
+#[tokio::test]
+async fn a_scheduled_message_to_an_address_suppressed_meanwhile_fails_at_its_time() {
+    let app = spawn_app().await;
+    let (staff, conversation, _, _) = outgoing_sms(&app).await;
+    let later = pb::SendMessageRequest {
+        envelope: sms("", "(415) 555-2671"),
+        schedule_time: Some(crate::helpers::in_future(std::time::Duration::from_secs(3600))),
+        ..text(&conversation.id, "Reminder: viewing tomorrow")
+    };
+    let scheduled = staff.send_message(later.clone()).await.unwrap();
+    let opted_out = pb::Suppression {
+        channel: pb::Channel::Sms as i32,
+        address: "+14155552671".into(),
+        reason: pb::SuppressionReason::OptedOut as i32,
+        ..Default::default()
+    };
+    staff.add_suppression(opted_out).await.unwrap();
+    // Known now, so refused now.
+    assert_code(staff.send_message(later).await, Code::FailedPrecondition);
+    // Due (sent now): it fails with the reason, once, instead of waiting to be retried.
+    let _ = staff.send_scheduled_now(&scheduled.id).await;
+    let failed = staff.get_scheduled(&scheduled.id).await.unwrap();
+    assert_eq!(failed.state, pb::MessageState::Failed as i32);
+    assert!(failed.failure_reason.contains("is suppressed on sms"), "{}", failed.failure_reason);
+}

@@ -285,3 +285,62 @@ async fn template_events_reach_those_who_can_see_the_template() {
     let seen: Vec<_> = next_events(&mut buyer_stream, 2).await.iter().map(template_of).collect();
     assert_eq!(seen[1], (pb::EventType::TemplateDeleted as i32, shared.id.clone()), "not the seller's own");
 }
+
+/// Seed 000's `template_alias`: a stable key, unique in its scope, wherever an id is asked
+/// for; the caller's own personal template of an alias before the account's.
+#[tokio::test]
+async fn a_template_is_sent_and_rendered_by_its_alias() {
+    let app = spawn_app().await;
+    let agent = app.agent("Agent").await;
+    let lead = app.member("Lead").await;
+    let conversation = app.conversation(&agent, &[(&lead, "lead")]).await;
+    let staff = app.session(&agent);
+    let with_alias = |scope, name: &str, content: &str, alias: &str| pb::Template {
+        alias: alias.into(),
+        ..template(scope, name, "", content)
+    };
+    let account = staff
+        .create_template(with_alias(
+            pb::TemplateScope::Account,
+            "Accepted",
+            "Offer accepted, {{name}}.",
+            "offer_accepted",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(account.alias, "offer_accepted");
+    // Unique in its scope, not across scopes.
+    let taken = staff.create_template(with_alias(pb::TemplateScope::Account, "Other", "x", "offer_accepted")).await;
+    assert!(assert_code(taken, Code::AlreadyExists).message().contains(&account.id));
+    let personal = staff
+        .create_template(with_alias(pb::TemplateScope::Personal, "Mine", "Great news, {{name}}!", "offer_accepted"))
+        .await
+        .unwrap();
+
+    // The agent's own first; the member, who cannot see it, gets the account's.
+    let sent = staff.send_message(from_template(&conversation.id, "offer_accepted", &[("name", "Ann")])).await.unwrap();
+    assert_eq!((sent.template_id.as_str(), sent.content.as_str()), (personal.id.as_str(), "Great news, Ann!"));
+    let member = app.session(&lead);
+    let sent = member.send_message(from_template(&conversation.id, "offer_accepted", &[("name", "Bo")])).await.unwrap();
+    assert_eq!((sent.template_id.as_str(), sent.content.as_str()), (account.id.as_str(), "Offer accepted, Bo."));
+    let rendered = member.render_template("offer_accepted", &[("name", "Cy")]).await.unwrap();
+    assert_eq!(rendered.content, "Offer accepted, Cy.");
+
+    // Renamed or cleared through an update; an unknown alias is NOT_FOUND.
+    let cleared = pb::Template { id: personal.id.clone(), ..Default::default() };
+    let cleared = staff.update_template(cleared, &["alias"]).await.unwrap();
+    assert_eq!(cleared.alias, "");
+    let sent = staff.send_message(from_template(&conversation.id, "offer_accepted", &[("name", "Di")])).await.unwrap();
+    assert_eq!(sent.template_id, account.id);
+    assert_code(member.render_template("no_such_alias", &[]).await, Code::NotFound);
+    assert_code(staff.send_message(from_template(&conversation.id, "no_such_alias", &[])).await, Code::NotFound);
+    assert_invalid(
+        staff.create_template(with_alias(pb::TemplateScope::Personal, "Bad", "x", "Not An Alias")).await,
+        "template.alias",
+    );
+    assert_invalid(
+        staff.create_template(with_alias(pb::TemplateScope::Personal, "Bad", "x", "tpl_looks_like_an_id")).await,
+        "template.alias",
+    );
+    assert_invalid(staff.send_message(from_template(&conversation.id, "Not An Alias", &[])).await, "template_id");
+}
