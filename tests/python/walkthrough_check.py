@@ -45,6 +45,7 @@ VARIABLES = {
     "BUYER_KEY": "msk_",
     "SELLER_KEY": "msk_",
     "CONV_ID": "conv_",
+    "SMS_ID": "msg_",
     "TEMPLATE_ID": "tpl_",
     "SCHEDULED_ID": "msg_",
     "LATER_ID": "msg_",
@@ -163,7 +164,8 @@ def check(r: Run) -> list[str]:
     expect(bool(listed), "no `grpcurl … list` call")
     for c in listed:
         for svc in ("AdminService", "ConversationService", "MessageService", "EventService",
-                    "TemplateService", "ScheduledMessageService", "ReportService", "NotificationService"):
+                    "TemplateService", "ScheduledMessageService", "ReportService", "NotificationService",
+                    "RelayService"):
             expect(f"missive.v1.{svc}" in c["result"], f"list lacks missive.v1.{svc}")
 
     users = unary("AdminService/CreateUser")
@@ -192,6 +194,7 @@ def check(r: Run) -> list[str]:
         "OK", "OK",  # scheduled in 3 s, and in a day
         "OK", "ALREADY_EXISTS",  # a relayed SMS, relayed again
         "OK",  # the message the buyer reports
+        "OK", "FAILED_PRECONDITION", "OK",  # the relay's SMS; to a suppressed number; transactional
     ], f"SendMessage statuses: {[(c.get('status'), c.get('message')) for c in sends]}")
     bad.extend(check_features(r, sends))
 
@@ -263,7 +266,7 @@ def check_features(r: Run, sends: list[dict]) -> list[str]:
     rendered = "Thank you for your interest in the 2021 Volvo FH 500. Yes, it is still available at EUR 85,000."
     previews = unary("TemplateService/RenderTemplate")
     expect([c.get("response", {}).get("content") for c in previews] == [rendered], f"RenderTemplate: {previews}")
-    if len(sends) == 10:
+    if len(sends) == 13:
         sent = sends[3].get("response", {})
         expect((sent.get("kind"), sent.get("content"), sent.get("templateId"))
                == ("MESSAGE_KIND_TEMPLATE", rendered, v.get("TEMPLATE_ID")), f"the template message: {sent}")
@@ -338,6 +341,30 @@ def check_search(r: Run, expect, unary) -> None:
         expect([part["text"] for part in snippet if part.get("matched")] == ["truck"], f"the snippet: {snippet}")
         expect("query" in searches[4].get("message", ""), f"the refused search: {searches[4]}")
     expect("3 [Saturday] at 10 works for me." in r.stdout, "the rendered snippets are not printed")
+    check_relay(r, expect, unary)
+
+
+def check_relay(r: Run, expect, unary) -> None:
+    """Section 18: a relay finds its SMS by subscribing, reports it forward only, keeps the
+    receipt; a suppressed number refuses all but a transactional message; the inbox filter."""
+    v = r.variables
+    expect('"state":"DELIVERY_STATE_PENDING"}' in r.stdout and r.stdout.count("DELIVERY_STATE_PENDING") == 1,
+           "the relay's stream did not offer exactly the pending SMS")
+    reports = unary("RelayService/ReportDelivery")
+    states = [c.get("response", {}).get("envelope", {}).get("delivery", {}).get("state") for c in reports]
+    expect(states == ["DELIVERY_STATE_SENT", "DELIVERY_STATE_DELIVERED", "DELIVERY_STATE_DELIVERED"],
+           f"ReportDelivery states: {states}")
+    expect([c["request"].get("messageId") for c in reports] == [v.get("SMS_ID")] * 3, f"reports: {reports}")
+    if reports:
+        expect(reports[0].get("response", {}).get("envelope", {}).get("externalId") == "SM7c1d",
+               f"the provider's id: {reports[0]}")
+    expect('{"MessageStatus":"delivered"}' in r.stdout, "the raw payload is not read back")
+    added = unary("RelayService/AddSuppression")
+    expect([c.get("response", {}).get("address") for c in added] == ["+14155552671"], f"AddSuppression: {added}")
+    expect("grpcurl exited with 73" in r.stdout, "the suppressed send did not exit with 73")
+    inbox = [c for c in unary("ConversationService/ListConversations") if c["request"].get("handled") is False]
+    expect([c.get("status") for c in inbox] == ["OK"] and not inbox[0].get("response", {}).get("conversations"),
+           f"the unhandled inbox: {inbox}")
 
 
 def main(argv: list[str]) -> int:
