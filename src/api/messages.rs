@@ -120,7 +120,7 @@ impl pb::message_service_server::MessageService for MessageApi {
         let caller = self.state.caller(&request)?;
         let request = request.into_inner();
         let id = ids::parse("id", &request.id, ids::MESSAGE)?;
-        let view = convert::view_from("view", request.view)?;
+        let view = convert::view_or_depth(request.view, request.depth)?;
         let message = store::messages::get(&self.state.store, &caller, &id, view).await?;
         Ok(Response::new(message.into()))
     }
@@ -137,7 +137,7 @@ impl pb::message_service_server::MessageService for MessageApi {
             after: request.after.as_ref().map(|t| convert::micros_from("after", t)).transpose()?,
             newest_first: request.newest_first,
         };
-        let view = convert::view_from("view", request.view)?;
+        let view = convert::view_or_depth(request.view, request.depth)?;
         let page = Page::parse(request.page_size, &request.page_token, &query.fingerprint(&caller))?;
         let listing = store::messages::list(&self.state.store, &caller, &query, &page, view).await?;
         Ok(Response::new(pb::ListMessagesResponse {

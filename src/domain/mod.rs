@@ -48,12 +48,19 @@ pub fn format_time(time: Micros) -> String {
 /// How much of a resource a read returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum View {
-    /// The resource itself.
+    /// The resource itself, naming what it refers to by id (depth 0).
     #[default]
     Basic,
-    /// The resource with the users and conversation it refers to expanded.
+    /// A message with its sender and its conversation, whose participants stay ids
+    /// (depth 1).
+    Related,
+    /// The resource with the users and conversation it refers to expanded, and the
+    /// conversation's participants as users (`VIEW_FULL`, depth 2).
     Full,
 }
+
+/// The deepest `depth` a read may ask for.
+pub const MAX_DEPTH: i32 = 2;
 
 /// Who is making a call: the user an API key or a user token acts as.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -273,7 +273,7 @@ pub async fn present<C: ConnectionTrait>(
     let presence = presence_of(conn, &caller.account_id, &participant_ids).await?;
     let users = match view {
         View::Full => users_by_id(conn, caller, participant_ids).await?,
-        View::Basic => HashMap::new(),
+        View::Basic | View::Related => HashMap::new(),
     };
     let now = now_micros();
     records
@@ -360,7 +360,9 @@ pub async fn present_messages<C: ConnectionTrait>(
 }
 
 /// Messages of any of `records`' conversations as `caller` sees them, in the order of
-/// `rows`; a full view also expands each sender and conversation (each read once).
+/// `rows`; a related or full view also expands each sender and conversation, a full one
+/// the conversation's participants too: each kind read once for the page, so that the
+/// statements do not grow with the page.
 pub async fn present_across<C: ConnectionTrait>(
     conn: &C,
     caller: &Caller,
@@ -373,7 +375,8 @@ pub async fn present_across<C: ConnectionTrait>(
         return Ok(messages.into_iter().map(MessageView::from).collect());
     }
     let senders = users_by_id(conn, caller, messages.iter().map(|m| m.sender_id.clone()).collect()).await?;
-    let conversations: HashMap<String, Box<ConversationView>> = present(conn, caller, records, View::Full)
+    let conversation_view = if view == View::Full { View::Full } else { View::Basic };
+    let conversations: HashMap<String, Box<ConversationView>> = present(conn, caller, records, conversation_view)
         .await?
         .into_iter()
         .map(|shown| (shown.conversation.id.clone(), Box::new(shown)))

@@ -13,7 +13,7 @@ use missive::api::pb;
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 
-use crate::helpers::{Session, TestApp, TestUser, spawn_app, text};
+use crate::helpers::{Session, TestApp, TestUser, assert_invalid, spawn_app, text};
 
 /// A server process whose statements are counted.
 struct Counted {
@@ -119,6 +119,61 @@ async fn every_page_runs_a_fixed_number_of_statements_whatever_the_datas_size() 
     let [inbox, staff_inbox, _, listed, unread] = counts[1];
     assert!(inbox <= 12 && staff_inbox <= 12 && listed <= 6, "{:?}", counts[1]);
     assert_eq!(unread, 1, "the unread count is one read");
+}
+
+/// `depth` reads each kind of related object once for the page (seed 003's levels): a
+/// page of 2 messages and one of 20 run the same statements, at every depth; and each
+/// depth shows what it promises.
+#[tokio::test]
+async fn a_deep_page_of_messages_runs_the_statements_of_a_small_one() {
+    let app = spawn_app().await;
+    let (member, other, agent) = (app.member("member").await, app.member("other").await, app.agent("agent").await);
+    let conversation = app.conversation(&member, &[(&other, "seller"), (&agent, "support")]).await;
+    for n in 0..20 {
+        let sender = [&member, &other, &agent][n % 3];
+        app.send(sender, &conversation.id, &format!("message {n}")).await;
+    }
+    let counted = Counted::start(&app).await;
+    let as_member = counted.session(&member);
+    let page = |depth, page_size| pb::ListMessagesRequest {
+        conversation_id: conversation.id.clone(),
+        page_size,
+        depth: Some(depth),
+        ..Default::default()
+    };
+    as_member.list_messages(page(0, 1)).await.unwrap(); // the key, read once and cached
+    let mut statements = Vec::new();
+    for depth in 0..=2 {
+        let (small, small_statements) = counted.during(as_member.list_messages(page(depth, 2))).await;
+        let (large, large_statements) = counted.during(as_member.list_messages(page(depth, 20))).await;
+        let (small, large) = (small.unwrap(), large.unwrap());
+        assert_eq!((small.messages.len(), large.messages.len()), (2, 20));
+        assert_eq!(small_statements.len(), large_statements.len(), "depth {depth}: 2 messages and 20");
+        statements.push(large_statements.len());
+        for message in &large.messages {
+            let participants = message.conversation.as_ref().map(|c| c.participants.clone()).unwrap_or_default();
+            match depth {
+                0 => assert!(message.sender.is_none() && message.conversation.is_none()),
+                1 => {
+                    assert_eq!(message.sender.as_ref().map(|u| u.id.as_str()), Some(message.sender_id.as_str()));
+                    assert!(participants.len() == 3 && participants.iter().all(|p| p.user.is_none()));
+                }
+                _ => {
+                    assert!(message.sender.is_some());
+                    assert!(participants.len() == 3 && participants.iter().all(|p| p.user.is_some()));
+                    let subject = message.conversation.as_ref().and_then(|c| c.subject.as_ref());
+                    assert_eq!(subject, conversation.subject.as_ref());
+                }
+            }
+        }
+    }
+    // Depth 1 reads the senders, and the conversation with its newest message and the
+    // participants' presence; depth 2 the participants' users: a few reads for the page.
+    assert!(statements[1] <= statements[0] + 6 && statements[2] == statements[1] + 1, "{statements:?}");
+    assert_invalid(as_member.list_messages(page(3, 2)).await, "depth");
+    assert_invalid(as_member.list_messages(page(-1, 2)).await, "depth");
+    let both = pb::ListMessagesRequest { view: pb::View::Full as i32, ..page(1, 2) };
+    assert_invalid(as_member.list_messages(both).await, "depth");
 }
 
 /// A text message sent into a conversation of three, with a request id: a fixed, small

@@ -528,7 +528,7 @@ impl Session {
 
     /// GetMessage in `view`.
     pub async fn get_message_in(&self, id: &str, view: pb::View) -> Result<pb::Message, Status> {
-        let request = pb::GetMessageRequest { id: id.into(), view: view as i32 };
+        let request = pb::GetMessageRequest { id: id.into(), view: view as i32, depth: None };
         self.messages().get_message(self.request(request)).await.map(|r| r.into_inner())
     }
 

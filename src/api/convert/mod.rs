@@ -140,6 +140,28 @@ pub fn view_from(field: &str, value: i32) -> Result<View, Error> {
     })
 }
 
+/// The view a message read asked for, by `view` or by `depth` (seed 003's levels of
+/// related objects: 0 ids only, 1 the sender and conversation, 2 also the conversation's
+/// participants as users), not both.
+pub fn view_or_depth(view: i32, depth: Option<i32>) -> Result<View, Error> {
+    let Some(depth) = depth else { return view_from("view", view) };
+    if view != pb::View::Unspecified as i32 {
+        return Err(Error::invalid("depth", "give view or depth, not both"));
+    }
+    match depth {
+        0 => Ok(View::Basic),
+        1 => Ok(View::Related),
+        2 => Ok(View::Full),
+        _ => Err(Error::invalid(
+            "depth",
+            format!(
+                "is {depth}: 0 (ids only), 1 (sender and conversation) or {} (also its participants)",
+                crate::domain::MAX_DEPTH
+            ),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
