@@ -201,19 +201,21 @@ pub async fn pages(server: &Server, fixture: &Fixture) -> Result<Vec<(&'static s
             )
         })
     };
-    let page = |page_size: i32, page_token: String| -> PageCall {
+    let page_at = |page_size: i32, page_token: String, depth: Option<i32>| -> PageCall {
         let (client, key, conversation_id) = (messages.clone(), member_key.clone(), conversation_id.clone());
         Arc::new(move || {
             let request = pb::ListMessagesRequest {
                 conversation_id: conversation_id.clone(),
                 page_size,
                 page_token: page_token.clone(),
+                depth,
                 ..Default::default()
             };
             let (mut client, request) = (client.clone(), authed(&key, request));
             Box::pin(async move { client.list_messages(request).await.map(|page| page.into_inner().next_page_token) })
         })
     };
+    let page = |page_size: i32, page_token: String| page_at(page_size, page_token, None);
     let unread: PageCall = {
         let (client, key) = (conversations.clone(), member_key.clone());
         Arc::new(move || {
@@ -231,6 +233,8 @@ pub async fn pages(server: &Server, fixture: &Fixture) -> Result<Vec<(&'static s
         ("list_conversations_member_deep", inbox(&member_key, DEEP_PAGE_SIZE, member_deep)),
         ("list_messages", page(0, String::new())),
         ("list_messages_deep", page(DEEP_PAGE_SIZE, messages_deep)),
+        // The first page with its senders, conversation and participants (depth 2).
+        ("list_messages_depth2", page_at(0, String::new(), Some(2))),
         ("get_unread_count", unread),
     ])
 }
