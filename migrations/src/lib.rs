@@ -24,6 +24,7 @@ mod m20261204_000001_concurrent_event_log;
 mod m20261206_000001_wide_attachment_positions;
 mod m20261206_000002_message_search;
 mod m20261207_000001_relays;
+mod m20261207_000002_attachment_blobs;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000001_wide_attachment_positions::Migration),
             Box::new(m20261206_000002_message_search::Migration),
             Box::new(m20261207_000001_relays::Migration),
+            Box::new(m20261207_000002_attachment_blobs::Migration),
         ]
     }
 }

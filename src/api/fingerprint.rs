@@ -44,6 +44,7 @@ mod tests {
                 filename: "a.txt".into(),
                 media_type: "text/plain".into(),
                 data: data.into(),
+                ..Default::default()
             }],
             ..Default::default()
         }

@@ -12,10 +12,7 @@ use crate::{
         Error, error,
         idempotency::RequestKey,
         ids,
-        messages::{
-            MessageDraft, MessageKind, MessageLimits, MessagePatch, MessageQuery, NewAttachment, NewMessage,
-            TemplateUse,
-        },
+        messages::{MessageDraft, MessageKind, MessageLimits, MessagePatch, MessageQuery, NewMessage, TemplateUse},
         metadata,
         paging::Page,
         relays, search,
@@ -68,8 +65,9 @@ pub(super) fn parse_new_message(
         attachments: request
             .attachments
             .into_iter()
-            .map(|a| NewAttachment { filename: a.filename, media_type: a.media_type, data: a.data })
-            .collect(),
+            .enumerate()
+            .map(|(index, file)| convert::new_attachment_from(&format!("attachments[{index}]"), file))
+            .collect::<Result<_, _>>()?,
         metadata: request.metadata.into_iter().collect(),
         request_id,
         template,

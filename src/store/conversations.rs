@@ -14,7 +14,7 @@ use super::{
     accounts, columns,
     door::InConversation,
     entities::{conversation, message, participant},
-    messages, notifications, scheduled, templates, views,
+    files, messages, notifications, scheduled, templates, views,
 };
 use crate::domain::{
     Caller, Error, Micros, View,
@@ -474,6 +474,8 @@ pub async fn delete(store: &Store, caller: &Caller, id: String) -> Result<(), Er
                     .exec(tx.conn())
                     .await?;
                 notifications::forget_conversation(tx, &id, None).await?;
+                // Its messages' files went with it: so do the bytes nothing else names.
+                files::forget_unnamed(tx, None).await?;
                 scheduled::strand(tx, &id, None, &scheduled::deleted_reason(&id)).await?;
                 // The participants are gone with it, so members would not see a
                 // conversation-wide event: staff get one copy, each member its own.

@@ -273,9 +273,12 @@ pub mod scheduled_attachment {
         pub position: i64,
         pub filename: String,
         pub media_type: String,
+        /// 0 for a link whose size is not known.
         pub size_bytes: i64,
+        /// The key of its bytes in `attachment_blobs` ("" for a link).
         pub sha256: String,
-        pub data: Vec<u8>,
+        /// A link's address, whose bytes the server never holds.
+        pub url: Option<String>,
     }
 
     no_relations!();
@@ -325,9 +328,12 @@ pub mod attachment {
         pub position: i64,
         pub filename: String,
         pub media_type: String,
+        /// 0 for a link whose size is not known.
         pub size_bytes: i64,
+        /// The key of its bytes in `attachment_blobs` ("" for a link).
         pub sha256: String,
-        pub data: Vec<u8>,
+        /// A link's address, whose bytes the server never holds.
+        pub url: Option<String>,
     }
 
     no_relations!();
@@ -510,6 +516,24 @@ pub mod raw_payload {
         pub account_id: String,
         pub data: Vec<u8>,
         pub update_time: i64,
+    }
+
+    no_relations!();
+}
+
+pub mod attachment_blob {
+    use sea_orm::entity::prelude::*;
+
+    /// The bytes of an account's files, once per digest, whatever number of attachments
+    /// (sent or waiting) name them.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "attachment_blobs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub account_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub sha256: String,
+        pub data: Vec<u8>,
     }
 
     no_relations!();

@@ -16,7 +16,7 @@ use super::{
     columns,
     door::{InConversation, OfMessage},
     entities::{attachment, conversation, message, message_read},
-    notifications,
+    files, notifications,
     pending::{self, RequestedMessage},
     relays, templates, unread, views,
 };
@@ -242,7 +242,9 @@ pub(super) async fn insert(
     notify: Notify,
 ) -> Result<Message, Error> {
     let direction = new.fields().direction_for(caller);
-    let (id, attachment_ids, draft) = new.into_stored();
+    let (id, attachment_ids, mut draft) = new.into_stored();
+    let files = std::mem::take(&mut draft.attachments);
+    draft.attachments = files::resolve_forwards(tx.conn(), caller, draft.kind, files).await?;
     if let Some(envelope) = &draft.envelope {
         if let Some(external_id) = &envelope.external_id {
             ensure_external_id_free(tx.conn(), &caller.account_id, envelope.channel, external_id).await?;
@@ -352,21 +354,22 @@ async fn insert_attachments(
 ) -> Result<Vec<Attachment>, Error> {
     let mut attachments = Vec::with_capacity(uploads.len());
     for (position, (upload, id)) in uploads.into_iter().zip(ids).enumerate() {
-        attachments.push(upload.describe(id));
-        let described = attachments.last().expect("just pushed");
+        let described = upload.describe(id);
         attachment::ActiveModel {
             id: Set(described.id.clone()),
             account_id: Set(message.account_id.clone()),
             message_id: Set(message.id.clone()),
             position: Set(position as i64),
-            filename: Set(upload.filename),
-            media_type: Set(upload.media_type),
+            filename: Set(described.filename.clone()),
+            media_type: Set(described.media_type.clone()),
             size_bytes: Set(described.size_bytes),
             sha256: Set(described.sha256.clone()),
-            data: Set(upload.data),
+            url: Set(described.url.clone()),
         }
         .insert(tx.conn())
         .await?;
+        files::keep(tx, upload, &described.sha256).await?;
+        attachments.push(described);
     }
     Ok(attachments)
 }
@@ -520,11 +523,20 @@ pub(super) async fn tombstone(
     let mut unread_by = unread::readers_of(facts, &record.participants, &staff);
     unread_by.retain(|user_id| !read_by.contains(user_id));
     unread::adjust(tx, &row.conversation_id, &unread_by, -1).await?;
+    let digests: Vec<String> = attachment::Entity::find()
+        .select_only()
+        .column(attachment::Column::Sha256)
+        .filter(access::of_account::<attachment::Entity>(&row.account_id))
+        .filter(attachment::Column::MessageId.eq(&row.id))
+        .into_tuple()
+        .all(tx.conn())
+        .await?;
     attachment::Entity::delete_many()
         .filter(access::of_account::<attachment::Entity>(&row.account_id))
         .filter(attachment::Column::MessageId.eq(&row.id))
         .exec(tx.conn())
         .await?;
+    files::forget_unnamed(tx, Some(digests)).await?;
     relays::forget_raw_payload(tx, &row.id).await?;
     let mut active: message::ActiveModel = row.into();
     active.content = Set(String::new());
@@ -537,15 +549,13 @@ pub(super) async fn tombstone(
     Ok(message)
 }
 
-/// An attachment's description, its message's id and its bytes.
+/// An attachment's description, its message's id and its bytes (none for a link).
 pub async fn attachment(store: &Store, caller: &Caller, id: &str) -> Result<AttachmentContent, Error> {
-    let row = access::find_in_account::<attachment::Entity, _>(&store.db, "attachment", id, &caller.account_id).await?;
-    access::load_message(&store.db, caller, &row.message_id).await.map_err(|err| match err {
-        Error::NotFound { .. } => Error::not_found("attachment", id),
-        other => other,
-    })?;
-    let mut row = row;
-    let data = std::mem::take(&mut row.data);
+    let row = files::readable_row(&store.db, caller, id).await?;
+    let data = match row.url {
+        Some(_) => Vec::new(),
+        None => files::bytes(&store.db, &caller.account_id, &row.sha256).await?,
+    };
     let message_id = row.message_id.clone();
     Ok(AttachmentContent { attachment: views::attachment_from_row(row), message_id, data })
 }

@@ -26,7 +26,8 @@
 //! - kernels: `access` (load a conversation or message, check visibility, the note
 //!   rule's SQL form), `unread` (the counters, following `domain::unread`), `views` (what
 //!   a viewer sees), `pending` (waiting messages as stored, shared by the send path and
-//!   `scheduled`), `integrity` (the start-up check);
+//!   `scheduled`), `files` (files' bytes, once per digest), `integrity` (the start-up
+//!   check);
 //! - below them: `door`, `writer`, `tx` (a unit's transaction), `sqlite` (the SQLite
 //!   engine's connections), `migrate` (the schema, brought up to date once however many
 //!   processes start), `probe` (the health probe's connection), `wakeups`,
@@ -43,6 +44,7 @@ pub(crate) mod credentials;
 mod door;
 pub(crate) mod entities;
 pub(crate) mod events;
+pub(crate) mod files;
 pub(crate) mod handling;
 mod integrity;
 pub(crate) mod messages;

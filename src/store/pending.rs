@@ -18,13 +18,13 @@ use super::{
     body::Body,
     columns,
     entities::{scheduled_attachment, scheduled_message},
-    views,
+    files, views,
 };
 use crate::domain::{
     Caller, Error,
     events::{Audience, EventKind, EventPayload, NewEvent},
     ids,
-    messages::{Attachment, Message, MessageDraft, MessageState, NewAttachment, Rendered, sees_scheduled},
+    messages::{Attachment, FileSource, Message, MessageDraft, MessageState, NewAttachment, Rendered, sees_scheduled},
     views::MessageView,
 };
 
@@ -39,7 +39,8 @@ pub(super) async fn schedule(
     let direction = new.fields().direction_for(caller);
     // Its files get their ids when stored (`store_attachments`), and keep them when sent.
     let (id, _, mut draft) = new.into_stored();
-    let uploads = std::mem::take(&mut draft.attachments);
+    let files = std::mem::take(&mut draft.attachments);
+    let uploads = files::resolve_forwards(tx.conn(), caller, draft.kind, files).await?;
     let schedule_time =
         draft.schedule_time.ok_or_else(|| Error::Internal("a message was scheduled without a time".into()))?;
     let row = scheduled_message::ActiveModel {
@@ -80,10 +81,11 @@ async fn store_attachments(
             media_type: Set(attachment.media_type.clone()),
             size_bytes: Set(attachment.size_bytes),
             sha256: Set(attachment.sha256.clone()),
-            data: Set(upload.data),
+            url: Set(attachment.url.clone()),
         }
         .insert(tx.conn())
         .await?;
+        files::keep(tx, upload, &attachment.sha256).await?;
         attachments.push(attachment);
     }
     Ok(attachments)
@@ -150,6 +152,7 @@ pub(super) async fn present_all<C: ConnectionTrait>(
             scheduled_attachment::Column::MediaType,
             scheduled_attachment::Column::SizeBytes,
             scheduled_attachment::Column::Sha256,
+            scheduled_attachment::Column::Url,
         ])
         .filter(access::of_account::<scheduled_attachment::Entity>(account_id))
         .filter(scheduled_attachment::Column::ScheduledMessageId.is_in(ids))
@@ -182,7 +185,12 @@ pub(super) async fn to_deliver<C: ConnectionTrait>(
     let mut ids = Vec::with_capacity(files.len());
     for file in files {
         ids.push(file.id);
-        draft.attachments.push(NewAttachment { filename: file.filename, media_type: file.media_type, data: file.data });
+        // Its bytes are kept already (or it is a link): delivery names them again.
+        let source = match file.url {
+            Some(url) => FileSource::Link { url, size_bytes: file.size_bytes },
+            None => FileSource::Stored { sha256: file.sha256, size_bytes: file.size_bytes },
+        };
+        draft.attachments.push(NewAttachment { filename: file.filename, media_type: file.media_type, source });
     }
     Ok(Rendered::scheduled(draft, row.id.clone(), ids))
 }

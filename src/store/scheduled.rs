@@ -26,7 +26,7 @@ use super::{
     columns,
     door::Target,
     entities::{conversation, scheduled_attachment, scheduled_message, user},
-    messages, notifications,
+    files, messages, notifications,
     pending::{self, emit, load_scheduled},
     relays,
 };
@@ -203,11 +203,14 @@ pub async fn cancel(store: &Store, caller: &Caller, id: String) -> Result<Messag
                 if row.state == MessageState::Canceled.as_str() {
                     return pending::present(tx.conn(), row).await.map(MessageView::from);
                 }
-                scheduled_attachment::Entity::delete_many()
+                let files = scheduled_attachment::Entity::delete_many()
                     .filter(access::of_account::<scheduled_attachment::Entity>(&row.account_id))
                     .filter(scheduled_attachment::Column::ScheduledMessageId.eq(&row.id))
                     .exec(tx.conn())
                     .await?;
+                if files.rows_affected > 0 {
+                    files::forget_unnamed(tx, None).await?;
+                }
                 let mut active: scheduled_message::ActiveModel = row.into();
                 active.state = Set(MessageState::Canceled.as_str().to_owned());
                 active.update_time = Set(tx.now);

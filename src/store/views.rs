@@ -75,6 +75,7 @@ pub fn attachment_from_row(row: attachment::Model) -> Attachment {
         media_type: row.media_type,
         size_bytes: row.size_bytes,
         sha256: row.sha256,
+        url: row.url,
     }
 }
 
@@ -202,6 +203,7 @@ async fn attachments_of<C: ConnectionTrait>(
             attachment::Column::MediaType,
             attachment::Column::SizeBytes,
             attachment::Column::Sha256,
+            attachment::Column::Url,
         ])
         .filter(access::of_account::<attachment::Entity>(account_id))
         .filter(attachment::Column::MessageId.is_in(ids.to_vec()))
@@ -227,15 +229,18 @@ pub(super) struct AttachmentColumns {
     media_type: String,
     /// Its size in bytes.
     size_bytes: i64,
-    /// Its SHA-256 digest.
+    /// Its SHA-256 digest ("" for a link).
     sha256: String,
+    /// A link's address.
+    url: Option<String>,
 }
 
 /// Attachment descriptions, in the order read, by message.
 pub fn group_attachments(rows: Vec<AttachmentColumns>) -> HashMap<String, Vec<Attachment>> {
     let mut attachments: HashMap<String, Vec<Attachment>> = HashMap::new();
-    for AttachmentColumns { message_id, id, filename, media_type, size_bytes, sha256 } in rows {
-        attachments.entry(message_id).or_default().push(Attachment { id, filename, media_type, size_bytes, sha256 });
+    for AttachmentColumns { message_id, id, filename, media_type, size_bytes, sha256, url } in rows {
+        let attachment = Attachment { id, filename, media_type, size_bytes, sha256, url };
+        attachments.entry(message_id).or_default().push(attachment);
     }
     attachments
 }

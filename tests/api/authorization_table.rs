@@ -227,6 +227,7 @@ async fn victim(app: &TestApp) -> (Ids, TestUser, TestUser) {
                 filename: "VICTIM-FILE.txt".into(),
                 media_type: "text/plain".into(),
                 data: b"VICTIM-FILE bytes".to_vec(),
+                ..Default::default()
             }],
             ..text(&conversation.id, "VICTIM-CONTENT")
         })

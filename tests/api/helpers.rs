@@ -726,6 +726,11 @@ impl TestApp {
         TestUser { id: user.id, key }
     }
 
+    /// How many files' bytes the account keeps: what the API does not show.
+    pub async fn kept_files(&self) -> u64 {
+        store::seed::kept_files(&self.store, &self.account_id).await.expect("a count")
+    }
+
     /// An agent of a new account of its own.
     pub async fn other_account_agent(&self) -> TestUser {
         let account_id = self.create_account("Other").await;

@@ -181,6 +181,7 @@ async fn a_key_holds_at_most_its_memory_budget_of_request_bodies() {
                 filename: format!("{label}-{index}.bin"),
                 media_type: "application/octet-stream".into(),
                 data: vec![index as u8; MIB - 1024],
+                ..Default::default()
             })
             .collect(),
         ..text(&conversation.id, label)

@@ -13,6 +13,7 @@ mod durability;
 mod errors;
 mod events;
 mod faults;
+mod files;
 mod helpers;
 mod idempotency;
 mod limits;

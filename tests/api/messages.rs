@@ -99,6 +99,7 @@ async fn attachments_are_stored_inline_and_fetched_back_by_id() {
                 filename: "records.pdf".into(),
                 media_type: "application/pdf".into(),
                 data: pdf.clone(),
+                ..Default::default()
             }],
             ..text(&conversation.id, "")
         })
@@ -162,6 +163,7 @@ async fn deleting_leaves_a_tombstone_in_its_place() {
                 filename: "a.png".into(),
                 media_type: "image/png".into(),
                 data: vec![1, 2, 3],
+                ..Default::default()
             }],
             ..text(&conversation.id, "")
         })

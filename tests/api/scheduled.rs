@@ -126,6 +126,7 @@ async fn a_scheduled_image_arrives_with_its_files_under_the_same_ids() {
             filename: "truck.png".into(),
             media_type: "image/png".into(),
             data: photo.clone(),
+            ..Default::default()
         }],
         ..later(&conversation.id, "", Duration::from_millis(600))
     };

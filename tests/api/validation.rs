@@ -47,6 +47,7 @@ async fn an_attachment_over_the_configured_limit_is_rejected() {
         filename: "f.bin".into(),
         media_type: "application/octet-stream".into(),
         data: vec![7; size],
+        ..Default::default()
     };
 
     let too_big = pb::SendMessageRequest {

@@ -6,7 +6,11 @@ use crate::{
     domain::{
         Error,
         channels::{Channel, Envelope},
-        messages::{Attachment, ContentType, Direction, Message, MessageKind, MessageState, ReadReceipt},
+        ids,
+        messages::{
+            Attachment, ContentType, Direction, FileSource, Message, MessageKind, MessageState, NewAttachment,
+            ReadReceipt, name_of_link,
+        },
         views::MessageView,
     },
 };
@@ -148,6 +152,7 @@ impl From<Attachment> for pb::Attachment {
             media_type: attachment.media_type,
             size_bytes: attachment.size_bytes,
             sha256: attachment.sha256,
+            url: attachment.url.unwrap_or_default(),
         }
     }
 }
@@ -201,4 +206,27 @@ impl From<Message> for pb::Message {
     fn from(message: Message) -> Self {
         MessageView::from(message).into()
     }
+}
+
+/// A file of a send: its bytes, a link, or an attachment to forward; exactly one.
+pub fn new_attachment_from(field: &str, file: pb::NewAttachment) -> Result<NewAttachment, Error> {
+    let given = [!file.data.is_empty(), !file.url.is_empty(), !file.attachment_id.is_empty()];
+    if given.iter().filter(|&&given| given).count() > 1 {
+        return Err(Error::invalid(field, "give one of data, url and attachment_id"));
+    }
+    if file.size_bytes != 0 && file.url.is_empty() {
+        return Err(Error::invalid(format!("{field}.size_bytes"), "goes with a url: an upload's size is its data's"));
+    }
+    let source = if !file.url.is_empty() {
+        FileSource::Link { url: file.url, size_bytes: file.size_bytes }
+    } else if !file.attachment_id.is_empty() {
+        FileSource::Forward(ids::parse(&format!("{field}.attachment_id"), &file.attachment_id, ids::ATTACHMENT)?)
+    } else {
+        FileSource::Data(file.data)
+    };
+    let filename = match (&source, file.filename.is_empty()) {
+        (FileSource::Link { url, .. }, true) => name_of_link(url),
+        _ => file.filename,
+    };
+    Ok(NewAttachment { filename, media_type: file.media_type, source })
 }

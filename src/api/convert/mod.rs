@@ -18,7 +18,9 @@ use prost_types::Timestamp;
 pub use conversations::subject_parts;
 pub use events::{event, event_kind_from, heartbeat};
 pub use json::struct_to_json;
-pub use messages::{channel_from, content_type_from, direction_from, envelope_from, message_kind_from};
+pub use messages::{
+    channel_from, content_type_from, direction_from, envelope_from, message_kind_from, new_attachment_from,
+};
 pub use relays::{delivery_state_from, suppression_reason_from};
 pub use reports::{report_action_from, report_reason_from, report_status_from};
 pub use search::{hits, search_from};

@@ -9,10 +9,12 @@ use serde::{Deserialize, Serialize};
 use super::{Caller, Micros, channels::Envelope, handling::Handling, metadata::Metadata};
 
 mod draft;
+mod files;
 mod patch;
 mod rules;
 
-pub use draft::{MessageDraft, MessageLimits, NewAttachment, NewMessage, Rendered};
+pub use draft::{MessageDraft, MessageLimits, NewMessage, Rendered};
+pub use files::{FileSource, NewAttachment, name_of_link};
 pub use patch::{MessagePatch, ScheduledPatch};
 pub use rules::{may_delete, may_dispatch, may_edit, sees_notes, sees_scheduled, visible_to};
 
@@ -139,10 +141,13 @@ pub struct Attachment {
     pub filename: String,
     /// Its media type, such as `image/png`.
     pub media_type: String,
-    /// Its size.
+    /// Its size (0 for a link whose size is not known).
     pub size_bytes: i64,
-    /// The hex SHA-256 of its bytes.
+    /// The hex SHA-256 of its bytes ("" for a link).
     pub sha256: String,
+    /// A link's address: the server holds no bytes of it.
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 /// Whether one participant has read a message.

@@ -1,0 +1,125 @@
+//! Files' bytes, stored once per account by their SHA-256 digest (`attachment_blobs`),
+//! however many attachments (sent or waiting) name them: an upload keeps its bytes if
+//! they are new, a forward names bytes already kept, a link has none. Bytes go when the
+//! last attachment that names them goes.
+
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement},
+};
+
+use super::{
+    WriteTx, access,
+    entities::{attachment, attachment_blob, scheduled_attachment},
+    views,
+};
+use crate::domain::{
+    Caller, Error,
+    messages::{FileSource, MessageKind, NewAttachment},
+};
+
+/// Resolves the files of a send that forward attachments: each must be one the caller may
+/// read (NOT_FOUND names it otherwise), and becomes the bytes (or link) it has.
+pub(super) async fn resolve_forwards<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    kind: MessageKind,
+    files: Vec<NewAttachment>,
+) -> Result<Vec<NewAttachment>, Error> {
+    let mut resolved = Vec::with_capacity(files.len());
+    for (index, file) in files.into_iter().enumerate() {
+        let FileSource::Forward(id) = &file.source else {
+            resolved.push(file);
+            continue;
+        };
+        let original = readable(conn, caller, id).await?;
+        resolved.push(file.forwarding(&format!("attachments[{index}].attachment_id"), &original, kind)?);
+    }
+    Ok(resolved)
+}
+
+/// Attachment `id`'s row, if the caller may read the message it belongs to: NOT_FOUND (of
+/// the attachment) otherwise.
+pub(super) async fn readable_row<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    id: &str,
+) -> Result<attachment::Model, Error> {
+    let row = access::find_in_account::<attachment::Entity, _>(conn, "attachment", id, &caller.account_id).await?;
+    access::load_message(conn, caller, &row.message_id).await.map_err(|err| match err {
+        Error::NotFound { .. } => Error::not_found("attachment", id),
+        other => other,
+    })?;
+    Ok(row)
+}
+
+async fn readable<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    id: &str,
+) -> Result<crate::domain::messages::Attachment, Error> {
+    Ok(views::attachment_from_row(readable_row(conn, caller, id).await?))
+}
+
+/// Keeps the bytes of `file`, if it carries them and the account has none under their
+/// digest yet; a forward or a link keeps nothing.
+pub(super) async fn keep(tx: &WriteTx, file: NewAttachment, sha256: &str) -> Result<(), Error> {
+    let FileSource::Data(data) = file.source else { return Ok(()) };
+    let blob = attachment_blob::ActiveModel {
+        account_id: sea_orm::ActiveValue::Set(tx.account_id().to_owned()),
+        sha256: sea_orm::ActiveValue::Set(sha256.to_owned()),
+        data: sea_orm::ActiveValue::Set(data),
+    };
+    attachment_blob::Entity::insert(blob)
+        .on_conflict_do_nothing_on([attachment_blob::Column::AccountId, attachment_blob::Column::Sha256])
+        .exec_without_returning(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// How many files' bytes the account keeps (each once, whatever number of attachments
+/// name them).
+pub async fn kept(store: &super::Store, account_id: &str) -> Result<u64, Error> {
+    use sea_orm::PaginatorTrait;
+    Ok(attachment_blob::Entity::find()
+        .filter(attachment_blob::Column::AccountId.eq(account_id))
+        .count(&store.db)
+        .await?)
+}
+
+/// The bytes kept under `sha256`.
+pub(super) async fn bytes<C: ConnectionTrait>(conn: &C, account_id: &str, sha256: &str) -> Result<Vec<u8>, Error> {
+    let blob = attachment_blob::Entity::find_by_id((account_id.to_owned(), sha256.to_owned()))
+        .one(conn)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("the bytes of digest {sha256} are missing")))?;
+    Ok(blob.data)
+}
+
+/// Drops the bytes that no attachment names any more: of these digests (the files of a
+/// message just deleted), or of the whole account (after a conversation's cascade).
+pub(super) async fn forget_unnamed(tx: &WriteTx, digests: Option<Vec<String>>) -> Result<(), Error> {
+    let mut delete = attachment_blob::Entity::delete_many()
+        .filter(attachment_blob::Column::AccountId.eq(tx.account_id()))
+        .filter(Expr::exists(named_in::<attachment::Entity>()).not())
+        .filter(Expr::exists(named_in::<scheduled_attachment::Entity>()).not());
+    if let Some(digests) = digests {
+        if digests.is_empty() {
+            return Ok(());
+        }
+        delete = delete.filter(attachment_blob::Column::Sha256.is_in(digests));
+    }
+    delete.exec(tx.conn()).await?;
+    Ok(())
+}
+
+/// A row of `E` (a table of attachments) that names the blob of the outer statement.
+fn named_in<E: EntityTrait>() -> SelectStatement {
+    let blob = |column| Expr::col((attachment_blob::Entity, column));
+    Query::select()
+        .expr(Expr::val(1))
+        .from(E::default())
+        .and_where(Expr::col((E::default(), Alias::new("account_id"))).eq(blob(attachment_blob::Column::AccountId)))
+        .and_where(Expr::col((E::default(), Alias::new("sha256"))).eq(blob(attachment_blob::Column::Sha256)))
+        .to_owned()
+}
