@@ -123,3 +123,57 @@ fn named_in<E: EntityTrait>() -> SelectStatement {
         .and_where(Expr::col((E::default(), Alias::new("sha256"))).eq(blob(attachment_blob::Column::Sha256)))
         .to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+    use super::*;
+    use crate::{
+        domain::{
+            messages::{MessageDraft, MessageLimits},
+            users::Role,
+        },
+        store::{
+            Store, accounts, messages,
+            testing::{caller, conversation},
+        },
+    };
+
+    /// An upgrade moves the bytes out of the attachments' rows, once per digest; going
+    /// back puts them back.
+    #[tokio::test]
+    async fn the_bytes_move_to_their_digest_at_upgrade_and_back() {
+        use migrations::MigratorTrait;
+
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let account_id = accounts::create(&store, "a").await.unwrap();
+        let agent = caller(&store, &account_id, Role::Agent).await;
+        let id = conversation(&store, &agent, &[]).await;
+        let limits = MessageLimits { max_attachment_bytes: 100, schedule_horizon: 0 };
+        let mut sent = Vec::new();
+        for name in ["a.pdf", "same-bytes.pdf"] {
+            let mut draft = MessageDraft::text("");
+            draft.kind = MessageKind::Document;
+            draft.attachments = vec![NewAttachment::upload(name, "application/pdf", b"%PDF bytes".to_vec())];
+            sent.push(messages::send(&store, &agent, id.clone(), draft.validate(limits).unwrap()).await.unwrap());
+        }
+        assert_eq!(kept(&store, &account_id).await.unwrap(), 1);
+
+        migrations::Migrator::down(&store.db, Some(1)).await.unwrap();
+        let data = store
+            .db
+            .query_all_raw(Statement::from_string(DbBackend::Sqlite, "SELECT data FROM attachments"))
+            .await
+            .unwrap();
+        assert_eq!(data.len(), 2);
+        assert!(data.iter().all(|row| row.try_get::<Vec<u8>>("", "data").unwrap() == b"%PDF bytes"));
+        migrations::Migrator::up(&store.db, None).await.unwrap();
+
+        assert_eq!(kept(&store, &account_id).await.unwrap(), 1);
+        for message in sent {
+            let file = &message.message.attachments[0];
+            assert_eq!(messages::attachment(&store, &agent, &file.id).await.unwrap().data, b"%PDF bytes");
+        }
+    }
+}
