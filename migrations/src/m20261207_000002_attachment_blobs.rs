@@ -47,6 +47,11 @@ enum ScheduledAttachments {
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
+        if manager.get_database_backend() == sea_orm::DbBackend::Postgres {
+            // Copying every file's bytes takes longer than the server's statement timeout,
+            // which its connections carry: lifted for this migration's transaction only.
+            db.execute_unprepared("SET LOCAL statement_timeout = 0").await?;
+        }
         manager
             .create_table(
                 Table::create()

@@ -63,8 +63,11 @@ fn parse_filter(request: &pb::SubscribeRequest) -> Result<EventFilter, Error> {
         }
     }
     // Each at most once: more entries can only be repeats.
-    if request.channels.len() > MOST_CHANNELS || request.delivery_states.len() > MOST_DELIVERY_STATES {
-        return Err(Error::invalid("channels", "each channel and delivery state at most once"));
+    if request.channels.len() > MOST_CHANNELS {
+        return Err(Error::invalid("channels", format!("at most {MOST_CHANNELS} channels (each once)")));
+    }
+    if request.delivery_states.len() > MOST_DELIVERY_STATES {
+        return Err(Error::invalid("delivery_states", format!("at most {MOST_DELIVERY_STATES} states (each once)")));
     }
     for (index, value) in request.channels.iter().enumerate() {
         let field = format!("channels[{index}]");

@@ -93,6 +93,7 @@ impl pb::relay_service_server::RelayService for RelayApi {
         Ok(Response::new(pb::ListSuppressionsResponse {
             suppressions: listing.items.into_iter().map(pb::Suppression::from).collect(),
             next_page_token: listing.next_page_token,
+            total_size: listing.total as i64,
         }))
     }
 

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, Error, error::Violations, phones, relays::Delivery, text, users::parse_email};
+use super::{Caller, Error, delivery::Delivery, error::Violations, phones, text, users::parse_email};
 
 /// Most characters in an external id.
 pub const MAX_EXTERNAL_ID_CHARS: usize = 255;
@@ -107,7 +107,9 @@ pub fn parse_address(field: &str, channel: Channel, value: String) -> Result<Str
     let value = text::bounded(field, value, MAX_ADDRESS_CHARS)?;
     match channel {
         Channel::InApp => Err(Error::invalid(field, "an in-app message has no addresses")),
-        Channel::Email => parse_email(field, value),
+        // One address, one spelling: a suppression of Buyer@Example.com holds for
+        // buyer@example.com (mailbox names are case-blind in practice, domains always).
+        Channel::Email => parse_email(field, value.to_lowercase()),
         Channel::Sms | Channel::Whatsapp | Channel::Voice => phones::parse(field, &value),
     }
 }

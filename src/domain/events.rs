@@ -9,10 +9,10 @@ use super::{
     Caller, Micros,
     channels::{Channel, Envelope},
     conversations::{Conversation, Mute, Participant},
+    delivery::DeliveryState,
     messages::Message,
     notifications::{Notification, NotificationCount},
     presence::Presence,
-    relays::DeliveryState,
     reports::Report,
     templates::Template,
 };

@@ -8,6 +8,7 @@
 
 pub mod channels;
 pub mod conversations;
+pub mod delivery;
 pub mod error;
 pub mod events;
 pub mod handling;

@@ -193,6 +193,35 @@ async fn advisory_locks<C: ConnectionTrait>(
     Ok(())
 }
 
+/// The advisory locks of files' bytes, apart from the others.
+const FILE_LOCKS: i32 = 0x4d73_7646;
+
+/// Locks the bytes of these digests in `account_id` until the transaction ends
+/// (PostgreSQL): shared by a unit that names them, exclusive by one that may drop them, so
+/// that bytes are never dropped while another unit names them (`files`). A lock covers
+/// every digest of its stripe (its first two hex digits), so that a unit dropping many
+/// files takes at most 256 locks; they are taken in one order.
+pub(super) async fn lock_files<C: ConnectionTrait>(
+    conn: &C,
+    account_id: &str,
+    digests: &[String],
+    exclusive: bool,
+) -> Result<(), Error> {
+    let stripes: std::collections::BTreeSet<String> =
+        digests.iter().map(|digest| format!("{account_id}/{}", digest.get(..2).unwrap_or(digest))).collect();
+    if stripes.is_empty() {
+        return Ok(());
+    }
+    let lock = if exclusive { "pg_advisory_xact_lock" } else { "pg_advisory_xact_lock_shared" };
+    let rows: Vec<String> = (0..stripes.len()).map(|n| format!("(${})", n + 2)).collect();
+    let sql = format!(
+        "SELECT {lock}($1, hashtext(stripes.name)) FROM (VALUES {}) AS stripes(name) ORDER BY stripes.name",
+        rows.join(", ")
+    );
+    let values = std::iter::once(FILE_LOCKS.into()).chain(stripes.into_iter().map(sea_orm::Value::from));
+    advisory_locks(conn, &sql, values).await
+}
+
 /// The advisory locks of request ids, apart from the conversations'.
 const REQUEST_LOCKS: i32 = 0x4d73_7652;
 

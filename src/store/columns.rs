@@ -1,11 +1,18 @@
 //! Column codecs: JSON columns (metadata maps and content attributes), enums stored by
 //! name (the domain enums' `as_str` names, read back with `FromStr`), the column groups
-//! of a message's template and envelope, shared by sent and scheduled messages, and the
+//! of a message's template and envelope, shared by sent and scheduled messages (and a sent
+//! message's delivery), and the
 //! prefixed columns of a join read back as two models ([`select_prefixed`]).
 
 use std::str::FromStr;
 
-use crate::domain::{Error, channels::Envelope, messages::TemplateUse, metadata::Metadata};
+use crate::domain::{
+    Error,
+    channels::Envelope,
+    messages::TemplateUse,
+    metadata::Metadata,
+    relays::{Delivery, DeliveryError},
+};
 
 /// Selects every column of `E` as `<prefix><column>`: a join of two tables in one
 /// statement, each row read back with `E::Model::from_query_result(row, prefix)`.
@@ -99,6 +106,20 @@ pub fn envelope_from_columns(columns: EnvelopeColumns) -> Result<Option<Envelope
         external_id: columns.external_id,
         transactional: columns.transactional,
         delivery: None,
+    }))
+}
+
+/// A message row's delivery, from its columns.
+pub fn delivery_of(row: &super::entities::message::Model) -> Result<Option<Delivery>, Error> {
+    let Some(state) = row.delivery_state.as_deref() else { return Ok(None) };
+    let error = row
+        .delivery_error_code
+        .clone()
+        .map(|code| DeliveryError { code, message: row.delivery_error_message.clone().unwrap_or_default() });
+    Ok(Some(Delivery {
+        state: stored("delivery state", state)?,
+        error,
+        update_time: row.delivery_update_time.unwrap_or(row.create_time),
     }))
 }
 

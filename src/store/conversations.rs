@@ -469,13 +469,14 @@ pub async fn delete(store: &Store, caller: &Caller, id: String) -> Result<(), Er
         .write_in(caller, InConversation::new(caller, &id), move |tx, caller, record| {
             Box::pin(async move {
                 let staff = access::staff_among(tx.conn(), &caller.account_id, record.participant_ids()).await?;
+                let digests = files::of_conversation(tx, &id).await?;
                 conversation::Entity::delete_by_id(id.clone())
                     .filter(access::of_account::<conversation::Entity>(&caller.account_id))
                     .exec(tx.conn())
                     .await?;
                 notifications::forget_conversation(tx, &id, None).await?;
                 // Its messages' files went with it: so do the bytes nothing else names.
-                files::forget_unnamed(tx, None).await?;
+                files::forget_unnamed(tx, digests).await?;
                 scheduled::strand(tx, &id, None, &scheduled::deleted_reason(&id)).await?;
                 // The participants are gone with it, so members would not see a
                 // conversation-wide event: staff get one copy, each member its own.

@@ -4,18 +4,18 @@
 //! last attachment that names them goes.
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
     sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement},
 };
 
 use super::{
     WriteTx, access,
-    entities::{attachment, attachment_blob, scheduled_attachment},
+    entities::{attachment, attachment_blob, message, scheduled_attachment},
     views,
 };
 use crate::domain::{
     Caller, Error,
-    messages::{FileSource, MessageKind, NewAttachment},
+    messages::{Attachment, FileSource, MessageKind, NewAttachment},
 };
 
 /// Resolves the files of a send that forward attachments: each must be one the caller may
@@ -53,27 +53,50 @@ pub(super) async fn readable_row<C: ConnectionTrait>(
     Ok(row)
 }
 
-async fn readable<C: ConnectionTrait>(
-    conn: &C,
-    caller: &Caller,
-    id: &str,
-) -> Result<crate::domain::messages::Attachment, Error> {
+async fn readable<C: ConnectionTrait>(conn: &C, caller: &Caller, id: &str) -> Result<Attachment, Error> {
     Ok(views::attachment_from_row(readable_row(conn, caller, id).await?))
 }
 
-/// Keeps the bytes of `file`, if it carries them and the account has none under their
-/// digest yet; a forward or a link keeps nothing.
-pub(super) async fn keep(tx: &WriteTx, file: NewAttachment, sha256: &str) -> Result<(), Error> {
-    let FileSource::Data(data) = file.source else { return Ok(()) };
-    let blob = attachment_blob::ActiveModel {
-        account_id: sea_orm::ActiveValue::Set(tx.account_id().to_owned()),
-        sha256: sea_orm::ActiveValue::Set(sha256.to_owned()),
-        data: sea_orm::ActiveValue::Set(data),
-    };
-    attachment_blob::Entity::insert(blob)
-        .on_conflict_do_nothing_on([attachment_blob::Column::AccountId, attachment_blob::Column::Sha256])
-        .exec_without_returning(tx.conn())
-        .await?;
+/// Takes the locks of the bytes these files name, shared, before they are named: a unit
+/// dropping bytes takes them exclusive and looks again, so that it never drops bytes a
+/// unit is naming (on PostgreSQL, where units of one account run at once).
+pub(super) async fn hold_named(tx: &WriteTx, files: &[Attachment]) -> Result<(), Error> {
+    let digests: Vec<String> = files.iter().filter(|file| file.url.is_none()).map(|file| file.sha256.clone()).collect();
+    access::lock_files(tx.conn(), tx.account_id(), &digests, false).await
+}
+
+/// Names the bytes of `file` (described as `described`, its locks held): keeps uploaded
+/// bytes the account has none of yet; checks that a forwarded file's bytes are still kept
+/// (its message may have been deleted since it was read); a link has none.
+pub(super) async fn keep(tx: &WriteTx, file: NewAttachment, described: &Attachment) -> Result<(), Error> {
+    match file.source {
+        FileSource::Data(data) => {
+            let blob = attachment_blob::ActiveModel {
+                account_id: sea_orm::ActiveValue::Set(tx.account_id().to_owned()),
+                sha256: sea_orm::ActiveValue::Set(described.sha256.clone()),
+                data: sea_orm::ActiveValue::Set(data),
+            };
+            attachment_blob::Entity::insert(blob)
+                .on_conflict_do_nothing_on([attachment_blob::Column::AccountId, attachment_blob::Column::Sha256])
+                .exec_without_returning(tx.conn())
+                .await?;
+        }
+        FileSource::Stored { sha256, .. } => {
+            let kept = attachment_blob::Entity::find_by_id((tx.account_id().to_owned(), sha256))
+                .select_only()
+                .column(attachment_blob::Column::Sha256)
+                .into_tuple::<String>()
+                .one(tx.conn())
+                .await?;
+            if kept.is_none() {
+                return Err(Error::FailedPrecondition(format!(
+                    "attachments: the file {:?} forwarded was deleted while this message was sent",
+                    described.filename
+                )));
+            }
+        }
+        FileSource::Link { .. } | FileSource::Forward(_) => {}
+    }
     Ok(())
 }
 
@@ -96,21 +119,46 @@ pub(super) async fn bytes<C: ConnectionTrait>(conn: &C, account_id: &str, sha256
     Ok(blob.data)
 }
 
-/// Drops the bytes that no attachment names any more: of these digests (the files of a
-/// message just deleted), or of the whole account (after a conversation's cascade).
-pub(super) async fn forget_unnamed(tx: &WriteTx, digests: Option<Vec<String>>) -> Result<(), Error> {
-    let mut delete = attachment_blob::Entity::delete_many()
-        .filter(attachment_blob::Column::AccountId.eq(tx.account_id()))
-        .filter(Expr::exists(named_in::<attachment::Entity>()).not())
-        .filter(Expr::exists(named_in::<scheduled_attachment::Entity>()).not());
-    if let Some(digests) = digests {
-        if digests.is_empty() {
-            return Ok(());
-        }
-        delete = delete.filter(attachment_blob::Column::Sha256.is_in(digests));
+/// Drops the bytes of these digests (of files just deleted) that no attachment names any
+/// more: their locks taken exclusive first, the check made after, so that it sees what
+/// every unit that named them committed.
+pub(super) async fn forget_unnamed(tx: &WriteTx, mut digests: Vec<String>) -> Result<(), Error> {
+    digests.retain(|digest| !digest.is_empty());
+    digests.sort();
+    digests.dedup();
+    access::lock_files(tx.conn(), tx.account_id(), &digests, true).await?;
+    for chunk in digests.chunks(DIGESTS_PER_STATEMENT) {
+        attachment_blob::Entity::delete_many()
+            .filter(attachment_blob::Column::AccountId.eq(tx.account_id()))
+            .filter(attachment_blob::Column::Sha256.is_in(chunk.to_vec()))
+            .filter(Expr::exists(named_in::<attachment::Entity>()).not())
+            .filter(Expr::exists(named_in::<scheduled_attachment::Entity>()).not())
+            .exec(tx.conn())
+            .await?;
     }
-    delete.exec(tx.conn()).await?;
     Ok(())
+}
+
+/// Digests named in one statement: well under both databases' limits on bound values.
+const DIGESTS_PER_STATEMENT: usize = 500;
+
+/// The digests of the files of conversation `id`'s messages (read before it is deleted).
+pub(super) async fn of_conversation(tx: &WriteTx, id: &str) -> Result<Vec<String>, Error> {
+    let messages = Query::select()
+        .column(message::Column::Id)
+        .from(message::Entity)
+        .and_where(Expr::col(message::Column::AccountId).eq(tx.account_id()))
+        .and_where(Expr::col(message::Column::ConversationId).eq(id))
+        .to_owned();
+    Ok(attachment::Entity::find()
+        .select_only()
+        .column(attachment::Column::Sha256)
+        .distinct()
+        .filter(attachment::Column::AccountId.eq(tx.account_id()))
+        .filter(attachment::Column::MessageId.in_subquery(messages))
+        .into_tuple()
+        .all(tx.conn())
+        .await?)
 }
 
 /// A row of `E` (a table of attachments) that names the blob of the outer statement.

@@ -22,7 +22,6 @@ use super::{
 };
 use crate::domain::{
     Caller, Error, View,
-    channels::Channel,
     conversations::Mute,
     events::{Audience, EventKind, EventPayload, NewEvent},
     idempotency::RequestKey,
@@ -247,7 +246,7 @@ pub(super) async fn insert(
     draft.attachments = files::resolve_forwards(tx.conn(), caller, draft.kind, files).await?;
     if let Some(envelope) = &draft.envelope {
         if let Some(external_id) = &envelope.external_id {
-            ensure_external_id_free(tx.conn(), &caller.account_id, envelope.channel, external_id).await?;
+            relays::ensure_external_id_free(tx.conn(), &caller.account_id, envelope.channel, external_id).await?;
         }
         relays::ensure_not_suppressed(tx.conn(), &caller.account_id, envelope, direction).await?;
     }
@@ -309,40 +308,11 @@ async fn insert_row(
         delete_time: Set(None),
         external_id: Set(draft.envelope.as_ref().and_then(|envelope| envelope.external_id.clone())),
         schedule_time: Set(draft.schedule_time),
-        delivery_state: Set(relays::first_delivery(&draft.envelope, direction)),
+        delivery_state: Set(relays::first_delivery(&draft.envelope, direction, draft.private)),
         delivery_update_time: Set(None),
         ..Default::default()
     };
     Ok(Body::of_draft(draft, direction).into_message(row).insert(tx.conn()).await?)
-}
-
-/// ALREADY_EXISTS, naming the message, when the account already has a message with this
-/// channel and external id: a relay delivering the same message twice. Only staff set
-/// external ids (`NewMessage::authorize`, `relays::report_delivery`), and staff see every
-/// message and envelope of their account, so naming it tells the caller nothing it could
-/// not read.
-pub(super) async fn ensure_external_id_free<C: ConnectionTrait>(
-    conn: &C,
-    account_id: &str,
-    channel: Channel,
-    external_id: &str,
-) -> Result<(), Error> {
-    let existing: Option<String> = message::Entity::find()
-        .select_only()
-        .column(message::Column::Id)
-        .filter(message::Column::AccountId.eq(account_id))
-        .filter(message::Column::Channel.eq(channel.as_str()))
-        .filter(message::Column::ExternalId.eq(external_id))
-        .into_tuple()
-        .one(conn)
-        .await?;
-    match existing {
-        Some(id) => Err(Error::AlreadyExists(format!(
-            "envelope.external_id: message {id} already has {} external id {external_id:?}",
-            channel.as_str()
-        ))),
-        None => Ok(()),
-    }
 }
 
 /// The message's files, each under its id in `ids` (by position).
@@ -352,9 +322,9 @@ async fn insert_attachments(
     uploads: Vec<NewAttachment>,
     ids: Vec<String>,
 ) -> Result<Vec<Attachment>, Error> {
-    let mut attachments = Vec::with_capacity(uploads.len());
-    for (position, (upload, id)) in uploads.into_iter().zip(ids).enumerate() {
-        let described = upload.describe(id);
+    let attachments: Vec<Attachment> = uploads.iter().zip(ids).map(|(upload, id)| upload.describe(id)).collect();
+    files::hold_named(tx, &attachments).await?;
+    for (position, (upload, described)) in uploads.into_iter().zip(&attachments).enumerate() {
         attachment::ActiveModel {
             id: Set(described.id.clone()),
             account_id: Set(message.account_id.clone()),
@@ -368,8 +338,7 @@ async fn insert_attachments(
         }
         .insert(tx.conn())
         .await?;
-        files::keep(tx, upload, &described.sha256).await?;
-        attachments.push(described);
+        files::keep(tx, upload, described).await?;
     }
     Ok(attachments)
 }
@@ -536,7 +505,7 @@ pub(super) async fn tombstone(
         .filter(attachment::Column::MessageId.eq(&row.id))
         .exec(tx.conn())
         .await?;
-    files::forget_unnamed(tx, Some(digests)).await?;
+    files::forget_unnamed(tx, digests).await?;
     relays::forget_raw_payload(tx, &row.id).await?;
     let mut active: message::ActiveModel = row.into();
     active.content = Set(String::new());

@@ -69,9 +69,10 @@ async fn store_attachments(
     row: &scheduled_message::Model,
     uploads: Vec<NewAttachment>,
 ) -> Result<Vec<Attachment>, Error> {
-    let mut attachments = Vec::with_capacity(uploads.len());
-    for (position, upload) in uploads.into_iter().enumerate() {
-        let attachment = upload.describe(ids::new_id(ids::ATTACHMENT));
+    let attachments: Vec<Attachment> =
+        uploads.iter().map(|upload| upload.describe(ids::new_id(ids::ATTACHMENT))).collect();
+    files::hold_named(tx, &attachments).await?;
+    for (position, (upload, attachment)) in uploads.into_iter().zip(&attachments).enumerate() {
         scheduled_attachment::ActiveModel {
             id: Set(attachment.id.clone()),
             account_id: Set(row.account_id.clone()),
@@ -85,8 +86,7 @@ async fn store_attachments(
         }
         .insert(tx.conn())
         .await?;
-        files::keep(tx, upload, &attachment.sha256).await?;
-        attachments.push(attachment);
+        files::keep(tx, upload, attachment).await?;
     }
     Ok(attachments)
 }

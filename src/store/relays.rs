@@ -14,7 +14,6 @@ use super::{
     Listing, Store, WriteTx, access, columns,
     door::OfMessage,
     entities::{message, raw_payload, suppression},
-    messages::ensure_external_id_free,
     views,
 };
 use crate::domain::{
@@ -23,27 +22,15 @@ use crate::domain::{
     events::{Audience, EventKind, EventPayload, NewEvent},
     messages::{Direction, Message},
     paging::Page,
-    relays::{Delivery, DeliveryError, DeliveryReport, DeliveryState, RawPayload, Suppression, SuppressionReason},
+    relays::{DeliveryReport, DeliveryState, RawPayload, Suppression, SuppressionReason},
 };
 
 /// The delivery a new message starts with: PENDING for an outgoing relayed message, none
-/// for any other (the store's only writer of a first state).
-pub(super) fn first_delivery(envelope: &Option<Envelope>, direction: Direction) -> Option<String> {
-    (envelope.is_some() && direction == Direction::Outgoing).then(|| DeliveryState::Pending.as_str().to_owned())
-}
-
-/// A message row's delivery, from its columns.
-pub(super) fn delivery_of(row: &message::Model) -> Result<Option<Delivery>, Error> {
-    let Some(state) = row.delivery_state.as_deref() else { return Ok(None) };
-    let error = row
-        .delivery_error_code
-        .clone()
-        .map(|code| DeliveryError { code, message: row.delivery_error_message.clone().unwrap_or_default() });
-    Ok(Some(Delivery {
-        state: columns::stored("delivery state", state)?,
-        error,
-        update_time: row.delivery_update_time.unwrap_or(row.create_time),
-    }))
+/// for any other (the store's only writer of a first state). A private note is never
+/// delivered: it is staff's, and no relay is to send it to a customer.
+pub(super) fn first_delivery(envelope: &Option<Envelope>, direction: Direction, private: bool) -> Option<String> {
+    let delivered = envelope.is_some() && direction == Direction::Outgoing && !private;
+    delivered.then(|| DeliveryState::Pending.as_str().to_owned())
 }
 
 /// Applies a relay's report to an outgoing relayed message (staff only): moves it forward,
@@ -58,20 +45,16 @@ pub async fn report_delivery(
     store
         .write_in(caller, OfMessage::new(caller, &message_id), move |tx, _, (row, record)| {
             Box::pin(async move {
-                let Some(delivery) = delivery_of(&row)? else {
+                let Some(delivery) = columns::delivery_of(&row)? else {
                     return Err(Error::FailedPrecondition(format!(
                         "message {message_id} is not an outgoing relayed message: only those have a delivery"
                     )));
                 };
-                let external_id = match (report.external_id, &row.external_id) {
-                    (Some(given), Some(kept)) if given != *kept => {
-                        return Err(Error::FailedPrecondition(format!(
-                            "external_id: message {message_id} already has external id {kept:?}"
-                        )));
-                    }
-                    (Some(given), None) => Some(given),
-                    _ => None,
-                };
+                if row.delete_time.is_some() {
+                    // Its words are gone (and its raw payload with them): nothing more is kept.
+                    return Err(Error::FailedPrecondition(format!("message {message_id} is deleted")));
+                }
+                let external_id = learnt_external_id(&message_id, report.external_id, &row.external_id)?;
                 let moves = delivery.state.advances_to(report.state);
                 if !moves && external_id.is_none() {
                     return views::assemble_one(tx.conn(), row, &record).await;
@@ -96,18 +79,26 @@ pub async fn report_delivery(
                 tx.emit(NewEvent {
                     kind: EventKind::MessageDeliveryUpdated,
                     conversation_id: Some(message.conversation_id.clone()),
-                    // As who sees its envelope: staff, and its sender.
-                    audience: if message.private {
-                        Audience::Staff
-                    } else {
-                        Audience::StaffAnd(message.sender_id.clone())
-                    },
+                    // As who sees its envelope (`Envelope::visible_to`): staff, and its sender.
+                    audience: Audience::StaffAnd(message.sender_id.clone()),
                     payload: EventPayload::Message(Box::new(message.clone())),
                 });
                 Ok(message)
             })
         })
         .await
+}
+
+/// The channel's id a report gives a message, to store: `None` when it gives none or the
+/// one kept; FAILED_PRECONDITION when the message has another (ids are never rewritten).
+fn learnt_external_id(message_id: &str, given: Option<String>, kept: &Option<String>) -> Result<Option<String>, Error> {
+    match (given, kept) {
+        (Some(given), Some(kept)) if given != *kept => Err(Error::FailedPrecondition(format!(
+            "external_id: message {message_id} already has external id {kept:?}"
+        ))),
+        (Some(given), None) => Ok(Some(given)),
+        _ => Ok(None),
+    }
 }
 
 /// Keeps `data` as message `message_id`'s raw payload, replacing any kept before.
@@ -146,6 +137,35 @@ pub async fn raw_payload(store: &Store, caller: &Caller, message_id: &str) -> Re
     Ok(RawPayload { message_id: row.message_id, data: row.data, update_time: row.update_time })
 }
 
+/// ALREADY_EXISTS, naming the message, when the account already has a message with this
+/// channel and external id: a relay delivering the same message twice. Only staff set
+/// external ids (`NewMessage::authorize`, `relays::report_delivery`), and staff see every
+/// message and envelope of their account, so naming it tells the caller nothing it could
+/// not read.
+pub(super) async fn ensure_external_id_free<C: ConnectionTrait>(
+    conn: &C,
+    account_id: &str,
+    channel: Channel,
+    external_id: &str,
+) -> Result<(), Error> {
+    let existing: Option<String> = message::Entity::find()
+        .select_only()
+        .column(message::Column::Id)
+        .filter(message::Column::AccountId.eq(account_id))
+        .filter(message::Column::Channel.eq(channel.as_str()))
+        .filter(message::Column::ExternalId.eq(external_id))
+        .into_tuple()
+        .one(conn)
+        .await?;
+    match existing {
+        Some(id) => Err(Error::AlreadyExists(format!(
+            "envelope.external_id: message {id} already has {} external id {external_id:?}",
+            channel.as_str()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// FAILED_PRECONDITION, naming the suppression, when an outgoing message that is not
 /// transactional is addressed to an address the account suppressed on its channel.
 pub(super) async fn ensure_not_suppressed<C: ConnectionTrait>(
@@ -177,7 +197,8 @@ pub(super) async fn ensure_not_suppressed<C: ConnectionTrait>(
     }
 }
 
-/// Suppresses an address (staff only); one already suppressed is returned as it is.
+/// Suppresses an address (staff only); one already suppressed is returned as it is (also
+/// when two add it at once: the second insert does nothing, and both read the row).
 pub async fn add_suppression(
     store: &Store,
     caller: &Caller,
@@ -191,9 +212,6 @@ pub async fn add_suppression(
         .write(caller, move |tx, caller| {
             Box::pin(async move {
                 let key = (caller.account_id.clone(), channel.as_str().to_owned(), address.clone());
-                if let Some(row) = suppression::Entity::find_by_id(key).one(tx.conn()).await? {
-                    return suppression_from_row(row);
-                }
                 let row = suppression::ActiveModel {
                     account_id: Set(caller.account_id.clone()),
                     channel: Set(channel.as_str().to_owned()),
@@ -202,10 +220,17 @@ pub async fn add_suppression(
                     note: Set(note),
                     creator_id: Set(caller.user_id.clone()),
                     create_time: Set(tx.now),
-                }
-                .insert(tx.conn())
-                .await?;
-                suppression_from_row(row)
+                };
+                suppression::Entity::insert(row)
+                    .on_conflict_do_nothing_on([
+                        suppression::Column::AccountId,
+                        suppression::Column::Channel,
+                        suppression::Column::Address,
+                    ])
+                    .exec_without_returning(tx.conn())
+                    .await?;
+                let row = suppression::Entity::find_by_id(key).one(tx.conn()).await?;
+                suppression_from_row(row.ok_or_else(|| Error::Internal("a suppression just added is gone".into()))?)
             })
         })
         .await
@@ -225,7 +250,7 @@ pub async fn remove_suppression(
                 let key = (caller.account_id.clone(), channel.as_str().to_owned(), address.clone());
                 let deleted = suppression::Entity::delete_by_id(key).exec(tx.conn()).await?;
                 if deleted.rows_affected == 0 {
-                    return Err(Error::not_found("suppression", &format!("{} {address}", channel.as_str())));
+                    return Err(Error::not_found("suppression", format!("{} {address}", channel.as_str())));
                 }
                 Ok(())
             })

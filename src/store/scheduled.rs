@@ -203,14 +203,20 @@ pub async fn cancel(store: &Store, caller: &Caller, id: String) -> Result<Messag
                 if row.state == MessageState::Canceled.as_str() {
                     return pending::present(tx.conn(), row).await.map(MessageView::from);
                 }
-                let files = scheduled_attachment::Entity::delete_many()
-                    .filter(access::of_account::<scheduled_attachment::Entity>(&row.account_id))
-                    .filter(scheduled_attachment::Column::ScheduledMessageId.eq(&row.id))
-                    .exec(tx.conn())
+                let of_message = || {
+                    Condition::all()
+                        .add(access::of_account::<scheduled_attachment::Entity>(&row.account_id))
+                        .add(scheduled_attachment::Column::ScheduledMessageId.eq(&row.id))
+                };
+                let digests: Vec<String> = scheduled_attachment::Entity::find()
+                    .select_only()
+                    .column(scheduled_attachment::Column::Sha256)
+                    .filter(of_message())
+                    .into_tuple()
+                    .all(tx.conn())
                     .await?;
-                if files.rows_affected > 0 {
-                    files::forget_unnamed(tx, None).await?;
-                }
+                scheduled_attachment::Entity::delete_many().filter(of_message()).exec(tx.conn()).await?;
+                files::forget_unnamed(tx, digests).await?;
                 let mut active: scheduled_message::ActiveModel = row.into();
                 active.state = Set(MessageState::Canceled.as_str().to_owned());
                 active.update_time = Set(tx.now);

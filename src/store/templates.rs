@@ -51,9 +51,10 @@ pub async fn create(
                 }
                 let owner_id = (new.scope == TemplateScope::Personal).then(|| caller.user_id.clone());
                 let namespace = owner_id.clone().unwrap_or_else(|| caller.account_id.clone());
-                ensure_name_free(tx.conn(), &caller.account_id, &namespace, &new.name, None).await?;
+                let scope = (caller.account_id.as_str(), namespace.as_str(), None);
+                ensure_free(tx.conn(), scope, "name", &new.name).await?;
                 if let Some(alias) = &new.alias {
-                    ensure_alias_free(tx.conn(), &caller.account_id, &namespace, alias, None).await?;
+                    ensure_free(tx.conn(), scope, "alias", alias).await?;
                 }
                 let row = template::ActiveModel {
                     id: Set(ids::new_id(ids::TEMPLATE)),
@@ -123,11 +124,12 @@ pub async fn update(store: &Store, caller: &Caller, id: String, patch: TemplateP
             Box::pin(async move {
                 let (row, template) = hold_template(tx, caller, &id).await?;
                 template.may_change(caller)?;
+                let scope = (row.account_id.as_str(), row.namespace.as_str(), Some(row.id.as_str()));
                 if let Some(name) = &patch.name {
-                    ensure_name_free(tx.conn(), &row.account_id, &row.namespace, name, Some(&row.id)).await?;
+                    ensure_free(tx.conn(), scope, "name", name).await?;
                 }
                 if let Some(Some(alias)) = &patch.alias {
-                    ensure_alias_free(tx.conn(), &row.account_id, &row.namespace, alias, Some(&row.id)).await?;
+                    ensure_free(tx.conn(), scope, "alias", alias).await?;
                 }
                 let mut active: template::ActiveModel = row.into();
                 if let Some(name) = patch.name {
@@ -240,48 +242,26 @@ fn visible(row: Option<template::Model>, caller: &Caller, id: &str) -> Result<(t
     if template.visible_to(caller) { Ok((row, template)) } else { Err(Error::not_found("template", id)) }
 }
 
-/// ALREADY_EXISTS when another template of the namespace has `name`.
-async fn ensure_name_free<C: ConnectionTrait>(
+/// ALREADY_EXISTS when another template of the namespace has `value` as its `field`
+/// (`name` or `alias`: each is unique in its scope).
+async fn ensure_free<C: ConnectionTrait>(
     conn: &C,
-    account_id: &str,
-    namespace: &str,
-    name: &str,
-    except_id: Option<&str>,
+    row: (&str, &str, Option<&str>),
+    field: &str,
+    value: &str,
 ) -> Result<(), Error> {
+    let (account_id, namespace, except_id) = row;
+    let column = if field == "alias" { template::Column::Alias } else { template::Column::Name };
     let mut find = template::Entity::find()
         .filter(template::Column::AccountId.eq(account_id))
         .filter(template::Column::Namespace.eq(namespace))
-        .filter(template::Column::Name.eq(name));
+        .filter(column.eq(value));
     if let Some(id) = except_id {
         find = find.filter(template::Column::Id.ne(id));
     }
     match find.one(conn).await? {
         Some(existing) => Err(Error::AlreadyExists(format!(
-            "template.name: template {} is already named {name:?} in this scope",
-            existing.id
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// ALREADY_EXISTS when another template of the namespace has `alias`.
-async fn ensure_alias_free<C: ConnectionTrait>(
-    conn: &C,
-    account_id: &str,
-    namespace: &str,
-    alias: &str,
-    except_id: Option<&str>,
-) -> Result<(), Error> {
-    let mut find = template::Entity::find()
-        .filter(template::Column::AccountId.eq(account_id))
-        .filter(template::Column::Namespace.eq(namespace))
-        .filter(template::Column::Alias.eq(alias));
-    if let Some(id) = except_id {
-        find = find.filter(template::Column::Id.ne(id));
-    }
-    match find.one(conn).await? {
-        Some(existing) => Err(Error::AlreadyExists(format!(
-            "template.alias: template {} already has alias {alias:?} in this scope",
+            "template.{field}: template {} already has the {field} {value:?} in this scope",
             existing.id
         ))),
         None => Ok(()),

@@ -12,7 +12,6 @@ use super::{
     body::Body,
     columns,
     entities::{attachment, message, message_read, participant, user},
-    relays,
 };
 use crate::domain::{
     Caller, Error, View,
@@ -105,7 +104,7 @@ pub fn message_from_row(
     attachments: Vec<Attachment>,
     read_receipts: Vec<ReadReceipt>,
 ) -> Result<Message, Error> {
-    let delivery = relays::delivery_of(&row)?;
+    let delivery = columns::delivery_of(&row)?;
     let (draft, direction) = Body::take_message(&mut row).into_draft(row.external_id, row.schedule_time)?;
     Ok(Message {
         read_receipts,

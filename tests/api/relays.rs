@@ -152,7 +152,11 @@ async fn a_relay_finds_what_to_send_by_subscribing_and_resumes_from_its_cursor()
     let (relay, conversation, first, lead) = outgoing_sms(&app).await;
     let to_send = |after: &str| pb::SubscribeRequest {
         after: after.into(),
-        types: vec![pb::EventType::MessageCreated as i32, pb::EventType::MessageDeliveryUpdated as i32],
+        types: vec![
+            pb::EventType::MessageCreated as i32,
+            pb::EventType::MessageUpdated as i32,
+            pb::EventType::MessageDeleted as i32,
+        ],
         channels: vec![pb::Channel::Sms as i32],
         delivery_states: vec![pb::DeliveryState::Pending as i32],
         ..Default::default()
@@ -522,4 +526,63 @@ async fn a_scheduled_message_to_an_address_suppressed_meanwhile_fails_at_its_tim
     let failed = staff.get_scheduled(&scheduled.id).await.unwrap();
     assert_eq!(failed.state, pb::MessageState::Failed as i32);
     assert!(failed.failure_reason.contains("is suppressed on sms"), "{}", failed.failure_reason);
+}
+
+#[tokio::test]
+async fn a_private_note_is_never_offered_to_a_relay() {
+    let app = spawn_app().await;
+    let (relay, conversation, _, _) = outgoing_sms(&app).await;
+    let note = relay
+        .send_message(pb::SendMessageRequest {
+            private: true,
+            envelope: sms("", "(415) 555-2671"),
+            ..text(&conversation.id, "internal: call her back")
+        })
+        .await
+        .unwrap();
+    assert!(note.envelope.as_ref().unwrap().delivery.is_none(), "a note has no delivery");
+    assert_code(relay.report_delivery(report(&note.id, pb::DeliveryState::Sent)).await, Code::FailedPrecondition);
+}
+
+#[tokio::test]
+async fn a_relay_hears_of_a_pending_message_deleted_and_reports_on_it_no_more() {
+    let app = spawn_app().await;
+    let (relay, _, sent, _) = outgoing_sms(&app).await;
+    let mut stream = relay
+        .subscribe(pb::SubscribeRequest {
+            after: "0".into(),
+            types: vec![pb::EventType::MessageCreated as i32, pb::EventType::MessageDeleted as i32],
+            channels: vec![pb::Channel::Sms as i32],
+            delivery_states: vec![pb::DeliveryState::Pending as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    relay.delete_message(&sent.id).await.unwrap();
+    let seen = next_events(&mut stream, 2).await;
+    let kinds: Vec<i32> = seen.iter().map(|event| event.r#type).collect();
+    assert_eq!(kinds, [pb::EventType::MessageCreated as i32, pb::EventType::MessageDeleted as i32]);
+    let refused =
+        assert_code(relay.report_delivery(report(&sent.id, pb::DeliveryState::Sent)).await, Code::FailedPrecondition);
+    assert!(refused.message().contains("deleted"), "{refused:?}");
+}
+
+#[tokio::test]
+async fn an_email_suppression_holds_whatever_the_case() {
+    let app = spawn_app().await;
+    let (staff, conversation, _, _) = outgoing_sms(&app).await;
+    let bounced = pb::Suppression {
+        channel: pb::Channel::Email as i32,
+        address: "Buyer@Example.com".into(),
+        reason: pb::SuppressionReason::Bounced as i32,
+        ..Default::default()
+    };
+    assert_eq!(staff.add_suppression(bounced).await.unwrap().address, "buyer@example.com");
+    let mail = pb::Envelope {
+        channel: pb::Channel::Email as i32,
+        to_address: "BUYER@example.COM".into(),
+        ..Default::default()
+    };
+    let refused = staff.send_message(pb::SendMessageRequest { envelope: Some(mail), ..text(&conversation.id, "x") });
+    assert_code(refused.await, Code::FailedPrecondition);
 }
