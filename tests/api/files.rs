@@ -152,3 +152,39 @@ async fn a_scheduled_message_forwards_a_file_when_it_is_sent() {
     assert_eq!(content.data, b"%PDF plan");
     assert_eq!(app.kept_files().await, 1);
 }
+
+/// Bytes dropped by one unit while others name them (an upload of the same bytes, a
+/// forward) are never lost: on PostgreSQL these units run at once, and each must see
+/// what the others committed. Every attachment that a send returned keeps its bytes.
+#[tokio::test]
+async fn bytes_named_while_another_send_drops_them_are_never_lost() {
+    let app = spawn_app().await;
+    let agent = app.agent("Agent").await;
+    let (first, second, third) =
+        (app.conversation(&agent, &[]).await, app.conversation(&agent, &[]).await, app.conversation(&agent, &[]).await);
+    let session = app.session(&agent);
+    for round in 0..15 {
+        let bytes = format!("%PDF round {round}").into_bytes();
+        let original = session.send_message(document(&first.id, upload("a.pdf", &bytes))).await.unwrap();
+        let file_id = original.attachments[0].id.clone();
+        let (deleted, uploaded, forwarded) = tokio::join!(
+            session.delete_message(&original.id),
+            session.send_message(document(&second.id, upload("b.pdf", &bytes))),
+            session.send_message(document(&third.id, forward(&file_id))),
+        );
+        deleted.unwrap();
+        let uploaded = uploaded.unwrap();
+        assert_eq!(session.get_attachment(&uploaded.attachments[0].id).await.unwrap().data, bytes, "round {round}");
+        match forwarded {
+            Ok(message) => {
+                let kept = session.get_attachment(&message.attachments[0].id).await.unwrap().data;
+                assert_eq!(kept, bytes, "round {round}: a forward that was answered keeps its bytes");
+            }
+            // Forwarded after the original was deleted: refused, nothing half-stored.
+            Err(status) => assert!(
+                matches!(status.code(), Code::NotFound | Code::FailedPrecondition),
+                "round {round}: {status:?}"
+            ),
+        }
+    }
+}
