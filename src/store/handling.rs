@@ -4,7 +4,8 @@
 use sea_orm::ActiveValue::Set;
 
 use super::{
-    Store, access, conversations,
+    Store, WriteTx,
+    access::{self, ConversationRecord},
     door::{InConversation, OfMessage},
     entities::{conversation, message},
     views,
@@ -65,16 +66,24 @@ pub async fn set_conversation_handled(
                     active.handle_time = Set(handle_time);
                     active.handler_id = Set(handler_id);
                     record.row = access::save(tx.conn(), tx.account_id(), active).await?;
-                    tx.emit(NewEvent {
-                        kind: EventKind::ConversationHandled,
-                        conversation_id: Some(record.row.id.clone()),
-                        audience: Audience::Staff,
-                        payload: EventPayload::Conversation(Box::new(record.snapshot(true)?)),
-                    });
+                    emit_conversation(tx, &record)?;
                 }
                 Ok(())
             })
         })
         .await?;
-    conversations::get(store, caller, &id, View::Basic).await
+    let record = access::load_visible(&store.db, caller, &id).await?;
+    views::present_one(&store.db, caller, record, View::Basic).await
+}
+
+/// A conversation's handled mark changed (by staff, or reopened by a customer's message):
+/// to staff only, with the conversation as staff see it.
+pub(super) fn emit_conversation(tx: &mut WriteTx, record: &ConversationRecord) -> Result<(), Error> {
+    tx.emit(NewEvent {
+        kind: EventKind::ConversationHandled,
+        conversation_id: Some(record.row.id.clone()),
+        audience: Audience::Staff,
+        payload: EventPayload::Conversation(Box::new(record.snapshot(true)?)),
+    });
+    Ok(())
 }

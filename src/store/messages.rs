@@ -16,7 +16,7 @@ use super::{
     columns,
     door::{InConversation, OfMessage},
     entities::{attachment, conversation, message, message_read},
-    files, notifications,
+    files, handling, notifications,
     pending::{self, RequestedMessage},
     relays, templates, unread, views,
 };
@@ -255,7 +255,11 @@ pub(super) async fn insert(
         relays::keep_raw_payload(tx, &row.id, data).await?;
     }
     let attachments = insert_attachments(tx, &row, draft.attachments, attachment_ids).await?;
-    advance_summary(tx, record, &row).await?;
+    let reopens = record.row.handle_time.is_some() && crate::domain::handling::reopens(direction, row.private);
+    advance_summary(tx, record, &row, reopens).await?;
+    if reopens {
+        handling::emit_conversation(tx, record)?;
+    }
     let staff = access::staff_held(tx.conn(), tx.account_id(), record.participant_ids()).await?;
     let facts = MessageFacts { sender_id: &row.sender_id, private: row.private, deleted: false };
     let readers = unread::readers_of(facts, &record.participants, &staff);
@@ -343,9 +347,19 @@ async fn insert_attachments(
     Ok(attachments)
 }
 
-/// The conversation's sequences, update times and last messages after `message`.
-async fn advance_summary(tx: &WriteTx, record: &mut ConversationRecord, message: &message::Model) -> Result<(), Error> {
+/// The conversation's sequences, update times and last messages after `message`, and its
+/// handled mark cleared when the message reopens it.
+async fn advance_summary(
+    tx: &WriteTx,
+    record: &mut ConversationRecord,
+    message: &message::Model,
+    reopens: bool,
+) -> Result<(), Error> {
     let mut summary: conversation::ActiveModel = record.row.clone().into();
+    if reopens {
+        summary.handle_time = Set(None);
+        summary.handler_id = Set(None);
+    }
     summary.message_sequence = Set(message.sequence);
     summary.note_sequence = Set(message.note_sequence);
     summary.update_time = Set(tx.now);

@@ -181,10 +181,9 @@ async fn bytes_named_while_another_send_drops_them_are_never_lost() {
                 assert_eq!(kept, bytes, "round {round}: a forward that was answered keeps its bytes");
             }
             // Forwarded after the original was deleted: refused, nothing half-stored.
-            Err(status) => assert!(
-                matches!(status.code(), Code::NotFound | Code::FailedPrecondition),
-                "round {round}: {status:?}"
-            ),
+            Err(status) => {
+                assert!(matches!(status.code(), Code::NotFound | Code::FailedPrecondition), "round {round}: {status:?}")
+            }
         }
     }
 }

@@ -452,6 +452,15 @@ async fn staff_mark_messages_and_conversations_handled_and_filter_their_inbox() 
     let unmarked = next_of_type(&mut staff_stream, pb::EventType::MessageHandled, 1).await;
     let Some(pb::event::Payload::Message(message)) = &unmarked[0].payload else { panic!("{unmarked:?}") };
     assert!(message.handled.is_none());
+    // The customer writing again reopens the conversation; staff's replies do not.
+    app.send(&agent, &done.id, "It ships tomorrow.").await;
+    assert!(staff.get_conversation(&done.id).await.unwrap().handled.is_some(), "a staff reply keeps the mark");
+    app.send(&lead, &done.id, "Thanks! One more question.").await;
+    assert!(staff.get_conversation(&done.id).await.unwrap().handled.is_none(), "the customer reopened it");
+    let reopened = next_of_type(&mut staff_stream, pb::EventType::ConversationHandled, 1).await;
+    let Some(pb::event::Payload::Conversation(conversation)) = &reopened[0].payload else { panic!("{reopened:?}") };
+    assert!(conversation.handled.is_none());
+    assert_eq!(ids(staff.list_conversations(inbox(true)).await.unwrap()), Vec::<String>::new());
     // The member's stream, replaying everything, carries none of it.
     let mut member_stream = member.subscribe_after("0").await.unwrap();
     let member_events = crate::helpers::events_until_heartbeat(&mut member_stream).await;
