@@ -1,5 +1,7 @@
 //! Staff's handled marks on messages and conversations (staff only, each change an event
-//! to staff only; marking something as it already is changes nothing).
+//! to staff only; marking something as it already is changes nothing), and the event of a
+//! conversation a customer's message reopens (`messages::insert` clears the mark in the
+//! send's own update of the conversation, by `domain::handling::reopens`).
 
 use sea_orm::ActiveValue::Set;
 
