@@ -11,7 +11,7 @@ use crate::{
         error::Violations,
         ids,
         paging::Page,
-        relays::{self, DeliveryReport, MAX_NOTE_CHARS},
+        relays::{self, DeliveryReport, MAX_NOTE_CHARS, SuppressionQuery},
         text,
     },
     store,
@@ -32,7 +32,7 @@ impl RelayApi {
 /// An address on a channel from a request's `channel` and `address` fields.
 fn address_from(channel: i32, address: String) -> Result<(Channel, String), Error> {
     let channel = convert::channel_from("channel", channel)?;
-    relays::parse_address(Some(channel), address)
+    relays::parse_address(channel, address)
 }
 
 #[tonic::async_trait]
@@ -78,18 +78,9 @@ impl pb::relay_service_server::RelayService for RelayApi {
     ) -> Result<Response<pb::ListSuppressionsResponse>, Status> {
         let caller = self.state.caller(&request)?;
         let request = request.into_inner();
-        let (channel, address) = match (convert::channel_from("channel", request.channel)?, request.address) {
-            (Channel::InApp, address) if address.is_empty() => (None, None),
-            (Channel::InApp, _) => return Err(Error::invalid("channel", "is required with an address").into()),
-            (channel, address) if address.is_empty() => (Some(channel), None),
-            (channel, address) => {
-                let (channel, address) = relays::parse_address(Some(channel), address)?;
-                (Some(channel), Some(address))
-            }
-        };
-        let fingerprint = format!("suppressions|{}|{channel:?}|{address:?}", caller.user_id);
-        let page = Page::parse(request.page_size, &request.page_token, &fingerprint)?;
-        let listing = store::relays::list_suppressions(&self.state.store, &caller, channel, address, &page).await?;
+        let query = SuppressionQuery::parse(convert::channel_from("channel", request.channel)?, request.address)?;
+        let page = Page::parse(request.page_size, &request.page_token, &query.fingerprint(&caller))?;
+        let listing = store::relays::list_suppressions(&self.state.store, &caller, &query, &page).await?;
         Ok(Response::new(pb::ListSuppressionsResponse {
             suppressions: listing.items.into_iter().map(pb::Suppression::from).collect(),
             next_page_token: listing.next_page_token,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 pub use super::delivery::{Delivery, DeliveryError, DeliveryState};
 use super::{
-    Error, Micros,
+    Caller, Error, Micros,
     channels::{self, Channel},
     error::Violations,
     text,
@@ -135,22 +135,53 @@ pub struct Suppression {
     pub create_time: Micros,
 }
 
-/// An address on a channel, as suppressions and envelopes store it: every bad field named.
-pub fn parse_address(channel: Option<Channel>, address: String) -> Result<(Channel, String), Error> {
+/// An address on a channel (never in-app), as suppressions and envelopes store it: every
+/// bad field named.
+pub fn parse_address(channel: Channel, address: String) -> Result<(Channel, String), Error> {
     let mut violations = Violations::new();
-    let channel = violations.check(match channel {
-        None | Some(Channel::InApp) => Err(Error::invalid("channel", "is required: EMAIL, SMS, WHATSAPP or VOICE")),
-        Some(channel) => Ok(channel),
-    });
-    let address = match (channel, address.is_empty()) {
-        (_, true) => violations.check(Err(Error::invalid("address", "is required"))),
-        (Some(channel), false) => violations.check(channels::parse_address("address", channel, address)),
-        (None, false) => None,
+    if channel == Channel::InApp {
+        violations.add("channel", "is required: EMAIL, SMS, WHATSAPP or VOICE");
+    }
+    let address = if address.is_empty() {
+        violations.check(Err::<String, _>(Error::invalid("address", "is required")))
+    } else if channel == Channel::InApp {
+        None
+    } else {
+        violations.check(channels::parse_address("address", channel, address))
     };
     violations.finish()?;
-    match (channel, address) {
-        (Some(channel), Some(address)) => Ok((channel, address)),
-        _ => Err(Error::Internal("an address's fields were checked, yet one is missing".into())),
+    address
+        .map(|address| (channel, address))
+        .ok_or_else(|| Error::Internal("an address's fields were checked, yet one is missing".into()))
+}
+
+/// Which suppressions a listing wants: of one channel, or one address on it ("is this
+/// address suppressed?"), or all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SuppressionQuery {
+    /// Only this channel's.
+    pub channel: Option<Channel>,
+    /// Only this address (normalized), with `channel`.
+    pub address: Option<String>,
+}
+
+impl SuppressionQuery {
+    /// The query of a request's `channel` (in-app: any) and `address` ("": any), which
+    /// needs its channel.
+    pub fn parse(channel: Channel, address: String) -> Result<Self, Error> {
+        match (channel, address.is_empty()) {
+            (Channel::InApp, true) => Ok(Self::default()),
+            (channel, true) => Ok(Self { channel: Some(channel), address: None }),
+            (channel, false) => {
+                let (channel, address) = parse_address(channel, address)?;
+                Ok(Self { channel: Some(channel), address: Some(address) })
+            }
+        }
+    }
+
+    /// Identifies the query for page tokens.
+    pub fn fingerprint(&self, caller: &Caller) -> String {
+        format!("suppressions|{}|{:?}|{:?}", caller.user_id, self.channel, self.address)
     }
 }
 
@@ -180,8 +211,18 @@ mod tests {
 
     #[test]
     fn suppressed_addresses_are_stored_as_envelopes_store_them() {
-        assert_eq!(parse_address(Some(Channel::Sms), "(555) 123-4567".into()).unwrap().1, "+15551234567");
-        assert!(parse_address(Some(Channel::InApp), "x".into()).is_err());
-        assert!(parse_address(Some(Channel::Email), "not an address".into()).is_err());
+        assert_eq!(parse_address(Channel::Sms, "(555) 123-4567".into()).unwrap().1, "+15551234567");
+        fn field<T: std::fmt::Debug>(result: Result<T, Error>) -> Vec<String> {
+            match result {
+                Err(Error::InvalidArgument(v)) => v.into_iter().map(|v| v.field).collect(),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(field(parse_address(Channel::InApp, "x".into())), ["channel"]);
+        assert_eq!(field(parse_address(Channel::InApp, String::new())), ["channel", "address"]);
+        assert_eq!(field(parse_address(Channel::Email, "not an address".into())), ["address"]);
+        assert_eq!(field(SuppressionQuery::parse(Channel::InApp, "a@b.example".into())), ["channel"]);
+        let one = SuppressionQuery::parse(Channel::Sms, "555-123-4567".into()).unwrap();
+        assert_eq!((one.channel, one.address.as_deref()), (Some(Channel::Sms), Some("+15551234567")));
     }
 }

@@ -32,7 +32,7 @@ pub(super) async fn resolve_forwards<C: ConnectionTrait>(
             resolved.push(file);
             continue;
         };
-        let original = readable(conn, caller, id).await?;
+        let original = views::attachment_from_row(readable_row(conn, caller, id).await?);
         resolved.push(file.forwarding(&format!("attachments[{index}].attachment_id"), &original, kind)?);
     }
     Ok(resolved)
@@ -51,10 +51,6 @@ pub(super) async fn readable_row<C: ConnectionTrait>(
         other => other,
     })?;
     Ok(row)
-}
-
-async fn readable<C: ConnectionTrait>(conn: &C, caller: &Caller, id: &str) -> Result<Attachment, Error> {
-    Ok(views::attachment_from_row(readable_row(conn, caller, id).await?))
 }
 
 /// Takes the locks of the bytes these files name, shared, before they are named: a unit

@@ -24,6 +24,7 @@ use crate::domain::{
     Caller, Error, View,
     conversations::Mute,
     events::{Audience, EventKind, EventPayload, NewEvent},
+    handling::reopens as reopens_handled,
     idempotency::RequestKey,
     messages::{
         Attachment, AttachmentContent, Direction, Message, MessageDraft, MessageKind, MessagePatch, MessageQuery,
@@ -255,7 +256,7 @@ pub(super) async fn insert(
         relays::keep_raw_payload(tx, &row.id, data).await?;
     }
     let attachments = insert_attachments(tx, &row, draft.attachments, attachment_ids).await?;
-    let reopens = record.row.handle_time.is_some() && crate::domain::handling::reopens(direction, row.private);
+    let reopens = record.row.handle_time.is_some() && reopens_handled(direction, row.private);
     advance_summary(tx, record, &row, reopens).await?;
     if reopens {
         handling::emit_conversation(tx, record)?;

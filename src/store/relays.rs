@@ -22,7 +22,7 @@ use crate::domain::{
     events::{Audience, EventKind, EventPayload, NewEvent},
     messages::{Direction, Message},
     paging::Page,
-    relays::{DeliveryReport, DeliveryState, RawPayload, Suppression, SuppressionReason},
+    relays::{DeliveryReport, DeliveryState, RawPayload, Suppression, SuppressionQuery, SuppressionReason},
 };
 
 /// The delivery a new message starts with: PENDING for an outgoing relayed message, none
@@ -263,16 +263,15 @@ pub async fn remove_suppression(
 pub async fn list_suppressions(
     store: &Store,
     caller: &Caller,
-    channel: Option<Channel>,
-    address: Option<String>,
+    query: &SuppressionQuery,
     page: &Page<(i64, String, String)>,
 ) -> Result<Listing<Suppression>, Error> {
     caller.require_staff("list suppressions")?;
     let mut find = suppression::Entity::find().filter(access::of_account::<suppression::Entity>(&caller.account_id));
-    if let Some(channel) = channel {
+    if let Some(channel) = query.channel {
         find = find.filter(suppression::Column::Channel.eq(channel.as_str()));
     }
-    if let Some(address) = address {
+    if let Some(address) = &query.address {
         find = find.filter(suppression::Column::Address.eq(address));
     }
     let total = sea_orm::PaginatorTrait::count(find.clone(), &store.db).await?;

@@ -52,9 +52,9 @@ pub async fn create(
                 let owner_id = (new.scope == TemplateScope::Personal).then(|| caller.user_id.clone());
                 let namespace = owner_id.clone().unwrap_or_else(|| caller.account_id.clone());
                 let scope = (caller.account_id.as_str(), namespace.as_str(), None);
-                ensure_free(tx.conn(), scope, "name", &new.name).await?;
+                ensure_free(tx.conn(), scope, template::Column::Name, &new.name).await?;
                 if let Some(alias) = &new.alias {
-                    ensure_free(tx.conn(), scope, "alias", alias).await?;
+                    ensure_free(tx.conn(), scope, template::Column::Alias, alias).await?;
                 }
                 let row = template::ActiveModel {
                     id: Set(ids::new_id(ids::TEMPLATE)),
@@ -126,10 +126,10 @@ pub async fn update(store: &Store, caller: &Caller, id: String, patch: TemplateP
                 template.may_change(caller)?;
                 let scope = (row.account_id.as_str(), row.namespace.as_str(), Some(row.id.as_str()));
                 if let Some(name) = &patch.name {
-                    ensure_free(tx.conn(), scope, "name", name).await?;
+                    ensure_free(tx.conn(), scope, template::Column::Name, name).await?;
                 }
                 if let Some(Some(alias)) = &patch.alias {
-                    ensure_free(tx.conn(), scope, "alias", alias).await?;
+                    ensure_free(tx.conn(), scope, template::Column::Alias, alias).await?;
                 }
                 let mut active: template::ActiveModel = row.into();
                 if let Some(name) = patch.name {
@@ -242,16 +242,17 @@ fn visible(row: Option<template::Model>, caller: &Caller, id: &str) -> Result<(t
     if template.visible_to(caller) { Ok((row, template)) } else { Err(Error::not_found("template", id)) }
 }
 
-/// ALREADY_EXISTS when another template of the namespace has `value` as its `field`
-/// (`name` or `alias`: each is unique in its scope).
+/// ALREADY_EXISTS when another template of the namespace has `value` in `column` (its
+/// name or its alias: each is unique in its scope).
 async fn ensure_free<C: ConnectionTrait>(
     conn: &C,
     row: (&str, &str, Option<&str>),
-    field: &str,
+    column: template::Column,
     value: &str,
 ) -> Result<(), Error> {
+    use sea_orm::IdenStatic;
     let (account_id, namespace, except_id) = row;
-    let column = if field == "alias" { template::Column::Alias } else { template::Column::Name };
+    let field = column.as_str();
     let mut find = template::Entity::find()
         .filter(template::Column::AccountId.eq(account_id))
         .filter(template::Column::Namespace.eq(namespace))
